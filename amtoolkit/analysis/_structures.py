@@ -1,0 +1,81 @@
+"""Validation and normalisation of the structures every analysis function receives."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+from ase import Atoms
+
+from amtoolkit.errors import StructureError
+
+GHOST_NUMBER = 0
+
+
+def as_structure_list(structures: Atoms | Iterable[Atoms]) -> list[Atoms]:
+    """Return `structures` as a non-empty list of Atoms (one Atoms becomes a list of one)."""
+    if isinstance(structures, Atoms):
+        return [structures]
+    out = list(structures)
+    if not out:
+        raise StructureError("no structures given")
+    for k, a in enumerate(out):
+        if not isinstance(a, Atoms):
+            raise StructureError(f"frame {k}: expected ase.Atoms, got {type(a).__name__}")
+    return out
+
+
+def real_atoms(atoms: Atoms) -> Atoms:
+    """Return `atoms` without ghost atoms (atomic number 0); the input is not modified."""
+    mask = atoms.numbers != GHOST_NUMBER
+    if mask.all():
+        return atoms
+    return atoms[mask]
+
+
+def check_structure(atoms: Atoms, *, periodic: bool = True, frame: int | None = None) -> None:
+    """Raise StructureError naming the problem if `atoms` cannot be analysed.
+
+    Checks: at least one atom, finite positions, and (when `periodic`) a 3D-periodic
+    cell with positive volume.
+    """
+    where = f"frame {frame}: " if frame is not None else ""
+    if len(atoms) == 0:
+        raise StructureError(f"{where}structure has no atoms")
+    pos = atoms.positions
+    if not np.all(np.isfinite(pos)):
+        bad = int(np.argwhere(~np.isfinite(pos))[0, 0])
+        raise StructureError(f"{where}non-finite position (NaN or inf) on atom {bad}")
+    if periodic:
+        if not all(atoms.pbc):
+            raise StructureError(
+                f"{where}cell is not periodic in all three directions (pbc={atoms.pbc.tolist()})"
+            )
+        volume = abs(np.linalg.det(atoms.cell.array))
+        if not np.isfinite(volume) or volume < 1e-6:
+            raise StructureError(f"{where}cell has zero volume")
+
+
+def prepare(
+    structures: Atoms | Iterable[Atoms], *, periodic: bool = True
+) -> list[Atoms]:
+    """Validate a structure or set and return the real-atom (ghost-free) list."""
+    frames = as_structure_list(structures)
+    out = []
+    for k, a in enumerate(frames):
+        frame = k if len(frames) > 1 else None
+        check_structure(a, periodic=periodic, frame=frame)
+        real = real_atoms(a)
+        if len(real) == 0:
+            where = f"frame {k}: " if frame is not None else ""
+            raise StructureError(f"{where}structure has only ghost atoms")
+        out.append(real)
+    return out
+
+
+def species_of(frames: Sequence[Atoms]) -> list[str]:
+    """Sorted element symbols present in any of `frames` (by atomic number)."""
+    numbers = sorted({int(z) for a in frames for z in np.unique(a.numbers)})
+    from ase.data import chemical_symbols
+
+    return [chemical_symbols[z] for z in numbers]

@@ -1,0 +1,51 @@
+"""Datasets of amorphous structures, ghost atoms and element vocabularies.
+
+- `Dataset`: frames + property table (NaN = missing) + provenance; extxyz, AMDEN
+  (extxyz + JSON), LAMMPS data and HDF5 (lazy) readers; deterministic splits with
+  train-set normalisation.
+- Ghost atoms (`add_ghosts`, `remove_ghosts`, `n_target`, `MAX_DENSITY`).
+- `ElementVocabulary`: atomic numbers <-> model class indices, ghost = class 0.
+- `import_dm2_sio2`: the DM2 a-SiO2 glasses (LAMMPS data) as a Dataset.
+- `PROPERTY_UNITS`: documented property keys and units.
+"""
+
+from __future__ import annotations
+
+from amtoolkit.data.dataset import (
+    Dataset,
+    DatasetError,
+    Frame,
+    available_datasets,
+    compute_normalisation,
+)
+from amtoolkit.data.dm2 import import_dm2_sio2
+from amtoolkit.data.ghosts import (
+    GHOST_NUMBER,
+    GHOST_SYMBOL,
+    MAX_DENSITY,
+    add_ghosts,
+    ghost_mask,
+    n_target,
+    remove_ghosts,
+)
+from amtoolkit.data.properties import PROPERTY_UNITS
+from amtoolkit.data.vocabulary import ElementVocabulary, VocabularyError
+
+__all__ = [
+    "GHOST_NUMBER",
+    "GHOST_SYMBOL",
+    "MAX_DENSITY",
+    "PROPERTY_UNITS",
+    "Dataset",
+    "DatasetError",
+    "ElementVocabulary",
+    "Frame",
+    "VocabularyError",
+    "add_ghosts",
+    "available_datasets",
+    "compute_normalisation",
+    "ghost_mask",
+    "import_dm2_sio2",
+    "n_target",
+    "remove_ghosts",
+]

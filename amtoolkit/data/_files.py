@@ -1,0 +1,66 @@
+"""File helpers shared by the dataset readers and writers: atomic writes, provenance."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path next to `path`; on success move it onto `path` atomically.
+
+    The temporary file lives in the same directory (so ``os.replace`` is atomic) and is
+    removed if the body raises; an existing `path` is untouched until the body succeeds.
+    """
+    target = Path(path)
+    directory = target.parent if str(target.parent) else Path(".")
+    if not directory.is_dir():
+        raise FileNotFoundError(f"directory does not exist: {directory}")
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.chmod(tmp, _mode_for(target))  # mkstemp makes 0600 files
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+
+
+def _mode_for(target: Path) -> int:
+    """Permissions of an existing `target`, else the usual 0666 minus the umask."""
+    if target.exists():
+        return target.stat().st_mode & 0o7777
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def check_readable(path: str | os.PathLike, what: str = "file") -> Path:
+    """Return `path` as a Path, raising FileNotFoundError naming it if it is not a file."""
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"{what} not found: {p}")
+    return p
+
+
+def provenance(source: Any, command: str, **extra: Any) -> dict[str, Any]:
+    """Provenance record of a dataset: where it came from, how, when, with which version."""
+    from amtoolkit import __version__
+
+    record: dict[str, Any] = {
+        "source": source,
+        "command": command,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "amtoolkit_version": __version__,
+    }
+    record.update(extra)
+    return record

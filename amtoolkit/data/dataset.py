@@ -1,0 +1,729 @@
+"""Datasets of amorphous structures: frames, a property table and provenance.
+
+A `Dataset` holds frames (atomic numbers, positions, cell, pbc), a table of named
+float properties aligned with the frames (NaN = missing) and a provenance record.
+Frames live in a frame store: in memory (`MemoryFrames`) or lazily in an HDF5 file
+(`amtoolkit.data.hdf5.HDF5Frames`); a dataset is a view of a store through an index,
+so subsets and train/val/test splits share the frames without copying them.
+
+Property keys and units: see `amtoolkit.data.properties.PROPERTY_UNITS`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from numbers import Real
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from ase import Atoms
+from ase.data import chemical_symbols
+
+from amtoolkit.analysis._result import to_jsonable
+from amtoolkit.data._files import atomic_path, check_readable
+from amtoolkit.data._files import provenance as _provenance
+from amtoolkit.errors import StructureError
+
+SHIPPED_DIR = Path(__file__).resolve().parent / "shipped"
+"""Folder of the datasets shipped with the package (``<name>.h5``), see `Dataset.load`."""
+
+MAX_ATOMIC_NUMBER = len(chemical_symbols) - 1
+"""Largest atomic number a dataset stores (0 = ghost)."""
+
+Normalisation = dict[str, tuple[float, float]]
+"""Property name -> (mean, std) of the training split."""
+
+
+class DatasetError(ValueError):
+    """A dataset cannot be built, read or split; the message names the file, count or key."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Frame:
+    """One structure of a dataset as plain arrays.
+
+    Attributes:
+        numbers: atomic numbers ``[n_atoms]`` int64 (0 = ghost).
+        positions: Cartesian positions ``[n_atoms, 3]`` float64, Å, relative to the cell origin.
+        cell: cell vectors as rows ``[3, 3]`` float64, Å.
+        pbc: periodic directions ``[3]`` bool.
+    """
+
+    numbers: np.ndarray
+    positions: np.ndarray
+    cell: np.ndarray
+    pbc: np.ndarray
+
+    def to_atoms(self, info: Mapping[str, Any] | None = None) -> Atoms:
+        """The frame as ase.Atoms (positions not wrapped), with `info` copied into atoms.info."""
+        atoms = Atoms(numbers=self.numbers, positions=self.positions, cell=self.cell, pbc=self.pbc)
+        if info:
+            atoms.info.update(info)
+        return atoms
+
+
+class FrameStore:
+    """Frames stored flat: per-frame atom counts, cells and pbc, and a `read(i)` method.
+
+    Subclasses set ``n_atoms`` ``[n_frames]`` int64, ``cells`` ``[n_frames, 3, 3]``
+    float64 and ``pbc`` ``[n_frames, 3]`` bool, and implement `read`.
+    """
+
+    n_atoms: np.ndarray
+    cells: np.ndarray
+    pbc: np.ndarray
+    path: Path | None = None  # the file the frames are read from, None in memory
+
+    def __len__(self) -> int:
+        return len(self.n_atoms)
+
+    def read(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """Atomic numbers ``[n]`` and positions ``[n, 3]`` of frame `i` of the store."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release any open file handle (reading again reopens it)."""
+
+
+class MemoryFrames(FrameStore):
+    """Frames held in memory as flat arrays (the HDF5 layout, see `amtoolkit.data.hdf5`)."""
+
+    def __init__(
+        self,
+        numbers: np.ndarray,
+        positions: np.ndarray,
+        offsets: np.ndarray,
+        cells: np.ndarray,
+        pbc: np.ndarray,
+    ) -> None:
+        self.numbers = np.asarray(numbers, dtype=np.int64)  # [n_total]
+        self.positions = np.asarray(positions, dtype=np.float64).reshape(-1, 3)  # [n_total, 3]
+        self.offsets = np.asarray(offsets, dtype=np.int64)  # [n_frames + 1]
+        self.cells = np.asarray(cells, dtype=np.float64).reshape(-1, 3, 3)
+        self.pbc = np.asarray(pbc, dtype=bool).reshape(-1, 3)
+        self.n_atoms = np.diff(self.offsets)
+
+    @classmethod
+    def from_structures(cls, structures: Sequence[Atoms]) -> MemoryFrames:
+        """Flatten `structures`; positions are shifted to the cell origin (ASE celldisp)."""
+        numbers, positions, cells, pbc = [], [], [], []
+        offsets = [0]
+        for k, atoms in enumerate(structures):
+            z = np.asarray(atoms.numbers, dtype=np.int64)
+            if z.size and (z.min() < 0 or z.max() > MAX_ATOMIC_NUMBER):
+                raise StructureError(f"frame {k}: invalid atomic number in {sorted(set(z))}")
+            pos = atoms.positions - atoms.get_celldisp().reshape(1, 3)
+            if not np.all(np.isfinite(pos)):
+                bad = int(np.argwhere(~np.isfinite(pos))[0, 0])
+                raise StructureError(f"frame {k}: non-finite position (NaN or inf) on atom {bad}")
+            numbers.append(z)
+            positions.append(pos)
+            cells.append(atoms.cell.array)
+            pbc.append(atoms.pbc)
+            offsets.append(offsets[-1] + len(atoms))
+        return cls(
+            np.concatenate(numbers) if numbers else np.zeros(0, np.int64),
+            np.concatenate(positions) if positions else np.zeros((0, 3)),
+            np.asarray(offsets),
+            np.asarray(cells) if cells else np.zeros((0, 3, 3)),
+            np.asarray(pbc) if pbc else np.zeros((0, 3), bool),
+        )
+
+    def read(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        a, b = self.offsets[i], self.offsets[i + 1]
+        return self.numbers[a:b].copy(), self.positions[a:b].copy()
+
+
+# --------------------------------------------------------------------------- properties
+
+
+def _check_property_name(name: object, where: str) -> str:
+    if not isinstance(name, str) or not name or "/" in name or name in (".", ".."):
+        raise DatasetError(f"{where}: invalid property name {name!r} (non-empty, no '/')")
+    return name
+
+
+def _numeric_scalar(value: Any) -> float | None:
+    """float(value) for a real numeric scalar (not bool); None for anything else."""
+    if isinstance(value, (bool, np.bool_)):
+        return None
+    if isinstance(value, np.ndarray):
+        if value.ndim != 0 or not np.issubdtype(value.dtype, np.number):
+            return None
+        value = value.item()
+    if isinstance(value, (Real, np.integer, np.floating)):
+        return float(value)
+    return None
+
+
+def table_from_records(
+    records: Sequence[Mapping[str, Any] | None], where: str
+) -> tuple[dict[str, np.ndarray], list[str]]:
+    """Property table from one dict per frame (missing key or None -> NaN).
+
+    A key whose values are all non-numeric (strings, lists, bools) is not a property and
+    is returned in the list of ignored keys; a key with numeric values in some records
+    and non-numeric ones in others is an error naming the record.
+
+    Returns:
+        (table name -> float64 ``[n_records]``, ignored keys).
+    """
+    keys: dict[str, None] = {}
+    for k, record in enumerate(records):
+        if record is not None and not isinstance(record, Mapping):
+            raise DatasetError(f"{where}: record {k} is {type(record).__name__}, expected a dict")
+        for key in record or {}:
+            keys.setdefault(key, None)
+    table: dict[str, np.ndarray] = {}
+    ignored: list[str] = []
+    for key in keys:
+        column = np.full(len(records), np.nan)
+        numeric, other = [], []
+        for k, record in enumerate(records):
+            value = (record or {}).get(key)
+            if value is None:
+                continue
+            x = _numeric_scalar(value)
+            if x is None:
+                other.append((k, value))
+            else:
+                numeric.append(k)
+                column[k] = x
+        if other and not numeric:
+            ignored.append(str(key))
+            continue
+        if other:
+            k, value = other[0]
+            raise DatasetError(
+                f"{where}: property {key!r} is numeric in record {numeric[0]} but "
+                f"{type(value).__name__} ({value!r:.40}) in record {k}"
+            )
+        table[_check_property_name(key, where)] = column
+    return table, ignored
+
+
+def table_from_columns(
+    columns: Mapping[str, Any], n_frames: int, where: str
+) -> dict[str, np.ndarray]:
+    """Property table from name -> values aligned with the frames (None/NaN = missing)."""
+    table = {}
+    for name, values in columns.items():
+        _check_property_name(name, where)
+        values = list(values) if not isinstance(values, np.ndarray) else values
+        if len(values) != n_frames:
+            raise DatasetError(
+                f"{where}: property {name!r} has {len(values)} values but there are "
+                f"{n_frames} frames"
+            )
+        try:
+            column = np.array(
+                [np.nan if v is None else v for v in values], dtype=np.float64
+            ).reshape(n_frames)
+        except (TypeError, ValueError) as err:
+            raise DatasetError(f"{where}: property {name!r} is not numeric: {err}") from None
+        table[name] = column
+    return table
+
+
+def _info_properties(atoms: Atoms) -> dict[str, float]:
+    """Numeric scalars of atoms.info, plus scalar results of a SinglePointCalculator."""
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    out: dict[str, Any] = {}
+    if isinstance(atoms.calc, SinglePointCalculator):
+        out.update(atoms.calc.results)
+    out.update(atoms.info)
+    return out
+
+
+def compute_normalisation(properties: Mapping[str, np.ndarray]) -> Normalisation:
+    """Per-property (mean, std) ignoring NaN (missing) values.
+
+    Properties without any finite value are left out; a zero standard deviation (one
+    value, or a constant column) is stored as 1.0 so that normalising never divides by 0.
+    The std is the population one (ddof = 0).
+    """
+    stats: Normalisation = {}
+    for name, values in properties.items():
+        x = np.asarray(values, dtype=np.float64)
+        x = x[np.isfinite(x)]
+        if x.size == 0:
+            continue
+        std = float(x.std())
+        stats[name] = (float(x.mean()), std if std > 0 else 1.0)
+    return stats
+
+
+# --------------------------------------------------------------------------- dataset
+
+
+class Dataset:
+    """Frames + property table + provenance; an ASE-style sequence of structures.
+
+    Build one with `from_atoms`, `from_extxyz`, `from_amden`, `from_lammps_data`,
+    `from_hdf5` or `load`. ``len(ds)``, ``for atoms in ds``, ``ds[i]`` / ``ds.atoms(i)``
+    (ase.Atoms with its properties in ``atoms.info``, missing ones omitted),
+    ``ds[2:5]`` / ``ds[[0, 3]]`` (a sub-dataset sharing the frames),
+    ``ds.properties[name]`` (float ``[len(ds)]``, NaN = missing), ``ds.property_names``,
+    ``ds.provenance``, ``ds.normalisation`` (set by `split`).
+
+    Example:
+        >>> ds = Dataset.from_extxyz("train.extxyz")
+        >>> train, val, test = ds.split(val=0.1, test=0.1, seed=0)
+        >>> train.normalisation["shear_modulus"]  # (mean, std) on the train split
+    """
+
+    def __init__(
+        self,
+        frames: FrameStore,
+        properties: Mapping[str, np.ndarray] | None = None,
+        provenance: Mapping[str, Any] | None = None,
+        *,
+        index: np.ndarray | None = None,
+        normalisation: Normalisation | None = None,
+    ) -> None:
+        """Wrap a frame store; `properties` columns are aligned with the store's frames."""
+        self._frames = frames
+        n_store = len(frames)
+        self._table = {
+            name: np.asarray(col, dtype=np.float64)
+            for name, col in table_from_columns(properties or {}, n_store, "dataset").items()
+        }
+        self._index = (
+            np.arange(n_store, dtype=np.int64) if index is None else np.asarray(index, np.int64)
+        )
+        self._provenance = dict(provenance or {})
+        self._normalisation = dict(normalisation) if normalisation is not None else None
+
+    # ---- constructors
+
+    @classmethod
+    def from_atoms(
+        cls,
+        structures: Iterable[Atoms],
+        properties: Mapping[str, Any] | None = None,
+        provenance: Mapping[str, Any] | None = None,
+    ) -> Dataset:
+        """Dataset of in-memory structures.
+
+        Args:
+            structures: ase.Atoms frames (copied; positions stored relative to the cell origin).
+            properties: name -> values aligned with the frames (None/NaN = missing). They
+                are added to (and override same-named) numeric scalars found in each
+                frame's ``atoms.info`` and SinglePointCalculator results.
+            provenance: extra provenance entries (source, command, ...); ``created`` and
+                ``amtoolkit_version`` are filled in.
+        """
+        frames = list(structures)
+        for k, atoms in enumerate(frames):
+            if not isinstance(atoms, Atoms):
+                raise DatasetError(f"frame {k}: expected ase.Atoms, got {type(atoms).__name__}")
+        table, _ = table_from_records([_info_properties(a) for a in frames], "atoms.info")
+        table.update(table_from_columns(properties or {}, len(frames), "properties"))
+        record = _provenance("ase.Atoms", f"Dataset.from_atoms(<{len(frames)} structures>)")
+        record.update(provenance or {})
+        return cls(MemoryFrames.from_structures(frames), table, record)
+
+    @classmethod
+    def from_extxyz(cls, path: str | os.PathLike, index: str | int = ":") -> Dataset:
+        """Read an extxyz file; properties are the numeric scalars of each frame's info line.
+
+        Non-numeric info entries (strings, arrays, booleans) are ignored; ``energy``
+        and ``free_energy``, which ASE moves into a SinglePointCalculator, are kept.
+        """
+        import ase.io
+
+        p = check_readable(path, "extxyz file")
+        frames = ase.io.read(p, index=index, format="extxyz")
+        frames = [frames] if isinstance(frames, Atoms) else list(frames)
+        table, ignored = table_from_records([_info_properties(a) for a in frames], str(p))
+        record = _provenance(
+            str(p), f"Dataset.from_extxyz({str(p)!r})", format="extxyz", ignored_keys=ignored
+        )
+        return cls(MemoryFrames.from_structures(frames), table, record)
+
+    @classmethod
+    def from_amden(cls, extxyz: str | os.PathLike, properties_json: str | os.PathLike) -> Dataset:
+        """Import the AMDEN layout: an extxyz file plus a JSON list of property dicts.
+
+        The JSON (or YAML, by suffix) file holds one dict per frame, in frame order;
+        ``null`` = missing. Its numeric values become properties, overriding same-named
+        info entries of the extxyz frames; keys whose values are all non-numeric are skipped.
+
+        Raises:
+            DatasetError: if the list length differs from the number of frames (naming
+                both counts and both files) or a record is not a dict.
+        """
+        import ase.io
+
+        xyz = check_readable(extxyz, "extxyz file")
+        pj = check_readable(properties_json, "property file")
+        frames = ase.io.read(xyz, index=":", format="extxyz")
+        with open(pj, encoding="utf-8") as fh:
+            if pj.suffix.lower() in (".yml", ".yaml"):
+                import yaml
+
+                records = yaml.safe_load(fh)
+            else:
+                try:
+                    records = json.load(fh)
+                except json.JSONDecodeError as err:
+                    raise DatasetError(f"{pj}: not valid JSON: {err}") from None
+        if not isinstance(records, list):
+            raise DatasetError(
+                f"{pj}: expected a list of property dicts (one per frame), "
+                f"got {type(records).__name__}"
+            )
+        if len(records) != len(frames):
+            raise DatasetError(
+                f"{pj} has {len(records)} property records but {xyz} has {len(frames)} frames"
+            )
+        for k, rec in enumerate(records):
+            if rec is not None and not isinstance(rec, dict):
+                raise DatasetError(f"{pj}: record {k} is {type(rec).__name__}, expected a dict")
+        table, ignored_info = table_from_records([_info_properties(a) for a in frames], str(xyz))
+        amden, ignored = table_from_records(records, str(pj))
+        table.update(amden)
+        record = _provenance(
+            {"structures": str(xyz), "properties": str(pj)},
+            f"Dataset.from_amden({str(xyz)!r}, {str(pj)!r})",
+            format="amden",
+            ignored_keys=sorted((set(ignored) | set(ignored_info)) - set(table)),
+        )
+        return cls(MemoryFrames.from_structures(frames), table, record)
+
+    @classmethod
+    def from_lammps_data(
+        cls,
+        paths: str | os.PathLike | Sequence[str | os.PathLike],
+        type_map: Mapping[int, str | int],
+        properties: Mapping[str, Any] | Callable[[Path], Mapping[str, Any]] | None = None,
+        provenance: Mapping[str, Any] | None = None,
+        *,
+        wrap: bool = False,
+    ) -> Dataset:
+        """Read LAMMPS data files (one structure each) with `amtoolkit.io.read_structures`.
+
+        Only elements, positions, cell and pbc are kept (charges, velocities and LAMMPS
+        ids are dropped). Positions are as ASE reads them: unwrapped with the image flags.
+
+        Args:
+            paths: one path or a sequence of paths; frame k comes from ``paths[k]``.
+            type_map: LAMMPS atom type -> element (symbol or Z), e.g. ``{1: "O", 2: "Si"}``.
+            properties: name -> values aligned with `paths`, or a callable
+                ``f(path) -> {name: value}`` called once per file.
+            provenance: extra provenance entries.
+            wrap: wrap positions into the cell (the same periodic structure, without the
+                MD image-flag offsets).
+
+        Raises:
+            FileNotFoundError: naming a missing file.
+            DatasetError: if property values do not align with the files.
+        """
+        from amtoolkit.io import read_structures
+
+        path_list = [Path(paths)] if isinstance(paths, (str, os.PathLike)) else list(paths)
+        path_list = [check_readable(p, "LAMMPS data file") for p in map(Path, path_list)]
+        frames = []
+        for p in path_list:
+            read = read_structures(p, index=":", format="lammps-data", type_map=type_map)
+            if len(read) != 1:
+                raise DatasetError(f"{p}: expected one structure, found {len(read)}")
+            if wrap:
+                read[0].wrap()
+            frames.append(read[0])
+        if properties is None:
+            table: dict[str, np.ndarray] = {}
+        elif callable(properties):
+            table, _ = table_from_records([properties(p) for p in path_list], "properties")
+        else:
+            table = table_from_columns(properties, len(path_list), "properties")
+        record = _provenance(
+            [str(p) for p in path_list],
+            f"Dataset.from_lammps_data(<{len(path_list)} files>)",
+            format="lammps-data",
+            type_map={str(k): v for k, v in type_map.items()},
+            wrapped=wrap,
+        )
+        record.update(provenance or {})
+        return cls(MemoryFrames.from_structures(frames), table, record)
+
+    @classmethod
+    def from_hdf5(cls, path: str | os.PathLike) -> Dataset:
+        """Open an amtoolkit HDF5 dataset lazily (see `amtoolkit.data.hdf5`).
+
+        Cells, pbc, atom counts, the property table, provenance and normalisation are
+        read at once; atomic numbers and positions are read frame by frame on access.
+        """
+        from amtoolkit.data.hdf5 import read_hdf5
+
+        return read_hdf5(path)
+
+    @classmethod
+    def load(cls, name: str) -> Dataset:
+        """A dataset shipped with amtoolkit (``amtoolkit/data/shipped/<name>.h5``), lazily.
+
+        Raises:
+            DatasetError: for an unknown name, listing the available ones.
+        """
+        names = available_datasets()
+        if name not in names:
+            listed = ", ".join(names) if names else "none (no dataset is shipped yet)"
+            raise DatasetError(f"no shipped dataset named {name!r}; available: {listed}")
+        return cls.from_hdf5(SHIPPED_DIR / f"{name}.h5")
+
+    # ---- sequence protocol
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def __iter__(self) -> Iterator[Atoms]:
+        for i in range(len(self)):
+            yield self.atoms(i)
+
+    def __getitem__(self, key: int | slice | Sequence[int] | np.ndarray) -> Atoms | Dataset:
+        if isinstance(key, (int, np.integer)):
+            return self.atoms(int(key))
+        if isinstance(key, slice):
+            return self.subset(np.arange(len(self))[key])
+        return self.subset(key)
+
+    def __repr__(self) -> str:
+        source = self._provenance.get("source", "?")
+        if isinstance(source, list):
+            source = f"<{len(source)} files>"
+        return (
+            f"Dataset({len(self)} frames, {int(self.n_atoms.sum())} atoms, "
+            f"properties={self.property_names}, source={source!r})"
+        )
+
+    def _store_index(self, i: int) -> int:
+        n = len(self)
+        if not -n <= i < n:
+            raise IndexError(f"frame {i} is out of range for a dataset of {n} frames")
+        return int(self._index[i % n])
+
+    # ---- access
+
+    def frame(self, i: int) -> Frame:
+        """Frame `i` as plain arrays (reads it from disk for an HDF5-backed dataset)."""
+        j = self._store_index(i)
+        numbers, positions = self._frames.read(j)
+        return Frame(
+            numbers=np.asarray(numbers, dtype=np.int64),
+            positions=np.asarray(positions, dtype=np.float64),
+            cell=self._frames.cells[j].copy(),
+            pbc=self._frames.pbc[j].copy(),
+        )
+
+    def atoms(self, i: int) -> Atoms:
+        """Frame `i` as ase.Atoms with its non-missing properties in ``atoms.info``."""
+        j = self._store_index(i)
+        info = {name: float(col[j]) for name, col in self._table.items() if np.isfinite(col[j])}
+        return self.frame(i).to_atoms(info)
+
+    @property
+    def n_atoms(self) -> np.ndarray:
+        """Atoms per frame ``[len(ds)]`` int64 (ghosts included)."""
+        return self._frames.n_atoms[self._index].copy()
+
+    @property
+    def cells(self) -> np.ndarray:
+        """Cells ``[len(ds), 3, 3]`` float64, Å."""
+        return self._frames.cells[self._index].copy()
+
+    @property
+    def pbc(self) -> np.ndarray:
+        """Periodic directions ``[len(ds), 3]`` bool."""
+        return self._frames.pbc[self._index].copy()
+
+    @property
+    def property_names(self) -> list[str]:
+        """Names of the property columns."""
+        return list(self._table)
+
+    @property
+    def properties(self) -> dict[str, np.ndarray]:
+        """Property table: name -> float64 ``[len(ds)]`` (a copy; NaN = missing)."""
+        return {name: col[self._index].copy() for name, col in self._table.items()}
+
+    @property
+    def provenance(self) -> dict[str, Any]:
+        """Where the data came from: source, command, created, amtoolkit_version, ..."""
+        return json.loads(json.dumps(to_jsonable(self._provenance), default=str))
+
+    @property
+    def normalisation(self) -> Normalisation | None:
+        """Property name -> (mean, std) of the training split (None before `split`)."""
+        return dict(self._normalisation) if self._normalisation is not None else None
+
+    @property
+    def path(self) -> Path | None:
+        """The HDF5 file this dataset reads its frames from (None when held in memory)."""
+        return self._frames.path
+
+    def normalised_properties(self) -> dict[str, np.ndarray]:
+        """(value - mean) / std per property with the stored normalisation (NaN stays NaN).
+
+        Raises:
+            DatasetError: if the dataset has no normalisation or a property lacks one.
+        """
+        if self._normalisation is None:
+            raise DatasetError("dataset has no normalisation; call split() first")
+        out = {}
+        for name, values in self.properties.items():
+            if name not in self._normalisation:
+                raise DatasetError(f"no normalisation for property {name!r} (no train values)")
+            mean, std = self._normalisation[name]
+            out[name] = (values - mean) / std
+        return out
+
+    def with_properties(self, columns: Mapping[str, Any]) -> Dataset:
+        """A view of the same frames with property columns added or replaced.
+
+        Args:
+            columns: name -> values aligned with this dataset's frames (None/NaN = missing).
+
+        Returns:
+            A new Dataset (the frames are shared; this one is unchanged). Frames of the
+            underlying store outside this view get NaN in a new column.
+        """
+        new = table_from_columns(columns, len(self), "with_properties")
+        view = self._view(self._index)
+        view._table = dict(self._table)
+        for name, values in new.items():
+            column = view._table.get(name, np.full(len(self._frames), np.nan)).copy()
+            column[self._index] = values
+            view._table[name] = column
+        return view
+
+    # ---- subsets and splits
+
+    def _view(
+        self,
+        index: np.ndarray,
+        provenance: Mapping[str, Any] | None = None,
+        normalisation: Normalisation | None = None,
+    ) -> Dataset:
+        view = Dataset.__new__(Dataset)
+        view._frames = self._frames
+        view._table = self._table
+        view._index = index
+        view._provenance = dict(provenance if provenance is not None else self._provenance)
+        norm = normalisation if normalisation is not None else self._normalisation
+        view._normalisation = dict(norm) if norm is not None else None
+        return view
+
+    def subset(self, indices: Sequence[int] | np.ndarray) -> Dataset:
+        """Sub-dataset of the frames at `indices` (ints, negative allowed, or a bool mask).
+
+        The frames are shared, not copied; provenance and normalisation are carried over.
+        """
+        idx = np.asarray(indices)
+        n = len(self)
+        if idx.dtype == bool:
+            if idx.shape != (n,):
+                raise DatasetError(f"boolean mask has shape {idx.shape}, expected ({n},)")
+            idx = np.flatnonzero(idx)
+        if idx.size == 0:
+            idx = idx.astype(np.int64)
+        if not np.issubdtype(idx.dtype, np.integer):
+            raise DatasetError(f"frame indices must be integers, got dtype {idx.dtype}")
+        idx = idx.reshape(-1)
+        bad = (idx < -n) | (idx >= n)
+        if bad.any():
+            raise IndexError(f"frame {int(idx[bad][0])} is out of range for {n} frames")
+        return self._view(self._index[idx % n] if n else idx.astype(np.int64))
+
+    def split(
+        self, val: float = 0.1, test: float = 0.1, seed: int = 0
+    ) -> tuple[Dataset, Dataset, Dataset]:
+        """Deterministic random split into (train, val, test) views.
+
+        round(test n) frames go to test and round(val n) to val (halves round up), taken
+        from one permutation drawn with ``np.random.default_rng(seed)``; the rest is
+        train. Each part keeps the original frame order. Per-property normalisation
+        (NaN-ignoring mean, std; see `compute_normalisation`) is computed on train only
+        and carried by all three.
+
+        Raises:
+            DatasetError: for fractions outside [0, 1) or an empty train split.
+        """
+        n = len(self)
+        if not (0 <= val < 1 and 0 <= test < 1 and val + test < 1):
+            raise DatasetError(
+                f"split fractions must satisfy 0 <= val, test and val + test < 1, "
+                f"got val={val}, test={test}"
+            )
+        n_test = int(np.floor(test * n + 0.5))
+        n_val = int(np.floor(val * n + 0.5))
+        if n - n_test - n_val < 1:
+            raise DatasetError(
+                f"train split would be empty: {n} frames, {n_val} val, {n_test} test"
+            )
+        order = np.random.default_rng(seed).permutation(n)
+        parts = {
+            "test": np.sort(order[:n_test]),
+            "val": np.sort(order[n_test : n_test + n_val]),
+            "train": np.sort(order[n_test + n_val :]),
+        }
+        train_props = {name: col[self._index[parts["train"]]] for name, col in self._table.items()}
+        stats = compute_normalisation(train_props)
+        views = {}
+        for part, idx in parts.items():
+            record = dict(self._provenance)
+            record["split"] = {
+                "part": part,
+                "seed": seed,
+                "val": val,
+                "test": test,
+                "parent_frames": n,
+                "frames": len(idx),
+            }
+            views[part] = self._view(self._index[idx], record, stats)
+        return views["train"], views["val"], views["test"]
+
+    # ---- writers
+
+    def to_hdf5(self, path: str | os.PathLike) -> Path:
+        """Write the dataset (this view's frames only) to an HDF5 file, atomically.
+
+        See `amtoolkit.data.hdf5` for the layout. Returns the path written.
+        """
+        from amtoolkit.data.hdf5 import write_hdf5
+
+        return write_hdf5(self, path)
+
+    def to_extxyz(self, path: str | os.PathLike) -> Path:
+        """Write all frames to an extxyz file (properties on the info line), atomically.
+
+        Positions are written with 8 decimals (ASE's extxyz writer), so a round trip
+        through extxyz is exact to 1e-8 Å, not bit for bit; use HDF5 for exact storage.
+        """
+        import ase.io
+
+        target = Path(path)
+        with atomic_path(target) as tmp:
+            ase.io.write(tmp, iter(self), format="extxyz")
+        return target
+
+    def close(self) -> None:
+        """Close the HDF5 file behind a lazily read dataset (it reopens on the next read)."""
+        self._frames.close()
+
+    def __enter__(self) -> Dataset:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def available_datasets() -> list[str]:
+    """Names of the datasets shipped in ``amtoolkit/data/shipped`` (sorted)."""
+    if not SHIPPED_DIR.is_dir():
+        return []
+    return sorted(p.stem for p in SHIPPED_DIR.glob("*.h5"))

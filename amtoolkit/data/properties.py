@@ -1,0 +1,26 @@
+"""Property keys of amtoolkit datasets and their units.
+
+The same keys name a property in `atoms.info` of extxyz frames, in the AMDEN JSON
+property files, in the HDF5 store (``properties/<name>``) and in model conditioning.
+Other names are allowed; these are the ones the project documents and uses.
+"""
+
+from __future__ import annotations
+
+PROPERTY_UNITS: dict[str, str] = {
+    "relaxed_energy": "eV/atom",  # potential energy per atom after relaxation
+    "density": "g/cm3",  # mass density of the real (non-ghost) atoms
+    "shear_modulus": "GPa",  # isotropic G = C44 of the relaxed-ion elastic tensor
+    "bulk_modulus": "GPa",  # isotropic K = (C11 + 2 C12) / 3
+    "youngs_modulus": "GPa",  # isotropic E
+    "poisson_ratio": "1",  # dimensionless, nu = E / (2 G) - 1
+    "ring_size": "1",  # mean shortest-path ring size (Si atoms per ring for SiO2)
+    "li_fraction": "1",  # atom fraction of Li among all atoms
+    "cooling_rate": "K/ps",  # melt-quench cooling rate
+}
+"""Documented property keys -> unit string ("1" = dimensionless)."""
+
+
+def unit_of(name: str) -> str | None:
+    """Return the documented unit of property `name`, or None for an undocumented key."""
+    return PROPERTY_UNITS.get(name)

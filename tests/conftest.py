@@ -1,0 +1,31 @@
+"""Shared fixtures: fixed seeds and small reference structures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from ase.build import bulk
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture(autouse=True)
+def _fixed_seed():
+    np.random.seed(0)
+
+
+@pytest.fixture
+def diamond_si():
+    """Conventional 8-atom diamond Si cell at the SW lattice constant (5.431 Å)."""
+    return bulk("Si", "diamond", a=5.431, cubic=True)
+
+
+@pytest.fixture
+def dm2_sio2_path():
+    """One 3000-atom SiO2 glass from ../shared/data/dm2-sio2 (skips if absent)."""
+    path = SHARED_DATA / "dm2-sio2" / "sio2_3000_glass_1k_sample0.dat"
+    if not path.exists():
+        pytest.skip(f"external data not found: {path}")
+    return path

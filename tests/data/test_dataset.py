@@ -1,0 +1,277 @@
+"""Dataset: construction, access, extxyz and AMDEN import, splits, normalisation, errors."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import ase.io
+import numpy as np
+import pytest
+from ase import Atoms
+
+from amtoolkit.data import PROPERTY_UNITS, Dataset, DatasetError, compute_normalisation
+from amtoolkit.data._files import atomic_path
+from amtoolkit.errors import StructureError
+from tests.data.helpers import make_frames
+
+EXTXYZ_POSITION_TOL = 1e-8  # Å; ASE's extxyz writer prints positions with 8 decimals
+STATS_RTOL = 1e-12
+
+
+def test_from_atoms_access(frames):
+    ds = Dataset.from_atoms(frames, properties={"cooling_rate": [1, None, 3, 4, np.nan, 6]})
+    assert len(ds) == 6
+    assert ds.property_names == ["shear_modulus", "ring_size", "cooling_rate"]
+    np.testing.assert_array_equal(ds.properties["cooling_rate"], [1, np.nan, 3, 4, np.nan, 6])
+    ring = ds.properties["ring_size"]
+    assert np.isnan(ring[0::2]).all() and np.isfinite(ring[1::2]).all()
+    np.testing.assert_array_equal(ds.n_atoms, [len(a) for a in frames])
+    for i, (atoms, original) in enumerate(zip(ds, frames, strict=True)):
+        np.testing.assert_array_equal(atoms.numbers, original.numbers)
+        np.testing.assert_array_equal(atoms.positions, original.positions)
+        np.testing.assert_array_equal(atoms.cell.array, original.cell.array)
+        np.testing.assert_array_equal(atoms.pbc, original.pbc)
+        assert atoms.info["shear_modulus"] == original.info["shear_modulus"]
+        assert ("ring_size" in atoms.info) == (i % 2 == 1)  # missing ones are omitted
+        assert "label" not in atoms.info
+    assert "cooling_rate" not in ds.atoms(1).info
+    np.testing.assert_array_equal(ds[-1].positions, frames[-1].positions)
+    with pytest.raises(IndexError, match="frame 6 is out of range for a dataset of 6 frames"):
+        ds.atoms(6)
+    prov = ds.provenance
+    assert {"source", "command", "created", "amtoolkit_version"} <= set(prov)
+
+
+def test_properties_are_copies(frames):
+    ds = Dataset.from_atoms(frames)
+    ds.properties["shear_modulus"][:] = -1.0
+    assert np.all(ds.properties["shear_modulus"] > 0)
+
+
+def test_subsets_share_frames_and_align_properties(frames):
+    ds = Dataset.from_atoms(frames)
+    sub = ds[[4, 1, -1]]
+    assert len(sub) == 3
+    np.testing.assert_array_equal(
+        sub.properties["shear_modulus"], ds.properties["shear_modulus"][[4, 1, 5]]
+    )
+    np.testing.assert_array_equal(sub.atoms(0).positions, frames[4].positions)
+    sliced = ds[1:5:2]
+    np.testing.assert_array_equal(sliced.n_atoms, ds.n_atoms[[1, 3]])
+    masked = ds.subset(np.arange(6) % 3 == 0)
+    np.testing.assert_array_equal(masked.n_atoms, ds.n_atoms[[0, 3]])
+    with pytest.raises(IndexError, match="frame 9 is out of range"):
+        ds.subset([0, 9])
+
+
+def test_with_properties_on_a_view(frames):
+    ds = Dataset.from_atoms(frames)
+    sub = ds[[1, 3]].with_properties({"density": [2.2, 2.3]})
+    np.testing.assert_array_equal(sub.properties["density"], [2.2, 2.3])
+    assert "density" not in ds.property_names
+    with pytest.raises(DatasetError, match="'density' has 3 values but there are 2 frames"):
+        ds[[1, 3]].with_properties({"density": [1, 2, 3]})
+
+
+def test_extxyz_round_trip(tmp_path, frames):
+    ds = Dataset.from_atoms(frames)
+    path = ds.to_extxyz(tmp_path / "set.extxyz")
+    back = Dataset.from_extxyz(path)
+    assert len(back) == len(ds)
+    assert back.property_names == ds.property_names
+    for name in ds.property_names:
+        np.testing.assert_array_equal(back.properties[name], ds.properties[name])
+    for a, b in zip(ds, back, strict=True):
+        np.testing.assert_array_equal(a.numbers, b.numbers)  # ghosts (X) survive
+        np.testing.assert_allclose(a.positions, b.positions, atol=EXTXYZ_POSITION_TOL, rtol=0)
+        np.testing.assert_allclose(a.cell.array, b.cell.array, atol=EXTXYZ_POSITION_TOL, rtol=0)
+        np.testing.assert_array_equal(a.pbc, b.pbc)
+    assert back.provenance["source"] == str(path)
+    assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
+
+
+def test_from_extxyz_numeric_scalars_only(tmp_path):
+    atoms = Atoms("Si2", positions=[[0, 0, 0], [1, 1, 1]], cell=[4, 4, 4], pbc=True)
+    atoms.info.update(
+        {"relaxed_energy": -4.5, "n_rings": 12, "name": "x", "flag": True, "vec": np.ones(3)}
+    )
+    atoms.info["energy"] = -9.0  # ASE moves this into a SinglePointCalculator on reading
+    ase.io.write(tmp_path / "one.extxyz", atoms, format="extxyz")
+    ds = Dataset.from_extxyz(tmp_path / "one.extxyz")
+    assert set(ds.property_names) == {"relaxed_energy", "n_rings", "energy"}
+    assert ds.atoms(0).info == {"relaxed_energy": -4.5, "n_rings": 12.0, "energy": -9.0}
+    assert {"name", "flag", "vec"} <= set(ds.provenance["ignored_keys"])
+
+
+def _write_amden(tmp_path, records, n_frames=4):
+    frames = make_frames(n_frames)
+    for atoms in frames:
+        atoms.info.clear()
+        atoms.info["density"] = 2.0  # overridden by the JSON where it has a value
+    xyz = tmp_path / "structures.extxyz"
+    ase.io.write(xyz, frames, format="extxyz")
+    pj = tmp_path / "properties.json"
+    pj.write_text(json.dumps(records))
+    return frames, xyz, pj
+
+
+def test_from_amden(tmp_path):
+    records = [
+        {"shear_modulus": 30.0, "density": 2.2, "composition": "SiO2"},
+        {"shear_modulus": None, "ring_size": 6.1, "composition": "SiO2"},
+        {},
+        {"shear_modulus": 35, "composition": "SiO2"},
+    ]
+    frames, xyz, pj = _write_amden(tmp_path, records)
+    ds = Dataset.from_amden(xyz, pj)
+    assert len(ds) == 4
+    assert set(ds.property_names) == {"shear_modulus", "density", "ring_size"}
+    np.testing.assert_array_equal(ds.properties["shear_modulus"], [30.0, np.nan, np.nan, 35.0])
+    np.testing.assert_array_equal(ds.properties["ring_size"], [np.nan, 6.1, np.nan, np.nan])
+    # JSON wins over the extxyz info where it has the key; a null/missing one means missing
+    np.testing.assert_array_equal(ds.properties["density"], [2.2, np.nan, np.nan, np.nan])
+    np.testing.assert_allclose(
+        ds.atoms(2).positions, frames[2].positions, atol=EXTXYZ_POSITION_TOL, rtol=0
+    )
+    assert ds.provenance["source"] == {"structures": str(xyz), "properties": str(pj)}
+    assert "composition" in ds.provenance["ignored_keys"]
+
+
+def test_from_amden_length_mismatch_names_counts_and_files(tmp_path):
+    _, xyz, pj = _write_amden(tmp_path, [{"shear_modulus": 1.0}] * 3, n_frames=4)
+    with pytest.raises(DatasetError) as err:
+        Dataset.from_amden(xyz, pj)
+    message = str(err.value)
+    assert "3 property records" in message and "4 frames" in message
+    assert str(xyz) in message and str(pj) in message
+
+
+def test_from_amden_bad_records(tmp_path):
+    _, xyz, pj = _write_amden(tmp_path, [{"a": 1.0}, [1.0], {}, {}])
+    with pytest.raises(DatasetError, match="record 1 is list, expected a dict"):
+        Dataset.from_amden(xyz, pj)
+    pj.write_text(json.dumps([{"g": 1.0}, {"g": "high"}, {}, {}]))
+    with pytest.raises(DatasetError, match="'g' is numeric in record 0 but str .* in record 1"):
+        Dataset.from_amden(xyz, pj)
+    pj.write_text(json.dumps({"g": [1, 2, 3, 4]}))
+    with pytest.raises(DatasetError, match="expected a list of property dicts"):
+        Dataset.from_amden(xyz, pj)
+    pj.write_text("[{")
+    with pytest.raises(DatasetError, match="not valid JSON"):
+        Dataset.from_amden(xyz, pj)
+
+
+def test_missing_files_are_named(tmp_path):
+    missing = tmp_path / "nope.extxyz"
+    with pytest.raises(FileNotFoundError, match="nope.extxyz"):
+        Dataset.from_extxyz(missing)
+    with pytest.raises(FileNotFoundError, match="nope.json"):
+        _, xyz, _ = _write_amden(tmp_path, [{}] * 4)
+        Dataset.from_amden(xyz, tmp_path / "nope.json")
+    with pytest.raises(FileNotFoundError, match="nope.h5"):
+        Dataset.from_hdf5(tmp_path / "nope.h5")
+
+
+def test_bad_frames_and_properties(frames):
+    with pytest.raises(DatasetError, match="'shear_modulus' has 2 values but there are 6"):
+        Dataset.from_atoms(frames, properties={"shear_modulus": [1.0, 2.0]})
+    with pytest.raises(DatasetError, match="frame 1: expected ase.Atoms, got str"):
+        Dataset.from_atoms([frames[0], "x"])
+    bad = frames[0].copy()
+    bad.positions[1, 2] = np.nan
+    with pytest.raises(StructureError, match="frame 0: non-finite position"):
+        Dataset.from_atoms([bad])
+    with pytest.raises(DatasetError, match="invalid property name 'a/b'"):
+        Dataset.from_atoms(frames, properties={"a/b": np.zeros(6)})
+
+
+def test_split_is_deterministic_disjoint_and_complete():
+    ds = Dataset.from_atoms(make_frames(50), properties={"frame": np.arange(50)})
+    train, val, test = ds.split(val=0.1, test=0.2, seed=3)
+    assert (len(train), len(val), len(test)) == (35, 5, 10)
+    ids = [set(part.properties["frame"].astype(int)) for part in (train, val, test)]
+    assert not (ids[0] & ids[1]) and not (ids[0] & ids[2]) and not (ids[1] & ids[2])
+    assert ids[0] | ids[1] | ids[2] == set(range(50))
+    again = ds.split(val=0.1, test=0.2, seed=3)
+    for a, b in zip((train, val, test), again, strict=True):
+        np.testing.assert_array_equal(a.properties["frame"], b.properties["frame"])
+    other = ds.split(val=0.1, test=0.2, seed=4)
+    assert not np.array_equal(other[0].properties["frame"], train.properties["frame"])
+    # each part keeps the original order and holds the right frames
+    assert np.all(np.diff(train.properties["frame"]) > 0)
+    k = int(test.properties["frame"][0])
+    np.testing.assert_array_equal(test.atoms(0).positions, ds.atoms(k).positions)
+    assert train.provenance["split"]["part"] == "train"
+
+
+def test_normalisation_from_train_only():
+    values = np.arange(40, dtype=float)
+    values[::7] = np.nan  # missing entries are ignored
+    ds = Dataset.from_atoms(make_frames(40), properties={"shear_modulus": values})
+    train, val, test = ds.split(val=0.25, test=0.25, seed=0)
+    assert ds.normalisation is None
+    x = train.properties["shear_modulus"]
+    x = x[np.isfinite(x)]
+    mean, std = train.normalisation["shear_modulus"]
+    np.testing.assert_allclose([mean, std], [x.mean(), x.std()], rtol=STATS_RTOL)
+    full = values[np.isfinite(values)]
+    assert not np.isclose(mean, full.mean()) or not np.isclose(std, full.std())
+    assert val.normalisation == train.normalisation == test.normalisation
+    z = train.normalised_properties()["shear_modulus"]
+    np.testing.assert_allclose([np.nanmean(z), np.nanstd(z)], [0.0, 1.0], atol=1e-12)
+    # a constant column gets std 1 (never divide by zero); an all-missing one is left out
+    stats = compute_normalisation({"c": np.array([2.0, 2.0, np.nan]), "none": np.full(3, np.nan)})
+    assert stats == {"c": (2.0, 1.0)}
+    with pytest.raises(DatasetError, match="no normalisation"):
+        ds.normalised_properties()
+
+
+def test_split_errors():
+    ds = Dataset.from_atoms(make_frames(3))
+    with pytest.raises(DatasetError, match="val \\+ test < 1"):
+        ds.split(val=0.5, test=0.5)
+    with pytest.raises(DatasetError, match="train split would be empty: 3 frames, 2 val, 1 test"):
+        ds.split(val=0.5, test=0.4)
+
+
+def test_load_unknown_name_lists_available():
+    with pytest.raises(DatasetError, match="no shipped dataset named 'nope'; available: "):
+        Dataset.load("nope")
+
+
+def test_property_units_documented():
+    for key in (
+        "relaxed_energy",
+        "density",
+        "shear_modulus",
+        "bulk_modulus",
+        "youngs_modulus",
+        "poisson_ratio",
+        "ring_size",
+        "li_fraction",
+        "cooling_rate",
+    ):
+        assert key in PROPERTY_UNITS
+    assert PROPERTY_UNITS["shear_modulus"] == "GPa" and PROPERTY_UNITS["cooling_rate"] == "K/ps"
+
+
+def test_atomic_write_keeps_old_file_on_failure(tmp_path):
+    target = tmp_path / "out.txt"
+    target.write_text("old")
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("disk full")
+    assert target.read_text() == "old"
+    assert os.listdir(tmp_path) == ["out.txt"]
+    target.chmod(0o640)
+    with atomic_path(target) as tmp:
+        tmp.write_text("new")
+    assert target.read_text() == "new"
+    assert target.stat().st_mode & 0o777 == 0o640  # permissions of the replaced file kept
+    fresh = tmp_path / "fresh.txt"
+    with atomic_path(fresh) as tmp:
+        tmp.write_text("x")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert fresh.stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's 0600
