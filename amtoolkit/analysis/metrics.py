@@ -1,0 +1,103 @@
+"""Distances between distributions and errors between target and measured properties."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from amtoolkit.analysis._result import Result
+
+
+def distribution_rmsd(a: ArrayLike, b: ArrayLike) -> float:
+    """Root-mean-square difference between two binned distributions.
+
+    ``sqrt(mean over bins of (a - b)^2)``; average each set over its structures first
+    (e.g. ``RDFResult.g``). Both must be sampled on the same bins.
+
+    Args:
+        a: distribution values, shape ``[nbins]``.
+        b: distribution values on the same bins, shape ``[nbins]``.
+
+    Returns:
+        The RMSD, in the units of the distributions.
+
+    Raises:
+        ValueError: shapes differ (both lengths named), empty or non-finite input.
+    """
+    a = np.asarray(a, dtype=float)
+    b = np.asarray(b, dtype=float)
+    if a.shape != b.shape:
+        raise ValueError(
+            f"distributions have different lengths: {a.shape[0] if a.ndim else a.shape} "
+            f"and {b.shape[0] if b.ndim else b.shape} (shapes {a.shape} and {b.shape})"
+        )
+    if a.size == 0:
+        raise ValueError("distributions are empty")
+    if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
+        raise ValueError("distributions contain NaN or inf")
+    return float(np.sqrt(np.mean((a - b) ** 2)))
+
+
+@dataclasses.dataclass(frozen=True)
+class PropertyErrors(Result):
+    """Errors of measured properties against their design targets.
+
+    Attributes:
+        mae: mean absolute error, units of the property.
+        rmse: root-mean-square error, units of the property.
+        mape: mean absolute percentage error, % (over pairs with a non-zero target;
+            NaN when there is none).
+        n: number of (target, measured) pairs used (pairs with a NaN are dropped).
+    """
+
+    mae: float
+    rmse: float
+    mape: float
+    n: int
+
+
+def property_errors(targets: ArrayLike, measured: ArrayLike) -> PropertyErrors:
+    """MAE, RMSE and MAPE between targets and measured values, NaN-safe.
+
+    Pairs where either value is NaN are dropped (e.g. a structure whose property could
+    not be measured); with no pair left every error is NaN and ``n == 0``.
+
+    Args:
+        targets: target property values, shape ``[n]``.
+        measured: measured values for the same structures, shape ``[n]``.
+
+    Returns:
+        PropertyErrors(mae, rmse, mape in %, n).
+
+    Raises:
+        ValueError: the two inputs have different lengths (both named) or are not 1D.
+    """
+    t = np.atleast_1d(np.asarray(targets, dtype=float))
+    m = np.atleast_1d(np.asarray(measured, dtype=float))
+    if t.ndim != 1 or m.ndim != 1:
+        raise ValueError(f"targets and measured must be 1D, got shapes {t.shape} and {m.shape}")
+    if len(t) != len(m):
+        raise ValueError(
+            f"targets and measured have different lengths: {len(t)} targets, {len(m)} measured"
+        )
+    keep = ~(np.isnan(t) | np.isnan(m))
+    t, m = t[keep], m[keep]
+    n = int(len(t))
+    if n == 0:
+        nan = float("nan")
+        return PropertyErrors(mae=nan, rmse=nan, mape=nan, n=0)
+    error = m - t
+    nonzero = t != 0
+    mape = (
+        float(100.0 * np.mean(np.abs(error[nonzero] / t[nonzero])))
+        if nonzero.any()
+        else float("nan")
+    )
+    return PropertyErrors(
+        mae=float(np.mean(np.abs(error))),
+        rmse=float(np.sqrt(np.mean(error**2))),
+        mape=mape,
+        n=n,
+    )

@@ -1,0 +1,413 @@
+"""Structure readers and writers: every frame ASE can read, plus LAMMPS data files done right.
+
+LAMMPS data files carry atom *types*, not elements. `read_structures` maps types to
+elements with an explicit type map (``{1: "O", 2: "Si"}`` or ``"1=O,2=Si"``) or, without
+one, from the ``Masses`` section when every mass matches an element. The atom style comes
+from the ``Atoms # <style>`` comment (as written by LAMMPS ``write_data``) and the units
+from the ``units = <style>`` note on the first line, so the DM2 SiO2 files
+(``atom_style charge``, ``units real``) read without options.
+
+Every failure is an exception whose message is one line naming the file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import json
+import math
+import os
+import re
+import tempfile
+import warnings
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import ase.io
+import numpy as np
+from ase import Atoms
+from ase.data import atomic_masses, atomic_numbers, chemical_symbols
+
+__all__ = [
+    "atomic_output",
+    "LAMMPS_DATA_SUFFIXES",
+    "MASS_TOLERANCE",
+    "ReadError",
+    "parse_type_map",
+    "read_structures",
+    "write_json",
+    "write_structures",
+]
+
+LAMMPS_DATA_SUFFIXES = (".data", ".dat", ".lmp", ".lammps", ".lammps-data")
+"""File name endings taken to be LAMMPS data files when no format is given."""
+
+MASS_TOLERANCE = 0.1
+"""Largest difference (atomic mass units) between a ``Masses`` entry and an element's mass
+for the element to be inferred from it."""
+
+_LAMMPS_FORMATS = ("lammps-data", "lammps", "lammpsdata")
+_HEADER_SCAN_LINES = 200  # lines searched for the "xlo xhi" box line when sniffing a format
+
+
+class ReadError(ValueError):
+    """A structure file cannot be read; the message is one line naming the file."""
+
+
+TypeMap = Mapping[int, str | int]
+
+
+def parse_type_map(text: str | TypeMap | None) -> dict[int, int] | None:
+    """Parse a LAMMPS type -> element map.
+
+    Args:
+        text: ``"1=O,2=Si"`` (as given on the command line), a mapping ``{1: "O", 2: 14}``
+            (element symbols or atomic numbers), or None.
+
+    Returns:
+        ``{type: atomic_number}``, or None when `text` is None or empty.
+
+    Raises:
+        ValueError: with a one-line message naming the bad entry (missing ``=``, a type
+            that is not a positive integer, an unknown element, a type given twice).
+
+    Examples:
+        >>> parse_type_map("1=O,2=Si")
+        {1: 8, 2: 14}
+    """
+    if text is None:
+        return None
+    if isinstance(text, str):
+        entries = [e.strip() for e in text.split(",") if e.strip()]
+        if not entries:
+            return None
+        pairs = []
+        for entry in entries:
+            if entry.count("=") != 1:
+                raise ValueError(f"bad type map entry {entry!r}: expected TYPE=ELEMENT, e.g. 1=O")
+            key, value = (s.strip() for s in entry.split("="))
+            pairs.append((entry, key, value))
+    else:
+        pairs = [(f"{k}={v}", k, v) for k, v in text.items()]
+        if not pairs:
+            return None
+
+    out: dict[int, int] = {}
+    for entry, key, value in pairs:
+        try:
+            lammps_type = int(key)
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"bad type map entry {entry!r}: LAMMPS type {key!r} is not an integer"
+            ) from None
+        if lammps_type < 1:
+            raise ValueError(f"bad type map entry {entry!r}: LAMMPS types start at 1")
+        if lammps_type in out:
+            raise ValueError(f"bad type map: LAMMPS type {lammps_type} is given twice")
+        out[lammps_type] = _atomic_number(value, entry)
+    return out
+
+
+def _atomic_number(value: str | int, entry: str) -> int:
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        if 0 <= int(value) < len(chemical_symbols):
+            return int(value)
+    elif isinstance(value, str) and value in atomic_numbers:
+        return atomic_numbers[value]
+    raise ValueError(f"bad type map entry {entry!r}: {value!r} is not an element symbol")
+
+
+def read_structures(
+    path: str | os.PathLike,
+    index: str | int | slice = ":",
+    format: str | None = None,
+    type_map: str | TypeMap | None = None,
+    *,
+    units: str | None = None,
+) -> list[Atoms]:
+    """Read the frames of a structure file as a list of Atoms.
+
+    Reads anything ``ase.io.read`` reads (extxyz with ``atoms.info`` properties and ghost
+    atoms ``X``, POSCAR, CIF, ...) and LAMMPS data files, which are recognised by their
+    ending (`LAMMPS_DATA_SUFFIXES`) or by an ``xlo xhi`` box line in the header.
+
+    Args:
+        path: file to read.
+        index: frames to return, as in ``ase.io.read`` (``":"`` all, ``-1`` last,
+            ``"0:10:2"``, an int or a slice). A LAMMPS data file holds one frame.
+        format: ASE format name; None guesses it. ``"lammps-data"`` forces the LAMMPS reader.
+        type_map: LAMMPS type -> element, ``{1: "O", 2: "Si"}`` or ``"1=O,2=Si"``. Without
+            it the elements come from the ``Masses`` section.
+        units: LAMMPS units style of a data file; None reads it from the ``units = ...``
+            note on the first line (LAMMPS ``write_data``) and falls back to ``metal``.
+
+    Returns:
+        The selected frames (a list, also for a single frame). LAMMPS frames keep the
+        arrays ``type`` and ``id`` (and ``initial_charges``, velocities when present).
+
+    Raises:
+        FileNotFoundError: `path` does not exist.
+        ReadError: the file cannot be parsed, selects no frame, or has a LAMMPS type
+            that cannot be mapped to an element (the message names the type and file).
+        ValueError: `type_map` is malformed.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file")
+    if path.is_dir():
+        raise ReadError(f"{path}: is a directory, not a structure file")
+    numbers_of_type = parse_type_map(type_map)
+
+    if _is_lammps_data(path, format):
+        frames = [_read_lammps_data(path, numbers_of_type, units)]
+        frames = _select(frames, index, path)
+    else:
+        try:
+            read = ase.io.read(path, index=index, format=format)
+        except Exception as exc:  # ASE raises many types; all mean "cannot read this file"
+            raise ReadError(f"{path}: cannot read{_as(format)}: {_one_line(exc)}") from exc
+        frames = [read] if isinstance(read, Atoms) else list(read)
+    if not frames:
+        raise ReadError(f"{path}: no frames selected by index {index!r}")
+    return frames
+
+
+def write_structures(
+    path: str | os.PathLike, structures: Atoms | Iterable[Atoms], format: str | None = None
+) -> Path:
+    """Write structures atomically (a temporary file in the same folder, then rename).
+
+    Args:
+        path: destination; the format follows its ending unless `format` is given
+            (``.extxyz``/``.xyz`` keep ``atoms.info`` properties and ghost atoms).
+        structures: one Atoms or a sequence of them.
+        format: ASE format name, or None to guess from `path`.
+
+    Returns:
+        The path written.
+
+    Raises:
+        TypeError: an element of `structures` is not an Atoms.
+        ValueError: `structures` is empty.
+    """
+    path = Path(path)
+    frames = [structures] if isinstance(structures, Atoms) else list(structures)
+    for k, atoms in enumerate(frames):
+        if not isinstance(atoms, Atoms):
+            raise TypeError(f"frame {k} is {type(atoms).__name__}, not ase.Atoms")
+    if not frames:
+        raise ValueError(f"{path}: no structures to write")
+    if format is None:
+        format = "extxyz" if path.suffix in (".extxyz", ".xyz") else None
+    fmt = format or ase.io.formats.filetype(path, read=False)
+    with atomic_output(path) as tmp:
+        ase.io.write(tmp, frames if len(frames) > 1 else frames[0], format=fmt)
+    return path
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path next to `path`; on success it replaces `path` in one step.
+
+    Readers never see a half-written file, and a failed write leaves `path` untouched.
+    The file gets the usual permissions (0666 minus the umask).
+
+    Args:
+        path: the destination file.
+
+    Yields:
+        The temporary file to write (same folder and ending as `path`).
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _as(format: str | None) -> str:
+    return f" as {format}" if format else ""
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def _select(frames: list[Atoms], index: str | int | slice, path: Path) -> list[Atoms]:
+    """Apply an ase-style index to an in-memory list of frames."""
+    if isinstance(index, str):
+        index = _parse_index(index, path)
+    if isinstance(index, slice):
+        return frames[index]
+    try:
+        return [frames[index]]
+    except IndexError:
+        raise ReadError(f"{path}: frame {index} does not exist ({len(frames)} frame(s))") from None
+
+
+def _parse_index(text: str, path: Path) -> int | slice:
+    text = text.strip()
+    try:
+        if ":" not in text:
+            return int(text)
+        parts = [int(p) if p.strip() else None for p in text.split(":")]
+    except ValueError:
+        raise ReadError(f"{path}: bad frame index {text!r}") from None
+    if len(parts) > 3:
+        raise ReadError(f"{path}: bad frame index {text!r}")
+    return slice(*parts)
+
+
+def _is_lammps_data(path: Path, format: str | None) -> bool:
+    if format is not None:
+        return format.lower() in _LAMMPS_FORMATS
+    if path.suffix.lower() in LAMMPS_DATA_SUFFIXES or path.name.lower().startswith("data."):
+        return True
+    if path.suffix.lower() in (".xyz", ".extxyz", ".cif", ".traj", ".json", ".db", ".h5"):
+        return False
+    try:
+        with open(path, errors="replace") as fh:
+            for _, line in zip(range(_HEADER_SCAN_LINES), fh, strict=False):
+                if re.search(r"\sxlo\s+xhi\b", line):
+                    return True
+    except OSError:
+        return False
+    return False
+
+
+def _lammps_header(path: Path) -> tuple[str | None, str | None]:
+    """(units, atom_style) from the first line's ``units = X`` and the ``Atoms # X`` comment."""
+    units = style = None
+    with open(path, errors="replace") as fh:
+        first = fh.readline()
+        match = re.search(r"units\s*=\s*(\w+)", first)
+        if match:
+            units = match.group(1)
+        for line in fh:
+            match = re.match(r"\s*Atoms\s*(?:#\s*(\S+))?", line)
+            if match:
+                style = match.group(1)
+                break
+    return units, style
+
+
+def _ase_style_keyword() -> str:
+    from ase.io.lammpsdata import read_lammps_data
+
+    params = inspect.signature(read_lammps_data).parameters
+    return "atom_style" if "atom_style" in params else "style"
+
+
+def _read_lammps_data(
+    path: Path, numbers_of_type: dict[int, int] | None, units: str | None
+) -> Atoms:
+    try:
+        file_units, style = _lammps_header(path)
+    except OSError as exc:
+        raise ReadError(f"{path}: cannot read: {_one_line(exc)}") from exc
+    units = units or file_units or "metal"
+    kwargs = {"units": units}
+    if style is not None:
+        kwargs[_ase_style_keyword()] = style
+    try:
+        atoms = ase.io.read(path, format="lammps-data", **kwargs)
+    except Exception as exc:  # ASE raises RuntimeError/ValueError/StopIteration/KeyError here
+        raise ReadError(f"{path}: cannot read as LAMMPS data: {_one_line(exc)}") from exc
+
+    types = np.asarray(atoms.arrays["type"], dtype=int)
+    file_masses = atoms.arrays.get("masses")  # present only if the file has a Masses section
+    mass_of_type = (
+        {int(t): float(file_masses[np.argmax(types == t)]) for t in np.unique(types)}
+        if file_masses is not None
+        else {}
+    )
+    if numbers_of_type is None:
+        numbers_of_type = _elements_from_masses(mass_of_type, path)
+    else:
+        _warn_mass_mismatch(numbers_of_type, mass_of_type, path)
+
+    missing = sorted(set(np.unique(types).tolist()) - set(numbers_of_type))
+    if missing:
+        given = ",".join(f"{t}={chemical_symbols[z]}" for t, z in sorted(numbers_of_type.items()))
+        raise ReadError(f"{path}: LAMMPS atom type {missing[0]} is not in the type map ({given})")
+    atoms.numbers = np.array([numbers_of_type[t] for t in types], dtype=int)
+    # element masses follow the elements; the file's masses were used only to identify them
+    atoms.arrays.pop("masses", None)
+    atoms.arrays.pop("mmcharges", None)  # a copy of initial_charges kept by ASE for QM/MM
+    atoms.info.pop("comment", None)
+    return atoms
+
+
+def _elements_from_masses(mass_of_type: dict[int, float], path: Path) -> dict[int, int]:
+    if not mass_of_type:
+        raise ReadError(
+            f"{path}: LAMMPS data file has no Masses section; give a type map, e.g. 1=O,2=Si"
+        )
+    out = {}
+    for lammps_type, mass in mass_of_type.items():
+        z = int(np.argmin(np.abs(atomic_masses[1:] - mass))) + 1
+        if abs(atomic_masses[z] - mass) > MASS_TOLERANCE:
+            raise ReadError(
+                f"{path}: LAMMPS atom type {lammps_type} has mass {mass:g}, which matches no "
+                "element; give a type map, e.g. 1=O,2=Si"
+            )
+        out[lammps_type] = z
+    return out
+
+
+def _warn_mass_mismatch(
+    numbers_of_type: dict[int, int], mass_of_type: dict[int, float], path: Path
+) -> None:
+    for lammps_type, mass in mass_of_type.items():
+        z = numbers_of_type.get(lammps_type)
+        if z and abs(atomic_masses[z] - mass) > MASS_TOLERANCE:
+            warnings.warn(
+                f"{path}: type map says type {lammps_type} is {chemical_symbols[z]} "
+                f"({atomic_masses[z]:.4g} u) but the Masses section gives {mass:g}",
+                stacklevel=3,
+            )
+
+
+def write_json(path: str | os.PathLike, data: Any) -> Path:
+    """Write `data` as indented JSON atomically (temporary file, then ``os.replace``).
+
+    NaN and infinity are written as ``null`` so that the file is strict JSON.
+
+    Args:
+        path: destination file.
+        data: JSON-ready data (e.g. a result's ``to_dict()``).
+
+    Returns:
+        The path written.
+    """
+    path = Path(path)
+    text = json.dumps(_finite_or_none(data), indent=2, allow_nan=False)
+    with atomic_output(path) as tmp:
+        tmp.write_text(text + "\n")
+    return path
+
+
+def _finite_or_none(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_or_none(v) for v in value]
+    return value

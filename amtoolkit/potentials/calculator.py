@@ -1,0 +1,275 @@
+"""`LammpsCalculator`: an ASE calculator for the named potentials, backed by one LAMMPS instance.
+
+The LAMMPS box and atoms are (re)created only when the atomic numbers, the number of
+atoms or the periodicity change; a new cell is applied with `change_box` and new
+positions with `scatter_atoms`, followed by `run 0`. Units are LAMMPS `metal`
+(eV, Å, bar), converted to ASE's eV, eV/Å and eV/Å^3 at the boundary.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from ase import Atoms, units
+from ase.calculators.calculator import Calculator, Parameters, all_changes
+from ase.data import atomic_masses, chemical_symbols
+
+from amtoolkit.analysis._structures import check_structure
+from amtoolkit.errors import StructureError
+from amtoolkit.potentials._lammps import (
+    box_parameters,
+    lammps_frame,
+    new_lammps,
+    rotate_stress,
+    wrap_into,
+)
+from amtoolkit.potentials.registry import PotentialSpec, check_elements, get_spec
+
+_PRESSURE = "amt_pvirial"
+_PE_ATOM = "amt_pe_atom"
+_PE_SUM = "amt_pe_sum"
+_NONPERIODIC_PADDING = 2.0  # Å around a cluster's bounding box
+
+
+def species_of(atoms: Atoms) -> list[str]:
+    """Element symbols present in `atoms`, sorted by atomic number (LAMMPS type order)."""
+    return [chemical_symbols[z] for z in sorted({int(z) for z in atoms.numbers})]
+
+
+class LammpsCalculator(Calculator):
+    """ASE calculator for a named classical potential (see `amtoolkit.potentials.POTENTIALS`).
+
+    Args:
+        potential: registry name, e.g. "sw-si", "tersoff-sio2", "bmp-glass".
+        **options: potential options (see `POTENTIALS[name].options`).
+
+    Properties: "energy", "free_energy" (eV), "forces" [n, 3] (eV/Å), "stress"
+    Voigt-6 xx yy zz yz xz xy (eV/Å^3, ASE sign: positive = tensile; 3D-periodic cells
+    only) and "energies" [n] per-atom energies (eV) when asked for.
+
+    Cells must be periodic in all three directions or in none (a cluster).
+    """
+
+    implemented_properties = ["energy", "free_energy", "energies", "forces", "stress"]
+    default_parameters: dict[str, Any] = {"potential": "sw-si"}
+
+    def __init__(self, potential: str = "sw-si", **options: Any):
+        self.spec: PotentialSpec = get_spec(potential)
+        resolved = self.spec.resolve_options(options)
+        self._lmp: Any = None
+        self._species: list[str] | None = None
+        self._numbers: np.ndarray | None = None
+        self._box: np.ndarray | None = None  # box currently set in LAMMPS
+        self._rotation = np.eye(3)
+        self._reduction = np.eye(3)  # integer basis change: LAMMPS box = M @ (cell @ rotation)
+        self._periodic = True
+        super().__init__(potential=potential, **resolved)
+
+    # ------------------------------------------------------------------ ASE API
+
+    def calculate(
+        self,
+        atoms: Atoms | None = None,
+        properties: Sequence[str] = ("energy",),
+        system_changes: Sequence[str] = all_changes,
+    ) -> None:
+        Calculator.calculate(self, atoms, properties, system_changes)
+        per_atom = "energies" in properties
+        try:
+            self.load(self.atoms)
+            self._run0(per_atom)
+        except Exception:
+            self._species = None  # LAMMPS state unknown: rebuild on the next call
+            raise
+        self.results = self._read_results(per_atom)
+
+    def set(self, **kwargs: Any) -> dict[str, Any]:
+        if "potential" in kwargs and kwargs["potential"] != self.parameters.get("potential"):
+            self.spec = get_spec(kwargs["potential"])
+            self.parameters = Parameters({"potential": self.spec.name, **self.spec.options})
+            self._species = None
+        options = {k: v for k, v in kwargs.items() if k != "potential"}
+        if options:
+            self.spec.resolve_options(options)  # raises on unknown options
+        changed = super().set(**kwargs)
+        if changed:
+            self._species = None  # rebuild LAMMPS with the new parameters on next use
+            self.reset()
+        return changed
+
+    # --------------------------------------------------------- LAMMPS handling
+
+    @property
+    def lammps(self) -> Any:
+        """The underlying `lammps.lammps` instance (None before the first calculation)."""
+        return self._lmp
+
+    @property
+    def rotation(self) -> np.ndarray:
+        """[3, 3] orthogonal map ASE frame -> LAMMPS frame (row vectors: v @ rotation)."""
+        return self._rotation
+
+    @property
+    def periodic(self) -> bool:
+        """Whether the loaded structure is 3D-periodic."""
+        return self._periodic
+
+    def load(self, atoms: Atoms) -> None:
+        """Put `atoms` into LAMMPS.
+
+        The box and atoms are rebuilt when the atomic numbers (hence species and count)
+        or the periodicity differ from what LAMMPS holds; otherwise only the cell
+        (`change_box`) and positions (`scatter_atoms`) are updated.
+        """
+        species = species_of(atoms)
+        check_elements(self.spec.name, species)
+        pbc = np.asarray(atoms.pbc, dtype=bool)
+        if pbc.any() and not pbc.all():
+            raise StructureError(
+                f"mixed periodicity pbc={pbc.tolist()} is not supported: use a cell periodic "
+                "in all three directions or in none"
+            )
+        check_structure(atoms, periodic=bool(pbc.all()))
+        if (
+            self._lmp is None
+            or self._species is None
+            or self._numbers is None
+            or not np.array_equal(self._numbers, atoms.numbers)
+            or self._periodic != bool(pbc.all())
+        ):
+            self._build(atoms, species)
+        else:
+            self._update(atoms)
+
+    def mark_box_changed(self) -> None:
+        """Tell the calculator that LAMMPS' box or atoms were moved outside `calculate`."""
+        self._box = None
+        Calculator.reset(self)
+
+    def read_structure(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Positions [n, 3] (Å), cell [3, 3] (Å) and velocities [n, 3] (ASE units), ASE frame.
+
+        The cell is expressed in the basis of the last loaded Atoms (LAMMPS works with a
+        tilt-reduced basis of the same lattice); positions are wrapped into LAMMPS' box.
+        Atom order is the order of the loaded Atoms.
+        """
+        lmp = self._lmp
+        x = np.ctypeslib.as_array(lmp.gather_atoms("x", 1, 3)).reshape(-1, 3)
+        v = np.ctypeslib.as_array(lmp.gather_atoms("v", 1, 3)).reshape(-1, 3)
+        boxlo, boxhi, xy, yz, xz, _, _ = lmp.extract_box()
+        lx, ly, lz = (boxhi[k] - boxlo[k] for k in range(3))
+        box = np.array([[lx, 0.0, 0.0], [xy, ly, 0.0], [xz, yz, lz]])
+        back = self._rotation.T
+        positions = (x - np.asarray(boxlo)) @ back if self._periodic else x @ back
+        cell = np.linalg.solve(self._reduction, box) @ back  # in the caller's cell basis
+        velocities = v @ back / (1000.0 * units.fs)  # metal Å/ps -> ASE
+        return positions, cell, velocities
+
+    def close(self) -> None:
+        """Close the LAMMPS instance (a later calculation opens a new one)."""
+        if self._lmp is not None:
+            self._lmp.close()
+        self._lmp = None
+        self._species = None
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - never raise from a finaliser
+            pass
+
+    # ------------------------------------------------------------------ private
+
+    def _build(self, atoms: Atoms, species: list[str]) -> None:
+        if self._lmp is None:
+            self._lmp = new_lammps()
+        lmp = self._lmp
+        self._periodic = bool(np.all(atoms.pbc))
+        types = {z: i + 1 for i, z in enumerate(sorted({int(z) for z in atoms.numbers}))}
+        box, rotation, positions = self._frame(atoms)
+        lx, ly, lz, xy, xz, yz = box_parameters(box)
+        origin = positions.min(axis=0) - _NONPERIODIC_PADDING if not self._periodic else 0.0
+        lo = np.zeros(3) + origin
+        boundary = "p p p" if self._periodic else "s s s"
+        lmp.command("clear")
+        lmp.commands_list(
+            [
+                "units metal",
+                f"atom_style {self.spec.atom_style}",
+                "atom_modify map array sort 0 0",
+                f"boundary {boundary}",
+                f"region amt_box prism {lo[0]} {lo[0] + lx} {lo[1]} {lo[1] + ly} "
+                f"{lo[2]} {lo[2] + lz} {xy} {xz} {yz} units box",
+                f"create_box {len(species)} amt_box",
+            ]
+            + [f"mass {t} {atomic_masses[z]}" for z, t in types.items()]
+        )
+        n = len(atoms)
+        atom_types = [types[int(z)] for z in atoms.numbers]
+        created = lmp.create_atoms(n, list(range(1, n + 1)), atom_types, positions.ravel().tolist())
+        if created != n:
+            raise RuntimeError(f"LAMMPS created {created} of {n} atoms")
+        lmp.commands_list(
+            self.spec.commands(species, self.parameters)
+            + [
+                "neigh_modify every 1 delay 0 check yes",
+                f"compute {_PRESSURE} all pressure NULL virial",
+                f"compute {_PE_ATOM} all pe/atom",
+                f"compute {_PE_SUM} all reduce sum c_{_PE_ATOM}",
+                "thermo_style custom step pe",
+                "thermo_modify lost error norm no",
+            ]
+        )
+        self._species = species
+        self._numbers = np.array(atoms.numbers)
+        self._box = box
+        self._rotation = rotation
+
+    def _update(self, atoms: Atoms) -> None:
+        box, rotation, positions = self._frame(atoms)
+        lmp = self._lmp
+        if self._periodic and (self._box is None or not np.array_equal(box, self._box)):
+            lx, ly, lz, xy, xz, yz = box_parameters(box)
+            lmp.command(
+                f"change_box all x final 0 {lx} y final 0 {ly} z final 0 {lz} "
+                f"xy final {xy} xz final {xz} yz final {yz} units box"
+            )
+            self._box = box
+        self._rotation = rotation
+        flat = np.ascontiguousarray(positions.ravel())
+        lmp.scatter_atoms("x", 1, 3, np.ctypeslib.as_ctypes(flat))
+
+    def _frame(self, atoms: Atoms) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if np.all(atoms.pbc):
+            box, rotation = lammps_frame(atoms.cell.array)
+            self._reduction = np.rint(box @ np.linalg.inv(atoms.cell.array @ rotation))
+            return box, rotation, wrap_into(atoms.positions @ rotation, box)
+        self._reduction = np.eye(3)
+        positions = np.array(atoms.positions, dtype=float)
+        extent = np.ptp(positions, axis=0) + 2 * _NONPERIODIC_PADDING
+        return np.diag(extent), np.eye(3), positions
+
+    def _run0(self, per_atom: bool) -> None:
+        # asking thermo for the sum of pe/atom makes LAMMPS tally per-atom energies
+        thermo = "thermo_style custom step pe" + (f" c_{_PE_SUM}" if per_atom else "")
+        self._lmp.commands_list([thermo, "run 0 post no"])
+
+    def _read_results(self, per_atom: bool) -> dict[str, Any]:
+        lmp = self._lmp
+        energy = float(lmp.get_thermo("pe"))
+        forces_lmp = np.ctypeslib.as_array(lmp.gather_atoms("f", 1, 3)).reshape(-1, 3)
+        results: dict[str, Any] = {
+            "energy": energy,
+            "free_energy": energy,
+            "forces": forces_lmp @ self._rotation.T,
+        }
+        if self._periodic:
+            p = lmp.extract_compute(_PRESSURE, 0, 1)  # pxx pyy pzz pxy pxz pyz (bar)
+            bar_per_ev_a3 = lmp.extract_global("nktv2p")  # LAMMPS' own conversion constant
+            voigt = -np.array([p[0], p[1], p[2], p[5], p[4], p[3]]) / bar_per_ev_a3
+            results["stress"] = rotate_stress(voigt, self._rotation)
+        if per_atom:
+            results["energies"] = np.array(lmp.gather("c_" + _PE_ATOM, 1, 1), dtype=float)
+        return results

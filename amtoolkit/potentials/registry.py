@@ -1,0 +1,161 @@
+"""Named classical potentials: what each covers, where it comes from, how LAMMPS sets it up.
+
+`POTENTIALS` maps a name to a `PotentialSpec`. A spec turns the list of elements
+present in a structure (LAMMPS atom type i+1 = `species[i]`) and the user's options
+into the LAMMPS commands that define the interaction (`pair_style`, `pair_coeff`,
+charges). Elements are mapped by what is actually present, so an Si-only cell under
+`tersoff-sio2` uses only the Si-Si-Si entries of the file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from amtoolkit.errors import CoverageError
+from amtoolkit.potentials import bmp
+from amtoolkit.potentials._lammps import potentials_dir
+
+CommandBuilder = Callable[[Sequence[str], Mapping[str, Any]], list[str]]
+
+
+@dataclass(frozen=True)
+class PotentialSpec:
+    """A named potential.
+
+    Attributes:
+        name: registry key, e.g. "sw-si".
+        elements: element symbols the potential has parameters for.
+        reference: the paper the parameters come from.
+        description: one line for listings.
+        atom_style: LAMMPS atom style, "atomic" or "charge".
+        options: option name -> default value accepted by `get_calculator(name, **options)`.
+        commands: (species, options) -> LAMMPS commands defining the interaction.
+        cutoff: the longest interaction range in Å (for information).
+    """
+
+    name: str
+    elements: tuple[str, ...]
+    reference: str
+    description: str
+    atom_style: str
+    commands: CommandBuilder = field(repr=False)
+    options: Mapping[str, Any] = field(default_factory=dict)
+    cutoff: float = 0.0
+
+    def resolve_options(self, options: Mapping[str, Any]) -> dict[str, Any]:
+        """Defaults updated with `options`; raises TypeError naming an unknown option."""
+        unknown = sorted(set(options) - set(self.options))
+        if unknown:
+            allowed = ", ".join(sorted(self.options)) or "none"
+            raise TypeError(
+                f"unknown option(s) {', '.join(map(repr, unknown))} for potential "
+                f"{self.name!r} (allowed: {allowed})"
+            )
+        return {**self.options, **options}
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready description (no callables)."""
+        return {
+            "name": self.name,
+            "elements": list(self.elements),
+            "reference": self.reference,
+            "description": self.description,
+            "options": dict(self.options),
+            "cutoff": self.cutoff,
+        }
+
+
+def _quote(path: object) -> str:
+    return f'"{path}"'
+
+
+def _sw_si_commands(species: Sequence[str], options: Mapping[str, Any]) -> list[str]:
+    path = potentials_dir() / "Si.sw"
+    return ["pair_style sw", f"pair_coeff * * {_quote(path)} {' '.join(species)}"]
+
+
+def _tersoff_sio2_commands(species: Sequence[str], options: Mapping[str, Any]) -> list[str]:
+    path = potentials_dir() / "SiO.tersoff"
+    return ["pair_style tersoff", f"pair_coeff * * {_quote(path)} {' '.join(species)}"]
+
+
+def _bmp_glass_commands(species: Sequence[str], options: Mapping[str, Any]) -> list[str]:
+    return bmp.lammps_commands(
+        species,
+        alpha=float(options["alpha"]),
+        coulomb_cutoff=float(options["coulomb_cutoff"]),
+        short_range_cutoff=float(options["short_range_cutoff"]),
+        shift=bool(options["shift"]),
+        three_body=bool(options["three_body"]),
+        three_body_file=_quote(potentials_dir() / bmp.THREE_BODY_FILE),
+    )
+
+
+POTENTIALS: dict[str, PotentialSpec] = {
+    "sw-si": PotentialSpec(
+        name="sw-si",
+        elements=("Si",),
+        reference="F. H. Stillinger and T. A. Weber, Phys. Rev. B 31, 5262 (1985)",
+        description="Stillinger-Weber silicon (LAMMPS Si.sw)",
+        atom_style="atomic",
+        commands=_sw_si_commands,
+        cutoff=3.77118,
+    ),
+    "tersoff-sio2": PotentialSpec(
+        name="tersoff-sio2",
+        elements=("Si", "O"),
+        reference="S. Munetoh et al., Comput. Mater. Sci. 39, 334 (2007)",
+        description="Tersoff potential for Si/SiO2 (LAMMPS SiO.tersoff)",
+        atom_style="atomic",
+        commands=_tersoff_sio2_commands,
+        cutoff=2.8,
+    ),
+    "bmp-glass": PotentialSpec(
+        name="bmp-glass",
+        elements=bmp.ELEMENTS,
+        reference=bmp.REFERENCE,
+        description="Bertani-Menziani-Pedone BMP-shrm oxide-glass force field",
+        atom_style="charge",
+        commands=_bmp_glass_commands,
+        options={
+            "alpha": bmp.DSF_ALPHA,
+            "coulomb_cutoff": bmp.COULOMB_CUTOFF,
+            "short_range_cutoff": bmp.SHORT_RANGE_CUTOFF,
+            "shift": True,
+            "three_body": True,
+        },
+        cutoff=bmp.COULOMB_CUTOFF,
+    ),
+}
+
+
+def get_spec(name: str) -> PotentialSpec:
+    """The registered spec for `name`; raises KeyError listing the known names."""
+    try:
+        return POTENTIALS[name]
+    except (KeyError, TypeError):
+        known = ", ".join(sorted(POTENTIALS))
+        raise KeyError(f"unknown potential {name!r} (known: {known})") from None
+
+
+def check_elements(name: str, symbols: Iterable[str]) -> None:
+    """Raise CoverageError if any of `symbols` is not covered by potential `name`.
+
+    Ghost atoms (symbol "X", atomic number 0) are an error: remove them first.
+    """
+    spec = get_spec(name)
+    covered = set(spec.elements)
+    present = list(dict.fromkeys(symbols))
+    if "X" in present:
+        raise CoverageError(
+            f"ghost atoms (atomic number 0) are not covered by potential {name!r}: "
+            "remove ghost atoms first"
+        )
+    for symbol in present:
+        if symbol not in covered:
+            raise CoverageError(
+                f"element {symbol!r} is not covered by potential {name!r} "
+                f"(covers: {', '.join(spec.elements)})"
+            )

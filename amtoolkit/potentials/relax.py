@@ -1,0 +1,355 @@
+"""Relaxation (positions and cell) and short molecular dynamics with a named potential.
+
+Both functions take `potential` as a registry name or any ASE calculator. With a
+`LammpsCalculator` the work runs inside LAMMPS (minimiser + `fix box/relax`, or
+`fix nve/nvt/npt`); with any other calculator it runs with ASE (FIRE +
+FrechetCellFilter, or ASE's integrators). Convergence is always judged the ASE way:
+the largest force on the atoms and on the cell degrees of freedom of
+`FrechetCellFilter` must be at most `fmax`; a LAMMPS minimisation that stops short is
+finished with FIRE, so the result meets `fmax` whichever engine did the bulk.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from ase import Atoms, units
+from ase.calculators.calculator import Calculator
+from ase.calculators.singlepoint import SinglePointCalculator
+
+from amtoolkit.potentials.calculator import LammpsCalculator
+from amtoolkit.potentials.registry import get_spec
+
+RELAX_METHODS = ("auto", "lammps", "ase")
+ENSEMBLES = ("nve", "nvt", "npt")
+_BAR_PER_GPA = 1.0e4
+_MAX_CYCLES = 10  # LAMMPS FIRE + box/relax cycles before handing over to ASE FIRE
+
+
+def as_calculator(potential: str | Calculator) -> Calculator:
+    """A calculator for `potential`: a registry name (new LammpsCalculator) or a calculator."""
+    if isinstance(potential, str):
+        get_spec(potential)  # KeyError listing names for an unknown one
+        return LammpsCalculator(potential)
+    if isinstance(potential, Calculator):
+        return potential
+    kind = type(potential).__name__
+    raise TypeError(f"potential must be a name or an ASE Calculator, got {kind}")
+
+
+def relax(
+    atoms: Atoms,
+    potential: str | Calculator,
+    fmax: float = 0.01,
+    cell: bool = True,
+    steps: int = 10000,
+    *,
+    pressure: float = 0.0,
+    method: str = "auto",
+) -> Atoms:
+    """Relax positions (and the cell, to `pressure`) until all forces are below `fmax`.
+
+    Args:
+        atoms: structure; not modified.
+        potential: registry name or ASE calculator.
+        fmax: force criterion (eV/Å) on atoms and on FrechetCellFilter's cell forces
+            (virial / n_atoms, so |stress| <~ fmax * n_atoms / volume).
+        cell: also relax the cell (3D-periodic structures only).
+        steps: maximum number of optimiser steps (each engine).
+        pressure: target hydrostatic pressure (GPa) when `cell` is True.
+        method: "lammps" (cycles of LAMMPS FIRE on positions and CG with fix
+            box/relax on the cell, finished with ASE FIRE if needed), "ase" (ASE FIRE +
+            FrechetCellFilter) or "auto": "lammps" for a LammpsCalculator, else "ase".
+            "lammps" is the faster engine by measurement (benchmarks/bench_potentials.py:
+            216-atom SW a-Si 0.66 s vs 2.9 s; 192-atom BMP silica 4.0 s vs > 61 s).
+
+    Returns:
+        A relaxed copy with a SinglePointCalculator holding energy, forces and stress,
+        and `info` keys "relax_converged" (bool), "relax_steps" (int), "relax_method".
+        A run that does not converge within `steps` warns (RuntimeWarning).
+
+    References: Bitzek et al., Phys. Rev. Lett. 97, 170201 (2006) (FIRE).
+    """
+    if method not in RELAX_METHODS:
+        raise ValueError(f"method must be one of {RELAX_METHODS}, got {method!r}")
+    calc = as_calculator(potential)
+    work = atoms.copy()
+    work.calc = None
+    periodic = bool(np.all(work.pbc))
+    relax_cell = bool(cell) and periodic
+    if method == "auto":
+        method = "lammps" if isinstance(calc, LammpsCalculator) else "ase"
+    if method == "lammps" and not isinstance(calc, LammpsCalculator):
+        raise ValueError("method='lammps' needs a LammpsCalculator (a potential name)")
+
+    nsteps = 0
+    with warnings.catch_warnings(), _single_threaded_blas():
+        # FrechetCellFilter's matrix logarithm warns about round-off near the identity
+        warnings.filterwarnings("ignore", message="logm result may be inaccurate")
+        if method == "lammps":
+            nsteps += _lammps_minimize(work, calc, fmax, relax_cell, steps, pressure)
+        work.calc = calc
+        target = _filtered(work, relax_cell, pressure)
+        if _max_force(target) > fmax:
+            from ase.optimize import FIRE  # imported here: ase.optimize pulls in scipy.optimize
+
+            opt = FIRE(target, logfile=None)
+            opt.run(fmax=fmax, steps=steps)
+            nsteps += opt.nsteps
+        final_force = _max_force(target)
+    converged = final_force <= fmax
+    if not converged:
+        warnings.warn(
+            f"relax did not reach fmax={fmax} eV/Å in {nsteps} steps "
+            f"(max force {final_force:.3g} eV/Å)",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    _freeze_results(work, calc)
+    work.info.update(relax_converged=bool(converged), relax_steps=int(nsteps), relax_method=method)
+    return work
+
+
+def run_md(
+    atoms: Atoms,
+    potential: str | Calculator,
+    temperature: float,
+    steps: int,
+    timestep: float = 1.0,
+    ensemble: str = "nvt",
+    seed: int = 0,
+    *,
+    pressure: float = 0.0,
+    tdamp: float | None = None,
+    pdamp: float | None = None,
+) -> Atoms:
+    """Run a short MD trajectory and return the final frame.
+
+    Velocities: those of `atoms` if it has non-zero momenta, else drawn from
+    Maxwell-Boltzmann at `temperature` with `seed` (zero total momentum).
+
+    Args:
+        atoms: start structure; not modified.
+        potential: registry name or ASE calculator.
+        temperature: thermostat target and initial-velocity temperature (K).
+        steps: number of MD steps.
+        timestep: fs.
+        ensemble: "nve", "nvt" (Nose-Hoover) or "npt" (Nose-Hoover, isotropic barostat).
+        seed: random seed for the initial velocities.
+        pressure: npt target pressure (GPa).
+        tdamp: thermostat damping time (fs), default 100 timesteps.
+        pdamp: barostat damping time (fs), default 1000 timesteps.
+
+    Returns:
+        The final frame (positions wrapped into the cell, velocities set) with a
+        SinglePointCalculator (energy, forces, stress) and `info` keys "md_steps",
+        "md_ensemble", "md_temperature" (instantaneous final temperature, K).
+
+    References: Martyna, Tobias, Klein, J. Chem. Phys. 101, 4177 (1994) (NVT/NPT).
+    """
+    if ensemble not in ENSEMBLES:
+        raise ValueError(f"ensemble must be one of {ENSEMBLES}, got {ensemble!r}")
+    if ensemble != "nve" and temperature <= 0:
+        raise ValueError(f"temperature must be > 0 K for ensemble {ensemble!r}")
+    if steps < 0 or timestep <= 0:
+        raise ValueError("steps must be >= 0 and timestep > 0")
+    calc = as_calculator(potential)
+    work = atoms.copy()
+    work.calc = None
+    if ensemble == "npt" and not np.all(work.pbc):
+        raise ValueError("ensemble 'npt' needs a 3D-periodic cell")
+    settings = _MDSettings(
+        temperature=temperature,
+        steps=steps,
+        timestep=timestep,
+        ensemble=ensemble,
+        seed=seed,
+        pressure=pressure,
+        tdamp=100.0 * timestep if tdamp is None else tdamp,
+        pdamp=1000.0 * timestep if pdamp is None else pdamp,
+        has_velocities=bool(np.any(work.get_momenta() != 0.0)),
+    )
+    if isinstance(calc, LammpsCalculator):
+        _lammps_md(work, calc, settings)
+    else:
+        _ase_md(work, calc, settings)
+    work.wrap()
+    _freeze_results(work, calc)
+    work.info.update(
+        md_steps=int(steps), md_ensemble=ensemble, md_temperature=float(work.get_temperature())
+    )
+    return work
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+@dataclass(frozen=True)
+class _MDSettings:
+    temperature: float  # K
+    steps: int
+    timestep: float  # fs
+    ensemble: str
+    seed: int
+    pressure: float  # GPa
+    tdamp: float  # fs
+    pdamp: float  # fs
+    has_velocities: bool
+
+
+def _single_threaded_blas() -> Any:
+    """Limit BLAS to one thread: FrechetCellFilter does many 3x3 solves, which a threaded
+    OpenBLAS slows down ~90x on a loaded 2-core machine (measured: 157 ms -> 1.8 ms per
+    get_forces). A no-op when threadpoolctl is not installed."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # optional: only a speed-up
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
+
+
+def _filtered(atoms: Atoms, relax_cell: bool, pressure: float) -> Any:
+    from ase.filters import FrechetCellFilter
+
+    if relax_cell:
+        return FrechetCellFilter(atoms, scalar_pressure=pressure * units.GPa)
+    return atoms
+
+
+def _max_force(target: Any) -> float:
+    forces = target.get_forces()
+    return float(np.sqrt((forces**2).sum(axis=1).max())) if len(forces) else 0.0
+
+
+def _freeze_results(atoms: Atoms, calc: Calculator) -> None:
+    atoms.calc = calc
+    results: dict[str, Any] = {
+        "energy": atoms.get_potential_energy(),
+        "forces": atoms.get_forces(),
+    }
+    if np.all(atoms.pbc) and "stress" in calc.implemented_properties:
+        results["stress"] = atoms.get_stress()
+    atoms.calc = SinglePointCalculator(atoms, **results)
+
+
+def _set_from_lammps(atoms: Atoms, calc: LammpsCalculator, velocities: bool) -> None:
+    positions, cell, v = calc.read_structure()
+    if calc.periodic:
+        atoms.set_cell(cell, scale_atoms=False)
+    atoms.positions = positions
+    if velocities:
+        atoms.set_velocities(v)
+    calc.mark_box_changed()
+
+
+def _lammps_minimize(
+    atoms: Atoms, calc: LammpsCalculator, fmax: float, relax_cell: bool, steps: int, pressure: float
+) -> int:
+    """Minimise inside LAMMPS; `atoms` gets the result. Returns the number of iterations.
+
+    Cycles of FIRE on the positions (robust where an energy is not smooth, e.g. the
+    three-body cutoff of BMP) followed by CG with `fix box/relax tri` (damped-dynamics
+    styles cannot move the box), until the ASE criterion is met, the iteration budget
+    `steps` is spent, or a cycle stops improving.
+    """
+    total, best = 0, np.inf
+    for _ in range(_MAX_CYCLES):
+        calc.load(atoms)
+        lmp = calc.lammps
+        commands = [
+            "reset_timestep 0",
+            "min_style fire",
+            "min_modify norm max",
+            f"minimize 0.0 {fmax} {max(steps - total, 1)} {10 * steps}",
+        ]
+        lmp.commands_list(commands)
+        total += int(lmp.extract_global("ntimestep"))
+        if relax_cell and total < steps:
+            lmp.commands_list(
+                [
+                    "reset_timestep 0",
+                    "min_style cg",
+                    f"fix amt_relax all box/relax tri {pressure * _BAR_PER_GPA} vmax 0.001",
+                    f"minimize 0.0 {fmax} {steps - total} {10 * steps}",
+                    "unfix amt_relax",
+                ]
+            )
+            total += int(lmp.extract_global("ntimestep"))
+        _set_from_lammps(atoms, calc, velocities=False)
+        atoms.calc = calc
+        force = _max_force(_filtered(atoms, relax_cell, pressure))
+        atoms.calc = None
+        if force <= fmax or total >= steps or force > 0.9 * best:
+            break
+        best = force
+    return total
+
+
+def _lammps_md(atoms: Atoms, calc: LammpsCalculator, md: _MDSettings) -> None:
+    calc.load(atoms)
+    lmp = calc.lammps
+    ps = 1.0e-3  # fs -> ps (LAMMPS metal time unit)
+    if md.has_velocities:
+        v = atoms.get_velocities() @ calc.rotation * (1000.0 * units.fs)  # ASE -> Å/ps
+        lmp.scatter_atoms("v", 1, 3, np.ctypeslib.as_ctypes(np.ascontiguousarray(v.ravel())))
+    else:
+        lmp.command("velocity all set 0.0 0.0 0.0")
+        if md.temperature > 0:
+            lmp_seed = md.seed % 2_000_000_000 + 1  # LAMMPS seeds must be positive
+            lmp.command(
+                f"velocity all create {md.temperature} {lmp_seed} "
+                "dist gaussian mom yes rot no loop geom"
+            )
+    thermostat = f"temp {md.temperature} {md.temperature} {md.tdamp * ps}"
+    p_bar = md.pressure * _BAR_PER_GPA
+    fix = {
+        "nve": "fix amt_md all nve",
+        "nvt": f"fix amt_md all nvt {thermostat}",
+        "npt": f"fix amt_md all npt {thermostat} iso {p_bar} {p_bar} {md.pdamp * ps}",
+    }[md.ensemble]
+    lmp.commands_list(
+        [
+            "reset_timestep 0",
+            f"timestep {md.timestep * ps}",
+            fix,
+            f"run {md.steps} post no",
+            "unfix amt_md",
+        ]
+    )
+    _set_from_lammps(atoms, calc, velocities=True)
+
+
+def _ase_md(atoms: Atoms, calc: Calculator, md: _MDSettings) -> None:
+    from ase.md import IsotropicMTKNPT, NoseHooverChainNVT, VelocityVerlet
+    from ase.md.velocitydistribution import Stationary
+
+    try:
+        from ase.md import thermalize_momenta  # ASE >= 3.29
+    except ImportError:  # older ASE
+        from ase.md.velocitydistribution import MaxwellBoltzmannDistribution as thermalize_momenta
+
+    atoms.calc = calc
+    if not md.has_velocities and md.temperature > 0:
+        thermalize_momenta(atoms, temperature_K=md.temperature, rng=np.random.default_rng(md.seed))
+        Stationary(atoms)
+    dt = md.timestep * units.fs
+    if md.ensemble == "nve":
+        dyn = VelocityVerlet(atoms, timestep=dt)
+    elif md.ensemble == "nvt":
+        dyn = NoseHooverChainNVT(
+            atoms, timestep=dt, temperature_K=md.temperature, tdamp=md.tdamp * units.fs
+        )
+    else:
+        dyn = IsotropicMTKNPT(
+            atoms,
+            timestep=dt,
+            temperature_K=md.temperature,
+            pressure_au=md.pressure * units.GPa,
+            tdamp=md.tdamp * units.fs,
+            pdamp=md.pdamp * units.fs,
+        )
+    dyn.run(md.steps)

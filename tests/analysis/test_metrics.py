@@ -1,0 +1,63 @@
+"""Distribution RMSD and target/measured property errors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from amtoolkit.analysis.metrics import PropertyErrors, distribution_rmsd, property_errors
+
+TOL = 1e-12
+
+
+def test_rmsd_known_values():
+    a = np.array([0.0, 1.0, 2.0, 3.0])
+    assert distribution_rmsd(a, a) == 0.0
+    assert distribution_rmsd(a, a + 0.5) == pytest.approx(0.5, abs=TOL)
+    # (1^2 + 0 + 1^2 + 0) / 4 -> sqrt(0.5)
+    assert distribution_rmsd(a, [1.0, 1.0, 1.0, 3.0]) == pytest.approx(np.sqrt(0.5), abs=TOL)
+    assert distribution_rmsd([1.0, 2.0], [2.0, 4.0]) == distribution_rmsd([2.0, 4.0], [1.0, 2.0])
+
+
+def test_rmsd_rejects_mismatched_or_bad_input():
+    with pytest.raises(ValueError, match="different lengths: 3 and 4"):
+        distribution_rmsd(np.zeros(3), np.zeros(4))
+    with pytest.raises(ValueError, match="NaN"):
+        distribution_rmsd([np.nan, 1.0], [0.0, 1.0])
+    with pytest.raises(ValueError, match="empty"):
+        distribution_rmsd([], [])
+
+
+def test_property_errors_known_values():
+    targets = [10.0, 20.0, 40.0]
+    measured = [11.0, 18.0, 40.0]
+    result = property_errors(targets, measured)
+    assert isinstance(result, PropertyErrors)
+    assert result.n == 3
+    assert result.mae == pytest.approx(1.0, abs=TOL)
+    assert result.rmse == pytest.approx(np.sqrt(5.0 / 3.0), abs=TOL)
+    assert result.mape == pytest.approx(100.0 * (0.1 + 0.1 + 0.0) / 3.0, abs=TOL)
+    assert json.loads(json.dumps(result.to_dict()))["n"] == 3
+
+
+def test_property_errors_drop_nan_pairs():
+    result = property_errors([10.0, np.nan, 20.0, 5.0], [12.0, 3.0, 20.0, np.nan])
+    reference = property_errors([10.0, 20.0], [12.0, 20.0])
+    assert result == reference
+    assert result.n == 2 and result.mae == pytest.approx(1.0)
+
+
+def test_property_errors_all_nan_and_zero_targets():
+    empty = property_errors([np.nan], [1.0])
+    assert empty.n == 0 and np.isnan(empty.mae) and np.isnan(empty.rmse)
+    zero = property_errors([0.0, 0.0], [1.0, -1.0])
+    assert zero.mae == 1.0 and np.isnan(zero.mape)  # MAPE undefined for zero targets
+
+
+def test_property_errors_length_mismatch_names_both():
+    with pytest.raises(ValueError, match="3 targets, 2 measured"):
+        property_errors([1.0, 2.0, 3.0], [1.0, 2.0])
+    with pytest.raises(ValueError, match="1D"):
+        property_errors(np.ones((2, 2)), np.ones((2, 2)))

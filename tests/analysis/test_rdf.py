@@ -1,0 +1,174 @@
+"""RDF: ASE normalisation (total and partials, one or several cells, triclinic), images, errors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from ase import Atoms
+from ase.geometry.rdf import get_rdf
+
+from amtoolkit.analysis.rdf import RDFResult, first_peak, rdf
+from amtoolkit.errors import StructureError
+
+ASE_TOL = 1e-10  # agreement with ase.geometry.rdf.get_rdf (same bins, same formula)
+SUM_RULE_TOL = 1e-12  # g = sum_ab c_a c_b g_ab holds to rounding
+RMAX = 4.5
+NBINS = 90
+
+
+def random_sio2(seed: int, cell: np.ndarray, n_si: int = 20) -> Atoms:
+    rng = np.random.default_rng(seed)
+    n = 3 * n_si
+    return Atoms(f"Si{n_si}O{2 * n_si}", scaled_positions=rng.random((n, 3)), cell=cell, pbc=True)
+
+
+CUBIC = np.diag([10.0, 10.0, 10.0])
+TRICLINIC = np.array([[10.5, 0.0, 0.0], [2.0, 11.0, 0.0], [1.0, -1.5, 10.8]])
+PAIRS = [("Si", "Si"), ("Si", "O"), ("O", "Si"), ("O", "O")]
+
+
+@pytest.mark.parametrize("cell", [CUBIC, TRICLINIC], ids=["cubic", "triclinic"])
+def test_single_structure_matches_ase(cell):
+    atoms = random_sio2(1, cell)
+    result = rdf(atoms, rmax=RMAX, nbins=NBINS)
+    g_ase, r_ase = get_rdf(atoms, RMAX, NBINS)
+    np.testing.assert_allclose(result.r, r_ase, rtol=0, atol=ASE_TOL)
+    np.testing.assert_allclose(result.g, g_ase, rtol=0, atol=ASE_TOL)
+    for pair in PAIRS:
+        ref = get_rdf(atoms, RMAX, NBINS, elements=pair, no_dists=True)
+        np.testing.assert_allclose(result.partial[pair], ref, rtol=0, atol=ASE_TOL)
+
+
+def test_several_structures_match_ase_image_average():
+    frames = [random_sio2(k, TRICLINIC * s) for k, s in ((2, 1.0), (3, 1.04), (4, 0.98))]
+    result = rdf(frames, rmax=RMAX, nbins=NBINS)
+    np.testing.assert_allclose(result.g, get_rdf(frames, RMAX, NBINS, no_dists=True), atol=ASE_TOL)
+    for pair in PAIRS:
+        ref = get_rdf(frames, RMAX, NBINS, elements=pair, no_dists=True)
+        np.testing.assert_allclose(result.partial[pair], ref, rtol=0, atol=ASE_TOL)
+    assert result.per_structure.shape == (3, NBINS)
+    for k, atoms in enumerate(frames):
+        np.testing.assert_allclose(
+            result.per_structure[k], get_rdf(atoms, RMAX, NBINS, no_dists=True), atol=ASE_TOL
+        )
+
+
+def test_partials_are_symmetric_and_sum_to_total():
+    atoms = random_sio2(5, TRICLINIC, n_si=30)
+    result = rdf(atoms, rmax=RMAX, nbins=NBINS)
+    np.testing.assert_array_equal(result.partial[("Si", "O")], result.partial[("O", "Si")])
+    c = {"Si": 1 / 3, "O": 2 / 3}
+    total = sum(c[a] * c[b] * result.partial[(a, b)] for a, b in PAIRS)
+    np.testing.assert_allclose(total, result.g, rtol=0, atol=SUM_RULE_TOL)
+    assert result.pairs == [("O", "O"), ("O", "Si"), ("Si", "Si")]
+
+
+def test_rmax_beyond_half_cell_counts_all_images():
+    # ASE refuses rmax > half the cell width; we count every periodic image, which
+    # must equal the RDF of a supercell that ASE can handle.
+    small = random_sio2(6, np.diag([6.0, 6.5, 7.0]), n_si=4)
+    big = small.repeat(2)
+    np.testing.assert_allclose(
+        rdf(small, rmax=5.0, nbins=50).g, get_rdf(big, 5.0, 50, no_dists=True), atol=ASE_TOL
+    )
+
+
+def test_shape_contract_and_json(diamond_si):
+    result = rdf(diamond_si, rmax=2.5, nbins=25)
+    assert isinstance(result, RDFResult)
+    dr = 2.5 / 25
+    np.testing.assert_allclose(result.r, dr * (np.arange(25) + 0.5))
+    assert result.g.shape == (25,)
+    assert result.per_structure.shape == (1, 25)
+    assert set(result.partial) == {("Si", "Si")}
+    data = result.to_dict()
+    json.dumps(data)
+    assert len(data["g"]) == 25 and "Si-Si" in data["partial"]
+
+
+def test_diamond_first_peak_is_the_bond_length(diamond_si):
+    a = diamond_si.cell[0, 0]
+    bond = np.sqrt(3) / 4 * a
+    result = rdf(diamond_si, rmax=2.7, nbins=54)
+    dr = 2.7 / 54
+    assert abs(first_peak(result) - bond) <= dr / 2
+    assert abs(first_peak(result, ("Si", "Si")) - bond) <= dr / 2
+    # no pair closer than the bond: the histogram is empty below it
+    assert np.all(result.g[result.r < bond - dr] == 0)
+
+
+def test_first_peak_refines_between_bins():
+    rng = np.random.default_rng(7)
+    r = 0.05 * (np.arange(100) + 0.5)
+    g = np.exp(-((r - 2.013) ** 2) / (2 * 0.08**2)) * 3 + 0.01 * rng.random(100)
+    result = RDFResult(r=r, g=g, partial={}, per_structure=g[None], rmax=5.0)
+    assert abs(first_peak(result) - 2.013) < 0.01
+    with pytest.raises(KeyError, match="no partial"):
+        first_peak(result, ("Si", "O"))
+
+
+def test_ideal_gas_tends_to_one():
+    rng = np.random.default_rng(8)
+    gas = Atoms("Ar1500", scaled_positions=rng.random((1500, 3)), cell=[25.0] * 3, pbc=True)
+    result = rdf(gas, rmax=8.0, nbins=40)
+    assert abs(result.g[result.r > 3.0].mean() - 1.0) < 0.02
+
+
+def test_ghost_atoms_are_ignored():
+    atoms = random_sio2(9, CUBIC)
+    with_ghosts = atoms + Atoms("X5", positions=np.full((5, 3), 1.0))
+    np.testing.assert_array_equal(rdf(atoms).g, rdf(with_ghosts).g)
+
+
+def test_plot_returns_axes():
+    ax = rdf(random_sio2(10, CUBIC)).plot()
+    assert len(ax.lines) == 1 + 1 + 3  # total, g = 1 line, three distinct partials
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda a: a.set_pbc(False), "not periodic"),
+        (lambda a: a.set_cell(np.zeros((3, 3))), "zero volume"),
+        (lambda a: a.positions.__setitem__((3, 1), np.nan), "non-finite position"),
+    ],
+    ids=["non-periodic", "zero-volume", "nan-position"],
+)
+def test_bad_structures_raise(make, message):
+    atoms = random_sio2(11, CUBIC)
+    make(atoms)
+    with pytest.raises(StructureError, match=message):
+        rdf(atoms)
+
+
+def test_bad_arguments_raise(diamond_si):
+    with pytest.raises(ValueError, match="rmax"):
+        rdf(diamond_si, rmax=0.0)
+    with pytest.raises(ValueError, match="nbins"):
+        rdf(diamond_si, nbins=0)
+
+
+def test_unwrapped_positions_give_the_same_rdf():
+    # MD output often lies several cells away from the box; the answer must not change
+    atoms = random_sio2(12, TRICLINIC)
+    shifted = atoms.copy()
+    rng = np.random.default_rng(12)
+    shifted.positions += rng.integers(-3, 4, size=(len(atoms), 3)) @ atoms.cell.array
+    result = rdf(shifted, rmax=RMAX, nbins=NBINS)
+    np.testing.assert_allclose(result.g, get_rdf(atoms, RMAX, NBINS, no_dists=True), atol=ASE_TOL)
+    for pair in PAIRS:
+        np.testing.assert_allclose(
+            result.partial[pair], rdf(atoms, RMAX, NBINS).partial[pair], atol=ASE_TOL
+        )
+
+
+def test_silica_si_o_peak(dm2_sio2_path):
+    from ase.io import read
+
+    glass = read(dm2_sio2_path, format="lammps-data", atom_style="charge", units="real")
+    result = rdf(glass)
+    assert 1.58 <= first_peak(result, ("Si", "O")) <= 1.66  # Si-O bond, 1.61-1.63 Å
+    assert 2.55 <= first_peak(result, ("O", "O")) <= 2.70  # O-O tetrahedron edge
+    assert first_peak(result) == first_peak(result, ("Si", "O"))

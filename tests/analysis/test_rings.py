@@ -1,0 +1,130 @@
+"""Ring statistics: diamond, silica polymorphs in Si count, supercell consistency, limits."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from ase import Atoms
+from ase.build import bulk
+from ase.spacegroup import crystal
+
+from amtoolkit.analysis.rings import RingsResult, rings
+
+
+def beta_cristobalite(a: float = 7.16) -> Atoms:
+    """Ideal beta-cristobalite: Si on a diamond lattice, O at the Si-Si bond midpoints."""
+    si = bulk("Si", "diamond", a=a, cubic=True)
+    fcc = si.get_scaled_positions()[::2]
+    directions = np.array([[1, 1, 1], [1, -1, -1], [-1, 1, -1], [-1, -1, 1]]) / 8.0
+    oxygen = (fcc[:, None, :] + directions[None]).reshape(-1, 3) % 1.0
+    return si + Atoms("O16", scaled_positions=oxygen, cell=si.cell, pbc=True)
+
+
+def alpha_quartz() -> Atoms:
+    """alpha-quartz, P3_121, Si 3a (x, 0, 1/3), O 6c (Levien et al., Am. Mineral. 65, 920)."""
+    return crystal(
+        ["Si", "O"],
+        basis=[(0.4697, 0.0, 1 / 3), (0.4135, 0.2669, 0.1191)],
+        spacegroup=152,
+        cellpar=[4.916, 4.916, 5.405, 90, 90, 120],
+    )
+
+
+def disordered_si() -> Atoms:
+    """64-atom diamond cell rattled until bonds break: rings of many sizes."""
+    atoms = bulk("Si", "diamond", a=5.431, cubic=True).repeat(2)
+    atoms.rattle(0.3, seed=2)
+    return atoms
+
+
+def test_diamond_has_only_sixrings_two_per_atom(diamond_si):
+    # every atom of diamond lies on 12 six-rings -> 12 / 6 = 2 rings per atom; the
+    # 8-atom cell is narrower than a ring and is repeated internally
+    for atoms in (diamond_si, diamond_si.repeat(2)):
+        result = rings(atoms)
+        assert result.counts == {6: 2 * len(atoms)}
+        assert result.mean_size == 6.0
+
+
+def test_maxlength_is_inclusive(diamond_si):
+    assert rings(diamond_si, maxlength=6).counts == {6: 16}
+    assert rings(diamond_si, maxlength=5).counts == {}
+    assert np.isnan(rings(diamond_si, maxlength=5).mean_size)
+
+
+def test_cristobalite_rings_in_si_count():
+    atoms = beta_cristobalite()
+    n_si = 8
+    assert rings(atoms, count_species="Si").counts == {6: 2 * n_si}
+    # the same rings counted in atoms (Si + O) are 12-membered
+    assert rings(atoms, maxlength=12).counts == {12: 2 * n_si}
+    assert rings(atoms, count_species="Si", maxlength=5).counts == {}
+
+
+def test_quartz_six_and_eight_rings():
+    # alpha-quartz: each SiO4 is on six 6-rings and forty 8-rings (shortest-path rings)
+    atoms = alpha_quartz()
+    n_si = 3
+    result = rings(atoms, count_species="Si")
+    assert set(result.counts) == {6, 8}
+    assert 6 * result.counts[6] / n_si == 6
+    assert 8 * result.counts[8] / n_si == 40
+
+
+def test_counts_scale_with_supercell():
+    atoms = disordered_si()
+    for maxlength in (8, 12):  # without and with the internal repetition
+        small = rings(atoms, maxlength=maxlength).counts
+        big = rings(atoms.repeat(2), maxlength=maxlength).counts
+        assert len(small) > 3  # really disordered
+        assert big == {n: 8 * c for n, c in small.items()}
+
+
+def test_set_sums_and_per_structure(diamond_si):
+    atoms = disordered_si()
+    result = rings([atoms, diamond_si], maxlength=8)
+    one = rings(atoms, maxlength=8).counts
+    assert result.per_structure == [one, {6: 16}]
+    expected = dict(one)
+    expected[6] = expected.get(6, 0) + 16
+    assert result.counts == dict(sorted(expected.items()))
+    total = sum(expected.values())
+    assert result.mean_size == pytest.approx(sum(n * c for n, c in expected.items()) / total)
+    assert sum(result.fractions.values()) == pytest.approx(1.0)
+
+
+def test_result_contract(diamond_si):
+    result = rings(diamond_si)
+    assert isinstance(result, RingsResult)
+    assert result.maxlength == 12 and result.count_species is None
+    data = result.to_dict()
+    json.dumps(data)
+    assert data["counts"] == {"6": 16}
+    assert result.plot() is not None
+
+
+def test_cutoff_controls_the_network(diamond_si):
+    assert rings(diamond_si, cutoff=2.0).counts == {}  # no bonds at all
+    assert rings(diamond_si, cutoff={("Si", "Si"): 2.5}).counts == {6: 16}
+
+
+def test_bad_arguments(diamond_si):
+    with pytest.raises(ValueError, match="no O atoms"):
+        rings(diamond_si, count_species="O")
+    with pytest.raises(ValueError, match="unknown element"):
+        rings(diamond_si, count_species="Qq")
+    with pytest.raises(ValueError, match="maxlength"):
+        rings(diamond_si, maxlength=1)
+
+
+def test_silica_ring_sizes(dm2_sio2_path):
+    from ase.io import read
+
+    glass = read(dm2_sio2_path, format="lammps-data", atom_style="charge", units="real")
+    result = rings(glass, count_species="Si")
+    most_common = sorted(result.counts, key=result.counts.get)[-2:]
+    assert sorted(most_common) == [6, 7]
+    assert 6.0 < result.mean_size < 7.0
+    assert min(result.counts) >= 2 and max(result.counts) <= 12

@@ -1,0 +1,108 @@
+"""S(q): direct Debye-like pair sum, ideal gas, large-q limit, silica's first sharp peak."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from ase import Atoms
+from ase.build import bulk
+from ase.io import read
+from ase.neighborlist import neighbor_list as ase_neighbor_list
+
+from amtoolkit.analysis.structure_factor import (
+    StructureFactorResult,
+    half_width,
+    lorch_window,
+    sq_from_gr,
+    structure_factor,
+)
+from amtoolkit.errors import StructureError
+
+DEBYE_TOL = 2e-3  # histogram (dr = 0.01 Å) vs exact pair positions
+IDEAL_GAS_TOL = 0.1  # |S - 1| for 1000 random points at q > 2 1/Å (statistical)
+LARGE_Q_TOL = 0.02  # |S - 1| at q > 20 1/Å for a thermally disordered crystal
+
+
+def rattled_diamond() -> Atoms:
+    atoms = bulk("Si", "diamond", a=5.431, cubic=True).repeat(3)
+    atoms.rattle(0.15, seed=3)
+    return atoms
+
+
+def test_matches_direct_pair_sum():
+    # S(q) = 1 + (1/N) sum_{i != j, r_ij < rmax} W(r_ij) sin(q r_ij) / (q r_ij)
+    #          - 4 pi rho / q * integral_0^rmax r W(r) sin(q r) dr
+    atoms = rattled_diamond()
+    rmax = 7.0
+    result = structure_factor(atoms, qmax=12.0, nq=120, rmax=rmax)
+    d = ase_neighbor_list("d", atoms, rmax)
+    q = result.q
+    n = len(atoms)
+    rho = n / atoms.get_volume()
+    pair_sum = (np.sinc(np.outer(q, d) / np.pi) * lorch_window(d, rmax)).sum(axis=1) / n
+    r = np.linspace(0.0, rmax, 40_001)
+    integrand = r * lorch_window(r, rmax) * np.sin(np.outer(q, r))
+    uniform = 4 * np.pi * rho / q * np.trapezoid(integrand, r, axis=1)
+    np.testing.assert_allclose(result.s, 1.0 + pair_sum - uniform, rtol=0, atol=DEBYE_TOL)
+
+
+def test_uniform_g_gives_one():
+    r = 0.01 * (np.arange(500) + 0.5)
+    q = np.linspace(0.1, 20.0, 50)
+    for window in (True, False):
+        np.testing.assert_allclose(sq_from_gr(r, np.ones_like(r), 0.07, q, window), 1.0)
+
+
+def test_ideal_gas_is_flat():
+    rng = np.random.default_rng(0)
+    gas = Atoms("Ar1000", scaled_positions=rng.random((1000, 3)), cell=[22.0] * 3, pbc=True)
+    result = structure_factor(gas)
+    assert result.rmax == pytest.approx(11.0)
+    assert np.abs(result.s[result.q > 2.0] - 1.0).max() < IDEAL_GAS_TOL
+
+
+def test_large_q_limit_is_one():
+    result = structure_factor(rattled_diamond(), qmax=30.0, nq=300)
+    assert np.abs(result.s[result.q > 20.0] - 1.0).max() < LARGE_Q_TOL
+
+
+def test_default_rmax_is_half_the_shortest_width():
+    atoms = Atoms("Si", cell=[[6.0, 0, 0], [3.0, 5.0, 0], [0, 0, 9.0]], pbc=True)
+    assert half_width(atoms) == pytest.approx(2.5)  # width along y is 5 Å
+    cubic = bulk("Si", "diamond", a=5.431, cubic=True)
+    result = structure_factor([cubic.repeat(3), cubic.repeat((3, 3, 4))], nq=10)
+    assert result.rmax == pytest.approx(1.5 * 5.431)
+    assert result.per_structure.shape == (2, 10)
+    np.testing.assert_allclose(result.s, result.per_structure.mean(axis=0))
+
+
+def test_result_contract():
+    result = structure_factor(rattled_diamond(), qmax=10.0, nq=50)
+    assert isinstance(result, StructureFactorResult)
+    np.testing.assert_allclose(result.q, np.linspace(0.2, 10.0, 50))
+    assert result.s.shape == (50,) and result.window
+    json.dumps(result.to_dict())
+    assert result.plot() is not None
+    with pytest.raises(ValueError, match="no q points"):
+        result.peak_position(11.0, 12.0)
+
+
+def test_bad_input():
+    with pytest.raises(ValueError, match="qmax"):
+        structure_factor(rattled_diamond(), qmax=-1.0)
+    atoms = rattled_diamond()
+    atoms.pbc = False
+    with pytest.raises(StructureError, match="not periodic"):
+        structure_factor(atoms)
+
+
+@pytest.mark.slow
+def test_silica_first_sharp_diffraction_peak(dm2_sio2_path):
+    atoms = read(dm2_sio2_path, format="lammps-data", atom_style="charge", units="real")
+    result = structure_factor(atoms)
+    # a-SiO2: first sharp diffraction peak at 1.5-1.7 1/Å, main peak near 5 1/Å
+    assert 1.45 <= result.peak_position(1.0, 2.5) <= 1.75
+    assert 4.5 <= result.peak_position(4.0, 6.0) <= 5.5
+    assert result.s[(result.q > 1.0) & (result.q < 2.5)].max() > 1.2

@@ -1,0 +1,234 @@
+"""relax() and run_md(): known answers, engine agreement, reproducibility, conservation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from ase import units
+from ase.build import bulk
+from ase.calculators.calculator import PropertyNotImplementedError
+from ase.neighborlist import neighbor_list
+from matscipy.calculators.manybody import Manybody
+from matscipy.calculators.manybody.explicit_forms import StillingerWeber
+from matscipy.calculators.manybody.explicit_forms.stillinger_weber import (
+    Stillinger_Weber_PRB_31_5262_Si,
+)
+
+from amtoolkit.potentials import get_calculator, relax, run_md
+
+FMAX = 0.01  # eV/Å
+SW_LATTICE = 5.431  # Å, diamond Si minimum of Stillinger-Weber
+SW_COHESIVE = -2 * 2.1683  # eV/atom: 4 bonds x epsilon / 2 at the SW minimum
+LATTICE_TOL = 2e-3  # Å
+ENGINE_TOL = 1e-4  # eV/atom between LAMMPS and ASE relaxations of the same start
+NVE_DRIFT_TOL = 2e-3  # eV/atom over 200 steps of 1 fs at 600 K
+
+
+@pytest.fixture
+def strained_si():
+    """64-atom diamond Si, 2% expanded and rattled."""
+    atoms = bulk("Si", "diamond", a=SW_LATTICE * 1.02, cubic=True).repeat(2)
+    atoms.rattle(0.05, seed=1)
+    return atoms
+
+
+def thermalize(atoms, temperature: float, seed: int) -> None:
+    """Maxwell-Boltzmann momenta at `temperature` (K) with zero total momentum."""
+    rng = np.random.default_rng(seed)
+    masses = atoms.get_masses()[:, None]
+    momenta = rng.normal(size=(len(atoms), 3)) * np.sqrt(masses * units.kB * temperature)
+    atoms.set_momenta(momenta - masses * momenta.sum(axis=0) / masses.sum())
+
+
+def cell_force_bound(atoms) -> float:
+    """|stress| bound implied by fmax on FrechetCellFilter's cell forces (virial / n)."""
+    return FMAX * len(atoms) / atoms.get_volume()
+
+
+# --------------------------------------------------------------------------- relax
+
+
+def test_relax_sw_reaches_the_diamond_minimum(strained_si):
+    start = strained_si.copy()
+    relaxed = relax(strained_si, "sw-si", fmax=FMAX)
+    assert relaxed.info["relax_converged"] and relaxed.info["relax_method"] == "lammps"
+    assert np.sqrt((relaxed.get_forces() ** 2).sum(axis=1)).max() <= FMAX
+    assert np.abs(relaxed.get_stress()).max() <= cell_force_bound(relaxed)
+    assert relaxed.get_potential_energy() / len(relaxed) == pytest.approx(SW_COHESIVE, abs=1e-5)
+    lattice = np.cbrt(relaxed.get_volume()) / 2  # 2x2x2 cubic cells
+    assert lattice == pytest.approx(SW_LATTICE, abs=LATTICE_TOL)
+    np.testing.assert_array_equal(strained_si.positions, start.positions)  # input untouched
+    assert strained_si.calc is None
+
+
+def test_lammps_and_ase_engines_agree(strained_si):
+    by_lammps = relax(strained_si, "sw-si", fmax=FMAX, method="lammps")
+    by_ase = relax(strained_si, "sw-si", fmax=FMAX, method="ase")
+    assert by_ase.info["relax_method"] == "ase" and by_ase.info["relax_converged"]
+    n = len(strained_si)
+    assert by_lammps.get_potential_energy() / n == pytest.approx(
+        by_ase.get_potential_energy() / n, abs=ENGINE_TOL
+    )
+
+
+def test_relax_with_any_ase_calculator(diamond_si):
+    atoms = diamond_si.copy()
+    atoms.set_cell(atoms.cell * 0.99, scale_atoms=True)
+    atoms.rattle(0.03, seed=2)
+    relaxed = relax(atoms, Manybody(**StillingerWeber(Stillinger_Weber_PRB_31_5262_Si)), fmax=FMAX)
+    assert relaxed.info["relax_method"] == "ase" and relaxed.info["relax_converged"]
+    assert relaxed.get_potential_energy() / 8 == pytest.approx(SW_COHESIVE, abs=1e-5)
+
+
+def test_relax_positions_only_keeps_cell(strained_si):
+    relaxed = relax(strained_si, get_calculator("sw-si"), fmax=FMAX, cell=False)
+    np.testing.assert_array_equal(relaxed.cell.array, strained_si.cell.array)
+    assert np.sqrt((relaxed.get_forces() ** 2).sum(axis=1)).max() <= FMAX
+    assert np.all(relaxed.get_stress()[:3] > 0.01)  # still under tension: cell was not relaxed
+
+
+def test_relax_to_target_pressure(strained_si):
+    pressure = 5.0  # GPa
+    at_zero = relax(strained_si, "sw-si", fmax=FMAX)
+    squeezed = relax(strained_si, "sw-si", fmax=FMAX, pressure=pressure)
+    stress = squeezed.get_stress() / units.GPa
+    bound = cell_force_bound(squeezed) / units.GPa
+    np.testing.assert_allclose(stress[:3], -pressure, atol=bound)
+    np.testing.assert_allclose(stress[3:], 0.0, atol=bound)
+    assert squeezed.get_volume() < at_zero.get_volume()
+
+
+def test_relaxed_tersoff_silica_bond_length(cristobalite):
+    relaxed = relax(cristobalite, "tersoff-sio2", fmax=FMAX)
+    assert relaxed.info["relax_converged"]
+    i, j, d = neighbor_list("ijd", relaxed, 2.0)
+    si_o = (relaxed.numbers[i] == 14) & (relaxed.numbers[j] == 8)
+    assert np.all(np.bincount(i[si_o], minlength=len(relaxed))[relaxed.numbers == 14] == 4)
+    assert d[si_o].mean() == pytest.approx(1.6, abs=0.05)  # Å (Munetoh: 1.61-1.64)
+
+
+def test_relax_rejects_bad_arguments(diamond_si):
+    with pytest.raises(ValueError, match="method must be one of"):
+        relax(diamond_si, "sw-si", method="bfgs")
+    with pytest.raises(ValueError, match="needs a LammpsCalculator"):
+        relax(
+            diamond_si,
+            Manybody(**StillingerWeber(Stillinger_Weber_PRB_31_5262_Si)),
+            method="lammps",
+        )
+    with pytest.raises(TypeError, match="name or an ASE Calculator"):
+        relax(diamond_si, 42)
+
+
+def test_unconverged_relax_warns(strained_si):
+    with pytest.warns(RuntimeWarning, match="did not reach fmax"):
+        result = relax(strained_si, "sw-si", fmax=1e-9, steps=3)
+    assert not result.info["relax_converged"]
+
+
+# -------------------------------------------------------------------------- run_md
+
+
+def test_nvt_is_reproducible_and_seeded(strained_si):
+    first = run_md(strained_si, "sw-si", temperature=600.0, steps=100, seed=3)
+    again = run_md(strained_si, "sw-si", temperature=600.0, steps=100, seed=3)
+    other = run_md(strained_si, "sw-si", temperature=600.0, steps=100, seed=4)
+    np.testing.assert_array_equal(first.positions, again.positions)
+    np.testing.assert_array_equal(first.get_velocities(), again.get_velocities())
+    assert np.abs(first.positions - other.positions).max() > 1e-3
+    assert first.info["md_steps"] == 100 and first.info["md_ensemble"] == "nvt"
+    assert 100.0 < first.info["md_temperature"] < 1500.0
+    assert np.all(first.get_scaled_positions() < 1.0 + 1e-12)  # wrapped
+    assert strained_si.get_momenta().max() == 0.0  # input untouched
+
+
+def test_initial_velocities_follow_temperature(strained_si):
+    start = run_md(strained_si, "sw-si", temperature=900.0, steps=0, ensemble="nve", seed=1)
+    dof = 3 * len(start)
+    # LAMMPS sets T exactly over 3N - 3 degrees of freedom; ASE's temperature counts 3N.
+    # LAMMPS' and ASE's k_B and mass units differ at the 1e-6 level.
+    assert start.get_temperature() == pytest.approx(900.0 * (dof - 3) / dof, rel=1e-5)
+    np.testing.assert_allclose(start.get_momenta().sum(axis=0), 0.0, atol=1e-10)
+    np.testing.assert_allclose(start.positions, strained_si.get_positions(wrap=True), atol=1e-9)
+
+
+def test_nve_conserves_energy_and_keeps_given_velocities(strained_si):
+    atoms = strained_si.copy()
+    thermalize(atoms, 600.0, seed=0)
+    atoms.calc = get_calculator("sw-si")
+    e_start = atoms.get_potential_energy() + atoms.get_kinetic_energy()
+    end = run_md(atoms, "sw-si", temperature=600.0, steps=200, timestep=1.0, ensemble="nve")
+    e_end = end.get_potential_energy() + end.get_kinetic_energy()
+    assert abs(e_end - e_start) / len(atoms) < NVE_DRIFT_TOL
+    assert end.get_kinetic_energy() != pytest.approx(atoms.get_kinetic_energy())  # it moved
+
+
+def test_npt_compresses_under_pressure(strained_si):
+    squeezed = run_md(
+        strained_si, "sw-si", temperature=300.0, steps=300, ensemble="npt", pressure=10.0, seed=0
+    )
+    assert squeezed.get_volume() < 0.97 * strained_si.get_volume()
+    with pytest.raises(ValueError, match="3D-periodic"):
+        cluster = strained_si.copy()
+        cluster.pbc = False
+        run_md(cluster, "sw-si", 300.0, 10, ensemble="npt")
+
+
+def test_md_with_any_ase_calculator(diamond_si):
+    calc = Manybody(**StillingerWeber(Stillinger_Weber_PRB_31_5262_Si))
+    atoms = diamond_si.copy()
+    thermalize(atoms, 300.0, seed=1)
+    atoms.calc = calc
+    e_start = atoms.get_total_energy()
+    end = run_md(atoms, calc, temperature=300.0, steps=20, ensemble="nve")
+    assert end.get_total_energy() == pytest.approx(e_start, abs=NVE_DRIFT_TOL * len(atoms))
+    assert np.abs(end.positions - atoms.get_positions(wrap=True)).max() > 1e-3
+
+
+def test_md_rejects_bad_arguments(diamond_si):
+    with pytest.raises(ValueError, match="ensemble must be one of"):
+        run_md(diamond_si, "sw-si", 300.0, 10, ensemble="nph")
+    with pytest.raises(ValueError, match="temperature must be > 0"):
+        run_md(diamond_si, "sw-si", 0.0, 10)
+
+
+def test_relax_cluster_moves_positions_only():
+    cluster = bulk("Si", "diamond", a=SW_LATTICE, cubic=True)
+    cluster.pbc = False
+    cluster.center(vacuum=6.0)
+    cluster.rattle(0.05, seed=5)
+    relaxed = relax(cluster, "sw-si", fmax=FMAX)
+    assert relaxed.info["relax_converged"]
+    assert np.sqrt((relaxed.get_forces() ** 2).sum(axis=1)).max() <= FMAX
+    start = cluster.copy()
+    start.calc = get_calculator("sw-si")
+    assert relaxed.get_potential_energy() < start.get_potential_energy() - 0.05
+    with pytest.raises(PropertyNotImplementedError):
+        relaxed.get_stress()  # no stress for a cluster
+    np.testing.assert_array_equal(relaxed.cell.array, cluster.cell.array)
+
+
+@pytest.mark.slow
+def test_relax_external_3000_atom_glass_with_tersoff(dm2_sio2_path):
+    import ase.io
+
+    glass = ase.io.read(dm2_sio2_path, format="lammps-data", atom_style="charge", units="real")
+    assert sorted(set(glass.get_chemical_symbols())) == ["O", "Si"]
+    relaxed = relax(glass, "tersoff-sio2", fmax=FMAX)
+    assert relaxed.info["relax_converged"]
+    i, j, d = neighbor_list("ijd", relaxed, 2.0)
+    si_o = (relaxed.numbers[i] == 14) & (relaxed.numbers[j] == 8)
+    assert d[si_o].mean() == pytest.approx(1.6, abs=0.05)
+    density = relaxed.get_masses().sum() / relaxed.get_volume() * 1.66053907
+    assert 1.9 < density < 2.5  # g/cm^3
+
+
+def test_relax_keeps_the_callers_cell_basis(strained_si):
+    a, b, c = strained_si.cell.array
+    skewed = strained_si.copy()
+    skewed.set_cell([a, b + a, c - b], scale_atoms=False)  # same lattice, tilted basis
+    relaxed = relax(skewed, "sw-si", fmax=FMAX)
+    assert relaxed.info["relax_converged"]
+    # relaxed cell = the same tilted basis, uniformly shrunk by 2% (SW diamond minimum)
+    np.testing.assert_allclose(relaxed.cell.array, skewed.cell.array / 1.02, atol=0.02)
+    assert relaxed.get_potential_energy() / len(relaxed) == pytest.approx(SW_COHESIVE, abs=1e-5)

@@ -1,0 +1,263 @@
+"""The Analyzer facade: known answers on crystals, delegation, errors, set comparison."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+from ase import Atoms
+from ase.build import bulk
+
+from amtoolkit.analysis.metrics import distribution_rmsd
+from amtoolkit.analyzer import ANALYSES, Analyzer
+from amtoolkit.errors import CoverageError, StructureError
+
+SI_BOND = 5.431 * np.sqrt(3.0) / 4.0  # Å, nearest-neighbour distance of diamond Si
+TETRAHEDRAL = np.degrees(np.arccos(-1.0 / 3.0))  # 109.47 degrees
+RDF_BIN = 5.0 / 100  # Å, comparison RDF bin width
+ADF_BIN = 1.0  # degrees
+SW_DIAMOND_ENERGY = -4.3366  # eV/atom, Stillinger-Weber cohesive energy (1985)
+ENERGY_TOL = 1e-3  # eV/atom
+EXACT = 1e-12
+
+
+def cristobalite() -> Atoms:
+    """Ideal beta-cristobalite (C9): diamond Si with O at every Si-Si midpoint (Si-O 1.60 Å)."""
+    si = bulk("Si", "diamond", a=7.39, cubic=True)
+    from amtoolkit.analysis.neighbors import neighbor_list
+
+    i, j, vectors = neighbor_list(si, 3.3, "ijD")
+    midpoints = si.positions[i[i < j]] + 0.5 * vectors[i < j]
+    scaled = np.unique(np.round(si.cell.scaled_positions(midpoints) % 1.0, 8) % 1.0, axis=0)
+    return si + Atoms(["O"] * len(scaled), scaled_positions=scaled, cell=si.cell)
+
+
+@pytest.fixture
+def rattled(diamond_si):
+    atoms = diamond_si.copy()
+    atoms.rattle(0.05, seed=1)
+    return atoms
+
+
+def test_rdf_first_peak_of_diamond(diamond_si):
+    from amtoolkit.analysis.rdf import first_peak
+
+    result = Analyzer().rdf(diamond_si * (2, 2, 2))
+    assert result.r.shape == result.g.shape == (100,)
+    assert first_peak(result, ("Si", "Si")) == pytest.approx(SI_BOND, abs=RDF_BIN)
+
+
+def test_coordination_and_angles_of_diamond(diamond_si):
+    analyzer = Analyzer()
+    coordination = analyzer.coordination(diamond_si)
+    assert coordination.mean == {"Si": 4.0}
+    assert coordination.distribution == {"Si": {4: 1.0}}
+    adf = analyzer.adf(diamond_si)
+    assert adf.theta[np.argmax(adf.p)] == pytest.approx(TETRAHEDRAL, abs=ADF_BIN)
+
+
+def test_rings_diamond_and_silica_convention(diamond_si):
+    analyzer = Analyzer()
+    assert analyzer.rings(diamond_si).counts == {6: 16}  # 8 atoms x 12 rings / 6 atoms
+    silica = cristobalite()
+    assert silica.get_chemical_formula() == "O16Si8"
+    auto = analyzer.rings(silica)  # Si and O present: sizes counted in Si atoms
+    assert auto.count_species == ("Si",)
+    assert auto.counts == {6: 16}
+    assert analyzer.rings(silica, count_species=None).counts == {12: 16}
+
+
+def test_structure_factor_tends_to_one(diamond_si):
+    result = Analyzer().structure_factor(diamond_si * (3, 3, 3), qmax=20.0, nq=200)
+    assert result.q.shape == result.s.shape == (200,)
+    assert np.all(np.isfinite(result.s))
+
+
+def test_compare_set_with_itself_is_zero(diamond_si, rattled):
+    comparison = Analyzer().compare([diamond_si, rattled], [diamond_si, rattled])
+    assert comparison.rdf_rmsd == 0.0
+    assert comparison.adf_rmsd == 0.0
+    assert comparison.rdf_rmsd_partial == {("Si", "Si"): 0.0}
+    assert comparison.density_difference == 0.0
+    assert comparison.energy_difference is None  # no potential
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        comparison.rdf_rmsd = 1.0
+
+
+def test_compare_different_sets_matches_the_definition(diamond_si, rattled):
+    analyzer = Analyzer()
+    expanded = diamond_si.copy()
+    expanded.set_cell(diamond_si.cell * 1.02, scale_atoms=True)
+    comparison = analyzer.compare([rattled], [diamond_si, expanded])
+
+    rdf_ref = analyzer.rdf([diamond_si, expanded])
+    expected_rdf = distribution_rmsd(analyzer.rdf(rattled).g, rdf_ref.g)
+    adf_ref = analyzer.adf([diamond_si, expanded], cutoff=3.0)
+    expected_adf = distribution_rmsd(analyzer.adf(rattled, cutoff=3.0).p, adf_ref.p)
+    assert comparison.rdf_rmsd == pytest.approx(expected_rdf, rel=EXACT)
+    assert comparison.adf_rmsd == pytest.approx(expected_adf, rel=EXACT)
+    assert comparison.rdf_rmsd > 0.1
+    # density of the reference set = mean of 2.329 and 2.329 / 1.02^3
+    rho = diamond_si.get_masses().sum() / diamond_si.get_volume() * 1.66053906660
+    assert comparison.density_reference == pytest.approx(rho * (1 + 1.02**-3) / 2, rel=1e-9)
+    assert comparison.density_difference == pytest.approx(rho * (1 - 1.02**-3) / 2, rel=1e-9)
+    assert (comparison.n_generated, comparison.n_reference) == (1, 2)
+    text = comparison.summary()
+    assert "RDF RMSD (total)" in text and "energy" not in text
+    assert json.loads(json.dumps(comparison.to_dict()))["rdf_rmsd_partial"]["Si-Si"] >= 0
+
+
+def test_ghost_atoms_are_ignored(diamond_si):
+    with_ghost = diamond_si + Atoms("X", positions=[[0.3, 0.3, 0.3]])
+    analyzer = Analyzer()
+    np.testing.assert_allclose(analyzer.rdf(with_ghost).g, analyzer.rdf(diamond_si).g, atol=EXACT)
+    assert analyzer.coordination(with_ghost).mean == {"Si": 4.0}
+
+
+def test_potential_needed_for_energy_elastic_vdos(diamond_si):
+    analyzer = Analyzer()
+    for method in ("energy", "elastic", "vdos"):
+        with pytest.raises(
+            ValueError, match=rf"Analyzer\(potential=\.\.\.\) is needed for {method}"
+        ):
+            getattr(analyzer, method)(diamond_si)
+
+
+def test_unknown_potential_name_lists_known_ones():
+    with pytest.raises(ValueError, match="unknown potential 'lj-argon'.*sw-si"):
+        Analyzer("lj-argon")
+    with pytest.raises(TypeError, match="name or an ASE calculator"):
+        Analyzer(3.0)
+
+
+def test_energy_with_named_potential_is_sw_cohesive_energy(diamond_si):
+    analyzer = Analyzer("sw-si")
+    result = analyzer.energy(diamond_si, relax=False)
+    assert result.mean_energy == pytest.approx(SW_DIAMOND_ENERGY, abs=ENERGY_TOL)
+    assert analyzer.calculator() is analyzer.calculator()  # built once
+
+
+def test_energy_with_calculator_object(diamond_si):
+    from amtoolkit.potentials import get_calculator
+
+    calc = get_calculator("sw-si")
+    analyzer = Analyzer(calc)
+    assert analyzer.calculator() is calc
+    assert analyzer.potential_name == type(calc).__name__
+    assert analyzer.energy(diamond_si, relax=False).mean_energy == pytest.approx(
+        SW_DIAMOND_ENERGY, abs=ENERGY_TOL
+    )
+
+
+def test_coverage_error_names_element():
+    with pytest.raises(CoverageError, match="'O'.*sw-si"):
+        Analyzer("sw-si").energy(cristobalite())
+
+
+def test_crystallinity_relaxes_first_when_a_potential_is_set(rattled):
+    symprec = 0.01  # Å, below the 0.05 Å rattle
+    assert Analyzer().crystallinity(rattled, symprec=symprec).number == [1]
+    assert Analyzer("sw-si").crystallinity(rattled, symprec=symprec).number == [227]
+
+
+def test_compare_with_potential_compares_relaxed_energies(diamond_si):
+    vacancy = (diamond_si * (2, 2, 2))[1:]
+    comparison = Analyzer("sw-si").compare([vacancy], [diamond_si])
+    assert comparison.energy_reference == pytest.approx(SW_DIAMOND_ENERGY, abs=ENERGY_TOL)
+    # a vacancy costs energy: the relaxed per-atom energy is higher than the crystal's
+    assert comparison.energy_difference > 0.01
+    assert comparison.energy_difference == pytest.approx(
+        comparison.energy_generated - comparison.energy_reference, rel=EXACT
+    )
+    assert "energy (eV/atom, relaxed, sw-si)" in comparison.summary()
+
+
+def test_property_errors_delegates():
+    errors = Analyzer().property_errors([10.0, 20.0], [11.0, 18.0])
+    assert (errors.mae, errors.n) == (pytest.approx(1.5), 2)
+    assert errors.rmse == pytest.approx(np.sqrt(2.5))
+    assert errors.mape == pytest.approx(10.0)
+
+
+def test_report_skips_bad_frames_and_runs_the_rest(diamond_si, rattled):
+    bad = diamond_si.copy()
+    bad.positions[3, 1] = np.nan
+    skipped = []
+    report = Analyzer().report(
+        [diamond_si, bad, rattled],
+        ["rdf", "coordination", "rings"],
+        labels=["a", "b", "c"],
+        on_skip=lambda label, reason: skipped.append((label, reason)),
+    )
+    assert skipped == report.skipped
+    assert [label for label, _ in skipped] == ["b"]
+    assert "non-finite position" in skipped[0][1]
+    assert report.labels == ["a", "c"]
+    np.testing.assert_allclose(
+        report.results["rdf"].g, Analyzer().rdf([diamond_si, rattled]).g, atol=EXACT
+    )
+    assert report.composition == {"Si": 16}
+    assert report.rdf_peaks[("Si", "Si")] == pytest.approx(SI_BOND, abs=RDF_BIN)
+    assert set(report.results) == {"rdf", "coordination", "rings"}
+    data = json.loads(json.dumps(report.to_dict()))
+    assert data["skipped"] == [{"frame": "b", "reason": skipped[0][1]}]
+    assert data["coordination"]["mean"] == {"Si": 4.0}
+    text = report.summary()
+    assert "2 (1 skipped)" in text and "Si mean coordination" in text
+
+
+def test_report_with_no_good_frame_raises(diamond_si):
+    flat = diamond_si.copy()
+    flat.pbc = False
+    with pytest.raises(StructureError, match="not periodic"):
+        Analyzer().report([flat])
+    with pytest.raises(StructureError, match="no frame could be analysed; frame 0"):
+        Analyzer().report([flat, flat])
+
+
+def test_report_rejects_unknown_analysis_and_missing_potential(diamond_si):
+    with pytest.raises(ValueError, match="unknown analysis 'bonds'"):
+        Analyzer().report([diamond_si], ["bonds"])
+    with pytest.raises(ValueError, match="needed for energy"):
+        Analyzer().report([diamond_si], ["energy"])
+    assert "energy" in ANALYSES
+
+
+def test_report_per_frame_results_merge_to_set_results(diamond_si, rattled):
+    analyzer = Analyzer("sw-si")
+    frames = [rattled, diamond_si]
+    report = analyzer.report(frames, ["energy", "elastic", "vdos"])
+    energy = analyzer.energy(frames)
+    np.testing.assert_allclose(report.results["energy"].energy_per_atom, energy.energy_per_atom)
+    np.testing.assert_allclose(report.results["energy"].density, energy.density)
+    elastic = analyzer.elastic(frames)
+    np.testing.assert_allclose(report.results["elastic"].C, elastic.C, atol=1e-6)
+    np.testing.assert_allclose(report.results["elastic"].shear_modulus, elastic.shear_modulus)
+    vdos = analyzer.vdos(frames)
+    np.testing.assert_allclose(report.results["vdos"].frequency, vdos.frequency, atol=1e-9)
+    np.testing.assert_allclose(report.results["vdos"].dos, vdos.dos, atol=1e-9)
+
+
+def test_report_skips_frame_with_uncovered_element(diamond_si):
+    report = Analyzer("sw-si").report(
+        [diamond_si, cristobalite()], ["energy"], labels=["si", "silica"]
+    )
+    assert report.labels == ["si"]
+    assert report.skipped[0][0] == "silica"
+    assert "'O' is not covered" in report.skipped[0][1]
+
+
+def test_report_plot_writes_png(tmp_path, diamond_si):
+    report = Analyzer().report([diamond_si], ["rdf", "adf", "rings"])
+    fig = report.plot(tmp_path / "fig.png")
+    assert len([ax for ax in fig.axes if ax.get_visible()]) == 3
+    assert (tmp_path / "fig.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fig.png"]
+
+
+def test_report_plot_without_pictures_says_so(diamond_si):
+    report = Analyzer().report([diamond_si], ["crystallinity"])
+    with pytest.raises(ValueError, match="nothing to plot"):
+        report.plot()

@@ -1,0 +1,232 @@
+"""`amtool` through click's CliRunner: summaries, JSON, plots, exit codes, one-line errors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from ase import Atoms
+from ase.build import bulk
+from click.testing import CliRunner
+
+from amtoolkit import __version__
+from amtoolkit.cli import main
+from amtoolkit.io import write_structures
+
+SI_BOND = 5.431 * np.sqrt(3.0) / 4.0  # Å
+RDF_BIN = 0.05  # Å
+
+
+@pytest.fixture
+def runner():
+    return CliRunner()
+
+
+@pytest.fixture
+def si_file(tmp_path, diamond_si):
+    return str(write_structures(tmp_path / "si.extxyz", diamond_si * (2, 2, 2)))
+
+
+def frames_file(tmp_path, frames, name="set.extxyz"):
+    return str(write_structures(tmp_path / name, frames))
+
+
+def assert_one_line_error(result, *fragments):
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("amtool: error: ")
+    for fragment in fragments:
+        assert fragment in lines[0]
+    assert "Traceback" not in result.output
+
+
+def test_version_and_help(runner):
+    result = runner.invoke(main, ["--version"])
+    assert result.exit_code == 0 and __version__ in result.stdout
+    result = runner.invoke(main, ["analyze", "--help"])
+    assert result.exit_code == 0 and "--type-map" in result.stdout
+
+
+def test_default_summary(runner, si_file):
+    result = runner.invoke(main, ["analyze", si_file])
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert "Si64" in out
+    assert "2.329" in out  # density of diamond Si, g/cm3
+    assert "Si mean coordination  4.000" in out
+    peak = float(out.split("first peak Si-Si (A)")[1].split()[0])
+    assert peak == pytest.approx(SI_BOND, abs=RDF_BIN)
+    assert result.stderr == ""
+
+
+def test_json_holds_every_result(runner, si_file, tmp_path):
+    out = tmp_path / "report.json"
+    result = runner.invoke(main, ["analyze", si_file, "--rdf", "--rings", "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    data = json.loads(out.read_text())
+    assert data["composition"] == {"Si": 64}
+    assert data["frames"] == [f"{si_file}[0]"]
+    assert len(data["rdf"]["r"]) == 100 and len(data["rdf"]["g"]) == 100
+    assert data["rings"]["counts"] == {"6": 128}  # 64 atoms x 12 rings / 6 atoms
+    assert "coordination" not in data  # only what was asked for
+    assert data["rdf_first_peaks"]["Si-Si"] == pytest.approx(SI_BOND, abs=RDF_BIN)
+
+
+def test_plot_writes_png(runner, si_file, tmp_path):
+    png = tmp_path / "summary.png"
+    result = runner.invoke(main, ["analyze", si_file, "--adf", "--sq", "--plot", str(png)])
+    assert result.exit_code == 0, result.output
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_missing_file_exits_2_with_one_line(runner, tmp_path):
+    result = runner.invoke(main, ["analyze", str(tmp_path / "nothere.extxyz")])
+    assert_one_line_error(result, "nothere.extxyz", "no such file")
+
+
+def test_unreadable_file_exits_2(runner, tmp_path):
+    path = tmp_path / "junk.xyz"
+    path.write_text("not\na structure\n")
+    assert_one_line_error(runner.invoke(main, ["analyze", str(path)]), "junk.xyz")
+
+
+def test_nan_positions_in_the_whole_input_exit_2(runner, tmp_path, diamond_si):
+    bad = diamond_si.copy()
+    bad.positions[0, 0] = np.nan
+    path = frames_file(tmp_path, [bad])
+    assert_one_line_error(runner.invoke(main, ["analyze", path]), "non-finite position")
+
+
+def test_non_periodic_and_zero_volume_exit_2(runner, tmp_path, diamond_si):
+    molecule = Atoms("Si2", positions=[[0, 0, 0], [2.35, 0, 0]])
+    result = runner.invoke(main, ["analyze", frames_file(tmp_path, [molecule], "mol.extxyz")])
+    assert_one_line_error(result, "not periodic")
+    flat = diamond_si.copy()
+    flat.cell[2] = [0.0, 0.0, 0.0]
+    flat.pbc = True
+    result = runner.invoke(main, ["analyze", frames_file(tmp_path, [flat], "flat.extxyz")])
+    assert_one_line_error(result, "zero volume")
+
+
+def test_debug_shows_the_traceback(runner, tmp_path):
+    result = runner.invoke(main, ["analyze", str(tmp_path / "nothere.extxyz"), "--debug"])
+    assert result.exit_code == 2
+    assert "Traceback" in result.stderr
+
+
+def test_bad_frame_is_skipped_and_exit_is_1(runner, tmp_path, diamond_si):
+    bad = diamond_si.copy()
+    bad.positions[5, 2] = np.inf
+    path = frames_file(tmp_path, [diamond_si, bad, diamond_si])
+    result = runner.invoke(main, ["analyze", path])
+    assert result.exit_code == 1, result.output
+    assert f"skipped {path}[1]: non-finite position" in result.stderr
+    assert "frames analysed           2 (1 skipped)" in result.stdout
+    assert "Si mean coordination  4.000" in result.stdout
+    assert "Traceback" not in result.output
+
+
+def test_uncovered_element_frame_is_skipped(runner, tmp_path, diamond_si):
+    sic = bulk("SiC", "zincblende", a=4.36, cubic=True)
+    path = frames_file(tmp_path, [diamond_si, sic])
+    result = runner.invoke(main, ["analyze", path, "--potential", "sw-si", "--energy"])
+    assert result.exit_code == 1, result.output
+    assert f"skipped {path}[1]: element 'C' is not covered by potential 'sw-si'" in result.stderr
+    assert "energy (eV/atom, relaxed)" in result.stdout
+
+
+def test_energy_without_potential_exits_2(runner, si_file):
+    result = runner.invoke(main, ["analyze", si_file, "--energy"])
+    assert_one_line_error(result, "potential=", "energy")
+
+
+def test_unknown_potential_exits_2(runner, si_file):
+    result = runner.invoke(main, ["analyze", si_file, "--potential", "nope", "--energy"])
+    assert_one_line_error(result, "unknown potential 'nope'")
+
+
+LAMMPS_NO_MASSES = """\
+LAMMPS data file
+
+8 atoms
+1 atom types
+
+0.0 5.431 xlo xhi
+0.0 5.431 ylo yhi
+0.0 5.431 zlo zhi
+
+Atoms # atomic
+
+1 1 0.0 0.0 0.0
+2 1 1.35775 1.35775 1.35775
+3 1 0.0 2.7155 2.7155
+4 1 1.35775 4.07325 4.07325
+5 1 2.7155 0.0 2.7155
+6 1 4.07325 1.35775 4.07325
+7 1 2.7155 2.7155 0.0
+8 1 4.07325 4.07325 1.35775
+"""
+
+
+def test_type_map_option(runner, tmp_path):
+    path = tmp_path / "si.data"
+    path.write_text(LAMMPS_NO_MASSES)
+    result = runner.invoke(main, ["analyze", str(path), "--type-map", "1=Si"])
+    assert result.exit_code == 0, result.output
+    assert "Si8" in result.stdout and "Si mean coordination  4.000" in result.stdout
+    # without a map the elements are unknown; a bad map is one clear line
+    assert_one_line_error(runner.invoke(main, ["analyze", str(path)]), "type map")
+    result = runner.invoke(main, ["analyze", str(path), "--type-map", "1Si"])
+    assert_one_line_error(result, "bad type map entry '1Si'")
+    result = runner.invoke(main, ["analyze", str(path), "--type-map", "2=Si"])
+    assert_one_line_error(result, "si.data", "type 1 is not in the type map")
+
+
+def test_reference_comparison(runner, si_file, tmp_path, diamond_si):
+    rattled = diamond_si * (2, 2, 2)
+    rattled.rattle(0.1, seed=3)
+    generated = frames_file(tmp_path, [rattled], "gen.extxyz")
+    out = tmp_path / "cmp.json"
+    result = runner.invoke(main, ["analyze", generated, "--reference", si_file, "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "comparison with reference" in result.stdout
+    comparison = json.loads(out.read_text())["comparison"]
+    assert comparison["rdf_rmsd"] > 0 and comparison["n_reference"] == 1
+    result = runner.invoke(main, ["analyze", si_file, "--reference", si_file, "--json", str(out)])
+    assert json.loads(out.read_text())["comparison"]["rdf_rmsd"] == 0.0
+
+
+def test_index_selects_frames(runner, tmp_path, diamond_si):
+    frames = [diamond_si * (1, 1, k) for k in (1, 2, 3)]
+    path = frames_file(tmp_path, frames)
+    out = tmp_path / "r.json"
+    result = runner.invoke(main, ["analyze", path, "--index", "1:", "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(out.read_text())["n_atoms"] == [16, 24]
+
+
+def test_potentials_lists_the_registry(runner):
+    result = runner.invoke(main, ["potentials"])
+    assert result.exit_code == 0
+    for name in ("sw-si", "tersoff-sio2", "bmp-glass"):
+        assert name in result.stdout
+    assert "Stillinger" in result.stdout
+
+
+def test_unknown_example_exits_2(runner):
+    assert_one_line_error(runner.invoke(main, ["analyze", "example:nope"]), "unknown example")
+
+
+def test_shipped_example_is_amorphous_silicon(runner, tmp_path):
+    out = tmp_path / "a-si.json"
+    result = runner.invoke(
+        main, ["analyze", "example:a-si", "--crystallinity", "--coordination", "--json", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(out.read_text())
+    assert data["frames"] == ["example:a-si[0]"]
+    assert data["composition"] == {"Si": 216}
+    assert data["crystallinity"]["number"] == [1]  # P1: no symmetry left
+    assert 3.9 < data["coordination"]["mean"]["Si"] < 4.6  # tetrahedral-ish network

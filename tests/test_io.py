@@ -1,0 +1,272 @@
+"""Readers and writers: extxyz round trips, LAMMPS data type mapping, clear errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import warnings
+
+import numpy as np
+import pytest
+from ase import Atoms
+from ase.build import bulk
+
+from amtoolkit.io import (
+    ReadError,
+    atomic_output,
+    parse_type_map,
+    read_structures,
+    write_json,
+    write_structures,
+)
+
+POSITION_TOL = 1e-8  # Å, text round trip of positions
+CHARGE_TOL = 1e-12
+UNIT_CONSTANT_TOL = 1e-4  # LAMMPS' and ASE's values of fs differ by ~2e-5 (relative)
+
+LAMMPS_CHARGE_DATA = """\
+LAMMPS data file via write_data, version 17 Apr 2024, timestep = 0, units = real
+
+4 atoms
+2 atom types
+
+0.0 5.0 xlo xhi
+0.0 6.0 ylo yhi
+0.0 7.0 zlo zhi
+
+Masses
+
+1 15.9994
+2 28.0855
+
+Atoms # charge
+
+3 1 -1.2 1.0 1.0 1.0 0 0 0
+1 2 2.4 2.0 2.0 2.0 0 0 0
+2 1 -1.2 3.0 3.0 3.0 1 0 0
+4 1 -1.2 4.0 4.0 4.0 0 0 0
+
+Velocities
+
+1 0.001 0.0 0.0
+2 0.0 0.0 0.0
+3 0.0 0.0 0.0
+4 0.0 0.0 0.0
+"""
+
+LAMMPS_ATOMIC_NO_MASSES = """\
+LAMMPS data file
+
+3 atoms
+3 atom types
+
+0.0 4.0 xlo xhi
+0.0 4.0 ylo yhi
+0.0 4.0 zlo zhi
+
+Atoms
+
+1 1 0.5 0.5 0.5
+2 2 1.5 1.5 1.5
+3 3 2.5 2.5 2.5
+"""
+
+
+@pytest.fixture
+def charge_data(tmp_path):
+    path = tmp_path / "glass.dat"
+    path.write_text(LAMMPS_CHARGE_DATA)
+    return path
+
+
+@pytest.fixture
+def atomic_data(tmp_path):
+    path = tmp_path / "three.data"
+    path.write_text(LAMMPS_ATOMIC_NO_MASSES)
+    return path
+
+
+def test_extxyz_round_trip_keeps_frames_info_and_ghosts(tmp_path):
+    frames = []
+    for k in range(3):
+        atoms = bulk("Si", "diamond", a=5.431, cubic=True)
+        atoms.rattle(0.05, seed=k)
+        atoms += Atoms("X", positions=[[0.1, 0.2, 0.3]])  # a ghost atom (Z = 0)
+        atoms.info["shear_modulus"] = 30.0 + k
+        atoms.info["cooling_rate"] = 10.0**k
+        frames.append(atoms)
+    path = write_structures(tmp_path / "set.extxyz", frames)
+
+    read = read_structures(path)
+    assert len(read) == 3
+    for original, back in zip(frames, read, strict=True):
+        assert back.get_chemical_symbols() == original.get_chemical_symbols()
+        assert back.numbers[-1] == 0
+        np.testing.assert_allclose(back.positions, original.positions, atol=POSITION_TOL)
+        np.testing.assert_allclose(back.cell.array, original.cell.array, atol=POSITION_TOL)
+        assert back.info["shear_modulus"] == original.info["shear_modulus"]
+        assert back.info["cooling_rate"] == original.info["cooling_rate"]
+
+
+def test_extxyz_index_selects_frames(tmp_path):
+    frames = [bulk("Si", "diamond", a=5.0 + 0.1 * k, cubic=True) for k in range(5)]
+    path = write_structures(tmp_path / "set.extxyz", frames)
+    assert [a.cell[0, 0] for a in read_structures(path, index="1:4:2")] == pytest.approx([5.1, 5.3])
+    (last,) = read_structures(path, index=-1)
+    assert last.cell[0, 0] == pytest.approx(5.4)
+
+
+def test_write_structures_leaves_no_temporary_file(tmp_path):
+    path = write_structures(tmp_path / "one.extxyz", bulk("Si", "diamond", a=5.431))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["one.extxyz"]
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask  # not mkstemp's 0600
+
+
+def test_failed_write_keeps_the_old_file(tmp_path):
+    path = write_structures(tmp_path / "keep.extxyz", bulk("Si", "diamond", a=5.431))
+    before = path.read_text()
+    with pytest.raises(TypeError, match="frame 1 is str, not ase.Atoms"):
+        write_structures(path, [bulk("Si", "diamond", a=5.431), "not atoms"])
+    with pytest.raises(RuntimeError, match="disk full"):
+        with atomic_output(path) as tmp:
+            tmp.write_text("half a fi")
+            raise RuntimeError("disk full")
+    assert path.read_text() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.extxyz"]
+
+
+def test_lammps_charge_style_elements_from_masses(charge_data):
+    (atoms,) = read_structures(charge_data)
+    # sorted by id: id 1 is Si (type 2), ids 2-4 are O
+    assert atoms.get_chemical_symbols() == ["Si", "O", "O", "O"]
+    np.testing.assert_allclose(
+        atoms.get_initial_charges(), [2.4, -1.2, -1.2, -1.2], atol=CHARGE_TOL
+    )
+    np.testing.assert_array_equal(atoms.arrays["type"], [2, 1, 1, 1])
+    np.testing.assert_allclose(atoms.cell.lengths(), [5.0, 6.0, 7.0])
+    # image flag (1 0 0) of id 2 unwraps x by one box length
+    np.testing.assert_allclose(atoms.positions[1], [8.0, 3.0, 3.0], atol=POSITION_TOL)
+    # element masses, not the file's type masses
+    np.testing.assert_allclose(atoms.get_masses()[0], 28.085, atol=1e-3)
+    assert atoms.pbc.all()
+
+
+def test_lammps_real_units_convert_velocities(charge_data):
+    from ase.units import fs
+
+    (atoms,) = read_structures(charge_data)
+    # units real: 0.001 Å/fs
+    np.testing.assert_allclose(
+        atoms.get_velocities()[0], [0.001 / fs, 0.0, 0.0], rtol=UNIT_CONSTANT_TOL
+    )
+
+
+def test_lammps_type_map_overrides_masses(charge_data):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        (atoms,) = read_structures(charge_data, type_map="1=S,2=Ge")
+    assert atoms.get_chemical_symbols() == ["Ge", "S", "S", "S"]
+    # the masses in the file contradict the map: say so
+    assert any("type 1 is S" in str(w.message) for w in caught)
+
+
+def test_lammps_type_map_dict_and_atomic_style(atomic_data):
+    (atoms,) = read_structures(atomic_data, type_map={1: "O", 2: "Si", 3: 3})
+    assert atoms.get_chemical_symbols() == ["O", "Si", "Li"]
+
+
+def test_lammps_unknown_type_names_type_and_file(atomic_data):
+    with pytest.raises(ReadError, match=r"three\.data.*type 3 is not in the type map"):
+        read_structures(atomic_data, type_map="1=O,2=Si")
+
+
+def test_lammps_without_masses_or_map_asks_for_a_map(atomic_data):
+    with pytest.raises(ReadError, match=r"three\.data.*no Masses section.*type map"):
+        read_structures(atomic_data)
+
+
+def test_lammps_mass_matching_no_element_asks_for_a_map(tmp_path):
+    path = tmp_path / "coarse.data"
+    path.write_text(
+        LAMMPS_CHARGE_DATA.replace("1 15.9994", "1 100.5").replace("2 28.0855", "2 28.0855")
+    )
+    with pytest.raises(ReadError, match="type 1 has mass 100.5"):
+        read_structures(path)
+
+
+def test_lammps_index_applies_to_the_single_frame(charge_data):
+    assert len(read_structures(charge_data, index=0)) == 1
+    with pytest.raises(ReadError, match="frame 3 does not exist"):
+        read_structures(charge_data, index=3)
+
+
+def test_dm2_sio2_file(dm2_sio2_path):
+    (atoms,) = read_structures(dm2_sio2_path)
+    assert atoms.get_chemical_formula() == "O2000Si1000"
+    si = atoms.numbers == 14
+    np.testing.assert_allclose(atoms.get_initial_charges()[si], 2.4)
+    density = atoms.get_masses().sum() / atoms.get_volume() * 1.66053906660
+    assert 2.0 < density < 2.3  # README: 2.09-2.20 g/cm3
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("1=O,2=Si", {1: 8, 2: 14}),
+        (" 2 = Si , 1=O ,", {1: 8, 2: 14}),
+        ({1: "O", 2: 14}, {1: 8, 2: 14}),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_parse_type_map(text, expected):
+    assert parse_type_map(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("1O", "expected TYPE=ELEMENT"),
+        ("a=O", "'a' is not an integer"),
+        ("1=Qq", "'Qq' is not an element"),
+        ("1=O,1=Si", "type 1 is given twice"),
+        ("0=O", "types start at 1"),
+        ("1=O=Si", "expected TYPE=ELEMENT"),
+    ],
+)
+def test_parse_type_map_errors(text, message):
+    with pytest.raises(ValueError, match=message):
+        parse_type_map(text)
+
+
+def test_missing_file_names_the_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"nothere\.extxyz: no such file"):
+        read_structures(tmp_path / "nothere.extxyz")
+
+
+def test_garbage_file_is_one_line_read_error(tmp_path):
+    path = tmp_path / "junk.xyz"
+    path.write_text("this is\nnot a structure\n")
+    with pytest.raises(ReadError, match=r"junk\.xyz: cannot read") as info:
+        read_structures(path)
+    assert "\n" not in str(info.value)
+
+
+def test_write_json_is_strict_and_atomic(tmp_path):
+    path = write_json(tmp_path / "out.json", {"a": [1.0, float("nan")], "b": {"c": np.inf}})
+    assert json.loads(path.read_text()) == {"a": [1.0, None], "b": {"c": None}}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.json"]
+
+
+def test_examples_by_name():
+    from amtoolkit import examples
+
+    assert "a-si" in examples.names()
+    assert examples.path("a-si").exists()
+    (atoms,) = examples.load("a-si")
+    assert len(atoms) == 216 and atoms.info["potential"] == "sw-si"
+    with pytest.raises(ValueError, match="unknown example 'glass'.*a-si"):
+        examples.path("glass")
