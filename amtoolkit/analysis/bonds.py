@@ -3,7 +3,10 @@
 A *cutoff specification* says which atom pairs are bonded (neighbours):
 
 - ``None``: the covalent rule ``d < 1.3 (r_cov,i + r_cov,j)`` with
-  ``ase.data.covalent_radii`` (Si-O < 2.30 Å, Si-Si < 2.89 Å, O-O < 1.72 Å);
+  ``ase.data.covalent_radii`` (Si-O < 2.30 Å, Si-Si < 2.89 Å). In oxides (structures
+  that contain O) only cation-O pairs bond under this rule: cation-cation and O-O
+  contacts are not bonds there (the Si-Si distance of edge-sharing tetrahedra, ~2.4-2.9
+  Å, would otherwise count as Si-Si bonds);
 - a float ``r``: every pair with ``d < r`` (Å);
 - a mapping ``{("Si", "O"): 2.3, ("O", "O"): 3.0}`` (symmetric; ``"Si-O"`` string keys
   are accepted too): only the listed element pairs bond, each with its own cutoff.
@@ -21,6 +24,8 @@ from amtoolkit.analysis.neighbors import neighbor_list
 
 COVALENT_FACTOR = 1.3
 """Bond when d < COVALENT_FACTOR * (r_cov,i + r_cov,j) (DESIGN section 6)."""
+
+OXYGEN = atomic_numbers["O"]
 
 Cutoffs = float | Mapping[tuple[str, str] | str, float] | None
 
@@ -76,7 +81,13 @@ def cutoff_table(cutoffs: Cutoffs, numbers: np.ndarray) -> np.ndarray:
         return table
     if cutoffs is None:
         radii = np.asarray(covalent_radii[: zmax + 1], dtype=float)
-        return COVALENT_FACTOR * (radii[:, None] + radii[None, :])
+        table = COVALENT_FACTOR * (radii[:, None] + radii[None, :])
+        if OXYGEN in np.asarray(numbers) and zmax >= OXYGEN:
+            to_oxygen = table[OXYGEN].copy()
+            table[:] = 0.0
+            table[OXYGEN, :] = table[:, OXYGEN] = to_oxygen
+            table[OXYGEN, OXYGEN] = 0.0
+        return table
     r = float(cutoffs)
     if not np.isfinite(r) or r <= 0:
         raise ValueError(f"cutoff must be a positive distance in Å, got {cutoffs!r}")

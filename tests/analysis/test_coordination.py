@@ -76,10 +76,16 @@ def test_distribution_is_pooled_over_the_set(diamond_si):
 
 
 def test_default_rule_is_covalent(diamond_si):
-    table = cutoff_table(None, np.array([8, 14]))
-    assert table[14, 8] == pytest.approx(COVALENT_FACTOR * (1.11 + 0.66))
+    table = cutoff_table(None, np.array([14]))
+    assert table[14, 14] == pytest.approx(COVALENT_FACTOR * 2 * 1.11)
     (d,) = bonded_pairs(diamond_si, None, "d")
     assert len(d) == 32 and d.max() < table[14, 14]
+
+
+def test_default_rule_in_oxides_bonds_cations_to_oxygen_only():
+    table = cutoff_table(None, np.array([8, 14]))
+    assert table[14, 8] == table[8, 14] == pytest.approx(COVALENT_FACTOR * (1.11 + 0.66))
+    assert table[14, 14] == 0.0 and table[8, 8] == 0.0
 
 
 @pytest.mark.parametrize(
