@@ -1,0 +1,182 @@
+"""Samplers of the material diffusion: pure functions with one signature (STYLE item 1).
+
+Every sampler is ``sampler(model, state, ts, *, sde=None, generator=None, callback=None)
+-> Batch``: `model` is any callable ``(Batch, t [S]) -> (eps_hat_x [N, 3], eps_hat_e
+[N, n_classes])`` (a ScoreDenoiser, or a wrapper such as `guided`), `state` the batch at
+time ``ts[0]`` (usually `sample_prior`), `ts` a decreasing time grid ending at 0
+(`get_timesteps`). The score is s = -eps_hat / sigma(t). Positions are never wrapped
+here (wrap at output, `amtoolkit.data.batch.to_atoms`); the injected position noise has
+its per-system mean removed, like the training noise. Random draws use `generator`
+and follow the state's dtype and device.
+
+`callback`, if given, is called once per step, before the update, with the dict
+``{"i": step index, "t": time of the step (float), "state": Batch at t,
+"eps_x": eps_hat_x, "eps_e": eps_hat_e}``.
+
+References:
+    Song et al., ICLR 2021, "Score-based generative modeling through SDEs" (reverse SDE,
+    eq. 6; probability-flow ODE, eq. 13); AMDEN; DESIGN section 4; k-diffusion
+    ``sampling.py`` for the function layout.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from amtoolkit.data.batch import Batch
+from amtoolkit.diffusion._batch_ops import element_noise, position_noise
+from amtoolkit.diffusion.schedules import MaterialSDE
+
+Model = Callable[[Batch, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+"""(Batch, t [S]) -> (eps_hat_x [N, 3], eps_hat_e [N, n_classes])."""
+
+Callback = Callable[[dict[str, Any]], None]
+
+CALLBACK_KEYS = ("i", "t", "state", "eps_x", "eps_e")
+"""The keys of the dict a sampler passes to its callback."""
+
+
+def check_timesteps(ts: torch.Tensor) -> torch.Tensor:
+    """Validate a sampling grid: 1-D, >= 2 points, strictly decreasing, in [0, 1), all > 0
+    but the last (the model is never evaluated at t = 0). Returns it as a float64 CPU tensor.
+    """
+    ts = torch.as_tensor(ts).detach().to(device="cpu", dtype=torch.float64)
+    if ts.ndim != 1 or ts.numel() < 2:
+        raise ValueError(f"ts must be a 1-D grid of at least 2 times, got shape {list(ts.shape)}")
+    if not bool(torch.isfinite(ts).all()):
+        raise ValueError("ts must be finite")
+    if not bool((ts[1:] < ts[:-1]).all()):
+        raise ValueError("ts must be strictly decreasing")
+    if float(ts[0]) >= 1.0 or float(ts[-1]) < 0.0:
+        raise ValueError(f"ts must lie in [0, 1), got {float(ts[0])} .. {float(ts[-1])}")
+    return ts
+
+
+def _predict(model: Model, state: Batch, t: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Model noise predictions at the common time `t` of every system."""
+    t_systems = torch.full(
+        (state.n_systems,), t, dtype=state.positions.dtype, device=state.positions.device
+    )
+    eps_x, eps_e = model(state, t_systems)
+    if eps_x.shape != state.positions.shape or eps_e.shape != state.elements.shape:
+        raise ValueError(
+            f"model returned eps_x {list(eps_x.shape)} and eps_e {list(eps_e.shape)}; expected "
+            f"{list(state.positions.shape)} and {list(state.elements.shape)}"
+        )
+    return eps_x, eps_e
+
+
+@torch.no_grad()
+def sample_sde(
+    model: Model,
+    state: Batch,
+    ts: torch.Tensor,
+    *,
+    sde: MaterialSDE | None = None,
+    generator: torch.Generator | None = None,
+    callback: Callback | None = None,
+) -> Batch:
+    """Euler-Maruyama integration of the reverse-time SDE from ``ts[0]`` to ``ts[-1]``.
+
+    With the positive step dt = t_i - t_{i+1}, s = -eps_hat / sigma(t_i) and z ~ N(0, I)
+    (position z mean-free per system):
+
+        X <- X + g_X^2 s_X dt + g_X sqrt(dt) z_X
+        E <- E - (f_E E - g_E^2 s_E) dt + g_E sqrt(dt) z_E,   f_E = -(pi/2) tan(pi t/2)
+
+    which is DESIGN's ``x <- x - (f dt + g z sqrt(dt))`` with the reverse drift
+    f = f_forward - g^2 s (z and -z have the same law).
+
+    Args:
+        model: (Batch, t [S]) -> (eps_hat_x, eps_hat_e).
+        state: the batch at ``ts[0]`` (e.g. `sample_prior`).
+        ts: decreasing time grid ``[n + 1]`` ending at 0 (`get_timesteps`).
+        sde: the process constants; default ``MaterialSDE()``; must match the training.
+        generator: random source (on the state's device).
+        callback: called with ``{"i", "t", "state", "eps_x", "eps_e"}`` every step.
+
+    Returns:
+        The batch at ``ts[-1]`` (positions unwrapped, elements continuous).
+
+    References:
+        Song et al. 2021, eq. 6 (reverse SDE); DESIGN section 4 (Euler-Maruyama, AMDEN).
+    """
+    sde = MaterialSDE() if sde is None else sde
+    ts = check_timesteps(ts)
+    for i in range(ts.numel() - 1):
+        t, dt = float(ts[i]), float(ts[i] - ts[i + 1])
+        eps_x, eps_e = _predict(model, state, t)
+        if callback is not None:
+            callback({"i": i, "t": t, "state": state, "eps_x": eps_x, "eps_e": eps_e})
+        score_x = -eps_x / float(sde.sigma_x(t))
+        score_e = -eps_e / float(sde.sigma_e(t))
+        g2_x, g2_e, f_e = float(sde.g2_x(t)), float(sde.g2_e(t)), float(sde.drift_e(t))
+        z_x = position_noise(state, generator)
+        z_e = element_noise(state, generator)
+        positions = state.positions + g2_x * score_x * dt + math.sqrt(g2_x * dt) * z_x
+        elements = (
+            state.elements
+            - (f_e * state.elements - g2_e * score_e) * dt
+            + math.sqrt(g2_e * dt) * z_e
+        )
+        state = state.replace(positions=positions, elements=elements)
+    return state
+
+
+@torch.no_grad()
+def sample_ode(
+    model: Model,
+    state: Batch,
+    ts: torch.Tensor,
+    *,
+    sde: MaterialSDE | None = None,
+    generator: torch.Generator | None = None,
+    callback: Callback | None = None,
+) -> Batch:
+    """Euler integration of the probability-flow ODE from ``ts[0]`` to ``ts[-1]``.
+
+    The deterministic flow with the same marginals as the SDE: the noise is dropped and
+    the g^2 s term halved,
+
+        X <- X + (1/2) g_X^2 s_X dt
+        E <- E - (f_E E - (1/2) g_E^2 s_E) dt.
+
+    Args:
+        model: (Batch, t [S]) -> (eps_hat_x, eps_hat_e).
+        state: the batch at ``ts[0]`` (e.g. `sample_prior`).
+        ts: decreasing time grid ``[n + 1]`` ending at 0 (`get_timesteps`).
+        sde: the process constants; default ``MaterialSDE()``; must match the training.
+        generator: unused (kept for the common signature; the flow draws nothing).
+        callback: called with ``{"i", "t", "state", "eps_x", "eps_e"}`` every step.
+
+    Returns:
+        The batch at ``ts[-1]``.
+
+    References:
+        Song et al. 2021, eq. 13 (probability-flow ODE); DESIGN section 4.
+    """
+    del generator  # deterministic given the state (a model may still draw, via its wrapper)
+    sde = MaterialSDE() if sde is None else sde
+    ts = check_timesteps(ts)
+    for i in range(ts.numel() - 1):
+        t, dt = float(ts[i]), float(ts[i] - ts[i + 1])
+        eps_x, eps_e = _predict(model, state, t)
+        if callback is not None:
+            callback({"i": i, "t": t, "state": state, "eps_x": eps_x, "eps_e": eps_e})
+        score_x = -eps_x / float(sde.sigma_x(t))
+        score_e = -eps_e / float(sde.sigma_e(t))
+        g2_x, g2_e, f_e = float(sde.g2_x(t)), float(sde.g2_e(t)), float(sde.drift_e(t))
+        positions = state.positions + 0.5 * g2_x * score_x * dt
+        elements = state.elements - (f_e * state.elements - 0.5 * g2_e * score_e) * dt
+        state = state.replace(positions=positions, elements=elements)
+    return state
+
+
+Sampler = Callable[..., Batch]
+
+SAMPLERS: dict[str, Sampler] = {"sde": sample_sde, "ode": sample_ode}
+"""Samplers by name (configuration is data, STYLE item 11)."""
