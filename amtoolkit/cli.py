@@ -15,6 +15,7 @@ exit status is 1 at the end.
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 import traceback
 from collections.abc import Iterator, Sequence
@@ -52,7 +53,7 @@ def main() -> None:
 @click.option("--adf", is_flag=True, help="Bond-angle distribution (covalent bonds).")
 @click.option("--coordination", is_flag=True, help="Coordination numbers (covalent bond rule).")
 @click.option("--rings", is_flag=True, help="Shortest-path ring statistics.")
-@click.option("--sq", is_flag=True, help="Static structure factor S(q).")
+@click.option("--sq", is_flag=True, help="Structure factor S(q), number-weighted, g(r) to 20 Å.")
 @click.option("--crystallinity", is_flag=True, help="Space groups (group 1 = amorphous).")
 @click.option("--energy", is_flag=True, help="Energy after relaxation (needs --potential).")
 @click.option("--elastic", is_flag=True, help="Elastic moduli (needs --potential; slow).")
@@ -64,9 +65,11 @@ def main() -> None:
     help="Reference structures to compare with (repeatable).",
 )
 @click.option("--json", "json_path", metavar="OUT", help="Write all results as JSON.")
-@click.option("--plot", "plot_path", metavar="OUT.png", help="Write a figure of the results.")
+@click.option("--plot", "plot_path", metavar="OUT.png", help="Write a figure (.png, .pdf or .svg).")
 @click.option("--type-map", metavar="1=O,2=Si", help="LAMMPS atom types to elements.")
-@click.option("--index", default=":", show_default=True, help="Frames to read from each file.")
+@click.option(
+    "--index", default=":", show_default=True, help="Frames of each file: ASE index, e.g. -1, ::10."
+)
 @click.option("--format", "fmt", metavar="FORMAT", help="ASE file format (default: guess).")
 @click.option("--debug", is_flag=True, help="Show tracebacks; stop at the first failing frame.")
 def analyze(
@@ -90,6 +93,8 @@ def analyze(
     from amtoolkit.analyzer import DEFAULT_ANALYSES, Analyzer
 
     with _user_errors(debug):
+        if plot_path:
+            _check_figure_format(plot_path)
         analyzer = Analyzer(potential)
         frames, labels = _read(files, index, fmt, type_map)
         ref_frames = _read(reference, ":", fmt, type_map)[0] if reference else None
@@ -152,6 +157,19 @@ def _resolve(name: str) -> str:
 
         return str(examples.path(name[len(EXAMPLE_PREFIX) :]))
     return name
+
+
+def _check_figure_format(path: str) -> None:
+    """Fail before any work on a figure file name matplotlib cannot write."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    fmt = os.path.splitext(path)[1].lstrip(".").lower() or "png"
+    known = FigureCanvasBase.get_supported_filetypes()
+    if fmt not in known:
+        raise ValueError(
+            f"--plot {path}: unknown figure format {fmt!r} (use .png, .pdf, .svg or "
+            f"{', '.join(sorted(set(known) - {'png', 'pdf', 'svg'}))})"
+        )
 
 
 def _warn_skip(label: str, reason: str) -> None:

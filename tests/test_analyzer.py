@@ -261,3 +261,19 @@ def test_report_plot_without_pictures_says_so(diamond_si):
     report = Analyzer().report([diamond_si], ["crystallinity"])
     with pytest.raises(ValueError, match="nothing to plot"):
         report.plot()
+
+
+def test_report_and_comparison_names_stay_importable_from_analyzer():
+    import amtoolkit.analyzer as facade
+    from amtoolkit.analysis import compare, report
+
+    assert facade.AnalysisReport is report.AnalysisReport
+    assert facade.Comparison is compare.Comparison
+    assert facade.ANALYSES == report.ANALYSES and facade.DEFAULT_ANALYSES == ("rdf", "coordination")
+    assert facade.COMPARE_RDF_NBINS == 100 and facade.COMPARE_ADF_CUTOFF == 3.0
+
+
+def test_facade_compare_is_the_pure_function(diamond_si, rattled):
+    from amtoolkit.analysis.compare import compare
+
+    assert Analyzer().compare(rattled, diamond_si) == compare(rattled, diamond_si)

@@ -81,6 +81,13 @@ def test_plot_writes_png(runner, si_file, tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_unknown_figure_format_exits_2_before_any_work(runner, si_file, tmp_path):
+    result = runner.invoke(main, ["analyze", si_file, "--plot", str(tmp_path / "fig.xyz")])
+    assert_one_line_error(result, "unknown figure format 'xyz'", ".png")
+    assert result.stdout == ""  # nothing was analysed
+    assert list(tmp_path.iterdir()) == [tmp_path / "si.extxyz"]
+
+
 def test_missing_file_exits_2_with_one_line(runner, tmp_path):
     result = runner.invoke(main, ["analyze", str(tmp_path / "nothere.extxyz")])
     assert_one_line_error(result, "nothere.extxyz", "no such file")

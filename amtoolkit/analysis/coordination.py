@@ -43,8 +43,11 @@ class CoordinationResult(Result):
                 width=width,
                 label=element,
             )
+        from matplotlib.ticker import MaxNLocator
+
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # CNs are whole numbers
         ax.set_xlabel("coordination number")
-        ax.set_ylabel("fraction")
+        ax.set_ylabel("fraction of atoms")
         ax.legend(frameon=False)
         return ax
 

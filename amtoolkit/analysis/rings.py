@@ -44,7 +44,10 @@ class RingsResult(Result):
         ax = new_axes(ax)
         sizes = sorted(self.fractions)
         ax.bar(sizes, [self.fractions[n] for n in sizes], color="C0")
-        label = "+".join(self.count_species) if self.count_species else "atoms"
+        label = f"{'+'.join(self.count_species)} atoms" if self.count_species else "atoms"
+        from matplotlib.ticker import MaxNLocator
+
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # ring sizes are whole numbers
         ax.set_xlabel(f"ring size ({label})")
         ax.set_ylabel("fraction of rings")
         return ax

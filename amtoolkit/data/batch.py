@@ -24,7 +24,8 @@ class Batch:
 
     Attributes:
         positions: Cartesian positions, Å, unwrapped. [n_atoms, 3]
-        elements: element features: one-hot in data, continuous while diffusing. [n_atoms, n_classes]
+        elements: element features, one-hot in data and continuous while diffusing.
+            [n_atoms, n_classes]
         cell: cell vectors as rows, Å. [n_systems, 3, 3]
         system_idx: system index of each atom, sorted ascending. [n_atoms] (long)
         properties: normalised property targets, NaN = absent (null). [n_systems, n_properties]
@@ -53,8 +54,11 @@ class Batch:
         """A new batch with some fields replaced (the others are shared, not copied)."""
         return dataclasses.replace(self, **changes)
 
-    def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> Batch:
+    def to(
+        self, device: torch.device | str | None = None, dtype: torch.dtype | None = None
+    ) -> Batch:
         """Move to a device and/or cast the floating-point fields to `dtype`."""
+
         def move(x: torch.Tensor) -> torch.Tensor:
             if x.is_floating_point() and dtype is not None:
                 return x.to(device=device, dtype=dtype)
@@ -93,9 +97,7 @@ def from_atoms(
         if properties is not None and name in properties:
             values = np.asarray(properties[name], dtype=float)
             if values.shape != (n,):
-                raise ValueError(
-                    f"property {name!r} has {values.size} values for {n} structures"
-                )
+                raise ValueError(f"property {name!r} has {values.size} values for {n} structures")
             table[:, col] = values
         else:
             table[:, col] = [float(a.info.get(name, np.nan)) for a in structures]

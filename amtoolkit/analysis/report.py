@@ -1,0 +1,650 @@
+"""Reports: several analyses of one set of frames, a summary table and a figure.
+
+:func:`build_report` runs a list of analyses over a set, frame by frame where a
+potential is involved, leaving out frames that fail; :class:`AnalysisReport` holds what
+was measured, prints it as tables (:meth:`AnalysisReport.summary`, what ``amtool
+analyze`` shows) and draws every result that has a picture on one figure
+(:meth:`AnalysisReport.plot`). The analyses themselves are passed in as a callable, so
+this module knows nothing about potentials; :meth:`amtoolkit.Analyzer.report` wires
+them up.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import sys
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from ase import Atoms
+
+from amtoolkit.analysis._result import Result, to_jsonable
+from amtoolkit.analysis._structures import as_structure_list, prepare, species_of
+from amtoolkit.analysis.energy import density
+from amtoolkit.analysis.rdf import first_peak
+from amtoolkit.errors import CoverageError, StructureError
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+    from numpy.typing import ArrayLike
+
+    from amtoolkit.analysis.compare import Comparison
+
+__all__ = [
+    "ANALYSES",
+    "DEFAULT_ANALYSES",
+    "POTENTIAL_ANALYSES",
+    "REPORT_OPTIONS",
+    "REPORT_SQ_RMAX",
+    "TETRAHEDRAL_ANGLE",
+    "TITLES",
+    "AnalysisReport",
+    "build_report",
+    "first_sq_peak",
+    "format_table",
+    "mean_std",
+    "merge_frame_results",
+    "one_line",
+    "save_figure",
+    "select_analyses",
+    "summary_rows",
+]
+
+#: analyses a report knows, in the order they are run and printed
+ANALYSES = (
+    "rdf",
+    "adf",
+    "coordination",
+    "rings",
+    "structure_factor",
+    "crystallinity",
+    "energy",
+    "elastic",
+    "vdos",
+)
+#: what a report runs when nothing is asked for: seconds on 3000 atoms
+DEFAULT_ANALYSES = ("rdf", "coordination")
+#: analyses that need a potential; run frame by frame (they are the slow ones)
+POTENTIAL_ANALYSES = ("energy", "elastic", "vdos")
+#: upper limit of the g(r) integral of S(q) in reports, Å: one q resolution for every cell
+#: size (the Lorch window smears features narrower than about 2 pi / rmax), periodic images
+#: included in cells narrower than twice this; half the cell width of a 216-atom a-Si cell
+#: (8 Å) smears its first S(q) peak at 2.0 1/Å down to S = 1.0 where the direct sum over
+#: the cell's reciprocal lattice gives 1.47 (20 Å gives 1.30; cost grows as rmax^3)
+REPORT_SQ_RMAX = 20.0
+#: options a report passes (bond angles between covalently bonded atoms, not 3.0 Å pairs)
+REPORT_OPTIONS: dict[str, dict[str, Any]] = {
+    "adf": {"cutoff": None},
+    "structure_factor": {"rmax": REPORT_SQ_RMAX},
+}
+#: tetrahedral angle arccos(-1/3), degrees: the reference line of the ADF panel
+TETRAHEDRAL_ANGLE = 109.4712206
+#: section and panel titles
+TITLES = {
+    "rdf": "radial distribution function",
+    "adf": "bond-angle distribution (covalent bonds)",
+    "coordination": "coordination",
+    "rings": "rings",
+    "structure_factor": "structure factor S(q), number-weighted",
+    "crystallinity": "crystallinity",
+    "energy": "energy",
+    "elastic": "elastic moduli",
+    "vdos": "vibrational density of states (Gamma point)",
+}
+
+#: per-structure array fields of the potential-based results, joined frame after frame
+_PER_STRUCTURE_FIELDS = {
+    "energy": ("energy_per_atom", "density", "pressure", "n_atoms"),
+    "elastic": (
+        "C_per_structure",
+        "C_error",
+        "bulk_modulus",
+        "shear_modulus",
+        "youngs_modulus",
+        "poisson_ratio",
+        "residual",
+    ),
+}
+
+#: runs one analysis: ``run(name, structures, **options) -> Result``
+AnalysisRunner = Callable[..., Result]
+
+
+@dataclasses.dataclass(frozen=True)
+class AnalysisReport(Result):
+    """Everything a report measured on a set of frames.
+
+    Attributes:
+        labels: one label per analysed frame (e.g. "run.extxyz[3]").
+        skipped: (label, one-line reason) for every frame that failed and was left out.
+        n_atoms: real (non-ghost) atoms per analysed frame, shape [n_frames].
+        composition: element -> number of atoms summed over the analysed frames.
+        density: mass density per analysed frame as given (not relaxed), g/cm^3.
+        volume: cell volume per analysed frame, Å^3.
+        rdf_peaks: first-peak position (Å) of each partial g_ab(r), keyed (a, b),
+            when the RDF was computed.
+        results: analysis name -> result (see `ANALYSES`), only those computed.
+        comparison: the comparison with a reference set, if one was given.
+        potential: name of the potential, or None.
+    """
+
+    labels: list[str]
+    skipped: list[tuple[str, str]]
+    n_atoms: np.ndarray
+    composition: dict[str, int]
+    density: np.ndarray
+    volume: np.ndarray
+    rdf_peaks: dict[tuple[str, str], float]
+    results: dict[str, Result]
+    comparison: Comparison | None
+    potential: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = to_jsonable(
+            {
+                "frames": self.labels,
+                "skipped": [{"frame": label, "reason": why} for label, why in self.skipped],
+                "n_atoms": self.n_atoms,
+                "composition": self.composition,
+                "density": self.density,
+                "mean_density": float(np.mean(self.density)),
+                "volume": self.volume,
+                "rdf_first_peaks": self.rdf_peaks,
+                "potential": self.potential,
+            }
+        )
+        for name, result in self.results.items():
+            out[name] = result.to_dict()
+        if self.comparison is not None:
+            out["comparison"] = self.comparison.to_dict()
+        return out
+
+    @property
+    def formula(self) -> str:
+        """Element counts over all analysed frames, e.g. "O2000 Si1000"."""
+        return " ".join(f"{el}{count}" for el, count in self.composition.items())
+
+    def summary(self) -> str:
+        """A printable multi-section table (what ``amtool analyze`` prints)."""
+        total = sum(self.composition.values())
+        fractions = ", ".join(f"{el} {count / total:.3f}" for el, count in self.composition.items())
+        skipped = f" ({len(self.skipped)} skipped)" if self.skipped else ""
+        rows = [
+            ("frames analysed", f"{len(self.labels)}{skipped}"),
+            ("atoms per frame", mean_std(self.n_atoms, "{:.0f}")),
+            ("composition (all frames)", self.formula),
+            ("atomic fractions", fractions),
+            ("density (g/cm3)", mean_std(self.density, "{:.3f}")),
+            ("volume (A^3)", mean_std(self.volume, "{:.1f}")),
+        ]
+        sections = [format_table("structures", rows)]
+        sections += [
+            format_table(TITLES[name], summary_rows(name, self.results[name], self))
+            for name in ANALYSES
+            if name in self.results
+        ]
+        if self.comparison is not None:
+            sections.append(self.comparison.summary())
+        return "\n\n".join(sections)
+
+    def plot(self, path: str | os.PathLike | None = None) -> Figure:
+        """Draw every computed result that has a picture, one panel each.
+
+        The figure title names the composition, the number of frames and the mean
+        density, so that a saved figure says what it shows.
+
+        Args:
+            path: image file to write (format from its ending, written atomically), or None.
+
+        Returns:
+            The matplotlib Figure.
+
+        Raises:
+            ValueError: nothing that was computed can be plotted.
+        """
+        panels = [
+            (name, result)
+            for name, result in self.results.items()
+            if callable(getattr(result, "plot", None))
+        ]
+        if not panels:
+            raise ValueError("nothing to plot: compute an RDF, ADF, rings, S(q) or VDOS first")
+        from matplotlib.figure import Figure  # no pyplot: no global backend or figure state
+
+        ncols = min(3, len(panels))
+        nrows = math.ceil(len(panels) / ncols)
+        fig = Figure(figsize=(4.6 * ncols, 3.6 * nrows + 0.4), layout="constrained")
+        axes = fig.subplots(nrows, ncols, squeeze=False)
+        for ax, (name, result) in zip(axes.flat, panels, strict=False):
+            result.plot(ax=ax)
+            ax.set_title(TITLES[name], fontsize="medium")
+            if name == "adf":
+                _mark_tetrahedral_angle(ax)
+            _drop_lone_legend(ax)
+        for ax in list(axes.flat)[len(panels) :]:
+            ax.set_visible(False)
+        fig.suptitle(self._figure_title())
+        if path is not None:
+            save_figure(fig, path)
+        return fig
+
+    def _figure_title(self) -> str:
+        rho = mean_std(self.density, "{:.3f}").replace("+-", "±")
+        if len(self.labels) == 1:
+            what = f"{os.path.basename(self.labels[0])}: {self.formula}"
+        else:
+            total = sum(self.composition.values())
+            fractions = ", ".join(f"{el} {c / total:.1%}" for el, c in self.composition.items())
+            atoms = mean_std(self.n_atoms, "{:.0f}").replace("+-", "±")
+            what = f"{len(self.labels)} frames of {atoms} atoms ({fractions})"
+        return f"{what}, density {rho} g/cm³"
+
+
+# ------------------------------------------------------------------------- building
+
+
+def select_analyses(analyses: Sequence[str]) -> list[str]:
+    """The requested analyses in the order of `ANALYSES`.
+
+    Raises:
+        ValueError: an unknown name (the message lists the known ones).
+    """
+    unknown = [a for a in analyses if a not in ANALYSES]
+    if unknown:
+        raise ValueError(f"unknown analysis {unknown[0]!r}; known: {', '.join(ANALYSES)}")
+    return [a for a in ANALYSES if a in analyses]
+
+
+def build_report(
+    structures: Atoms | Sequence[Atoms],
+    analyses: Sequence[str],
+    *,
+    run: AnalysisRunner,
+    check: Callable[[Atoms], None],
+    labels: Sequence[str] | None = None,
+    compare: Callable[[list[Atoms]], Comparison] | None = None,
+    skip_errors: bool = True,
+    on_skip: Callable[[str, str], None] | None = None,
+    progress: bool | None = False,
+    potential: str | None = None,
+) -> AnalysisReport:
+    """Run several analyses on a set, leaving out the frames that fail.
+
+    Every frame is checked first with `check`; when none passes, the first failure is
+    raised at once. The potential-based analyses (`POTENTIAL_ANALYSES`) then run frame by
+    frame, and a frame where any of them fails is left out of every analysis and
+    reported through `on_skip`. The structure analyses run once on the remaining set,
+    with `REPORT_OPTIONS`; per-frame results are merged with :func:`merge_frame_results`.
+
+    Args:
+        structures: frames to analyse.
+        analyses: names from `ANALYSES`.
+        run: ``run(name, structures, **options)`` computes analysis `name`
+            (e.g. ``getattr(analyzer, name)``).
+        check: raises StructureError or CoverageError for a frame that cannot be analysed.
+        labels: one label per frame for messages (default "frame k").
+        compare: called with the analysed (ghost-free) frames to compare them with a
+            reference set, or None.
+        skip_errors: skip failing frames; False raises the first failure.
+        on_skip: called with (label, one-line reason) for each skipped frame.
+        progress: show a tqdm progress bar over frames on stderr (None: only on a
+            terminal).
+        potential: name of the potential, for the report.
+
+    Returns:
+        AnalysisReport.
+
+    Raises:
+        StructureError, CoverageError: no frame could be analysed (the message is the
+            first frame's reason, named by its label).
+        ValueError: an unknown analysis, or as many labels as frames are not given.
+    """
+    from tqdm import tqdm
+
+    frames = as_structure_list(structures)
+    wanted = select_analyses(analyses)
+    per_frame = [a for a in wanted if a in POTENTIAL_ANALYSES]
+    labels = list(labels) if labels is not None else [f"frame {k}" for k in range(len(frames))]
+    if len(labels) != len(frames):
+        raise ValueError(f"{len(labels)} labels for {len(frames)} frames")
+
+    # cheap checks first: when no frame passes them, fail at once with one message
+    problems: dict[int, Exception] = {}
+    for k, atoms in enumerate(frames):
+        try:
+            check(atoms)
+        except (StructureError, CoverageError) as exc:
+            if not skip_errors:
+                raise
+            problems[k] = exc
+    if len(problems) == len(frames):
+        raise _nothing_to_analyse(labels, problems)
+
+    kept: list[Atoms] = []
+    kept_labels: list[str] = []
+    skipped: list[tuple[str, str]] = []
+    failures: dict[int, Exception] = {}
+    frame_results: dict[str, list[Result]] = {name: [] for name in per_frame}
+    bar = tqdm(
+        enumerate(zip(frames, labels, strict=True)),
+        total=len(frames),
+        desc="frames",
+        unit="frame",
+        file=sys.stderr,
+        disable=None if progress is None else not progress,
+    )
+    for k, (atoms, label) in bar:
+        try:
+            if k in problems:
+                raise problems[k]
+            done = {name: _run(run, name, atoms) for name in per_frame}
+        except Exception as exc:  # any failure of one frame skips that frame only
+            if not skip_errors:
+                raise
+            failures[k] = exc
+            skipped.append((label, one_line(exc)))
+            if on_skip is not None:
+                on_skip(label, one_line(exc))
+            continue
+        for name, result in done.items():
+            frame_results[name].append(result)
+        kept.append(atoms)
+        kept_labels.append(label)
+    if not kept:
+        raise _nothing_to_analyse(labels, failures)
+
+    real = prepare(kept)
+    results = {
+        name: merge_frame_results(name, frame_results[name])
+        if name in per_frame
+        else _run(run, name, real)
+        for name in wanted
+    }
+    return AnalysisReport(
+        labels=kept_labels,
+        skipped=skipped,
+        n_atoms=np.array([len(a) for a in real]),
+        composition=_composition(real),
+        density=np.array([density(a) for a in real]),
+        volume=np.array([a.get_volume() for a in real]),
+        rdf_peaks=_rdf_peaks(results.get("rdf")),
+        results=results,
+        comparison=compare(real) if compare is not None else None,
+        potential=potential,
+    )
+
+
+def merge_frame_results(name: str, results: Sequence[Result]) -> Result:
+    """Combine one-frame results of a potential-based analysis into one set result.
+
+    Energy and elastic results have their per-structure arrays joined (the mean C is
+    recomputed); VDOS results are re-broadened on one grid spanning every frame's modes,
+    exactly as :func:`amtoolkit.analysis.vdos.vdos` does for a set.
+
+    Args:
+        name: "energy", "elastic" or "vdos".
+        results: one result per frame, all from the same settings.
+
+    Returns:
+        A result of the same type, equal to the analysis of the whole set.
+
+    Raises:
+        ValueError: `name` is not a potential-based analysis.
+    """
+    first = results[0]
+    if len(results) == 1:
+        return first
+    if name == "vdos":
+        from amtoolkit.analysis.vdos import vdos_from_modes
+
+        modes = [m for r in results for m in r.mode_frequencies]
+        return vdos_from_modes(modes, sigma=first.sigma, nbins=len(first.frequency))
+    if name not in _PER_STRUCTURE_FIELDS:
+        raise ValueError(f"cannot combine per-frame results of {name!r}")
+    joined = {
+        field: np.concatenate([getattr(r, field) for r in results])
+        for field in _PER_STRUCTURE_FIELDS[name]
+    }
+    if name == "elastic":
+        joined["C"] = joined["C_per_structure"].mean(axis=0)
+    return dataclasses.replace(first, **joined)
+
+
+def _run(run: AnalysisRunner, name: str, structures: Atoms | list[Atoms]) -> Result:
+    return run(name, structures, **REPORT_OPTIONS.get(name, {}))
+
+
+def _composition(frames: Sequence[Atoms]) -> dict[str, int]:
+    counts: Counter[str] = Counter()
+    for atoms in frames:
+        counts.update(atoms.get_chemical_symbols())
+    return {el: counts[el] for el in species_of(frames)}
+
+
+def _rdf_peaks(result: Result | None) -> dict[tuple[str, str], float]:
+    if result is None:
+        return {}
+    return {pair: first_peak(result, pair) for pair in result.pairs}
+
+
+def _nothing_to_analyse(labels: Sequence[str], failures: Mapping[int, Exception]) -> Exception:
+    """The error to raise when every frame failed: the first failure, named by its label."""
+    k, exc = min(failures.items())
+    message = f"{labels[k]}: {one_line(exc)}"
+    if len(labels) > 1:
+        message = f"no frame could be analysed; {message}"
+    error_type = CoverageError if isinstance(exc, CoverageError) else StructureError
+    return error_type(message)
+
+
+def one_line(exc: BaseException) -> str:
+    """The first line of an error message, for a skipped frame or a command-line error.
+
+    Input errors (ValueError and its subclasses StructureError, CoverageError) read as
+    their message; anything else is prefixed with its type, so that a bug does not
+    pass for bad input.
+    """
+    lines = str(exc).strip().splitlines()
+    text = lines[0] if lines else ""
+    if not text:
+        return type(exc).__name__
+    return text if isinstance(exc, ValueError) else f"{type(exc).__name__}: {text}"
+
+
+# -------------------------------------------------------------------------- summary
+
+
+def summary_rows(name: str, result: Result, report: AnalysisReport) -> list[tuple[str, str]]:
+    """The (key, value) rows of one analysis in the report summary.
+
+    Args:
+        name: analysis name from `ANALYSES`.
+        result: its result.
+        report: the report (for values computed once, e.g. RDF first peaks).
+
+    Returns:
+        Rows of text, units in the keys; empty for an analysis without rows.
+    """
+    if name == "rdf":
+        return _rdf_rows(report)
+    rows = _SUMMARY_ROWS.get(name)
+    return rows(result) if rows is not None else []
+
+
+def _rdf_rows(report: AnalysisReport) -> list[tuple[str, str]]:
+    rows = [(f"first peak {a}-{b} (A)", f"{r:.3f}") for (a, b), r in report.rdf_peaks.items()]
+    return rows or [("first peak (A)", "n/a")]
+
+
+def _coordination_rows(result) -> list[tuple[str, str]]:
+    rows = []
+    for el, mean in result.mean.items():
+        dist = result.distribution.get(el, {})
+        top = ", ".join(f"{cn}: {f:.3f}" for cn, f in sorted(dist.items()) if f >= 0.001)
+        rows.append((f"{el} mean coordination", f"{mean:.3f}  ({top})"))
+    return rows
+
+
+def _adf_rows(result) -> list[tuple[str, str]]:
+    rows = [("most likely angle (deg)", f"{_mode(result.theta, result.p):.1f}")]
+    rows += [
+        (f"most likely angle at {el} (deg)", f"{_mode(result.theta, p):.1f}")
+        for el, p in result.by_center.items()
+        if np.any(p > 0)
+    ]
+    return rows
+
+
+def _rings_rows(result) -> list[tuple[str, str]]:
+    total = sum(result.counts.values())
+    unit = f" ({'+'.join(result.count_species)} atoms)" if result.count_species else ""
+    fractions = ", ".join(f"{n}: {f:.3f}" for n, f in result.fractions.items())
+    return [
+        ("rings found", f"{total} (up to size {result.maxlength})"),
+        (f"mean ring size{unit}", f"{result.mean_size:.3f}"),
+        ("size fractions", fractions or "none"),
+    ]
+
+
+def _structure_factor_rows(result) -> list[tuple[str, str]]:
+    q = result.peak_position()
+    s = float(np.interp(q, result.q, result.s))
+    rows = [("main peak q (1/A)", f"{q:.3f}"), ("S(q) at main peak", f"{s:.3f}")]
+    first = first_sq_peak(result.q, result.s)
+    if first is not None and first < q:
+        rows += [
+            ("first peak q (1/A)", f"{first:.3f}"),
+            ("S(q) at first peak", f"{float(np.interp(first, result.q, result.s)):.3f}"),
+        ]
+    return rows
+
+
+def first_sq_peak(q: ArrayLike, s: ArrayLike, qmin: float = 0.5) -> float | None:
+    """Position (1/Å) of the first local maximum of S(q) above 1 at q > `qmin`.
+
+    In network glasses this is the first sharp diffraction peak (silica: about 1.5 1/Å),
+    which the main (highest) peak often is not.
+
+    Args:
+        q: scattering vector magnitudes, 1/Å, ascending, shape [nq].
+        s: S(q) on `q`, shape [nq].
+        qmin: ignore maxima below this q (the q -> 0 region of a small cell), 1/Å.
+
+    Returns:
+        The q of the first such maximum, or None when there is none.
+    """
+    q, s = np.asarray(q, dtype=float), np.asarray(s, dtype=float)
+    inner = np.arange(1, len(s) - 1)
+    peaks = inner[(s[inner] > s[inner - 1]) & (s[inner] >= s[inner + 1])]
+    peaks = peaks[(s[peaks] > 1.0) & (q[peaks] > qmin)]
+    return float(q[peaks[0]]) if len(peaks) else None
+
+
+def _crystallinity_rows(result) -> list[tuple[str, str]]:
+    groups = Counter(result.spacegroup)
+    return [
+        ("crystalline frames", f"{int(np.sum(result.crystalline))} of {len(result.crystalline)}"),
+        ("space groups", ", ".join(f"{g} x{c}" for g, c in groups.most_common())),
+    ]
+
+
+def _energy_rows(result) -> list[tuple[str, str]]:
+    state = "relaxed" if result.relaxed else "as given"
+    return [
+        (f"energy (eV/atom, {state})", mean_std(result.energy_per_atom, "{:.4f}")),
+        (f"density (g/cm3, {state})", mean_std(result.density, "{:.3f}")),
+        (f"pressure (GPa, {state})", mean_std(result.pressure, "{:.3f}")),
+    ]
+
+
+def _elastic_rows(result) -> list[tuple[str, str]]:
+    return [
+        ("bulk modulus K (GPa)", mean_std(result.bulk_modulus, "{:.1f}")),
+        ("shear modulus G (GPa)", mean_std(result.shear_modulus, "{:.1f}")),
+        ("Young's modulus E (GPa)", mean_std(result.youngs_modulus, "{:.1f}")),
+        ("Poisson ratio", mean_std(result.poisson_ratio, "{:.3f}")),
+        ("fit residual (GPa)", mean_std(result.residual, "{:.3f}")),
+    ]
+
+
+def _vdos_rows(result) -> list[tuple[str, str]]:
+    f = np.asarray(result.frequency)
+    dos = np.asarray(result.dos)
+    highest = float(f[dos > 0].max()) if np.any(dos > 0) else 0.0
+    return [
+        ("peak frequency (THz)", f"{_mode(f, dos):.2f}"),
+        ("max frequency (THz)", f"{highest:.2f}"),
+    ]
+
+
+_SUMMARY_ROWS: dict[str, Callable[[Any], list[tuple[str, str]]]] = {
+    "coordination": _coordination_rows,
+    "adf": _adf_rows,
+    "rings": _rings_rows,
+    "structure_factor": _structure_factor_rows,
+    "crystallinity": _crystallinity_rows,
+    "energy": _energy_rows,
+    "elastic": _elastic_rows,
+    "vdos": _vdos_rows,
+}
+
+
+def _mode(x: np.ndarray, y: np.ndarray) -> float:
+    """The x of the largest y."""
+    return float(np.asarray(x)[int(np.argmax(y))])
+
+
+def mean_std(values: ArrayLike, fmt: str) -> str:
+    """``"mean +- sd"`` of `values` in format `fmt` (just the value when all are equal)."""
+    values = np.asarray(values, dtype=float).ravel()
+    if np.all(values == values[0]):  # one value, or all the same
+        return fmt.format(float(values[0]))
+    return f"{fmt.format(float(values.mean()))} +- {fmt.format(float(values.std()))}"
+
+
+def format_table(title: str, rows: Sequence[tuple[str, str]]) -> str:
+    """A titled two-column text table, keys left-aligned."""
+    width = max([len(k) for k, _ in rows] + [len(title)])
+    lines = [title, "-" * len(title)]
+    lines += [f"{key:<{width}}  {value}" for key, value in rows]
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- figure
+
+
+def _mark_tetrahedral_angle(ax: Axes) -> None:
+    """A dotted vertical line at 109.47 degrees, labelled at the top of the panel."""
+    ax.axvline(TETRAHEDRAL_ANGLE, color="0.5", ls=":", lw=1.0, zorder=0)
+    ax.annotate(
+        "109.5°",
+        xy=(TETRAHEDRAL_ANGLE, 1.0),
+        xycoords=("data", "axes fraction"),
+        xytext=(2, -2),
+        textcoords="offset points",
+        ha="left",
+        va="top",
+        fontsize="small",
+        color="0.4",
+    )
+
+
+def _drop_lone_legend(ax: Axes) -> None:
+    """Remove a legend that names a single curve (e.g. "total" of a one-element g(r))."""
+    legend = ax.get_legend()
+    if legend is not None and len(legend.get_texts()) < 2:
+        legend.remove()
+
+
+def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = 120) -> None:
+    """Write `fig` to `path` atomically, in the format its ending names (default PNG)."""
+    from amtoolkit.io import atomic_output
+
+    fmt = os.path.splitext(os.fspath(path))[1].lstrip(".").lower() or "png"
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, format=fmt, dpi=dpi)

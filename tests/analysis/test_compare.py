@@ -1,0 +1,108 @@
+"""compare(generated, reference, calculator): the pure set comparison behind Analyzer.compare."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from ase import Atoms
+
+from amtoolkit.analysis.adf import adf
+from amtoolkit.analysis.compare import (
+    COMPARE_ADF_CUTOFF,
+    COMPARE_RDF_NBINS,
+    COMPARE_RDF_RMAX,
+    Comparison,
+    compare,
+)
+from amtoolkit.analysis.metrics import distribution_rmsd
+from amtoolkit.analysis.rdf import rdf
+from amtoolkit.errors import StructureError
+
+EXACT = 1e-12
+SW_DIAMOND_ENERGY = -4.3366  # eV/atom, Stillinger-Weber cohesive energy (1985)
+ENERGY_TOL = 1e-3  # eV/atom
+
+
+@pytest.fixture
+def rattled(diamond_si):
+    atoms = diamond_si.copy()
+    atoms.rattle(0.08, seed=4)
+    return atoms
+
+
+def test_matches_the_definition(diamond_si, rattled):
+    expanded = diamond_si.copy()
+    expanded.set_cell(diamond_si.cell * 1.03, scale_atoms=True)
+    result = compare([rattled, expanded], diamond_si)
+    rdf_gen = rdf([rattled, expanded], rmax=COMPARE_RDF_RMAX, nbins=COMPARE_RDF_NBINS)
+    rdf_ref = rdf(diamond_si, rmax=COMPARE_RDF_RMAX, nbins=COMPARE_RDF_NBINS)
+    adf_gen = adf([rattled, expanded], cutoff=COMPARE_ADF_CUTOFF)
+    adf_ref = adf(diamond_si, cutoff=COMPARE_ADF_CUTOFF)
+    assert result.rdf_rmsd == pytest.approx(distribution_rmsd(rdf_gen.g, rdf_ref.g), rel=EXACT)
+    assert result.adf_rmsd == pytest.approx(distribution_rmsd(adf_gen.p, adf_ref.p), rel=EXACT)
+    assert result.rdf_rmsd_partial[("Si", "Si")] == pytest.approx(result.rdf_rmsd, rel=EXACT)
+    assert result.density_difference == pytest.approx(
+        result.density_generated - result.density_reference, rel=EXACT
+    )
+    assert result.density_generated < result.density_reference  # the expanded cell
+    assert (result.n_generated, result.n_reference) == (2, 1)
+    assert result.potential is None and result.energy_difference is None
+
+
+def test_symmetric_distances_antisymmetric_differences(diamond_si, rattled):
+    forward, backward = compare(rattled, diamond_si), compare(diamond_si, rattled)
+    assert forward.rdf_rmsd == pytest.approx(backward.rdf_rmsd, rel=EXACT)
+    assert forward.adf_rmsd == pytest.approx(backward.adf_rmsd, rel=EXACT)
+    assert forward.density_difference == pytest.approx(-backward.density_difference, abs=EXACT)
+    assert forward.rdf_rmsd > 0.1  # a 0.08 Å rattle broadens the diamond peaks
+
+
+def test_ghost_atoms_do_not_count(diamond_si, rattled):
+    ghost = rattled + Atoms("X", positions=[[1.0, 1.0, 1.0]])
+    with_ghost, without = compare(ghost, diamond_si), compare(rattled, diamond_si)
+    assert dataclasses.asdict(with_ghost) == dataclasses.asdict(without)
+
+
+def test_partials_only_for_pairs_in_both_sets(diamond_si):
+    from ase.build import bulk
+
+    sic = bulk("SiC", "zincblende", a=4.36, cubic=True)
+    result = compare(sic, diamond_si)
+    assert list(result.rdf_rmsd_partial) == [("Si", "Si")]
+    assert "RDF RMSD Si-Si" in result.summary()
+
+
+def test_energies_with_a_calculator(diamond_si):
+    from amtoolkit.potentials import get_calculator
+
+    calc = get_calculator("sw-si")
+    vacancy = (diamond_si * (2, 2, 2))[1:]
+    result = compare([vacancy], [diamond_si], calc)
+    assert result.energy_reference == pytest.approx(SW_DIAMOND_ENERGY, abs=ENERGY_TOL)
+    assert result.energy_difference > 0.01  # a vacancy costs energy
+    assert result.potential == type(calc).__name__  # no name given: the class name
+    named = compare([vacancy], [diamond_si], calc, potential="sw-si")
+    assert named.energy_difference == pytest.approx(result.energy_difference, rel=1e-9)
+    assert "energy (eV/atom, relaxed, sw-si)" in named.summary()
+    assert compare(diamond_si, diamond_si, potential="sw-si").potential is None  # no calculator
+
+
+def test_bad_structures_raise(diamond_si):
+    flat = diamond_si.copy()
+    flat.pbc = False
+    with pytest.raises(StructureError, match="not periodic"):
+        compare(flat, diamond_si)
+    with pytest.raises(StructureError, match="no structures given"):
+        compare([], diamond_si)
+
+
+def test_result_is_frozen_and_serialises(diamond_si, rattled):
+    result = compare(rattled, diamond_si)
+    assert isinstance(result, Comparison)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        result.adf_rmsd = 0.0
+    data = result.to_dict()
+    assert data["rdf_rmsd_partial"] == {"Si-Si": result.rdf_rmsd}
+    assert data["energy_generated"] is None
+    assert result.summary().splitlines()[0] == "comparison with reference"

@@ -1,0 +1,293 @@
+"""Reports: the frame loop, merging per-frame results, summary tables and the figure."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+from ase import Atoms
+
+from amtoolkit import examples
+from amtoolkit.analysis.coordination import coordination
+from amtoolkit.analysis.elastic import ElasticResult
+from amtoolkit.analysis.energy import EnergyResult, density
+from amtoolkit.analysis.rdf import rdf
+from amtoolkit.analysis.report import (
+    ANALYSES,
+    REPORT_OPTIONS,
+    REPORT_SQ_RMAX,
+    TETRAHEDRAL_ANGLE,
+    build_report,
+    first_sq_peak,
+    format_table,
+    mean_std,
+    merge_frame_results,
+    one_line,
+    select_analyses,
+)
+from amtoolkit.analysis.structure_factor import half_width, structure_factor
+from amtoolkit.analysis.vdos import vdos_from_modes
+from amtoolkit.errors import CoverageError, StructureError
+from amtoolkit.io import read_structures
+
+EXACT = 1e-12
+UNIT_AREA_TOL = 1e-6  # trapezoid integral of a DOS broadened well inside its grid
+SQ_TOL = 0.2  # S(q) of the report against the direct lattice sum at one q shell
+
+
+def fake_energy(atoms: Atoms) -> EnergyResult:
+    """A one-frame EnergyResult without a potential: energy = number of atoms."""
+    return EnergyResult(
+        energy_per_atom=np.array([float(len(atoms))]),
+        density=np.array([density(atoms)]),
+        pressure=np.array([0.0]),
+        relaxed=False,
+        n_atoms=np.array([len(atoms)]),
+    )
+
+
+class Recorder:
+    """A `run` for build_report: real structure analyses, a fake per-frame energy."""
+
+    def __init__(self, fail_on: int | None = None):
+        self.calls: list[tuple[str, int, dict]] = []
+        self.fail_on = fail_on
+
+    def __call__(self, name, structures, **options):
+        frames = [structures] if isinstance(structures, Atoms) else list(structures)
+        self.calls.append((name, len(frames), options))
+        if name == "energy":
+            if len(frames[0]) == self.fail_on:
+                raise RuntimeError("relaxation diverged\nsecond line")
+            return fake_energy(frames[0])
+        if name == "rdf":
+            return rdf(frames)
+        if name == "coordination":
+            return coordination(frames, None)
+        raise AssertionError(f"unexpected analysis {name}")
+
+
+def no_check(atoms: Atoms) -> None:
+    pass
+
+
+def test_frames_run_one_by_one_and_the_set_once(diamond_si):
+    frames = [diamond_si, diamond_si * (1, 1, 2), diamond_si * (1, 2, 2)]
+    run = Recorder()
+    report = build_report(frames, ["energy", "rdf"], run=run, check=no_check)
+    assert [(name, n) for name, n, _ in run.calls] == [
+        ("energy", 1),
+        ("energy", 1),
+        ("energy", 1),
+        ("rdf", 3),
+    ]
+    np.testing.assert_array_equal(report.results["energy"].energy_per_atom, [8.0, 16.0, 32.0])
+    np.testing.assert_array_equal(report.n_atoms, [8, 16, 32])
+    np.testing.assert_allclose(report.results["rdf"].g, rdf(frames).g, atol=EXACT)
+    assert report.composition == {"Si": 56}
+    assert report.labels == ["frame 0", "frame 1", "frame 2"]
+
+
+def test_report_options_reach_the_analysis(diamond_si):
+    seen = {}
+
+    def run(name, structures, **options):
+        seen[name] = options
+        return rdf(structures) if name == "rdf" else coordination(structures, None)
+
+    build_report([diamond_si], ["coordination", "rdf"], run=run, check=no_check)
+    assert seen == {"rdf": {}, "coordination": {}}
+    # the report's own settings: covalent-bond angles, one S(q) resolution for every cell
+    assert REPORT_OPTIONS == {"adf": {"cutoff": None}, "structure_factor": {"rmax": 20.0}}
+    assert REPORT_SQ_RMAX == 20.0
+
+
+def test_failing_frame_is_skipped_with_one_line(diamond_si):
+    frames = [diamond_si, diamond_si * (1, 1, 2), diamond_si * (1, 2, 2)]
+    skipped = []
+    report = build_report(
+        frames,
+        ["energy", "coordination"],
+        run=Recorder(fail_on=16),
+        check=no_check,
+        labels=["a", "b", "c"],
+        on_skip=lambda label, why: skipped.append((label, why)),
+    )
+    assert skipped == report.skipped == [("b", "RuntimeError: relaxation diverged")]
+    assert report.labels == ["a", "c"]
+    np.testing.assert_array_equal(report.results["energy"].energy_per_atom, [8.0, 32.0])
+    with pytest.raises(RuntimeError, match="diverged"):
+        build_report(
+            frames, ["energy"], run=Recorder(fail_on=16), check=no_check, skip_errors=False
+        )
+
+
+def test_every_frame_failing_the_check_raises_the_first(diamond_si):
+    def check(atoms):
+        if len(atoms) == 16:
+            raise CoverageError("element 'Si' is not covered")
+        raise StructureError("cell is not periodic")
+
+    run = Recorder()
+    with pytest.raises(CoverageError, match=r"^no frame could be analysed; b: element 'Si'"):
+        build_report(
+            [diamond_si * (1, 1, 2), diamond_si], ["rdf"], run=run, check=check, labels=["b", "a"]
+        )
+    with pytest.raises(StructureError, match=r"^a: cell is not periodic$"):
+        build_report([diamond_si], ["rdf"], run=run, check=check, labels=["a"])
+    assert run.calls == []  # nothing ran
+
+
+def test_bad_arguments(diamond_si):
+    with pytest.raises(ValueError, match="unknown analysis 'bonds'; known: rdf, adf"):
+        select_analyses(["rdf", "bonds"])
+    assert select_analyses(["vdos", "rdf"]) == ["rdf", "vdos"]  # ANALYSES order
+    assert set(ANALYSES) >= {"rdf", "energy", "vdos"}
+    with pytest.raises(ValueError, match="1 labels for 2 frames"):
+        build_report(
+            [diamond_si, diamond_si], ["rdf"], run=Recorder(), check=no_check, labels=["x"]
+        )
+
+
+def test_merge_energy_equals_the_set(diamond_si):
+    frames = [diamond_si, diamond_si * (1, 1, 3)]
+    merged = merge_frame_results("energy", [fake_energy(a) for a in frames])
+    np.testing.assert_array_equal(merged.energy_per_atom, [8.0, 24.0])
+    np.testing.assert_array_equal(merged.n_atoms, [8, 24])
+    assert merged.mean_energy == pytest.approx(16.0, rel=EXACT)
+
+
+def test_merge_elastic_recomputes_the_mean_stiffness():
+    rng = np.random.default_rng(3)
+
+    def one(C):
+        return ElasticResult(
+            C=C,
+            C_per_structure=C[None],
+            C_error=np.zeros((1, 6, 6)),
+            bulk_modulus=np.array([C[0, 0]]),
+            shear_modulus=np.array([C[3, 3]]),
+            youngs_modulus=np.array([1.0]),
+            poisson_ratio=np.array([0.2]),
+            residual=np.array([0.01]),
+            relaxed=True,
+            relaxed_ions=True,
+            delta=0.005,
+            n_steps=5,
+        )
+
+    stiffnesses = rng.uniform(10.0, 100.0, size=(3, 6, 6))
+    merged = merge_frame_results("elastic", [one(C) for C in stiffnesses])
+    np.testing.assert_allclose(merged.C, stiffnesses.mean(axis=0), rtol=EXACT)
+    np.testing.assert_array_equal(merged.C_per_structure, stiffnesses)
+    np.testing.assert_array_equal(merged.shear_modulus, stiffnesses[:, 3, 3])
+    assert merged.C_per_structure.shape == (3, 6, 6)
+
+
+def test_merge_vdos_equals_the_set_on_one_grid():
+    rng = np.random.default_rng(7)
+    modes = [np.sort(rng.uniform(0.0, 15.0, 24)), np.sort(rng.uniform(2.0, 20.0, 48))]
+    frames = [vdos_from_modes([m], sigma=0.3, nbins=300) for m in modes]
+    merged = merge_frame_results("vdos", frames)
+    whole = vdos_from_modes(modes, sigma=0.3, nbins=300)
+    np.testing.assert_allclose(merged.frequency, whole.frequency, atol=EXACT)
+    np.testing.assert_allclose(merged.dos, whole.dos, atol=EXACT)
+    assert merged.per_structure.shape == (2, 300)
+    assert np.trapezoid(merged.dos, merged.frequency) == pytest.approx(1.0, abs=UNIT_AREA_TOL)
+    with pytest.raises(ValueError, match="cannot combine per-frame results of 'rdf'"):
+        merge_frame_results("rdf", [frames[0], frames[1]])
+
+
+def test_text_helpers():
+    assert mean_std([1.0, 3.0], "{:.1f}") == "2.0 +- 1.0"
+    assert mean_std([2.5], "{:.2f}") == "2.50"
+    assert mean_std([3000, 3000], "{:.0f}") == "3000"  # no "+- 0" for equal values
+    assert format_table("title", [("a", "1"), ("longer", "2")]).splitlines() == [
+        "title",
+        "-----",
+        "a       1",
+        "longer  2",
+    ]
+    assert one_line(StructureError("cell has zero volume\ndetails")) == "cell has zero volume"
+    assert one_line(RuntimeError("boom")) == "RuntimeError: boom"
+    assert one_line(KeyError()) == "KeyError"
+
+
+def test_summary_has_a_section_per_analysis(diamond_si):
+    report = build_report([diamond_si], ["coordination", "rdf"], run=Recorder(), check=no_check)
+    text = report.summary()
+    assert text.index("radial distribution function") < text.index("coordination\n")
+    assert "Si mean coordination  4.000  (4: 1.000)" in text
+    assert "density (g/cm3)           2.329" in text
+
+
+def test_figure_title_legends_and_reference_lines(tmp_path):
+    from amtoolkit.analyzer import Analyzer
+
+    a_si = read_structures(examples.path("a-si"))
+    report = Analyzer().report(a_si, ["rdf", "adf", "coordination"], labels=["a-si.extxyz[0]"])
+    fig = report.plot(tmp_path / "a.png")
+    assert fig.get_suptitle() == "a-si.extxyz[0]: Si216, density 2.426 g/cm³"
+    rdf_ax, adf_ax, cn_ax = [ax for ax in fig.axes if ax.get_visible()]
+    assert rdf_ax.get_legend() is None  # one element: "total" alone says nothing
+    assert any(np.allclose(line.get_xdata(), TETRAHEDRAL_ANGLE) for line in adf_ax.get_lines())
+    ticks = [t for t in cn_ax.get_xticks() if cn_ax.get_xlim()[0] <= t <= cn_ax.get_xlim()[1]]
+    assert ticks and all(float(t).is_integer() for t in ticks)  # whole coordination numbers
+
+
+def direct_structure_factor(atoms: Atoms, qlow: float, qhigh: float) -> float:
+    """Mean |sum_j exp(i q.r_j)|^2 / N over the cell's reciprocal lattice, qlow <= |q| < qhigh."""
+    n = int(np.ceil(qhigh * atoms.cell.lengths().max() / (2.0 * np.pi)))
+    grid = np.arange(-n, n + 1)
+    hkl = np.stack(np.meshgrid(grid, grid, grid, indexing="ij"), axis=-1).reshape(-1, 3)
+    q = 2.0 * np.pi * hkl @ np.linalg.inv(atoms.cell.array).T  # [n_vectors, 3] 1/Å
+    norm = np.linalg.norm(q, axis=1)
+    q = q[(norm >= qlow) & (norm < qhigh)]
+    amplitude = np.exp(1j * atoms.positions @ q.T).sum(axis=0)  # [n_vectors]
+    return float(np.mean(np.abs(amplitude) ** 2) / len(atoms))
+
+
+def test_report_structure_factor_resolves_the_first_peak_of_small_cells():
+    """Half the width of a 216-atom cell (8 Å) smears the a-Si peak at 2.0 1/Å away."""
+    from amtoolkit.analyzer import Analyzer
+
+    a_si = read_structures(examples.path("a-si"))
+    assert half_width(a_si[0]) < REPORT_SQ_RMAX / 2
+    exact = direct_structure_factor(a_si[0], 2.0, 2.1)
+    in_report = Analyzer().report(a_si, ["structure_factor"]).results["structure_factor"]
+    default = structure_factor(a_si)
+    assert in_report.rmax == REPORT_SQ_RMAX
+    assert exact > 1.3  # the peak is there
+    report_error = abs(float(np.interp(2.05, in_report.q, in_report.s)) - exact)
+    default_error = abs(float(np.interp(2.05, default.q, default.s)) - exact)
+    assert report_error < SQ_TOL < default_error
+
+
+def test_report_is_frozen_and_serialises(diamond_si):
+    report = build_report([diamond_si], ["rdf"], run=Recorder(), check=no_check)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        report.labels = []
+    data = report.to_dict()
+    assert data["composition"] == {"Si": 8} and data["rdf_first_peaks"]["Si-Si"] > 2.3
+    assert "comparison" not in data
+
+
+def test_first_sq_peak_is_the_first_maximum_above_one():
+    q = np.linspace(0.05, 20.0, 400)
+    fsdp, main = 1.6, 5.0  # 1/Å, a silica-like S(q): a lower first peak, a higher main one
+    s = 1.0 + 0.3 * np.exp(-((q - fsdp) ** 2) / 0.05) + 0.6 * np.exp(-((q - main) ** 2) / 0.1)
+    s -= 0.8 * np.exp(-q / 0.5)  # low-q dip below 1, with no maximum above 1
+    assert first_sq_peak(q, s) == pytest.approx(fsdp, abs=q[1] - q[0])
+    assert first_sq_peak(q, np.full_like(q, 0.9)) is None
+
+
+def test_summary_names_the_first_sq_peak_of_a_si():
+    from amtoolkit.analyzer import Analyzer
+
+    report = Analyzer().report(examples.load("a-si"), ["structure_factor"])
+    text = report.summary()
+    first = float(text.split("first peak q (1/A)")[1].split()[0])
+    main = float(text.split("main peak q (1/A)")[1].split()[0])
+    assert first == pytest.approx(2.0, abs=0.1)  # a-Si: 2.0 1/Å, main peak near 3.5
+    assert main > first
