@@ -1,0 +1,44 @@
+"""Neural networks of the diffusion models (DESIGN section 4).
+
+- `periodic_edges`, `edge_vectors`: periodic radius graphs of flat batches (vesin).
+- `TimeEmbedding`, `PropertyEmbedding` (null embeddings), `StepSizeEmbedding`.
+- `EGNN`: equivariant backbone with k vector channels, attention and a smooth cutoff.
+- `DenoiserConfig`, `ScoreDenoiser`, `build_denoiser`, `DENOISERS`.
+"""
+
+from __future__ import annotations
+
+from amtoolkit.nn.denoiser import (
+    DENOISERS,
+    DenoiserConfig,
+    ScoreDenoiser,
+    build_denoiser,
+    remove_system_mean,
+)
+from amtoolkit.nn.egnn import EGNN, EGNNLayer, cutoff_function, edge_attributes
+from amtoolkit.nn.embeddings import (
+    PropertyEmbedding,
+    StepSizeEmbedding,
+    TimeEmbedding,
+    fourier_features,
+)
+from amtoolkit.nn.graph import edge_vectors, lattice_offsets, periodic_edges
+
+__all__ = [
+    "DENOISERS",
+    "EGNN",
+    "DenoiserConfig",
+    "EGNNLayer",
+    "PropertyEmbedding",
+    "ScoreDenoiser",
+    "StepSizeEmbedding",
+    "TimeEmbedding",
+    "build_denoiser",
+    "cutoff_function",
+    "edge_attributes",
+    "edge_vectors",
+    "fourier_features",
+    "lattice_offsets",
+    "periodic_edges",
+    "remove_system_mean",
+]
