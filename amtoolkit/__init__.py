@@ -13,6 +13,7 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "Analyzer": "amtoolkit.analyzer",
+    "Generator": "amtoolkit.generator",
     "get_calculator": "amtoolkit.potentials",
 }
 

@@ -1,0 +1,942 @@
+"""`Generator`: property targets in, `ase.Atoms` out (a facade over nn/ and diffusion/).
+
+    >>> gen = Generator.from_pretrained("a-sio2")          # or Generator.from_checkpoint(path)
+    >>> structures = gen.generate(10, shear=40, seed=0)    # list[ase.Atoms]
+
+One call plans the run (cell, number of atoms, ghosts, normalised targets, seeds,
+batches; every input error is raised here, before any sampling), then for each batch
+draws the prior, integrates the reverse process with classifier-free guidance, restarts
+charge-unbalanced oxide samples, and decodes the result with `to_atoms` (argmax
+elements, ghosts removed, positions wrapped). See docs/generator.md.
+
+References:
+    AMDEN (score SDE generator with ghost atoms, classifier-free guidance and
+    charge-balance rejection); DESIGN sections 3-4.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+import os
+import secrets
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from ase import Atoms
+from ase.data import atomic_masses, atomic_numbers
+from torch import nn
+
+from amtoolkit.checkpoint import ModelInfo, checkpoint_paths, load_checkpoint
+from amtoolkit.data.batch import Batch, to_atoms
+from amtoolkit.data.ghosts import n_target
+from amtoolkit.data.vocabulary import ElementVocabulary
+from amtoolkit.diffusion import (
+    FORMAL_CHARGES,
+    SAMPLERS,
+    MaterialSDE,
+    charge_balance,
+    get_timesteps,
+    guided,
+    is_charge_balanced,
+    restart_timesteps,
+    sample_prior,
+    sample_with_restarts,
+)
+
+__all__ = [
+    "AVOGADRO",
+    "MAX_BATCH_ATOMS",
+    "OUT_OF_RANGE_FRACTION",
+    "PROPERTY_ALIASES",
+    "TARGET_PREFIX",
+    "GenerationPlan",
+    "Generator",
+    "cubic_cell",
+    "number_density",
+    "parse_cell",
+    "parse_target",
+    "resolve_property",
+    "structure_seed",
+]
+
+PROPERTY_ALIASES: dict[str, str] = {
+    "shear": "shear_modulus",
+    "bulk": "bulk_modulus",
+    "young": "youngs_modulus",
+    "youngs": "youngs_modulus",
+    "young_modulus": "youngs_modulus",
+    "poisson": "poisson_ratio",
+    "ring": "ring_size",
+    "rings": "ring_size",
+    "energy": "relaxed_energy",
+    "li": "li_fraction",
+    "cooling": "cooling_rate",
+    "rate": "cooling_rate",
+}
+"""Short target names -> property keys (`amtoolkit.data.PROPERTY_UNITS`). Any property
+may also be given as ``target_<name>`` (e.g. ``target_density=2.2``, since ``density=``
+sets the cell)."""
+
+TARGET_PREFIX = "target_"
+"""Prefix of the target keys in ``atoms.info`` of generated structures (and an accepted
+prefix of target keyword arguments)."""
+
+AVOGADRO = 6.02214076e23
+"""Avogadro constant, 1/mol."""
+
+MAX_BATCH_ATOMS = 4096
+"""Default cap on the atoms (ghosts included) of one sampler call: bounds memory."""
+
+OUT_OF_RANGE_FRACTION = 0.5
+"""A target further than this fraction of the training range past either end warns."""
+
+DEFAULT_RESTARTS_OXIDE = 3
+"""Default charge-balance restarts for oxide models (vocabulary containing O)."""
+
+RESTART_T = 0.3
+"""Default time that charge-unbalanced samples are re-noised to (AMDEN-style restarts)."""
+
+ICG_ROWS = 256
+"""Rows of the synthetic ICG table drawn uniformly in the training ranges (``icg=True``)."""
+
+_MIN_VOLUME = 1e-6
+"""Cell volumes (Å^3) at or below this count as non-positive."""
+
+_OXYGEN = 8
+
+
+# ------------------------------------------------------------------ pure helpers
+
+
+def resolve_property(key: str, property_names: Sequence[str]) -> str:
+    """Property name that a target keyword refers to.
+
+    `key` may be a property name, an alias from `PROPERTY_ALIASES` (``shear`` ->
+    ``shear_modulus``) or ``target_<name>``.
+
+    Args:
+        key: the keyword as the caller wrote it.
+        property_names: the model's conditioning properties.
+
+    Returns:
+        An element of `property_names`.
+
+    Raises:
+        ValueError: naming the model's properties and the aliases that apply to them.
+    """
+    candidates = [key, PROPERTY_ALIASES.get(key, key)]
+    if key.startswith(TARGET_PREFIX):
+        bare = key[len(TARGET_PREFIX) :]
+        candidates += [bare, PROPERTY_ALIASES.get(bare, bare)]
+    for name in candidates:
+        if name in property_names:
+            return name
+    if not property_names:
+        raise ValueError(
+            f"unknown target {key!r}: this model takes no property targets "
+            "(check the spelling of keyword arguments)"
+        )
+    aliases = [f"{a}={p}" for a, p in PROPERTY_ALIASES.items() if p in property_names]
+    alias_text = f"; aliases: {', '.join(aliases)}" if aliases else ""
+    raise ValueError(
+        f"unknown target {key!r}: the model's properties are {', '.join(property_names)}"
+        f"{alias_text}"
+    )
+
+
+def mean_atomic_mass(composition: Mapping[str, float]) -> float:
+    """Mean atomic mass (g/mol = amu) of a composition given as element -> fraction."""
+    total = sum(float(f) for f in composition.values())
+    if not composition or not total > 0:
+        raise ValueError(f"composition must have positive fractions, got {dict(composition)}")
+    mass = 0.0
+    for symbol, fraction in composition.items():
+        if symbol not in atomic_numbers:
+            raise ValueError(f"unknown element {symbol!r} in composition")
+        mass += float(fraction) * float(atomic_masses[atomic_numbers[symbol]])
+    return mass / total
+
+
+def number_density(density: float, composition: Mapping[str, float]) -> float:
+    """Atoms per Å^3 of a material of mass density `density` (g/cm^3) and `composition`.
+
+    n/V = rho N_A / M * 1e-24 (1 cm^3 = 1e24 Å^3), M the mean atomic mass in g/mol.
+    """
+    if not (math.isfinite(density) and density > 0):
+        raise ValueError(f"density must be a positive number of g/cm3, got {density}")
+    return density * AVOGADRO / mean_atomic_mass(composition) * 1e-24
+
+
+def cubic_cell(n_atoms: int, density: float) -> np.ndarray:
+    """Cubic cell ``[3, 3]`` (Å) holding `n_atoms` at the number density `density` (1/Å^3)."""
+    if not (n_atoms >= 1 and density > 0):
+        raise ValueError(f"need n_atoms >= 1 and density > 0, got {n_atoms}, {density}")
+    return (n_atoms / density) ** (1.0 / 3.0) * np.eye(3)
+
+
+def structure_seed(seed: int, index: int) -> int:
+    """Seed (63-bit) of structure `index` of a run with seed `seed`.
+
+    Derived with numpy's SeedSequence from (seed, index), so each structure's prior
+    depends only on the run seed and its index, not on how the run is batched.
+    """
+    state = np.random.SeedSequence(seed, spawn_key=(0, index)).generate_state(1, np.uint64)
+    return int(state[0]) >> 1
+
+
+def _batch_seed(seed: int, start: int, stop: int) -> int:
+    """Seed of the sampler noise of the batch holding structures ``start..stop-1``."""
+    state = np.random.SeedSequence(seed, spawn_key=(1, start, stop)).generate_state(1, np.uint64)
+    return int(state[0]) >> 1
+
+
+def _as_cell(cell: Any) -> np.ndarray:
+    """A cell as a ``[3, 3]`` array: an edge length, three lengths, a matrix, or ase Cell."""
+    if isinstance(cell, Atoms):
+        cell = cell.cell
+    array = np.asarray(getattr(cell, "array", cell), dtype=float)
+    if array.ndim == 0:
+        array = float(array) * np.eye(3)
+    elif array.shape == (3,):
+        array = np.diag(array)
+    elif array.shape == (9,):
+        array = array.reshape(3, 3)
+    if array.shape != (3, 3) or not np.isfinite(array).all():
+        raise ValueError(
+            "cell must be an edge length, 3 lengths or a 3x3 matrix of finite numbers (Å), "
+            f"got shape {list(np.shape(cell))}"
+        )
+    volume = float(np.linalg.det(array))
+    if not volume > _MIN_VOLUME:
+        raise ValueError(f"cell volume must be positive, got {volume:.6g} Å^3")
+    return array
+
+
+def _check_int(name: str, value: Any, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _is_oxide(vocabulary: ElementVocabulary) -> bool:
+    return _OXYGEN in vocabulary.numbers
+
+
+# --------------------------------------------------------------------- the plan
+
+
+@dataclasses.dataclass(frozen=True)
+class GenerationPlan:
+    """Everything one `generate` run does, fixed and validated before any sampling.
+
+    Attributes:
+        n: number of structures.
+        cell: the cell of every structure, rows, Å. [3, 3]
+        n_initial: atoms per system the sampler starts with (real + ghost).
+        n_atoms: requested real atoms (None when ghost atoms let the model decide).
+        max_density: ghost maximum number density, atoms/Å^3 (None: no ghosts).
+        targets: property name -> raw target per structure ``[n]`` (NaN = null);
+            only the properties the caller named.
+        properties: normalised model property columns. [n, m]
+        sampler: key of `SAMPLERS`.
+        steps: reverse steps (model evaluations) per run.
+        guidance: classifier-free guidance weight w.
+        icg_properties: normalised ICG rows [K, m], or None (all-null branch).
+        seed: run seed.
+        structure_seeds: per-structure seeds (prior draws). [n]
+        batches: (start, stop) structure ranges of the sampler calls.
+        charge_balance: reject and restart charge-unbalanced samples (oxide models).
+        max_restarts: most restarts of one structure.
+        restart_t: time unbalanced samples are re-noised to.
+    """
+
+    n: int
+    cell: np.ndarray
+    n_initial: int
+    n_atoms: int | None
+    max_density: float | None
+    targets: dict[str, np.ndarray]
+    properties: np.ndarray
+    sampler: str
+    steps: int
+    guidance: float
+    icg_properties: np.ndarray | None
+    seed: int
+    structure_seeds: tuple[int, ...]
+    batches: tuple[tuple[int, int], ...]
+    charge_balance: bool
+    max_restarts: int
+    restart_t: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready summary (without the per-structure arrays)."""
+        return {
+            "n": self.n,
+            "cell": self.cell.tolist(),
+            "n_initial": self.n_initial,
+            "n_atoms": self.n_atoms,
+            "max_density": self.max_density,
+            "targets": {k: v.tolist() for k, v in self.targets.items()},
+            "sampler": self.sampler,
+            "steps": self.steps,
+            "guidance": self.guidance,
+            "icg": self.icg_properties is not None,
+            "seed": self.seed,
+            "batches": [list(b) for b in self.batches],
+            "charge_balance": self.charge_balance,
+            "max_restarts": self.max_restarts,
+            "restart_t": self.restart_t,
+        }
+
+
+# ---------------------------------------------------------------------- facade
+
+
+class Generator:
+    """Generate amorphous structures with a trained diffusion model.
+
+    Args:
+        model: the denoiser, (Batch, t, *, generator=) -> (eps_x, eps_e); put in eval mode.
+        info: its model card (`amtoolkit.checkpoint.ModelInfo`).
+
+    Attributes:
+        model: the underlying torch module.
+        info: the ModelInfo (vocabulary, properties, normalisation, typical sizes, ...).
+
+    Example:
+        >>> gen = Generator.from_checkpoint("runs/a-sio2/best")
+        >>> frames = gen.generate(4, shear=[30, 35, 40, 45], seed=1, steps=100)
+    """
+
+    def __init__(self, model: nn.Module, info: ModelInfo) -> None:
+        self.model = model.eval()
+        self.info = info
+
+    # ---------------------------------------------------------------- loading
+    @classmethod
+    def from_checkpoint(
+        cls, path: str | os.PathLike, device: torch.device | str = "cpu"
+    ) -> Generator:
+        """Load a checkpoint (``<stem>.pt`` + ``<stem>.json``; either file or the stem)."""
+        model, info = load_checkpoint(path, device=device)
+        return cls(model, info)
+
+    @classmethod
+    def from_pretrained(cls, name: str, device: torch.device | str = "cpu") -> Generator:
+        """Load a shipped model by name (`amtoolkit.pretrained.available()`).
+
+        Raises:
+            ValueError (`UnknownModelError`): an unknown name; the message lists the
+                shipped models.
+        """
+        from amtoolkit import pretrained
+
+        return cls.from_checkpoint(pretrained.checkpoint_stem(name), device=device)
+
+    @classmethod
+    def load(cls, name_or_path: str | os.PathLike, device: torch.device | str = "cpu") -> Generator:
+        """A checkpoint path (stem, ``.pt`` or ``.json``) if one exists, else a shipped name."""
+        weights, card = checkpoint_paths(name_or_path)
+        if weights.is_file() or card.is_file():
+            return cls.from_checkpoint(name_or_path, device=device)
+        from amtoolkit import pretrained
+
+        text = str(name_or_path)
+        if text in pretrained.available():
+            return cls.from_pretrained(text, device=device)
+        shipped = ", ".join(pretrained.available()) or "none yet"
+        raise ValueError(
+            f"{text!r} is neither a checkpoint ({card} not found) nor a shipped model "
+            f"(available: {shipped})"
+        )
+
+    # ---------------------------------------------------------------- metadata
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+    @property
+    def vocabulary(self) -> ElementVocabulary:
+        return self.info.vocabulary
+
+    @property
+    def property_names(self) -> tuple[str, ...]:
+        return self.info.property_names
+
+    @property
+    def aliases(self) -> dict[str, str]:
+        """The short target names that apply to this model's properties."""
+        return {a: p for a, p in PROPERTY_ALIASES.items() if p in self.property_names}
+
+    def __repr__(self) -> str:
+        props = ", ".join(self.property_names) or "none"
+        return (
+            f"Generator({self.name!r}, elements={self.vocabulary.elements}, "
+            f"properties=[{props}], max_density={self.info.max_density})"
+        )
+
+    # ---------------------------------------------------------------- planning
+    def plan(
+        self,
+        n: int,
+        *,
+        cell: Any = None,
+        n_atoms: int | None = None,
+        density: float | None = None,
+        max_density: float | None = None,
+        steps: int | None = None,
+        sampler: str | None = None,
+        guidance: float | None = None,
+        icg: bool | np.ndarray = False,
+        batch_size: int | None = None,
+        seed: int | None = None,
+        max_restarts: int | None = None,
+        restart_t: float = RESTART_T,
+        _stacklevel: int = 2,
+        **targets: Any,
+    ) -> GenerationPlan:
+        """Validate the arguments of `generate` and fix the run; nothing is sampled.
+
+        Raises:
+            ValueError: one line naming the bad argument (see `generate`).
+        """
+        info = self.info
+        n = _check_int("n", n, 1)
+        cell_array, n_initial, n_real, rho_max = self._plan_cell(
+            cell, n_atoms, density, max_density
+        )
+        target_table = self._plan_targets(n, targets, _stacklevel + 1)
+        properties = self._normalise(n, target_table)
+
+        defaults = info.sampling
+        steps = _check_int("steps", defaults.steps if steps is None else steps, 1)
+        sampler = defaults.sampler if sampler is None else sampler
+        if sampler not in SAMPLERS:
+            raise ValueError(f"unknown sampler {sampler!r}; known: {', '.join(SAMPLERS)}")
+        if guidance is None:  # the model's default, but only when there is something to guide
+            guidance = (defaults.guidance or 0.0) if target_table else 0.0
+        guidance = float(guidance)
+        if not math.isfinite(guidance):
+            raise ValueError(f"guidance must be a finite number, got {guidance}")
+        if seed is None:
+            seed = secrets.randbits(63)
+        seed = _check_int("seed", seed, 0)
+        seeds = tuple(structure_seed(seed, i) for i in range(n))
+        icg_rows = self._plan_icg(icg, seed) if guidance != 0.0 else None
+
+        if batch_size is None:
+            per_system = n_initial * (2 if guidance != 0.0 else 1)
+            batch_size = max(1, min(n, MAX_BATCH_ATOMS // per_system))
+        batch_size = _check_int("batch_size", batch_size, 1)
+        batches = tuple((i, min(i + batch_size, n)) for i in range(0, n, batch_size))
+
+        # charge balance: oxides whose elements all have a formal charge
+        balance = _is_oxide(self.vocabulary) and all(
+            z in FORMAL_CHARGES for z in self.vocabulary.numbers
+        )
+        if max_restarts is None:
+            max_restarts = DEFAULT_RESTARTS_OXIDE if balance else 0
+        max_restarts = _check_int("max_restarts", max_restarts, 0)
+        if max_restarts and not balance:
+            raise ValueError(
+                "max_restarts > 0 needs an oxide model whose elements have formal charges "
+                f"(charge-balance restarts); this model's elements are {self.vocabulary.elements}"
+            )
+        restart_t = float(restart_t)
+        if max_restarts:
+            restart_timesteps(get_timesteps(steps, info.sde), restart_t)  # checks restart_t
+
+        return GenerationPlan(
+            n=n,
+            cell=cell_array,
+            n_initial=n_initial,
+            n_atoms=n_real,
+            max_density=rho_max,
+            targets=target_table,
+            properties=properties,
+            sampler=sampler,
+            steps=steps,
+            guidance=guidance,
+            icg_properties=icg_rows,
+            seed=seed,
+            structure_seeds=seeds,
+            batches=batches,
+            charge_balance=balance,
+            max_restarts=max_restarts,
+            restart_t=restart_t,
+        )
+
+    def _plan_cell(
+        self,
+        cell: Any,
+        n_atoms: int | None,
+        density: float | None,
+        max_density: float | None,
+    ) -> tuple[np.ndarray, int, int | None, float | None]:
+        """(cell [3, 3], atoms to start with, requested real atoms, rho_max)."""
+        typical = self.info.typical
+        if max_density is None:
+            max_density = self.info.max_density
+        elif not (math.isfinite(max_density) and max_density > 0):
+            raise ValueError(
+                f"max_density must be a positive number of atoms/Å^3, got {max_density}"
+            )
+        if n_atoms is not None:
+            n_atoms = _check_int("n_atoms", n_atoms, 1)
+        if density is not None and not (math.isfinite(density) and density > 0):
+            raise ValueError(f"density must be a positive number of g/cm3, got {density}")
+
+        if cell is not None:
+            if density is not None:
+                raise ValueError("give cell or density, not both (density sets the cell volume)")
+            cell_array = _as_cell(cell)
+            if max_density is not None and n_atoms is not None:
+                raise ValueError(
+                    f"with ghost atoms (max_density={max_density:g}/Å^3) the model decides the "
+                    "number of atoms in a given cell: give cell or n_atoms, not both"
+                )
+            if max_density is None and n_atoms is None:
+                if typical is None:
+                    raise ValueError("the model card has no typical density: give n_atoms too")
+                rho = number_density(typical.density, typical.composition)
+                n_atoms = round(rho * float(np.linalg.det(cell_array)))
+                if n_atoms < 1:
+                    raise ValueError(
+                        "the cell is too small to hold one atom at the typical density "
+                        f"{typical.density:g} g/cm3"
+                    )
+        else:
+            if typical is None:
+                raise ValueError(
+                    "the model card has no typical size, density and composition: give cell="
+                )
+            if n_atoms is None:
+                n_atoms = typical.n_atoms
+            rho = number_density(density or typical.density, typical.composition)
+            cell_array = cubic_cell(n_atoms, rho)
+
+        if max_density is None:
+            return cell_array, int(n_atoms), int(n_atoms), None  # type: ignore[arg-type]
+        n_initial = n_target(Atoms(cell=cell_array, pbc=True), max_density)
+        if n_initial < 1:
+            raise ValueError(
+                f"the cell holds fewer than 1 atom at max_density={max_density:g}/Å^3 "
+                f"(volume {np.linalg.det(cell_array):.4g} Å^3)"
+            )
+        if n_atoms is not None and n_atoms > n_initial:
+            raise ValueError(
+                f"{n_atoms} atoms do not fit: the cell holds at most {n_initial} at "
+                f"max_density={max_density:g}/Å^3 (lower density= or n_atoms=)"
+            )
+        return cell_array, n_initial, n_atoms, float(max_density)
+
+    def _plan_targets(
+        self, n: int, targets: Mapping[str, Any], stacklevel: int
+    ) -> dict[str, np.ndarray]:
+        """Raw per-structure targets by property name; warns for far out-of-range values."""
+        table: dict[str, np.ndarray] = {}
+        given: dict[str, str] = {}
+        for key, value in targets.items():
+            name = resolve_property(key, self.property_names)
+            if name in table:
+                raise ValueError(f"target {name!r} given twice (as {given[name]!r} and {key!r})")
+            table[name] = _target_values(key, value, n)
+            given[name] = key
+        ranges = self.info.typical.property_ranges if self.info.typical else {}
+        for name, values in table.items():
+            if name not in ranges:
+                continue
+            low, high = ranges[name]
+            margin = OUT_OF_RANGE_FRACTION * (high - low) if high > low else 0.0
+            known = values[~np.isnan(values)]
+            outside = known[(known < low - margin) | (known > high + margin)]
+            if outside.size:
+                warnings.warn(
+                    f"target {name}={outside[0]:g} is far outside the training range "
+                    f"[{low:g}, {high:g}]; the model is extrapolating",
+                    UserWarning,
+                    stacklevel=stacklevel,
+                )
+        return table
+
+    def _normalise(self, n: int, table: Mapping[str, np.ndarray]) -> np.ndarray:
+        """Normalised property columns [n, m] in the model's order (NaN = null)."""
+        properties = np.full((n, len(self.property_names)), np.nan)
+        for col, name in enumerate(self.property_names):
+            if name in table:
+                mean, std = self.info.normalisation[name]
+                properties[:, col] = (table[name] - mean) / std
+        return properties
+
+    def _plan_icg(self, icg: bool | np.ndarray, seed: int) -> np.ndarray | None:
+        """Normalised ICG rows [K, m], or None for the all-null unconditional branch."""
+        if icg is False or icg is None:
+            return None
+        names = self.property_names
+        if not names:
+            raise ValueError("icg needs a model with conditioning properties")
+        if icg is True:
+            typical = self.info.typical
+            ranges = typical.property_ranges if typical else {}
+            missing = [p for p in names if p not in ranges]
+            if missing:
+                raise ValueError(
+                    f"icg=True needs training ranges of every property; the card lacks {missing}: "
+                    "pass icg=<table of training rows>"
+                )
+            rng = np.random.default_rng(seed)
+            low = np.array([ranges[p][0] for p in names])
+            high = np.array([ranges[p][1] for p in names])
+            raw = low + (high - low) * rng.random((ICG_ROWS, len(names)))
+        else:
+            raw = np.asarray(icg, dtype=float)
+            if raw.ndim != 2 or raw.shape[1] != len(names) or raw.shape[0] == 0:
+                raise ValueError(
+                    f"icg table must have shape [K, {len(names)}] (columns {list(names)}), "
+                    f"got {list(raw.shape)}"
+                )
+        mean = np.array([self.info.normalisation[p][0] for p in names])
+        std = np.array([self.info.normalisation[p][1] for p in names])
+        return (raw - mean) / std
+
+    # ---------------------------------------------------------------- sampling
+    def generate(
+        self,
+        n: int,
+        *,
+        cell: Any = None,
+        n_atoms: int | None = None,
+        density: float | None = None,
+        max_density: float | None = None,
+        steps: int | None = None,
+        sampler: str | None = None,
+        guidance: float | None = None,
+        icg: bool | np.ndarray = False,
+        batch_size: int | None = None,
+        seed: int | None = None,
+        max_restarts: int | None = None,
+        restart_t: float = RESTART_T,
+        progress: bool | None = True,
+        **targets: Any,
+    ) -> list[Atoms]:
+        """Generate `n` structures, optionally conditioned on property targets.
+
+        Args:
+            n: number of structures.
+            cell: one cell for every structure: an edge length (cubic), 3 lengths or a
+                3x3 matrix (rows), Å. Default: a cubic cell holding `n_atoms` at the
+                training set's typical density (or `density`).
+            n_atoms: real atoms per structure when there are no ghosts (default: the
+                training set's typical size, or the typical density times the given
+                cell's volume). With ghosts it only sizes the default cell.
+            density: mass density, g/cm^3, that sizes the default cubic cell (with the
+                typical composition's mean atomic mass); not with `cell`.
+            max_density: ghost maximum number density, atoms/Å^3 (default: the model's).
+                With ghosts every system starts with floor(max_density V) atoms and the
+                model decides how many end up as ghosts.
+            steps: reverse steps = model evaluations (default: the model card's, else 200).
+            sampler: ``"sde"`` (Euler-Maruyama) or ``"ode"`` (probability flow); default
+                the model card's, else ``"sde"``.
+            guidance: classifier-free guidance weight w (default: the model card's when a
+                target is given, else 0).
+            icg: independent condition guidance: True draws the unconditional branch's
+                properties uniformly in the training ranges; a raw-unit table [K, m]
+                (columns in ``property_names`` order) uses those rows. Default: all-null.
+            batch_size: systems per sampler call (default: all `n`, capped at
+                `MAX_BATCH_ATOMS` atoms per call).
+            seed: run seed (default: a fresh random one, recorded in ``atoms.info``).
+            max_restarts: charge-balance restarts per structure (default 3 for oxide
+                models, 0 otherwise; only oxide models may restart).
+            restart_t: time that unbalanced samples are re-noised to.
+            progress: show a tqdm bar over model steps (None: only on a terminal).
+            **targets: property targets by name or alias (``shear=40``), each a scalar
+                or a sequence of `n` values (None/NaN = null for that structure), raw
+                units. Absent properties are null.
+
+        Returns:
+            `n` Atoms (ghosts removed, positions wrapped), in index order. Each
+            ``atoms.info`` has ``model``, ``sampler``, ``steps``, ``guidance``, ``seed``
+            (run), ``structure_seed``, ``index``, ``target_<property>`` for every
+            non-null target, ``max_density`` and ``n_initial`` with ghosts, and for
+            oxide models ``charge_balanced`` and ``restarts``.
+
+        Raises:
+            ValueError: an unknown target name (listing the model's properties and
+                aliases), a bad value, or an impossible cell (non-positive volume, fewer
+                than 1 atom, more atoms than fit at max_density, density <= 0).
+
+        Warns:
+            UserWarning: a target more than 50% of the training range past either end;
+                after the run, how many oxide structures stayed charge-unbalanced.
+
+        References:
+            AMDEN (generation with ghosts, guidance and charge-balance rejection).
+        """
+        return list(
+            self.generate_iter(
+                n,
+                cell=cell,
+                n_atoms=n_atoms,
+                density=density,
+                max_density=max_density,
+                steps=steps,
+                sampler=sampler,
+                guidance=guidance,
+                icg=icg,
+                batch_size=batch_size,
+                seed=seed,
+                max_restarts=max_restarts,
+                restart_t=restart_t,
+                progress=progress,
+                _stacklevel=3,
+                **targets,
+            )
+        )
+
+    def generate_iter(
+        self,
+        n: int,
+        *,
+        progress: bool | None = True,
+        _stacklevel: int = 2,
+        **kwargs: Any,
+    ) -> Iterator[Atoms]:
+        """Like `generate`, but yield structures as each batch finishes (for streaming).
+
+        Arguments are validated now (errors raise at the call, not at the first
+        ``next``); sampling happens while iterating.
+        """
+        plan = self.plan(n, _stacklevel=_stacklevel + 1, **kwargs)
+        return self._run(plan, progress, _stacklevel)
+
+    def _run(self, plan: GenerationPlan, progress: bool | None, stacklevel: int) -> Iterator[Atoms]:
+        from tqdm.auto import tqdm
+
+        runs = len(plan.batches)
+        bar = tqdm(
+            total=runs * plan.steps,
+            unit="step",
+            desc=f"{self.name}",
+            disable=(not progress) if progress is not None else None,
+            leave=False,
+        )
+        unbalanced = 0
+        try:
+            for k, (start, stop) in enumerate(plan.batches):
+                bar.set_description(f"{self.name} {k + 1}/{runs}")
+                structures, balanced, restarts = self._sample_batch(plan, start, stop, bar)
+                for offset, atoms in enumerate(structures):
+                    index = start + offset
+                    atoms.set_cell(plan.cell)  # the planned cell, not its float32 copy
+                    atoms.wrap()
+                    atoms.info.update(self._structure_info(plan, index))
+                    if balanced is not None:
+                        atoms.info["charge_balanced"] = bool(balanced[offset])
+                        atoms.info["restarts"] = int(restarts[offset])
+                        unbalanced += not balanced[offset]
+                    yield atoms
+        finally:
+            bar.close()
+        if unbalanced:
+            warnings.warn(
+                f"{unbalanced} of {plan.n} structures are not charge balanced "
+                f"(max_restarts={plan.max_restarts}); atoms.info['charge_balanced'] is False",
+                UserWarning,
+                stacklevel=stacklevel,
+            )
+
+    def _sample_batch(
+        self, plan: GenerationPlan, start: int, stop: int, bar: Any
+    ) -> tuple[list[Atoms], np.ndarray | None, np.ndarray]:
+        """Sample structures ``start..stop-1``: (Atoms, charge balanced or None, restarts)."""
+        param = next(self.model.parameters())
+        device, dtype = param.device, param.dtype
+        sde = self.info.sde
+        cell = torch.as_tensor(plan.cell, dtype=dtype, device=device).reshape(1, 3, 3)
+        counts = torch.tensor([plan.n_initial], device=device)
+        properties = torch.as_tensor(plan.properties, dtype=dtype, device=device)
+        priors = [
+            sample_prior(
+                cell,
+                counts,
+                len(self.vocabulary),
+                sde,
+                torch.Generator(device=device).manual_seed(plan.structure_seeds[i]),
+                properties=properties[i : i + 1],
+            )
+            for i in range(start, stop)
+        ]
+        state = _concat(priors)
+        generator = torch.Generator(device=device).manual_seed(_batch_seed(plan.seed, start, stop))
+        icg = None
+        if plan.icg_properties is not None:
+            icg = torch.as_tensor(plan.icg_properties, dtype=dtype, device=device)
+        model = guided(self.model, plan.guidance, icg_properties=icg, generator=generator)
+        ts = get_timesteps(plan.steps, sde)
+        sampler = functools.partial(SAMPLERS[plan.sampler], callback=_progress(bar, plan, sde))
+        if plan.max_restarts:
+            out, restarts = sample_with_restarts(
+                sampler,
+                model,
+                state,
+                ts,
+                accept=_RealElements(charge_balance(self.vocabulary), plan.max_density),
+                restart_t=plan.restart_t,
+                max_restarts=plan.max_restarts,
+                sde=sde,
+                generator=generator,
+            )
+        else:
+            out = sampler(model, state, ts, sde=sde, generator=generator)
+            restarts = torch.zeros(out.n_systems, dtype=torch.long)
+        out = _real_elements(out, plan.max_density)
+        balanced = None
+        if plan.charge_balance:
+            balanced = is_charge_balanced(out, self.vocabulary).cpu().numpy()
+        return to_atoms(out, self.vocabulary), balanced, restarts.cpu().numpy()
+
+    def _structure_info(self, plan: GenerationPlan, index: int) -> dict[str, Any]:
+        """``atoms.info`` entries recording how structure `index` was made."""
+        info: dict[str, Any] = {
+            "model": self.name,
+            "sampler": plan.sampler,
+            "steps": plan.steps,
+            "guidance": plan.guidance,
+            "seed": plan.seed,
+            "structure_seed": plan.structure_seeds[index],
+            "index": index,
+        }
+        if plan.icg_properties is not None:
+            info["icg"] = True
+        for name, values in plan.targets.items():
+            if not np.isnan(values[index]):
+                info[f"{TARGET_PREFIX}{name}"] = float(values[index])
+        if plan.max_density is not None:
+            info["max_density"] = plan.max_density
+            info["n_initial"] = plan.n_initial
+        return info
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+_NULL_WORDS = ("null", "none", "nan", "")
+
+
+def parse_target(text: str) -> tuple[str, float | list[float | None]]:
+    """Parse a command-line target ``NAME=VALUE`` or ``NAME=V1,V2,...`` (one per structure).
+
+    ``null`` (or ``none``, ``nan``) in a list leaves that structure unconditioned.
+
+    Returns:
+        (name as written, a float or a list of floats/None).
+
+    Raises:
+        ValueError: one line naming `text`.
+    """
+    name, sep, value = text.partition("=")
+    name = name.strip()
+    if not sep or not name or not value.strip():
+        raise ValueError(f"target {text!r} must look like NAME=VALUE, e.g. shear=40")
+    words = [w.strip() for w in value.split(",")]
+    try:
+        values = [None if w.lower() in _NULL_WORDS else float(w) for w in words]
+    except ValueError:
+        raise ValueError(f"target {text!r}: {value!r} is not a number or list of numbers") from None
+    if len(values) == 1:
+        if values[0] is None:
+            raise ValueError(f"target {text!r}: give a number (leave a target out to not set it)")
+        return name, values[0]
+    return name, values
+
+
+def parse_cell(text: str) -> float | list[float]:
+    """Parse a command-line cell: ``L`` (cubic), ``a,b,c`` or 9 comma-separated numbers, Å."""
+    try:
+        numbers = [float(w) for w in text.replace("x", ",").split(",")]
+    except ValueError:
+        raise ValueError(
+            f"cell {text!r} must be L, a,b,c or 9 comma-separated numbers (Å)"
+        ) from None
+    if len(numbers) not in (1, 3, 9):
+        raise ValueError(f"cell {text!r} must be L, a,b,c or 9 comma-separated numbers (Å)")
+    return numbers[0] if len(numbers) == 1 else numbers
+
+
+def _target_values(key: str, value: Any, n: int) -> np.ndarray:
+    """A scalar or length-`n` target as float array [n] (None -> NaN); rejects inf."""
+    if value is None:
+        return np.full(n, np.nan)
+    if isinstance(value, (str, bytes)):
+        raise ValueError(f"target {key} must be a number or a sequence of {n} numbers")
+    try:
+        if np.ndim(value) == 0:
+            array = np.full(n, float(value))  # type: ignore[arg-type]
+        else:
+            array = np.array([np.nan if v is None else float(v) for v in value], dtype=float)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"target {key} must be a number or a sequence of {n} numbers, got {value!r}"
+        ) from None
+    if array.shape != (n,):
+        raise ValueError(f"target {key} has {array.size} values for n={n} structures")
+    if np.isinf(array).any():
+        raise ValueError(f"target {key} must be finite (NaN/None = null), got {value!r}")
+    return array
+
+
+def _real_elements(batch: Batch, max_density: float | None) -> Batch:
+    """Without ghosts, rule the ghost class out of the argmax decoding (every atom is real)."""
+    if max_density is not None:
+        return batch
+    elements = batch.elements.clone()
+    elements[:, 0] = -torch.inf  # class 0 = ghost
+    return batch.replace(elements=elements)
+
+
+@dataclasses.dataclass(frozen=True)
+class _RealElements:
+    """An accept test applied to the decoding `to_atoms` will use (see `_real_elements`)."""
+
+    accept: Callable[[Batch], torch.Tensor]
+    max_density: float | None
+
+    def __call__(self, batch: Batch) -> torch.Tensor:
+        return self.accept(_real_elements(batch, self.max_density))
+
+
+def _concat(batches: Sequence[Batch]) -> Batch:
+    """One batch holding the systems of `batches` in order."""
+    offsets = np.cumsum([0] + [b.n_systems for b in batches[:-1]])
+    return Batch(
+        positions=torch.cat([b.positions for b in batches]),
+        elements=torch.cat([b.elements for b in batches]),
+        cell=torch.cat([b.cell for b in batches]),
+        system_idx=torch.cat(
+            [b.system_idx + int(o) for b, o in zip(batches, offsets, strict=True)]
+        ),
+        properties=torch.cat([b.properties for b in batches]),
+    )
+
+
+def _progress(bar: Any, plan: GenerationPlan, sde: MaterialSDE) -> Callable[[dict[str, Any]], None]:
+    """Sampler callback advancing `bar` one model step; restart runs extend its total."""
+    runs = {"count": 0}
+    restart_steps = 0
+    if plan.max_restarts:
+        restart_steps = len(restart_timesteps(get_timesteps(plan.steps, sde), plan.restart_t)) - 1
+
+    def callback(record: dict[str, Any]) -> None:
+        if record["i"] == 0:
+            if runs["count"]:
+                bar.total += restart_steps
+                bar.refresh()
+            runs["count"] += 1
+        bar.update(1)
+
+    return callback

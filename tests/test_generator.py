@@ -1,0 +1,471 @@
+"""`Generator`: planning (cells, ghosts, targets, seeds) and generation with tiny models."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from ase.data import atomic_masses
+
+from amtoolkit import pretrained
+from amtoolkit.checkpoint import ModelInfo, SamplingDefaults, Typical, save_checkpoint
+from amtoolkit.data import ElementVocabulary
+from amtoolkit.diffusion import FORMAL_CHARGES, MaterialSDE
+from amtoolkit.generator import (
+    AVOGADRO,
+    MAX_BATCH_ATOMS,
+    PROPERTY_ALIASES,
+    Generator,
+    number_density,
+    resolve_property,
+    structure_seed,
+)
+from amtoolkit.nn import DenoiserConfig, build_denoiser
+
+pytestmark = pytest.mark.filterwarnings("ignore:.*not charge balanced:UserWarning")
+
+STEPS = 3  # reverse steps in tests: enough to exercise the loop, cheap
+POSITION_TOL = 1e-4  # Å, batched vs one-by-one (float32 round-off through a few steps)
+VOLUME_RTOL = 1e-9
+SI_MASS = float(atomic_masses[14])
+
+SIO2_RANGES = {"shear_modulus": (25.0, 45.0), "ring_size": (5.0, 7.0)}
+
+
+@pytest.fixture(autouse=True)
+def _single_torch_thread():
+    """Tiny models: torch's thread pool only adds contention on the shared cores."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def save_tiny_model(
+    stem: Path,
+    elements: tuple[str, ...] = ("O", "Si"),
+    property_names: tuple[str, ...] = ("shear_modulus", "ring_size"),
+    max_density: float | None = None,
+    typical: Typical | None = None,
+    guidance: float | None = None,
+    seed: int = 0,
+) -> Path:
+    """Save an untrained tiny score model (hidden 16, 2 layers) as a checkpoint at `stem`."""
+    vocabulary = ElementVocabulary(elements)
+    config = DenoiserConfig(
+        n_classes=len(vocabulary),
+        property_names=property_names,
+        hidden=16,
+        layers=2,
+        vector_channels=2,
+        cutoff=3.0,
+    )
+    torch.manual_seed(seed)
+    model = build_denoiser(config)
+    normalisation = {"shear_modulus": (35.0, 5.0), "ring_size": (6.0, 0.5)}
+    if typical is None:
+        composition = {"O": 2 / 3, "Si": 1 / 3} if "O" in elements else {"Si": 1.0}
+        typical = Typical(
+            n_atoms=12,
+            density=2.2,
+            composition=composition,
+            property_ranges={p: SIO2_RANGES[p] for p in property_names},
+        )
+    info = ModelInfo(
+        name=stem.name,
+        model=config,
+        sde=MaterialSDE(),
+        vocabulary=vocabulary,
+        normalisation={p: normalisation[p] for p in property_names},
+        max_density=max_density,
+        typical=typical,
+        sampling=SamplingDefaults(sampler="sde", steps=STEPS, guidance=guidance),
+    )
+    save_checkpoint(stem, model, info)
+    return stem
+
+
+@pytest.fixture
+def sio2(tmp_path) -> Generator:
+    """Oxide model with properties, no ghosts (charge balance on, 0 restarts in tests)."""
+    return Generator.from_checkpoint(save_tiny_model(tmp_path / "tiny-sio2"))
+
+
+@pytest.fixture
+def si(tmp_path) -> Generator:
+    """a-Si-like model: one element, no properties, no ghosts."""
+    return Generator.from_checkpoint(
+        save_tiny_model(tmp_path / "tiny-si", elements=("Si",), property_names=())
+    )
+
+
+@pytest.fixture
+def ghost_sio2(tmp_path) -> Generator:
+    """Oxide model with ghost atoms (max_density 0.09 /Å^3) and guidance 1 by default."""
+    stem = save_tiny_model(tmp_path / "ghost-sio2", max_density=0.09, guidance=1.0)
+    return Generator.from_checkpoint(stem)
+
+
+def same(a, b) -> bool:
+    return (
+        len(a) == len(b)
+        and np.array_equal(a.numbers, b.numbers)
+        and np.array_equal(a.positions, b.positions)
+    )
+
+
+# ----------------------------------------------------------------- pure helpers
+
+
+def test_number_density_of_silicon():
+    # 8 atoms in a 5.431 Å diamond cell: 2.329 g/cm3 <-> 8 / 5.431^3 atoms/Å^3
+    rho_n = 8 / 5.431**3
+    rho = rho_n * SI_MASS / AVOGADRO * 1e24
+    assert number_density(rho, {"Si": 1.0}) == pytest.approx(rho_n, rel=1e-12)
+    # fractions need not be normalised; SiO2 mean mass is (M_Si + 2 M_O) / 3
+    m_sio2 = (SI_MASS + 2 * float(atomic_masses[8])) / 3
+    assert number_density(2.2, {"Si": 1, "O": 2}) == pytest.approx(
+        2.2 * AVOGADRO / m_sio2 * 1e-24, rel=1e-12
+    )
+    with pytest.raises(ValueError, match="density must be a positive"):
+        number_density(0.0, {"Si": 1.0})
+
+
+def test_resolve_property_aliases():
+    names = ("shear_modulus", "youngs_modulus", "cooling_rate", "density")
+    assert resolve_property("shear", names) == "shear_modulus"
+    assert resolve_property("young", names) == "youngs_modulus"
+    assert resolve_property("youngs", names) == "youngs_modulus"
+    assert resolve_property("rate", names) == "cooling_rate"
+    assert resolve_property("target_density", names) == "density"
+    assert resolve_property("target_shear", names) == "shear_modulus"
+    assert all(isinstance(v, str) for v in PROPERTY_ALIASES.values())
+    with pytest.raises(ValueError, match=r"shear_modulus.*aliases: shear=shear_modulus"):
+        resolve_property("ring", names)  # ring_size is not a property of this model
+    with pytest.raises(ValueError, match="takes no property targets"):
+        resolve_property("shear", ())
+
+
+def test_structure_seeds_depend_on_seed_and_index_only():
+    seeds = [structure_seed(7, i) for i in range(50)]
+    assert len(set(seeds)) == 50
+    assert seeds == [structure_seed(7, i) for i in range(50)]
+    assert structure_seed(8, 0) != seeds[0]
+    assert all(0 <= s < 2**63 for s in seeds)
+
+
+# ------------------------------------------------------------------- planning
+
+
+def test_default_cell_is_cubic_at_typical_density(si):
+    plan = si.plan(2, n_atoms=10, seed=0)
+    volume = 10 / number_density(2.2, {"Si": 1.0})
+    assert np.allclose(plan.cell, volume ** (1 / 3) * np.eye(3), rtol=VOLUME_RTOL)
+    assert plan.n_initial == plan.n_atoms == 10 and plan.max_density is None
+    # density= sets the volume from n_atoms and the typical composition's mean mass
+    plan = si.plan(1, n_atoms=10, density=2.33, seed=0)
+    expected = 10 * SI_MASS / (2.33 * AVOGADRO) * 1e24  # Å^3
+    assert np.linalg.det(plan.cell) == pytest.approx(expected, rel=VOLUME_RTOL)
+    # a given cell without n_atoms holds the typical density's number of atoms
+    plan = si.plan(1, cell=[6.0, 6.0, 7.0], seed=0)
+    assert plan.n_atoms == round(number_density(2.2, {"Si": 1.0}) * 252.0)
+
+
+def test_ghosts_start_from_n_target(ghost_sio2):
+    plan = ghost_sio2.plan(1, cell=8.0, seed=0)
+    assert plan.n_initial == int(np.floor(0.09 * 512.0)) and plan.n_atoms is None
+    plan = ghost_sio2.plan(1, seed=0)  # typical size at typical density, then padded
+    assert plan.n_atoms == 12 and plan.n_initial == int(0.09 * np.linalg.det(plan.cell))
+    # a caller's max_density overrides the card's (and adds ghosts to a model without)
+    assert ghost_sio2.plan(1, cell=8.0, max_density=0.05, seed=0).n_initial == 25
+
+
+def test_sampling_defaults_and_batches(ghost_sio2, sio2):
+    plan = ghost_sio2.plan(5, seed=0, shear=40)
+    assert (plan.sampler, plan.steps, plan.guidance) == ("sde", STEPS, 1.0)
+    assert plan.guidance == 1.0 and plan.batches == ((0, 5),)
+    assert ghost_sio2.plan(5, seed=0).guidance == 0.0  # nothing to guide without targets
+    assert ghost_sio2.plan(5, seed=0, guidance=0.5).guidance == 0.5
+    assert ghost_sio2.plan(5, batch_size=2, seed=0).batches == ((0, 2), (2, 4), (4, 5))
+    # default batches are capped by atom count
+    big = sio2.plan(2000, n_atoms=12, seed=0)
+    assert max(stop - start for start, stop in big.batches) * 12 <= MAX_BATCH_ATOMS
+    assert big.batches[-1][1] == 2000
+    assert sio2.plan(1, seed=0).max_restarts == 3  # oxide default
+    assert sio2.plan(1, seed=0, sampler="ode", steps=7).steps == 7
+
+
+def test_targets_are_normalised_per_structure(sio2):
+    plan = sio2.plan(3, seed=0, shear=[30.0, None, 45.0], rings=6.5)
+    shear = plan.properties[:, 0]
+    assert np.allclose(shear[[0, 2]], [(30 - 35) / 5, (45 - 35) / 5])
+    assert np.isnan(shear[1])
+    assert np.allclose(plan.properties[:, 1], (6.5 - 6.0) / 0.5)
+    assert sio2.plan(2, seed=0).properties.shape == (2, 2)
+    assert np.isnan(sio2.plan(2, seed=0).properties).all()  # absent = null
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"cell": 0.0}, "cell volume must be positive"),
+        ({"cell": [[1, 0, 0], [0, 1, 0], [0, 0, -1]]}, "cell volume must be positive"),
+        ({"cell": [1.0, 2.0]}, "cell must be"),
+        ({"cell": 0.5}, "too small to hold one atom"),
+        ({"n_atoms": 0}, "n_atoms must be an integer >= 1"),
+        ({"density": 0.0}, "density must be a positive"),
+        ({"density": -1.0}, "density must be a positive"),
+        ({"cell": 8.0, "density": 2.0}, "give cell or density, not both"),
+        ({"steps": 0}, "steps must be"),
+        ({"sampler": "heun"}, "unknown sampler 'heun'"),
+        ({"batch_size": 0}, "batch_size must be"),
+        ({"seed": -1}, "seed must be"),
+        ({"guidance": float("nan")}, "guidance must be"),
+        ({"shear": [30.0, 40.0]}, "has 2 values for n=3"),
+        ({"shear": float("inf")}, "must be finite"),
+        ({"shear": "forty"}, "must be a number"),
+        ({"shear": 30.0, "shear_modulus": 31.0}, "given twice"),
+        ({"viscosity": 1.0}, "unknown target 'viscosity'.*shear_modulus, ring_size"),
+    ],
+)
+def test_bad_input_raises_one_line_value_error(sio2, kwargs, message):
+    with pytest.raises(ValueError, match=message) as err:
+        sio2.generate(3, progress=False, **{"seed": 0, **kwargs})
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"cell": 1.0}, "fewer than 1 atom"),
+        ({"n_atoms": 12, "density": 20.0}, "12 atoms do not fit"),
+        ({"cell": 8.0, "n_atoms": 12}, "give cell or n_atoms, not both"),
+        ({"max_density": 0.0}, "max_density must be a positive"),
+    ],
+)
+def test_impossible_ghost_cells(ghost_sio2, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        ghost_sio2.plan(1, seed=0, **kwargs)
+
+
+def test_restarts_only_for_oxides(si):
+    with pytest.raises(ValueError, match="needs an oxide model whose elements have formal charges"):
+        si.plan(1, seed=0, max_restarts=1)
+    assert si.plan(1, seed=0).max_restarts == 0
+
+
+def test_out_of_range_target_warns_with_the_range(sio2):
+    with pytest.warns(UserWarning, match=r"shear_modulus=70 .*\[25, 45\]") as record:
+        sio2.plan(1, seed=0, shear=70.0)  # 45 + 0.5 * 20 = 55 < 70
+    assert record[0].filename == __file__  # points at the caller
+    with pytest.warns(UserWarning, match=r"ring_size=2 "):
+        sio2.plan(2, seed=0, rings=[6.0, 2.0])  # 5 - 0.5 * 2 = 4 > 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sio2.plan(1, seed=0, shear=54.0, rings=4.1)  # inside the 50% margins
+
+
+# ----------------------------------------------------------------- generation
+
+
+def test_generate_counts_cell_and_info(si):
+    frames = si.generate(3, n_atoms=10, seed=5, steps=STEPS, progress=False)
+    cell = si.plan(1, n_atoms=10, seed=0).cell
+    assert len(frames) == 3
+    for index, atoms in enumerate(frames):
+        assert len(atoms) == 10 and set(atoms.numbers) == {14}
+        assert np.allclose(atoms.cell.array, cell) and atoms.pbc.all()
+        frac = atoms.get_scaled_positions(wrap=False)
+        assert ((frac >= 0) & (frac < 1)).all()  # wrapped at output
+        assert atoms.info["model"] == "tiny-si"
+        assert atoms.info["sampler"] == "sde" and atoms.info["steps"] == STEPS
+        assert atoms.info["seed"] == 5 and atoms.info["index"] == index
+        assert atoms.info["structure_seed"] == structure_seed(5, index)
+        assert "charge_balanced" not in atoms.info  # not an oxide
+        assert np.isfinite(atoms.positions).all()
+
+
+def test_same_seed_same_structures_and_seeds_differ(sio2):
+    a = sio2.generate(2, seed=3, shear=40, progress=False, max_restarts=0)
+    b = sio2.generate(2, seed=3, shear=40, progress=False, max_restarts=0)
+    c = sio2.generate(2, seed=4, shear=40, progress=False, max_restarts=0)
+    assert all(same(x, y) for x, y in zip(a, b, strict=True))
+    assert not any(same(x, y) for x, y in zip(a, c, strict=True))
+    assert not same(a[0], a[1])  # structures of one run differ too
+    unseeded = sio2.generate(1, progress=False, max_restarts=0)[0]
+    assert isinstance(unseeded.info["seed"], int)  # recorded, so the run can be repeated
+    again = sio2.generate(1, seed=unseeded.info["seed"], progress=False, max_restarts=0)[0]
+    assert same(unseeded, again)
+
+
+def test_ode_without_null_draws_is_independent_of_batch_size(si):
+    # per-structure priors + a deterministic sampler and no null embeddings to draw:
+    # batching changes only float round-off
+    kwargs = {"n_atoms": 8, "seed": 11, "sampler": "ode", "progress": False}
+    together = si.generate(3, **kwargs)
+    alone = si.generate(3, batch_size=1, **kwargs)
+    for x, y in zip(together, alone, strict=True):
+        assert np.array_equal(x.numbers, y.numbers)
+        d = x.get_distances(0, range(len(x)), mic=True) - y.get_distances(
+            0, range(len(y)), mic=True
+        )
+        assert np.abs(d).max() < POSITION_TOL
+
+
+def test_aliases_and_per_structure_targets(sio2):
+    kwargs = {"seed": 2, "progress": False, "max_restarts": 0}
+    by_alias = sio2.generate(3, shear=40, **kwargs)
+    by_name = sio2.generate(3, shear_modulus=40, **kwargs)
+    by_prefix = sio2.generate(3, target_shear_modulus=40, **kwargs)
+    assert all(same(x, y) for x, y in zip(by_alias, by_name, strict=True))
+    assert all(same(x, y) for x, y in zip(by_alias, by_prefix, strict=True))
+    assert [a.info["target_shear_modulus"] for a in by_alias] == [40.0] * 3
+    # structure 1 of a per-structure sequence = structure 1 of a run at that scalar
+    mixed = sio2.generate(3, shear=[30, 40, None], **kwargs)
+    assert same(mixed[1], by_alias[1])
+    assert not same(mixed[0], by_alias[0])  # the target changes the structure
+    assert mixed[0].info["target_shear_modulus"] == 30.0
+    assert "target_shear_modulus" not in mixed[2].info  # null
+
+
+def test_ghosts_removed_with_max_density(ghost_sio2):
+    frames = ghost_sio2.generate(4, cell=6.0, seed=0, progress=False, max_restarts=0)
+    n_initial = int(0.09 * 216.0)
+    assert all(a.info["n_initial"] == n_initial for a in frames)
+    assert all(a.info["max_density"] == 0.09 for a in frames)
+    assert all((a.numbers != 0).all() for a in frames)
+    assert all(len(a) <= n_initial for a in frames)
+    # an untrained model turns some atoms into ghosts, which are gone from the output
+    assert sum(len(a) for a in frames) < 4 * n_initial
+
+
+def test_guidance_and_icg_run(ghost_sio2):
+    plain = ghost_sio2.generate(2, seed=1, shear=40, guidance=0.0, progress=False, max_restarts=0)
+    cfg = ghost_sio2.generate(2, seed=1, shear=40, progress=False, max_restarts=0)  # w = 1
+    icg = ghost_sio2.generate(2, seed=1, shear=40, icg=True, progress=False, max_restarts=0)
+    assert cfg[0].info["guidance"] == 1.0 and icg[0].info["icg"] is True
+    assert not same(plain[0], cfg[0]) and not same(cfg[0], icg[0])
+    table = np.array([[30.0, 6.0], [40.0, 6.2]])  # raw training rows
+    plan = ghost_sio2.plan(1, seed=1, shear=40, icg=table)
+    assert np.allclose(plan.icg_properties, [[-1.0, 0.0], [1.0, 0.4]])
+    with pytest.raises(ValueError, match=r"icg table must have shape \[K, 2\]"):
+        ghost_sio2.plan(1, seed=1, shear=40, icg=np.ones((3, 3)))
+
+
+def _net_charge(atoms) -> int:
+    return int(sum(FORMAL_CHARGES[int(z)] for z in atoms.numbers))
+
+
+def test_charge_balance_restarts_flag_structures(sio2):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        frames = sio2.generate(4, n_atoms=9, seed=0, max_restarts=1, progress=False)
+    for atoms in frames:
+        balanced = atoms.info["charge_balanced"]
+        assert isinstance(balanced, bool)
+        assert balanced == (_net_charge(atoms) == 0)
+        assert atoms.info["restarts"] in (0, 1)
+        assert atoms.info["restarts"] == 1 or balanced  # unbalanced ones were restarted
+    assert any(a.info["restarts"] == 1 for a in frames)  # the restart path ran
+    n_bad = sum(not a.info["charge_balanced"] for a in frames)
+    messages = [str(w.message) for w in caught if "charge balanced" in str(w.message)]
+    expected = [
+        f"{n_bad} of 4 structures are not charge balanced (max_restarts=1); "
+        "atoms.info['charge_balanced'] is False"
+    ]
+    assert messages == (expected if n_bad else [])
+    # without restarts nothing is re-run, but the flag is still set
+    frames = sio2.generate(2, n_atoms=9, seed=0, max_restarts=0, progress=False)
+    assert all(a.info["restarts"] == 0 for a in frames)
+    assert all(a.info["charge_balanced"] == (_net_charge(a) == 0) for a in frames)
+
+
+def test_generate_iter_streams_and_validates_early(sio2):
+    with pytest.raises(ValueError, match="unknown target"):
+        sio2.generate_iter(2, bogus=1.0)  # raised at the call, before iterating
+    stream = sio2.generate_iter(3, seed=9, batch_size=2, progress=False, max_restarts=0)
+    first = next(stream)
+    assert first.info["index"] == 0
+    rest = list(stream)
+    assert [a.info["index"] for a in rest] == [1, 2]
+    batched = sio2.generate(3, seed=9, batch_size=2, progress=False, max_restarts=0)
+    assert all(same(x, y) for x, y in zip([first, *rest], batched, strict=True))
+
+
+class RecordingBar:
+    """Stands in for tqdm: records the total and the updates."""
+
+    instances: list[RecordingBar] = []
+
+    def __init__(self, total, **kwargs):
+        self.total, self.n, self.closed = total, 0, False
+        RecordingBar.instances.append(self)
+
+    def update(self, k):
+        self.n += k
+
+    def refresh(self):
+        pass
+
+    def set_description(self, text):
+        self.description = text
+
+    def close(self):
+        self.closed = True
+
+
+def test_progress_bar_counts_model_steps(sio2, monkeypatch):
+    import tqdm.auto
+
+    monkeypatch.setattr(tqdm.auto, "tqdm", RecordingBar)
+    RecordingBar.instances.clear()
+    sio2.generate(2, seed=0, batch_size=1, max_restarts=0)
+    bar = RecordingBar.instances[-1]
+    assert bar.total == bar.n == 2 * STEPS and bar.closed
+    # restart runs extend the total by the steps below restart_t
+    frames = sio2.generate(4, n_atoms=9, seed=0, max_restarts=1, steps=10)
+    bar = RecordingBar.instances[-1]
+    rounds = max(a.info["restarts"] for a in frames)  # rejected systems re-run together
+    assert rounds == 1  # this seed has unbalanced samples: the restart path runs
+    restart_steps = 4  # grid 0.99 .. 0.01 (10 points), 0: from 0.3 to 0.228, 0.119, 0.01, 0
+    assert bar.n == bar.total == 10 + rounds * restart_steps
+
+
+# ------------------------------------------------------------------ loading
+
+
+def test_from_checkpoint_keeps_model_and_info(tmp_path):
+    stem = save_tiny_model(tmp_path / "m", max_density=0.09)
+    gen = Generator.from_checkpoint(f"{stem}.pt")
+    assert isinstance(gen.model, torch.nn.Module) and not gen.model.training
+    assert gen.info.name == "m" and gen.info.max_density == 0.09
+    assert gen.property_names == ("shear_modulus", "ring_size")
+    assert gen.aliases == {"shear": "shear_modulus", "ring": "ring_size", "rings": "ring_size"}
+    assert Generator.load(stem).info == gen.info
+    assert "m" in repr(gen)
+
+
+def test_unknown_pretrained_name_lists_available(tmp_path):
+    with pytest.raises(ValueError, match="no shipped model named 'nope'; available: ") as err:
+        Generator.from_pretrained("nope")
+    names = pretrained.available()
+    assert (", ".join(names) or "none yet") in str(err.value)
+    with pytest.raises(ValueError, match="neither a checkpoint"):
+        Generator.load(tmp_path / "missing")
+    with pytest.raises(ValueError):
+        pretrained.checkpoint_stem("../etc")
+
+
+def test_pretrained_registry_lists_complete_checkpoints(tmp_path, monkeypatch):
+    save_tiny_model(tmp_path / "shipped-si", elements=("Si",), property_names=())
+    (tmp_path / "half.json").write_text("{}")  # no weights: not listed
+    monkeypatch.setattr(pretrained, "PRETRAINED_DIR", tmp_path)
+    assert pretrained.available() == ["shipped-si"]
+    gen = Generator.from_pretrained("shipped-si")
+    assert gen.name == "shipped-si"
+    assert pretrained.model_info("shipped-si") == gen.info
+    frames = gen.generate(1, n_atoms=6, seed=0, progress=False)
+    assert len(frames[0]) == 6
