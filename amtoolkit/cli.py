@@ -131,6 +131,95 @@ def potentials() -> None:
         click.echo(f"{'':<14}reference: {spec.reference}")
 
 
+@main.command()
+@click.argument("model")
+@click.option("-n", "n", type=int, required=True, help="Number of structures.")
+@click.option("-o", "--output", required=True, metavar="OUT.extxyz", help="Extended XYZ output.")
+@click.option(
+    "-t",
+    "--target",
+    "targets",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Property target, e.g. shear=40 or shear=30,40,50 (one per structure).",
+)
+@click.option("--cell", metavar="L|a,b,c", help="Cell edge(s) in Å, or 9 numbers (rows).")
+@click.option("--atoms", "n_atoms", type=int, help="Atoms per structure (sizes the cell).")
+@click.option("--density", type=float, help="Mass density in g/cm3 (sizes a cubic cell).")
+@click.option("--max-density", type=float, help="Ghost-atom density, atoms/Å^3.")
+@click.option("--sampler", help="sde or ode (default: the model's).")
+@click.option("--steps", type=int, help="Reverse steps (default: the model's).")
+@click.option("--guidance", type=float, help="Classifier-free guidance weight w.")
+@click.option("--icg", is_flag=True, help="Independent condition guidance.")
+@click.option("--seed", type=int, help="Run seed (default: random, printed).")
+@click.option("--batch-size", type=int, help="Structures per sampler call.")
+@click.option("--max-restarts", type=int, help="Charge-balance restarts (oxides; default 3).")
+@click.option("--device", default="cpu", show_default=True, help="torch device, e.g. cuda.")
+@click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
+@click.option("--debug", is_flag=True, help="Show tracebacks.")
+def generate(
+    model: str,
+    n: int,
+    output: str,
+    targets: Sequence[str],
+    cell: str | None,
+    device: str,
+    overwrite: bool,
+    debug: bool,
+    **options: object,
+) -> None:
+    """Generate N structures with MODEL (a shipped name or a checkpoint path).
+
+    Structures are appended to OUT as each batch finishes, so an interrupted run keeps
+    what it made.
+    """
+    import warnings
+
+    import ase.io
+
+    from amtoolkit.generator import Generator, parse_cell, parse_target, resolve_property
+
+    written, path = 0, output
+    with _user_errors(debug), warnings.catch_warnings():
+        warnings.showwarning = lambda message, *_, **__: click.echo(
+            f"amtool: warning: {message}", err=True
+        )
+        if os.path.exists(output) and not overwrite:
+            raise ValueError(f"{output} exists; pass --overwrite to replace it")
+        kwargs = {k: v for k, v in options.items() if v is not None and v is not False}
+        if cell is not None:
+            kwargs["cell"] = parse_cell(cell)
+        gen = Generator.load(model, device=device)
+        for text in targets:  # as target_<property>: `density` also names the cell density
+            name, value = parse_target(text)
+            key = f"target_{resolve_property(name, gen.property_names)}"
+            if key in kwargs:
+                raise ValueError(f"--target {text}: {key[7:]!r} is given twice")
+            kwargs[key] = value
+        frames = gen.generate_iter(n, progress=None, **kwargs)
+        seed = None
+        with open(output, "w", encoding="utf-8") as fh:
+            try:
+                for atoms in frames:
+                    ase.io.write(fh, atoms, format="extxyz")
+                    fh.flush()
+                    written, seed = written + 1, atoms.info["seed"]
+            except KeyboardInterrupt:
+                click.echo(f"amtool: interrupted; {written} structure(s) kept in {path}", err=True)
+                sys.exit(130)
+        click.echo(f"wrote {written} structures to {path} (seed {seed})")
+
+
+def _add_subcommands() -> None:
+    """Attach subcommands defined in their own modules (imported lazily inside them)."""
+    from amtoolkit.train_cli import train
+
+    main.add_command(train)
+
+
+_add_subcommands()
+
+
 # ----------------------------------------------------------------------------- helpers
 
 

@@ -1,0 +1,371 @@
+"""Training configuration: frozen dataclasses read from and written to YAML.
+
+A config file mirrors `TrainConfig`; nested sections are `DataConfig`, `ModelConfig`,
+`SDEConfig` (= `amtoolkit.diffusion.MaterialSDE`), `OptimConfig` and `SamplingDefaults`.
+Every key is optional except ``data.dataset``; an unknown key is an error that names it
+(``unknown config key 'optim.learning_rate'``), as is a value of the wrong type.
+
+Example (``configs/tiny.yaml``)::
+
+    name: tiny-si
+    data: {dataset: data/tiny-si.extxyz, batch_size: 2, val_fraction: 0.25}
+    model: {hidden: 16, layers: 2}
+    epochs: 3
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from amtoolkit.checkpoint import SamplingDefaults
+from amtoolkit.diffusion.schedules import MaterialSDE
+from amtoolkit.nn.denoiser import DenoiserConfig
+
+
+class ConfigError(ValueError):
+    """A training config is invalid; the message names the key (``optim.lr``) or the file."""
+
+
+SDEConfig = MaterialSDE
+"""The ``sde`` section: constants of the diffusion process (sigma_max_x, sigma_max_e,
+t_min, t_max); see `amtoolkit.diffusion.MaterialSDE`."""
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """The ``data`` section: which structures to train on and how to batch them.
+
+    Attributes:
+        dataset: an amtoolkit HDF5 dataset (``.h5``), an extxyz file or any file ASE
+            reads, or the name of a dataset shipped with amtoolkit (`Dataset.load`). A
+            relative path is looked up next to the config file first, then in the
+            current directory.
+        property_names: conditioning properties (keys of the dataset's property table),
+            in model column order; empty = unconditional model.
+        elements: element symbols of the model's vocabulary, in class order (after the
+            ghost); None = every element of the dataset, sorted by atomic number.
+        max_density: ghost-atom maximum number density rho_max, atoms/Å^3 (0.09 for
+            SiO2); each training structure is padded with floor(rho_max V) - n ghosts.
+            None = no ghosts (fixed composition and density).
+        val_fraction: fraction of the frames held out for validation.
+        test_fraction: fraction held out as a test split (never used in training).
+        seed: seed of the train/val/test split.
+        batch_size: systems per batch (per process under DDP).
+    """
+
+    dataset: str
+    property_names: tuple[str, ...] = ()
+    elements: tuple[str, ...] | None = None
+    max_density: float | None = None
+    val_fraction: float = 0.1
+    test_fraction: float = 0.0
+    seed: int = 0
+    batch_size: int = 8
+
+    def __post_init__(self) -> None:
+        if not self.dataset:
+            raise ConfigError("data.dataset must name a dataset file or a shipped dataset")
+        if len(set(self.property_names)) != len(self.property_names):
+            raise ConfigError(f"data.property_names has duplicates: {list(self.property_names)}")
+        if self.max_density is not None and not self.max_density > 0:
+            raise ConfigError(f"data.max_density must be > 0 or null, got {self.max_density}")
+        if not (0 <= self.val_fraction < 1 and 0 <= self.test_fraction < 1):
+            raise ConfigError(
+                f"data.val_fraction and data.test_fraction must lie in [0, 1), got "
+                f"{self.val_fraction} and {self.test_fraction}"
+            )
+        if self.val_fraction + self.test_fraction >= 1:
+            raise ConfigError("data.val_fraction + data.test_fraction must be < 1")
+        if self.seed < 0:
+            raise ConfigError(f"data.seed must be >= 0, got {self.seed}")
+        if self.batch_size < 1:
+            raise ConfigError(f"data.batch_size must be >= 1, got {self.batch_size}")
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """The ``model`` section: the fields of `amtoolkit.nn.DenoiserConfig`.
+
+    ``n_classes`` and ``property_names`` are not set here: they follow from the element
+    vocabulary and ``data.property_names``. See `DenoiserConfig` for the meaning of each
+    field (hidden width, EGNN layers, vector channels k, cutoff in Å, n_norm, property
+    embedding width, null probability, step-size embedding, time Fourier octaves,
+    `DENOISERS` kind, edge chunk size).
+    """
+
+    hidden: int = 128
+    layers: int = 4
+    vector_channels: int = 8
+    cutoff: float = 6.5
+    n_norm: float = 40.0
+    property_dim: int = 8
+    null_probability: float = 0.1
+    step_size_embedding: bool = False
+    time_frequencies: int = 0
+    kind: str = "score"
+    edge_chunk_size: int = 32768
+
+    def to_denoiser_config(
+        self, n_classes: int, property_names: tuple[str, ...] = ()
+    ) -> DenoiserConfig:
+        """The full architecture for a vocabulary of `n_classes` and these properties."""
+        try:
+            return DenoiserConfig(
+                n_classes=n_classes, property_names=tuple(property_names), **_asdict(self)
+            )
+        except ValueError as err:
+            raise ConfigError(f"model: {err}") from None
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimConfig:
+    """The ``optim`` section: Adam, EMA of the weights, gradient clipping.
+
+    Attributes:
+        lr: Adam learning rate (1e-3; 5e-4 for SiO2 in AMDEN).
+        betas: Adam (beta1, beta2).
+        weight_decay: Adam L2 weight decay.
+        ema_decay: decay of the exponential moving average of the weights, or None for
+            no EMA. The effective decay warms up as min(decay, (1 + n) / (10 + n)) after
+            n updates, so short runs are not dominated by the initial weights.
+        grad_clip: maximum global gradient norm, or None for no clipping.
+    """
+
+    lr: float = 1e-3
+    betas: tuple[float, float] = (0.9, 0.999)
+    weight_decay: float = 0.0
+    ema_decay: float | None = 0.999
+    grad_clip: float | None = 1.0
+
+    def __post_init__(self) -> None:
+        if not self.lr > 0:
+            raise ConfigError(f"optim.lr must be > 0, got {self.lr}")
+        if not all(0 <= b < 1 for b in self.betas):
+            raise ConfigError(f"optim.betas must lie in [0, 1), got {list(self.betas)}")
+        if self.weight_decay < 0:
+            raise ConfigError(f"optim.weight_decay must be >= 0, got {self.weight_decay}")
+        if self.ema_decay is not None and not 0 <= self.ema_decay < 1:
+            raise ConfigError(
+                f"optim.ema_decay must lie in [0, 1) or be null, got {self.ema_decay}"
+            )
+        if self.grad_clip is not None and not self.grad_clip > 0:
+            raise ConfigError(f"optim.grad_clip must be > 0 or null, got {self.grad_clip}")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """A training run.
+
+    Attributes:
+        data: dataset, properties, ghosts, split and batching.
+        name: model name written into the checkpoint (and the default output folder).
+        model: architecture (`ModelConfig`).
+        sde: diffusion process constants (`SDEConfig`).
+        optim: optimiser, EMA and clipping (`OptimConfig`).
+        sampling: generation defaults stored in the checkpoint (sampler, steps, guidance).
+        epochs: number of passes over the training split.
+        checkpoint_every: write a model checkpoint every this many epochs (the resume
+            state ``last.pt`` is written after every epoch).
+        out_dir: output folder; None = ``runs/<name>``.
+        seed: seed of the weight initialisation, shuffling, ghosts, t and noise draws.
+        device: ``"auto"`` (CUDA if available), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+        threads: torch CPU threads (None = torch's default).
+        t_bins: number of equal bins of t in [t_min, t_max] for the per-bin losses.
+        tensorboard: also log to TensorBoard when the ``tensorboard`` package is installed.
+    """
+
+    data: DataConfig
+    name: str = "model"
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    sde: MaterialSDE = dataclasses.field(default_factory=MaterialSDE)
+    optim: OptimConfig = dataclasses.field(default_factory=OptimConfig)
+    sampling: SamplingDefaults = dataclasses.field(default_factory=SamplingDefaults)
+    epochs: int = 100
+    checkpoint_every: int = 10
+    out_dir: str | None = None
+    seed: int = 0
+    device: str = "auto"
+    threads: int | None = None
+    t_bins: int = 5
+    tensorboard: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.name or "/" in self.name or self.name in (".", ".."):
+            raise ConfigError(f"name must be a non-empty file stem without '/', got {self.name!r}")
+        if self.epochs < 1:
+            raise ConfigError(f"epochs must be >= 1, got {self.epochs}")
+        if self.checkpoint_every < 1:
+            raise ConfigError(f"checkpoint_every must be >= 1, got {self.checkpoint_every}")
+        if self.seed < 0:
+            raise ConfigError(f"seed must be >= 0, got {self.seed}")
+        if self.t_bins < 1:
+            raise ConfigError(f"t_bins must be >= 1, got {self.t_bins}")
+        if self.threads is not None and self.threads < 1:
+            raise ConfigError(f"threads must be >= 1 or null, got {self.threads}")
+        device = self.device
+        if not (device in ("auto", "cpu", "cuda") or _is_cuda_index(device)):
+            raise ConfigError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}")
+        if self.sampling.steps < 1:
+            raise ConfigError(f"sampling.steps must be >= 1, got {self.sampling.steps}")
+
+    @property
+    def output_dir(self) -> Path:
+        """The output folder (``out_dir``, or ``runs/<name>``)."""
+        return Path(self.out_dir) if self.out_dir is not None else Path("runs") / self.name
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON/YAML-ready dict (tuples as lists)."""
+        return _asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TrainConfig:
+        """Build from a nested dict; unknown keys and wrong types raise ConfigError."""
+        return _build(cls, data, "")
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        """A copy with top-level fields replaced (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+
+def load_config(path: str | os.PathLike) -> TrainConfig:
+    """Read a YAML (or JSON) training config.
+
+    A relative ``data.dataset`` that exists next to the config file is made absolute,
+    so a config can sit beside its data and be used from any directory.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ConfigError: not YAML, not a mapping, unknown keys, wrong types or bad values.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"config file not found: {p}")
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        first = str(err).strip().splitlines()
+        raise ConfigError(f"{p}: not valid YAML ({first[0] if first else err})") from None
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{p}: a config must be a mapping of keys, got {type(data).__name__}")
+    try:
+        config = TrainConfig.from_dict(data)
+    except ConfigError as err:
+        raise ConfigError(f"{p}: {err}") from None
+    beside = p.parent / config.data.dataset
+    if not Path(config.data.dataset).is_absolute() and beside.exists():
+        data_section = dataclasses.replace(config.data, dataset=str(beside.resolve()))
+        config = config.replace(data=data_section)
+    return config
+
+
+def save_config(config: TrainConfig, path: str | os.PathLike) -> Path:
+    """Write `config` as YAML (readable back with `load_config`)."""
+    from amtoolkit.data._files import atomic_path
+
+    target = Path(path)
+    text = yaml.safe_dump(config.to_dict(), sort_keys=False, default_flow_style=False)
+    with atomic_path(target) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return target
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _is_cuda_index(device: str) -> bool:
+    head, _, index = device.partition(":")
+    return head == "cuda" and index.isdigit()
+
+
+def _asdict(obj: Any) -> Any:
+    """Dataclass -> nested dict with tuples as lists."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: _asdict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, (list, tuple)):
+        return [_asdict(v) for v in obj]
+    return obj
+
+
+def _build(cls: type, data: Any, prefix: str) -> Any:
+    """Instantiate dataclass `cls` from `data`, checking keys and value types."""
+    where = prefix.rstrip(".") or "config"
+    if data is None and prefix:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where} must be a mapping of keys, got {type(data).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for key in data:
+        if key not in fields:
+            raise ConfigError(
+                f"unknown config key {prefix + str(key)!r} (known in {where}: {', '.join(fields)})"
+            )
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for name, field in fields.items():
+        if name in data:
+            kwargs[name] = _coerce(data[name], hints[name], prefix + name)
+        elif field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
+            raise ConfigError(f"missing config key {prefix + name!r}")
+    try:
+        return cls(**kwargs)
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"{where}: {err}") from None
+
+
+def _coerce(value: Any, hint: Any, key: str) -> Any:
+    """Check `value` against the type `hint` (int, float, bool, str, tuples, Optional,
+    nested dataclasses) and convert where lossless (int -> float, list -> tuple)."""
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None:
+            if type(None) in args:
+                return None
+            raise ConfigError(f"config key {key!r} must not be null")
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(value, inner[0], key)
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, key + ".")
+    if value is None:
+        raise ConfigError(f"config key {key!r} must not be null")
+    if origin is tuple:
+        if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+            raise ConfigError(f"config key {key!r} must be a list, got {value!r}")
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce(v, args[0], f"{key}[{i}]") for i, v in enumerate(value))
+        if len(value) != len(args):
+            raise ConfigError(f"config key {key!r} must have {len(args)} entries, got {value!r}")
+        pairs = enumerate(zip(value, args, strict=True))
+        return tuple(_coerce(v, a, f"{key}[{i}]") for i, (v, a) in pairs)
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"config key {key!r} must be true or false, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"config key {key!r} must be an integer, got {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, str):  # YAML 1.1 reads 1e-3 (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"config key {key!r} must be a number, got {value!r}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"config key {key!r} must be a string, got {value!r}")
+        return value
+    raise ConfigError(f"config key {key!r}: unsupported type {hint}")  # pragma: no cover

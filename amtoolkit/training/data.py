@@ -1,0 +1,242 @@
+"""Training data: load and split a dataset, typical sizes, deterministic shards and batches.
+
+Randomness here is keyed, not sequential: the shuffle of epoch e is drawn from
+``default_rng([seed, 1, e])`` and the ghosts of frame i in epoch e from
+``default_rng([seed, 2, e, i])``, so any epoch can be rebuilt after a restart and the
+batches do not depend on how many processes share the work.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from ase import Atoms
+
+from amtoolkit.checkpoint import Typical
+from amtoolkit.data.batch import Batch, from_atoms
+from amtoolkit.data.dataset import Dataset, DatasetError, available_datasets
+from amtoolkit.data.ghosts import add_ghosts, ghost_mask
+from amtoolkit.data.vocabulary import ElementVocabulary
+from amtoolkit.training.config import ConfigError, DataConfig
+
+AMU_PER_A3_TO_G_PER_CM3 = 1.66053906660
+"""Mass density conversion: 1 amu/Å^3 = 1.66054 g/cm^3."""
+
+_SHUFFLE, _GHOSTS, _VAL_GHOSTS = 1, 2, 3  # stream tags of the keyed generators
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingData:
+    """The structures and metadata a run trains on.
+
+    Attributes:
+        train: training structures (real atoms only; properties in ``atoms.info``).
+        val: validation structures.
+        vocabulary: element classes of the model (ghost first).
+        property_names: conditioning properties in column order.
+        normalisation: property name -> (mean, std) on the training split.
+        typical: typical sizes of the training split (`compute_typical`).
+        provenance: where the frames came from, with the split record.
+    """
+
+    train: list[Atoms]
+    val: list[Atoms]
+    vocabulary: ElementVocabulary
+    property_names: tuple[str, ...]
+    normalisation: dict[str, tuple[float, float]]
+    typical: Typical
+    provenance: dict[str, Any]
+
+
+def open_dataset(spec: str) -> Dataset:
+    """A Dataset from a file (``.h5``/``.hdf5``, ``.extxyz``/``.xyz``, any ASE format) or
+    the name of a shipped dataset.
+
+    Raises:
+        FileNotFoundError: neither a file nor a shipped name (lists the shipped ones).
+    """
+    path = Path(spec)
+    if path.is_file():
+        suffix = path.suffix.lower()
+        if suffix in (".h5", ".hdf5"):
+            return Dataset.from_hdf5(path)
+        if suffix in (".extxyz", ".xyz"):
+            return Dataset.from_extxyz(path)
+        from amtoolkit.io import read_structures
+
+        return Dataset.from_atoms(read_structures(path), provenance={"source": str(path)})
+    if spec in available_datasets():
+        return Dataset.load(spec)
+    shipped = ", ".join(available_datasets()) or "none"
+    raise FileNotFoundError(
+        f"data.dataset {spec!r} is neither a file nor a shipped dataset (shipped: {shipped})"
+    )
+
+
+def load_training_data(config: DataConfig) -> TrainingData:
+    """Open, split and load the dataset of a run (frames kept in memory).
+
+    Raises:
+        ConfigError: a property that the dataset lacks or that has no training values,
+            an element outside ``elements``, a split without training frames, or
+            structures that already hold ghost atoms while ``max_density`` is set.
+    """
+    dataset = open_dataset(config.dataset)
+    missing = [p for p in config.property_names if p not in dataset.property_names]
+    if missing:
+        raise ConfigError(
+            f"data.property_names: {missing} not in the dataset (it has "
+            f"{dataset.property_names or 'no properties'})"
+        )
+    try:
+        train_set, val_set, _ = dataset.split(
+            val=config.val_fraction, test=config.test_fraction, seed=config.seed
+        )
+    except DatasetError as err:
+        raise ConfigError(f"data: {err}") from None
+    normalisation = train_set.normalisation or {}
+    no_values = [p for p in config.property_names if p not in normalisation]
+    if no_values:
+        raise ConfigError(f"data.property_names: {no_values} have no values in the train split")
+    train, val = list(train_set), list(val_set)
+    everything = train + val
+    if config.elements is not None:
+        try:
+            vocabulary = ElementVocabulary.from_elements(config.elements)
+            for atoms in everything:
+                vocabulary.encode(atoms.numbers)
+        except ValueError as err:
+            raise ConfigError(f"data.elements: {err}") from None
+    else:
+        vocabulary = ElementVocabulary.from_structures(everything)
+    if config.max_density is not None and any(ghost_mask(a).any() for a in everything):
+        raise ConfigError("data.max_density is set but the dataset already holds ghost atoms")
+    provenance = train_set.provenance
+    provenance["dataset"] = config.dataset
+    provenance["n_train"] = len(train)
+    provenance["n_val"] = len(val)
+    return TrainingData(
+        train=train,
+        val=val,
+        vocabulary=vocabulary,
+        property_names=tuple(config.property_names),
+        normalisation={p: normalisation[p] for p in config.property_names},
+        typical=compute_typical(train, config.property_names),
+        provenance=provenance,
+    )
+
+
+def mass_density(atoms: Atoms) -> float:
+    """Mass density of the real (non-ghost) atoms, g/cm^3."""
+    real = atoms[~ghost_mask(atoms)]
+    volume = abs(float(np.linalg.det(atoms.cell.array)))
+    return float(real.get_masses().sum()) / volume * AMU_PER_A3_TO_G_PER_CM3
+
+
+def compute_typical(structures: Sequence[Atoms], property_names: Sequence[str] = ()) -> Typical:
+    """Typical systems of a training split: the defaults a Generator starts from.
+
+    Args:
+        structures: the training structures.
+        property_names: properties whose [min, max] of known raw values (``atoms.info``)
+            are recorded.
+
+    Returns:
+        Median real-atom count and mass density (g/cm^3) with their ranges, the overall
+        atom fractions of each element, and property ranges.
+    """
+    if not structures:
+        raise ConfigError("the training split is empty")
+    counts = np.array([int((~ghost_mask(a)).sum()) for a in structures])
+    densities = np.array([mass_density(a) for a in structures])
+    symbols: dict[str, int] = {}
+    for atoms in structures:
+        for s in atoms[~ghost_mask(atoms)].get_chemical_symbols():
+            symbols[s] = symbols.get(s, 0) + 1
+    total = sum(symbols.values())
+    ranges = {}
+    for name in property_names:
+        values = np.array([float(a.info.get(name, np.nan)) for a in structures])
+        values = values[np.isfinite(values)]
+        if values.size:
+            ranges[name] = (float(values.min()), float(values.max()))
+    return Typical(
+        n_atoms=int(round(float(np.median(counts)))),
+        density=float(np.median(densities)),
+        composition={s: n / total for s, n in sorted(symbols.items())},
+        property_ranges=ranges,
+        n_atoms_range=(int(counts.min()), int(counts.max())),
+        density_range=(float(densities.min()), float(densities.max())),
+    )
+
+
+def epoch_batches(
+    n_frames: int, batch_size: int, seed: int, epoch: int, rank: int = 0, world_size: int = 1
+) -> list[np.ndarray]:
+    """Frame indices of the training batches of one process in one epoch.
+
+    The frames are shuffled with ``default_rng([seed, 1, epoch])``; as in torch's
+    DistributedSampler the order is padded (by repeating its start) to a multiple of
+    `world_size` and process `rank` takes every `world_size`-th frame from `rank` on, so
+    all processes run the same number of batches. Its share is cut into batches of
+    `batch_size` (the last one may be smaller).
+
+    Returns:
+        One int64 index array per batch.
+    """
+    order = np.random.default_rng([seed, _SHUFFLE, epoch]).permutation(n_frames)
+    per_rank = -(-n_frames // world_size)
+    padded = np.resize(order, per_rank * world_size)  # np.resize repeats from the start
+    share = padded[rank::world_size]
+    return [share[i : i + batch_size] for i in range(0, len(share), batch_size)]
+
+
+def val_batches(n_frames: int, batch_size: int, rank: int = 0, world_size: int = 1) -> list:
+    """(batch number, frame indices) of the validation batches of one process.
+
+    Validation frames are taken in order; batch k goes to process k mod `world_size`, so
+    the batches (and their keyed noise) do not depend on the number of processes.
+    """
+    batches = [np.arange(i, min(i + batch_size, n_frames)) for i in range(0, n_frames, batch_size)]
+    return [(k, b) for k, b in enumerate(batches) if k % world_size == rank]
+
+
+def make_batch(
+    structures: Sequence[Atoms],
+    indices: np.ndarray,
+    data: TrainingData,
+    max_density: float | None,
+    ghost_key: Sequence[int],
+) -> Batch:
+    """A flat batch of `structures[indices]`, with ghosts when `max_density` is set.
+
+    Frame i gets its ghosts from ``default_rng([*ghost_key, i])`` (`add_ghosts`).
+    Properties are read from ``atoms.info`` and normalised with the training statistics
+    (missing ones are NaN, i.e. null).
+    """
+    chosen = [structures[int(i)] for i in indices]
+    if max_density is not None:
+        chosen = [
+            add_ghosts(a, max_density, np.random.default_rng([*ghost_key, int(i)]))
+            for a, i in zip(chosen, indices, strict=True)
+        ]
+    return from_atoms(
+        chosen,
+        data.vocabulary,
+        property_names=data.property_names,
+        normalisation=data.normalisation,
+    )
+
+
+def train_ghost_key(seed: int, epoch: int) -> tuple[int, int, int]:
+    """Key of the ghost generators of the training frames in `epoch`."""
+    return (seed, _GHOSTS, epoch)
+
+
+def val_ghost_key(seed: int) -> tuple[int, int]:
+    """Key of the ghost generators of the validation frames (the same every epoch)."""
+    return (seed, _VAL_GHOSTS)

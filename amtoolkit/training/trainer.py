@@ -1,0 +1,680 @@
+"""The training loop of the score denoiser: epochs, EMA, validation, checkpoints, resume, DDP.
+
+Outputs of a run (only rank 0 writes), in ``config.output_dir``:
+
+- ``config.yaml``: the resolved config;
+- ``metrics.csv``: one row per epoch (losses, losses per t bin, learning rate, mean
+  gradient norm, epoch time);
+- ``last.pt``: the resume state (weights, EMA, optimiser, epoch, best weights, history,
+  RNG state; tensors and plain values only, readable with ``weights_only=True``);
+- ``checkpoints/epoch_NNNN.{pt,json}``: model checkpoints (EMA weights if EMA is on) every
+  ``checkpoint_every`` epochs and at the last epoch;
+- ``<name>.{pt,json}``: the exported model, holding the best-by-validation EMA (or raw)
+  weights (`amtoolkit.checkpoint`);
+- ``tensorboard/``: TensorBoard scalars, if the ``tensorboard`` package is installed.
+
+References:
+    AMDEN (training of the material score model, DESIGN section 4); Kingma & Ba, ICLR
+    2015 (Adam).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import dataclasses
+import io
+import math
+import platform
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from amtoolkit.analysis._result import Result
+from amtoolkit.checkpoint import ModelInfo, save_checkpoint
+from amtoolkit.data._files import atomic_path
+from amtoolkit.diffusion.loss import denoising_loss
+from amtoolkit.nn.denoiser import build_denoiser
+from amtoolkit.training.config import ConfigError, TrainConfig, save_config
+from amtoolkit.training.data import (
+    TrainingData,
+    epoch_batches,
+    load_training_data,
+    make_batch,
+    train_ghost_key,
+    val_batches,
+    val_ghost_key,
+)
+from amtoolkit.training.distributed import (
+    DistributedContext,
+    all_reduce_sum,
+    barrier,
+    setup_distributed,
+    teardown_distributed,
+)
+from amtoolkit.training.ema import ema_init, ema_update
+
+STATE_FORMAT = "amtoolkit-trainer"
+STATE_VERSION = 1
+STATE_FILE = "last.pt"
+METRICS_FILE = "metrics.csv"
+CONFIG_FILE = "config.yaml"
+CHECKPOINT_DIR = "checkpoints"
+
+RESUMABLE_CHANGES = ("epochs", "checkpoint_every", "device", "threads", "tensorboard", "out_dir")
+"""Top-level config keys that may differ between a run and its resumption."""
+
+_TRAIN_NOISE, _VAL_NOISE = 4, 5  # stream tags of the keyed torch generators
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainResult(Result):
+    """Summary of a finished run.
+
+    Attributes:
+        out_dir: the output folder.
+        checkpoint: stem of the exported model (``<stem>.pt`` + ``<stem>.json``).
+        epochs: epochs completed.
+        best_epoch: epoch whose weights were exported (1-based).
+        best_loss: its validation loss (training loss when there is no validation split).
+        selected_by: ``"val_loss"`` or ``"train_loss"``.
+        weights: ``"ema"`` or ``"raw"``.
+        wall_time_s: training time over all sessions of the run, s.
+        history: the metrics rows (as in ``metrics.csv``).
+    """
+
+    out_dir: str
+    checkpoint: str
+    epochs: int
+    best_epoch: int
+    best_loss: float
+    selected_by: str
+    weights: str
+    wall_time_s: float
+    history: list[dict[str, float]]
+
+
+def resolve_device(name: str, local_rank: int = 0) -> torch.device:
+    """``"auto"`` -> CUDA (device `local_rank`) if available, else CPU; otherwise as named.
+
+    Raises:
+        ConfigError: CUDA asked for but not available.
+    """
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device {name!r} asked for but CUDA is not available")
+        return torch.device(name if ":" in name else f"cuda:{local_rank}")
+    return torch.device(name)
+
+
+def t_bin_edges(t_min: float, t_max: float, n_bins: int) -> np.ndarray:
+    """Edges of `n_bins` equal bins of t over [t_min, t_max]. [n_bins + 1]"""
+    return np.linspace(t_min, t_max, n_bins + 1)
+
+
+def t_bin_names(prefix: str, edges: np.ndarray) -> list[str]:
+    """Metric column names of the t bins, e.g. ``val_loss_t0.01-0.21``."""
+    return [f"{prefix}_t{a:.2f}-{b:.2f}" for a, b in zip(edges[:-1], edges[1:], strict=True)]
+
+
+def binned_loss_sums(
+    per_system: torch.Tensor, t: torch.Tensor, edges: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sums and counts of per-system losses in bins of t (t_max falls in the last bin).
+
+    Args:
+        per_system: loss of each system. [S]
+        t: diffusion time of each system. [S]
+        edges: bin edges, increasing. [n_bins + 1]
+
+    Returns:
+        (sum of losses per bin [n_bins], number of systems per bin [n_bins]).
+    """
+    n_bins = edges.numel() - 1
+    index = (torch.bucketize(t.to(edges.dtype), edges[1:-1], right=True)).clamp(0, n_bins - 1)
+    sums = torch.zeros(n_bins, dtype=torch.float64, device=t.device)
+    sums.index_add_(0, index, per_system.detach().to(torch.float64))
+    counts = torch.bincount(index, minlength=n_bins).to(torch.float64)
+    return sums, counts
+
+
+class Trainer:
+    """Holds the state of a training run: model, EMA, optimiser, epoch, best weights.
+
+    ``Trainer(config).fit()`` runs the whole schedule; `train` does the same in one
+    call. With ``resume=True`` the state is read from ``<out_dir>/last.pt`` and training
+    continues up to ``config.epochs``.
+
+    Args:
+        config: the run.
+        resume: continue the run in ``config.output_dir``.
+        overwrite: start afresh even if the output folder holds a run.
+        progress: show a progress bar (rank 0 only).
+        log: receives one line per epoch (rank 0 only); None = silent.
+        command: the command line recorded in the checkpoint.
+    """
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        *,
+        resume: bool = False,
+        overwrite: bool = False,
+        progress: bool = False,
+        log: Callable[[str], None] | None = None,
+        command: str | None = None,
+    ) -> None:
+        self.config = config
+        self.progress = progress
+        self.log = log
+        self.command = command or "amtoolkit.training.train(config)"
+        self.out_dir = config.output_dir
+        state_path = self.out_dir / STATE_FILE
+        if resume and not state_path.is_file():
+            raise FileNotFoundError(f"nothing to resume: {state_path} not found")
+        if not resume and not overwrite and state_path.is_file():
+            raise ConfigError(
+                f"{self.out_dir} already holds a run ({STATE_FILE}); resume it or choose "
+                "another out_dir (or overwrite)"
+            )
+        wanted = resolve_device(config.device)  # fails early if CUDA is missing
+        self.context: DistributedContext = setup_distributed(wanted.type)
+        try:
+            self.device = (
+                torch.device(f"cuda:{self.context.local_rank}")
+                if wanted.type == "cuda" and self.context.enabled and config.device != "cpu"
+                else wanted
+            )
+            if config.threads is not None:
+                torch.set_num_threads(config.threads)
+            self.data: TrainingData = load_training_data(config.data)
+            self.model_config = config.model.to_denoiser_config(
+                len(self.data.vocabulary), self.data.property_names
+            )
+            torch.manual_seed(config.seed)
+            self.model: nn.Module = build_denoiser(self.model_config).to(self.device)
+            self.optimizer = torch.optim.Adam(
+                self.model.parameters(),
+                lr=config.optim.lr,
+                betas=config.optim.betas,
+                weight_decay=config.optim.weight_decay,
+            )
+            self.ema = ema_init(self.model) if config.optim.ema_decay is not None else None
+            self.epoch = 0
+            self.n_updates = 0
+            self.wall_time_s = 0.0
+            self.history: list[dict[str, float]] = []
+            self.best_epoch = 0
+            self.best_loss = math.inf
+            self.best_state: dict[str, torch.Tensor] | None = None
+            if resume:
+                self.load_state_dict(
+                    torch.load(state_path, map_location=self.device, weights_only=True)
+                )
+            self.network: nn.Module = self.model
+            if self.context.enabled:
+                # zero-size parameters (e.g. the property embedding of an unconditional
+                # model) never receive gradients; DDP must then look for unused ones
+                unused = any(p.numel() == 0 for p in self.model.parameters())
+                self.network = nn.parallel.DistributedDataParallel(
+                    self.model,
+                    device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                    find_unused_parameters=unused,
+                )
+            self._eval_model = build_denoiser(self.model_config).to(self.device).eval()
+            sde = config.sde
+            self._edges = t_bin_edges(sde.t_min, sde.t_max, config.t_bins)
+            self._edges_t = torch.as_tensor(self._edges, dtype=torch.float64, device=self.device)
+        except BaseException:
+            teardown_distributed(self.context)
+            raise
+
+    # ------------------------------------------------------------------ running
+
+    def fit(self) -> TrainResult:
+        """Train up to ``config.epochs``, then export the best weights; returns a summary."""
+        cfg = self.config
+        writer = None
+        try:
+            if self.context.is_main:
+                self.out_dir.mkdir(parents=True, exist_ok=True)
+                save_config(cfg, self.out_dir / CONFIG_FILE)
+                writer = self._tensorboard()
+            while self.epoch < cfg.epochs:
+                start = time.perf_counter()
+                row: dict[str, float] = {"epoch": float(self.epoch + 1)}
+                row.update(self.train_epoch(self.epoch + 1))
+                row.update(self.validate())
+                elapsed = time.perf_counter() - start
+                row["time_s"] = elapsed
+                self.epoch += 1
+                self.wall_time_s += elapsed
+                self.history.append(row)
+                self._update_best(row)
+                if self.context.is_main:
+                    self._write_epoch_outputs(row, writer)
+                barrier(self.context)
+            stem = self.out_dir / cfg.name
+            if self.context.is_main:
+                save_checkpoint(stem, self.model_for(self.best_state), self.model_info())
+            barrier(self.context)
+            return TrainResult(
+                out_dir=str(self.out_dir),
+                checkpoint=str(stem),
+                epochs=self.epoch,
+                best_epoch=self.best_epoch,
+                best_loss=self.best_loss,
+                selected_by=self.selected_by,
+                weights=self.weights_kind,
+                wall_time_s=self.wall_time_s,
+                history=list(self.history),
+            )
+        finally:
+            if writer is not None:
+                writer.close()
+            teardown_distributed(self.context)
+
+    def train_epoch(self, epoch: int) -> dict[str, float]:
+        """One pass over this process's share of the training split (1-based `epoch`).
+
+        Returns:
+            ``train_loss`` (atom-weighted over all processes), per-t-bin losses, ``lr``
+            and the mean pre-clipping gradient norm ``grad_norm``.
+        """
+        cfg, ctx = self.config, self.context
+        self.model.train()
+        batches = epoch_batches(
+            len(self.data.train), cfg.data.batch_size, cfg.seed, epoch, ctx.rank, ctx.world_size
+        )
+        generator = self._generator(_TRAIN_NOISE, epoch, ctx.rank)
+        ghost_key = train_ghost_key(cfg.seed, epoch)
+        totals = self._zero_totals()
+        grad_norms = torch.zeros(2, dtype=torch.float64, device=self.device)
+        bar = self._bar(len(batches), f"epoch {epoch}/{cfg.epochs}")
+        for indices in batches:
+            batch = make_batch(
+                self.data.train, indices, self.data, cfg.data.max_density, ghost_key
+            ).to(self.device)
+            loss, per_system, t = denoising_loss(
+                self._with_generator(self.network, generator), batch, cfg.sde, generator
+            )
+            if not torch.isfinite(loss):
+                raise FloatingPointError(
+                    f"training loss is {loss.item()} at epoch {epoch}; lower optim.lr or set "
+                    "optim.grad_clip"
+                )
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            clip = cfg.optim.grad_clip if cfg.optim.grad_clip is not None else math.inf
+            norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
+            self.optimizer.step()
+            if self.ema is not None:
+                ema_update(self.ema, self.model, cfg.optim.ema_decay, self.n_updates)
+            self.n_updates += 1
+            grad_norms += torch.stack([norm.detach().to(torch.float64), norm.new_ones(()).double()])
+            self._accumulate(totals, per_system, t, batch)
+            if bar is not None:
+                bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
+                bar.update(1)
+        if bar is not None:
+            bar.close()
+        grad_norms = all_reduce_sum(grad_norms, ctx)
+        out = self._summarise(totals, "train_loss")
+        out["lr"] = float(self.optimizer.param_groups[0]["lr"])
+        out["grad_norm"] = float(grad_norms[0] / grad_norms[1].clamp_min(1))
+        return out
+
+    def validate(self) -> dict[str, float]:
+        """Validation loss of the selected weights (EMA if on): `evaluate` on the
+        validation split; ``val_loss`` columns are NaN when there is no validation split."""
+        return self.evaluate(self.data.val, prefix="val_loss")
+
+    @torch.no_grad()
+    def evaluate(
+        self,
+        structures: list,
+        *,
+        prefix: str = "loss",
+        state: dict[str, torch.Tensor] | None = None,
+    ) -> dict[str, float]:
+        """Denoising loss of `structures` with fixed t and noise (comparable between epochs).
+
+        Batch k (of ``data.batch_size`` structures, in order) draws t and noise from a
+        generator keyed by (seed, k) and its ghosts from keys (seed, i); properties are
+        not nulled at random (eval mode). Under DDP the batches are shared out and every
+        process must call this.
+
+        Args:
+            structures: the structures (e.g. ``trainer.data.val``).
+            prefix: name of the loss column (and prefix of the t-bin columns).
+            state: weights to evaluate; None = the selected ones (EMA if on, else raw).
+
+        Returns:
+            ``{prefix: atom-weighted loss, "<prefix>_t<a>-<b>": loss per t bin}``.
+        """
+        cfg, ctx = self.config, self.context
+        if state is None and self.ema is not None:
+            state = self.ema
+        model = self.model_for(state)
+        model.eval()
+        totals = self._zero_totals()
+        ghost_key = val_ghost_key(cfg.seed)
+        for k, indices in val_batches(
+            len(structures), cfg.data.batch_size, ctx.rank, ctx.world_size
+        ):
+            generator = self._generator(_VAL_NOISE, k)
+            batch = make_batch(structures, indices, self.data, cfg.data.max_density, ghost_key).to(
+                self.device
+            )
+            _, per_system, t = denoising_loss(
+                self._with_generator(model, generator), batch, cfg.sde, generator
+            )
+            self._accumulate(totals, per_system, t, batch)
+        self.model.train()
+        return self._summarise(totals, prefix)
+
+    # ------------------------------------------------------------------ state
+
+    @property
+    def weights_kind(self) -> str:
+        return "ema" if self.ema is not None else "raw"
+
+    @property
+    def selected_by(self) -> str:
+        return "val_loss" if self.data.val else "train_loss"
+
+    def selected_state(self) -> dict[str, torch.Tensor]:
+        """The weights validated and exported: the EMA if on, else the raw weights."""
+        return self.ema if self.ema is not None else self.model.state_dict()
+
+    def model_for(self, state: dict[str, torch.Tensor] | None) -> nn.Module:
+        """A model holding `state` (a second module, not the one being trained); the
+        trained model itself for None."""
+        if state is None:
+            return self.model
+        self._eval_model.load_state_dict(state)
+        return self._eval_model
+
+    def state_dict(self) -> dict[str, Any]:
+        """The resume state: tensors, numbers, strings, lists and dicts only."""
+        return {
+            "format": STATE_FORMAT,
+            "version": STATE_VERSION,
+            "config": self.config.to_dict(),
+            "vocabulary": self.data.vocabulary.to_list(),
+            "epoch": self.epoch,
+            "n_updates": self.n_updates,
+            "wall_time_s": self.wall_time_s,
+            "model": _cpu(self.model.state_dict()),
+            "ema": None if self.ema is None else _cpu(self.ema),
+            "optimizer": self.optimizer.state_dict(),
+            "best": {
+                "epoch": self.best_epoch,
+                "loss": self.best_loss,
+                "state": None if self.best_state is None else _cpu(self.best_state),
+            },
+            "history": [dict(row) for row in self.history],
+            "rng": {"torch": torch.get_rng_state()},
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a `state_dict` (from ``last.pt``), checking that it is the same run.
+
+        Raises:
+            ConfigError: a different format, vocabulary or config (other than the keys
+                in `RESUMABLE_CHANGES`), naming the differing keys.
+        """
+        if state.get("format") != STATE_FORMAT or state.get("version") != STATE_VERSION:
+            raise ConfigError(f"{self.out_dir / STATE_FILE} is not an amtoolkit trainer state")
+        differing = _config_differences(state["config"], self.config.to_dict())
+        if differing:
+            raise ConfigError(
+                f"cannot resume: the config differs from the run in {self.out_dir} in "
+                f"{', '.join(differing)} (only {', '.join(RESUMABLE_CHANGES)} may change)"
+            )
+        if state["vocabulary"] != self.data.vocabulary.to_list():
+            raise ConfigError(
+                f"cannot resume: the dataset's elements {self.data.vocabulary.to_list()} "
+                f"differ from the run's {state['vocabulary']}"
+            )
+        self.model.load_state_dict(state["model"])
+        if self.ema is not None:
+            self.ema = {k: v.to(self.device) for k, v in state["ema"].items()}
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.epoch = int(state["epoch"])
+        self.n_updates = int(state["n_updates"])
+        self.wall_time_s = float(state["wall_time_s"])
+        best = state["best"]
+        self.best_epoch = int(best["epoch"])
+        self.best_loss = float(best["loss"])
+        self.best_state = (
+            None
+            if best["state"] is None
+            else {k: v.to(self.device) for k, v in best["state"].items()}
+        )
+        self.history = [dict(row) for row in state["history"]]
+        torch.set_rng_state(state["rng"]["torch"].cpu())
+
+    def model_info(self, epoch: int | None = None) -> ModelInfo:
+        """The model card of the exported (or, for `epoch`, a periodic) checkpoint."""
+        cfg = self.config
+        training = {
+            "config": cfg.to_dict(),
+            "epochs": self.epoch,
+            "best_epoch": self.best_epoch,
+            "best_loss": _finite_or_none(self.best_loss),
+            "selected_by": self.selected_by,
+            "weights": self.weights_kind,
+            "weights_epoch": self.best_epoch if epoch is None else epoch,
+            "wall_time_s": self.wall_time_s,
+            "hardware": _hardware(self.device, self.context.world_size),
+            "command": self.command,
+            "final": self.history[-1] if self.history else None,
+        }
+        return ModelInfo(
+            name=cfg.name,
+            model=self.model_config,
+            sde=cfg.sde,
+            vocabulary=self.data.vocabulary,
+            normalisation=dict(self.data.normalisation),
+            max_density=cfg.data.max_density,
+            typical=self.data.typical,
+            dataset=self.data.provenance,
+            training=_jsonable_floats(training),
+            sampling=cfg.sampling,
+        )
+
+    # ------------------------------------------------------------------ internals
+
+    def _update_best(self, row: dict[str, float]) -> None:
+        score = row["val_loss"] if self.data.val else row["train_loss"]
+        if score < self.best_loss:
+            self.best_loss = score
+            self.best_epoch = self.epoch
+            self.best_state = {k: v.detach().clone() for k, v in self.selected_state().items()}
+
+    def _write_epoch_outputs(self, row: dict[str, float], writer: Any) -> None:
+        cfg = self.config
+        write_metrics(self.out_dir / METRICS_FILE, self.history)
+        with atomic_path(self.out_dir / STATE_FILE) as tmp:
+            torch.save(self.state_dict(), tmp)
+        if self.epoch % cfg.checkpoint_every == 0 or self.epoch == cfg.epochs:
+            stem = self.out_dir / CHECKPOINT_DIR / f"epoch_{self.epoch:04d}"
+            save_checkpoint(
+                stem, self.model_for(self.selected_state()), self.model_info(self.epoch)
+            )
+        if writer is not None:
+            for key, value in row.items():
+                if key != "epoch" and math.isfinite(value):
+                    writer.add_scalar(key, value, self.epoch)
+        if self.log is not None:
+            val = row["val_loss"]
+            self.log(
+                f"epoch {self.epoch}/{cfg.epochs}: train {row['train_loss']:.4f}"
+                + (f", val {val:.4f}" if math.isfinite(val) else "")
+                + f" ({row['time_s']:.1f} s)"
+            )
+
+    def _zero_totals(self) -> torch.Tensor:
+        # [loss x atoms, atoms, bin sums..., bin counts...]
+        return torch.zeros(2 + 2 * self.config.t_bins, dtype=torch.float64, device=self.device)
+
+    def _accumulate(
+        self, totals: torch.Tensor, per_system: torch.Tensor, t: torch.Tensor, batch: Any
+    ) -> None:
+        atoms = batch.atoms_per_system.to(torch.float64)
+        sums, counts = binned_loss_sums(per_system, t, self._edges_t)
+        n = self.config.t_bins
+        totals[0] += (per_system.detach().double() * atoms).sum()
+        totals[1] += atoms.sum()
+        totals[2 : 2 + n] += sums
+        totals[2 + n :] += counts
+
+    def _summarise(self, totals: torch.Tensor, prefix: str) -> dict[str, float]:
+        totals = all_reduce_sum(totals, self.context).cpu()
+        n = self.config.t_bins
+        out = {prefix: float(totals[0] / totals[1]) if totals[1] > 0 else math.nan}
+        names = t_bin_names(prefix, self._edges)
+        for name, s, c in zip(names, totals[2 : 2 + n], totals[2 + n :], strict=True):
+            out[name] = float(s / c) if c > 0 else math.nan
+        return out
+
+    def _generator(self, *key: int) -> torch.Generator:
+        seed = int(np.random.SeedSequence([self.config.seed, *key]).generate_state(1)[0])
+        generator = torch.Generator(device=self.device)
+        generator.manual_seed(seed)
+        return generator
+
+    @staticmethod
+    def _with_generator(
+        model: nn.Module, generator: torch.Generator
+    ) -> Callable[[Any, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+        def call(batch: Any, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            return model(batch, t, generator=generator)
+
+        return call
+
+    def _bar(self, total: int, desc: str) -> Any:
+        if not (self.progress and self.context.is_main):
+            return None
+        from tqdm import tqdm
+
+        return tqdm(total=total, desc=desc, leave=False, file=sys.stderr, dynamic_ncols=True)
+
+    def _tensorboard(self) -> Any:
+        if not self.config.tensorboard:
+            return None
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:  # the optional tensorboard package is not installed
+            return None
+        return SummaryWriter(str(self.out_dir / "tensorboard"), purge_step=self.epoch + 1)
+
+
+def train(
+    config: TrainConfig,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool = False,
+    log: Callable[[str], None] | None = None,
+    command: str | None = None,
+) -> TrainResult:
+    """Train a score denoiser as `config` says (see `Trainer`); returns the summary.
+
+    Example:
+        >>> from amtoolkit.training import load_config, train
+        >>> result = train(load_config("configs/a-si.yaml"), progress=True)
+        >>> result.checkpoint  # 'runs/a-si/a-si' -> a-si.pt + a-si.json
+    """
+    trainer = Trainer(
+        config, resume=resume, overwrite=overwrite, progress=progress, log=log, command=command
+    )
+    return trainer.fit()
+
+
+def write_metrics(path: Path, history: list[dict[str, float]]) -> Path:
+    """Write the metrics rows as CSV (atomically; NaN as ``nan``)."""
+    columns: list[str] = []
+    for row in history:
+        columns += [k for k in row if k not in columns]
+    buffer = io.StringIO()
+    out = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    out.writeheader()
+    for row in history:
+        out.writerow({k: _csv_value(k, v) for k, v in row.items()})
+    with atomic_path(path) as tmp:
+        tmp.write_text(buffer.getvalue(), encoding="utf-8")
+    return path
+
+
+def read_metrics(path: str | Path) -> list[dict[str, float]]:
+    """Read a ``metrics.csv`` back as rows of floats."""
+    with open(path, encoding="utf-8", newline="") as fh:
+        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(fh)]
+
+
+# ------------------------------------------------------------------------ helpers
+
+
+def _csv_value(key: str, value: float) -> str:
+    if key == "epoch":
+        return str(int(value))
+    return repr(float(value)) if math.isfinite(value) else "nan"
+
+
+def _cpu(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().clone() for k, v in state.items()}
+
+
+def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(data, dict):
+        out: dict[str, Any] = {}
+        for key, value in data.items():
+            out.update(_flatten(value, f"{prefix}{key}."))
+        return out
+    return {prefix.rstrip("."): data}
+
+
+def _config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    a = {k: v for k, v in _flatten(saved).items() if k.split(".")[0] not in RESUMABLE_CHANGES}
+    b = {k: v for k, v in _flatten(current).items() if k.split(".")[0] not in RESUMABLE_CHANGES}
+    return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+
+
+def _finite_or_none(x: float) -> float | None:
+    return x if math.isfinite(x) else None
+
+
+def _jsonable_floats(data: Any) -> Any:
+    """Replace non-finite floats by None so the card is strict JSON."""
+    if isinstance(data, dict):
+        return {k: _jsonable_floats(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [_jsonable_floats(v) for v in data]
+    if isinstance(data, float) and not math.isfinite(data):
+        return None
+    return data
+
+
+def _hardware(device: torch.device, world_size: int) -> dict[str, Any]:
+    name = platform.processor() or platform.machine()
+    if device.type == "cuda":
+        with contextlib.suppress(Exception):
+            name = torch.cuda.get_device_name(device)
+    return {
+        "device": str(device),
+        "device_name": name,
+        "world_size": world_size,
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+    }

@@ -1,0 +1,134 @@
+"""`amtool generate` through click's CliRunner: streamed extxyz output and one-line errors."""
+
+from __future__ import annotations
+
+import ase.io
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from amtoolkit.cli import main
+from amtoolkit.generator import Generator, parse_cell, parse_target
+from tests.test_generator import STEPS, save_tiny_model
+
+pytestmark = pytest.mark.filterwarnings("ignore:.*not charge balanced:UserWarning")
+
+
+@pytest.fixture(autouse=True)
+def _single_torch_thread():
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture
+def runner():
+    return CliRunner()
+
+
+@pytest.fixture
+def model_path(tmp_path):
+    """An oxide model with properties and ghosts, as a checkpoint stem."""
+    return str(save_tiny_model(tmp_path / "tiny", max_density=0.09))
+
+
+def assert_one_line_error(result, *fragments):
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("amtool: error: ")
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+def test_parse_target_and_cell():
+    assert parse_target("shear=40") == ("shear", 40.0)
+    assert parse_target("shear = 30,null,50") == ("shear", [30.0, None, 50.0])
+    assert parse_cell("12") == 12.0
+    assert parse_cell("10,11,12") == [10.0, 11.0, 12.0]
+    assert parse_cell("10x11x12") == [10.0, 11.0, 12.0]
+    for bad in ("shear", "=4", "shear=", "shear=abc", "shear=null"):
+        with pytest.raises(ValueError, match="target"):
+            parse_target(bad)
+    for bad in ("a", "1,2", ""):
+        with pytest.raises(ValueError, match="cell"):
+            parse_cell(bad)
+
+
+def test_generate_writes_extxyz_frames(runner, model_path, tmp_path):
+    out = tmp_path / "gen.extxyz"
+    args = ["generate", model_path, "-n", "3", "--target", "shear=30,40,50", "--cell", "6"]
+    args += ["--seed", "4", "--batch-size", "2", "--max-restarts", "0", "-o", str(out)]
+    result = runner.invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert f"wrote 3 structures to {out} (seed 4)" in result.stdout
+    frames = ase.io.read(out, index=":")
+    assert len(frames) == 3
+    assert [a.info["target_shear_modulus"] for a in frames] == [30.0, 40.0, 50.0]
+    assert [a.info["index"] for a in frames] == [0, 1, 2]
+    assert all(np.allclose(a.cell.array, 6.0 * np.eye(3)) for a in frames)
+    assert all(a.info["steps"] == STEPS and a.info["model"] == "tiny" for a in frames)
+    assert all(isinstance(a.info["charge_balanced"], (bool, np.bool_)) for a in frames)
+    # the file holds what the library returns for the same arguments
+    same = Generator.from_checkpoint(model_path).generate(
+        3, shear=[30, 40, 50], cell=6.0, seed=4, batch_size=2, max_restarts=0, progress=False
+    )
+    for written, direct in zip(frames, same, strict=True):
+        assert np.array_equal(written.numbers, direct.numbers)
+        assert np.allclose(written.positions, direct.positions)
+
+
+def test_existing_output_needs_overwrite(runner, model_path, tmp_path):
+    out = tmp_path / "gen.extxyz"
+    out.write_text("keep me\n")
+    base = ["generate", model_path, "-n", "1", "--atoms", "8", "--seed", "0", "-o", str(out)]
+    assert_one_line_error(runner.invoke(main, base), "exists", "--overwrite")
+    assert out.read_text() == "keep me\n"
+    result = runner.invoke(main, [*base, "--overwrite", "--max-restarts", "0"])
+    assert result.exit_code == 0, result.output
+    assert len(ase.io.read(out, index=":")) == 1
+
+
+@pytest.mark.parametrize(
+    ("extra", "fragments"),
+    [
+        (["--target", "viscosity=3"], ["unknown target 'viscosity'", "shear_modulus"]),
+        (["--target", "shear"], ["NAME=VALUE"]),
+        (["--target", "shear=30,40"], ["has 2 values for n=1"]),
+        (["--cell", "0"], ["cell volume must be positive"]),
+        (["--cell", "6", "--density", "2"], ["give cell or density"]),
+        (["--density", "-1"], ["density must be a positive"]),
+        (["--sampler", "heun"], ["unknown sampler 'heun'"]),
+        (["--steps", "0"], ["steps must be"]),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(runner, model_path, tmp_path, extra, fragments):
+    out = tmp_path / "bad.extxyz"
+    result = runner.invoke(main, ["generate", model_path, "-n", "1", "-o", str(out), *extra])
+    assert_one_line_error(result, *fragments)
+    assert not out.exists()  # nothing written before the arguments are valid
+
+
+def test_unknown_model_exits_2(runner, tmp_path):
+    result = runner.invoke(main, ["generate", "no-such-model", "-n", "1", "-o", "x.extxyz"])
+    assert_one_line_error(result, "no-such-model", "shipped model")
+
+
+def test_interrupted_run_keeps_finished_structures(runner, model_path, tmp_path, monkeypatch):
+    real_run = Generator._run
+
+    def interrupted(self, plan, progress, stacklevel):
+        stream = real_run(self, plan, progress, stacklevel)
+        yield next(stream)
+        yield next(stream)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Generator, "_run", interrupted)
+    out = tmp_path / "part.extxyz"
+    args = ["generate", model_path, "-n", "5", "--seed", "1", "--max-restarts", "0"]
+    result = runner.invoke(main, [*args, "-o", str(out)])
+    assert result.exit_code == 130
+    assert "interrupted; 2 structure(s) kept" in result.stderr
+    assert [a.info["index"] for a in ase.io.read(out, index=":")] == [0, 1]

@@ -1,0 +1,108 @@
+"""Training data: deterministic shards, keyed ghosts, typical sizes, t-bin sums."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from ase.build import bulk
+
+from amtoolkit.training import (
+    ConfigError,
+    DataConfig,
+    binned_loss_sums,
+    compute_typical,
+    epoch_batches,
+    load_training_data,
+    make_batch,
+    t_bin_edges,
+    t_bin_names,
+)
+from amtoolkit.training.data import train_ghost_key
+
+SI_DIAMOND_DENSITY = 2.329  # g/cm^3 at a = 5.431 Å
+DENSITY_TOL = 1e-3
+
+
+@pytest.mark.parametrize("world_size", [1, 2, 3])
+def test_epoch_shards_cover_every_frame_with_equal_batch_counts(world_size):
+    n, batch_size = 10, 3
+    shards = [
+        np.concatenate(epoch_batches(n, batch_size, seed=1, epoch=4, rank=r, world_size=world_size))
+        for r in range(world_size)
+    ]
+    assert len({len(s) for s in shards}) == 1  # every process runs the same number of steps
+    assert set(np.concatenate(shards)) == set(range(n))
+    assert sum(len(s) for s in shards) == -(-n // world_size) * world_size  # padding only
+    counts = {len(epoch_batches(n, batch_size, 1, 4, r, world_size)) for r in range(world_size)}
+    assert len(counts) == 1  # and the same number of batches (DDP steps in lockstep)
+
+
+def test_epoch_order_is_keyed_by_seed_and_epoch():
+    a = np.concatenate(epoch_batches(12, 4, seed=0, epoch=1))
+    assert np.array_equal(a, np.concatenate(epoch_batches(12, 4, seed=0, epoch=1)))
+    assert not np.array_equal(a, np.concatenate(epoch_batches(12, 4, seed=0, epoch=2)))
+    assert not np.array_equal(a, np.concatenate(epoch_batches(12, 4, seed=1, epoch=1)))
+    assert sorted(a) == list(range(12))
+
+
+def test_typical_of_diamond_si():
+    cells = [bulk("Si", "diamond", a=5.431, cubic=True), bulk("Si", "diamond", a=5.431).repeat(2)]
+    cells[0].info["density"] = 1.0
+    cells[1].info["density"] = 3.0
+    typical = compute_typical(cells, ["density", "absent"])
+    assert typical.n_atoms_range == (8, 16)
+    assert typical.n_atoms == 12  # median of 8 and 16
+    assert typical.density == pytest.approx(SI_DIAMOND_DENSITY, abs=DENSITY_TOL)
+    assert typical.composition == {"Si": 1.0}
+    assert typical.property_ranges == {"density": (1.0, 3.0)}  # absent: no range
+
+
+def test_ghosts_are_added_per_epoch_and_reproducibly(tiny_dataset):
+    data = load_training_data(
+        DataConfig(dataset=str(tiny_dataset), property_names=("density",), max_density=0.055)
+    )
+    indices = np.arange(len(data.train))
+    expected = [int(np.floor(0.055 * a.get_volume() + 1e-9)) for a in data.train]
+    real = [len(a) for a in data.train]
+    b1 = make_batch(data.train, indices, data, 0.055, train_ghost_key(0, 1))
+    b1_again = make_batch(data.train, indices, data, 0.055, train_ghost_key(0, 1))
+    b2 = make_batch(data.train, indices, data, 0.055, train_ghost_key(0, 2))
+    counts = b1.atoms_per_system.tolist()
+    assert counts == [max(e, r) for e, r in zip(expected, real, strict=True)]
+    assert sum(counts) > sum(real)  # some cells hold ghosts
+    ghosts = b1.elements[:, 0] == 1
+    assert int(ghosts.sum()) == sum(counts) - sum(real)
+    assert torch.equal(b1.positions, b1_again.positions)
+    assert not torch.equal(b1.positions[ghosts], b2.positions[ghosts])  # new ghosts each epoch
+    assert torch.equal(b1.positions[~ghosts], b2.positions[~ghosts])
+    mean, std = data.normalisation["density"]
+    raw = np.array([a.info["density"] for a in data.train])
+    assert np.allclose(b1.properties[:, 0].numpy(), (raw - mean) / std, atol=1e-5)
+
+
+def test_unknown_property_and_element_are_config_errors(tiny_dataset):
+    with pytest.raises(ConfigError, match="'shear_modulus'"):
+        load_training_data(DataConfig(dataset=str(tiny_dataset), property_names=("shear_modulus",)))
+    with pytest.raises(ConfigError, match="Si"):
+        load_training_data(DataConfig(dataset=str(tiny_dataset), elements=("O",)))
+    with pytest.raises(FileNotFoundError, match="neither a file nor a shipped dataset"):
+        load_training_data(DataConfig(dataset="no-such-dataset"))
+
+
+def test_vocabulary_and_split_of_tiny_set(tiny_dataset):
+    data = load_training_data(DataConfig(dataset=str(tiny_dataset), val_fraction=0.25))
+    assert data.vocabulary.to_list() == ["X", "Si"]
+    assert (len(data.train), len(data.val)) == (6, 2)
+    assert data.provenance["split"]["part"] == "train"
+    assert data.provenance["n_train"] == 6 and data.provenance["n_val"] == 2
+
+
+def test_binned_loss_sums_known_answer():
+    edges = torch.as_tensor(t_bin_edges(0.0, 1.0, 4), dtype=torch.float64)
+    t = torch.tensor([0.1, 0.2, 0.3, 0.99, 1.0])
+    loss = torch.tensor([1.0, 2.0, 4.0, 8.0, 16.0])
+    sums, counts = binned_loss_sums(loss, t, edges)
+    assert sums.tolist() == [3.0, 4.0, 0.0, 24.0]
+    assert counts.tolist() == [2.0, 1.0, 0.0, 2.0]
+    assert t_bin_names("val_loss", t_bin_edges(0.01, 0.99, 5))[0] == "val_loss_t0.01-0.21"

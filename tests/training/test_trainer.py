@@ -1,0 +1,149 @@
+"""The training loop: loss goes down, resume is exact, metrics, EMA and exported weights."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from amtoolkit.checkpoint import load_checkpoint
+from amtoolkit.data.batch import from_atoms
+from amtoolkit.training import ConfigError, Trainer, read_metrics, t_bin_edges, t_bin_names, train
+from amtoolkit.training.trainer import STATE_FILE
+
+from .conftest import tiny_config
+
+OVERFIT_FACTOR = 0.85  # fixed-noise training loss must drop at least 15 % in 6 epochs
+WEIGHT_TOL = 0.0  # same seed, same CPU: resumed and uninterrupted runs are bit-identical
+
+
+def _state(stem_or_model):
+    if isinstance(stem_or_model, torch.nn.Module):
+        return stem_or_model.state_dict()
+    return torch.load(f"{stem_or_model}.pt", weights_only=True)
+
+
+def _max_difference(a: dict, b: dict) -> float:
+    assert a.keys() == b.keys()
+    return max(float((a[k].double() - b[k].double()).abs().max()) for k in a if a[k].numel())
+
+
+def test_loss_decreases_on_a_tiny_overfit_set(tiny_dataset, tmp_path):
+    config = tiny_config(
+        tiny_dataset,
+        tmp_path / "run",
+        epochs=6,
+        optim={"lr": 3e-3},
+        data={"val_fraction": 0.0, "batch_size": 3},
+    )
+    trainer = Trainer(config)
+    before = trainer.evaluate(trainer.data.train)["loss"]
+    result = trainer.fit()
+    after = trainer.evaluate(trainer.data.train)["loss"]  # EMA weights, same t and noise
+    assert after < OVERFIT_FACTOR * before
+    assert result.selected_by == "train_loss"  # no validation split
+    assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
+
+
+def test_resume_continues_exactly(tiny_dataset, tmp_path):
+    full = train(tiny_config(tiny_dataset, tmp_path / "full", epochs=4))
+    interrupted = tiny_config(tiny_dataset, tmp_path / "part", epochs=2)
+    train(interrupted)
+    state = torch.load(tmp_path / "part" / STATE_FILE, weights_only=True)  # tensors only
+    assert state["epoch"] == 2 and len(state["history"]) == 2
+    resumed = train(interrupted.replace(epochs=4), resume=True)
+
+    assert resumed.epochs == 4 and len(resumed.history) == 4
+    last_full = torch.load(tmp_path / "full" / STATE_FILE, weights_only=True)
+    last_resumed = torch.load(tmp_path / "part" / STATE_FILE, weights_only=True)
+    for key in ("model", "ema"):
+        assert _max_difference(last_full[key], last_resumed[key]) <= WEIGHT_TOL
+    assert _max_difference(_state(full.checkpoint), _state(resumed.checkpoint)) <= WEIGHT_TOL
+    for row_full, row_resumed in zip(full.history, resumed.history, strict=True):
+        assert row_full["train_loss"] == row_resumed["train_loss"]
+        assert row_full["val_loss"] == row_resumed["val_loss"]
+    assert len(read_metrics(tmp_path / "part" / "metrics.csv")) == 4
+
+
+def test_resume_refuses_a_changed_config_and_a_missing_run(tiny_dataset, tmp_path):
+    config = tiny_config(tiny_dataset, tmp_path / "run", epochs=1)
+    train(config)
+    with pytest.raises(ConfigError, match="already holds a run"):
+        train(config)
+    changed = config.replace(optim=config.optim.__class__(lr=5e-4, ema_decay=0.9))
+    with pytest.raises(ConfigError, match=r"cannot resume.*optim\.lr"):
+        train(changed.replace(epochs=2), resume=True)
+    with pytest.raises(FileNotFoundError, match="nothing to resume"):
+        train(config.replace(out_dir=str(tmp_path / "empty")), resume=True)
+
+
+def test_metrics_csv_has_losses_per_t_bin(tiny_dataset, tmp_path):
+    config = tiny_config(tiny_dataset, tmp_path / "run", epochs=2, t_bins=3)
+    train(config)
+    rows = read_metrics(tmp_path / "run" / "metrics.csv")
+    assert [r["epoch"] for r in rows] == [1.0, 2.0]
+    columns = list(rows[0])
+    bins = t_bin_names("train_loss", t_bin_edges(0.01, 0.99, 3))
+    assert bins == ["train_loss_t0.01-0.34", "train_loss_t0.34-0.66", "train_loss_t0.66-0.99"]
+    for name in ["train_loss", "val_loss", "lr", "grad_norm", "time_s", *bins]:
+        assert name in columns
+    assert sum(c.startswith("val_loss_t") for c in columns) == 3
+    for row in rows:
+        assert math.isfinite(row["train_loss"]) and math.isfinite(row["val_loss"])
+        assert row["lr"] == config.optim.lr
+        # the atom-weighted mean lies within the range of the per-bin means
+        binned = [row[b] for b in bins if math.isfinite(row[b])]
+        assert min(binned) - 1e-9 <= row["train_loss"] <= max(binned) + 1e-9
+
+
+def test_ema_differs_from_raw_and_best_ema_is_exported(tiny_dataset, tmp_path):
+    config = tiny_config(tiny_dataset, tmp_path / "run", epochs=3, optim={"lr": 3e-3})
+    trainer = Trainer(config)
+    result = trainer.fit()
+    exported = _state(result.checkpoint)
+    assert _max_difference(exported, trainer.model.state_dict()) > 1e-4  # not the raw weights
+    assert _max_difference(trainer.ema, trainer.model.state_dict()) > 1e-4
+    rows = read_metrics(tmp_path / "run" / "metrics.csv")
+    best = min(rows, key=lambda r: r["val_loss"])
+    assert result.best_epoch == int(best["epoch"]) and result.best_loss == best["val_loss"]
+    periodic = _state(tmp_path / "run" / "checkpoints" / f"epoch_{result.best_epoch:04d}")
+    assert _max_difference(exported, periodic) == 0.0  # the EMA of the best epoch
+    if result.best_epoch == result.epochs:
+        assert _max_difference(exported, trainer.ema) == 0.0
+    _, info = load_checkpoint(result.checkpoint)
+    assert info.training["weights"] == "ema" and info.training["best_epoch"] == result.best_epoch
+
+
+def test_without_ema_the_raw_weights_are_exported(tiny_dataset, tmp_path):
+    config = tiny_config(tiny_dataset, tmp_path / "run", epochs=1, optim={"ema_decay": None})
+    trainer = Trainer(config)
+    result = trainer.fit()
+    assert result.weights == "raw"
+    assert _max_difference(_state(result.checkpoint), trainer.model.state_dict()) == 0.0
+
+
+def test_exported_checkpoint_reproduces_the_model(tiny_dataset, tmp_path):
+    config = tiny_config(tiny_dataset, tmp_path / "run", epochs=1)
+    trainer = Trainer(config)
+    result = trainer.fit()
+    model, info = load_checkpoint(result.checkpoint)
+    reference = trainer.model_for(trainer.best_state).eval()
+    batch = from_atoms(
+        trainer.data.val,
+        info.vocabulary,
+        property_names=info.property_names,
+        normalisation=info.normalisation,
+    )
+    t = torch.full((batch.n_systems,), 0.3)
+    out = model(batch, t, generator=torch.Generator().manual_seed(1))
+    ref = reference(batch, t, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(out[0], ref[0]) and torch.equal(out[1], ref[1])
+    # the card describes the data the model was trained on
+    assert info.name == "tiny" and info.max_density == config.data.max_density
+    assert info.vocabulary.to_list() == ["X", "Si"]
+    assert info.normalisation["density"] == trainer.data.normalisation["density"]
+    assert info.typical.composition == {"Si": 1.0}
+    assert info.typical.n_atoms_range[0] >= 8 and info.typical.n_atoms_range[1] <= 16
+    assert info.dataset["n_train"] == 6 and info.dataset["n_val"] == 2
+    assert info.training["config"] == config.to_dict()
