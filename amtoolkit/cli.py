@@ -43,7 +43,7 @@ _FLAGS = {
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="amtool")
 def main() -> None:
-    """amtool: analyse amorphous structures (and, later, generate and train)."""
+    """amtool: analyse, generate and make datasets of amorphous structures."""
 
 
 @main.command()
@@ -213,8 +213,10 @@ def generate(
 def _add_subcommands() -> None:
     """Attach subcommands defined in their own modules (imported lazily inside them)."""
     from amtoolkit.train_cli import train
+    from amtoolkit.workflows.cli import dataset
 
     main.add_command(train)
+    main.add_command(dataset)
 
 
 _add_subcommands()

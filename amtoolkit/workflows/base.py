@@ -1,0 +1,167 @@
+"""What every melt-quench protocol shares: option handling and the labelling helpers.
+
+A protocol is a frozen dataclass holding every parameter of the recipe (durations,
+temperatures, sizes, label settings) with a `run_sample(index, seed)` method that
+builds one structure and its labels from nothing but those parameters and the seed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from typing import Any, ClassVar, TypeVar
+
+from ase import Atoms
+
+from amtoolkit.workflows.lammps_md import MDSettings
+
+P = TypeVar("P", bound="MeltQuenchProtocol")
+
+
+@dataclasses.dataclass(frozen=True)
+class MeltQuenchProtocol:
+    """Base of the protocol dataclasses (`ASiProtocol`, `ASiO2Protocol`, `MEGProtocol`).
+
+    Subclasses set the class attributes `name` (registry key) and `potential`
+    (`amtoolkit.potentials` name), declare their parameters as dataclass fields,
+    validate them in ``__post_init__`` and implement `run_sample`.
+    """
+
+    name: ClassVar[str] = ""
+    potential: ClassVar[str] = ""
+    labels: ClassVar[tuple[str, ...]] = ()
+
+    def run_sample(self, index: int, seed: int) -> tuple[Atoms, dict[str, float]]:
+        """Make sample `index` from `seed`: the stored structure and its labels.
+
+        The result depends only on the protocol's parameters and `seed` (`index` is
+        informational). Run metadata (thermo summary per stage, LAMMPS version, ...)
+        is returned in ``atoms.info["workflow"]`` (a JSON-ready dict).
+        """
+        raise NotImplementedError
+
+    @classmethod
+    def full(cls: type[P]) -> P:
+        """The protocol with the paper's settings (the defaults unless overridden)."""
+        return cls()
+
+    @classmethod
+    def from_options(cls: type[P], full: bool = False, **options: Any) -> P:
+        """Defaults (or `full()`) with `options` replacing same-named parameters.
+
+        Raises:
+            ValueError: for an unknown option (listing the allowed ones) or a bad value.
+        """
+        allowed = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(options) - set(allowed))
+        if unknown:
+            raise ValueError(
+                f"unknown option(s) {', '.join(unknown)} for protocol {cls.name!r} "
+                f"(allowed: {', '.join(allowed)})"
+            )
+        base = cls.full() if full else cls()
+        for key, value in options.items():  # 5 -> 5.0 for float parameters (stable provenance)
+            default = getattr(base, key)
+            if (
+                isinstance(default, float)
+                and isinstance(value, int)
+                and not isinstance(value, bool)
+            ):
+                options[key] = float(value)
+        try:
+            return dataclasses.replace(base, **options)
+        except TypeError as err:  # wrong value types surface as TypeError in comparisons
+            raise ValueError(f"protocol {cls.name!r}: {err}") from None
+
+    def to_dict(self) -> dict[str, Any]:
+        """All parameters as a JSON-ready dict (tuples become lists)."""
+        return {
+            f.name: list(v) if isinstance(v := getattr(self, f.name), tuple) else v
+            for f in dataclasses.fields(self)
+        }
+
+    def md_settings(self) -> MDSettings:
+        """Integrator settings from the `timestep`, `tdamp`, `pdamp`, `pressure` fields."""
+        return MDSettings(
+            timestep=float(getattr(self, "timestep", 1.0)),
+            tdamp=float(getattr(self, "tdamp", 0.1)),
+            pdamp=float(getattr(self, "pdamp", 1.0)),
+            pressure=float(getattr(self, "pressure", 0.0)),
+            thermo_every=int(getattr(self, "thermo_every", 100)),
+        )
+
+
+def check_positive(obj: object, *names: str) -> None:
+    """Raise ValueError naming the first of `names` whose value on `obj` is not > 0."""
+    for name in names:
+        value = getattr(obj, name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+            raise ValueError(f"{type(obj).__name__}.{name} must be a number > 0, got {value!r}")
+
+
+def check_non_negative(obj: object, *names: str) -> None:
+    """Raise ValueError naming the first of `names` whose value on `obj` is not >= 0."""
+    for name in names:
+        value = getattr(obj, name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+            raise ValueError(f"{type(obj).__name__}.{name} must be a number >= 0, got {value!r}")
+
+
+def relaxed_labels(
+    atoms: Atoms,
+    potential: str,
+    *,
+    fmax: float,
+    elastic: bool = False,
+    elastic_delta: float = 0.005,
+    elastic_steps: int = 5,
+) -> tuple[dict[str, float], dict[str, Any]]:
+    """Labels measured after relaxing positions and cell at zero pressure.
+
+    Args:
+        atoms: the stored snapshot (not modified).
+        potential: registry name of the classical potential.
+        fmax: force criterion of the relaxations (eV/Å).
+        elastic: also fit the relaxed-ion elastic tensor (`amtoolkit.analysis.elastic`).
+        elastic_delta: strain increment of the elastic fit.
+        elastic_steps: strains per strain pattern of the elastic fit.
+
+    Returns:
+        (labels, notes): labels ``relaxed_energy`` (eV/atom), and with `elastic`
+        ``shear_modulus``, ``bulk_modulus``, ``youngs_modulus`` (GPa) and
+        ``poisson_ratio``; notes (JSON-ready) count the relaxations that stopped at
+        their step limit above `fmax` (``unconverged_relaxations``; their warnings are
+        not printed) and give the elastic fit residual (GPa).
+    """
+    from amtoolkit.analysis.elastic import elastic as elastic_fit
+    from amtoolkit.analysis.energy import energy, relax_structure
+    from amtoolkit.potentials import get_calculator
+
+    calc = get_calculator(potential)
+    notes: dict[str, Any] = {}
+    out: dict[str, float] = {}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RuntimeWarning)
+        try:
+            relaxed = relax_structure(atoms, calc, fmax=fmax, cell=True)
+            out["relaxed_energy"] = float(energy(relaxed, calc, relax=False).energy_per_atom[0])
+            if elastic:
+                result = elastic_fit(
+                    relaxed,
+                    calc,
+                    relax=False,
+                    delta=elastic_delta,
+                    fmax=fmax,
+                    n_steps=elastic_steps,
+                )
+                for key in ("shear_modulus", "bulk_modulus", "youngs_modulus", "poisson_ratio"):
+                    out[key] = float(getattr(result, key)[0])
+                notes["elastic_residual"] = float(result.residual[0])
+        finally:
+            calc.close()
+    unconverged = [w for w in caught if "did not reach fmax" in str(w.message)]
+    for w in caught:  # pass on any other warning
+        if w not in unconverged:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    notes["unconverged_relaxations"] = len(unconverged)
+    return out, notes

@@ -1,0 +1,159 @@
+"""``amtool dataset``: make melt-quench datasets from the command line (thin layer over
+`amtoolkit.workflows.make_dataset`).
+
+    amtool dataset make a-si --variant anneal --cooling-rate 10 -n 200 -o a-si-anneal.h5
+    amtool dataset make a-sio2 -n 100 -o a-sio2.h5 --workers 2 --seed 0
+    amtool dataset make meg -n 50 -o meg.h5 --full              # the paper's 800-atom protocol
+    amtool dataset make a-si -n 200 -o a-si-anneal.h5 --resume  # continue a killed run
+    amtool dataset make a-si -n 4 -o tiny.h5 --atoms 64 --set melt_time=2 --set liquid_time=1
+
+Bad input (unknown protocol, variant or option, n < 1, an existing output without
+--resume) ends with one line ``amtool: error: <message>`` and exit status 2; samples
+that fail twice are reported and the exit status is 1 (the finished samples are kept).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import traceback
+from collections.abc import Sequence
+from typing import Any
+
+import click
+
+
+@click.group("dataset", context_settings={"help_option_names": ["-h", "--help"]})
+def dataset() -> None:
+    """Make datasets of amorphous structures by melt-quench MD (LAMMPS)."""
+
+
+@dataset.command("make")
+@click.argument("protocol", metavar="PROTOCOL")
+@click.option("-n", "--n-samples", type=int, required=True, help="Number of samples.")
+@click.option("-o", "--output", "out", required=True, metavar="OUT.h5", help="Output HDF5 file.")
+@click.option("--workers", type=int, default=None, help="Worker processes [default: all cores].")
+@click.option("--seed", type=int, default=0, show_default=True, help="Run seed.")
+@click.option("--resume", is_flag=True, help="Continue an interrupted run into OUT.")
+@click.option(
+    "--full", is_flag=True, help="The paper's protocol settings (meg: 800 atoms, 5 K/ps)."
+)
+@click.option("--variant", help="a-si: melt, quench or anneal.")
+@click.option("--cooling-rate", type=float, help="Cooling rate in K/ps (a-si anneal, meg).")
+@click.option("--atoms", type=int, help="Number of atoms per cell.")
+@click.option(
+    "--set",
+    "settings",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Any protocol parameter, e.g. --set melt_time=5 (repeatable).",
+)
+@click.option("--json", "json_path", metavar="OUT.json", help="Write a JSON summary.")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+@click.option("--debug", is_flag=True, help="Show tracebacks.")
+def make(
+    protocol: str,
+    n_samples: int,
+    out: str,
+    workers: int | None,
+    seed: int,
+    resume: bool,
+    full: bool,
+    variant: str | None,
+    cooling_rate: float | None,
+    atoms: int | None,
+    settings: Sequence[str],
+    json_path: str | None,
+    no_progress: bool,
+    debug: bool,
+) -> None:
+    """Generate N melt-quench samples of PROTOCOL (a-si, a-sio2, meg) into OUT.h5."""
+    from amtoolkit.workflows.runner import SampleFailedError, WorkflowError, make_dataset
+
+    start = time.perf_counter()
+    try:
+        options = parse_settings(settings)
+        for name, value in (("variant", variant), ("cooling_rate", cooling_rate), ("atoms", atoms)):
+            if value is not None:
+                options[name] = value
+        ds = make_dataset(
+            protocol,
+            n_samples,
+            out,
+            workers=workers,
+            seed=seed,
+            resume=resume,
+            full=full,
+            progress=not no_progress,
+            command=" ".join(["amtool", *sys.argv[1:]]),
+            **options,
+        )
+    except (WorkflowError, click.BadParameter) as exc:
+        _fail(exc, debug, status=2)
+    except SampleFailedError as exc:
+        _write_summary(json_path, out, protocol, n_samples, None, exc.failures, start)
+        _fail(exc, debug, status=1)
+    except KeyboardInterrupt:
+        click.echo(f"amtool: interrupted; rerun with --resume to continue {out}", err=True)
+        sys.exit(130)
+    except Exception as exc:  # a bug or a LAMMPS/HDF5 problem outside the samples
+        _fail(exc, debug, status=1, internal=True)
+    wall = time.perf_counter() - start
+    labels = ", ".join(f"{name} {float(col.mean()):.4g}" for name, col in ds.properties.items())
+    click.echo(f"wrote {len(ds)} samples of {protocol} to {out} in {wall:.1f} s (means: {labels})")
+    _write_summary(json_path, out, protocol, n_samples, ds, [], start)
+
+
+def parse_settings(settings: Sequence[str]) -> dict[str, Any]:
+    """``NAME=VALUE`` strings -> dict; VALUE is read as JSON when it parses, else text.
+
+    Dashes in NAME become underscores (``melt-time`` = ``melt_time``).
+    """
+    out: dict[str, Any] = {}
+    for item in settings:
+        name, sep, text = item.partition("=")
+        if not sep or not name.strip():
+            raise click.BadParameter(f"expected NAME=VALUE, got {item!r}", param_hint="--set")
+        try:
+            value = json.loads(text)
+        except ValueError:
+            value = text
+        out[name.strip().replace("-", "_")] = value
+    return out
+
+
+def _write_summary(
+    path: str | None,
+    out: str,
+    protocol: str,
+    n_samples: int,
+    ds: Any,
+    failures: list[dict[str, Any]],
+    start: float,
+) -> None:
+    if path is None:
+        return
+    summary: dict[str, Any] = {
+        "output": out,
+        "protocol": protocol,
+        "n_samples": n_samples,
+        "wall_s": time.perf_counter() - start,
+        "failed_samples": failures,
+    }
+    if ds is not None:
+        summary["n_written"] = len(ds)
+        summary["property_means"] = {k: float(v.mean()) for k, v in ds.properties.items()}
+    with open(path, "w", encoding="utf-8") as fh:
+        json.dump(summary, fh, indent=2)
+
+
+def _fail(exc: BaseException, debug: bool, status: int, internal: bool = False) -> None:
+    if debug:
+        traceback.print_exception(exc)
+    lines = str(exc).strip().splitlines() or [type(exc).__name__]
+    message = lines[0]
+    if internal:
+        message = f"internal error ({type(exc).__name__}: {message}); rerun with --debug"
+    click.echo(f"amtool: error: {message}", err=True)
+    sys.exit(status)

@@ -1,0 +1,652 @@
+"""`make_dataset`: many independent melt-quench samples in parallel, resumable, to HDF5.
+
+Each sample is one call ``protocol.run_sample(index, seed)`` in a worker process (a
+``forkserver`` pool, ``spawn`` where forkserver is missing: LAMMPS is never forked
+after it was loaded). Seeds are derived from the run seed, the sample index and the
+attempt (`sample_seed`), so a sample does not depend on which worker runs it or when.
+
+Crash safety. Every finished sample is written by the parent process as one small JSON
+file ``<out>.parts/sample-NNNNNN.json`` (temporary file + ``os.replace``, so a file is
+either complete or absent); the final HDF5 file is assembled from the parts in index
+order and also written atomically. A run killed at any moment (``kill -9`` included)
+leaves only complete parts, and ``resume=True`` recomputes just the missing indices.
+The parts folder is removed once the dataset is complete.
+
+Failures. A sample whose `run_sample` raises (or whose worker dies) is logged with its
+seed and error and retried once with a new seed (attempt 1). A sample that fails twice
+is recorded in the log and in the provenance (``failed_samples``); the dataset of the
+samples that did finish is still written, the parts folder is kept (``resume=True``
+retries the failed samples) and `SampleFailedError` is raised at the end.
+
+A text log of every event is appended to ``<out>.log``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import json
+import logging
+import multiprocessing
+import os
+import shlex
+import shutil
+import signal
+import sys
+import time
+import traceback
+from collections.abc import Iterator, Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from ase import Atoms
+
+from amtoolkit.analysis._result import to_jsonable
+from amtoolkit.data import Dataset
+from amtoolkit.data._files import atomic_path
+from amtoolkit.workflows.a_si import ASiProtocol
+from amtoolkit.workflows.a_sio2 import ASiO2Protocol
+from amtoolkit.workflows.base import MeltQuenchProtocol
+from amtoolkit.workflows.lammps_md import LAMMPS_SEED_MAX
+from amtoolkit.workflows.meg import MEGProtocol
+
+logger = logging.getLogger("amtoolkit.workflows")
+
+PROTOCOLS: dict[str, type[MeltQuenchProtocol]] = {
+    "a-si": ASiProtocol,
+    "a-sio2": ASiO2Protocol,
+    "meg": MEGProtocol,
+}
+"""Protocol name -> protocol dataclass."""
+
+PARTS_FORMAT = "amtoolkit.workflows.parts"
+PARTS_VERSION = 1
+MAX_ATTEMPTS = 2  # the first try and one retry with a new seed
+SINGLE_THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+class WorkflowError(ValueError):
+    """Bad input to `make_dataset` (unknown protocol or option, n < 1, existing output)."""
+
+
+class SampleFailedError(RuntimeError):
+    """Some samples failed twice; the others were written to `path`.
+
+    Attributes:
+        failures: one dict per failed sample: index and the seed and error of each attempt.
+        path: the dataset file holding the samples that did finish.
+    """
+
+    def __init__(self, message: str, failures: list[dict[str, Any]], path: Path) -> None:
+        super().__init__(message)
+        self.failures = failures
+        self.path = path
+
+
+def get_protocol(
+    protocol: str | MeltQuenchProtocol, *, full: bool = False, **options: Any
+) -> MeltQuenchProtocol:
+    """A protocol instance from a registry name and options (or an instance as is).
+
+    Raises:
+        WorkflowError: unknown name (listing the known ones), unknown option or bad value.
+    """
+    if isinstance(protocol, MeltQuenchProtocol):
+        if options or full:
+            raise WorkflowError("pass options either in the protocol instance or by name")
+        return protocol
+    if protocol not in PROTOCOLS:
+        raise WorkflowError(
+            f"unknown protocol {protocol!r} (known: {', '.join(sorted(PROTOCOLS))})"
+        )
+    try:
+        return PROTOCOLS[protocol].from_options(full=full, **options)
+    except ValueError as err:
+        raise WorkflowError(str(err)) from None
+
+
+def sample_seed(seed: int, index: int, attempt: int = 0) -> int:
+    """Seed of attempt `attempt` of sample `index` of a run with seed `seed`, in 1..9e8.
+
+    Drawn from ``numpy.random.SeedSequence([seed, index, attempt])``: independent
+    streams for different samples and attempts, valid as a LAMMPS seed as it is.
+    """
+    state = np.random.SeedSequence([int(seed), int(index), int(attempt)]).generate_state(1)
+    return int(state[0]) % LAMMPS_SEED_MAX + 1
+
+
+def parts_folder(out: str | os.PathLike) -> Path:
+    """The work folder of finished samples of output `out`: ``<out>.parts``."""
+    p = Path(out)
+    return p.with_name(p.name + ".parts")
+
+
+def log_path(out: str | os.PathLike) -> Path:
+    """The text log of output `out`: ``<out>.log``."""
+    p = Path(out)
+    return p.with_name(p.name + ".log")
+
+
+def make_dataset(
+    protocol: str | MeltQuenchProtocol,
+    n_samples: int,
+    out: str | os.PathLike,
+    *,
+    workers: int | None = None,
+    seed: int = 0,
+    resume: bool = False,
+    full: bool = False,
+    progress: bool = True,
+    command: str | None = None,
+    **protocol_options: Any,
+) -> Dataset:
+    """Generate `n_samples` melt-quench structures with labels and store them in `out` (HDF5).
+
+    Example:
+        >>> ds = make_dataset("a-si", 200, "a-si-anneal.h5", variant="anneal", workers=2)
+        >>> ds.properties["relaxed_energy"]
+
+    Args:
+        protocol: "a-si", "a-sio2", "meg" (see `PROTOCOLS`) or a protocol instance.
+        n_samples: number of samples (>= 1); sample k has index k.
+        out: output HDF5 file (amtoolkit dataset format).
+        workers: worker processes (default ``os.cpu_count()``, at most `n_samples`).
+        seed: run seed (>= 0); sample seeds follow from it (`sample_seed`).
+        resume: continue an interrupted run of the same protocol, options and seed:
+            finished samples (in ``<out>.parts`` or an existing `out`) are kept and
+            only the missing indices are computed.
+        full: start from ``Protocol.full()`` (the paper's settings) instead of the
+            defaults; options still override it.
+        progress: show a tqdm progress bar (samples done, ETA) on stderr.
+        command: command line recorded in the provenance (default: ``sys.argv``).
+        **protocol_options: protocol parameters, e.g. ``variant="anneal"``,
+            ``cooling_rate=10``, ``atoms=64`` (see the protocol dataclasses).
+
+    Returns:
+        The dataset read back from `out` (frames in index order; labels as properties;
+        provenance with protocol, parameters, seeds, versions and the command line).
+
+    Raises:
+        WorkflowError: bad input (unknown protocol or option, n_samples < 1, `out`
+            exists and `resume` is False, options differ from the run being resumed).
+        SampleFailedError: some samples failed twice (the others are written).
+    """
+    proto = get_protocol(protocol, full=full, **protocol_options)
+    n_samples = _check_int(n_samples, "n_samples", 1)
+    seed = _check_int(seed, "seed", 0)
+    workers = _check_int(os.cpu_count() or 1 if workers is None else workers, "workers", 1)
+    out = Path(out)
+    if not out.parent.is_dir():
+        raise WorkflowError(f"output folder does not exist: {out.parent}")
+    if out.is_dir():
+        raise WorkflowError(f"output is a folder, expected a file path: {out}")
+    parts = _Parts(parts_folder(out))
+    manifest = {
+        "format": PARTS_FORMAT,
+        "version": PARTS_VERSION,
+        "protocol": proto.name,
+        "parameters": proto.to_dict(),
+        "seed": seed,
+    }
+    if not resume and (out.exists() or parts.folder.exists()):
+        found = out if out.exists() else parts.folder
+        raise WorkflowError(
+            f"{found} exists: pass resume=True (--resume) to continue it, or choose another output"
+        )
+    command = command if command is not None else shlex.join(sys.argv)
+    log = _EventLog(log_path(out))
+    if parts.folder.exists():
+        parts.check_manifest(manifest)
+    else:
+        parts.create(manifest)
+        if resume and out.exists():
+            parts.import_dataset(out, manifest)
+    parts.remove_temporaries()
+    stale = parts.folder.with_name(parts.folder.name + ".removing")
+    if stale.exists():  # a completed run killed while deleting its work folder
+        shutil.rmtree(stale)
+
+    done = {i for i in parts.finished() if i < n_samples}
+    todo = [i for i in range(n_samples) if i not in done]
+    log.write(
+        f"start {proto.name} n_samples={n_samples} seed={seed} workers={workers} "
+        f"done={len(done)} todo={len(todo)} command={command}"
+    )
+    with _single_thread_environment():  # inherited by the workers, started lazily
+        failures = _run_pool(
+            proto,
+            todo,
+            seed,
+            min(workers, max(1, len(todo))),
+            parts,
+            log,
+            progress,
+            n_samples,
+            len(done),
+        )
+    dataset = _assemble(proto, parts, n_samples, seed, command, failures)
+    dataset.to_hdf5(out)
+    if failures:
+        indices = ", ".join(str(f["index"]) for f in failures)
+        message = (
+            f"{len(failures)} of {n_samples} samples failed twice (indices {indices}); "
+            f"the other {len(dataset)} are in {out}; see {log.path}; "
+            "resume=True retries the failed ones"
+        )
+        log.write(message)
+        raise SampleFailedError(message, failures, out)
+    log.write(f"complete: {n_samples} samples in {out}")
+    parts.remove()
+    return Dataset.from_hdf5(out)
+
+
+# ---------------------------------------------------------------------- worker side
+
+
+def _init_worker() -> None:
+    """Worker start: one thread per library; Ctrl-C is handled by the parent only."""
+    for name in SINGLE_THREAD_ENV:
+        os.environ[name] = "1"
+    with contextlib.suppress(ImportError):  # optional; the environment already asks for 1
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(limits=1)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def run_one(protocol: MeltQuenchProtocol, index: int, seed: int) -> dict[str, Any]:
+    """Run one sample and return a JSON-ready record; errors are returned, not raised.
+
+    Returns:
+        On success ``{"ok": True, "numbers", "positions", "cell", "pbc", "properties",
+        "metadata", "wall_s"}``; on failure ``{"ok": False, "error", "traceback",
+        "wall_s"}``.
+    """
+    start = time.perf_counter()
+    try:
+        atoms, labels = protocol.run_sample(index, seed)
+        if not isinstance(atoms, Atoms):
+            raise TypeError(f"run_sample returned {type(atoms).__name__}, expected ase.Atoms")
+        metadata = to_jsonable(atoms.info.get("workflow", {}))
+        properties = {str(k): float(v) for k, v in labels.items()}
+        return {
+            "ok": True,
+            "numbers": [int(z) for z in atoms.numbers],
+            "positions": atoms.positions.tolist(),
+            "cell": atoms.cell.array.tolist(),
+            "pbc": [bool(p) for p in atoms.pbc],
+            "properties": properties,
+            "metadata": json.loads(json.dumps(metadata, default=str)),
+            "wall_s": time.perf_counter() - start,
+        }
+    except Exception as err:  # noqa: BLE001 - any failure of a sample is recorded, not raised
+        return {
+            "ok": False,
+            "error": f"{type(err).__name__}: {err}".strip(),
+            "traceback": traceback.format_exc(),
+            "wall_s": time.perf_counter() - start,
+        }
+
+
+# ---------------------------------------------------------------------- parent side
+
+
+def _run_pool(
+    proto: MeltQuenchProtocol,
+    todo: list[int],
+    seed: int,
+    workers: int,
+    parts: _Parts,
+    log: _EventLog,
+    progress: bool,
+    n_samples: int,
+    n_done: int,
+) -> list[dict[str, Any]]:
+    """Run `todo` with at most `workers` samples in flight; return the failed samples."""
+    from tqdm.auto import tqdm
+
+    failures: list[dict[str, Any]] = []
+    if not todo:
+        return failures
+    queue = [(i, 0) for i in reversed(todo)]  # (index, attempt); pop() takes the lowest index
+    errors: dict[int, list[dict[str, Any]]] = {}
+    pending: dict[Future, tuple[int, int, int]] = {}
+    bar = tqdm(
+        total=n_samples,
+        initial=n_done,
+        desc=proto.name,
+        unit="sample",
+        disable=not progress,
+        dynamic_ncols=True,
+    )
+    executor = _new_executor(workers)
+    try:
+        while queue or pending:
+            while queue and len(pending) < workers:
+                index, attempt = queue.pop()
+                s = sample_seed(seed, index, attempt)
+                pending[executor.submit(run_one, proto, index, s)] = (index, attempt, s)
+            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            broken = False
+            for future in sorted(finished, key=lambda f: pending[f][0]):
+                index, attempt, s = pending.pop(future)
+                try:
+                    record = future.result()
+                except BrokenProcessPool as err:
+                    broken = True
+                    record = {"ok": False, "error": f"worker process died: {err}", "traceback": ""}
+                if record["ok"]:
+                    record.update(index=index, seed=s, attempt=attempt)
+                    parts.write(index, record)
+                    log.write(
+                        f"sample {index} done (seed {s}, attempt {attempt}, "
+                        f"{record['wall_s']:.1f} s)"
+                    )
+                    bar.update(1)
+                    continue
+                errors.setdefault(index, []).append(
+                    {"attempt": attempt, "seed": s, "error": record["error"]}
+                )
+                log.write(f"sample {index} attempt {attempt} failed (seed {s}): {record['error']}")
+                if record.get("traceback"):
+                    log.write(record["traceback"].rstrip())
+                if attempt + 1 < MAX_ATTEMPTS:
+                    retry_seed = sample_seed(seed, index, attempt + 1)
+                    logger.warning(
+                        "sample %d failed (seed %d): %s; retrying with seed %d",
+                        index,
+                        s,
+                        record["error"],
+                        retry_seed,
+                    )
+                    queue.append((index, attempt + 1))
+                else:
+                    logger.warning(
+                        "sample %d failed twice, recorded as failed (seeds %s): %s",
+                        index,
+                        [e["seed"] for e in errors[index]],
+                        record["error"],
+                    )
+                    failures.append({"index": index, "attempts": errors[index]})
+                    bar.set_postfix(failed=len(failures))
+            if broken:  # every future of a broken pool fails; start a fresh pool
+                _terminate(executor)
+                executor = _new_executor(workers)
+    except BaseException:
+        _terminate(executor)
+        raise
+    finally:
+        bar.close()
+    executor.shutdown(wait=True)
+    return sorted(failures, key=lambda f: f["index"])
+
+
+def _mp_context() -> multiprocessing.context.BaseContext:
+    """forkserver where available (no fork of a process that loaded LAMMPS), else spawn.
+
+    The fork server, started once per parent process, preloads this module (numpy, ASE,
+    amtoolkit; not LAMMPS, which is loaded by the first sample), so a new pool's workers
+    start in milliseconds instead of re-importing everything (~3 s on a busy machine).
+    """
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["__main__", __name__])  # no effect once the server runs
+    return ctx
+
+
+@contextlib.contextmanager
+def _single_thread_environment() -> Iterator[None]:
+    """Set SINGLE_THREAD_ENV to 1 while worker processes may start, then restore.
+
+    The variables must be in the environment a worker starts with: BLAS reads them
+    when numpy is imported, before any initializer runs. Threaded BLAS makes the many
+    3x3 solves of cell relaxations ~90x slower when the cores are busy.
+    """
+    saved = {name: os.environ.get(name) for name in SINGLE_THREAD_ENV}
+    os.environ.update({name: "1" for name in SINGLE_THREAD_ENV})
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _new_executor(workers: int) -> ProcessPoolExecutor:
+    return ProcessPoolExecutor(
+        max_workers=workers, mp_context=_mp_context(), initializer=_init_worker
+    )
+
+
+def _terminate(executor: ProcessPoolExecutor) -> None:
+    """Stop the worker processes of `executor` now (they run our samples only)."""
+    processes = list((getattr(executor, "_processes", None) or {}).values())
+    executor.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        with contextlib.suppress(Exception):
+            process.terminate()
+    for process in processes:
+        with contextlib.suppress(Exception):
+            process.join(timeout=5)
+
+
+def _assemble(
+    proto: MeltQuenchProtocol,
+    parts: _Parts,
+    n_samples: int,
+    seed: int,
+    command: str,
+    failures: list[dict[str, Any]],
+) -> Dataset:
+    """The dataset of all finished samples (index order) with its provenance."""
+    from amtoolkit import __version__
+    from amtoolkit.potentials import get_spec
+
+    finished = sorted(i for i in parts.finished() if i < n_samples)
+    frames: list[Atoms] = []
+    columns: dict[str, list[float]] = {}
+    samples = []
+    for k, index in enumerate(finished):
+        record = parts.read(index)
+        frames.append(
+            Atoms(
+                numbers=record["numbers"],
+                positions=record["positions"],
+                cell=record["cell"],
+                pbc=record["pbc"],
+            )
+        )
+        for name, value in record["properties"].items():
+            columns.setdefault(name, [float("nan")] * len(finished))[k] = float(value)
+        samples.append(
+            {
+                "index": index,
+                "seed": record["seed"],
+                "attempt": record["attempt"],
+                "wall_s": record["wall_s"],
+                **record.get("metadata", {}),
+            }
+        )
+    versions = {s.get("lammps_version") for s in samples} - {None}
+    provenance = {
+        "source": f"amtoolkit.workflows.make_dataset({proto.name!r})",
+        "command": command,
+        "format": "melt-quench",
+        "protocol": proto.name,
+        "parameters": proto.to_dict(),
+        "potential": get_spec(proto.potential).to_dict() if proto.potential else None,
+        "seed": seed,
+        "seed_rule": "numpy.random.SeedSequence([seed, index, attempt]).generate_state(1)[0]"
+        " % 900000000 + 1",
+        "n_samples": n_samples,
+        "complete": not failures and len(finished) == n_samples,
+        "amtoolkit_version": __version__,
+        "lammps_version": sorted(versions)[0] if len(versions) == 1 else sorted(versions),
+        "python_version": sys.version.split()[0],
+        "samples": samples,
+        "failed_samples": failures,
+    }
+    return Dataset.from_atoms(frames, columns, provenance)
+
+
+def _check_int(value: Any, name: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise WorkflowError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+class _EventLog:
+    """Append-only text log; every line is flushed at once (a kill loses at most a line)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def write(self, message: str) -> None:
+        stamp = datetime.datetime.now().isoformat(timespec="seconds")
+        with open(self.path, "a", encoding="utf-8") as fh:
+            for line in message.splitlines() or [""]:
+                fh.write(f"{stamp} {line}\n")
+            fh.flush()
+
+
+class _Parts:
+    """The ``<out>.parts`` folder: a manifest and one JSON file per finished sample."""
+
+    PREFIX = "sample-"
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.manifest = folder / "manifest.json"
+
+    def path(self, index: int) -> Path:
+        return self.folder / f"{self.PREFIX}{index:06d}.json"
+
+    def create(self, manifest: Mapping[str, Any]) -> None:
+        self.folder.mkdir()
+        self._write_json(self.manifest, manifest)
+
+    def check_manifest(self, manifest: Mapping[str, Any]) -> None:
+        """Raise WorkflowError if the folder belongs to a run with other settings.
+
+        A folder without manifest and without samples (a run killed right after
+        creating it) gets the manifest now.
+        """
+        if not self.manifest.exists() and not self.finished():
+            self._write_json(self.manifest, manifest)
+            return
+        try:
+            found = json.loads(self.manifest.read_text())
+        except (OSError, ValueError):
+            raise WorkflowError(
+                f"{self.folder} is not a make_dataset work folder (no readable manifest.json)"
+            ) from None
+        _check_same_run(found, manifest, str(self.folder))
+
+    def finished(self) -> list[int]:
+        """Indices of the complete sample files."""
+        out = []
+        for p in self.folder.glob(f"{self.PREFIX}*.json"):
+            with contextlib.suppress(ValueError):
+                out.append(int(p.stem[len(self.PREFIX) :]))
+        return sorted(out)
+
+    def write(self, index: int, record: Mapping[str, Any]) -> None:
+        self._write_json(self.path(index), record)
+
+    def read(self, index: int) -> dict[str, Any]:
+        return json.loads(self.path(index).read_text())
+
+    def remove(self) -> None:
+        """Delete the folder: first renamed away (atomic), so a kill never leaves half of it."""
+        trash = self.folder.with_name(self.folder.name + ".removing")
+        os.replace(self.folder, trash)
+        shutil.rmtree(trash)
+
+    def remove_temporaries(self) -> None:
+        """Delete temporary files left by a write that was killed half-way."""
+        for p in self.folder.glob(".*.tmp"):
+            with contextlib.suppress(FileNotFoundError):
+                p.unlink()
+
+    def import_dataset(self, out: Path, manifest: Mapping[str, Any]) -> None:
+        """Turn the frames of a finished output `out` back into parts (to extend a run)."""
+        from amtoolkit.data import DatasetError
+
+        try:
+            ds = Dataset.from_hdf5(out)
+        except (DatasetError, OSError) as err:
+            shutil.rmtree(self.folder)
+            raise WorkflowError(f"cannot resume from {out}: {err}") from None
+        prov = ds.provenance
+        found = {
+            "format": PARTS_FORMAT,
+            "version": PARTS_VERSION,
+            "protocol": prov.get("protocol"),
+            "parameters": prov.get("parameters"),
+            "seed": prov.get("seed"),
+        }
+        try:
+            _check_same_run(found, manifest, str(out))
+        except WorkflowError:
+            shutil.rmtree(self.folder)
+            raise
+        properties = ds.properties
+        for k, sample in enumerate(prov.get("samples", [])):
+            atoms = ds.atoms(k)
+            metadata = {
+                key: v
+                for key, v in sample.items()
+                if key not in ("index", "seed", "attempt", "wall_s")
+            }
+            self.write(
+                int(sample["index"]),
+                {
+                    "ok": True,
+                    "index": int(sample["index"]),
+                    "seed": sample["seed"],
+                    "attempt": sample["attempt"],
+                    "wall_s": sample["wall_s"],
+                    "numbers": atoms.numbers.tolist(),
+                    "positions": atoms.positions.tolist(),
+                    "cell": atoms.cell.array.tolist(),
+                    "pbc": atoms.pbc.tolist(),
+                    "properties": {
+                        name: float(col[k])
+                        for name, col in properties.items()
+                        if np.isfinite(col[k])
+                    },
+                    "metadata": metadata,
+                },
+            )
+        ds.close()
+
+    @staticmethod
+    def _write_json(path: Path, data: Mapping[str, Any]) -> None:
+        with atomic_path(path) as tmp:
+            tmp.write_text(json.dumps(data))
+
+
+def _check_same_run(found: Mapping[str, Any], expected: Mapping[str, Any], where: str) -> None:
+    """Raise WorkflowError naming the settings in which two runs differ."""
+    if found.get("format") != PARTS_FORMAT or found.get("protocol") is None:
+        raise WorkflowError(f"{where} was not written by make_dataset; cannot resume it")
+    diffs = []
+    if found.get("protocol") != expected["protocol"]:
+        diffs.append(f"protocol {found.get('protocol')!r} != {expected['protocol']!r}")
+    if found.get("seed") != expected["seed"]:
+        diffs.append(f"seed {found.get('seed')} != {expected['seed']}")
+    old = found.get("parameters") or {}
+    new = json.loads(json.dumps(expected["parameters"]))
+    for key in sorted(set(old) | set(new)):
+        if old.get(key) != new.get(key):
+            diffs.append(f"{key} {old.get(key)!r} != {new.get(key)!r}")
+    if diffs:
+        raise WorkflowError(
+            f"cannot resume {where}: it was made with other settings ({'; '.join(diffs)})"
+        )

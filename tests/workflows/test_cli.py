@@ -1,0 +1,139 @@
+"""``amtool dataset make``: exit codes, one-line errors, options reaching the library."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from amtoolkit.data import Dataset
+from amtoolkit.workflows import PROTOCOLS
+from amtoolkit.workflows.cli import dataset, parse_settings
+from tests.workflows.helpers import ToyProtocol
+
+
+@pytest.fixture
+def toy_registered(monkeypatch, tmp_path):
+    """Register ToyProtocol as "toy" with its record folder as the default."""
+    record = tmp_path / "record"
+    record.mkdir()
+
+    class RecordedToy(ToyProtocol):
+        @classmethod
+        def from_options(cls, full=False, **options):
+            return ToyProtocol.from_options(full=full, record_dir=str(record), **options)
+
+    monkeypatch.setitem(PROTOCOLS, "toy", RecordedToy)
+    return record
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(dataset, list(args))
+
+
+def one_line_error(result) -> str:
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("amtool: error: ")
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["glass", "-n", "2"], "unknown protocol 'glass'"),
+        (["a-si", "-n", "0"], "n_samples must be an integer >= 1"),
+        (["a-si", "-n", "2", "--variant", "boil"], "unknown a-si variant 'boil'"),
+        (["meg", "-n", "2", "--variant", "anneal"], "unknown option(s) variant for protocol 'meg'"),
+        (["a-sio2", "-n", "2", "--cooling-rate", "5"], "unknown option(s) cooling_rate"),
+        (["a-si", "-n", "2", "--atoms", "100"], "8 k^3"),
+        (["a-si", "-n", "2", "--set", "melt_time"], "expected NAME=VALUE"),
+        (["a-si", "-n", "2", "--workers", "0"], "workers must be an integer >= 1"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(tmp_path, args, message):
+    result = invoke("make", *args, "-o", str(tmp_path / "out.h5"))
+    assert result.exit_code == 2
+    assert message in one_line_error(result)
+    assert not (tmp_path / "out.h5").exists()
+
+
+def test_existing_output_needs_resume(tmp_path):
+    out = tmp_path / "out.h5"
+    out.write_text("someone else's file")
+    result = invoke("make", "a-si", "-n", "1", "-o", str(out))
+    assert result.exit_code == 2
+    assert "exists: pass resume=True (--resume)" in one_line_error(result)
+
+
+def test_make_writes_the_dataset_and_summary(tmp_path, toy_registered):
+    out, summary = tmp_path / "toy.h5", tmp_path / "summary.json"
+    result = invoke(
+        "make",
+        "toy",
+        "-n",
+        "3",
+        "-o",
+        str(out),
+        "--workers",
+        "2",
+        "--seed",
+        "4",
+        "--set",
+        "sleep=0",
+        "--json",
+        str(summary),
+        "--no-progress",
+    )
+    assert result.exit_code == 0, result.output
+    assert "wrote 3 samples of toy" in result.stdout
+    ds = Dataset.from_hdf5(out)
+    assert len(ds) == 3 and ds.provenance["seed"] == 4
+    assert ds.provenance["command"].startswith("amtool")
+    data = json.loads(summary.read_text())
+    assert data["n_written"] == 3 and data["failed_samples"] == []
+
+
+def test_failed_samples_exit_1_and_keep_the_others(tmp_path, toy_registered):
+    out = tmp_path / "toy.h5"
+    result = invoke(
+        "make",
+        "toy",
+        "-n",
+        "3",
+        "-o",
+        str(out),
+        "--workers",
+        "1",
+        "--set",
+        "fail_indices=[0]",
+        "--no-progress",
+    )
+    assert result.exit_code == 1
+    assert "1 of 3 samples failed twice (indices 0)" in one_line_error(result)
+    assert len(Dataset.from_hdf5(out)) == 2
+    # --resume retries the failed sample (it fails again here: still exit 1)
+    again = invoke(
+        "make",
+        "toy",
+        "-n",
+        "3",
+        "-o",
+        str(out),
+        "--workers",
+        "1",
+        "--set",
+        "fail_indices=[0]",
+        "--resume",
+        "--no-progress",
+    )
+    assert again.exit_code == 1
+
+
+def test_parse_settings_reads_json_values():
+    assert parse_settings(["melt-time=5", "variant=anneal", 'modifiers=["Li2O"]']) == {
+        "melt_time": 5,
+        "variant": "anneal",
+        "modifiers": ["Li2O"],
+    }

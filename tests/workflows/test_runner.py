@@ -1,0 +1,226 @@
+"""make_dataset bookkeeping: order, seeds, provenance, retries, failures, resume after kill -9."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from amtoolkit.data import Dataset
+from amtoolkit.workflows import (
+    PROTOCOLS,
+    SampleFailedError,
+    WorkflowError,
+    get_protocol,
+    make_dataset,
+    sample_seed,
+)
+from amtoolkit.workflows.lammps_md import LAMMPS_SEED_MAX
+from amtoolkit.workflows.runner import log_path, parts_folder, run_one
+from tests.workflows.helpers import ToyProtocol, calls
+
+REPO = Path(__file__).resolve().parents[2]
+POLL_S = 0.05  # polling interval while waiting for the first finished sample
+
+
+def toy(tmp_path: Path, **kw) -> ToyProtocol:
+    record = tmp_path / "record"
+    record.mkdir(exist_ok=True)
+    return ToyProtocol(record_dir=str(record), **kw)
+
+
+def test_sample_seed_is_deterministic_distinct_and_valid_for_lammps():
+    seeds = {sample_seed(0, i, a) for i in range(200) for a in range(2)}
+    assert len(seeds) == 400  # distinct per index and attempt
+    assert all(1 <= s <= LAMMPS_SEED_MAX for s in seeds)
+    assert sample_seed(7, 3, 1) == sample_seed(7, 3, 1)
+    assert sample_seed(7, 3, 0) != sample_seed(8, 3, 0)
+
+
+def test_dataset_in_index_order_with_seeds_and_provenance(tmp_path):
+    proto = toy(tmp_path)
+    out = tmp_path / "toy.h5"
+    ds = make_dataset(proto, 5, out, workers=2, seed=11, progress=False, command="test run")
+    assert isinstance(ds, Dataset) and len(ds) == 5
+    np.testing.assert_array_equal(ds.properties["index_label"], np.arange(5))
+    expected_seeds = [sample_seed(11, i, 0) for i in range(5)]
+    np.testing.assert_array_equal(ds.properties["seed_label"], expected_seeds)
+    assert sorted(i for i, _ in calls(proto.record_dir)) == list(range(5))  # each once
+    # the stored frame is the one run_sample made from that seed
+    for i in range(5):
+        atoms, _ = ToyProtocol(record_dir=proto.record_dir).run_sample(i, expected_seeds[i])
+        np.testing.assert_array_equal(ds[i].positions, atoms.positions)
+    prov = ds.provenance
+    assert prov["protocol"] == "toy" and prov["seed"] == 11 and prov["command"] == "test run"
+    assert prov["parameters"] == proto.to_dict()
+    assert prov["complete"] is True and prov["failed_samples"] == []
+    assert [s["seed"] for s in prov["samples"]] == expected_seeds
+    assert [s["attempt"] for s in prov["samples"]] == [0] * 5
+    assert prov["samples"][2]["toy_note"] == "sample 2"
+    assert "amtoolkit_version" in prov
+    assert not parts_folder(out).exists()  # the work folder goes once complete
+    assert "complete: 5 samples" in log_path(out).read_text()
+
+
+def test_failing_sample_is_retried_once_then_recorded_and_raises(tmp_path):
+    proto = toy(tmp_path, fail_indices=(1,))
+    out = tmp_path / "fail.h5"
+    with pytest.raises(SampleFailedError, match="1 of 3 samples failed twice") as info:
+        make_dataset(proto, 3, out, workers=2, seed=0, progress=False)
+    tries = [s for i, s in calls(proto.record_dir) if i == 1]
+    assert tries == [sample_seed(0, 1, 0), sample_seed(0, 1, 1)]  # retried once, new seed
+    [failure] = info.value.failures
+    assert failure["index"] == 1
+    assert [a["seed"] for a in failure["attempts"]] == tries
+    assert "toy failure of sample 1" in failure["attempts"][1]["error"]
+    # the finished samples are written, the failure is in the provenance and the log
+    ds = Dataset.from_hdf5(out)
+    np.testing.assert_array_equal(ds.properties["index_label"], [0, 2])
+    assert ds.provenance["complete"] is False
+    assert ds.provenance["failed_samples"][0]["index"] == 1
+    log = log_path(out).read_text()
+    assert f"sample 1 attempt 0 failed (seed {tries[0]})" in log
+    assert f"sample 1 attempt 1 failed (seed {tries[1]})" in log
+    assert parts_folder(out).is_dir()  # kept so that resume can retry
+
+
+def test_flaky_sample_succeeds_on_retry_with_new_seed(tmp_path):
+    proto = toy(tmp_path, flaky_indices=(2,))
+    ds = make_dataset(proto, 3, tmp_path / "flaky.h5", workers=1, seed=5, progress=False)
+    assert len(ds) == 3
+    sample = ds.provenance["samples"][2]
+    assert sample["attempt"] == 1 and sample["seed"] == sample_seed(5, 2, 1)
+    assert ds.properties["seed_label"][2] == sample_seed(5, 2, 1)
+    assert "sample 2 attempt 0 failed" in log_path(tmp_path / "flaky.h5").read_text()
+
+
+def test_dead_worker_process_counts_as_a_failed_attempt(tmp_path):
+    proto = toy(tmp_path, crash_indices=(1,))
+    ds = make_dataset(proto, 3, tmp_path / "crash.h5", workers=1, seed=0, progress=False)
+    np.testing.assert_array_equal(ds.properties["index_label"], [0, 1, 2])
+    assert ds.provenance["samples"][1]["attempt"] == 1
+    assert "worker process died" in log_path(tmp_path / "crash.h5").read_text()
+
+
+def test_resume_after_kill_computes_only_missing_samples(tmp_path):
+    proto = toy(tmp_path, sleep=0.3)
+    out = tmp_path / "killed.h5"
+    script = (
+        "from amtoolkit.workflows import make_dataset\n"
+        "from tests.workflows.helpers import ToyProtocol\n"
+        f"make_dataset(ToyProtocol(record_dir={proto.record_dir!r}, sleep=0.3), 6, {str(out)!r},"
+        " workers=1, seed=3, progress=False)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], cwd=REPO, start_new_session=True)
+    first = parts_folder(out) / "sample-000000.json"
+    while proc.poll() is None and not first.exists():
+        time.sleep(POLL_S)
+    os.killpg(proc.pid, signal.SIGKILL)  # the run's own process group: parent and workers
+    proc.wait()
+    assert first.exists() and not out.exists()
+    finished = sorted(int(p.stem.split("-")[1]) for p in parts_folder(out).glob("sample-*.json"))
+    assert 0 < len(finished) < 6
+    # a write cut short by the kill leaves only a temporary file, which resume ignores
+    (parts_folder(out) / ".sample-000005.json.x.tmp").write_text('{"trunc')
+    n_calls = len(calls(proto.record_dir))
+
+    with pytest.raises(WorkflowError, match="resume"):
+        make_dataset(proto, 6, out, workers=2, seed=3, progress=False)  # no resume flag
+    ds = make_dataset(proto, 6, out, workers=2, seed=3, resume=True, progress=False)
+    new = [i for i, _ in calls(proto.record_dir)[n_calls:]]
+    assert sorted(new) == sorted(set(range(6)) - set(finished))  # only the missing, once each
+    reference = make_dataset(proto, 6, tmp_path / "ref.h5", workers=1, seed=3, progress=False)
+    np.testing.assert_array_equal(ds.properties["index_label"], np.arange(6))
+    for i in range(6):
+        np.testing.assert_array_equal(ds[i].positions, reference[i].positions)
+    assert not list(parts_folder(tmp_path).glob("*.tmp"))
+
+
+def test_resume_extends_a_finished_dataset(tmp_path):
+    proto = toy(tmp_path)
+    out = tmp_path / "grow.h5"
+    small = make_dataset(proto, 2, out, workers=1, seed=1, progress=False)
+    first_two = [small[i].positions for i in range(2)]
+    n_calls = len(calls(proto.record_dir))
+    ds = make_dataset(proto, 4, out, workers=2, seed=1, resume=True, progress=False)
+    assert sorted(i for i, _ in calls(proto.record_dir)[n_calls:]) == [2, 3]
+    assert len(ds) == 4
+    for i in range(2):
+        np.testing.assert_array_equal(ds[i].positions, first_two[i])
+
+
+def test_resume_with_other_settings_names_the_difference(tmp_path):
+    proto = toy(tmp_path, fail_indices=(0,))
+    out = tmp_path / "x.h5"
+    with pytest.raises(SampleFailedError):
+        make_dataset(proto, 1, out, workers=1, seed=0, progress=False)
+    with pytest.raises(WorkflowError, match="seed 0 != 4"):
+        make_dataset(proto, 1, out, workers=1, seed=4, resume=True, progress=False)
+    other = toy(tmp_path, fail_indices=())
+    with pytest.raises(WorkflowError, match="fail_indices"):
+        make_dataset(other, 1, out, workers=1, seed=0, resume=True, progress=False)
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "message"),
+    [
+        (("glass", 2), {}, "unknown protocol 'glass'"),
+        (("a-si", 0), {}, "n_samples must be an integer >= 1"),
+        (("a-si", 2.5), {}, "n_samples must be an integer >= 1"),
+        (("a-si", 2), {"workers": 0}, "workers must be an integer >= 1"),
+        (("a-si", 2), {"seed": -1}, "seed must be an integer >= 0"),
+        (("a-si", 2), {"variant": "boil"}, "unknown a-si variant 'boil'"),
+        (("a-si", 2), {"atoms": 100}, "8 k\\^3"),
+        (("a-si", 2), {"melt_time": -1.0}, "melt_time must be a number >= 0"),
+        (("a-sio2", 2), {"variant": "anneal"}, "unknown option\\(s\\) variant for protocol"),
+        (("a-sio2", 2), {"atoms": 100}, "multiple of 3"),
+        (("meg", 2), {"modifiers": ["Na2O"]}, "Na2O"),
+    ],
+)
+def test_bad_input_is_a_one_line_workflow_error(tmp_path, args, kwargs, message):
+    with pytest.raises(WorkflowError, match=message) as info:
+        make_dataset(*args, tmp_path / "bad.h5", progress=False, **kwargs)
+    assert "\n" not in str(info.value)
+    assert not (tmp_path / "bad.h5").exists()
+
+
+def test_existing_output_without_resume_is_refused(tmp_path):
+    out = tmp_path / "taken.h5"
+    out.write_bytes(b"not ours")
+    with pytest.raises(WorkflowError, match="taken.h5 exists: pass resume=True"):
+        make_dataset("a-si", 1, out, progress=False)
+    assert out.read_bytes() == b"not ours"
+
+
+def test_get_protocol_registry_full_and_float_coercion():
+    assert set(PROTOCOLS) == {"a-si", "a-sio2", "meg"}
+    meg = get_protocol("meg", full=True)
+    assert (meg.atoms, meg.cooling_rate, meg.timestep) == (800, 5.0, 2.0)
+    assert get_protocol("meg", full=True, atoms=400).atoms == 400  # options override full
+    p = get_protocol("a-si", cooling_rate=20)
+    assert isinstance(p.cooling_rate, float) and p.cooling_rate == 20.0
+    json.dumps(p.to_dict())  # provenance-ready
+
+
+def test_run_one_returns_errors_as_records(tmp_path):
+    record = run_one(toy(tmp_path, fail_indices=(0,)), 0, 17)
+    assert record["ok"] is False and "toy failure of sample 0" in record["error"]
+    assert "Traceback" in record["traceback"]
+    good = run_one(toy(tmp_path), 1, 17)
+    assert good["ok"] is True and len(good["positions"]) == 4
+    json.dumps(good)  # what goes into a part file is plain JSON
+
+
+def test_resume_recovers_from_a_kill_before_the_manifest_was_written(tmp_path):
+    proto = toy(tmp_path)
+    out = tmp_path / "early.h5"
+    parts_folder(out).mkdir()  # killed between creating the folder and its manifest
+    ds = make_dataset(proto, 2, out, workers=1, resume=True, progress=False)
+    assert len(ds) == 2 and not parts_folder(out).exists()
