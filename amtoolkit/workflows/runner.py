@@ -65,6 +65,7 @@ PROTOCOLS: dict[str, type[MeltQuenchProtocol]] = {
 PARTS_FORMAT = "amtoolkit.workflows.parts"
 PARTS_VERSION = 1
 MAX_ATTEMPTS = 2  # the first try and one retry with a new seed
+MAX_BARREN_POOLS = 3  # fresh worker pools in a row that die before finishing any sample
 SINGLE_THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
@@ -323,6 +324,8 @@ def _run_pool(
         dynamic_ncols=True,
     )
     executor = _new_executor(workers)
+    barren_pools = 0  # consecutive pools that broke before any sample of theirs finished
+    pool_finished = False
     try:
         while queue or pending:
             while queue and len(pending) < workers:
@@ -339,6 +342,7 @@ def _run_pool(
                     broken = True
                     record = {"ok": False, "error": f"worker process died: {err}", "traceback": ""}
                 if record["ok"]:
+                    pool_finished = True
                     record.update(index=index, seed=s, attempt=attempt)
                     parts.write(index, record)
                     log.write(
@@ -374,6 +378,14 @@ def _run_pool(
                     bar.set_postfix(failed=len(failures))
             if broken:  # every future of a broken pool fails; start a fresh pool
                 _terminate(executor)
+                barren_pools = 0 if pool_finished else barren_pools + 1
+                if barren_pools >= MAX_BARREN_POOLS:
+                    raise WorkflowError(
+                        f"worker processes died {barren_pools} times in a row before finishing "
+                        f"any sample; see {log.path}. A script that calls make_dataset needs an "
+                        "`if __name__ == \"__main__\":` guard (workers are started by forkserver)"
+                    )
+                pool_finished = False
                 executor = _new_executor(workers)
     except BaseException:
         _terminate(executor)

@@ -32,6 +32,7 @@ class ToyProtocol(MeltQuenchProtocol):
     fail_indices: tuple[int, ...] = ()
     flaky_indices: tuple[int, ...] = ()
     crash_indices: tuple[int, ...] = ()
+    always_crash: bool = False
 
     def run_sample(self, index: int, seed: int) -> tuple[Atoms, dict[str, float]]:
         record = Path(self.record_dir)
@@ -39,7 +40,7 @@ class ToyProtocol(MeltQuenchProtocol):
             fh.write(f"{index} {seed}\n")
         first_call = not (record / f"seen-{index}").exists()
         (record / f"seen-{index}").touch()
-        if index in self.crash_indices and first_call:
+        if self.always_crash or (index in self.crash_indices and first_call):
             os._exit(3)  # the worker process dies without a Python exception
         if index in self.fail_indices or (index in self.flaky_indices and first_call):
             raise RuntimeError(f"toy failure of sample {index}")

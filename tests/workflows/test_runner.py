@@ -109,6 +109,13 @@ def test_dead_worker_process_counts_as_a_failed_attempt(tmp_path):
     assert "worker process died" in log_path(tmp_path / "crash.h5").read_text()
 
 
+def test_workers_that_always_die_stop_the_run_with_a_clear_error(tmp_path):
+    proto = toy(tmp_path, always_crash=True)
+    with pytest.raises(WorkflowError, match="died 3 times in a row.*__main__"):
+        make_dataset(proto, 6, tmp_path / "dead.h5", workers=1, seed=0, progress=False)
+    assert len(calls(tmp_path / "record")) == 3  # one try per fresh pool, not 2 x 6 attempts
+
+
 def test_resume_after_kill_computes_only_missing_samples(tmp_path):
     proto = toy(tmp_path, sleep=0.3)
     out = tmp_path / "killed.h5"
