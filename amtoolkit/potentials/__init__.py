@@ -13,8 +13,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from amtoolkit.potentials._lammps import lammps_frame, new_lammps, wrap_into
 from amtoolkit.potentials.calculator import LammpsCalculator
-from amtoolkit.potentials.registry import POTENTIALS, PotentialSpec, check_elements, get_spec
+from amtoolkit.potentials.registry import (
+    POTENTIALS,
+    PotentialSpec,
+    check_elements,
+    get_spec,
+    pair_commands,
+)
 from amtoolkit.potentials.relax import relax, run_md
 
 __all__ = [
@@ -24,8 +31,12 @@ __all__ = [
     "check_elements",
     "get_calculator",
     "get_spec",
+    "lammps_frame",
+    "new_lammps",
+    "pair_commands",
     "relax",
     "run_md",
+    "wrap_into",
 ]
 
 

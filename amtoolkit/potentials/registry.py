@@ -140,6 +140,22 @@ def get_spec(name: str) -> PotentialSpec:
         raise KeyError(f"unknown potential {name!r} (known: {known})") from None
 
 
+def pair_commands(name: str, species: Sequence[str], **options: Any) -> list[str]:
+    """LAMMPS commands that define potential `name` for atom types 1..n = `species`.
+
+    For scripts and workflows that drive LAMMPS themselves (units metal; atom style
+    `get_spec(name).atom_style`). Elements are checked with `check_elements` first.
+
+    Args:
+        name: registry key, e.g. "tersoff-sio2".
+        species: element symbol of each LAMMPS atom type, in type order.
+        **options: potential options (see `POTENTIALS[name].options`).
+    """
+    spec = get_spec(name)
+    check_elements(name, species)
+    return list(spec.commands(list(species), spec.resolve_options(options)))
+
+
 def check_elements(name: str, symbols: Iterable[str]) -> None:
     """Raise CoverageError if any of `symbols` is not covered by potential `name`.
 

@@ -28,8 +28,14 @@ from ase import Atoms
 from ase.data import atomic_masses, atomic_numbers, chemical_symbols
 
 from amtoolkit.analysis._result import Result
-from amtoolkit.potentials._lammps import lammps_frame, new_lammps, wrap_into
-from amtoolkit.potentials.registry import check_elements, get_spec
+from amtoolkit.potentials import (
+    check_elements,
+    get_spec,
+    lammps_frame,
+    new_lammps,
+    pair_commands,
+    wrap_into,
+)
 
 STAGE_KINDS = ("npt", "nvt", "minimize", "velocity")
 THERMO_COLUMNS = ("Step", "Temp", "PotEng", "KinEng", "TotEng", "Press", "Volume", "Density")
@@ -253,8 +259,7 @@ def lammps_input(
         The script text.
     """
     spec = get_spec(potential)
-    check_elements(potential, species)
-    options = spec.resolve_options(dict(potential_options or {}))
+    pair_lines = pair_commands(potential, species, **dict(potential_options or {}))
     dt_ps = settings.timestep / FS_PER_PS
     p_bar = settings.pressure * BAR_PER_GPA
     lines = ["# amtoolkit.workflows melt-quench run (LAMMPS metal units)"]
@@ -270,7 +275,7 @@ def lammps_input(
     lines += [
         f"mass {i + 1} {_num(atomic_masses[atomic_numbers[s]])}" for i, s in enumerate(species)
     ]
-    lines += spec.commands(list(species), options)
+    lines += pair_lines
     lines += [
         "neighbor 2.0 bin",
         "neigh_modify every 1 delay 0 check yes",

@@ -383,7 +383,7 @@ def _run_pool(
                     raise WorkflowError(
                         f"worker processes died {barren_pools} times in a row before finishing "
                         f"any sample; see {log.path}. A script that calls make_dataset needs an "
-                        "`if __name__ == \"__main__\":` guard (workers are started by forkserver)"
+                        '`if __name__ == "__main__":` guard (workers are started by forkserver)'
                     )
                 pool_finished = False
                 executor = _new_executor(workers)

@@ -297,3 +297,15 @@ def test_bad_structures_raise_structure_error(diamond_si):
     good = diamond_si.copy()
     good.calc = broken.calc
     assert good.get_potential_energy() / len(good) == pytest.approx(-4.3366, abs=1e-4)
+
+
+def test_pair_commands_define_the_named_potential_for_the_given_types():
+    from amtoolkit.errors import CoverageError
+    from amtoolkit.potentials import pair_commands
+
+    lines = pair_commands("tersoff-sio2", ["O", "Si"])
+    assert any(line.startswith("pair_style tersoff") for line in lines)
+    coeff = next(line for line in lines if line.startswith("pair_coeff"))
+    assert coeff.split()[-2:] == ["O", "Si"]  # type order decides the element mapping
+    with pytest.raises(CoverageError, match="'Na'.*'sw-si'"):
+        pair_commands("sw-si", ["Na"])
