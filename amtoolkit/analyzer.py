@@ -314,21 +314,27 @@ class Analyzer:
         self,
         structures: Atoms | Sequence[Atoms],
         relax: bool = True,
-        delta: float = 0.005,
+        delta: float | None = None,
         fmax: float = 1e-4,
         n_steps: int = 5,
         relax_ions: bool = True,
+        method: str = "strain",
+        displacement: float = 1e-3,
     ) -> ElasticResult:
         """Relaxed-ion elastic constants and isotropic moduli, GPa (`analysis.elastic`).
 
         Args:
             structures: one Atoms or a set.
             relax: relax positions and cell (zero pressure) before straining.
-            delta: strain increment.
+            delta: strain increment (None: 0.005 for "strain", 1e-4 for "hessian").
             fmax: force criterion of all relaxations, eV/Å (1e-3 leaves the ions of
-                diamond Si under-relaxed: C44 56.1 instead of 56.4 GPa).
-            n_steps: strains per strain pattern.
-            relax_ions: relax ions at each strain (False: clamped-ion constants).
+                diamond Si under-relaxed in the "strain" fit: C44 56.1 instead of 56.4 GPa).
+            n_steps: strains per strain pattern ("strain" only).
+            relax_ions: relaxed-ion constants (False: clamped-ion constants).
+            method: "strain" (stress-strain fit, ions relaxed at every strain) or
+                "hessian" (harmonic route C_affine - Xi^T H^+ Xi / V at the relaxed
+                structure; needs a smooth energy surface, see docs/analysis.md).
+            displacement: atomic finite-difference step of the Hessian, Å ("hessian").
 
         Returns:
             ElasticResult (``C``, ``bulk_modulus``, ``shear_modulus`` ... per structure).
@@ -347,6 +353,8 @@ class Analyzer:
             fmax=fmax,
             n_steps=n_steps,
             relax_ions=relax_ions,
+            method=method,
+            displacement=displacement,
         )
 
     def vdos(

@@ -1,8 +1,17 @@
-"""Relaxed-ion elastic constants by finite-difference stress-strain fits, and isotropic moduli."""
+"""Relaxed-ion elastic constants, and isotropic moduli.
+
+Two routes, both from finite differences of forces and stress of any ASE calculator:
+
+- "strain": stress-strain fits with an ionic relaxation at every strain
+  (:func:`stiffness`, matscipy style);
+- "hessian": the harmonic (Lutsko) route at one relaxed structure,
+  C = C_affine - (1/V) Xi^T H^+ Xi (:func:`stiffness_harmonic`), no relaxation under strain.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections.abc import Iterable
 
 import numpy as np
@@ -17,6 +26,19 @@ from amtoolkit.analysis.energy import relax_structure
 #: Voigt indices of the normal (xx, yy, zz) and shear (yz, xz, xy) components
 NORMAL = (0, 1, 2)
 SHEAR = (3, 4, 5)
+#: Cartesian index pairs of the Voigt components, order xx yy zz yz xz xy
+VOIGT_PAIRS = ((0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1))
+#: elastic() methods
+METHODS = ("strain", "hessian")
+#: default strain increment per method ("strain": fit increment; "hessian": +-strain)
+DEFAULT_DELTA = {"strain": 0.005, "hessian": 1e-4}
+#: largest residual force (eV/Å) before stiffness_harmonic warns that the structure is
+#: not at a minimum (the harmonic expansion is about a stationary point)
+MINIMUM_FORCE_TOL = 0.05
+#: largest relative asymmetry max|H - H^T| / max|H| of the finite-difference Hessian
+#: before stiffness_harmonic warns that the energy surface is not smooth on the scale of
+#: the displacement (smooth potentials give ~1e-6: 216-atom SW a-Si at 1e-3 Å)
+HESSIAN_ASYMMETRY_TOL = 1e-3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,18 +48,27 @@ class ElasticResult(Result):
     Attributes:
         C: mean 6x6 stiffness matrix over the set, Voigt order (xx yy zz yz xz xy), GPa.
         C_per_structure: stiffness per structure, GPa, shape [n_structures, 6, 6].
-        C_error: standard error of each fitted C_ij (linear regression), GPa,
-            shape [n_structures, 6, 6].
+        C_error: uncertainty of each C_ij, GPa, shape [n_structures, 6, 6]: the
+            regression standard error ("strain") or |C_ij - C_ji|/2 ("hessian").
         bulk_modulus: K = (C11 + 2 C12)/3 per structure, GPa, shape [n_structures].
         shear_modulus: G = C44 per structure, GPa, shape [n_structures].
         youngs_modulus: E = (C11 - C12)(C11 + 2 C12)/(C11 + C12) per structure, GPa.
         poisson_ratio: nu = E/(2G) - 1 per structure (dimensionless).
-        residual: root-mean-square deviation of the measured stresses from the
-            fitted linear law sigma = sigma0 + C eps, GPa, shape [n_structures].
+        residual: per structure, GPa, shape [n_structures]. "strain": root-mean-square
+            deviation of the measured stresses from the fitted linear law
+            sigma = sigma0 + C eps. "hessian": root-mean-square asymmetry
+            (C_ij - C_ji)/2 over the 15 pairs i < j (finite-difference error and
+            residual stress; an exact C at zero stress is symmetric).
         relaxed: positions and cell were relaxed to zero pressure before straining.
-        relaxed_ions: ions were relaxed at every strain (relaxed-ion constants).
-        delta: strain increment of the finite-difference fit.
-        n_steps: number of strains per strain pattern (6 patterns).
+        relaxed_ions: relaxed-ion constants (False: clamped-ion).
+        delta: strain increment: of the fit ("strain") or of the central differences
+            ("hessian").
+        n_steps: strains per strain pattern (6 patterns; 2 for "hessian": +-delta).
+        method: "strain" (relaxation at every strain) or "hessian" (Lutsko route).
+        n_negative_modes: "hessian" with relaxed ions: negative Hessian eigenvalues per
+            structure (0 at a minimum), shape [n_structures]; otherwise None.
+        displacement: "hessian" with relaxed ions: atomic displacement of the
+            finite-difference Hessian, Å; otherwise None.
     """
 
     C: np.ndarray
@@ -52,6 +83,9 @@ class ElasticResult(Result):
     relaxed_ions: bool
     delta: float
     n_steps: int
+    method: str = "strain"
+    n_negative_modes: np.ndarray | None = None
+    displacement: float | None = None
 
     @property
     def mean_bulk_modulus(self) -> float:
@@ -111,7 +145,9 @@ def isotropic_moduli(C: np.ndarray) -> dict[str, float]:
         C: stiffness matrix, shape [6, 6], GPa, Voigt order (xx yy zz yz xz xy).
 
     Returns:
-        dict with bulk_modulus, shear_modulus, youngs_modulus (GPa) and poisson_ratio.
+        dict with bulk_modulus, shear_modulus, youngs_modulus (GPa) and poisson_ratio;
+        a modulus whose formula divides by zero (C11 + C12 = 0 or G = 0, e.g. atoms that
+        do not interact) is NaN.
 
     References:
         J. F. Nye, Physical Properties of Crystals (1985), ch. VIII (isotropic stiffness).
@@ -119,13 +155,18 @@ def isotropic_moduli(C: np.ndarray) -> dict[str, float]:
     c11, c12, c44 = cubic_averages(C)
     bulk = (c11 + 2.0 * c12) / 3.0
     shear = c44
-    youngs = (c11 - c12) * (c11 + 2.0 * c12) / (c11 + c12)
+    youngs = _ratio((c11 - c12) * (c11 + 2.0 * c12), c11 + c12)
     return {
         "bulk_modulus": bulk,
         "shear_modulus": shear,
         "youngs_modulus": youngs,
-        "poisson_ratio": youngs / (2.0 * shear) - 1.0,
+        "poisson_ratio": _ratio(youngs, 2.0 * shear) - 1.0,
     }
+
+
+def _ratio(a: float, b: float) -> float:
+    """a / b, NaN when b is zero."""
+    return float(a) / float(b) if b != 0 else float("nan")
 
 
 def stiffness(
@@ -186,51 +227,361 @@ def stiffness(
     return C / GPa, C_err / GPa, residual
 
 
+@dataclasses.dataclass(frozen=True)
+class HarmonicStiffness(Result):
+    """Stiffness of one structure by the harmonic (Lutsko) route, :func:`stiffness_harmonic`.
+
+    Attributes:
+        C: relaxed-ion stiffness, GPa, shape [6, 6], Voigt order (xx yy zz yz xz xy).
+        C_affine: clamped-ion (affine, Born + stress) stiffness d sigma/d eps, GPa, [6, 6].
+        residual: RMS asymmetry (C_ij - C_ji)/2 over the 15 pairs i < j, GPa.
+        n_negative_modes: Hessian eigenvalues below -eigenvalue_tol * max|eigenvalue|
+            (0 at a minimum); left out of the correction.
+        n_zero_modes: eigenvalues within +-eigenvalue_tol * max|eigenvalue| besides the 3
+            rigid translations (rattlers, floppy modes); left out of the correction.
+        lowest_eigenvalue: lowest Hessian eigenvalue besides the translations, eV/Å^2.
+        max_force: largest residual atomic force of the structure, eV/Å.
+        hessian_asymmetry: max|H - H^T| / max|H| of the unsymmetrized finite-difference
+            Hessian: finite-difference error; large where the energy surface is not
+            smooth on the scale of the displacement (then C is unreliable).
+    """
+
+    C: np.ndarray
+    C_affine: np.ndarray
+    residual: float
+    n_negative_modes: int
+    n_zero_modes: int
+    lowest_eigenvalue: float
+    max_force: float
+    hessian_asymmetry: float
+
+
+def voigt_strain_matrix(component: int, value: float) -> np.ndarray:
+    """Symmetric 3x3 strain tensor of one Voigt strain component.
+
+    Shear components are engineering strains: Voigt value gamma = 2 eps_ij, so the
+    tensor has eps_ij = eps_ji = value / 2.
+
+    Args:
+        component: Voigt index 0-5 (xx yy zz yz xz xy).
+        value: strain (dimensionless).
+
+    Returns:
+        strain tensor eps, shape [3, 3].
+    """
+    i, j = VOIGT_PAIRS[component]
+    eps = np.zeros((3, 3))
+    if i == j:
+        eps[i, i] = value
+    else:
+        eps[i, j] = eps[j, i] = value / 2.0
+    return eps
+
+
+def force_constants(
+    atoms: Atoms, calculator: Calculator, *, displacement: float = 1e-3, symmetrize: bool = True
+) -> np.ndarray:
+    """Hessian d^2E/du du of a periodic structure by central differences of the forces.
+
+    Each atom is displaced by +-`displacement` along x, y and z (6N force calls); row
+    3i + a is -(F(+h) - F(-h)) / 2h for displacement a of atom i.
+
+    Args:
+        atoms: structure (not modified).
+        calculator: ASE calculator giving forces.
+        displacement: finite-difference step h, Å.
+        symmetrize: return (H + H^T)/2.
+
+    Returns:
+        H, eV/Å^2, shape [3N, 3N], index 3 * atom + Cartesian direction.
+    """
+    if not displacement > 0:
+        raise ValueError(f"displacement must be positive, got {displacement}")
+    work = _bare_copy(atoms, calculator)
+    positions = atoms.get_positions()  # [N, 3] Å
+    n_dof = positions.size
+    H = np.empty((n_dof, n_dof))
+    for dof in range(n_dof):
+        forces = []
+        for sign in (1.0, -1.0):
+            displaced = positions.copy()
+            displaced.flat[dof] += sign * displacement
+            work.set_positions(displaced)
+            forces.append(work.get_forces().ravel())  # [3N] eV/Å
+        H[dof] = (forces[1] - forces[0]) / (2.0 * displacement)
+    if symmetrize:
+        H = 0.5 * (H + H.T)
+    return H
+
+
+def strain_derivatives(
+    atoms: Atoms, calculator: Calculator, *, strain: float = 1e-4
+) -> tuple[np.ndarray, np.ndarray]:
+    """Clamped-ion stiffness and force-strain couplings by central strain differences.
+
+    Each Voigt strain e_k = +-`strain` (engineering shears, :func:`voigt_strain_matrix`)
+    deforms cell and positions affinely, r -> (1 + eps) r (12 calls). With ASE's stress
+    sigma = (1/V) dE/de (Voigt; positive = tensile) and forces F = -dE/du:
+
+    - C_affine[:, k] = d sigma / d e_k at fixed fractional positions (Born term plus
+      the stress terms of the Cauchy stress: the clamped-ion constants, GPa);
+    - Xi[:, k] = d F / d e_k (eV/Å), the mixed derivative -d^2E/du de_k.
+
+    Args:
+        atoms: structure (not modified; 3D-periodic).
+        calculator: ASE calculator giving forces and stress.
+        strain: strain step (dimensionless).
+
+    Returns:
+        (C_affine, Xi): C_affine [6, 6] GPa (column k = response to e_k) and
+        Xi [3N, 6] eV/Å.
+    """
+    if not strain > 0:
+        raise ValueError(f"strain must be positive, got {strain}")
+    C_affine = np.empty((6, 6))
+    xi = np.empty((3 * len(atoms), 6))
+    for k in range(6):
+        stresses, forces = [], []
+        for sign in (1.0, -1.0):
+            deformation = np.eye(3) + voigt_strain_matrix(k, sign * strain)
+            strained = _bare_copy(atoms, calculator)
+            strained.set_cell(atoms.cell.array @ deformation.T, scale_atoms=True)
+            stresses.append(strained.get_stress(voigt=True))  # [6] eV/Å^3
+            forces.append(strained.get_forces().ravel())  # [3N] eV/Å
+        C_affine[:, k] = (stresses[0] - stresses[1]) / (2.0 * strain) / GPa
+        xi[:, k] = (forces[0] - forces[1]) / (2.0 * strain)
+    return C_affine, xi
+
+
+def relaxed_ion_stiffness(
+    C_affine: np.ndarray,
+    xi: np.ndarray,
+    hessian: np.ndarray,
+    volume: float,
+    *,
+    eigenvalue_tol: float = 1e-8,
+) -> tuple[np.ndarray, int, int, float]:
+    """Relaxed-ion stiffness C = C_affine - (1/V) Xi^T H^+ Xi from harmonic derivatives.
+
+    Derivation: at strain e the ions move by u (on top of the affine deformation) until
+    F(e, u) = Xi e - H u = 0, so u = H^+ Xi e; the stress sigma(e, u) changes by
+    d sigma/du = (1/V) d^2E/de du = -(1/V) Xi^T, hence
+    d sigma/de = C_affine - (1/V) Xi^T H^+ Xi. The sign of Xi drops out.
+
+    H is projected onto the space orthogonal to the 3 rigid translations (so are the
+    columns of Xi); the pseudo-inverse H^+ keeps only eigenvalues above
+    `eigenvalue_tol` * max|eigenvalue|. Negative eigenvalues below -tol (a saddle, not a
+    minimum) and near-zero ones (rattlers, floppy modes) are left out and counted.
+
+    Args:
+        C_affine: clamped-ion stiffness, GPa, shape [6, 6].
+        xi: force-strain couplings dF/de, eV/Å, shape [3N, 6].
+        hessian: H = d^2E/du du, eV/Å^2, shape [3N, 3N] (symmetrized here).
+        volume: cell volume V, Å^3.
+        eigenvalue_tol: relative threshold of zero eigenvalues.
+
+    Returns:
+        (C, n_negative_modes, n_zero_modes, lowest_eigenvalue): C [6, 6] GPa; counts of
+        negative and extra zero modes (besides the translations); lowest eigenvalue
+        besides the translations (eV/Å^2).
+
+    References:
+        J. F. Lutsko, J. Appl. Phys. 65, 2991 (1989) (relaxation term of the
+        fluctuation/harmonic elastic constants).
+    """
+    C_affine = np.asarray(C_affine, dtype=float)
+    xi = np.asarray(xi, dtype=float)
+    hessian = np.asarray(hessian, dtype=float)
+    n_dof = hessian.shape[0]
+    if hessian.shape != (n_dof, n_dof) or n_dof % 3 or n_dof == 0:
+        raise ValueError(f"hessian must have shape (3N, 3N), got {hessian.shape}")
+    if xi.shape != (n_dof, 6):
+        raise ValueError(f"xi must have shape ({n_dof}, 6), got {xi.shape}")
+    if C_affine.shape != (6, 6):
+        raise ValueError(f"C_affine must have shape (6, 6), got {C_affine.shape}")
+    if not volume > 0:
+        raise ValueError(f"volume must be positive, got {volume}")
+    translations = np.zeros((n_dof, 3))  # [3N, 3] orthonormal rigid translations
+    for a in range(3):
+        translations[a::3, a] = 1.0 / np.sqrt(n_dof // 3)
+    symmetric = 0.5 * (hessian + hessian.T)
+    h_t = symmetric @ translations  # [3N, 3]
+    projected = (  # P H P with P = 1 - T T^T, without forming P
+        symmetric
+        - translations @ h_t.T
+        - h_t @ translations.T
+        + translations @ (translations.T @ h_t) @ translations.T
+    )
+    eigenvalues, modes = np.linalg.eigh(projected)
+    # drop the 3 translations: the modes with the largest overlap with them
+    overlap = np.sum((translations.T @ modes) ** 2, axis=0)
+    internal = np.ones(n_dof, dtype=bool)
+    internal[np.argsort(overlap)[-3:]] = False
+    eigenvalues, modes = eigenvalues[internal], modes[:, internal]
+    tol = eigenvalue_tol * np.max(np.abs(eigenvalues), initial=0.0)
+    stable = eigenvalues > tol
+    n_negative = int(np.sum(eigenvalues < -tol))
+    n_zero = int(eigenvalues.size - stable.sum() - n_negative)
+    xi = xi - translations @ (translations.T @ xi)  # no net force change under strain
+    coupling = modes[:, stable].T @ xi  # [n_stable, 6] eV/Å
+    correction = coupling.T @ (coupling / eigenvalues[stable, None]) / volume / GPa
+    lowest = float(eigenvalues.min()) if eigenvalues.size else 0.0
+    return C_affine - correction, n_negative, n_zero, lowest
+
+
+def stiffness_harmonic(
+    atoms: Atoms,
+    calculator: Calculator,
+    *,
+    displacement: float = 1e-3,
+    strain: float = 1e-4,
+    eigenvalue_tol: float = 1e-8,
+) -> HarmonicStiffness:
+    """Relaxed-ion stiffness of one relaxed structure by the harmonic (Lutsko) route.
+
+    C = C_affine - (1/V) Xi^T H^+ Xi with C_affine and Xi = dF/de from
+    :func:`strain_derivatives` (12 calls) and the Hessian H from
+    :func:`force_constants` (6N calls), combined by :func:`relaxed_ion_stiffness`
+    (which symmetrizes H). No relaxation under strain: only the starting structure
+    must be a minimum. Cost: 6N + 12 force calls and one 3N x 3N eigendecomposition.
+
+    Warns (RuntimeWarning) when the structure is not at a minimum (a negative Hessian
+    mode, or a residual force above `MINIMUM_FORCE_TOL`) and when the unsymmetrized
+    Hessian is asymmetric beyond `HESSIAN_ASYMMETRY_TOL` (an energy surface that is not
+    smooth on the scale of `displacement`, e.g. atoms resting on a cutoff: the
+    harmonic expansion does not hold and C depends on `displacement`).
+
+    Args:
+        atoms: relaxed periodic structure (no constraints).
+        calculator: ASE calculator giving forces and stress.
+        displacement: atomic finite-difference step of the Hessian, Å.
+        strain: strain step of C_affine and Xi (dimensionless).
+        eigenvalue_tol: relative threshold of zero Hessian eigenvalues.
+
+    Returns:
+        HarmonicStiffness (C and C_affine in GPa, residual, mode counts, diagnostics).
+
+    References:
+        J. F. Lutsko, J. Appl. Phys. 65, 2991 (1989).
+    """
+    C_affine, xi = strain_derivatives(atoms, calculator, strain=strain)
+    hessian = force_constants(atoms, calculator, displacement=displacement, symmetrize=False)
+    asymmetry = float(np.max(np.abs(hessian - hessian.T)) / max(np.max(np.abs(hessian)), 1e-300))
+    C, n_negative, n_zero, lowest = relaxed_ion_stiffness(
+        C_affine, xi, hessian, atoms.get_volume(), eigenvalue_tol=eigenvalue_tol
+    )
+    max_force = float(np.max(np.linalg.norm(_bare_copy(atoms, calculator).get_forces(), axis=1)))
+    if n_negative:
+        warnings.warn(
+            f"stiffness_harmonic: {n_negative} negative Hessian mode(s) (lowest "
+            f"{lowest:.3g} eV/Å^2): the structure is not at a minimum (relax it first); "
+            "these modes are left out of the relaxed-ion correction",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    if max_force > MINIMUM_FORCE_TOL:
+        warnings.warn(
+            f"stiffness_harmonic: residual force {max_force:.3g} eV/Å > "
+            f"{MINIMUM_FORCE_TOL} eV/Å: the structure is not at a minimum (relax it first)",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    if asymmetry > HESSIAN_ASYMMETRY_TOL:
+        warnings.warn(
+            f"stiffness_harmonic: finite-difference Hessian asymmetric by {asymmetry:.2g} "
+            f"(relative; > {HESSIAN_ASYMMETRY_TOL}): the energy surface is not smooth on the "
+            f"scale of displacement={displacement} Å and the harmonic C is unreliable "
+            "(use method='strain')",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    return HarmonicStiffness(
+        C=C,
+        C_affine=C_affine,
+        residual=_asymmetry(C),
+        n_negative_modes=n_negative,
+        n_zero_modes=n_zero,
+        lowest_eigenvalue=lowest,
+        max_force=max_force,
+        hessian_asymmetry=asymmetry,
+    )
+
+
 def elastic(
     structures: Atoms | Iterable[Atoms],
     calculator: Calculator,
     relax: bool = True,
-    delta: float = 0.005,
+    delta: float | None = None,
     fmax: float = 1e-4,
     n_steps: int = 5,
     relax_ions: bool = True,
+    method: str = "strain",
+    displacement: float = 1e-3,
 ) -> ElasticResult:
     """Relaxed-ion elastic constants and isotropic moduli of a structure or set.
 
     Ghost atoms are dropped. With `relax`, positions and cell are relaxed at zero
-    pressure first; then :func:`stiffness` fits C from 6 * `n_steps` strained cells,
-    each with relaxed ions. Isotropic moduli follow :func:`isotropic_moduli`.
+    pressure first. Then, per structure:
+
+    - ``method="strain"``: :func:`stiffness` fits C from 6 * `n_steps` strained cells,
+      each with relaxed ions (6 * `n_steps` relaxations);
+    - ``method="hessian"``: :func:`stiffness_harmonic`, C = C_affine - (1/V) Xi^T H^+ Xi
+      from finite differences at the relaxed structure (6N + 12 force calls, no
+      relaxation under strain; needs a true minimum, warns otherwise).
+
+    Isotropic moduli follow :func:`isotropic_moduli`.
 
     Args:
         structures: one periodic Atoms or a sequence of them.
         calculator: ASE calculator (forces and stress).
         relax: relax positions and cell (zero pressure) before straining.
-        delta: strain increment; strains span +-delta * (n_steps - 1)/2.
+        delta: strain increment; None: 0.005 for "strain" (strains span
+            +-delta * (n_steps - 1)/2), 1e-4 for "hessian" (central differences).
         fmax: force criterion of all relaxations, eV/Å.
-        n_steps: strains per strain pattern.
-        relax_ions: relax ions at every strain (False gives clamped-ion constants).
+        n_steps: strains per strain pattern ("strain" only).
+        relax_ions: relaxed-ion constants (False gives clamped-ion constants).
+        method: "strain" or "hessian".
+        displacement: atomic finite-difference step of the Hessian, Å ("hessian" only).
 
     Returns:
         ElasticResult with the mean C (GPa), per-structure C, moduli and residuals.
 
     References:
-        Stress-strain method as in matscipy.elasticity; isotropic averages in
-        amtoolkit DESIGN section 6.
+        Stress-strain method as in matscipy.elasticity; harmonic route: J. F. Lutsko,
+        J. Appl. Phys. 65, 2991 (1989); isotropic averages in amtoolkit DESIGN section 6.
     """
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    delta = DEFAULT_DELTA[method] if delta is None else delta
     _check_strain_args(delta, n_steps)
+    if method == "hessian" and not displacement > 0:
+        raise ValueError(f"displacement must be positive, got {displacement}")
     frames = prepare(structures)
-    stiffnesses, errors, residuals, moduli = [], [], [], []
+    stiffnesses, errors, residuals, moduli, negative_modes = [], [], [], [], []
     for atoms in frames:
         if relax:
             atoms = relax_structure(atoms, calculator, fmax=fmax, cell=True)
-        C, C_err, residual = stiffness(
-            atoms, calculator, delta=delta, n_steps=n_steps, relax_ions=relax_ions, fmax=fmax
-        )
+        if method == "strain":
+            C, C_err, residual = stiffness(
+                atoms, calculator, delta=delta, n_steps=n_steps, relax_ions=relax_ions, fmax=fmax
+            )
+        elif relax_ions:
+            harmonic = stiffness_harmonic(
+                atoms, calculator, displacement=displacement, strain=delta
+            )
+            C, residual = harmonic.C, harmonic.residual
+            negative_modes.append(harmonic.n_negative_modes)
+        else:
+            C = strain_derivatives(atoms, calculator, strain=delta)[0]
+            residual = _asymmetry(C)
+        if method == "hessian":
+            C_err = 0.5 * np.abs(C - C.T)
         stiffnesses.append(C)
         errors.append(C_err)
         residuals.append(residual)
         moduli.append(isotropic_moduli(C))
     C_all = np.array(stiffnesses)
+    harmonic_ions = method == "hessian" and relax_ions
     return ElasticResult(
         C=C_all.mean(axis=0),
         C_per_structure=C_all,
@@ -243,7 +594,10 @@ def elastic(
         relaxed=bool(relax),
         relaxed_ions=bool(relax_ions),
         delta=float(delta),
-        n_steps=int(n_steps),
+        n_steps=int(n_steps) if method == "strain" else 2,
+        method=method,
+        n_negative_modes=np.array(negative_modes, dtype=int) if harmonic_ions else None,
+        displacement=float(displacement) if harmonic_ions else None,
     )
 
 
@@ -261,3 +615,17 @@ def _check_strain_args(delta: float, n_steps: int) -> None:
         raise ValueError(f"n_steps must be an integer >= 2 for a linear fit, got {n_steps}")
     if not delta > 0:
         raise ValueError(f"delta must be positive, got {delta}")
+
+
+def _bare_copy(atoms: Atoms, calculator: Calculator) -> Atoms:
+    """A copy without constraints, with `calculator` attached."""
+    out = atoms.copy()
+    out.set_constraint()
+    out.calc = calculator
+    return out
+
+
+def _asymmetry(C: np.ndarray) -> float:
+    """RMS of (C_ij - C_ji)/2 over the 15 pairs i < j of a 6x6 matrix."""
+    upper = np.triu_indices(6, 1)
+    return float(np.sqrt(np.mean(((C - C.T)[upper] / 2.0) ** 2)))
