@@ -1,0 +1,36 @@
+"""The datasets shipped inside the package: present, loadable by name, physically sane."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from amtoolkit.data import Dataset, available_datasets
+
+DIAMOND_SW_ENERGY = -4.3366  # eV/atom, the SW ground state: no a-Si cell can be lower
+
+
+def test_a_si_quench_is_shipped_and_loads_by_name():
+    assert "a-si-quench" in available_datasets()
+    ds = Dataset.load("a-si-quench")
+    assert len(ds) >= 200
+    assert ds.provenance["protocol"] == "a-si"
+    assert ds.provenance["parameters"]["variant"] == "quench"
+    assert ds.provenance["failed_samples"] == []
+    atoms = ds.atoms(len(ds) - 1)
+    assert len(atoms) == 216 and set(atoms.get_chemical_symbols()) == {"Si"}
+    assert atoms.pbc.all()
+
+
+def test_a_si_quench_labels_are_physical():
+    ds = Dataset.load("a-si-quench")
+    energy = ds.properties["relaxed_energy"]
+    density = ds.properties["density"]
+    assert np.all(np.isfinite(energy)) and np.all(np.isfinite(density))
+    assert np.all(energy > DIAMOND_SW_ENERGY) and np.all(energy < -3.9)
+    assert np.all((density > 2.2) & (density < 2.8))
+
+
+def test_unknown_shipped_name_lists_what_exists():
+    with pytest.raises(Exception, match="a-si-quench"):
+        Dataset.load("no-such-set")
