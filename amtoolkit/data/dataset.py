@@ -11,6 +11,7 @@ Property keys and units: see `amtoolkit.data.properties.PROPERTY_UNITS`.
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import json
 import os
@@ -66,7 +67,7 @@ class Frame:
         return atoms
 
 
-class FrameStore:
+class FrameStore(abc.ABC):
     """Frames stored flat: per-frame atom counts, cells and pbc, and a `read(i)` method.
 
     Subclasses set ``n_atoms`` ``[n_frames]`` int64, ``cells`` ``[n_frames, 3, 3]``
@@ -81,11 +82,11 @@ class FrameStore:
     def __len__(self) -> int:
         return len(self.n_atoms)
 
+    @abc.abstractmethod
     def read(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         """Atomic numbers ``[n]`` and positions ``[n, 3]`` of frame `i` of the store."""
-        raise NotImplementedError
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027  (optional hook: in-memory stores hold no file)
         """Release any open file handle (reading again reopens it)."""
 
 

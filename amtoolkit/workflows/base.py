@@ -7,6 +7,7 @@ builds one structure and its labels from nothing but those parameters and the se
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import warnings
 from typing import Any, ClassVar, TypeVar
@@ -19,7 +20,7 @@ P = TypeVar("P", bound="MeltQuenchProtocol")
 
 
 @dataclasses.dataclass(frozen=True)
-class MeltQuenchProtocol:
+class MeltQuenchProtocol(abc.ABC):
     """Base of the protocol dataclasses (`ASiProtocol`, `ASiO2Protocol`, `MEGProtocol`).
 
     Subclasses set the class attributes `name` (registry key) and `potential`
@@ -31,6 +32,7 @@ class MeltQuenchProtocol:
     potential: ClassVar[str] = ""
     labels: ClassVar[tuple[str, ...]] = ()
 
+    @abc.abstractmethod
     def run_sample(self, index: int, seed: int) -> tuple[Atoms, dict[str, float]]:
         """Make sample `index` from `seed`: the stored structure and its labels.
 
@@ -38,7 +40,6 @@ class MeltQuenchProtocol:
         informational). Run metadata (thermo summary per stage, LAMMPS version, ...)
         is returned in ``atoms.info["workflow"]`` (a JSON-ready dict).
         """
-        raise NotImplementedError
 
     @classmethod
     def full(cls: type[P]) -> P:
