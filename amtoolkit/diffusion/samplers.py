@@ -112,8 +112,7 @@ def sample_sde(
         eps_x, eps_e = _predict(model, state, t)
         if callback is not None:
             callback({"i": i, "t": t, "state": state, "eps_x": eps_x, "eps_e": eps_e})
-        score_x = -eps_x / float(sde.sigma_x(t))
-        score_e = -eps_e / float(sde.sigma_e(t))
+        score_x, score_e = scores(sde, t, eps_x, eps_e)
         g2_x, g2_e, f_e = float(sde.g2_x(t)), float(sde.g2_e(t)), float(sde.drift_e(t))
         z_x = position_noise(state, generator)
         z_e = element_noise(state, generator)
@@ -167,13 +166,19 @@ def sample_ode(
         eps_x, eps_e = _predict(model, state, t)
         if callback is not None:
             callback({"i": i, "t": t, "state": state, "eps_x": eps_x, "eps_e": eps_e})
-        score_x = -eps_x / float(sde.sigma_x(t))
-        score_e = -eps_e / float(sde.sigma_e(t))
+        score_x, score_e = scores(sde, t, eps_x, eps_e)
         g2_x, g2_e, f_e = float(sde.g2_x(t)), float(sde.g2_e(t)), float(sde.drift_e(t))
         positions = state.positions + 0.5 * g2_x * score_x * dt
         elements = state.elements - (f_e * state.elements - 0.5 * g2_e * score_e) * dt
         state = state.replace(positions=positions, elements=elements)
     return state
+
+
+def scores(
+    sde: MaterialSDE, t: float, eps_x: torch.Tensor, eps_e: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Scores s = -eps_hat / sigma(t) of positions [N, 3] and elements [N, C] (DESIGN section 4)."""
+    return -eps_x / float(sde.sigma_x(t)), -eps_e / float(sde.sigma_e(t))
 
 
 Sampler = Callable[..., Batch]
