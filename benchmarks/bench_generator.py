@@ -423,12 +423,20 @@ def quality_a_si(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def elastic_options(analyzer: Analyzer, method: str | None) -> dict[str, Any]:
-    """Keyword arguments for `Analyzer.elastic`: ``method`` when given and supported."""
+    """Keyword arguments for `Analyzer.elastic`: the label settings of the a-sio2
+    protocol (relaxation tolerance and strains per pattern), so that measured and target
+    moduli agree, plus ``method`` when given and supported."""
+    from amtoolkit.workflows.a_sio2 import ASiO2Protocol
+
+    options: dict[str, Any] = {
+        "fmax": ASiO2Protocol.relax_fmax,
+        "n_steps": ASiO2Protocol.elastic_steps,
+    }
     if method is None:
-        return {}
+        return options
     if "method" not in inspect.signature(analyzer.elastic).parameters:
         raise fail(f"--elastic-method {method}: Analyzer.elastic has no 'method' option here")
-    return {"method": method}
+    return {**options, "method": method}
 
 
 def measure_property(name: str, frames: Sequence[Atoms], analyzer: Analyzer, options: dict):

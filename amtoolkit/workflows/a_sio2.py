@@ -89,9 +89,9 @@ class ASiO2Protocol(MeltQuenchProtocol):
     tdamp: float = 0.1
     pdamp: float = 1.0
     pressure: float = 0.0
-    relax_fmax: float = 1.0e-3
+    relax_fmax: float = 1.0e-2
     elastic_delta: float = 0.005
-    elastic_steps: int = 5
+    elastic_steps: int = 3
     ring_maxlength: int = 12
     thermo_every: int = 100
 

@@ -277,7 +277,7 @@ def lammps_input(
     ]
     lines += pair_lines
     lines += [
-        "neighbor 2.0 bin",
+        "neighbor 1.0 bin",
         "neigh_modify every 1 delay 0 check yes",
         f"thermo_style custom {' '.join(_THERMO_KEYWORDS)}",
         "thermo_modify norm no flush no lost error",
