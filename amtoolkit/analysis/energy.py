@@ -16,9 +16,9 @@ from ase.units import GPa
 
 from amtoolkit.analysis._result import Result
 from amtoolkit.analysis._structures import prepare
+from amtoolkit.data.properties import AMU_PER_A3_TO_G_PER_CM3
 
 #: grams per amu times cm^3 per Å^3 (1 amu/Å^3 = 1.66053906660 g/cm^3)
-AMU_PER_A3_TO_G_PER_CM3 = 1.66053906660
 
 
 @dataclasses.dataclass(frozen=True)

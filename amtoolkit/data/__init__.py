@@ -7,6 +7,7 @@
 - `ElementVocabulary`: atomic numbers <-> model class indices, ghost = class 0.
 - `import_dm2_sio2`: the DM2 a-SiO2 glasses (LAMMPS data) as a Dataset.
 - `PROPERTY_UNITS`: documented property keys and units.
+- `open_dataset`, `summarize`: a dataset from a file or shipped name; its statistics.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from amtoolkit.data.dataset import (
     Frame,
     available_datasets,
     compute_normalisation,
+    open_dataset,
 )
 from amtoolkit.data.dm2 import import_dm2_sio2
 from amtoolkit.data.ghosts import (
@@ -29,6 +31,7 @@ from amtoolkit.data.ghosts import (
     remove_ghosts,
 )
 from amtoolkit.data.properties import PROPERTY_UNITS
+from amtoolkit.data.summary import ColumnStats, DatasetSummary, summarize
 from amtoolkit.data.vocabulary import ElementVocabulary, VocabularyError
 
 __all__ = [
@@ -36,8 +39,10 @@ __all__ = [
     "GHOST_SYMBOL",
     "MAX_DENSITY",
     "PROPERTY_UNITS",
+    "ColumnStats",
     "Dataset",
     "DatasetError",
+    "DatasetSummary",
     "ElementVocabulary",
     "Frame",
     "VocabularyError",
@@ -47,5 +52,7 @@ __all__ = [
     "ghost_mask",
     "import_dm2_sio2",
     "n_target",
+    "open_dataset",
     "remove_ghosts",
+    "summarize",
 ]

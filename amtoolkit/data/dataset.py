@@ -728,3 +728,28 @@ def available_datasets() -> list[str]:
     if not SHIPPED_DIR.is_dir():
         return []
     return sorted(p.stem for p in SHIPPED_DIR.glob("*.h5"))
+
+
+def open_dataset(spec: str) -> Dataset:
+    """A Dataset from a file (``.h5``/``.hdf5``, ``.extxyz``/``.xyz``, any ASE format) or
+    the name of a shipped dataset.
+
+    Raises:
+        FileNotFoundError: neither a file nor a shipped name (lists the shipped ones).
+    """
+    path = Path(spec)
+    if path.is_file():
+        suffix = path.suffix.lower()
+        if suffix in (".h5", ".hdf5"):
+            return Dataset.from_hdf5(path)
+        if suffix in (".extxyz", ".xyz"):
+            return Dataset.from_extxyz(path)
+        from amtoolkit.io import read_structures
+
+        return Dataset.from_atoms(read_structures(path), provenance={"source": str(path)})
+    if spec in available_datasets():
+        return Dataset.load(spec)
+    shipped = ", ".join(available_datasets()) or "none"
+    raise FileNotFoundError(
+        f"dataset {spec!r} is neither a file nor a shipped dataset (shipped: {shipped})"
+    )

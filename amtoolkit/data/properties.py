@@ -7,6 +7,9 @@ Other names are allowed; these are the ones the project documents and uses.
 
 from __future__ import annotations
 
+AMU_PER_A3_TO_G_PER_CM3 = 1.66053906660
+"""Mass density: 1 amu/Å^3 in g/cm^3."""
+
 PROPERTY_UNITS: dict[str, str] = {
     "relaxed_energy": "eV/atom",  # potential energy per atom after relaxation
     "density": "g/cm3",  # mass density of the real (non-ghost) atoms

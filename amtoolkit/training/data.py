@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,13 +17,11 @@ from ase import Atoms
 
 from amtoolkit.checkpoint import Typical
 from amtoolkit.data.batch import Batch, from_atoms
-from amtoolkit.data.dataset import Dataset, DatasetError, available_datasets
+from amtoolkit.data.dataset import DatasetError, open_dataset
 from amtoolkit.data.ghosts import add_ghosts, ghost_mask
+from amtoolkit.data.properties import AMU_PER_A3_TO_G_PER_CM3
 from amtoolkit.data.vocabulary import ElementVocabulary
 from amtoolkit.training.config import ConfigError, DataConfig
-
-AMU_PER_A3_TO_G_PER_CM3 = 1.66053906660
-"""Mass density conversion: 1 amu/Å^3 = 1.66054 g/cm^3."""
 
 _SHUFFLE, _GHOSTS, _VAL_GHOSTS = 1, 2, 3  # stream tags of the keyed generators
 
@@ -50,31 +47,6 @@ class TrainingData:
     normalisation: dict[str, tuple[float, float]]
     typical: Typical
     provenance: dict[str, Any]
-
-
-def open_dataset(spec: str) -> Dataset:
-    """A Dataset from a file (``.h5``/``.hdf5``, ``.extxyz``/``.xyz``, any ASE format) or
-    the name of a shipped dataset.
-
-    Raises:
-        FileNotFoundError: neither a file nor a shipped name (lists the shipped ones).
-    """
-    path = Path(spec)
-    if path.is_file():
-        suffix = path.suffix.lower()
-        if suffix in (".h5", ".hdf5"):
-            return Dataset.from_hdf5(path)
-        if suffix in (".extxyz", ".xyz"):
-            return Dataset.from_extxyz(path)
-        from amtoolkit.io import read_structures
-
-        return Dataset.from_atoms(read_structures(path), provenance={"source": str(path)})
-    if spec in available_datasets():
-        return Dataset.load(spec)
-    shipped = ", ".join(available_datasets()) or "none"
-    raise FileNotFoundError(
-        f"data.dataset {spec!r} is neither a file nor a shipped dataset (shipped: {shipped})"
-    )
 
 
 def load_training_data(config: DataConfig) -> TrainingData:

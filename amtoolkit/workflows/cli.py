@@ -1,11 +1,12 @@
-"""``amtool dataset``: make melt-quench datasets from the command line (thin layer over
-`amtoolkit.workflows.make_dataset`).
+"""``amtool dataset``: make melt-quench datasets and summarise datasets from the command
+line (thin layer over `amtoolkit.workflows.make_dataset` and `amtoolkit.data.summarize`).
 
     amtool dataset make a-si --variant anneal --cooling-rate 10 -n 200 -o a-si-anneal.h5
     amtool dataset make a-sio2 -n 100 -o a-sio2.h5 --workers 2 --seed 0
     amtool dataset make meg -n 50 -o meg.h5 --full              # the paper's 800-atom protocol
     amtool dataset make a-si -n 200 -o a-si-anneal.h5 --resume  # continue a killed run
     amtool dataset make a-si -n 4 -o tiny.h5 --atoms 64 --set melt_time=2 --set liquid_time=1
+    amtool dataset info a-si-quench                             # statistics of a dataset
 
 Bad input (unknown protocol, variant or option, n < 1, an existing output without
 --resume) ends with one line ``amtool: error: <message>`` and exit status 2; samples
@@ -103,6 +104,24 @@ def make(
     labels = ", ".join(f"{name} {float(col.mean()):.4g}" for name, col in ds.properties.items())
     click.echo(f"wrote {len(ds)} samples of {protocol} to {out} in {wall:.1f} s (means: {labels})")
     _write_summary(json_path, out, protocol, n_samples, ds, [], start)
+
+
+@dataset.command("info")
+@click.argument("dataset_spec", metavar="DATASET")
+@click.option("--json", "json_path", metavar="OUT.json", help="Write the summary as JSON.")
+@click.option("--debug", is_flag=True, help="Show tracebacks.")
+def info(dataset_spec: str, json_path: str | None, debug: bool) -> None:
+    """Sizes, composition, density and label statistics of DATASET (a file or a shipped name)."""
+    from amtoolkit.data import open_dataset, summarize
+    from amtoolkit.io import write_json
+
+    try:
+        summary = summarize(open_dataset(dataset_spec))
+    except (OSError, ValueError) as exc:
+        _fail(exc, debug, status=2)
+    click.echo(summary.table())
+    if json_path is not None:
+        write_json(json_path, summary.to_dict())
 
 
 def parse_settings(settings: Sequence[str]) -> dict[str, Any]:

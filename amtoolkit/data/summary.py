@@ -1,0 +1,132 @@
+"""Summary statistics of a dataset: sizes, composition, density and each property column.
+
+What a user checks first about a dataset (and what docs/datasets.md reports for every
+shipped set): how many structures, how large, which elements, and the mean, standard
+deviation and range of every label.
+
+Example:
+    >>> from amtoolkit.data import Dataset, summarize
+    >>> print(summarize(Dataset.load("a-si-quench")).table())
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+from typing import Any
+
+import numpy as np
+from ase.data import atomic_masses, chemical_symbols
+
+from amtoolkit.data.dataset import Dataset
+from amtoolkit.data.ghosts import GHOST_NUMBER
+from amtoolkit.data.properties import AMU_PER_A3_TO_G_PER_CM3, PROPERTY_UNITS
+
+
+@dataclasses.dataclass(frozen=True)
+class ColumnStats:
+    """Statistics of one numeric column over the structures where it is present.
+
+    Attributes:
+        n: structures with a value (not NaN).
+        mean, sd, min, max: over those structures (sd with ddof = 0; NaN when n = 0).
+    """
+
+    n: int
+    mean: float
+    sd: float
+    min: float
+    max: float
+
+    @classmethod
+    def of(cls, values: np.ndarray) -> ColumnStats:
+        v = np.asarray(values, dtype=np.float64)
+        v = v[np.isfinite(v)]
+        if v.size == 0:
+            return cls(0, np.nan, np.nan, np.nan, np.nan)
+        return cls(int(v.size), float(v.mean()), float(v.std()), float(v.min()), float(v.max()))
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetSummary:
+    """What `summarize` returns.
+
+    Attributes:
+        n_structures: number of structures.
+        n_atoms: atoms per structure (ghosts excluded).
+        composition: element symbol -> atom fraction over the whole set.
+        density: mass density of each structure's cell, g/cm^3.
+        properties: property name -> statistics of its column.
+        provenance: the dataset's provenance (source, command, protocol ...).
+    """
+
+    n_structures: int
+    n_atoms: ColumnStats
+    composition: dict[str, float]
+    density: ColumnStats
+    properties: dict[str, ColumnStats]
+    provenance: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        return dataclasses.asdict(self)
+
+    def table(self) -> str:
+        """Plain-text table, one quantity per row (what ``amtool dataset info`` prints)."""
+        rows = [("structures", str(self.n_structures), "")]
+        rows.append(("atoms per structure", _stats_text(self.n_atoms, "{:.0f}"), ""))
+        comp = ", ".join(f"{s} {x:.3f}" for s, x in self.composition.items())
+        rows.append(("composition (atom fraction)", comp, ""))
+        rows.append(("cell density", _stats_text(self.density, "{:.4g}"), "g/cm3"))
+        for name, stats in self.properties.items():
+            text = _stats_text(stats, "{:.5g}")
+            if stats.n < self.n_structures:
+                text += f" ({self.n_structures - stats.n} missing)"
+            unit = PROPERTY_UNITS.get(name, "")
+            rows.append((name, text, "" if unit == "1" else unit))
+        command = self.provenance.get("command")
+        if command:
+            rows.append(("made by", str(command), ""))
+        width = max(len(r[0]) for r in rows)
+        return "\n".join(f"{k:<{width}}  {v}{'  ' + u if u else ''}" for k, v, u in rows)
+
+
+def _stats_text(stats: ColumnStats, fmt: str) -> str:
+    if stats.n == 0:
+        return "no values"
+    mean, sd, lo, hi = (fmt.format(x) for x in (stats.mean, stats.sd, stats.min, stats.max))
+    return f"mean {mean}, sd {sd}, range {lo} to {hi}"
+
+
+def summarize(dataset: Dataset) -> DatasetSummary:
+    """Sizes, composition, cell densities and property statistics of `dataset`.
+
+    Ghost atoms (atomic number 0), if a dataset holds any, are left out of the counts and
+    the density. Reads every frame once (a few seconds for thousands of structures).
+
+    Args:
+        dataset: any `Dataset`.
+
+    Returns:
+        DatasetSummary.
+    """
+    counts: Counter[int] = Counter()
+    n_atoms, densities = [], []
+    for i in range(len(dataset)):
+        frame = dataset.frame(i)
+        numbers = frame.numbers[frame.numbers != GHOST_NUMBER]
+        counts.update(numbers.tolist())
+        n_atoms.append(numbers.size)
+        volume = abs(float(np.linalg.det(frame.cell)))
+        mass = float(atomic_masses[numbers].sum())
+        densities.append(mass / volume * AMU_PER_A3_TO_G_PER_CM3 if volume > 0 else np.nan)
+    total = sum(counts.values()) or 1
+    composition = {chemical_symbols[z]: counts[z] / total for z in sorted(counts)}
+    return DatasetSummary(
+        n_structures=len(dataset),
+        n_atoms=ColumnStats.of(np.asarray(n_atoms, dtype=np.float64)),
+        composition=composition,
+        density=ColumnStats.of(np.asarray(densities)),
+        properties={name: ColumnStats.of(col) for name, col in dataset.properties.items()},
+        provenance=dataset.provenance,
+    )

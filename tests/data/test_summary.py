@@ -1,0 +1,52 @@
+"""Dataset summaries and ``amtool dataset info``."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from ase import Atoms
+from ase.build import bulk
+from click.testing import CliRunner
+
+from amtoolkit.cli import main
+from amtoolkit.data import Dataset, summarize
+
+
+def _dataset() -> Dataset:
+    si = bulk("Si", "diamond", 5.431, cubic=True)  # 8 atoms, 2.329 g/cm3
+    sio2 = Atoms("SiO2", positions=[[0, 0, 0], [1.6, 0, 0], [0, 1.6, 0]], cell=[5, 5, 5], pbc=True)
+    return Dataset.from_atoms(
+        [si, sio2, si.repeat((1, 1, 2))],
+        properties={"shear_modulus": [10.0, np.nan, 30.0], "ring_size": [6.0, 7.0, 8.0]},
+        provenance={"command": "made by hand"},
+    )
+
+
+def test_summary_counts_composition_density_and_properties():
+    s = summarize(_dataset())
+    assert s.n_structures == 3
+    assert (s.n_atoms.min, s.n_atoms.max, s.n_atoms.mean) == (3, 16, 9.0)
+    # 24 Si + 1 Si + 2 O = 27 atoms
+    assert s.composition == pytest.approx({"O": 2 / 27, "Si": 25 / 27})
+    assert s.density.max == pytest.approx(2.329, abs=1e-3)  # diamond Si
+    g = s.properties["shear_modulus"]
+    assert (g.n, g.mean, g.sd, g.min, g.max) == (2, 20.0, 10.0, 10.0, 30.0)
+    table = s.table()
+    assert "shear_modulus" in table and "(1 missing)" in table and "made by hand" in table
+
+
+def test_dataset_info_cli(tmp_path):
+    path = _dataset().to_hdf5(tmp_path / "d.h5")
+    out = tmp_path / "s.json"
+    result = CliRunner().invoke(main, ["dataset", "info", str(path), "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "ring_size" in result.output
+    assert json.loads(out.read_text())["properties"]["ring_size"]["mean"] == pytest.approx(7.0)
+
+
+def test_dataset_info_unknown_dataset_is_one_line_error(tmp_path):
+    result = CliRunner().invoke(main, ["dataset", "info", str(tmp_path / "missing.h5")])
+    assert result.exit_code == 2
+    assert "neither a file nor a shipped dataset" in result.output
