@@ -14,6 +14,8 @@ __version__ = "0.1.0"
 _LAZY = {
     "Analyzer": "amtoolkit.analyzer",
     "Generator": "amtoolkit.generator",
+    "HMC": "amtoolkit.hmc",
+    "NoiseEnergyCalculator": "amtoolkit.calculator",
     "get_calculator": "amtoolkit.potentials",
 }
 

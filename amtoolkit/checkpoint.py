@@ -16,7 +16,10 @@ JSON layout (``format`` = ``"amtoolkit-model"``, ``version`` = 1)::
      "typical": {"n_atoms": 216, "density": 2.28, "composition": {"Si": 1.0},
                  "property_ranges": {name: [min, max]}, ...},
      "dataset": {...provenance...}, "training": {...},
-     "sampling": {"sampler": "sde", "steps": 200, "guidance": null}}
+     "sampling": {"sampler": "sde", "steps": 200, "guidance": null},
+     "objective": "score" | "flow" | "shortcut"}
+
+A card without ``objective`` (written before the key existed) reads as ``"score"``.
 
 Example:
     >>> save_checkpoint("runs/a-si/model", model, info)      # model.pt + model.json
@@ -39,6 +42,7 @@ from torch import nn
 from amtoolkit.analysis._result import to_jsonable
 from amtoolkit.data._files import atomic_path
 from amtoolkit.data.vocabulary import ElementVocabulary
+from amtoolkit.diffusion.objectives import OBJECTIVES
 from amtoolkit.diffusion.schedules import MaterialSDE
 from amtoolkit.nn.denoiser import DENOISERS, DenoiserConfig, build_denoiser
 
@@ -143,6 +147,10 @@ class ModelInfo:
         training: training record: config, epochs, best validation loss, wall time,
             hardware, command (free-form JSON).
         sampling: default sampler settings for generation.
+        objective: the training objective (`amtoolkit.diffusion.OBJECTIVES`): ``"score"``
+            (the outputs are noise predictions), ``"flow"`` (velocities of the material
+            ODE) or ``"shortcut"`` (noise predictions that also take the step size d;
+            needs ``model.step_size_embedding``). It decides which samplers fit.
     """
 
     name: str
@@ -155,6 +163,7 @@ class ModelInfo:
     dataset: dict[str, Any] = dataclasses.field(default_factory=dict)
     training: dict[str, Any] = dataclasses.field(default_factory=dict)
     sampling: SamplingDefaults = dataclasses.field(default_factory=SamplingDefaults)
+    objective: str = "score"
 
     def __post_init__(self) -> None:
         if len(self.vocabulary) != self.model.n_classes:
@@ -170,6 +179,12 @@ class ModelInfo:
                 raise CheckpointError(f"normalisation std of {name!r} must be > 0, got {std}")
         if self.max_density is not None and not self.max_density > 0:
             raise CheckpointError(f"max_density must be positive or null, got {self.max_density}")
+        if self.objective not in OBJECTIVES:
+            raise CheckpointError(
+                f"unknown objective {self.objective!r}; known: {', '.join(OBJECTIVES)}"
+            )
+        if self.objective == "shortcut" and not self.model.step_size_embedding:
+            raise CheckpointError("objective 'shortcut' needs model.step_size_embedding = true")
 
     @property
     def kind(self) -> str:
@@ -198,6 +213,7 @@ class ModelInfo:
             "dataset": to_jsonable(self.dataset),
             "training": to_jsonable(self.training),
             "sampling": self.sampling.to_dict(),
+            "objective": self.objective,
         }
 
     @classmethod
@@ -261,6 +277,7 @@ class ModelInfo:
             dataset=dict(data.get("dataset") or {}),
             training=dict(data.get("training") or {}),
             sampling=SamplingDefaults.from_dict(data.get("sampling") or {}),
+            objective=str(data.get("objective", "score")),
         )
 
     def to_json(self) -> str:

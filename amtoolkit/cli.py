@@ -19,6 +19,7 @@ import os
 import sys
 import traceback
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import click
 
@@ -147,9 +148,16 @@ def potentials() -> None:
 @click.option("--atoms", "n_atoms", type=int, help="Atoms per structure (sizes the cell).")
 @click.option("--density", type=float, help="Mass density in g/cm3 (sizes a cubic cell).")
 @click.option("--max-density", type=float, help="Ghost-atom density, atoms/Å^3.")
-@click.option("--sampler", help="sde or ode (default: the model's).")
+@click.option("--sampler", help="sde, ode, shortcut or hmc (default: the model's).")
 @click.option("--steps", type=int, help="Reverse steps (default: the model's).")
 @click.option("--guidance", type=float, help="Classifier-free guidance weight w.")
+@click.option(
+    "--hmc-range",
+    type=(float, float),
+    metavar="T_LO T_HI",
+    help="--sampler hmc: diffusion times with an HMC iteration [default: 0 0.5].",
+)
+@click.option("--dt0", type=float, help="--sampler hmc: base leapfrog step [default: 0.4].")
 @click.option("--icg", is_flag=True, help="Independent condition guidance.")
 @click.option("--seed", type=int, help="Run seed (default: random, printed).")
 @click.option("--batch-size", type=int, help="Structures per sampler call.")
@@ -208,6 +216,85 @@ def generate(
                 click.echo(f"amtool: interrupted; {written} structure(s) kept in {path}", err=True)
                 sys.exit(130)
         click.echo(f"wrote {written} structures to {path} (seed {seed})")
+
+
+@main.command()
+@click.argument("files", nargs=-1, required=True)
+@click.option("--model", "-m", "model", required=True, help="Energy model (name or checkpoint).")
+@click.option("-o", "--output", required=True, metavar="OUT.extxyz", help="Extended XYZ output.")
+@click.option("--t", "t", type=float, default=0.05, show_default=True, help="Diffusion time.")
+@click.option(
+    "--method",
+    type=click.Choice(["hmc", "relax"]),
+    default="hmc",
+    show_default=True,
+    help="HMC sampling or FIRE relaxation on the noise energy.",
+)
+@click.option(
+    "--steps", type=int, default=100, show_default=True, help="HMC iterations / FIRE steps."
+)
+@click.option("--dt0", type=float, default=0.4, show_default=True, help="HMC base step.")
+@click.option(
+    "--target", "targets", multiple=True, metavar="NAME=VALUE", help="Property target (repeatable)."
+)
+@click.option("--potential", "-p", metavar="NAME", help="Classical potential for a final stage.")
+@click.option(
+    "--classical",
+    type=click.Choice(["relax", "md", "none"]),
+    default="relax",
+    show_default=True,
+    help="Final stage with --potential.",
+)
+@click.option("--md-steps", type=int, default=1000, show_default=True, help="MD steps (1 fs).")
+@click.option(
+    "--temperature", type=float, default=300.0, show_default=True, help="MD temperature, K."
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed.")
+@click.option("--type-map", metavar="1=O,2=Si", help="LAMMPS atom types to elements.")
+@click.option("--device", default="cpu", show_default=True, help="torch device, e.g. cuda.")
+@click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
+@click.option("--debug", is_flag=True, help="Show tracebacks.")
+def refine(
+    files: Sequence[str],
+    model: str,
+    output: str,
+    targets: Sequence[str],
+    type_map: str | None,
+    device: str,
+    overwrite: bool,
+    debug: bool,
+    **options: Any,
+) -> None:
+    """Refine FILES on an energy model's noise energy (HMC or relaxation), optionally
+    followed by a relaxation or MD with a classical potential.
+
+    Structures are appended to OUT as each batch finishes.
+    """
+    import ase.io
+
+    from amtoolkit.generator import Generator, parse_target
+    from amtoolkit.refine import refine_iter
+
+    written = 0
+    with _user_errors(debug):
+        if os.path.exists(output) and not overwrite:
+            raise ValueError(f"{output} exists; pass --overwrite to replace it")
+        structures, _ = _read(files, ":", None, type_map)
+        gen = Generator.load(model, device=device)
+        target_values = dict(parse_target(text) for text in targets)
+        frames = refine_iter(structures, gen, targets=target_values, device=device, **options)
+        with open(output, "w", encoding="utf-8") as fh:
+            try:
+                for atoms in frames:
+                    ase.io.write(fh, atoms, format="extxyz")
+                    fh.flush()
+                    written += 1
+            except KeyboardInterrupt:
+                click.echo(
+                    f"amtool: interrupted; {written} structure(s) kept in {output}", err=True
+                )
+                sys.exit(130)
+        click.echo(f"wrote {written} refined structures to {output}")
 
 
 def _add_subcommands() -> None:

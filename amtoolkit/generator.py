@@ -37,15 +37,14 @@ from amtoolkit.data.ghosts import n_target
 from amtoolkit.data.vocabulary import ElementVocabulary
 from amtoolkit.diffusion import (
     FORMAL_CHARGES,
-    SAMPLERS,
-    MaterialSDE,
     charge_balance,
-    get_timesteps,
     guided,
     is_charge_balanced,
     restart_timesteps,
     sample_prior,
     sample_with_restarts,
+    sampler_names,
+    sampling_method,
 )
 
 __all__ = [
@@ -100,6 +99,12 @@ DEFAULT_RESTARTS_OXIDE = 3
 
 RESTART_T = 0.3
 """Default time that charge-unbalanced samples are re-noised to (AMDEN-style restarts)."""
+
+HMC_RANGE = (0.0, 0.5)
+"""Default diffusion-time window of the HMC iterations (DESIGN section 4)."""
+
+HMC_DT0 = 0.4
+"""Default HMC base step (dt = sigma_X(t) dt0; 0.4 for Si and SiO2, 0.2 for MEG)."""
 
 ICG_ROWS = 256
 """Rows of the synthetic ICG table drawn uniformly in the training ranges (``icg=True``)."""
@@ -243,8 +248,10 @@ class GenerationPlan:
         targets: property name -> raw target per structure ``[n]`` (NaN = null);
             only the properties the caller named.
         properties: normalised model property columns. [n, m]
-        sampler: key of `SAMPLERS`.
+        sampler: sampler name (`amtoolkit.diffusion.sampler_names` of the model).
         steps: reverse steps (model evaluations) per run.
+        sampler_options: extra keyword arguments of the sampler (HMC: ``hmc_range``,
+            ``dt0``); empty for the others.
         guidance: classifier-free guidance weight w.
         icg_properties: normalised ICG rows [K, m], or None (all-null branch).
         seed: run seed.
@@ -264,6 +271,7 @@ class GenerationPlan:
     properties: np.ndarray
     sampler: str
     steps: int
+    sampler_options: dict[str, Any]
     guidance: float
     icg_properties: np.ndarray | None
     seed: int
@@ -284,6 +292,7 @@ class GenerationPlan:
             "targets": {k: v.tolist() for k, v in self.targets.items()},
             "sampler": self.sampler,
             "steps": self.steps,
+            "sampler_options": dict(self.sampler_options),
             "guidance": self.guidance,
             "icg": self.icg_properties is not None,
             "seed": self.seed,
@@ -397,6 +406,8 @@ class Generator:
         seed: int | None = None,
         max_restarts: int | None = None,
         restart_t: float = RESTART_T,
+        hmc_range: tuple[float, float] = HMC_RANGE,
+        dt0: float = HMC_DT0,
         _stacklevel: int = 2,
         **targets: Any,
     ) -> GenerationPlan:
@@ -415,9 +426,18 @@ class Generator:
 
         defaults = info.sampling
         steps = _check_int("steps", defaults.steps if steps is None else steps, 1)
-        sampler = defaults.sampler if sampler is None else sampler
-        if sampler not in SAMPLERS:
-            raise ValueError(f"unknown sampler {sampler!r}; known: {', '.join(SAMPLERS)}")
+        usable = sampler_names(info.objective, info.kind)
+        if sampler is None:
+            sampler = defaults.sampler if defaults.sampler in usable else usable[0]
+        method = sampling_method(info.objective, sampler, info.kind)
+        sampler_options: dict[str, Any] = {}
+        if method.needs_energy:
+            sampler_options = _hmc_options(hmc_range, dt0)
+            if guidance:
+                raise ValueError(
+                    f"sampler 'hmc' runs without guidance (w = 0), got guidance={guidance}"
+                )
+            guidance = 0.0
         if guidance is None:  # the model's default, but only when there is something to guide
             guidance = (defaults.guidance or 0.0) if target_table else 0.0
         guidance = float(guidance)
@@ -440,8 +460,13 @@ class Generator:
             z in FORMAL_CHARGES for z in self.vocabulary.numbers
         )
         if max_restarts is None:
-            max_restarts = DEFAULT_RESTARTS_OXIDE if balance else 0
+            max_restarts = DEFAULT_RESTARTS_OXIDE if balance and method.restarts else 0
         max_restarts = _check_int("max_restarts", max_restarts, 0)
+        if max_restarts and not method.restarts:
+            raise ValueError(
+                f"max_restarts > 0 re-noises with the score process; sampler {sampler!r} of "
+                f"this {info.objective} model cannot restart"
+            )
         if max_restarts and not balance:
             raise ValueError(
                 "max_restarts > 0 needs an oxide model whose elements have formal charges "
@@ -449,7 +474,7 @@ class Generator:
             )
         restart_t = float(restart_t)
         if max_restarts:
-            restart_timesteps(get_timesteps(steps, info.sde), restart_t)  # checks restart_t
+            restart_timesteps(method.timesteps(steps, info.sde), restart_t)  # checks restart_t
 
         return GenerationPlan(
             n=n,
@@ -461,6 +486,7 @@ class Generator:
             properties=properties,
             sampler=sampler,
             steps=steps,
+            sampler_options=sampler_options,
             guidance=guidance,
             icg_properties=icg_rows,
             seed=seed,
@@ -621,6 +647,8 @@ class Generator:
         seed: int | None = None,
         max_restarts: int | None = None,
         restart_t: float = RESTART_T,
+        hmc_range: tuple[float, float] = HMC_RANGE,
+        dt0: float = HMC_DT0,
         progress: bool | None = True,
         **targets: Any,
     ) -> list[Atoms]:
@@ -640,8 +668,11 @@ class Generator:
                 With ghosts every system starts with floor(max_density V) atoms and the
                 model decides how many end up as ghosts.
             steps: reverse steps = model evaluations (default: the model card's, else 200).
-            sampler: ``"sde"`` (Euler-Maruyama) or ``"ode"`` (probability flow); default
-                the model card's, else ``"sde"``.
+            sampler: ``"sde"`` (Euler-Maruyama), ``"ode"`` (probability flow; for a
+                flow-matching model its learned flow), ``"shortcut"`` (few-step jumps of a
+                shortcut model) or ``"hmc"`` (reverse SDE with HMC on the noise energy of an
+                energy model, guidance off); default the model card's.
+                ``amtoolkit.diffusion.sampler_names`` lists those a model supports.
             guidance: classifier-free guidance weight w (default: the model card's when a
                 target is given, else 0).
             icg: independent condition guidance: True draws the unconditional branch's
@@ -653,6 +684,9 @@ class Generator:
             max_restarts: charge-balance restarts per structure (default 3 for oxide
                 models, 0 otherwise; only oxide models may restart).
             restart_t: time that unbalanced samples are re-noised to.
+            hmc_range: ``sampler="hmc"``: the (t_min, t_max) window of diffusion times
+                in which each reverse step is preceded by one HMC iteration.
+            dt0: ``sampler="hmc"``: base leapfrog step, dt = sigma_X(t) dt0.
             progress: show a tqdm bar over model steps (None: only on a terminal).
             **targets: property targets by name or alias (``shear=40``), each a scalar
                 or a sequence of `n` values (None/NaN = null for that structure), raw
@@ -663,7 +697,9 @@ class Generator:
             ``atoms.info`` has ``model``, ``sampler``, ``steps``, ``guidance``, ``seed``
             (run), ``structure_seed``, ``index``, ``target_<property>`` for every
             non-null target, ``max_density`` and ``n_initial`` with ghosts, and for
-            oxide models ``charge_balanced`` and ``restarts``.
+            oxide models ``charge_balanced`` and ``restarts``; with ``sampler="hmc"``
+            also ``hmc_range``, ``dt0`` and ``hmc_acceptance`` (mean acceptance rate of
+            the structure's batch).
 
         Raises:
             ValueError: an unknown target name (listing the model's properties and
@@ -692,6 +728,8 @@ class Generator:
                 seed=seed,
                 max_restarts=max_restarts,
                 restart_t=restart_t,
+                hmc_range=hmc_range,
+                dt0=dt0,
                 progress=progress,
                 _stacklevel=3,
                 **targets,
@@ -729,12 +767,13 @@ class Generator:
         try:
             for k, (start, stop) in enumerate(plan.batches):
                 bar.set_description(f"{self.name} {k + 1}/{runs}")
-                structures, balanced, restarts = self._sample_batch(plan, start, stop, bar)
+                structures, balanced, restarts, extra = self._sample_batch(plan, start, stop, bar)
                 for offset, atoms in enumerate(structures):
                     index = start + offset
                     atoms.set_cell(plan.cell)  # the planned cell, not its float32 copy
                     atoms.wrap()
                     atoms.info.update(self._structure_info(plan, index))
+                    atoms.info.update(extra)
                     if balanced is not None:
                         atoms.info["charge_balanced"] = bool(balanced[offset])
                         atoms.info["restarts"] = int(restarts[offset])
@@ -752,8 +791,9 @@ class Generator:
 
     def _sample_batch(
         self, plan: GenerationPlan, start: int, stop: int, bar: Any
-    ) -> tuple[list[Atoms], np.ndarray | None, np.ndarray]:
-        """Sample structures ``start..stop-1``: (Atoms, charge balanced or None, restarts)."""
+    ) -> tuple[list[Atoms], np.ndarray | None, np.ndarray, dict[str, Any]]:
+        """Sample structures ``start..stop-1``: (Atoms, charge balanced or None, restarts,
+        batch-wide ``atoms.info`` entries)."""
         param = next(self.model.parameters())
         device, dtype = param.device, param.dtype
         sde = self.info.sde
@@ -777,8 +817,13 @@ class Generator:
         if plan.icg_properties is not None:
             icg = torch.as_tensor(plan.icg_properties, dtype=dtype, device=device)
         model = guided(self.model, plan.guidance, icg_properties=icg, generator=generator)
-        ts = get_timesteps(plan.steps, sde)
-        sampler = functools.partial(SAMPLERS[plan.sampler], callback=_progress(bar, plan, sde))
+        method = sampling_method(self.info.objective, plan.sampler, self.info.kind)
+        ts = method.timesteps(plan.steps, sde)
+        options: dict[str, Any] = dict(plan.sampler_options)
+        hmc_stats: list[dict[str, Any]] = []
+        if method.needs_energy:
+            options.update(stats=hmc_stats, energy_model=self.model)
+        sampler = functools.partial(method.sampler, callback=_progress(bar, plan, ts), **options)
         if plan.max_restarts:
             out, restarts = sample_with_restarts(
                 sampler,
@@ -798,7 +843,14 @@ class Generator:
         balanced = None
         if plan.charge_balance:
             balanced = is_charge_balanced(out, self.vocabulary).cpu().numpy()
-        return to_atoms(out, self.vocabulary), balanced, restarts.cpu().numpy()
+        extra: dict[str, Any] = {}
+        if method.needs_energy:
+            extra = {
+                "hmc_range": list(plan.sampler_options["hmc_range"]),
+                "dt0": plan.sampler_options["dt0"],
+                "hmc_acceptance": _mean_acceptance(hmc_stats),
+            }
+        return to_atoms(out, self.vocabulary), balanced, restarts.cpu().numpy(), extra
 
     def _structure_info(self, plan: GenerationPlan, index: int) -> dict[str, Any]:
         """``atoms.info`` entries recording how structure `index` was made."""
@@ -924,12 +976,12 @@ def _concat(batches: Sequence[Batch]) -> Batch:
     )
 
 
-def _progress(bar: Any, plan: GenerationPlan, sde: MaterialSDE) -> Callable[[dict[str, Any]], None]:
+def _progress(bar: Any, plan: GenerationPlan, ts: torch.Tensor) -> Callable[[dict[str, Any]], None]:
     """Sampler callback advancing `bar` one model step; restart runs extend its total."""
     runs = {"count": 0}
     restart_steps = 0
     if plan.max_restarts:
-        restart_steps = len(restart_timesteps(get_timesteps(plan.steps, sde), plan.restart_t)) - 1
+        restart_steps = len(restart_timesteps(ts, plan.restart_t)) - 1
 
     def callback(record: dict[str, Any]) -> None:
         if record["i"] == 0:
@@ -940,3 +992,23 @@ def _progress(bar: Any, plan: GenerationPlan, sde: MaterialSDE) -> Callable[[dic
         bar.update(1)
 
     return callback
+
+
+def _hmc_options(hmc_range: Any, dt0: Any) -> dict[str, Any]:
+    """Validated HMC sampler options (``hmc_range`` a pair in [0, 1], ``dt0`` > 0)."""
+    try:
+        lo, hi = (float(x) for x in hmc_range)
+    except (TypeError, ValueError):
+        raise ValueError(f"hmc_range must be a pair (t_lo, t_hi), got {hmc_range!r}") from None
+    if not 0.0 <= lo <= hi <= 1.0:
+        raise ValueError(f"hmc_range must satisfy 0 <= t_lo <= t_hi <= 1, got {hmc_range!r}")
+    dt0 = float(dt0)
+    if not (math.isfinite(dt0) and dt0 > 0):
+        raise ValueError(f"dt0 must be a positive number, got {dt0}")
+    return {"hmc_range": (lo, hi), "dt0": dt0}
+
+
+def _mean_acceptance(stats: Sequence[Mapping[str, Any]]) -> float:
+    """Mean acceptance rate over the HMC iterations of one sampler call (NaN if none)."""
+    rates = [float(r["acceptance"]) for r in stats]
+    return float(np.mean(rates)) if rates else math.nan

@@ -52,8 +52,10 @@ def save_tiny_model(
     typical: Typical | None = None,
     guidance: float | None = None,
     seed: int = 0,
+    objective: str = "score",
+    kind: str = "score",
 ) -> Path:
-    """Save an untrained tiny score model (hidden 16, 2 layers) as a checkpoint at `stem`."""
+    """Save an untrained tiny model (hidden 16, 2 layers) as a checkpoint at `stem`."""
     vocabulary = ElementVocabulary(elements)
     config = DenoiserConfig(
         n_classes=len(vocabulary),
@@ -62,6 +64,8 @@ def save_tiny_model(
         layers=2,
         vector_channels=2,
         cutoff=3.0,
+        kind=kind,
+        step_size_embedding=objective == "shortcut",
     )
     torch.manual_seed(seed)
     model = build_denoiser(config)
@@ -83,6 +87,7 @@ def save_tiny_model(
         max_density=max_density,
         typical=typical,
         sampling=SamplingDefaults(sampler="sde", steps=STEPS, guidance=guidance),
+        objective=objective,
     )
     save_checkpoint(stem, model, info)
     return stem
@@ -469,3 +474,50 @@ def test_pretrained_registry_lists_complete_checkpoints(tmp_path, monkeypatch):
     assert pretrained.model_info("shipped-si") == gen.info
     frames = gen.generate(1, n_atoms=6, seed=0, progress=False)
     assert len(frames[0]) == 6
+
+
+# ------------------------------------------------------------- samplers by objective
+
+
+def test_flow_model_generates_with_its_ode_and_refuses_the_sde(tmp_path):
+    gen = Generator.from_checkpoint(save_tiny_model(tmp_path / "flow", objective="flow"))
+    frames = gen.generate(2, seed=3, steps=4, shear=35, progress=False)  # default: "ode"
+    assert [a.info["sampler"] for a in frames] == ["ode", "ode"]
+    assert all(np.isfinite(a.positions).all() for a in frames)
+    with pytest.raises(ValueError, match="sampler 'sde' does not work with this model"):
+        gen.generate(1, sampler="sde", progress=False)
+    with pytest.raises(ValueError, match="cannot restart"):
+        gen.generate(1, max_restarts=1, progress=False)
+
+
+def test_shortcut_model_generates_in_few_steps_deterministically(tmp_path):
+    gen = Generator.from_checkpoint(save_tiny_model(tmp_path / "sc", objective="shortcut"))
+    a = gen.generate(2, sampler="shortcut", steps=2, seed=5, progress=False)
+    b = gen.generate(2, sampler="shortcut", steps=2, seed=5, progress=False)
+    for x, y in zip(a, b, strict=True):
+        np.testing.assert_array_equal(x.positions, y.positions)
+    assert a[0].info["sampler"] == "shortcut" and a[0].info["steps"] == 2
+
+
+def test_score_model_refuses_shortcut_and_hmc(sio2):
+    with pytest.raises(ValueError, match="use one of: sde, ode$"):
+        sio2.generate(1, sampler="shortcut", progress=False)
+    with pytest.raises(ValueError, match="sampler 'hmc' does not work"):
+        sio2.generate(1, sampler="hmc", progress=False)
+
+
+def test_energy_model_generates_with_hmc(tmp_path):
+    stem = save_tiny_model(tmp_path / "energy", elements=("Si",), property_names=(), kind="energy")
+    gen = Generator.from_checkpoint(stem)
+    frames = gen.generate(
+        2, sampler="hmc", steps=4, seed=1, hmc_range=(0.0, 0.9), dt0=0.1, progress=False
+    )
+    info = frames[0].info
+    assert info["sampler"] == "hmc" and info["dt0"] == 0.1
+    assert 0.0 <= info["hmc_acceptance"] <= 1.0
+    with pytest.raises(ValueError, match="without guidance"):
+        gen.generate(1, sampler="hmc", guidance=1.0, progress=False)
+    with pytest.raises(ValueError, match="hmc_range"):
+        gen.generate(1, sampler="hmc", hmc_range=(0.6, 0.2), progress=False)
+    with pytest.raises(ValueError, match="dt0"):
+        gen.generate(1, sampler="hmc", dt0=0.0, progress=False)

@@ -56,9 +56,7 @@ def check_structure(atoms: Atoms, *, periodic: bool = True, frame: int | None = 
             raise StructureError(f"{where}cell has zero volume")
 
 
-def prepare(
-    structures: Atoms | Iterable[Atoms], *, periodic: bool = True
-) -> list[Atoms]:
+def prepare(structures: Atoms | Iterable[Atoms], *, periodic: bool = True) -> list[Atoms]:
     """Validate a structure or set and return the real-atom (ghost-free) list."""
     frames = as_structure_list(structures)
     out = []

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import Any
 
 import torch
 
@@ -62,14 +63,20 @@ class GuidedModel:
     icg_properties: torch.Tensor | None = None
     generator: torch.Generator | None = None
 
-    def _call_model(self, batch: Batch, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.generator is None:
-            return self.model(batch, t)
-        return self.model(batch, t, generator=self.generator)  # type: ignore[call-arg]
+    def _call_model(
+        self, batch: Batch, t: torch.Tensor, step_size: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        kwargs: dict[str, Any] = {} if self.generator is None else {"generator": self.generator}
+        if step_size is not None:  # only shortcut models take it
+            kwargs["step_size"] = step_size
+        return self.model(batch, t, **kwargs)  # type: ignore[call-arg]
 
-    def __call__(self, batch: Batch, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def __call__(
+        self, batch: Batch, t: torch.Tensor, *, step_size: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Guided prediction; `step_size` [S] (shortcut models) is passed on to the model."""
         if self.w == 0.0:
-            return self._call_model(batch, t)
+            return self._call_model(batch, t, step_size)
         if self.icg_properties is None:
             null = null_properties(batch.properties)
         else:
@@ -84,7 +91,8 @@ class GuidedModel:
             null = icg_properties_draw(table, batch.n_systems, self.generator)
         # one model call on [conditional systems; unconditional systems]
         both = concat_batches(batch, batch.replace(properties=null))
-        eps_x, eps_e = self._call_model(both, torch.cat([t, t]))
+        both_steps = None if step_size is None else torch.cat([step_size, step_size])
+        eps_x, eps_e = self._call_model(both, torch.cat([t, t]), both_steps)
         n = batch.n_atoms
         w = self.w
         return (1.0 + w) * eps_x[:n] - w * eps_x[n:], (1.0 + w) * eps_e[:n] - w * eps_e[n:]

@@ -4,6 +4,7 @@
 - `TimeEmbedding`, `PropertyEmbedding` (null embeddings), `StepSizeEmbedding`.
 - `EGNN`: equivariant backbone with k vector channels, attention and a smooth cutoff.
 - `DenoiserConfig`, `ScoreDenoiser`, `build_denoiser`, `DENOISERS`.
+- `EnergyDenoiser`: eps = gradient of a scalar noise energy (for HMC denoising).
 """
 
 from __future__ import annotations
@@ -22,13 +23,16 @@ from amtoolkit.nn.embeddings import (
     TimeEmbedding,
     fourier_features,
 )
+from amtoolkit.nn.energy import GAMMA_INIT, EnergyDenoiser
 from amtoolkit.nn.graph import edge_vectors, lattice_offsets, periodic_edges
 
 __all__ = [
     "DENOISERS",
     "EGNN",
+    "GAMMA_INIT",
     "DenoiserConfig",
     "EGNNLayer",
+    "EnergyDenoiser",
     "PropertyEmbedding",
     "ScoreDenoiser",
     "StepSizeEmbedding",

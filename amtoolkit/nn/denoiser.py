@@ -249,6 +249,8 @@ def remove_system_mean(
 
 
 DENOISERS: dict[str, type[nn.Module]] = {"score": ScoreDenoiser}
+"""Denoiser classes by `DenoiserConfig.kind`: "score" (ScoreDenoiser) and "energy"
+(`amtoolkit.nn.energy.EnergyDenoiser`, which registers itself; `amtoolkit.nn` imports it)."""
 
 
 def build_denoiser(config: DenoiserConfig | Mapping[str, Any]) -> nn.Module:

@@ -26,6 +26,7 @@ from typing import Any
 import yaml
 
 from amtoolkit.checkpoint import SamplingDefaults
+from amtoolkit.diffusion.objectives import OBJECTIVES
 from amtoolkit.diffusion.schedules import MaterialSDE
 from amtoolkit.nn.denoiser import DenoiserConfig
 
@@ -180,6 +181,12 @@ class TrainConfig:
         threads: torch CPU threads (None = torch's default).
         t_bins: number of equal bins of t in [t_min, t_max] for the per-bin losses.
         tensorboard: also log to TensorBoard when the ``tensorboard`` package is installed.
+        objective: training objective, a key of `amtoolkit.diffusion.LOSSES`: ``"score"``
+            (noise prediction, AMDEN), ``"flow"`` (material ODE, flow matching) or
+            ``"shortcut"`` (AMShortcut; needs ``model.step_size_embedding: true``).
+        shortcut_fraction: for ``objective: shortcut``, the fraction of training
+            batches that also get the self-consistency term (the others get the
+            denoising loss at d = 0); 0.25 in AMShortcut.
     """
 
     data: DataConfig
@@ -196,6 +203,8 @@ class TrainConfig:
     threads: int | None = None
     t_bins: int = 5
     tensorboard: bool = True
+    objective: str = "score"
+    shortcut_fraction: float = 0.25
 
     def __post_init__(self) -> None:
         if not self.name or "/" in self.name or self.name in (".", ".."):
@@ -215,6 +224,17 @@ class TrainConfig:
             raise ConfigError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}")
         if self.sampling.steps < 1:
             raise ConfigError(f"sampling.steps must be >= 1, got {self.sampling.steps}")
+        if self.objective not in OBJECTIVES:
+            raise ConfigError(
+                f"unknown objective {self.objective!r}; known: {', '.join(OBJECTIVES)}"
+            )
+        if not 0.0 <= self.shortcut_fraction <= 1.0:
+            raise ConfigError(f"shortcut_fraction must lie in [0, 1], got {self.shortcut_fraction}")
+        if self.objective == "shortcut" and not self.model.step_size_embedding:
+            raise ConfigError(
+                "objective 'shortcut' needs model.step_size_embedding: true (the model "
+                "must read the step size d)"
+            )
 
     @property
     def output_dir(self) -> Path:

@@ -40,6 +40,7 @@ from amtoolkit.analysis._result import Result
 from amtoolkit.checkpoint import ModelInfo, save_checkpoint
 from amtoolkit.data._files import atomic_path
 from amtoolkit.diffusion.loss import denoising_loss
+from amtoolkit.diffusion.objectives import LOSSES
 from amtoolkit.nn.denoiser import build_denoiser
 from amtoolkit.training.config import ConfigError, TrainConfig, save_config
 from amtoolkit.training.data import (
@@ -71,6 +72,7 @@ RESUMABLE_CHANGES = ("epochs", "checkpoint_every", "device", "threads", "tensorb
 """Top-level config keys that may differ between a run and its resumption."""
 
 _TRAIN_NOISE, _VAL_NOISE = 4, 5  # stream tags of the keyed torch generators
+_SHORTCUT_BATCHES = 6  # stream tag of the choice of shortcut batches
 
 
 @dataclasses.dataclass(frozen=True)
@@ -296,6 +298,7 @@ class Trainer:
         )
         generator = self._generator(_TRAIN_NOISE, epoch, ctx.rank)
         ghost_key = train_ghost_key(cfg.seed, epoch)
+        shortcut = iter(self.objective_batches(epoch, len(batches)))
         totals = self._zero_totals()
         grad_norms = torch.zeros(2, dtype=torch.float64, device=self.device)
         bar = self._bar(len(batches), f"epoch {epoch}/{cfg.epochs}")
@@ -303,7 +306,8 @@ class Trainer:
             batch = make_batch(
                 self.data.train, indices, self.data, cfg.data.max_density, ghost_key
             ).to(self.device)
-            loss, per_system, t = denoising_loss(
+            loss_fn = LOSSES[cfg.objective] if next(shortcut) else denoising_loss
+            loss, per_system, t = loss_fn(
                 self._with_generator(self.network, generator), batch, cfg.sde, generator
             )
             if not torch.isfinite(loss):
@@ -332,6 +336,15 @@ class Trainer:
         out["grad_norm"] = float(grad_norms[0] / grad_norms[1].clamp_min(1))
         return out
 
+    def objective_batches(self, epoch: int, n_batches: int) -> list[bool]:
+        """Which of an epoch's batches get the objective's loss (the others get the
+        denoising loss at d = 0): all, except for ``objective: shortcut``
+        (`shortcut_batches` with ``shortcut_fraction``)."""
+        cfg = self.config
+        if cfg.objective != "shortcut":
+            return [True] * n_batches
+        return shortcut_batches(cfg.seed, epoch, n_batches, cfg.shortcut_fraction)
+
     def validate(self) -> dict[str, float]:
         """Validation loss of the selected weights (EMA if on): `evaluate` on the
         validation split; ``val_loss`` columns are NaN when there is no validation split."""
@@ -345,7 +358,10 @@ class Trainer:
         prefix: str = "loss",
         state: dict[str, torch.Tensor] | None = None,
     ) -> dict[str, float]:
-        """Denoising loss of `structures` with fixed t and noise (comparable between epochs).
+        """Loss of `structures` with fixed t and noise (comparable between epochs).
+
+        The loss is that of ``config.objective`` (`amtoolkit.diffusion.LOSSES`; for
+        ``shortcut`` on every batch, the self-consistency term included).
 
         Batch k (of ``data.batch_size`` structures, in order) draws t and noise from a
         generator keyed by (seed, k) and its ghosts from keys (seed, i); properties are
@@ -374,7 +390,7 @@ class Trainer:
             batch = make_batch(structures, indices, self.data, cfg.data.max_density, ghost_key).to(
                 self.device
             )
-            _, per_system, t = denoising_loss(
+            _, per_system, t = LOSSES[cfg.objective](
                 self._with_generator(model, generator), batch, cfg.sde, generator
             )
             self._accumulate(totals, per_system, t, batch)
@@ -434,7 +450,7 @@ class Trainer:
         """
         if state.get("format") != STATE_FORMAT or state.get("version") != STATE_VERSION:
             raise ConfigError(f"{self.out_dir / STATE_FILE} is not an amtoolkit trainer state")
-        differing = _config_differences(state["config"], self.config.to_dict())
+        differing = _config_differences(_with_defaults(state["config"]), self.config.to_dict())
         if differing:
             raise ConfigError(
                 f"cannot resume: the config differs from the run in {self.out_dir} in "
@@ -490,6 +506,7 @@ class Trainer:
             dataset=self.data.provenance,
             training=_jsonable_floats(training),
             sampling=cfg.sampling,
+            objective=cfg.objective,
         )
 
     # ------------------------------------------------------------------ internals
@@ -556,9 +573,9 @@ class Trainer:
     @staticmethod
     def _with_generator(
         model: nn.Module, generator: torch.Generator
-    ) -> Callable[[Any, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
-        def call(batch: Any, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            return model(batch, t, generator=generator)
+    ) -> Callable[..., tuple[torch.Tensor, torch.Tensor]]:
+        def call(batch: Any, t: torch.Tensor, **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor]:
+            return model(batch, t, generator=generator, **kwargs)
 
         return call
 
@@ -599,6 +616,31 @@ def train(
         config, resume=resume, overwrite=overwrite, progress=progress, log=log, command=command
     )
     return trainer.fit()
+
+
+def shortcut_batches(seed: int, epoch: int, n_batches: int, fraction: float) -> list[bool]:
+    """Which batches of an epoch get the AMShortcut self-consistency term.
+
+    Each batch is chosen with probability `fraction` by a generator keyed by
+    (seed, epoch) alone, so a resumed run repeats the choice and every DDP process
+    makes the same one (they all take the same code path).
+
+    Args:
+        seed: the run's seed.
+        epoch: the epoch (1-based).
+        n_batches: batches of the epoch (on this process).
+        fraction: probability of a shortcut batch (0.25 in AMShortcut).
+
+    Returns:
+        One flag per batch.
+
+    References:
+        AMShortcut (self-consistency on 25 % of batches), DESIGN section 4.
+    """
+    key = np.random.SeedSequence([seed, _SHORTCUT_BATCHES, epoch]).generate_state(1)[0]
+    generator = torch.Generator().manual_seed(int(key))
+    u = torch.rand(n_batches, generator=generator, dtype=torch.float64)
+    return (u < fraction).tolist()
 
 
 def write_metrics(path: Path, history: list[dict[str, float]]) -> Path:
@@ -642,6 +684,16 @@ def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
             out.update(_flatten(value, f"{prefix}{key}."))
         return out
     return {prefix.rstrip("."): data}
+
+
+def _with_defaults(saved: dict[str, Any]) -> dict[str, Any]:
+    """A saved config dict with the defaults of top-level keys it predates (``objective``)."""
+    defaults = {
+        f.name: f.default
+        for f in dataclasses.fields(TrainConfig)
+        if f.default is not dataclasses.MISSING and f.name not in saved
+    }
+    return {**defaults, **saved}
 
 
 def _config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:

@@ -1,0 +1,224 @@
+"""`NoiseEnergyCalculator`: the noise energy of an energy-based denoiser as an ASE calculator.
+
+The learned noise energy E_hat(x, t) = S(x, t) / sigma_X(t) of `amtoolkit.nn.EnergyDenoiser`
+at a fixed diffusion time t is a smooth, translation- and rotation-invariant function of
+the positions, so ASE's dynamics and optimisers (VelocityVerlet, Langevin, FIRE, BFGS)
+and the HMC driver `amtoolkit.hmc.HMC` can run on it unchanged. Units: E_hat is
+dimensionless (in units of k_B T = 1) and reported as "eV"; forces -grad_X E_hat are in
+"eV"/Å. E_hat is not a physical energy: its minima are the structures the model finds
+most likely at noise level sigma_X(t).
+
+References:
+    AMDEN (energy-based denoiser, HMC denoising); DESIGN section 4; ASE
+    ``ase/calculators/lj.py`` for the calculator layout.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from ase import Atoms
+from ase.calculators.calculator import Calculator, all_changes
+
+from amtoolkit.data.batch import Batch, from_atoms
+from amtoolkit.data.vocabulary import ElementVocabulary
+from amtoolkit.diffusion._batch_ops import remove_system_mean
+from amtoolkit.diffusion.schedules import MaterialSDE
+
+__all__ = ["NoiseEnergyCalculator", "noise_energy", "property_row"]
+
+
+def noise_energy(
+    model: Any,
+    batch: Batch,
+    t: float,
+    sde: MaterialSDE,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Noise energy, forces and per-atom energies of every system of a batch.
+
+    E_hat = S / sigma_X(t), F = -grad_X E_hat (mean-free per system, like eps_x) and
+    e_i / sigma_X(t), from one forward and backward pass of the model.
+
+    Args:
+        model: an `amtoolkit.nn.EnergyDenoiser` (its `potential_gradients`).
+        batch: the systems (elements one-hot, properties normalised, NaN = null).
+        t: diffusion time of the energy, in (0, 1).
+        sde: the diffusion process (sigma_X).
+        generator: source of the null-embedding draws.
+
+    Returns:
+        E_hat [S], forces [N, 3] (1/Å), per-atom energies [N], all detached.
+    """
+    dtype, device = batch.positions.dtype, batch.positions.device
+    t_systems = torch.full((batch.n_systems,), float(t), dtype=dtype, device=device)
+    total, per_atom, grad_x, _ = model.potential_gradients(batch, t_systems, generator=generator)
+    sigma = float(sde.sigma_x(float(t)))
+    forces = -remove_system_mean(grad_x, batch.system_idx, batch.n_systems) / sigma
+    return total / sigma, forces, per_atom / sigma
+
+
+def property_row(
+    targets: Mapping[str, float | None] | None,
+    property_names: Sequence[str],
+    normalisation: Mapping[str, tuple[float, float]],
+) -> np.ndarray:
+    """Normalised property row of a model: (y - mean) / std per property, NaN = null.
+
+    Args:
+        targets: property -> raw value (property names or the aliases of
+            `amtoolkit.generator.PROPERTY_ALIASES`); None or NaN values, and properties not
+            named, are null.
+        property_names: the model's properties, in column order.
+        normalisation: property -> (mean, std), raw units.
+
+    Returns:
+        The row ``[m]`` (float64).
+    """
+    from amtoolkit.generator import resolve_property  # light: no model is loaded
+
+    row = np.full(len(property_names), np.nan)
+    for key, value in (targets or {}).items():
+        name = resolve_property(key, property_names)
+        value = math.nan if value is None else float(value)
+        mean, std = normalisation.get(name, (0.0, 1.0))
+        row[list(property_names).index(name)] = (value - mean) / std
+    return row
+
+
+class NoiseEnergyCalculator(Calculator):
+    """ASE calculator of the noise energy E_hat(x, t) of an energy-based denoiser.
+
+    Accepts an `amtoolkit.Generator` (whose model card provides the sde, vocabulary,
+    normalisation and max_density) or a bare `amtoolkit.nn.EnergyDenoiser` with an
+    explicit `sde` and `vocabulary`; explicit arguments override the card's.
+
+    Properties: "energy" and "free_energy" (E_hat, dimensionless, reported as eV: k_B T = 1
+    "eV"), "forces" (-grad_X E_hat, "eV"/Å) and "energies" (e_i / sigma_X(t), summing to
+    the energy). No stress: E_hat is not differentiated with respect to the cell.
+
+    Elements are the one-hot classes of the atoms' species in the model vocabulary (an
+    element outside it raises a ValueError naming it). Atoms with atomic number 0
+    (symbol ``X``) are the model's ghost class; the calculator does not add ghosts, so
+    pass atoms with ``X`` atoms where the model expects them (`max_density` is kept for
+    reference: models trained with ghosts saw floor(max_density V) atoms per cell).
+
+    Targets are normalised with the model's normalisation; absent ones (NaN or not
+    named) get the model's null embedding, a N(0, I) draw made from a generator seeded
+    with `seed` at every evaluation, so the energy of a structure is deterministic (on
+    CUDA up to the round-off of the order of atomic additions). The
+    model builds its neighbour graph inside each evaluation; ASE's `check_state` makes
+    the calculator evaluate only when positions, cell, numbers or pbc change.
+
+    Args:
+        model: an `amtoolkit.Generator` (``.model`` and ``.info``) or an EnergyDenoiser.
+        t: diffusion time of the energy, in (0, 1) (sigma_X(t) sets its scale).
+        targets: property -> raw target value (aliases as in `Generator.generate`).
+        device: torch device of the model (it is moved there and put in eval mode).
+        sde: the diffusion process (required for a bare model).
+        vocabulary: the element classes (required for a bare model).
+        normalisation: property -> (mean, std) (default: the card's, else identity).
+        max_density: ghost maximum number density, atoms/Å^3 (default: the card's).
+        seed: seed of the null-embedding draws.
+        **kwargs: passed to `ase.calculators.calculator.Calculator`.
+    """
+
+    implemented_properties = ["energy", "free_energy", "forces", "energies"]
+    default_parameters: dict[str, Any] = {"t": 0.05, "targets": None}
+    discard_results_on_any_change = True
+
+    def __init__(
+        self,
+        model: Any,
+        t: float = 0.05,
+        targets: Mapping[str, float | None] | None = None,
+        device: torch.device | str = "cpu",
+        sde: MaterialSDE | None = None,
+        vocabulary: ElementVocabulary | None = None,
+        normalisation: Mapping[str, tuple[float, float]] | None = None,
+        max_density: float | None = None,
+        seed: int = 0,
+        **kwargs: Any,
+    ) -> None:
+        info = getattr(model, "info", None)
+        network = model.model if info is not None and hasattr(model, "model") else model
+        if not callable(getattr(network, "potential_gradients", None)):
+            raise ValueError(
+                f"NoiseEnergyCalculator needs an energy-based model (kind 'energy'), got "
+                f"{type(network).__name__}"
+            )
+        if info is not None:
+            sde = info.sde if sde is None else sde
+            vocabulary = info.vocabulary if vocabulary is None else vocabulary
+            normalisation = info.normalisation if normalisation is None else normalisation
+            max_density = info.max_density if max_density is None else max_density
+        if sde is None or vocabulary is None:
+            raise ValueError("a bare model needs explicit sde= and vocabulary= arguments")
+        n_classes = network.config.n_classes
+        if len(vocabulary) != n_classes:
+            raise ValueError(
+                f"vocabulary {vocabulary.symbols} has {len(vocabulary)} classes, the model "
+                f"{n_classes}"
+            )
+        self.network = network.to(device).eval()
+        self.device = torch.device(device)
+        self.dtype = next(self.network.parameters()).dtype
+        self.sde = sde
+        self.vocabulary = vocabulary
+        self.property_names: tuple[str, ...] = tuple(network.config.property_names)
+        self.normalisation = dict(normalisation or {})
+        self.max_density = max_density
+        self.seed = int(seed)
+        targets = None if targets is None else {str(k): v for k, v in targets.items()}
+        super().__init__(t=float(t), targets=targets, **kwargs)
+        self.properties_row()  # unknown target names fail here, not at the first call
+
+    @property
+    def t(self) -> float:
+        """Diffusion time of the energy (a calculator parameter: ``calc.set(t=...)``)."""
+        return float(self.parameters["t"])
+
+    @property
+    def sigma(self) -> float:
+        """sigma_X(t), Å: the scale of E_hat = S / sigma."""
+        return float(self.sde.sigma_x(self.t))
+
+    def properties_row(self) -> np.ndarray:
+        """The normalised property row of the current targets. [m]"""
+        return property_row(self.parameters["targets"], self.property_names, self.normalisation)
+
+    def calculate(
+        self,
+        atoms: Atoms | None = None,
+        properties: Sequence[str] = ("energy",),
+        system_changes: Sequence[str] = all_changes,
+    ) -> None:
+        Calculator.calculate(self, atoms, properties, system_changes)
+        if not 0.0 < self.t < 1.0:
+            raise ValueError(f"t must lie in (0, 1), got {self.t}")
+        if not (self.atoms.pbc.all() and abs(self.atoms.cell.volume) > 0):
+            raise ValueError(
+                f"NoiseEnergyCalculator needs a 3D-periodic cell, got pbc={self.atoms.pbc.tolist()}"
+            )
+        batch = from_atoms(
+            [self.atoms],
+            self.vocabulary,
+            properties={
+                n: [v] for n, v in zip(self.property_names, self.properties_row(), strict=True)
+            },
+            property_names=self.property_names,
+            dtype=self.dtype,
+        ).to(device=self.device)
+        generator = torch.Generator(device=self.device).manual_seed(self.seed)
+        energy, forces, energies = noise_energy(self.network, batch, self.t, self.sde, generator)
+        value = float(energy[0])
+        self.results = {
+            "energy": value,
+            "free_energy": value,
+            "forces": forces.cpu().double().numpy(),
+            "energies": energies.cpu().double().numpy(),
+        }

@@ -1,0 +1,255 @@
+"""Refine existing structures on a model's noise energy, then optionally with a potential.
+
+Structures from MD, from another generator or from `Generator.generate` are taken to
+the learned noise energy E_hat(., t) of an energy-based model (`amtoolkit.nn.EnergyDenoiser`)
+at a small diffusion time t, and either
+
+- ``method="hmc"``: sampled with Hamiltonian Monte Carlo (`amtoolkit.diffusion.hmc_step`,
+  batched over structures; dt = sigma_X(t) dt0, `n_leapfrog` velocity-Verlet steps and a
+  Metropolis test per structure and iteration), or
+- ``method="relax"``: relaxed to a local minimum of E_hat with ASE's FIRE on
+  `NoiseEnergyCalculator` (positions only; the cell is kept),
+
+and afterwards, if a classical `potential` is named, relaxed (positions and cell) or run
+through a short MD with it, as in DM2's refinement step. Elements and cells are kept by
+the noise-energy stage.
+
+Example:
+    >>> from amtoolkit import Generator
+    >>> from amtoolkit.refine import refine
+    >>> gen = Generator.from_pretrained("a-si-energy")
+    >>> better = refine(structures, gen, t=0.05, steps=200, potential="sw-si", classical="relax")
+
+References:
+    AMDEN (HMC denoising on the noise energy); DM2 (short MD refinement of generated
+    cells); DESIGN section 4.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from ase import Atoms
+
+from amtoolkit.data.batch import from_atoms
+from amtoolkit.diffusion.hmc import hmc_step, noise_energy_fn
+
+__all__ = ["CLASSICAL", "METHODS", "refine", "refine_iter"]
+
+METHODS = ("hmc", "relax")
+"""Noise-energy stages."""
+
+CLASSICAL = ("none", "relax", "md")
+"""Classical stages after the noise-energy stage (with a named potential)."""
+
+NULL_SEED_OFFSET = 7919
+"""Offset of the null-embedding seed from the run seed (keeps the two streams apart)."""
+
+
+def refine(structures: Sequence[Atoms], model: Any, **options: Any) -> list[Atoms]:
+    """Refined copies of `structures` (the inputs are not modified); see `refine_iter`."""
+    return list(refine_iter(structures, model, **options))
+
+
+def refine_iter(
+    structures: Sequence[Atoms],
+    model: Any,
+    *,
+    t: float = 0.05,
+    method: str = "hmc",
+    steps: int = 100,
+    dt0: float = 0.4,
+    n_leapfrog: int = 15,
+    fmax: float = 0.05,
+    targets: Mapping[str, float | None] | None = None,
+    potential: str | None = None,
+    classical: str = "relax",
+    md_steps: int = 1000,
+    temperature: float = 300.0,
+    batch_size: int = 16,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+) -> Iterator[Atoms]:
+    """Refine structures on the noise energy of `model`, yielding them batch by batch.
+
+    Args:
+        structures: periodic structures whose elements the model knows.
+        model: an `amtoolkit.Generator` of an energy model (``info.kind == "energy"``).
+        t: diffusion time of the noise energy, in (0, 1) (0.05: sigma_X = 0.075 Å).
+        method: "hmc" (sample E_hat) or "relax" (FIRE to a minimum of E_hat).
+        steps: HMC iterations, or the most FIRE steps.
+        dt0: HMC base step, dt = sigma_X(t) dt0.
+        n_leapfrog: velocity-Verlet steps per HMC iteration.
+        fmax: FIRE force criterion on E_hat, 1/Å ("relax").
+        targets: property -> raw target value (aliases as in `Generator.generate`); absent
+            properties get the model's null embedding.
+        potential: classical potential for a final stage (`amtool potentials`), or None.
+        classical: with `potential`: "relax" (positions and cell, zero pressure), "md"
+            (`md_steps` of NVT at `temperature`) or "none".
+        md_steps: MD steps of ``classical="md"`` (1 fs).
+        temperature: MD temperature, K.
+        batch_size: structures per HMC batch.
+        seed: seed of the momenta, Metropolis draws, null embeddings and MD velocities.
+        device: torch device of the model.
+
+    Yields:
+        Refined Atoms in input order; ``atoms.info`` gains ``refine_method``,
+        ``refine_t``, ``refine_steps``, ``noise_energy`` (E_hat after the stage), for HMC
+        ``hmc_acceptance`` and ``dt0``, and with a potential ``refine_potential`` and
+        ``refine_classical``.
+
+    Raises:
+        ValueError: a model that is not an energy model, a bad option, or an element the
+            model does not know (named).
+    """
+    info = getattr(model, "info", None)
+    network = getattr(model, "model", None)
+    if info is None or network is None:
+        raise ValueError(f"refine needs an amtoolkit Generator, got {type(model).__name__}")
+    if info.kind != "energy":
+        raise ValueError(
+            f"model {info.name!r} is a {info.kind!r} model; refining on the noise energy needs "
+            "an energy model (kind 'energy', e.g. a-si-energy)"
+        )
+    _check_options(t, method, steps, dt0, n_leapfrog, fmax, classical, potential, md_steps)
+    batch_size = max(1, int(batch_size))
+    network = network.to(device).eval()
+    for start in range(0, len(structures), batch_size):
+        chunk = [a.copy() for a in structures[start : start + batch_size]]
+        if method == "hmc":
+            refined = _hmc(chunk, model, network, t, steps, dt0, n_leapfrog, targets, seed + start)
+        else:
+            refined = [_relax_on_noise(a, model, t, steps, fmax, targets, seed) for a in chunk]
+        for offset, atoms in enumerate(refined):
+            atoms.info.update(refine_method=method, refine_t=float(t), refine_steps=int(steps))
+            if potential is not None and classical != "none":
+                atoms = _classical(atoms, potential, classical, md_steps, temperature, seed)
+                atoms.info.update(refine_potential=potential, refine_classical=classical)
+            atoms.info["refine_index"] = start + offset
+            yield atoms
+
+
+def _check_options(
+    t: float,
+    method: str,
+    steps: int,
+    dt0: float,
+    n_leapfrog: int,
+    fmax: float,
+    classical: str,
+    potential: str | None,
+    md_steps: int,
+) -> None:
+    if method not in METHODS:
+        raise ValueError(f"unknown refine method {method!r}; use one of: {', '.join(METHODS)}")
+    if classical not in CLASSICAL:
+        raise ValueError(
+            f"unknown classical stage {classical!r}; use one of: {', '.join(CLASSICAL)}"
+        )
+    if not 0.0 < float(t) < 1.0:
+        raise ValueError(f"t must lie in (0, 1), got {t}")
+    if isinstance(steps, bool) or int(steps) != steps or steps < 0:
+        raise ValueError(f"steps must be an integer >= 0, got {steps!r}")
+    if not (math.isfinite(dt0) and dt0 > 0):
+        raise ValueError(f"dt0 must be a positive number, got {dt0}")
+    if isinstance(n_leapfrog, bool) or int(n_leapfrog) != n_leapfrog or n_leapfrog < 1:
+        raise ValueError(f"n_leapfrog must be an integer >= 1, got {n_leapfrog!r}")
+    if not fmax > 0:
+        raise ValueError(f"fmax must be positive, got {fmax}")
+    if potential is not None:
+        from amtoolkit.potentials import get_spec
+
+        try:
+            get_spec(potential)  # an unknown name fails here, before any sampling
+        except KeyError as err:
+            raise ValueError(err.args[0]) from None
+        if classical == "md" and md_steps < 1:
+            raise ValueError(f"md_steps must be >= 1 for classical='md', got {md_steps}")
+
+
+def _hmc(
+    chunk: list[Atoms],
+    model: Any,
+    network: Any,
+    t: float,
+    steps: int,
+    dt0: float,
+    n_leapfrog: int,
+    targets: Mapping[str, float | None] | None,
+    seed: int,
+) -> list[Atoms]:
+    """`steps` batched HMC iterations at fixed t; mean acceptance recorded per structure."""
+    from amtoolkit.calculator import property_row
+    from amtoolkit.data.batch import to_atoms
+
+    info = model.info
+    param = next(network.parameters())
+    row = property_row(targets, info.property_names, info.normalisation)
+    state = from_atoms(chunk, info.vocabulary, dtype=param.dtype).to(param.device)
+    state = state.replace(
+        properties=torch.as_tensor(np.tile(row, (len(chunk), 1)), dtype=param.dtype).to(
+            param.device
+        )
+    )
+    energy_fn = noise_energy_fn(network, state, t, info.sde, null_seed=seed + NULL_SEED_OFFSET)
+    generator = torch.Generator(device=param.device).manual_seed(seed)
+    dt = float(info.sde.sigma_x(float(t))) * dt0
+    accepted = torch.zeros(len(chunk), dtype=torch.float64)
+    for _ in range(int(steps)):
+        state, ok, _ = hmc_step(energy_fn, state, dt, n_leapfrog, generator)
+        accepted += ok.double().cpu()
+    energy, _ = energy_fn(state.positions)
+    out = to_atoms(state, info.vocabulary, keep_ghosts=True)
+    for k, atoms in enumerate(out):
+        atoms.set_cell(chunk[k].cell)
+        atoms.info = dict(chunk[k].info)
+        atoms.info.update(
+            noise_energy=float(energy[k]),
+            hmc_acceptance=float(accepted[k] / steps) if steps else math.nan,
+            dt0=float(dt0),
+        )
+    return out
+
+
+def _relax_on_noise(
+    atoms: Atoms,
+    model: Any,
+    t: float,
+    steps: int,
+    fmax: float,
+    targets: Mapping[str, float | None] | None,
+    seed: int,
+) -> Atoms:
+    """FIRE on the noise energy (positions only)."""
+    from ase.optimize import FIRE
+
+    from amtoolkit.calculator import NoiseEnergyCalculator
+
+    param = next(model.model.parameters())
+    atoms.calc = NoiseEnergyCalculator(
+        model, t=t, targets=targets, device=param.device, seed=seed + NULL_SEED_OFFSET
+    )
+    FIRE(atoms, logfile=None).run(fmax=fmax, steps=int(steps))
+    energy = float(atoms.get_potential_energy())
+    atoms.calc = None
+    atoms.info["noise_energy"] = energy
+    return atoms
+
+
+def _classical(
+    atoms: Atoms, potential: str, classical: str, md_steps: int, temperature: float, seed: int
+) -> Atoms:
+    """Relaxation (positions and cell) or NVT MD with a classical potential."""
+    from amtoolkit.potentials import relax, run_md
+
+    info = dict(atoms.info)
+    if classical == "relax":
+        out = relax(atoms, potential, cell=True)
+    else:
+        out = run_md(atoms, potential, temperature, md_steps, seed=seed)
+    out.info = {**info, **{k: v for k, v in out.info.items() if k not in info}}
+    return out

@@ -1,0 +1,289 @@
+"""NoiseEnergyCalculator (forces = -grad E_hat, ASE dynamics and optimisers, elements,
+targets, determinism, caching) and the ASE HMC driver (agreement with batched HMC)."""
+
+from __future__ import annotations
+
+import io
+import math
+
+import numpy as np
+import pytest
+import torch
+from ase import Atoms, units
+from ase.calculators.fd import calculate_numerical_forces
+from ase.md.langevin import Langevin
+from ase.md.verlet import VelocityVerlet
+from ase.optimize import BFGS, FIRE
+
+from amtoolkit.calculator import NoiseEnergyCalculator, noise_energy
+from amtoolkit.checkpoint import ModelInfo, save_checkpoint
+from amtoolkit.data.batch import from_atoms
+from amtoolkit.data.vocabulary import ElementVocabulary
+from amtoolkit.diffusion import MaterialSDE, hmc_step, noise_energy_fn
+from amtoolkit.generator import Generator
+from amtoolkit.hmc import HMC
+from amtoolkit.nn import EnergyDenoiser
+from tests.nn.helpers import PROPERTY_NAMES, tiny_config
+
+T = 0.05
+SDE = MaterialSDE()
+VOCABULARY = ElementVocabulary(["Si", "O"])  # X, Si, O: the 3 classes of tiny_config
+NORMALISATION = {"shear_modulus": (30.0, 5.0), "ring_size": (6.0, 1.0)}
+FD_ATOL = 1e-6  # "eV"/Å; forces are O(1), central differences with eps = 1e-5 Å
+AGREEMENT_ATOL = 1e-8  # Å, batched HMC vs the ASE driver (float64)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny models: threads only add contention on the shared 2-core machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def energy_model(property_names=()) -> EnergyDenoiser:
+    torch.manual_seed(0)
+    config = tiny_config(kind="energy", property_names=property_names)
+    return EnergyDenoiser(config).double().eval()
+
+
+def structure(seed: int = 0, symbols: str = "Si4O8") -> Atoms:
+    rng = np.random.default_rng(seed)
+    n = len(Atoms(symbols))
+    return Atoms(symbols, positions=rng.uniform(0, 5, (n, 3)), cell=5.0 * np.eye(3), pbc=True)
+
+
+def calculator(model=None, **kwargs) -> NoiseEnergyCalculator:
+    model = energy_model() if model is None else model
+    return NoiseEnergyCalculator(model, t=T, sde=SDE, vocabulary=VOCABULARY, **kwargs)
+
+
+def with_calc(atoms: Atoms, calc=None) -> Atoms:
+    atoms.calc = calculator() if calc is None else calc
+    return atoms
+
+
+def test_forces_are_minus_the_energy_gradient():
+    atoms = with_calc(structure())
+    forces = atoms.get_forces()
+    assert np.abs(forces).max() > 0.1  # not trivially small
+    numerical = calculate_numerical_forces(atoms, eps=1e-5)
+    np.testing.assert_allclose(forces, numerical, atol=FD_ATOL, rtol=0)
+    np.testing.assert_allclose(atoms.get_potential_energies().sum(), atoms.get_potential_energy())
+    assert atoms.get_potential_energy() == atoms.calc.get_property("free_energy")
+
+
+def test_energy_and_forces_are_the_models_noise_energy_and_score():
+    """E = S / sigma_X(t) = E_hat and F = -eps_x / sigma_X(t) = s_X, the sampler's score."""
+    model = energy_model()
+    atoms = with_calc(structure(), calculator(model))
+    batch = from_atoms([atoms], VOCABULARY, dtype=torch.float64)
+    t = torch.tensor([T], dtype=torch.float64)
+    sigma = float(SDE.sigma_x(T))
+    with torch.no_grad():
+        energy = float(model.energy(batch, t, SDE)[0])
+        eps_x, _ = model(batch, t)
+    assert atoms.get_potential_energy() == pytest.approx(energy, rel=1e-12)
+    np.testing.assert_allclose(atoms.get_forces(), -eps_x.numpy() / sigma, atol=1e-10)
+
+
+def test_energy_scales_with_t_through_sigma():
+    atoms = with_calc(structure())
+    e1 = atoms.get_potential_energy()
+    s1 = e1 * atoms.calc.sigma
+    atoms.calc.set(t=0.2)  # a parameter change discards the results
+    e2 = atoms.get_potential_energy()
+    assert e2 != e1 and atoms.calc.sigma == pytest.approx(0.3)
+    assert np.isfinite(s1) and np.isfinite(e2)
+
+
+def test_results_are_cached_until_the_structure_changes():
+    calc = calculator()
+    atoms = with_calc(structure(), calc)
+    calls = []
+    inner = calc.network.potential_gradients
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return inner(*args, **kwargs)
+
+    calc.network.potential_gradients = counting
+    atoms.get_potential_energy()
+    atoms.get_forces()
+    atoms.get_potential_energies()
+    assert len(calls) == 1
+    atoms.positions[0, 0] += 0.1
+    atoms.get_forces()
+    assert len(calls) == 2
+
+
+def test_unknown_element_and_bad_structures_raise():
+    atoms = with_calc(structure(symbols="Si4O7Fe"))
+    with pytest.raises(ValueError, match="Fe"):
+        atoms.get_potential_energy()
+    cluster = with_calc(structure())
+    cluster.pbc = False
+    with pytest.raises(ValueError, match="3D-periodic"):
+        cluster.get_potential_energy()
+    with pytest.raises(ValueError, match="sde= and vocabulary="):
+        NoiseEnergyCalculator(energy_model())
+    with pytest.raises(ValueError, match="energy-based"):
+        NoiseEnergyCalculator(torch.nn.Linear(2, 2), sde=SDE, vocabulary=VOCABULARY)
+
+
+def test_ghost_atoms_are_class_zero():
+    atoms = with_calc(structure(symbols="Si4O6X2"))
+    energy = atoms.get_potential_energy()
+    assert np.isfinite(energy)
+    real = with_calc(structure(symbols="Si4O8"))  # same positions, two O instead of X
+    assert energy != real.get_potential_energy()
+
+
+def test_energy_is_deterministic_with_null_targets():
+    model = energy_model(PROPERTY_NAMES)
+    kwargs = {"normalisation": NORMALISATION}
+    energies = [
+        with_calc(structure(), calculator(model, **kwargs)).get_potential_energy() for _ in range(2)
+    ]
+    assert energies[0] == energies[1]
+    other_seed = with_calc(structure(), calculator(model, seed=1, **kwargs))
+    assert other_seed.get_potential_energy() != energies[0]  # another null embedding
+
+
+def test_generator_card_and_normalised_targets():
+    model = energy_model(PROPERTY_NAMES)
+    info = ModelInfo(
+        name="tiny",
+        model=model.config,
+        sde=SDE,
+        vocabulary=VOCABULARY,
+        normalisation=NORMALISATION,
+    )
+    calc = NoiseEnergyCalculator(Generator(model, info), t=T, targets={"shear": 40.0})
+    np.testing.assert_array_equal(calc.properties_row(), [2.0, np.nan])
+    atoms = with_calc(structure(), calc)
+    batch = from_atoms([atoms], VOCABULARY, dtype=torch.float64)
+    batch = batch.replace(properties=torch.tensor([[2.0, math.nan]], dtype=torch.float64))
+    expected, forces, _ = noise_energy(model, batch, T, SDE, torch.Generator().manual_seed(0))
+    assert atoms.get_potential_energy() == pytest.approx(float(expected[0]), abs=1e-12)
+    np.testing.assert_allclose(atoms.get_forces(), forces.numpy(), atol=1e-12)
+    with pytest.raises(ValueError, match="unknown target"):
+        NoiseEnergyCalculator(Generator(model, info), targets={"hardness": 1.0})
+
+
+def test_checkpoint_round_trip_through_generator(tmp_path):
+    """An energy model saved as a checkpoint loads (kind "energy") and gives the same E_hat."""
+    model = energy_model()
+    info = ModelInfo(name="tiny-energy", model=model.config, sde=SDE, vocabulary=VOCABULARY)
+    save_checkpoint(tmp_path / "tiny", model, info)
+    loaded = Generator.from_checkpoint(tmp_path / "tiny")
+    assert isinstance(loaded.model, EnergyDenoiser)
+    expected = with_calc(structure(), calculator(model)).get_potential_energy()
+    loaded_calc = NoiseEnergyCalculator(loaded, t=T)
+    energy = with_calc(structure(), loaded_calc).get_potential_energy()
+    assert energy == pytest.approx(expected, rel=1e-5)  # weights may load as float32
+
+
+# ----------------------------------------------------------------- ASE dynamics
+
+
+def test_velocity_verlet_conserves_noise_energy_plus_kinetic():
+    atoms = with_calc(structure())
+    rng = np.random.default_rng(1)
+    atoms.set_momenta(rng.normal(size=(len(atoms), 3)) * np.sqrt(atoms.get_masses())[:, None])
+    total0 = atoms.get_potential_energy() + atoms.get_kinetic_energy()
+    drifts, exchanged = [], []
+    for dt in (1.0, 0.5):  # same trajectory (10 fs), half the step
+        moving = atoms.copy()
+        moving.set_momenta(atoms.get_momenta())
+        with_calc(moving)
+        VelocityVerlet(moving, timestep=dt * units.fs).run(int(10 / dt))
+        drifts.append(abs(moving.get_potential_energy() + moving.get_kinetic_energy() - total0))
+        exchanged.append(abs(moving.get_potential_energy() - atoms.get_potential_energy()))
+    assert drifts[0] < 1e-2 * exchanged[0]  # E_hat and kinetic energy trade, the sum stays
+    assert drifts[1] < drifts[0] / 2  # second-order integrator: error ~ dt^2
+
+
+def test_langevin_fire_and_bfgs_run_on_the_noise_energy():
+    atoms = with_calc(structure())
+    start = atoms.positions.copy()
+    Langevin(
+        atoms,
+        timestep=1.0 * units.fs,
+        temperature_K=300,
+        friction=0.01,
+        fixcm=False,
+        rng=np.random.default_rng(0),
+    ).run(5)
+    assert np.isfinite(atoms.get_potential_energy())
+    assert np.abs(atoms.positions - start).max() > 1e-4
+    for optimiser in (FIRE, BFGS):
+        relaxing = with_calc(structure())
+        start = relaxing.get_potential_energy()
+        optimiser(relaxing, logfile=None).run(fmax=1e-3, steps=10)
+        assert relaxing.get_potential_energy() < start
+
+
+# ----------------------------------------------------------------- ASE HMC driver
+
+
+def test_ase_driver_matches_batched_hmc():
+    """Same model, structure and seed: same accept decisions and positions."""
+    model = energy_model()
+    dt0, n_leapfrog, seed = 10.0, 8, 3  # large steps: some moves are rejected
+    atoms = with_calc(structure(), calculator(model))
+    driver = HMC(atoms, dt0=dt0, n_leapfrog=n_leapfrog, seed=seed)
+    state = from_atoms([structure()], VOCABULARY, dtype=torch.float64)
+    generator = torch.Generator().manual_seed(seed)
+    decisions = []
+    for _ in range(6):
+        accepted_ase = driver.step()
+        energy_fn = noise_energy_fn(model, state, T, SDE)
+        state, accepted, _ = hmc_step(
+            energy_fn, state, float(SDE.sigma_x(T)) * dt0, n_leapfrog, generator
+        )
+        decisions.append(accepted_ase)
+        assert accepted_ase == bool(accepted[0])
+        np.testing.assert_allclose(
+            atoms.positions, state.positions.numpy(), atol=AGREEMENT_ATOL, rtol=0
+        )
+    assert any(decisions) and not all(decisions)
+    assert driver.acceptance == pytest.approx(sum(decisions) / 6)
+
+
+def test_ase_driver_small_steps_restore_masses_and_momenta_and_log():
+    atoms = with_calc(structure())
+    masses = atoms.get_masses().copy()
+    log = io.StringIO()
+    driver = HMC(atoms, dt0=1e-4, t=0.1, seed=0, logfile=log)
+    assert atoms.calc.t == 0.1 and driver.dt == pytest.approx(1.5 * 0.1 * 1e-4)
+    start = atoms.positions.copy()
+    assert driver.run(3) == 1.0
+    assert np.abs(atoms.positions - start).max() > 0  # it moved
+    np.testing.assert_array_equal(atoms.get_masses(), masses)
+    np.testing.assert_array_equal(atoms.get_momenta(), np.zeros((len(atoms), 3)))
+    lines = log.getvalue().splitlines()
+    assert len(lines) == 4 and lines[0].split()[:3] == ["HMC", "iter", "accept"]
+    # the same seed repeats the chain
+    again = with_calc(structure())
+    HMC(again, dt0=1e-4, t=0.1, seed=0).run(3)
+    np.testing.assert_array_equal(again.positions, atoms.positions)
+
+
+def test_ase_driver_rejects_a_nonfinite_energy():
+    atoms = with_calc(structure())
+    driver = HMC(atoms, dt0=0.4, seed=0)
+    start = atoms.positions.copy()
+    network = atoms.calc.network
+    inner = network.potential_gradients
+
+    def broken(*args, **kwargs):
+        total, per_atom, grad_x, grad_e = inner(*args, **kwargs)
+        return total * math.nan, per_atom, grad_x * math.nan, grad_e
+
+    network.potential_gradients = broken
+    assert driver.run(2) == 0.0 and driver.n_nonfinite == 2
+    np.testing.assert_array_equal(atoms.positions, start)
+    with pytest.raises(ValueError, match="calculator"):
+        HMC(structure())
