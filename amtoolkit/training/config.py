@@ -187,6 +187,9 @@ class TrainConfig:
         shortcut_fraction: for ``objective: shortcut``, the fraction of training
             batches that also get the self-consistency term (the others get the
             denoising loss at d = 0); 0.25 in AMShortcut.
+        max_minutes: stop after the first epoch that ends past this much training time
+            (minutes, summed over resumed runs) and export the best weights, as if
+            `epochs` had been reached; None = no time limit.
     """
 
     data: DataConfig
@@ -205,6 +208,7 @@ class TrainConfig:
     tensorboard: bool = True
     objective: str = "score"
     shortcut_fraction: float = 0.25
+    max_minutes: float | None = None
 
     def __post_init__(self) -> None:
         if not self.name or "/" in self.name or self.name in (".", ".."):
@@ -230,6 +234,8 @@ class TrainConfig:
             )
         if not 0.0 <= self.shortcut_fraction <= 1.0:
             raise ConfigError(f"shortcut_fraction must lie in [0, 1], got {self.shortcut_fraction}")
+        if self.max_minutes is not None and not self.max_minutes > 0:
+            raise ConfigError(f"max_minutes must be > 0 or null, got {self.max_minutes}")
         if self.objective == "shortcut" and not self.model.step_size_embedding:
             raise ConfigError(
                 "objective 'shortcut' needs model.step_size_embedding: true (the model "

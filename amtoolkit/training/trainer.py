@@ -68,7 +68,15 @@ METRICS_FILE = "metrics.csv"
 CONFIG_FILE = "config.yaml"
 CHECKPOINT_DIR = "checkpoints"
 
-RESUMABLE_CHANGES = ("epochs", "checkpoint_every", "device", "threads", "tensorboard", "out_dir")
+RESUMABLE_CHANGES = (
+    "epochs",
+    "checkpoint_every",
+    "device",
+    "threads",
+    "tensorboard",
+    "out_dir",
+    "max_minutes",
+)
 """Top-level config keys that may differ between a run and its resumption."""
 
 _TRAIN_NOISE, _VAL_NOISE = 4, 5  # stream tags of the keyed torch generators
@@ -264,6 +272,8 @@ class Trainer:
                 if self.context.is_main:
                     self._write_epoch_outputs(row, writer)
                 barrier(self.context)
+                if self.out_of_time():
+                    break
             stem = self.out_dir / cfg.name
             if self.context.is_main:
                 save_checkpoint(stem, self.model_for(self.best_state), self.model_info())
@@ -283,6 +293,17 @@ class Trainer:
             if writer is not None:
                 writer.close()
             teardown_distributed(self.context)
+
+    def out_of_time(self) -> bool:
+        """True once the training time has passed ``max_minutes`` (the same answer on every
+        process under DDP: any process past the limit stops all)."""
+        limit = self.config.max_minutes
+        if limit is None:
+            return False
+        flag = torch.tensor(
+            [float(self.wall_time_s >= 60.0 * limit)], dtype=torch.float64, device=self.device
+        )
+        return bool(all_reduce_sum(flag, self.context)[0] > 0)
 
     def train_epoch(self, epoch: int) -> dict[str, float]:
         """One pass over this process's share of the training split (1-based `epoch`).

@@ -166,3 +166,12 @@ def test_a_run_saved_before_the_objective_key_resumes_as_score(tmp_path):
     assert train(config.replace(epochs=2), resume=True).epochs == 2
     with pytest.raises(ConfigError, match="cannot resume.*objective"):
         train(config.replace(epochs=3, objective="flow"), resume=True)
+
+
+def test_max_minutes_stops_after_the_first_epoch_past_the_limit(tiny_dataset, tmp_path):
+    config = tiny_config(tiny_dataset, tmp_path / "run", epochs=50, max_minutes=1e-9)
+    result = train(config, progress=False)
+    assert result.epochs == 1  # one epoch always runs, then the limit stops the run
+    assert Path(f"{result.checkpoint}.pt").is_file()
+    with pytest.raises(ConfigError, match="max_minutes"):
+        config.replace(max_minutes=0.0)
