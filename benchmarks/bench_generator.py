@@ -226,7 +226,7 @@ def charge_balanced(atoms: Atoms) -> bool:
 
 def fail(message: str) -> SystemExit:
     """Print one error line on stderr; the SystemExit (status 2) to raise."""
-    print(f"bench_generator: error: {message}", file=sys.stderr)
+    print(f"{Path(sys.argv[0]).stem or 'bench'}: error: {message}", file=sys.stderr)
     return SystemExit(2)
 
 
