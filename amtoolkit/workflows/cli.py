@@ -7,6 +7,7 @@ line (thin layer over `amtoolkit.workflows.make_dataset` and `amtoolkit.data.sum
     amtool dataset make a-si -n 200 -o a-si-anneal.h5 --resume  # continue a killed run
     amtool dataset make a-si -n 4 -o tiny.h5 --atoms 64 --set melt_time=2 --set liquid_time=1
     amtool dataset info a-si-quench                             # statistics of a dataset
+    amtool dataset collect a-si-anneal.h5 -o partial.h5         # finished samples so far
 
 Bad input (unknown protocol, variant or option, n < 1, an existing output without
 --resume) ends with one line ``amtool: error: <message>`` and exit status 2; samples
@@ -104,6 +105,22 @@ def make(
     labels = ", ".join(f"{name} {float(col.mean()):.4g}" for name, col in ds.properties.items())
     click.echo(f"wrote {len(ds)} samples of {protocol} to {out} in {wall:.1f} s (means: {labels})")
     _write_summary(json_path, out, protocol, n_samples, ds, [], start)
+
+
+@dataset.command("collect")
+@click.argument("out", metavar="OUT.h5")
+@click.option("-o", "--output", required=True, metavar="PARTIAL.h5", help="Where to write.")
+@click.option("--debug", is_flag=True, help="Show tracebacks.")
+def collect(out: str, output: str, debug: bool) -> None:
+    """Write the samples finished so far by an unfinished run into OUT.h5 to PARTIAL.h5
+    (the run's OUT.h5.parts folder is left as it is, so it can still be resumed)."""
+    from amtoolkit.workflows.runner import WorkflowError, collect_parts
+
+    try:
+        ds = collect_parts(out, output)
+    except (WorkflowError, OSError) as exc:
+        _fail(exc, debug, status=2)
+    click.echo(f"wrote {len(ds)} finished samples of {out} to {output}")
 
 
 @dataset.command("info")

@@ -228,7 +228,9 @@ def make_dataset(
             n_samples,
             len(done),
         )
-    dataset = _assemble(proto, parts, n_samples, seed, command, failures)
+    dataset = _assemble(
+        proto.name, proto.to_dict(), proto.potential, parts, n_samples, seed, command, failures
+    )
     dataset.to_hdf5(out)
     if failures:
         indices = ", ".join(str(f["index"]) for f in failures)
@@ -449,7 +451,9 @@ def _terminate(executor: ProcessPoolExecutor) -> None:
 
 
 def _assemble(
-    proto: MeltQuenchProtocol,
+    protocol: str,
+    parameters: Mapping[str, Any],
+    potential: str,
     parts: _Parts,
     n_samples: int,
     seed: int,
@@ -487,12 +491,12 @@ def _assemble(
         )
     versions = {s.get("lammps_version") for s in samples} - {None}
     provenance = {
-        "source": f"amtoolkit.workflows.make_dataset({proto.name!r})",
+        "source": f"amtoolkit.workflows.make_dataset({protocol!r})",
         "command": command,
         "format": "melt-quench",
-        "protocol": proto.name,
-        "parameters": proto.to_dict(),
-        "potential": get_spec(proto.potential).to_dict() if proto.potential else None,
+        "protocol": protocol,
+        "parameters": dict(parameters),
+        "potential": get_spec(potential).to_dict() if potential else None,
         "seed": seed,
         "seed_rule": "numpy.random.SeedSequence([seed, index, attempt]).generate_state(1)[0]"
         " % 900000000 + 1",
@@ -505,6 +509,42 @@ def _assemble(
         "failed_samples": failures,
     }
     return Dataset.from_atoms(frames, columns, provenance)
+
+
+def collect_parts(out: str | os.PathLike, output: str | os.PathLike | None = None) -> Dataset:
+    """The finished samples of an unfinished `make_dataset` run, as a dataset.
+
+    Reads the ``<out>.parts`` work folder of a run that was interrupted or is still going
+    (nothing there is changed, so the run can still be resumed) and returns the samples
+    finished so far, in index order, with the run's provenance marked
+    ``"complete": False`` and ``"collected_from_parts": True``.
+
+    Args:
+        out: the run's output path (its work folder is ``<out>.parts``).
+        output: also write the dataset to this HDF5 file (atomically).
+
+    Raises:
+        WorkflowError: no work folder, no readable manifest, or no finished sample.
+    """
+    parts = _Parts(parts_folder(out))
+    if not parts.folder.is_dir():
+        raise WorkflowError(f"no work folder {parts.folder} (nothing to collect for {out})")
+    try:
+        manifest = json.loads(parts.manifest.read_text())
+        name, parameters, seed = manifest["protocol"], manifest["parameters"], int(manifest["seed"])
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise WorkflowError(f"{parts.folder}: unreadable manifest.json ({err})") from None
+    finished = parts.finished()
+    if not finished:
+        raise WorkflowError(f"{parts.folder} holds no finished sample yet")
+    command = f"collect_parts({str(out)!r})"
+    potential = PROTOCOLS[name].potential if name in PROTOCOLS else ""
+    ds = _assemble(name, parameters, potential, parts, max(finished) + 1, seed, command, [])
+    provenance = {**ds.provenance, "complete": False, "collected_from_parts": True}
+    ds = Dataset.from_atoms(list(ds), ds.properties, provenance)
+    if output is not None:
+        ds.to_hdf5(output)
+    return ds
 
 
 def _check_int(value: Any, name: str, minimum: int) -> int:

@@ -231,3 +231,19 @@ def test_resume_recovers_from_a_kill_before_the_manifest_was_written(tmp_path):
     parts_folder(out).mkdir()  # killed between creating the folder and its manifest
     ds = make_dataset(proto, 2, out, workers=1, resume=True, progress=False)
     assert len(ds) == 2 and not parts_folder(out).exists()
+
+
+def test_collect_parts_of_an_unfinished_run_keeps_it_resumable(tmp_path):
+    from amtoolkit.workflows.runner import collect_parts
+
+    proto = toy(tmp_path, fail_indices=(1,))
+    out = tmp_path / "unfinished.h5"
+    with pytest.raises(SampleFailedError):
+        make_dataset(proto, 4, out, workers=1, seed=2, progress=False)
+    ds = collect_parts(out, tmp_path / "partial.h5")
+    np.testing.assert_array_equal(ds.properties["index_label"], [0, 2, 3])
+    assert ds.provenance["complete"] is False and ds.provenance["collected_from_parts"]
+    assert len(Dataset.from_hdf5(tmp_path / "partial.h5")) == 3
+    assert parts_folder(out).is_dir()  # untouched: the run can still be resumed
+    with pytest.raises(WorkflowError, match="no work folder"):
+        collect_parts(tmp_path / "never-run.h5")
