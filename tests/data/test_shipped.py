@@ -34,3 +34,14 @@ def test_a_si_quench_labels_are_physical():
 def test_unknown_shipped_name_lists_what_exists():
     with pytest.raises(Exception, match="a-si-quench"):
         Dataset.load("no-such-set")
+
+
+def test_a_si_anneal_is_lower_in_energy_than_the_quench_set():
+    """Slower cooling (10 K/ps ramp) relaxes the glass: lower SW energy than the 10 ps quench."""
+    anneal, quench = Dataset.load("a-si-anneal"), Dataset.load("a-si-quench")
+    assert anneal.provenance["parameters"]["variant"] == "anneal"
+    assert anneal.provenance["parameters"]["cooling_rate"] == 10.0
+    e_anneal = anneal.properties["relaxed_energy"]
+    assert np.all(e_anneal > DIAMOND_SW_ENERGY)
+    assert e_anneal.mean() < quench.properties["relaxed_energy"].mean() - 0.01
+    assert np.all(anneal.properties["cooling_rate"] == 10.0)
