@@ -45,3 +45,19 @@ def test_a_si_anneal_is_lower_in_energy_than_the_quench_set():
     assert np.all(e_anneal > DIAMOND_SW_ENERGY)
     assert e_anneal.mean() < quench.properties["relaxed_energy"].mean() - 0.01
     assert np.all(anneal.properties["cooling_rate"] == 10.0)
+
+
+def test_a_sio2_is_stoichiometric_and_its_labels_are_physical():
+    ds = Dataset.load("a-sio2")
+    assert len(ds) >= 300 and ds.provenance["failed_samples"] == []
+    for i in (0, len(ds) - 1):
+        symbols = ds.atoms(i).get_chemical_symbols()
+        assert 2 * symbols.count("Si") == symbols.count("O")
+    props = ds.properties
+    for name in ("shear_modulus", "bulk_modulus", "youngs_modulus"):
+        assert np.all(props[name] > 0) and np.all(props[name] < 200)
+    assert np.all((props["ring_size"] > 4) & (props["ring_size"] < 10))
+    assert np.all((props["density"] > 1.5) & (props["density"] < 3.2))
+    # the labels of one sample come from one fitted tensor: nu = E / (2 G) - 1
+    e, g = props["youngs_modulus"], props["shear_modulus"]
+    np.testing.assert_allclose(props["poisson_ratio"], e / (2 * g) - 1, rtol=1e-9)
