@@ -1,0 +1,48 @@
+"""The models shipped inside the package: cards, loading by name, and a cheap generation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from amtoolkit import Generator, pretrained
+from amtoolkit.diffusion import sampler_names
+
+SHIPPED = pretrained.available()
+EXPECTED = {"a-si", "a-si-energy", "a-si-shortcut", "a-sio2"}
+
+
+@pytest.fixture(autouse=True)
+def _two_threads():
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(previous)
+
+
+def test_the_documented_models_are_shipped():
+    assert EXPECTED <= set(SHIPPED)
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_model_card_and_weights_load(name):
+    gen = Generator.from_pretrained(name)
+    info = gen.info
+    assert gen.name == name
+    assert info.training.get("best_epoch") is not None
+    assert info.typical is not None and info.typical.n_atoms > 0
+    assert (pretrained.PRETRAINED_DIR / f"{name}.md").is_file()  # human-readable card
+    assert set(sampler_names(info.objective, info.kind)) >= {"sde", "ode"} or (
+        info.objective == "flow"
+    )
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_model_generates_a_small_cell(name):
+    gen = Generator.from_pretrained(name)
+    sampler = "shortcut" if gen.info.objective == "shortcut" else None
+    kwargs = {"n_atoms": 24} if gen.info.max_density is None else {"cell": 7.0}
+    (atoms,) = gen.generate(1, steps=2, seed=0, sampler=sampler, progress=False, **kwargs)
+    assert np.isfinite(atoms.positions).all() and len(atoms) > 0
+    assert set(atoms.get_chemical_symbols()) <= set(gen.vocabulary.symbols)
