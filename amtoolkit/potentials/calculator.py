@@ -81,7 +81,7 @@ class LammpsCalculator(Calculator):
             self.load(self.atoms)
             self._run0(per_atom)
         except Exception:
-            self._species = None  # LAMMPS state unknown: rebuild on the next call
+            self.invalidate()  # LAMMPS state unknown: rebuild on the next call
             raise
         self.results = self._read_results(per_atom)
 
@@ -142,6 +142,13 @@ class LammpsCalculator(Calculator):
             self._build(atoms, species)
         else:
             self._update(atoms)
+
+    def invalidate(self) -> None:
+        """Forget what LAMMPS holds (after an error inside a run driven from outside
+        `calculate`, e.g. atoms lost in a minimisation): the next use rebuilds it."""
+        self._species = None
+        self._box = None
+        Calculator.reset(self)
 
     def mark_box_changed(self) -> None:
         """Tell the calculator that LAMMPS' box or atoms were moved outside `calculate`."""

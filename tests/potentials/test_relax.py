@@ -232,3 +232,22 @@ def test_relax_keeps_the_callers_cell_basis(strained_si):
     # relaxed cell = the same tilted basis, uniformly shrunk by 2% (SW diamond minimum)
     np.testing.assert_allclose(relaxed.cell.array, skewed.cell.array / 1.02, atol=0.02)
     assert relaxed.get_potential_energy() / len(relaxed) == pytest.approx(SW_COHESIVE, abs=1e-5)
+
+
+def test_a_failed_lammps_relaxation_does_not_break_the_next_structure():
+    """Atoms lost in one minimisation must not leave the shared LAMMPS instance broken."""
+    import numpy as np
+    from ase.build import bulk
+
+    from amtoolkit.potentials import get_calculator, relax
+
+    calc = get_calculator("sw-si")
+    good = bulk("Si", "diamond", 5.431, cubic=True)
+    bad = good.copy()
+    bad.positions[1] = bad.positions[0] + [0.01, 0.0, 0.0]  # overlap: atoms fly out
+    with pytest.raises(Exception, match="Lost atoms"):
+        relax(bad, calc, cell=True)
+    relaxed = relax(good, calc, cell=True)
+    relaxed.calc = calc
+    assert np.isclose(relaxed.get_potential_energy() / len(relaxed), -4.3366, atol=1e-3)
+    calc.close()
