@@ -807,8 +807,11 @@ def train_smoke_models(workdir: Path) -> dict[str, str]:
 # ----------------------------------------------------------------------------- command line
 
 
-def add_common(parser: argparse.ArgumentParser, suppress: bool) -> None:
-    """Options every benchmark takes (`suppress`: no defaults, so the top level's stay)."""
+def add_common(
+    parser: argparse.ArgumentParser, suppress: bool, script: str = "bench_generator"
+) -> None:
+    """Options every benchmark takes (`suppress`: no defaults, so the top level's stay);
+    also used by the sibling scripts bench_hmc.py and bench_shortcut.py."""
 
     def default(value: Any) -> Any:
         return argparse.SUPPRESS if suppress else value
@@ -817,7 +820,7 @@ def add_common(parser: argparse.ArgumentParser, suppress: bool) -> None:
         "--json",
         type=Path,
         default=default(None),
-        help="output JSON (default benchmarks/results/bench_generator*.json)",
+        help=f"output JSON (default benchmarks/results/{script}*.json)",
     )
     parser.add_argument(
         "--threads",
@@ -836,13 +839,28 @@ def add_common(parser: argparse.ArgumentParser, suppress: bool) -> None:
     parser.add_argument(
         "--workdir",
         default=default(None),
-        help="folder for smoke models and the speed checkpoint (default: a new temporary folder)",
+        help="folder for smoke models (and the speed checkpoint; default: a new temporary folder)",
     )
     parser.add_argument(
         "--progress",
         action="store_true",
         default=default(None),
         help="show generation progress bars",
+    )
+
+
+def add_reference_options(parser: argparse.ArgumentParser) -> None:
+    """--max-reference and --all-reference (which reference frames a benchmark uses)."""
+    parser.add_argument(
+        "--max-reference",
+        type=int,
+        default=100,
+        help="largest number of reference frames used (seeded subset)",
+    )
+    parser.add_argument(
+        "--all-reference",
+        action="store_true",
+        help="use every reference frame, not only the model's held-out split",
     )
 
 

@@ -476,29 +476,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="relaxation tolerance of the G measurement, eV/A (default: the a-sio2 labels')",
     )
-    parser.add_argument(
-        "--max-reference",
-        type=int,
-        default=100,
-        help="largest number of reference frames used (seeded subset)",
-    )
-    parser.add_argument(
-        "--all-reference",
-        action="store_true",
-        help="use every reference frame, not only the model's held-out split",
-    )
-    parser.add_argument("--json", type=Path, default=None, help="output JSON")
-    parser.add_argument(
-        "--threads",
-        type=int,
-        default=None,
-        help="torch.set_num_threads (default 2; 1 with --smoke)",
-    )
-    parser.add_argument("--seed", type=int, default=0, help="generation seed")
-    parser.add_argument("--device", default="cpu", help="cpu or cuda")
-    parser.add_argument("--smoke", action="store_true", help="tiny models trained into --workdir")
-    parser.add_argument("--workdir", default=None, help="folder for the smoke models")
-    parser.add_argument("--progress", action="store_true", help="show generation progress bars")
+    bg.add_reference_options(parser)
+    bg.add_common(parser, suppress=False, script="bench_shortcut")
     return parser
 
 
