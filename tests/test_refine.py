@@ -51,9 +51,7 @@ def test_hmc_refinement_keeps_elements_and_cells_and_records_acceptance(energy_m
         assert after.info["refine_method"] == "hmc" and after.info["refine_steps"] == 5
         assert 0.0 <= after.info["hmc_acceptance"] <= 1.0
         assert np.isfinite(after.info["noise_energy"])
-    moved = [
-        not np.allclose(a.positions, b.positions) for a, b in zip(cells, out, strict=True)
-    ]
+    moved = [not np.allclose(a.positions, b.positions) for a, b in zip(cells, out, strict=True)]
     accepted = [a.info["hmc_acceptance"] > 0 for a in out]
     assert moved == accepted  # a structure moves exactly when a move was accepted
     again = refine(cells, energy_model, t=0.2, steps=5, dt0=0.2, seed=1)
