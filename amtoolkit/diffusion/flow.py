@@ -36,7 +36,7 @@ from amtoolkit.diffusion._batch_ops import remove_system_mean, system_mean
 from amtoolkit.diffusion.forward import sample_time
 from amtoolkit.diffusion.loss import ELEMENT_LOSS_WEIGHT
 from amtoolkit.diffusion.prior import sample_prior
-from amtoolkit.diffusion.samplers import check_timesteps
+from amtoolkit.diffusion.samplers import check_timesteps, predict
 from amtoolkit.diffusion.schedules import MaterialSDE
 
 VelocityModel = Callable[[Batch, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
@@ -230,15 +230,7 @@ def sample_flow(
     ts = check_timesteps(ts)
     for i in range(ts.numel() - 1):
         t, dt = float(ts[i]), float(ts[i] - ts[i + 1])
-        t_systems = torch.full(
-            (state.n_systems,), t, dtype=state.positions.dtype, device=state.positions.device
-        )
-        v_x, v_e = model(state, t_systems)
-        if v_x.shape != state.positions.shape or v_e.shape != state.elements.shape:
-            raise ValueError(
-                f"model returned v_x {list(v_x.shape)} and v_e {list(v_e.shape)}; expected "
-                f"{list(state.positions.shape)} and {list(state.elements.shape)}"
-            )
+        v_x, v_e = predict(model, state, t)
         if callback is not None:
             callback({"i": i, "t": t, "state": state, "eps_x": v_x, "eps_e": v_e})
         state = state.replace(

@@ -56,12 +56,15 @@ def check_timesteps(ts: torch.Tensor) -> torch.Tensor:
     return ts
 
 
-def _predict(model: Model, state: Batch, t: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Model noise predictions at the common time `t` of every system."""
+def predict(
+    model: Model, state: Batch, t: float, **kwargs: Any
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Model outputs at the common time `t` of every system, shapes checked; `kwargs` go
+    to the model (e.g. ``step_size=`` [S] for shortcut models)."""
     t_systems = torch.full(
         (state.n_systems,), t, dtype=state.positions.dtype, device=state.positions.device
     )
-    eps_x, eps_e = model(state, t_systems)
+    eps_x, eps_e = model(state, t_systems, **kwargs)
     if eps_x.shape != state.positions.shape or eps_e.shape != state.elements.shape:
         raise ValueError(
             f"model returned eps_x {list(eps_x.shape)} and eps_e {list(eps_e.shape)}; expected "
@@ -109,7 +112,7 @@ def sample_sde(
     ts = check_timesteps(ts)
     for i in range(ts.numel() - 1):
         t, dt = float(ts[i]), float(ts[i] - ts[i + 1])
-        eps_x, eps_e = _predict(model, state, t)
+        eps_x, eps_e = predict(model, state, t)
         if callback is not None:
             callback({"i": i, "t": t, "state": state, "eps_x": eps_x, "eps_e": eps_e})
         score_x, score_e = scores(sde, t, eps_x, eps_e)
@@ -163,7 +166,7 @@ def sample_ode(
     ts = check_timesteps(ts)
     for i in range(ts.numel() - 1):
         t, dt = float(ts[i]), float(ts[i] - ts[i + 1])
-        eps_x, eps_e = _predict(model, state, t)
+        eps_x, eps_e = predict(model, state, t)
         if callback is not None:
             callback({"i": i, "t": t, "state": state, "eps_x": eps_x, "eps_e": eps_e})
         score_x, score_e = scores(sde, t, eps_x, eps_e)

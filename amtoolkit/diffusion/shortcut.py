@@ -49,7 +49,7 @@ from amtoolkit.diffusion._batch_ops import system_mean
 from amtoolkit.diffusion.flow import flow_timesteps
 from amtoolkit.diffusion.forward import add_noise
 from amtoolkit.diffusion.loss import ELEMENT_LOSS_WEIGHT, denoising_loss
-from amtoolkit.diffusion.samplers import check_timesteps
+from amtoolkit.diffusion.samplers import check_timesteps, predict
 from amtoolkit.diffusion.schedules import MaterialSDE
 
 ShortcutModel = Callable[..., tuple[torch.Tensor, torch.Tensor]]
@@ -340,12 +340,7 @@ def sample_shortcut(
         t, d = float(ts[i]), float(ts[i] - ts[i + 1])
         t_systems = torch.full((state.n_systems,), t, dtype=dtype, device=device)
         d_systems = torch.full((state.n_systems,), d, dtype=dtype, device=device)
-        eps_x, eps_e = model(state, t_systems, step_size=d_systems)
-        if eps_x.shape != state.positions.shape or eps_e.shape != state.elements.shape:
-            raise ValueError(
-                f"model returned eps_x {list(eps_x.shape)} and eps_e {list(eps_e.shape)}; "
-                f"expected {list(state.positions.shape)} and {list(state.elements.shape)}"
-            )
+        eps_x, eps_e = predict(model, state, t, step_size=d_systems)
         if callback is not None:
             callback({"i": i, "t": t, "state": state, "eps_x": eps_x, "eps_e": eps_e})
         state = shortcut_jump(state, t_systems, d_systems, eps_x, eps_e, sde)
