@@ -849,6 +849,20 @@ def add_common(
     )
 
 
+def start_report(name: str, args: argparse.Namespace, argv: list[str] | None) -> dict[str, Any]:
+    """Set torch threads (default 2, 1 with --smoke) and return the JSON report's header
+    (benchmark name, smoke flag, command line, machine); for the sibling scripts."""
+    if args.threads is None:
+        args.threads = 1 if args.smoke else 2
+    torch.set_num_threads(args.threads)
+    return {
+        "benchmark": name,
+        "smoke": bool(args.smoke),
+        "command": " ".join([Path(sys.argv[0]).name, *(sys.argv[1:] if argv is None else argv)]),
+        "machine": machine(),
+    }
+
+
 def add_reference_options(parser: argparse.ArgumentParser) -> None:
     """--max-reference and --all-reference (which reference frames a benchmark uses)."""
     parser.add_argument(

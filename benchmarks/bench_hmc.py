@@ -482,15 +482,7 @@ def check_args(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = build_parser().parse_args(argv)
     check_args(args)
-    if args.threads is None:
-        args.threads = 1 if args.smoke else 2
-    torch.set_num_threads(args.threads)
-    report: dict[str, Any] = {
-        "benchmark": "bench_hmc",
-        "smoke": bool(args.smoke),
-        "command": " ".join([Path(sys.argv[0]).name, *(sys.argv[1:] if argv is None else argv)]),
-        "machine": bg.machine(),
-    }
+    report = bg.start_report("bench_hmc", args, argv)
     with contextlib.ExitStack() as stack:
         if args.smoke:
             if args.workdir is None:  # removed at the end
