@@ -136,10 +136,7 @@ class ASiProtocol(MeltQuenchProtocol):
         if self.variant == "anneal":
             labels["cooling_rate"] = float(self.cooling_rate)
         snapshot.info["workflow"] = {
-            "stages": run.summary(),
-            "md_steps": run.md_steps,
-            "md_wall_s": run.wall_s,
-            "lammps_version": run.lammps_version,
+            **run.record(),
             **notes,
         }
         return snapshot, labels

@@ -174,10 +174,7 @@ class ASiO2Protocol(MeltQuenchProtocol):
         )
         labels.update(relaxed)
         snapshot.info["workflow"] = {
-            "stages": run.summary(),
-            "md_steps": run.md_steps,
-            "md_wall_s": run.wall_s,
-            "lammps_version": run.lammps_version,
+            **run.record(),
             "n_atoms": len(snapshot),
             **notes,
         }

@@ -172,6 +172,15 @@ class MeltQuenchRun(Result):
             out.append(row)
         return out
 
+    def record(self) -> dict[str, Any]:
+        """The run's provenance entries: stage summary, MD steps, MD wall time, LAMMPS version."""
+        return {
+            "stages": self.summary(),
+            "md_steps": self.md_steps,
+            "md_wall_s": self.wall_s,
+            "lammps_version": self.lammps_version,
+        }
+
 
 def species_of(atoms: Atoms) -> list[str]:
     """Element symbols present in `atoms`, sorted by atomic number (LAMMPS type order)."""

@@ -231,10 +231,7 @@ class MEGProtocol(MeltQuenchProtocol):
             "composition": mole_fractions(units),
             "formula_units": units,
             "melt_temperature": t_melt,
-            "stages": run.summary(),
-            "md_steps": run.md_steps,
-            "md_wall_s": run.wall_s,
-            "lammps_version": run.lammps_version,
+            **run.record(),
             "n_atoms": len(snapshot),
             **notes,
         }
