@@ -115,6 +115,7 @@ def structure_scores(frames: Sequence[Atoms], reference: Sequence[Atoms]) -> dic
         return {"rdf_rmsd": math.nan, "adf_rmsd": math.nan, "density": math.nan, "error": reason}
     return {
         "rdf_rmsd": comparison.rdf_rmsd,
+        "rdf_rmsd_floor": comparison.rdf_rmsd_floor,
         "adf_rmsd": comparison.adf_rmsd,
         "density": comparison.density_generated,
     }

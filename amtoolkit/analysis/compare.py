@@ -43,6 +43,10 @@ class Comparison(Result):
             (each pair once, ordered by atomic number; "A-B" in `to_dict()`).
         adf_rmsd: RMSD between the set-averaged bond-angle distributions
             (cutoff 3.0 Å, 180 bins over 0-180 degrees, normalised to unit area), 1/degree.
+        rdf_rmsd_floor: the RDF RMSD expected between two sets of these sizes drawn from
+            the reference itself (`sampling_rmsd`, 200 resamples); a generated set at
+            this level is as close as the set sizes can show. None with one reference.
+        adf_rmsd_floor: the same for the ADF RMSD.
         density_generated: mean mass density of the generated set as given, g/cm^3.
         density_reference: mean mass density of the reference set as given, g/cm^3.
         density_difference: generated minus reference, g/cm^3.
@@ -61,6 +65,8 @@ class Comparison(Result):
     rdf_rmsd: float
     rdf_rmsd_partial: dict[tuple[str, str], float]
     adf_rmsd: float
+    rdf_rmsd_floor: float | None
+    adf_rmsd_floor: float | None
     density_generated: float
     density_reference: float
     density_difference: float
@@ -75,13 +81,13 @@ class Comparison(Result):
         """A printable table of the comparison."""
         rows = [
             ("structures (generated / reference)", f"{self.n_generated} / {self.n_reference}"),
-            ("RDF RMSD (total)", f"{self.rdf_rmsd:.4f}"),
+            ("RDF RMSD (total)", f"{self.rdf_rmsd:.4f}{floor(self.rdf_rmsd_floor, '.4f')}"),
         ]
         rows += [
             (f"RDF RMSD {a}-{b}", f"{value:.4f}") for (a, b), value in self.rdf_rmsd_partial.items()
         ]
         rows += [
-            ("ADF RMSD (1/deg)", f"{self.adf_rmsd:.3e}"),
+            ("ADF RMSD (1/deg)", f"{self.adf_rmsd:.3e}{floor(self.adf_rmsd_floor, '.3e')}"),
             (
                 "density (g/cm3)",
                 f"{self.density_generated:.3f} vs {self.density_reference:.3f} "
@@ -99,6 +105,11 @@ class Comparison(Result):
         return format_table("comparison with reference", rows)
 
 
+def floor(value: float | None, spec: str) -> str:
+    """The summary's note of a sampling floor (empty when there is none)."""
+    return "" if value is None else f" (floor {value:{spec}})"
+
+
 def compare(
     generated: Atoms | Sequence[Atoms],
     reference: Atoms | Sequence[Atoms],
@@ -113,7 +124,8 @@ def compare(
     (:func:`amtoolkit.analysis.metrics.distribution_rmsd`); mean densities are compared
     as given. With a `calculator`, both sets are relaxed (positions and cell, zero
     pressure, fmax 0.01 eV/Å) and their mean energies per atom compared. Ghost atoms
-    are ignored.
+    are ignored. Each RMSD comes with its floor: the RMSD between two sets of the same
+    sizes resampled from the reference, below which no generator can be told apart.
 
     Args:
         generated: one Atoms or a set (e.g. the output of a generator).
@@ -133,7 +145,7 @@ def compare(
     """
     from amtoolkit.analysis.adf import adf
     from amtoolkit.analysis.energy import density, energy
-    from amtoolkit.analysis.metrics import distribution_rmsd
+    from amtoolkit.analysis.metrics import distribution_rmsd, sampling_rmsd
     from amtoolkit.analysis.rdf import rdf
 
     gen, ref = prepare(generated), prepare(reference)
@@ -158,6 +170,8 @@ def compare(
         rdf_rmsd=distribution_rmsd(rdf_gen.g, rdf_ref.g),
         rdf_rmsd_partial=partial,
         adf_rmsd=distribution_rmsd(adf_gen.p, adf_ref.p),
+        rdf_rmsd_floor=sampling_rmsd(rdf_ref.per_structure, len(gen), len(ref)),
+        adf_rmsd_floor=sampling_rmsd(adf_ref.per_structure, len(gen), len(ref)),
         density_generated=rho_gen,
         density_reference=rho_ref,
         density_difference=rho_gen - rho_ref,

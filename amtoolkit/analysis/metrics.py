@@ -40,6 +40,49 @@ def distribution_rmsd(a: ArrayLike, b: ArrayLike) -> float:
     return float(np.sqrt(np.mean((a - b) ** 2)))
 
 
+def sampling_rmsd(
+    per_structure: ArrayLike, n_a: int, n_b: int, repeats: int = 200, seed: int = 0
+) -> float | None:
+    """Expected `distribution_rmsd` between two sets of `n_a` and `n_b` structures drawn
+    from the same population: the floor a set comparison can reach with these sizes.
+
+    Two sets are resampled with replacement from `per_structure` (one distribution per
+    structure, e.g. ``RDFResult.per_structure`` of a reference set), each averaged, and
+    their RMSD taken; the mean over `repeats` draws is returned. A generated set whose
+    RMSD to the reference is at this level is as close as the set sizes can show.
+
+    Args:
+        per_structure: distributions of the population, shape ``[n_structures, nbins]``.
+        n_a: size of the first set (e.g. the generated set).
+        n_b: size of the second set (e.g. the reference set).
+        repeats: number of resampled pairs.
+        seed: seed of the resampling.
+
+    Returns:
+        The mean RMSD, or None when the population has fewer than 2 structures (its
+        spread is unknown).
+
+    Raises:
+        ValueError: not a 2-D array, a set size below 1 or `repeats` below 1.
+    """
+    curves = np.asarray(per_structure, dtype=float)
+    if curves.ndim != 2:
+        raise ValueError(f"per_structure must be [n_structures, nbins], got shape {curves.shape}")
+    if min(n_a, n_b) < 1 or repeats < 1:
+        raise ValueError(f"need set sizes and repeats >= 1, got {n_a}, {n_b} and {repeats}")
+    if len(curves) < 2:
+        return None
+    rng = np.random.default_rng(seed)
+    draws = [
+        distribution_rmsd(
+            curves[rng.integers(len(curves), size=n_a)].mean(axis=0),
+            curves[rng.integers(len(curves), size=n_b)].mean(axis=0),
+        )
+        for _ in range(repeats)
+    ]
+    return float(np.mean(draws))
+
+
 @dataclasses.dataclass(frozen=True)
 class PropertyErrors(Result):
     """Errors of measured properties against their design targets.

@@ -15,7 +15,7 @@ from amtoolkit.analysis.compare import (
     Comparison,
     compare,
 )
-from amtoolkit.analysis.metrics import distribution_rmsd
+from amtoolkit.analysis.metrics import distribution_rmsd, sampling_rmsd
 from amtoolkit.analysis.rdf import rdf
 from amtoolkit.errors import StructureError
 
@@ -86,6 +86,20 @@ def test_energies_with_a_calculator(diamond_si):
     assert named.energy_difference == pytest.approx(result.energy_difference, rel=1e-9)
     assert "energy (eV/atom, relaxed, sw-si)" in named.summary()
     assert compare(diamond_si, diamond_si, potential="sw-si").potential is None  # no calculator
+
+
+def test_floor_is_the_spread_of_the_reference(diamond_si, rattled):
+    single = compare(rattled, diamond_si)
+    assert single.rdf_rmsd_floor is None and "floor" not in single.summary()
+    others = [diamond_si.copy() for _ in range(4)]
+    for seed, atoms in enumerate(others):
+        atoms.rattle(0.08, seed=seed)
+    result = compare(rattled, others)
+    expected = sampling_rmsd(rdf(others, rmax=COMPARE_RDF_RMAX).per_structure, 1, 4)
+    assert result.rdf_rmsd_floor == pytest.approx(expected, rel=EXACT)
+    assert 0.0 < result.rdf_rmsd_floor < compare(rattled, diamond_si).rdf_rmsd
+    assert 0.0 < result.adf_rmsd_floor and "(floor " in result.summary()
+    assert compare(others, others).rdf_rmsd_floor > compare(others, others).rdf_rmsd
 
 
 def test_bad_structures_raise(diamond_si):

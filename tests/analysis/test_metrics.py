@@ -7,7 +7,12 @@ import json
 import numpy as np
 import pytest
 
-from amtoolkit.analysis.metrics import PropertyErrors, distribution_rmsd, property_errors
+from amtoolkit.analysis.metrics import (
+    PropertyErrors,
+    distribution_rmsd,
+    property_errors,
+    sampling_rmsd,
+)
 
 TOL = 1e-12
 
@@ -28,6 +33,24 @@ def test_rmsd_rejects_mismatched_or_bad_input():
         distribution_rmsd([np.nan, 1.0], [0.0, 1.0])
     with pytest.raises(ValueError, match="empty"):
         distribution_rmsd([], [])
+
+
+def test_sampling_rmsd_matches_the_standard_error_of_two_means():
+    # iid unit noise per bin: the two set means differ by N(0, 1/n_a + 1/n_b) per bin
+    population = np.random.default_rng(0).normal(size=(4000, 400))
+    for n_a, n_b in ((8, 8), (32, 11)):
+        expected = np.sqrt(1.0 / n_a + 1.0 / n_b)
+        assert sampling_rmsd(population, n_a, n_b, repeats=50) == pytest.approx(expected, rel=0.03)
+    assert sampling_rmsd(population, 64, 64) < sampling_rmsd(population, 8, 8)
+
+
+def test_sampling_rmsd_of_identical_structures_is_zero_and_needs_two():
+    assert sampling_rmsd(np.ones((5, 10)), 3, 4) == 0.0
+    assert sampling_rmsd(np.ones((1, 10)), 3, 4) is None
+    with pytest.raises(ValueError, match=r"\[n_structures, nbins\]"):
+        sampling_rmsd(np.ones(10), 3, 4)
+    with pytest.raises(ValueError, match="set sizes and repeats >= 1, got 0, 4 and 200"):
+        sampling_rmsd(np.ones((5, 10)), 0, 4)
 
 
 def test_property_errors_known_values():
