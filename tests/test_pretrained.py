@@ -46,3 +46,12 @@ def test_shipped_model_generates_a_small_cell(name):
     (atoms,) = gen.generate(1, steps=2, seed=0, sampler=sampler, progress=False, **kwargs)
     assert np.isfinite(atoms.positions).all() and len(atoms) > 0
     assert set(atoms.get_chemical_symbols()) <= set(gen.vocabulary.symbols)
+
+
+def test_shipped_model_card_matches_its_dataset_by_digest():
+    from amtoolkit.data import Dataset
+    from amtoolkit.data._files import condensed_provenance
+
+    card = pretrained.model_info("a-sio2").dataset
+    shipped = condensed_provenance(Dataset.load("a-sio2").provenance)
+    assert card["samples"] == shipped["samples"] and card["samples"]["count"] == 300

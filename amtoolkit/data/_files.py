@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import hashlib
+import json
 import os
 import tempfile
 from collections.abc import Iterator
@@ -64,3 +66,25 @@ def provenance(source: Any, command: str, **extra: Any) -> dict[str, Any]:
     }
     record.update(extra)
     return record
+
+
+PER_SAMPLE_KEYS = ("samples", "failed_samples")
+"""Provenance keys that hold one record per sample (the melt-quench workflows)."""
+
+
+def condensed_provenance(record: dict[str, Any]) -> dict[str, Any]:
+    """`record` with each per-sample list replaced by its length and a SHA-256 digest.
+
+    A model card names its dataset; it need not carry the log of every LAMMPS run that
+    made it (hundreds of kB). ``samples: [...]`` becomes ``samples: {"count": n,
+    "sha256": ...}``, the digest of the list as compact, key-sorted JSON, so a copy of
+    the dataset can still be matched to the card. Other keys are kept as they are.
+    """
+    condensed = dict(record)
+    for key in PER_SAMPLE_KEYS:
+        value = condensed.get(key)
+        if isinstance(value, list):
+            text = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+            digest = hashlib.sha256(text.encode()).hexdigest()
+            condensed[key] = {"count": len(value), "sha256": digest}
+    return condensed

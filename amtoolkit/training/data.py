@@ -16,6 +16,7 @@ import numpy as np
 from ase import Atoms
 
 from amtoolkit.checkpoint import Typical
+from amtoolkit.data._files import condensed_provenance
 from amtoolkit.data.batch import Batch, from_atoms
 from amtoolkit.data.dataset import DatasetError, open_dataset
 from amtoolkit.data.ghosts import add_ghosts, ghost_mask
@@ -87,7 +88,7 @@ def load_training_data(config: DataConfig) -> TrainingData:
         vocabulary = ElementVocabulary.from_structures(everything)
     if config.max_density is not None and any(ghost_mask(a).any() for a in everything):
         raise ConfigError("data.max_density is set but the dataset already holds ghost atoms")
-    provenance = train_set.provenance
+    provenance = condensed_provenance(train_set.provenance)
     provenance["dataset"] = config.dataset
     provenance["n_train"] = len(train)
     provenance["n_val"] = len(val)

@@ -106,3 +106,23 @@ def test_binned_loss_sums_known_answer():
     assert sums.tolist() == [3.0, 4.0, 0.0, 24.0]
     assert counts.tolist() == [2.0, 1.0, 0.0, 2.0]
     assert t_bin_names("val_loss", t_bin_edges(0.01, 0.99, 5))[0] == "val_loss_t0.01-0.21"
+
+
+def test_per_sample_provenance_is_condensed_to_count_and_digest():
+    import hashlib
+    import json
+
+    from amtoolkit.data._files import condensed_provenance
+
+    runs = [{"index": 0, "seed": 11, "wall_s": 1.5}, {"index": 1, "seed": 12, "wall_s": 2.0}]
+    record = {"source": "workflow", "samples": runs, "failed_samples": [], "seed": 0}
+    condensed = condensed_provenance(record)
+    text = json.dumps(runs, sort_keys=True, separators=(",", ":"))
+    assert condensed["samples"] == {"count": 2, "sha256": hashlib.sha256(text.encode()).hexdigest()}
+    assert condensed["failed_samples"]["count"] == 0
+    assert condensed["source"] == "workflow" and condensed["seed"] == 0
+    assert record["samples"] is runs  # the input is not modified
+    reordered = [{k: run[k] for k in reversed(list(run))} for run in runs]
+    assert condensed_provenance({"samples": reordered})["samples"] == condensed["samples"]
+    runs[1]["seed"] = 13
+    assert condensed_provenance(record)["samples"]["sha256"] != condensed["samples"]["sha256"]
