@@ -22,7 +22,9 @@ What is measured (DESIGN sections 6 and 8):
 - quality-a-si: ``n`` cells of ``atoms`` atoms at the model's typical density, compared
   with the reference frames the model did not train on (when the model card's dataset
   is the reference, the split it records is redrawn: its test part, or its validation
-  part if it had no test part; otherwise all frames; at most ``--max-reference``):
+  part if it had no test part; when the reference is the card's dataset grown by later
+  samples, that part of the first frames plus all later ones; otherwise all frames; at
+  most ``--max-reference``):
   RDF RMSD (rmax 5 Å, 100 bins) and ADF RMSD (180 bins) at the comparison cutoff 3.0 Å
   and the Si cutoff 2.7 Å, SW energy per atom after relaxation (mean, sd), the fraction
   of 4-fold Si (covalent rule d < 1.3 (r_cov,i + r_cov,j) = 2.886 Å, and d < 2.7 Å), and
@@ -80,7 +82,7 @@ from amtoolkit.analysis.compare import COMPARE_ADF_CUTOFF
 from amtoolkit.analysis.coordination import coordination
 from amtoolkit.analysis.metrics import distribution_rmsd, property_errors
 from amtoolkit.analysis.report import format_table
-from amtoolkit.data import Dataset
+from amtoolkit.data import Dataset, condensed_provenance
 from amtoolkit.diffusion import FORMAL_CHARGES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -270,6 +272,24 @@ def same_dataset(spec: str, dataset: Dataset, card: dict[str, Any]) -> bool:
     return source is not None and source == card.get("source")
 
 
+def grown_from(dataset: Dataset, card: dict[str, Any]) -> int | None:
+    """How many leading frames of `dataset` the model card's training data was, when
+    `dataset` is that data grown by later samples (a resumed workflow), else None.
+
+    The card keeps the count and digest of its dataset's per-sample run records
+    (`condensed_provenance`); the data grew when the dataset holds more records and its
+    first `count` of them have that digest.
+    """
+    recorded, records = card.get("samples"), dataset.provenance.get("samples")
+    if not isinstance(recorded, dict) or not isinstance(records, list):
+        return None
+    count = recorded.get("count")
+    if not isinstance(count, int) or not 0 < count < len(records) or len(records) != len(dataset):
+        return None
+    digest = condensed_provenance({"samples": records[:count]})["samples"]["sha256"]
+    return count if digest == recorded.get("sha256") else None
+
+
 def reference_frames(
     spec: str, card: dict[str, Any], max_frames: int | None, seed: int, all_frames: bool = False
 ) -> tuple[list[Atoms], dict[str, Any]]:
@@ -277,28 +297,37 @@ def reference_frames(
 
     When the model card's dataset is this reference, the split it records is redrawn
     (`Dataset.split` with the recorded val, test and seed): its test part, or the
-    validation part when the model was trained without a test split. Otherwise every
-    frame. At most `max_frames` of them (a seeded random subset, in order).
+    validation part when the model was trained without a test split. When the reference
+    is the card's dataset grown by later samples (`grown_from`), that part of the
+    frames the model saw plus every later frame. Otherwise every frame. At most
+    `max_frames` of them (a seeded random subset, in order).
     """
     dataset = open_reference(spec)
-    part, note = dataset, "all frames (the model card names other training data)"
+    frames, note = list(dataset), "all frames (the model card names other training data)"
     split = card.get("split") or {}
+    recorded_split = {"val", "test", "seed"} <= set(split)
+    grown = None if all_frames else grown_from(dataset, card)
     if all_frames:
         note = "all frames (--all-reference)"
-    elif same_dataset(spec, dataset, card) and {"val", "test", "seed"} <= set(split):
-        _, val, test = dataset.split(val=split["val"], test=split["test"], seed=split["seed"])
-        part, note = (test, "test split") if len(test) else (val, "validation split (no test)")
+    elif recorded_split and (grown is not None or same_dataset(spec, dataset, card)):
+        seen = dataset if grown is None else dataset[:grown]
+        _, val, test = seen.split(val=split["val"], test=split["test"], seed=split["seed"])
+        frames, note = (
+            (list(test), "test split") if len(test) else (list(val), "validation split (no test)")
+        )
         note += (
             f" of the model's split (val {split['val']}, test {split['test']}, "
             f"seed {split['seed']})"
         )
+        if grown is not None:
+            frames += list(dataset[grown:])
+            note = f"{note} of the first {grown} frames, and the {len(dataset) - grown} after them"
     elif same_dataset(spec, dataset, card):
         note = "all frames (the model card records no split)"
-    n_part = len(part)
+    n_part = len(frames)
     if max_frames is not None and n_part > max_frames:
         keep = np.sort(np.random.default_rng(seed).choice(n_part, max_frames, replace=False))
-        part = part[keep]
-    frames = list(part)
+        frames = [frames[i] for i in keep]
     record = {
         "spec": str(spec),
         "frames_in_dataset": len(dataset),
@@ -365,8 +394,8 @@ def quality_a_si(args: argparse.Namespace) -> dict[str, Any]:
         target_line += f" (measured at {steps} steps, not {TARGET_STEPS})"
     if comparison.rdf_rmsd_floor is not None and comparison.rdf_rmsd_floor > RDF_RMSD_TARGET:
         target_line += (
-            f" (out of reach at these set sizes: two sets resampled from the reference "
-            f"differ by {comparison.rdf_rmsd_floor:.3f})"
+            f"; out of reach at these set sizes: two sets resampled from the reference "
+            f"differ by {comparison.rdf_rmsd_floor:.3f}"
         )
 
     rows = [

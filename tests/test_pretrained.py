@@ -49,8 +49,7 @@ def test_shipped_model_generates_a_small_cell(name):
 
 
 def test_shipped_model_card_matches_its_dataset_by_digest():
-    from amtoolkit.data import Dataset
-    from amtoolkit.data._files import condensed_provenance
+    from amtoolkit.data import Dataset, condensed_provenance
 
     card = pretrained.model_info("a-sio2").dataset
     shipped = condensed_provenance(Dataset.load("a-sio2").provenance)

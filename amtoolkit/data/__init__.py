@@ -8,10 +8,12 @@
 - `import_dm2_sio2`: the DM2 a-SiO2 glasses (LAMMPS data) as a Dataset.
 - `PROPERTY_UNITS`: documented property keys and units.
 - `open_dataset`, `summarize`: a dataset from a file or shipped name; its statistics.
+- `condensed_provenance`: a provenance record with per-sample run records as digests.
 """
 
 from __future__ import annotations
 
+from amtoolkit.data._files import condensed_provenance
 from amtoolkit.data.dataset import (
     Dataset,
     DatasetError,
@@ -49,6 +51,7 @@ __all__ = [
     "add_ghosts",
     "available_datasets",
     "compute_normalisation",
+    "condensed_provenance",
     "ghost_mask",
     "import_dm2_sio2",
     "n_target",

@@ -112,7 +112,7 @@ def test_per_sample_provenance_is_condensed_to_count_and_digest():
     import hashlib
     import json
 
-    from amtoolkit.data._files import condensed_provenance
+    from amtoolkit.data import condensed_provenance
 
     runs = [{"index": 0, "seed": 11, "wall_s": 1.5}, {"index": 1, "seed": 12, "wall_s": 2.0}]
     record = {"source": "workflow", "samples": runs, "failed_samples": [], "seed": 0}
