@@ -40,8 +40,12 @@ from amtoolkit.analysis.report import (
     POTENTIAL_ANALYSES,
     REPORT_OPTIONS,
     AnalysisReport,
+    FrameRunner,
     build_report,
+    merge_frame_results,
+    one_line,
     select_analyses,
+    serial_frames,
 )
 
 if TYPE_CHECKING:
@@ -85,21 +89,39 @@ class Analyzer:
         potential: a potential name from ``amtoolkit.potentials.POTENTIALS`` (e.g.
             ``"sw-si"``, ``"tersoff-sio2"``), an ASE calculator, or None. Needed only
             for energy, elastic and vdos (and relaxation before crystallinity).
+        workers: processes that share out the frames of a set in energy, elastic, vdos
+            and report (one serial LAMMPS run each; same numbers as one process). Needs
+            a potential name: a calculator object cannot be copied to other processes.
         **potential_options: keyword arguments for ``get_calculator`` when `potential`
             is a name.
 
     Raises:
-        ValueError: unknown potential name (the message lists the known ones).
+        ValueError: unknown potential name (the message lists the known ones), workers
+            below 1, or workers > 1 with a calculator object.
         TypeError: `potential` is neither a name nor a calculator.
     """
 
-    def __init__(self, potential: str | Calculator | None = None, **potential_options: Any):
+    def __init__(
+        self,
+        potential: str | Calculator | None = None,
+        *,
+        workers: int = 1,
+        **potential_options: Any,
+    ):
         if potential is not None and not isinstance(potential, (str, Calculator)):
             raise TypeError(
                 f"potential must be a name or an ASE calculator, got {type(potential).__name__}"
             )
         if isinstance(potential, str):
             _check_potential_name(potential)
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+            raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
+        if workers > 1 and isinstance(potential, Calculator):
+            raise ValueError(
+                "workers > 1 needs a potential name (e.g. 'sw-si'): a calculator object "
+                "cannot be copied to worker processes"
+            )
+        self.workers = workers
         self.potential = potential
         self._potential_options = dict(potential_options)
         self._calculator: Calculator | None = (
@@ -107,7 +129,8 @@ class Analyzer:
         )
 
     def __repr__(self) -> str:
-        return f"Analyzer(potential={self.potential_name!r})"
+        workers = f", workers={self.workers}" if self.workers > 1 else ""
+        return f"Analyzer(potential={self.potential_name!r}{workers})"
 
     @property
     def potential_name(self) -> str | None:
@@ -308,6 +331,8 @@ class Analyzer:
         from amtoolkit.analysis.energy import energy
 
         calc = self._calculator_for("energy", structures)
+        if self._pooled(structures):
+            return self._in_pool("energy", structures, relax=relax, fmax=fmax)
         return energy(structures, calc, relax=relax, fmax=fmax)
 
     def elastic(
@@ -345,9 +370,7 @@ class Analyzer:
         from amtoolkit.analysis.elastic import elastic
 
         calc = self._calculator_for("elastic", structures)
-        return elastic(
-            structures,
-            calc,
+        options = dict(
             relax=relax,
             delta=delta,
             fmax=fmax,
@@ -356,6 +379,9 @@ class Analyzer:
             method=method,
             displacement=displacement,
         )
+        if self._pooled(structures):
+            return self._in_pool("elastic", structures, **options)
+        return elastic(structures, calc, **options)
 
     def vdos(
         self,
@@ -383,9 +409,10 @@ class Analyzer:
         from amtoolkit.analysis.vdos import vdos
 
         calc = self._calculator_for("vdos", structures)
-        return vdos(
-            structures, calc, displacement=displacement, sigma=sigma, nbins=nbins, relax=relax
-        )
+        options = dict(displacement=displacement, sigma=sigma, nbins=nbins, relax=relax)
+        if self._pooled(structures):
+            return self._in_pool("vdos", structures, **options)
+        return vdos(structures, calc, **options)
 
     # -- information theory --------------------------------------------------------------
 
@@ -497,13 +524,69 @@ class Analyzer:
             on_skip=on_skip,
             progress=progress,
             potential=self.potential_name,
+            run_frames=self._frame_runner(),
         )
+
+    def per_frame(
+        self, name: str, structures: Atoms | Sequence[Atoms], **options: Any
+    ) -> list[Any]:
+        """A potential-based analysis of every frame on its own: each frame's result, or
+        the exception that failed it, in frame order.
+
+        For sets where some structures may fail (a relaxation that breaks, an element
+        the potential lacks) and the others must still be measured. With ``workers > 1``
+        the frames are shared out over worker processes.
+
+        Args:
+            name: "energy", "elastic" or "vdos".
+            structures: one Atoms or a set.
+            **options: keyword arguments of that method (e.g. ``fmax=1e-2``).
+
+        Returns:
+            One single-structure result (e.g. EnergyResult) or Exception per frame.
+
+        Raises:
+            ValueError: `name` is not a potential-based analysis, or no potential.
+        """
+        if name not in POTENTIAL_ANALYSES:
+            raise ValueError(f"per_frame runs {POTENTIAL_ANALYSES}, not {name!r}")
+        self.calculator(name)
+        frames = [structures] if isinstance(structures, Atoms) else list(structures)
+        results: list[Any] = [None] * len(frames)
+        for k, outcome in self._frame_runner()([(name, options)], frames):
+            results[k] = outcome if isinstance(outcome, Exception) else outcome[name]
+        return results
 
     # -- helpers -------------------------------------------------------------------------
 
     def _run(self, name: str, structures: Atoms | Sequence[Atoms], **options: Any) -> Any:
         """Analysis `name` (a method of this class) on `structures`."""
         return getattr(self, name)(structures, **options)
+
+    def _pooled(self, structures: Atoms | Sequence[Atoms]) -> bool:
+        """Whether a potential-based analysis of `structures` goes to worker processes."""
+        return self.workers > 1 and not isinstance(structures, Atoms) and len(structures) > 1
+
+    def _frame_runner(self) -> FrameRunner:
+        """How the potential-based analyses of a set run frame by frame."""
+        if self.workers > 1 and isinstance(self.potential, str):
+            from amtoolkit.analysis.parallel import pool_frames
+
+            return pool_frames(self.potential, self._potential_options, self.workers)
+        return serial_frames(self._run)
+
+    def _in_pool(self, name: str, structures: Sequence[Atoms], **options: Any) -> Any:
+        """Analysis `name` of a set, frame by frame in worker processes, as one result.
+
+        Raises:
+            The first failing frame's error (in frame order), its message prefixed with
+            the frame index.
+        """
+        results = self.per_frame(name, prepare(structures), **options)
+        for k, outcome in enumerate(results):
+            if isinstance(outcome, Exception):
+                raise frame_error(k, outcome) from outcome
+        return merge_frame_results(name, results)
 
     def _calculator_for(self, what: str, structures: Atoms | Sequence[Atoms]) -> Calculator:
         """The calculator, after checking that the potential covers every element."""
@@ -526,3 +609,12 @@ def _check_potential_name(name: str) -> None:
         return
     if name not in POTENTIALS:
         raise ValueError(f"unknown potential {name!r}; known: {', '.join(sorted(POTENTIALS))}")
+
+
+def frame_error(k: int, error: Exception) -> Exception:
+    """`error` with "structure k: " before its message (same type when it can be rebuilt)."""
+    message = f"structure {k}: {one_line(error)}"
+    try:
+        return type(error)(message)
+    except Exception:  # noqa: BLE001 - a type that takes other arguments
+        return RuntimeError(message)

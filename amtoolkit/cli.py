@@ -72,10 +72,18 @@ def main() -> None:
     "--index", default=":", show_default=True, help="Frames of each file: ASE index, e.g. -1, ::10."
 )
 @click.option("--format", "fmt", metavar="FORMAT", help="ASE file format (default: guess).")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Processes sharing the frames of --energy, --elastic and --vdos.",
+)
 @click.option("--debug", is_flag=True, help="Show tracebacks; stop at the first failing frame.")
 def analyze(
     files: Sequence[str],
     potential: str | None,
+    workers: int,
     reference: Sequence[str],
     json_path: str | None,
     plot_path: str | None,
@@ -96,7 +104,7 @@ def analyze(
     with _user_errors(debug):
         if plot_path:
             _check_figure_format(plot_path)
-        analyzer = Analyzer(potential)
+        analyzer = Analyzer(potential, workers=workers)
         frames, labels = _read(files, index, fmt, type_map)
         ref_frames = _read(reference, ":", fmt, type_map)[0] if reference else None
         analyses = [name for flag, name in _FLAGS.items() if flags[flag]] or DEFAULT_ANALYSES

@@ -172,6 +172,26 @@ def mean_sd(values: Sequence[float]) -> tuple[float, float, int]:
     return float(v.mean()), float(v.std()), int(v.size)
 
 
+def failure_line(k: int, err: Exception) -> str:
+    """One line naming a failed frame and why."""
+    return f"frame {k}: {type(err).__name__}: {str(err).splitlines()[0][:120] if str(err) else ''}"
+
+
+def potential_values(
+    analyzer: Analyzer, name: str, frames: Sequence[Atoms], pick: Callable[[Any], float], **options
+) -> tuple[list, list]:
+    """`pick` of the potential-based analysis `name` of every frame (in the analyzer's
+    worker processes); a frame that fails gives NaN and a one-line reason."""
+    values, failures = [], []
+    for k, outcome in enumerate(analyzer.per_frame(name, frames, **options)):
+        if isinstance(outcome, Exception):
+            values.append(float("nan"))
+            failures.append(failure_line(k, outcome))
+        else:
+            values.append(float(pick(outcome)))
+    return values, failures
+
+
 def per_frame(measure: Callable[[Atoms], float], frames: Sequence[Atoms]) -> tuple[list, list]:
     """`measure` on every frame; a frame that fails gives NaN and a one-line reason."""
     values, failures = [], []
@@ -180,7 +200,7 @@ def per_frame(measure: Callable[[Atoms], float], frames: Sequence[Atoms]) -> tup
             values.append(float(measure(atoms)))
         except Exception as err:  # noqa: BLE001 - a failing frame is a result, not a crash
             values.append(float("nan"))
-            failures.append(f"frame {k}: {type(err).__name__}: {str(err).splitlines()[0][:120]}")
+            failures.append(failure_line(k, err))
     return values, failures
 
 
@@ -354,7 +374,7 @@ def fourfold_fraction(frames: Sequence[Atoms], cutoff: float | None) -> float:
 
 def relaxed_energies(analyzer: Analyzer, frames: Sequence[Atoms]) -> dict[str, Any]:
     """Energy per atom after relaxation (positions and cell), frame by frame."""
-    values, failures = per_frame(lambda atoms: analyzer.energy(atoms).energy_per_atom[0], frames)
+    values, failures = potential_values(analyzer, "energy", frames, lambda r: r.energy_per_atom[0])
     mean, sd, n = mean_sd(values)
     return {"mean": mean, "sd": sd, "n": n, "per_structure": values, "failures": failures}
 
@@ -380,7 +400,7 @@ def quality_a_si(args: argparse.Namespace) -> dict[str, Any]:
     adf_si = distribution_rmsd(
         adf(frames, cutoff=SI_ADF_CUTOFF).p, adf(ref, cutoff=SI_ADF_CUTOFF).p
     )
-    sw = Analyzer(args.potential)
+    sw = Analyzer(args.potential, workers=args.workers)
     energy_gen, energy_ref = relaxed_energies(sw, frames), relaxed_energies(sw, ref)
     r_cov = covalent_si_cutoff()
     fourfold = {
@@ -478,7 +498,9 @@ def elastic_options(analyzer: Analyzer, method: str | None) -> dict[str, Any]:
 def measure_property(name: str, frames: Sequence[Atoms], analyzer: Analyzer, options: dict):
     """Per-structure measured `name` (GPa or Si atoms per ring) and failures."""
     if name == "shear_modulus":
-        return per_frame(lambda a: analyzer.elastic(a, **options).shear_modulus[0], frames)
+        return potential_values(
+            analyzer, "elastic", frames, lambda r: r.shear_modulus[0], **options
+        )
 
     def mean_ring(atoms: Atoms) -> float:
         counts = analyzer.rings(atoms, count_species="Si").per_structure[0]
@@ -587,7 +609,7 @@ def print_sweep(result: dict[str, Any]) -> None:
 def quality_sio2(args: argparse.Namespace) -> dict[str, Any]:
     """Inverse design of a-SiO2 on shear modulus and ring size (see the module docstring)."""
     gen = load_generator(args.model, args.device)
-    analyzer = Analyzer(args.potential)
+    analyzer = Analyzer(args.potential, workers=args.workers)
     options = elastic_options(analyzer, args.elastic_method)
     ref, ref_record = reference_frames(
         args.reference, gen.info.dataset, args.max_reference, args.seed, args.all_reference
@@ -865,6 +887,12 @@ def add_common(
         help="torch.set_num_threads (default 2; 1 with --smoke)",
     )
     parser.add_argument("--seed", type=int, default=default(0), help="generation seed")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=default(os.cpu_count() or 1),
+        help="processes for relaxations and elastic constants (default: the CPU count)",
+    )
     parser.add_argument("--device", default=default("cpu"), help="cpu or cuda")
     parser.add_argument(
         "--smoke",
@@ -1017,7 +1045,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def namespace_for(name: str, args: argparse.Namespace) -> argparse.Namespace:
     """The options of benchmark `name` under their plain names (model, steps, ...)."""
-    common = {k: getattr(args, k) for k in ("seed", "device", "threads", "workdir", "progress")}
+    common = {
+        k: getattr(args, k) for k in ("seed", "device", "threads", "workdir", "progress", "workers")
+    }
     if name == "quality-a-si":
         return argparse.Namespace(
             **common,

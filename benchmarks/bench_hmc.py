@@ -279,7 +279,7 @@ def bench_hmc(args: argparse.Namespace) -> dict[str, Any]:
     ref, ref_record = bg.reference_frames(
         args.reference, gen.info.dataset, args.max_reference, args.seed, args.all_reference
     )
-    sw = Analyzer(args.potential)
+    sw = Analyzer(args.potential, workers=args.workers)
     runs: dict[str, dict[str, Any]] = {}
     for sampler in SAMPLERS:
         options: dict[str, Any] = {}

@@ -265,7 +265,7 @@ def sio2_shear(args: argparse.Namespace) -> dict[str, Any]:
     ref, ref_record = bg.reference_frames(
         args.sio2_reference, gen.info.dataset, args.max_reference, args.seed, args.all_reference
     )
-    analyzer = Analyzer(args.sio2_potential)
+    analyzer = Analyzer(args.sio2_potential, workers=args.workers)
     options = bg.elastic_options(analyzer, None)
     if args.sio2_fmax is not None:
         options["fmax"] = args.sio2_fmax

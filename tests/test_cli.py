@@ -144,6 +144,20 @@ def test_uncovered_element_frame_is_skipped(runner, tmp_path, diamond_si):
     assert "energy (eV/atom, relaxed)" in result.stdout
 
 
+def test_workers_share_out_the_frames(runner, tmp_path, diamond_si):
+    sic = bulk("SiC", "zincblende", a=4.36, cubic=True)
+    path = frames_file(tmp_path, [diamond_si, sic, diamond_si * (2, 1, 1)])
+    json_path = tmp_path / "out.json"
+    args = ["analyze", path, "--potential", "sw-si", "--energy", "--workers", "2"]
+    result = runner.invoke(main, [*args, "--json", str(json_path)])
+    assert result.exit_code == 1, result.output  # the SiC frame is skipped, the rest analysed
+    assert f"skipped {path}[1]: element 'C'" in result.stderr
+    energies = json.loads(json_path.read_text())["energy"]["energy_per_atom"]
+    assert energies == pytest.approx([-4.3366, -4.3366], abs=1e-4)
+    bad = runner.invoke(main, ["analyze", path, "--workers", "0"])
+    assert bad.exit_code == 2 and "--workers" in bad.stderr
+
+
 def test_energy_without_potential_exits_2(runner, si_file):
     result = runner.invoke(main, ["analyze", si_file, "--energy"])
     assert_one_line_error(result, "potential=", "energy")

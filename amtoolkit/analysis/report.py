@@ -16,7 +16,7 @@ import math
 import os
 import sys
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -50,8 +50,10 @@ __all__ = [
     "mean_std",
     "merge_frame_results",
     "one_line",
+    "run_frame",
     "save_figure",
     "select_analyses",
+    "serial_frames",
     "summary_rows",
 ]
 
@@ -113,6 +115,15 @@ _PER_STRUCTURE_FIELDS = {
 
 #: runs one analysis: ``run(name, structures, **options) -> Result``
 AnalysisRunner = Callable[..., Result]
+
+#: the potential-based results of one frame by analysis name, or why the frame failed
+FrameOutcome = dict[str, Result] | Exception
+
+#: analyses to run on each frame: (name, keyword options) pairs
+FrameTasks = Sequence[tuple[str, Mapping[str, Any]]]
+
+#: ``run_frames(tasks, frames)`` yields ``(k, outcome)`` for every frame k, in any order
+FrameRunner = Callable[[FrameTasks, Sequence[Atoms]], Iterator[tuple[int, FrameOutcome]]]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -272,6 +283,7 @@ def build_report(
     on_skip: Callable[[str, str], None] | None = None,
     progress: bool | None = False,
     potential: str | None = None,
+    run_frames: FrameRunner | None = None,
 ) -> AnalysisReport:
     """Run several analyses on a set, leaving out the frames that fail.
 
@@ -295,6 +307,8 @@ def build_report(
         progress: show a tqdm progress bar over frames on stderr (None: only on a
             terminal).
         potential: name of the potential, for the report.
+        run_frames: runs the potential-based analyses frame by frame (e.g. in worker
+            processes); default :func:`serial_frames` with `run`.
 
     Returns:
         AnalysisReport.
@@ -325,33 +339,45 @@ def build_report(
     if len(problems) == len(frames):
         raise _nothing_to_analyse(labels, problems)
 
-    kept: list[Atoms] = []
-    kept_labels: list[str] = []
-    skipped: list[tuple[str, str]] = []
-    failures: dict[int, Exception] = {}
-    frame_results: dict[str, list[Result]] = {name: [] for name in per_frame}
+    if on_skip is not None:
+        for k, exc in problems.items():
+            on_skip(labels[k], one_line(exc))
+    outcomes: dict[int, FrameOutcome] = dict(problems)
+    todo = [k for k in range(len(frames)) if k not in problems]
     bar = tqdm(
-        enumerate(zip(frames, labels, strict=True)),
         total=len(frames),
         desc="frames",
         unit="frame",
         file=sys.stderr,
         disable=None if progress is None else not progress,
     )
-    for k, (atoms, label) in bar:
-        try:
-            if k in problems:
-                raise problems[k]
-            done = {name: _run(run, name, atoms) for name in per_frame}
-        except Exception as exc:  # any failure of one frame skips that frame only
+    bar.update(len(problems))
+    runner = serial_frames(run) if run_frames is None else run_frames
+    tasks = [(name, REPORT_OPTIONS.get(name, {})) for name in per_frame]
+    for j, outcome in runner(tasks, [frames[k] for k in todo]):
+        k = todo[j]
+        if isinstance(outcome, Exception):
             if not skip_errors:
-                raise
-            failures[k] = exc
-            skipped.append((label, one_line(exc)))
+                bar.close()
+                raise outcome
             if on_skip is not None:
-                on_skip(label, one_line(exc))
+                on_skip(labels[k], one_line(outcome))
+        outcomes[k] = outcome
+        bar.update(1)
+    bar.close()
+
+    kept: list[Atoms] = []
+    kept_labels: list[str] = []
+    skipped: list[tuple[str, str]] = []
+    failures: dict[int, Exception] = {}
+    frame_results: dict[str, list[Result]] = {name: [] for name in per_frame}
+    for k, (atoms, label) in enumerate(zip(frames, labels, strict=True)):
+        outcome = outcomes[k]
+        if isinstance(outcome, Exception):
+            failures[k] = outcome
+            skipped.append((label, one_line(outcome)))
             continue
-        for name, result in done.items():
+        for name, result in outcome.items():
             frame_results[name].append(result)
         kept.append(atoms)
         kept_labels.append(label)
@@ -377,6 +403,25 @@ def build_report(
         comparison=compare(real) if compare is not None else None,
         potential=potential,
     )
+
+
+def run_frame(run: AnalysisRunner, tasks: FrameTasks, atoms: Atoms) -> dict[str, Result]:
+    """The analyses of one frame: ``{name: run(name, atoms, **options)}`` over `tasks`."""
+    return {name: run(name, atoms, **options) for name, options in tasks}
+
+
+def serial_frames(run: AnalysisRunner) -> FrameRunner:
+    """A `FrameRunner` that runs the frames one after another in this process."""
+
+    def run_frames(tasks: FrameTasks, frames: Sequence[Atoms]):
+        for k, atoms in enumerate(frames):
+            try:
+                outcome: FrameOutcome = run_frame(run, tasks, atoms)
+            except Exception as exc:  # any failure of one frame skips that frame only
+                outcome = exc
+            yield k, outcome
+
+    return run_frames
 
 
 def merge_frame_results(name: str, results: Sequence[Result]) -> Result:
@@ -412,6 +457,8 @@ def merge_frame_results(name: str, results: Sequence[Result]) -> Result:
     }
     if name == "elastic":
         joined["C"] = joined["C_per_structure"].mean(axis=0)
+        if first.n_negative_modes is not None:
+            joined["n_negative_modes"] = np.concatenate([r.n_negative_modes for r in results])
     return dataclasses.replace(first, **joined)
 
 

@@ -27,16 +27,14 @@ import contextlib
 import datetime
 import json
 import logging
-import multiprocessing
 import os
 import shlex
 import shutil
-import signal
 import sys
 import time
 import traceback
-from collections.abc import Iterator, Mapping
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from collections.abc import Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
@@ -44,6 +42,7 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 
+from amtoolkit._processes import new_executor, single_thread_environment, terminate
 from amtoolkit.analysis._result import to_jsonable
 from amtoolkit.data import Dataset
 from amtoolkit.data._files import atomic_path
@@ -66,7 +65,6 @@ PARTS_FORMAT = "amtoolkit.workflows.parts"
 PARTS_VERSION = 1
 MAX_ATTEMPTS = 2  # the first try and one retry with a new seed
 MAX_BARREN_POOLS = 3  # fresh worker pools in a row that die before finishing any sample
-SINGLE_THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 class WorkflowError(ValueError):
@@ -216,7 +214,7 @@ def make_dataset(
         f"start {proto.name} n_samples={n_samples} seed={seed} workers={workers} "
         f"done={len(done)} todo={len(todo)} command={command}"
     )
-    with _single_thread_environment():  # inherited by the workers, started lazily
+    with single_thread_environment():  # inherited by the workers, started lazily
         failures = _run_pool(
             proto,
             todo,
@@ -247,17 +245,6 @@ def make_dataset(
 
 
 # ---------------------------------------------------------------------- worker side
-
-
-def _init_worker() -> None:
-    """Worker start: one thread per library; Ctrl-C is handled by the parent only."""
-    for name in SINGLE_THREAD_ENV:
-        os.environ[name] = "1"
-    with contextlib.suppress(ImportError):  # optional; the environment already asks for 1
-        from threadpoolctl import threadpool_limits
-
-        threadpool_limits(limits=1)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def run_one(protocol: MeltQuenchProtocol, index: int, seed: int) -> dict[str, Any]:
@@ -325,7 +312,7 @@ def _run_pool(
         disable=not progress,
         dynamic_ncols=True,
     )
-    executor = _new_executor(workers)
+    executor = new_executor(workers, preload=[__name__])
     barren_pools = 0  # consecutive pools that broke before any sample of theirs finished
     pool_finished = False
     try:
@@ -379,7 +366,7 @@ def _run_pool(
                     failures.append({"index": index, "attempts": errors[index]})
                     bar.set_postfix(failed=len(failures))
             if broken:  # every future of a broken pool fails; start a fresh pool
-                _terminate(executor)
+                terminate(executor)
                 barren_pools = 0 if pool_finished else barren_pools + 1
                 if barren_pools >= MAX_BARREN_POOLS:
                     raise WorkflowError(
@@ -388,66 +375,14 @@ def _run_pool(
                         '`if __name__ == "__main__":` guard (workers are started by forkserver)'
                     )
                 pool_finished = False
-                executor = _new_executor(workers)
+                executor = new_executor(workers, preload=[__name__])
     except BaseException:
-        _terminate(executor)
+        terminate(executor)
         raise
     finally:
         bar.close()
     executor.shutdown(wait=True)
     return sorted(failures, key=lambda f: f["index"])
-
-
-def _mp_context() -> multiprocessing.context.BaseContext:
-    """forkserver where available (no fork of a process that loaded LAMMPS), else spawn.
-
-    The fork server, started once per parent process, preloads this module (numpy, ASE,
-    amtoolkit; not LAMMPS, which is loaded by the first sample), so a new pool's workers
-    start in milliseconds instead of re-importing everything (~3 s on a busy machine).
-    """
-    if "forkserver" not in multiprocessing.get_all_start_methods():
-        return multiprocessing.get_context("spawn")
-    ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["__main__", __name__])  # no effect once the server runs
-    return ctx
-
-
-@contextlib.contextmanager
-def _single_thread_environment() -> Iterator[None]:
-    """Set SINGLE_THREAD_ENV to 1 while worker processes may start, then restore.
-
-    The variables must be in the environment a worker starts with: BLAS reads them
-    when numpy is imported, before any initializer runs. Threaded BLAS makes the many
-    3x3 solves of cell relaxations ~90x slower when the cores are busy.
-    """
-    saved = {name: os.environ.get(name) for name in SINGLE_THREAD_ENV}
-    os.environ.update({name: "1" for name in SINGLE_THREAD_ENV})
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
-def _new_executor(workers: int) -> ProcessPoolExecutor:
-    return ProcessPoolExecutor(
-        max_workers=workers, mp_context=_mp_context(), initializer=_init_worker
-    )
-
-
-def _terminate(executor: ProcessPoolExecutor) -> None:
-    """Stop the worker processes of `executor` now (they run our samples only)."""
-    processes = list((getattr(executor, "_processes", None) or {}).values())
-    executor.shutdown(wait=False, cancel_futures=True)
-    for process in processes:
-        with contextlib.suppress(Exception):
-            process.terminate()
-    for process in processes:
-        with contextlib.suppress(Exception):
-            process.join(timeout=5)
 
 
 def _assemble(

@@ -1,0 +1,84 @@
+"""Worker process pools for LAMMPS work (dataset workflows, analyses of many structures).
+
+Workers are started by a ``forkserver`` (``spawn`` where forkserver is missing), never by
+forking a process that has loaded LAMMPS; each runs one thread per numerical library and
+leaves Ctrl-C to the parent. Serial LAMMPS runs in parallel processes beat one threaded
+run on small machines (DESIGN section 5).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+import signal
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+
+SINGLE_THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+"""Thread-count variables set to 1 in every worker."""
+
+
+def mp_context(preload: Sequence[str] = ()) -> multiprocessing.context.BaseContext:
+    """forkserver where available (no fork of a process that loaded LAMMPS), else spawn.
+
+    The fork server, started once per parent process, imports `preload` (module names;
+    ``"__main__"`` is always added), so a new pool's workers start in milliseconds
+    instead of re-importing numpy, ASE and amtoolkit (~3 s on a busy machine). Only
+    the first pool of a process decides what the server preloads.
+    """
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["__main__", *preload])  # no effect once the server runs
+    return ctx
+
+
+@contextlib.contextmanager
+def single_thread_environment() -> Iterator[None]:
+    """Set SINGLE_THREAD_ENV to 1 while worker processes may start, then restore.
+
+    The variables must be in the environment a worker starts with: BLAS reads them
+    when numpy is imported, before any initializer runs. Threaded BLAS makes the many
+    3x3 solves of cell relaxations ~90x slower when the cores are busy.
+    """
+    saved = {name: os.environ.get(name) for name in SINGLE_THREAD_ENV}
+    os.environ.update({name: "1" for name in SINGLE_THREAD_ENV})
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def init_worker() -> None:
+    """Worker start: one thread per library; Ctrl-C is handled by the parent only."""
+    for name in SINGLE_THREAD_ENV:
+        os.environ[name] = "1"
+    with contextlib.suppress(ImportError):  # optional; the environment already asks for 1
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(limits=1)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def new_executor(workers: int, preload: Sequence[str] = ()) -> ProcessPoolExecutor:
+    """A pool of `workers` processes (start it inside `single_thread_environment`)."""
+    return ProcessPoolExecutor(
+        max_workers=workers, mp_context=mp_context(preload), initializer=init_worker
+    )
+
+
+def terminate(executor: ProcessPoolExecutor) -> None:
+    """Stop the worker processes of `executor` now (they run our tasks only)."""
+    processes = list((getattr(executor, "_processes", None) or {}).values())
+    executor.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        with contextlib.suppress(Exception):
+            process.terminate()
+    for process in processes:
+        with contextlib.suppress(Exception):
+            process.join(timeout=5)
