@@ -41,6 +41,10 @@ MINIMUM_FORCE_TOL = 0.05
 HESSIAN_ASYMMETRY_TOL = 1e-3
 
 
+MODULI = ("bulk_modulus", "shear_modulus", "youngs_modulus", "poisson_ratio")
+"""Names of the isotropic moduli, as in ElasticResult and the dataset property keys."""
+
+
 @dataclasses.dataclass(frozen=True)
 class ElasticResult(Result):
     """Elastic constants of a set of structures and their isotropic averages.
@@ -107,10 +111,18 @@ class ElasticResult(Result):
         """Mean Poisson ratio over the set."""
         return float(np.mean(self.poisson_ratio))
 
+    @property
+    def hill(self) -> dict[str, np.ndarray]:
+        """Voigt-Reuss-Hill moduli per structure (:func:`hill_moduli`): bulk_modulus,
+        shear_modulus, youngs_modulus (GPa) and poisson_ratio, each shape [n_structures]."""
+        per_structure = [hill_moduli(C) for C in self.C_per_structure]
+        return {name: np.array([m[name] for m in per_structure]) for name in MODULI}
+
     def to_dict(self) -> dict:
         out = super().to_dict()
-        for name in ("bulk_modulus", "shear_modulus", "youngs_modulus", "poisson_ratio"):
+        for name in MODULI:
             out[f"mean_{name}"] = getattr(self, f"mean_{name}")
+        out["hill"] = {name: values.tolist() for name, values in self.hill.items()}
         return out
 
 
@@ -161,6 +173,58 @@ def isotropic_moduli(C: np.ndarray) -> dict[str, float]:
         "shear_modulus": shear,
         "youngs_modulus": youngs,
         "poisson_ratio": _ratio(youngs, 2.0 * shear) - 1.0,
+    }
+
+
+def hill_moduli(C: np.ndarray) -> dict[str, float]:
+    """Voigt-Reuss-Hill isotropic moduli of any stiffness matrix.
+
+    Voigt (uniform strain) and Reuss (uniform stress, from S = C^-1) bounds of the bulk
+    and shear moduli, averaged (Hill): with A = C11 + C22 + C33, B = C12 + C13 + C23,
+    D = C44 + C55 + C66 and a, b, d the same sums of S,
+
+        K_V = (A + 2B)/9,          G_V = (A - B + 3D)/15,
+        K_R = 1/(a + 2b),          G_R = 15/(4a - 4b + 3d),
+        K = (K_V + K_R)/2,  G = (G_V + G_R)/2,
+        E = 9KG/(3K + G),   nu = (3K - 2G)/(2(3K + G)).
+
+    Unlike :func:`isotropic_moduli` (G = C44 alone), every component counts and E and nu
+    follow from the same K and G, so nu stays in (-1, 0.5) for any stable C. For an
+    isotropic C both give the same moduli.
+
+    Args:
+        C: stiffness matrix, shape [6, 6], GPa, Voigt order (xx yy zz yz xz xy).
+
+    Returns:
+        dict with bulk_modulus, shear_modulus, youngs_modulus (GPa) and poisson_ratio;
+        all NaN when C is singular.
+
+    Raises:
+        ValueError: C is not 6x6 or holds NaN or inf.
+
+    References:
+        R. Hill, Proc. Phys. Soc. A 65, 349 (1952).
+    """
+    C = _check_stiffness(C)
+    if abs(np.linalg.det(C)) < 1e-12 * max(1.0, float(np.abs(C).max())) ** 6:
+        return dict.fromkeys(MODULI, float("nan"))
+    S = np.linalg.inv(C)
+
+    def sums(M: np.ndarray) -> tuple[float, float, float]:
+        return (
+            float(M[0, 0] + M[1, 1] + M[2, 2]),
+            float(M[0, 1] + M[0, 2] + M[1, 2]),
+            float(M[3, 3] + M[4, 4] + M[5, 5]),
+        )
+
+    (A, B, D), (a, b, d) = sums(C), sums(S)
+    bulk = 0.5 * ((A + 2.0 * B) / 9.0 + _ratio(1.0, a + 2.0 * b))
+    shear = 0.5 * ((A - B + 3.0 * D) / 15.0 + _ratio(15.0, 4.0 * a - 4.0 * b + 3.0 * d))
+    return {
+        "bulk_modulus": bulk,
+        "shear_modulus": shear,
+        "youngs_modulus": _ratio(9.0 * bulk * shear, 3.0 * bulk + shear),
+        "poisson_ratio": _ratio(3.0 * bulk - 2.0 * shear, 2.0 * (3.0 * bulk + shear)),
     }
 
 

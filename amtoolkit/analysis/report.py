@@ -610,11 +610,15 @@ def _energy_rows(result) -> list[tuple[str, str]]:
 
 
 def _elastic_rows(result) -> list[tuple[str, str]]:
+    hill = result.hill
     return [
         ("bulk modulus K (GPa)", mean_std(result.bulk_modulus, "{:.1f}")),
         ("shear modulus G (GPa)", mean_std(result.shear_modulus, "{:.1f}")),
         ("Young's modulus E (GPa)", mean_std(result.youngs_modulus, "{:.1f}")),
         ("Poisson ratio", mean_std(result.poisson_ratio, "{:.3f}")),
+        ("bulk modulus K, Voigt-Reuss-Hill (GPa)", mean_std(hill["bulk_modulus"], "{:.1f}")),
+        ("shear modulus G, Voigt-Reuss-Hill (GPa)", mean_std(hill["shear_modulus"], "{:.1f}")),
+        ("Poisson ratio, Voigt-Reuss-Hill", mean_std(hill["poisson_ratio"], "{:.3f}")),
         ("fit residual (GPa)", mean_std(result.residual, "{:.3f}")),
     ]
 

@@ -19,11 +19,13 @@ from matscipy.elasticity import full_3x3x3x3_to_Voigt_6x6, nonaffine_elastic_con
 
 from amtoolkit import examples
 from amtoolkit.analysis.elastic import (
+    MODULI,
     ElasticResult,
     HarmonicStiffness,
     cubic_averages,
     elastic,
     force_constants,
+    hill_moduli,
     isotropic_moduli,
     relaxed_ion_stiffness,
     stiffness_harmonic,
@@ -132,6 +134,41 @@ def test_isotropic_moduli_round_trip(bulk_modulus, shear_modulus):
     assert moduli["shear_modulus"] == pytest.approx(shear_modulus, rel=MODULI_RTOL)
     assert moduli["youngs_modulus"] == pytest.approx(youngs, rel=MODULI_RTOL)
     assert moduli["poisson_ratio"] == pytest.approx(poisson, rel=MODULI_RTOL)
+
+
+@pytest.mark.parametrize(("bulk_modulus", "shear_modulus"), [(36.0, 31.0), (160.0, 80.0)])
+def test_hill_moduli_of_an_isotropic_stiffness_are_exact(bulk_modulus, shear_modulus):
+    hill = hill_moduli(isotropic_stiffness(bulk_modulus, shear_modulus))
+    plain = isotropic_moduli(isotropic_stiffness(bulk_modulus, shear_modulus))
+    for name in MODULI:
+        assert hill[name] == pytest.approx(plain[name], rel=MODULI_RTOL)
+
+
+def test_hill_moduli_of_sw_diamond_known_answer():
+    # cubic C11, C12, C44 = 151.42, 76.45, 56.45 GPa: G_V = (C11 - C12 + 3 C44)/5,
+    # G_R = 5 (C11 - C12) C44 / (4 C44 + 3 (C11 - C12)), K_V = K_R = (C11 + 2 C12)/3
+    c11, c12, c44 = 151.42, 76.45, 56.45
+    C = np.zeros((6, 6))
+    C[:3, :3] = c12
+    C[np.diag_indices(3)] = c11
+    C[3:, 3:] = np.eye(3) * c44
+    voigt = (c11 - c12 + 3 * c44) / 5
+    reuss = 5 * (c11 - c12) * c44 / (4 * c44 + 3 * (c11 - c12))
+    hill = hill_moduli(C)
+    assert hill["bulk_modulus"] == pytest.approx((c11 + 2 * c12) / 3, rel=MODULI_RTOL)
+    assert hill["shear_modulus"] == pytest.approx((voigt + reuss) / 2, rel=MODULI_RTOL)
+    assert 0 < hill["poisson_ratio"] < 0.5  # while G = C44 alone gives nu < 0 here
+    assert isotropic_moduli(C)["poisson_ratio"] < 0
+    assert all(np.isnan(v) for v in hill_moduli(np.zeros((6, 6))).values())
+    with pytest.raises(ValueError, match="NaN"):
+        hill_moduli(np.full((6, 6), np.nan))
+
+
+def test_result_carries_hill_moduli(diamond_result):
+    hill = diamond_result.hill
+    assert hill["shear_modulus"].shape == (1,)
+    assert hill["shear_modulus"][0] == pytest.approx(47.9, abs=0.2)
+    assert diamond_result.to_dict()["hill"]["bulk_modulus"] == pytest.approx([101.4], abs=0.2)
 
 
 def test_cubic_averages_pick_the_right_components():
