@@ -22,6 +22,7 @@ from amtoolkit.workflows.lammps_md import MDSettings, MeltQuenchRun, Stage, run_
 from amtoolkit.workflows.meg import MEGProtocol
 from amtoolkit.workflows.runner import (
     PROTOCOLS,
+    RunStoppedError,
     SampleFailedError,
     WorkflowError,
     collect_parts,
@@ -32,6 +33,7 @@ from amtoolkit.workflows.runner import (
 
 __all__ = [
     "PROTOCOLS",
+    "RunStoppedError",
     "ASiO2Protocol",
     "ASiProtocol",
     "MDSettings",

@@ -5,6 +5,7 @@ line (thin layer over `amtoolkit.workflows.make_dataset` and `amtoolkit.data.sum
     amtool dataset make a-sio2 -n 100 -o a-sio2.h5 --workers 2 --seed 0
     amtool dataset make meg -n 50 -o meg.h5 --full              # the paper's 800-atom protocol
     amtool dataset make a-si -n 200 -o a-si-anneal.h5 --resume  # continue a killed run
+    amtool dataset make a-si -n 200 -o a.h5 --resume --max-minutes 50  # a batch job's share
     amtool dataset make a-si -n 4 -o tiny.h5 --atoms 64 --set melt_time=2 --set liquid_time=1
     amtool dataset info a-si-quench                             # statistics of a dataset
     amtool dataset collect a-si-anneal.h5 -o partial.h5         # finished samples so far
@@ -12,6 +13,8 @@ line (thin layer over `amtoolkit.workflows.make_dataset` and `amtoolkit.data.sum
 Bad input (unknown protocol, variant or option, n < 1, an existing output without
 --resume) ends with one line ``amtool: error: <message>`` and exit status 2; samples
 that fail twice are reported and the exit status is 1 (the finished samples are kept).
+A run stopped by --max-minutes says how many samples are done and exits with status 3;
+run the same command with --resume to continue.
 """
 
 from __future__ import annotations
@@ -51,6 +54,11 @@ def dataset() -> None:
     metavar="NAME=VALUE",
     help="Any protocol parameter, e.g. --set melt_time=5 (repeatable).",
 )
+@click.option(
+    "--max-minutes",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Start no sample after this many minutes; exit 3 if some are left (then --resume).",
+)
 @click.option("--json", "json_path", metavar="OUT.json", help="Write a JSON summary.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
@@ -66,12 +74,18 @@ def make(
     cooling_rate: float | None,
     atoms: int | None,
     settings: Sequence[str],
+    max_minutes: float | None,
     json_path: str | None,
     no_progress: bool,
     debug: bool,
 ) -> None:
     """Generate N melt-quench samples of PROTOCOL (a-si, a-sio2, meg) into OUT.h5."""
-    from amtoolkit.workflows.runner import SampleFailedError, WorkflowError, make_dataset
+    from amtoolkit.workflows.runner import (
+        RunStoppedError,
+        SampleFailedError,
+        WorkflowError,
+        make_dataset,
+    )
 
     start = time.perf_counter()
     try:
@@ -89,10 +103,14 @@ def make(
             full=full,
             progress=not no_progress,
             command=" ".join(["amtool", *sys.argv[1:]]),
+            max_minutes=max_minutes,
             **options,
         )
     except (WorkflowError, click.BadParameter) as exc:
         _fail(exc, debug, status=2)
+    except RunStoppedError as exc:
+        click.echo(f"amtool: {exc}", err=True)
+        sys.exit(3)
     except SampleFailedError as exc:
         _write_summary(json_path, out, protocol, n_samples, None, exc.failures, start)
         _fail(exc, debug, status=1)

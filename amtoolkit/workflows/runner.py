@@ -85,6 +85,25 @@ class SampleFailedError(RuntimeError):
         self.path = path
 
 
+class RunStoppedError(RuntimeError):
+    """The run reached its time limit (`max_minutes`) before every sample was done.
+
+    The finished samples stay in the work folder ``<out>.parts``; run again with
+    ``resume=True`` to continue. Nothing is written to `path` yet.
+
+    Attributes:
+        done: samples finished so far (this run and earlier ones).
+        n_samples: samples asked for.
+        path: the output the resumed run will write.
+    """
+
+    def __init__(self, message: str, done: int, n_samples: int, path: Path) -> None:
+        super().__init__(message)
+        self.done = done
+        self.n_samples = n_samples
+        self.path = path
+
+
 def get_protocol(
     protocol: str | MeltQuenchProtocol, *, full: bool = False, **options: Any
 ) -> MeltQuenchProtocol:
@@ -140,6 +159,7 @@ def make_dataset(
     full: bool = False,
     progress: bool = True,
     command: str | None = None,
+    max_minutes: float | None = None,
     **protocol_options: Any,
 ) -> Dataset:
     """Generate `n_samples` melt-quench structures with labels and store them in `out` (HDF5).
@@ -161,6 +181,9 @@ def make_dataset(
             defaults; options still override it.
         progress: show a tqdm progress bar (samples done, ETA) on stderr.
         command: command line recorded in the provenance (default: ``sys.argv``).
+        max_minutes: start no new sample after this many minutes; the samples in
+            flight finish, then `RunStoppedError` says how many are done (for batch
+            jobs with a wall-time limit: resume in the next job). None: no limit.
         **protocol_options: protocol parameters, e.g. ``variant="anneal"``,
             ``cooling_rate=10``, ``atoms=64`` (see the protocol dataclasses).
 
@@ -172,11 +195,15 @@ def make_dataset(
         WorkflowError: bad input (unknown protocol or option, n_samples < 1, `out`
             exists and `resume` is False, options differ from the run being resumed).
         SampleFailedError: some samples failed twice (the others are written).
+        RunStoppedError: `max_minutes` passed first (the finished samples are kept).
     """
     proto = get_protocol(protocol, full=full, **protocol_options)
     n_samples = _check_int(n_samples, "n_samples", 1)
     seed = _check_int(seed, "seed", 0)
     workers = _check_int(os.cpu_count() or 1 if workers is None else workers, "workers", 1)
+    if max_minutes is not None and not (isinstance(max_minutes, (int, float)) and max_minutes > 0):
+        raise WorkflowError(f"max_minutes must be a positive number, got {max_minutes!r}")
+    deadline = None if max_minutes is None else time.monotonic() + 60.0 * float(max_minutes)
     out = Path(out)
     if not out.parent.is_dir():
         raise WorkflowError(f"output folder does not exist: {out.parent}")
@@ -225,7 +252,17 @@ def make_dataset(
             progress,
             n_samples,
             len(done),
+            deadline,
         )
+    finished = {i for i in parts.finished() if i < n_samples}
+    failed = {f["index"] for f in failures}
+    if len(finished) + len(failed) < n_samples:
+        message = (
+            f"stopped at the time limit ({max_minutes:g} min): {len(finished)} of {n_samples} "
+            f"samples done; run again with resume=True (--resume) to continue {out}"
+        )
+        log.write(message)
+        raise RunStoppedError(message, len(finished), n_samples, out)
     dataset = _assemble(
         proto.name, proto.to_dict(), proto.potential, parts, n_samples, seed, command, failures
     )
@@ -294,8 +331,12 @@ def _run_pool(
     progress: bool,
     n_samples: int,
     n_done: int,
+    deadline: float | None = None,
 ) -> list[dict[str, Any]]:
-    """Run `todo` with at most `workers` samples in flight; return the failed samples."""
+    """Run `todo` with at most `workers` samples in flight; return the failed samples.
+
+    After `deadline` (``time.monotonic()``) no sample is started; those in flight finish.
+    """
     from tqdm.auto import tqdm
 
     failures: list[dict[str, Any]] = []
@@ -316,8 +357,8 @@ def _run_pool(
     barren_pools = 0  # consecutive pools that broke before any sample of theirs finished
     pool_finished = False
     try:
-        while queue or pending:
-            while queue and len(pending) < workers:
+        while pending or (queue and not _past(deadline)):
+            while queue and len(pending) < workers and not _past(deadline):
                 index, attempt = queue.pop()
                 s = sample_seed(seed, index, attempt)
                 pending[executor.submit(run_one, proto, index, s)] = (index, attempt, s)
@@ -480,6 +521,10 @@ def collect_parts(out: str | os.PathLike, output: str | os.PathLike | None = Non
     if output is not None:
         ds.to_hdf5(output)
     return ds
+
+
+def _past(deadline: float | None) -> bool:
+    return deadline is not None and time.monotonic() >= deadline
 
 
 def _check_int(value: Any, name: str, minimum: int) -> int:

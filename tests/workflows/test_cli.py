@@ -95,6 +95,18 @@ def test_make_writes_the_dataset_and_summary(tmp_path, toy_registered):
     assert data["n_written"] == 3 and data["failed_samples"] == []
 
 
+def test_time_limit_exits_3_and_resume_continues(tmp_path, toy_registered):
+    out = tmp_path / "toy.h5"
+    args = ["make", "toy", "-n", "3", "-o", str(out), "--workers", "1", "--no-progress"]
+    result = invoke(*args, "--set", "sleep=0.5", "--max-minutes", "0.002")
+    assert result.exit_code == 3, result.output
+    assert "1 of 3 samples done; run again with resume=True (--resume)" in result.stderr
+    assert not out.exists()
+    result = invoke(*args, "--set", "sleep=0.5", "--resume")
+    assert result.exit_code == 0, result.output
+    assert len(Dataset.from_hdf5(out)) == 3
+
+
 def test_failed_samples_exit_1_and_keep_the_others(tmp_path, toy_registered):
     out = tmp_path / "toy.h5"
     result = invoke(

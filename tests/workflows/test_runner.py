@@ -16,6 +16,7 @@ import pytest
 from amtoolkit.data import Dataset
 from amtoolkit.workflows import (
     PROTOCOLS,
+    RunStoppedError,
     SampleFailedError,
     WorkflowError,
     get_protocol,
@@ -148,6 +149,19 @@ def test_resume_after_kill_computes_only_missing_samples(tmp_path):
     for i in range(6):
         np.testing.assert_array_equal(ds[i].positions, reference[i].positions)
     assert not list(parts_folder(tmp_path).glob("*.tmp"))
+
+
+def test_time_limit_stops_starting_samples_and_resume_finishes(tmp_path):
+    proto = toy(tmp_path, sleep=0.5)
+    out = tmp_path / "limited.h5"
+    with pytest.raises(RunStoppedError, match=r"time limit \(0.002 min\): 1 of 4 samples done"):
+        make_dataset(proto, 4, out, workers=1, max_minutes=0.002, progress=False)
+    assert not out.exists() and len(calls(proto.record_dir)) == 1  # the one in flight finished
+    assert "stopped at the time limit" in log_path(out).read_text()
+    ds = make_dataset(proto, 4, out, workers=1, resume=True, progress=False)
+    assert len(ds) == 4 and len(calls(proto.record_dir)) == 4
+    with pytest.raises(WorkflowError, match="max_minutes must be a positive number, got 0"):
+        make_dataset(proto, 1, tmp_path / "zero.h5", max_minutes=0, progress=False)
 
 
 def test_resume_extends_a_finished_dataset(tmp_path):
