@@ -569,11 +569,17 @@ class Analyzer:
 
     def _frame_runner(self) -> FrameRunner:
         """How the potential-based analyses of a set run frame by frame."""
-        if self.workers > 1 and isinstance(self.potential, str):
-            from amtoolkit.analysis.parallel import pool_frames
+        serial = serial_frames(self._run)
+        if self.workers == 1 or not isinstance(self.potential, str):
+            return serial
+        from amtoolkit.analysis.parallel import pool_frames
 
-            return pool_frames(self.potential, self._potential_options, self.workers)
-        return serial_frames(self._run)
+        pooled = pool_frames(self.potential, self._potential_options, self.workers)
+
+        def run_frames(tasks, frames):  # one frame is not worth starting processes for
+            return (pooled if len(frames) > 1 else serial)(tasks, frames)
+
+        return run_frames
 
     def _in_pool(self, name: str, structures: Sequence[Atoms], **options: Any) -> Any:
         """Analysis `name` of a set, frame by frame in worker processes, as one result.
