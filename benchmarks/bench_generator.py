@@ -82,7 +82,7 @@ from amtoolkit.analysis.compare import COMPARE_ADF_CUTOFF
 from amtoolkit.analysis.coordination import coordination
 from amtoolkit.analysis.metrics import distribution_rmsd, property_errors
 from amtoolkit.analysis.report import format_table
-from amtoolkit.data import Dataset, condensed_provenance
+from amtoolkit.data import Dataset, records_digest
 from amtoolkit.diffusion import FORMAL_CHARGES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -172,9 +172,14 @@ def mean_sd(values: Sequence[float]) -> tuple[float, float, int]:
     return float(v.mean()), float(v.std()), int(v.size)
 
 
+def error_line(err: Exception) -> str:
+    """The error's type and the first 120 characters of its message's first line."""
+    return f"{type(err).__name__}: {str(err).splitlines()[0][:120] if str(err) else ''}"
+
+
 def failure_line(k: int, err: Exception) -> str:
     """One line naming a failed frame and why."""
-    return f"frame {k}: {type(err).__name__}: {str(err).splitlines()[0][:120] if str(err) else ''}"
+    return f"frame {k}: {error_line(err)}"
 
 
 def potential_values(
@@ -306,8 +311,7 @@ def grown_from(dataset: Dataset, card: dict[str, Any]) -> int | None:
     count = recorded.get("count")
     if not isinstance(count, int) or not 0 < count < len(records) or len(records) != len(dataset):
         return None
-    digest = condensed_provenance({"samples": records[:count]})["samples"]["sha256"]
-    return count if digest == recorded.get("sha256") else None
+    return count if records_digest(records[:count]) == recorded.get("sha256") else None
 
 
 def reference_frames(

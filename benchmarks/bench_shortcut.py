@@ -111,7 +111,7 @@ def structure_scores(frames: Sequence[Atoms], reference: Sequence[Atoms]) -> dic
     try:
         comparison = Analyzer().compare(frames, reference)
     except Exception as err:  # noqa: BLE001 - a row that cannot be scored is a result
-        reason = f"{type(err).__name__}: {str(err).splitlines()[0][:120]}" if str(err) else ""
+        reason = bg.error_line(err) if str(err) else ""
         return {"rdf_rmsd": math.nan, "adf_rmsd": math.nan, "density": math.nan, "error": reason}
     return {
         "rdf_rmsd": comparison.rdf_rmsd,

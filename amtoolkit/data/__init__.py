@@ -13,7 +13,7 @@
 
 from __future__ import annotations
 
-from amtoolkit.data._files import condensed_provenance
+from amtoolkit.data._files import condensed_provenance, records_digest
 from amtoolkit.data.dataset import (
     Dataset,
     DatasetError,
@@ -56,6 +56,7 @@ __all__ = [
     "import_dm2_sio2",
     "n_target",
     "open_dataset",
+    "records_digest",
     "remove_ghosts",
     "summarize",
 ]

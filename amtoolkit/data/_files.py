@@ -84,7 +84,11 @@ def condensed_provenance(record: dict[str, Any]) -> dict[str, Any]:
     for key in PER_SAMPLE_KEYS:
         value = condensed.get(key)
         if isinstance(value, list):
-            text = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
-            digest = hashlib.sha256(text.encode()).hexdigest()
-            condensed[key] = {"count": len(value), "sha256": digest}
+            condensed[key] = {"count": len(value), "sha256": records_digest(value)}
     return condensed
+
+
+def records_digest(records: list[Any]) -> str:
+    """SHA-256 of `records` as compact, key-sorted JSON (kept by `condensed_provenance`)."""
+    text = json.dumps(records, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()

@@ -236,11 +236,6 @@ def test_relax_keeps_the_callers_cell_basis(strained_si):
 
 def test_a_failed_lammps_relaxation_does_not_break_the_next_structure():
     """Atoms lost in one minimisation must not leave the shared LAMMPS instance broken."""
-    import numpy as np
-    from ase.build import bulk
-
-    from amtoolkit.potentials import get_calculator, relax
-
     calc = get_calculator("sw-si")
     good = bulk("Si", "diamond", 5.431, cubic=True)
     bad = good.copy()
