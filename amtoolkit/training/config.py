@@ -16,10 +16,11 @@ Example (``configs/tiny.yaml``)::
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -138,6 +139,14 @@ class OptimConfig:
             no EMA. The effective decay warms up as min(decay, (1 + n) / (10 + n)) after
             n updates, so short runs are not dominated by the initial weights.
         grad_clip: maximum global gradient norm, or None for no clipping.
+        schedule: learning-rate schedule, a key of `LR_SCHEDULES`: ``"constant"`` (lr
+            throughout) or ``"cosine"`` (from lr down to ``min_lr`` along half a cosine
+            over the run; the run's progress is the larger of epochs done / ``epochs``
+            and training time / ``max_minutes``, so a time-bounded run also ends at
+            ``min_lr``).
+        min_lr: the learning rate a cosine schedule ends at.
+        warmup_epochs: epochs of linear warm-up from lr / (warmup_epochs + 1) to lr
+            before the schedule (useful when ``init_from`` starts a fresh optimiser).
     """
 
     lr: float = 1e-3
@@ -145,6 +154,9 @@ class OptimConfig:
     weight_decay: float = 0.0
     ema_decay: float | None = 0.999
     grad_clip: float | None = 1.0
+    schedule: str = "constant"
+    min_lr: float = 0.0
+    warmup_epochs: int = 0
 
     def __post_init__(self) -> None:
         if not self.lr > 0:
@@ -159,6 +171,30 @@ class OptimConfig:
             )
         if self.grad_clip is not None and not self.grad_clip > 0:
             raise ConfigError(f"optim.grad_clip must be > 0 or null, got {self.grad_clip}")
+        if self.schedule not in LR_SCHEDULES:
+            raise ConfigError(
+                f"unknown optim.schedule {self.schedule!r}; known: {', '.join(LR_SCHEDULES)}"
+            )
+        if not 0 <= self.min_lr <= self.lr:
+            raise ConfigError(f"optim.min_lr must lie in [0, lr = {self.lr}], got {self.min_lr}")
+        if self.warmup_epochs < 0:
+            raise ConfigError(f"optim.warmup_epochs must be >= 0, got {self.warmup_epochs}")
+
+    def learning_rate(self, epoch: int, progress: float) -> float:
+        """The learning rate of 1-based `epoch`, at `progress` in [0, 1] of the run
+        (measured before the epoch starts)."""
+        if epoch <= self.warmup_epochs:
+            return self.lr * epoch / (self.warmup_epochs + 1)
+        fraction = LR_SCHEDULES[self.schedule](min(max(progress, 0.0), 1.0))
+        return self.min_lr + (self.lr - self.min_lr) * fraction
+
+
+LR_SCHEDULES: dict[str, Callable[[float], float]] = {
+    "constant": lambda progress: 1.0,
+    "cosine": lambda progress: 0.5 * (1.0 + math.cos(math.pi * progress)),
+}
+"""Learning-rate schedules: progress of the run in [0, 1] -> fraction of the way from
+``min_lr`` to ``lr`` (configuration is data, STYLE item 11)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -190,6 +226,10 @@ class TrainConfig:
         max_minutes: stop after the first epoch that ends past this much training time
             (minutes, summed over resumed runs) and export the best weights, as if
             `epochs` had been reached; None = no time limit.
+        init_from: a checkpoint (stem, ``.pt`` or ``.json``) or shipped model name whose
+            weights start the run (fine-tuning, or more training with a new schedule);
+            its architecture, elements and property normalisation must match this
+            config and dataset. The optimiser starts afresh. None = random weights.
     """
 
     data: DataConfig
@@ -209,6 +249,7 @@ class TrainConfig:
     objective: str = "score"
     shortcut_fraction: float = 0.25
     max_minutes: float | None = None
+    init_from: str | None = None
 
     def __post_init__(self) -> None:
         if not self.name or "/" in self.name or self.name in (".", ".."):

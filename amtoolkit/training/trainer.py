@@ -217,6 +217,8 @@ class Trainer:
                 betas=config.optim.betas,
                 weight_decay=config.optim.weight_decay,
             )
+            if config.init_from is not None and not resume:
+                self.model.load_state_dict(self._initial_weights(config.init_from))
             self.ema = ema_init(self.model) if config.optim.ema_decay is not None else None
             self.epoch = 0
             self.n_updates = 0
@@ -259,6 +261,7 @@ class Trainer:
                 save_config(cfg, self.out_dir / CONFIG_FILE)
                 writer = self._tensorboard()
             while self.epoch < cfg.epochs:
+                self._set_learning_rate()
                 start = time.perf_counter()
                 row: dict[str, float] = {"epoch": float(self.epoch + 1)}
                 row.update(self.train_epoch(self.epoch + 1))
@@ -293,6 +296,21 @@ class Trainer:
             if writer is not None:
                 writer.close()
             teardown_distributed(self.context)
+
+    def run_fraction(self) -> float:
+        """How far the run is, in [0, 1]: the larger of epochs done / ``epochs`` and
+        training time / ``max_minutes`` (averaged over processes under DDP)."""
+        cfg = self.config
+        done = self.epoch / cfg.epochs
+        if cfg.max_minutes is not None:
+            done = max(done, self.wall_time_s / (60.0 * cfg.max_minutes))
+        mean = torch.tensor([done], dtype=torch.float64, device=self.device)
+        return min(1.0, float(all_reduce_sum(mean, self.context)[0]) / self.context.world_size)
+
+    def _set_learning_rate(self) -> None:
+        lr = self.config.optim.learning_rate(self.epoch + 1, self.run_fraction())
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
 
     def out_of_time(self) -> bool:
         """True once the training time has passed ``max_minutes`` (the same answer on every
@@ -532,6 +550,39 @@ class Trainer:
 
     # ------------------------------------------------------------------ internals
 
+    def _initial_weights(self, source: str) -> dict[str, torch.Tensor]:
+        """The weights of checkpoint or shipped model `source`, checked against this run."""
+        from amtoolkit.checkpoint import checkpoint_paths, load_checkpoint
+        from amtoolkit.pretrained import available, checkpoint_stem
+
+        weights, card = checkpoint_paths(source)
+        if not (weights.is_file() or card.is_file()) and source in available():
+            weights, card = checkpoint_paths(checkpoint_stem(source))
+        elif not card.is_file():
+            raise ConfigError(
+                f"init_from: {source!r} is neither a checkpoint ({card} not found) nor a "
+                f"shipped model (available: {', '.join(available())})"
+            )
+        model, info = load_checkpoint(card, device=self.device)
+        where = f"init_from {source!r}"
+        if info.model != self.model_config:
+            theirs, ours = dataclasses.asdict(info.model), dataclasses.asdict(self.model_config)
+            keys = sorted(k for k in ours if theirs.get(k) != ours[k])
+            raise ConfigError(f"{where}: its architecture differs in {', '.join(keys)}")
+        if info.vocabulary != self.data.vocabulary:
+            raise ConfigError(
+                f"{where}: its elements {info.vocabulary.to_list()} differ from the "
+                f"dataset's {self.data.vocabulary.to_list()}"
+            )
+        for name, (mean, std) in self.data.normalisation.items():
+            theirs = info.normalisation.get(name)
+            if theirs is None or not np.allclose(theirs, (mean, std), rtol=1e-6):
+                raise ConfigError(
+                    f"{where}: its normalisation of {name!r} ({theirs}) differs from the "
+                    f"dataset's ({mean}, {std})"
+                )
+        return model.state_dict()
+
     def _update_best(self, row: dict[str, float]) -> None:
         score = row["val_loss"] if self.data.val else row["train_loss"]
         if score < self.best_loss:
@@ -718,9 +769,19 @@ def _with_defaults(saved: dict[str, Any]) -> dict[str, Any]:
 
 
 def _config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
-    a = {k: v for k, v in _flatten(saved).items() if k.split(".")[0] not in RESUMABLE_CHANGES}
+    """Keys whose values differ; a nested key the saved config predates (``optim.schedule``)
+    counts as its default."""
+    defaults = _flatten(_default_config_dict())
+    saved = {**{k: v for k, v in defaults.items() if "." in k}, **_flatten(saved)}
+    a = {k: v for k, v in saved.items() if k.split(".")[0] not in RESUMABLE_CHANGES}
     b = {k: v for k, v in _flatten(current).items() if k.split(".")[0] not in RESUMABLE_CHANGES}
     return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+
+
+def _default_config_dict() -> dict[str, Any]:
+    from amtoolkit.training.config import DataConfig
+
+    return TrainConfig(data=DataConfig(dataset="-")).to_dict()
 
 
 def _finite_or_none(x: float) -> float | None:

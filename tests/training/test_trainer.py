@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -147,3 +148,49 @@ def test_exported_checkpoint_reproduces_the_model(tiny_dataset, tmp_path):
     assert info.typical.n_atoms_range[0] >= 8 and info.typical.n_atoms_range[1] <= 16
     assert info.dataset["n_train"] == 6 and info.dataset["n_val"] == 2
     assert info.training["config"] == config.to_dict()
+
+
+def test_cosine_schedule_decays_to_min_lr_and_warms_up(tiny_dataset, tmp_path):
+    config = tiny_config(
+        tiny_dataset,
+        tmp_path / "run",
+        epochs=5,
+        optim={"lr": 2e-3, "schedule": "cosine", "min_lr": 1e-4, "warmup_epochs": 1},
+    )
+    rows = train(config).history
+    lrs = [row["lr"] for row in rows]
+    # warm-up: epoch 1 at lr / 2; then the cosine of the progress before each epoch
+    expected = [1e-3] + [
+        1e-4 + (2e-3 - 1e-4) * 0.5 * (1 + math.cos(math.pi * k / 5)) for k in range(1, 5)
+    ]
+    assert lrs == pytest.approx(expected, rel=1e-12)
+    assert all(a > b for a, b in zip(lrs[1:], lrs[2:], strict=False))  # decays after warm-up
+
+
+def test_cosine_schedule_follows_training_time_when_it_binds(tiny_dataset):
+    optim = tiny_config(tiny_dataset, "unused").optim.__class__(lr=1e-3, schedule="cosine")
+    # the progress passed in is what the trainer measured: here half of max_minutes
+    assert optim.learning_rate(2, 0.5) == pytest.approx(5e-4)
+    assert optim.learning_rate(2, 1.0) == pytest.approx(0.0)
+    with pytest.raises(ConfigError, match="optim.schedule"):
+        optim.__class__(schedule="linear")
+    with pytest.raises(ConfigError, match="optim.min_lr"):
+        optim.__class__(lr=1e-3, min_lr=2e-3)
+
+
+def test_init_from_starts_at_a_checkpoints_weights(tiny_dataset, tmp_path):
+    first = train(tiny_config(tiny_dataset, tmp_path / "first", epochs=2))
+    config = tiny_config(
+        tiny_dataset, tmp_path / "second", epochs=1, init_from=first.checkpoint + ".pt"
+    )
+    trainer = Trainer(config)
+    assert _max_difference(trainer.model.state_dict(), _state(first.checkpoint)) == 0.0
+    # the exported weights of the first run score its own validation loss again
+    assert trainer.validate()["val_loss"] == pytest.approx(first.best_loss, rel=1e-6)
+
+    other = tiny_config(tiny_dataset, tmp_path / "third", init_from=first.checkpoint)
+    wider = other.replace(model=dataclasses.replace(other.model, hidden=32))
+    with pytest.raises(ConfigError, match="architecture differs in hidden$"):
+        Trainer(wider)
+    with pytest.raises(ConfigError, match="neither a checkpoint"):
+        Trainer(other.replace(init_from=str(tmp_path / "missing")))
