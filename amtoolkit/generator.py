@@ -23,6 +23,7 @@ import os
 import secrets
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -381,6 +382,33 @@ class Generator:
     def aliases(self) -> dict[str, str]:
         """The short target names that apply to this model's properties."""
         return {a: p for a, p in PROPERTY_ALIASES.items() if p in self.property_names}
+
+    def held_out(self, dataset: str | os.PathLike | None = None) -> list[Atoms]:
+        """The frames of `dataset` this model never trained on: the fair reference for
+        judging its structures (`amtoolkit.held_out`).
+
+        For the dataset its card records (the default), the test split of the training
+        run, redrawn from the recorded fractions and seed; for that dataset grown by later
+        samples, also every later frame; for any other dataset, all of its frames.
+
+        Args:
+            dataset: a shipped dataset name or a dataset file; None = the card's dataset.
+
+        Raises:
+            ValueError: no dataset given and the card records none that can be opened.
+        """
+        from amtoolkit.data.dataset import available_datasets
+        from amtoolkit.held_out import held_out_part
+
+        spec = dataset if dataset is not None else self.info.dataset.get("dataset")
+        if spec is None or (
+            dataset is None and not Path(spec).is_file() and spec not in available_datasets()
+        ):
+            raise ValueError(
+                f"model {self.name!r} records its training data as {spec!r}, which is neither "
+                "a file here nor a shipped dataset; pass held_out(dataset=...)"
+            )
+        return held_out_part(spec, self.info.dataset).frames
 
     def __repr__(self) -> str:
         props = ", ".join(self.property_names) or "none"

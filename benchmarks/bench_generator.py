@@ -82,8 +82,9 @@ from amtoolkit.analysis.compare import COMPARE_ADF_CUTOFF
 from amtoolkit.analysis.coordination import coordination
 from amtoolkit.analysis.metrics import distribution_rmsd, property_errors
 from amtoolkit.analysis.report import format_table
-from amtoolkit.data import Dataset, records_digest
+from amtoolkit.data import Dataset
 from amtoolkit.diffusion import FORMAL_CHARGES
+from amtoolkit.held_out import held_out_part
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -278,76 +279,18 @@ def open_reference(spec: str) -> Dataset:
         ) from None
 
 
-def same_dataset(spec: str, dataset: Dataset, card: dict[str, Any]) -> bool:
-    """Whether the model card's training data (its ``dataset`` provenance) is `dataset`.
-
-    True when the card names the same shipped dataset or file (``card["dataset"]``) or
-    the same source, and the split it records was taken from as many frames.
-    """
-    recorded = card.get("dataset")
-    split = card.get("split") or {}
-    if recorded is None or split.get("parent_frames") not in (None, len(dataset)):
-        return False
-    if str(spec) == str(recorded):
-        return True
-    mine, theirs = Path(spec), Path(str(recorded))
-    if mine.exists() and theirs.exists() and mine.resolve() == theirs.resolve():
-        return True
-    source = dataset.provenance.get("source")
-    return source is not None and source == card.get("source")
-
-
-def grown_from(dataset: Dataset, card: dict[str, Any]) -> int | None:
-    """How many leading frames of `dataset` the model card's training data was, when
-    `dataset` is that data grown by later samples (a resumed workflow), else None.
-
-    The card keeps the count and digest of its dataset's per-sample run records
-    (`condensed_provenance`); the data grew when the dataset holds more records and its
-    first `count` of them have that digest.
-    """
-    recorded, records = card.get("samples"), dataset.provenance.get("samples")
-    if not isinstance(recorded, dict) or not isinstance(records, list):
-        return None
-    count = recorded.get("count")
-    if not isinstance(count, int) or not 0 < count < len(records) or len(records) != len(dataset):
-        return None
-    return count if records_digest(records[:count]) == recorded.get("sha256") else None
-
-
 def reference_frames(
     spec: str, card: dict[str, Any], max_frames: int | None, seed: int, all_frames: bool = False
 ) -> tuple[list[Atoms], dict[str, Any]]:
     """The reference frames the model was not trained on, and a record of the choice.
 
-    When the model card's dataset is this reference, the split it records is redrawn
-    (`Dataset.split` with the recorded val, test and seed): its test part, or the
-    validation part when the model was trained without a test split. When the reference
-    is the card's dataset grown by later samples (`grown_from`), that part of the
-    frames the model saw plus every later frame. Otherwise every frame. At most
-    `max_frames` of them (a seeded random subset, in order).
+    The part is `amtoolkit.held_out.held_out_part` (the test split the card records,
+    redrawn; every frame with `all_frames`); at most `max_frames` of them (a seeded
+    random subset, in order).
     """
     dataset = open_reference(spec)
-    frames, note = list(dataset), "all frames (the model card names other training data)"
-    split = card.get("split") or {}
-    recorded_split = {"val", "test", "seed"} <= set(split)
-    grown = None if all_frames else grown_from(dataset, card)
-    if all_frames:
-        note = "all frames (--all-reference)"
-    elif recorded_split and (grown is not None or same_dataset(spec, dataset, card)):
-        seen = dataset if grown is None else dataset[:grown]
-        _, val, test = seen.split(val=split["val"], test=split["test"], seed=split["seed"])
-        frames, note = (
-            (list(test), "test split") if len(test) else (list(val), "validation split (no test)")
-        )
-        note += (
-            f" of the model's split (val {split['val']}, test {split['test']}, "
-            f"seed {split['seed']})"
-        )
-        if grown is not None:
-            frames += list(dataset[grown:])
-            note = f"{note} of the first {grown} frames, and the {len(dataset) - grown} after them"
-    elif same_dataset(spec, dataset, card):
-        note = "all frames (the model card records no split)"
+    part = held_out_part(spec, card, dataset=dataset, whole=all_frames)
+    frames, note = part.frames, part.part
     n_part = len(frames)
     if max_frames is not None and n_part > max_frames:
         keep = np.sort(np.random.default_rng(seed).choice(n_part, max_frames, replace=False))

@@ -6,8 +6,8 @@ Usage:
 
 1. ``Generator.from_pretrained("a-si").generate(n)``: 216-atom cells at the training
    set's density, written to an extended XYZ file.
-2. The reference: the `a-si-anneal` cells the model never saw (the test split its model
-   card records, redrawn with ``Dataset.split``).
+2. ``gen.held_out()``: the `a-si-anneal` cells the model never saw (the test split its
+   model card records, redrawn).
 3. ``Analyzer().compare``: RDF and ADF RMSD against the reference, each next to its
    sampling floor (what two sets of these sizes drawn from the reference itself differ
    by), and the densities.
@@ -28,17 +28,8 @@ import numpy as np
 from ase.io import write
 
 from amtoolkit import Analyzer, Generator
-from amtoolkit.data import Dataset
 
 FOURFOLD_CUTOFF = 2.886  # Å, Si-Si bond by the covalent rule 1.3 (r_Si + r_Si)
-
-
-def held_out_reference(gen: Generator) -> list:
-    """The `a-si-anneal` cells the model was not trained on (its card's test split)."""
-    split = gen.info.dataset["split"]
-    seen = Dataset.load("a-si-anneal")[: split["parent_frames"]]
-    _, _, test = seen.split(val=split["val"], test=split["test"], seed=split["seed"])
-    return list(test)
 
 
 def fourfold(frames: list) -> float:
@@ -63,7 +54,7 @@ def main() -> None:
     gen = Generator.from_pretrained("a-si")
     frames = gen.generate(args.n, steps=args.steps, seed=0)
     write(args.out, frames)
-    reference = held_out_reference(gen)
+    reference = gen.held_out()  # the a-si-anneal cells of the card's test split
     print(f"generated {len(frames)} cells with {gen.name} -> {args.out}")
     print(Analyzer().compare(frames, reference).summary())
 

@@ -1,0 +1,128 @@
+"""The frames of a dataset that a model never trained on: its held-out reference.
+
+A model card records its training data (``info.dataset``: the dataset's name or path,
+its provenance source, the count and digest of its per-sample run records, and the
+train/validation/test split with its seed). From that record the split is redrawn
+(`Dataset.split`) to give back the frames the model did not see, the fair reference for
+judging generated structures:
+
+    >>> gen = Generator.from_pretrained("a-si")
+    >>> reference = gen.held_out()                 # the 32 test cells of a-si-anneal
+    >>> Analyzer().compare(gen.generate(8, seed=0), reference).summary()
+
+Which part is held out (`held_out_part`):
+
+- the card's dataset itself: its test split, or the validation split when the model was
+  trained without a test split;
+- the card's dataset grown by later samples (a resumed workflow, `grown_from`): that
+  part of the frames the model saw, plus every later frame;
+- any other dataset: all of its frames.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ase import Atoms
+
+from amtoolkit.data._files import records_digest
+from amtoolkit.data.dataset import Dataset, open_dataset
+
+__all__ = ["HeldOut", "grown_from", "held_out_part", "same_dataset"]
+
+
+@dataclasses.dataclass(frozen=True)
+class HeldOut:
+    """The held-out frames of a dataset, with a record of how they were chosen.
+
+    Attributes:
+        frames: the frames, in dataset order.
+        part: which part they are, in words (``"test split of the model's split (val
+            0.1, test 0.16, seed 0)"``).
+        frames_in_dataset: the size of the whole dataset.
+    """
+
+    frames: list[Atoms]
+    part: str
+    frames_in_dataset: int
+
+
+def same_dataset(spec: str | os.PathLike, dataset: Dataset, card: Mapping[str, Any]) -> bool:
+    """Whether the model card's training data (``info.dataset``) is `dataset`.
+
+    True when the card names the same shipped dataset or file (``card["dataset"]``) or
+    the same provenance source, and the split it records was taken from as many frames.
+    """
+    recorded = card.get("dataset")
+    split = card.get("split") or {}
+    if recorded is None or split.get("parent_frames") not in (None, len(dataset)):
+        return False
+    if str(spec) == str(recorded):
+        return True
+    mine, theirs = Path(spec), Path(str(recorded))
+    if mine.exists() and theirs.exists() and mine.resolve() == theirs.resolve():
+        return True
+    source = dataset.provenance.get("source")
+    return source is not None and source == card.get("source")
+
+
+def grown_from(dataset: Dataset, card: Mapping[str, Any]) -> int | None:
+    """How many leading frames of `dataset` the card's training data was, when `dataset`
+    is that data grown by later samples (a resumed workflow), else None.
+
+    The card keeps the count and digest of its dataset's per-sample run records; the
+    data grew when `dataset` holds more records and its first ``count`` have that digest.
+    """
+    recorded, records = card.get("samples"), dataset.provenance.get("samples")
+    if not isinstance(recorded, Mapping) or not isinstance(records, list):
+        return None
+    count = recorded.get("count")
+    if not isinstance(count, int) or not 0 < count < len(records) or len(records) != len(dataset):
+        return None
+    return count if records_digest(records[:count]) == recorded.get("sha256") else None
+
+
+def held_out_part(
+    spec: str | os.PathLike,
+    card: Mapping[str, Any],
+    *,
+    dataset: Dataset | None = None,
+    whole: bool = False,
+) -> HeldOut:
+    """The frames of dataset `spec` that the model with card `card` did not train on.
+
+    Args:
+        spec: a shipped dataset name or a dataset file (`open_dataset`).
+        card: the model card's training-data record, ``ModelInfo.dataset``.
+        dataset: the dataset `spec` names, when already open.
+        whole: every frame, whatever the card says.
+
+    Raises:
+        FileNotFoundError: `spec` is neither a file nor a shipped dataset.
+    """
+    dataset = open_dataset(str(spec)) if dataset is None else dataset
+    n = len(dataset)
+    split = card.get("split") or {}
+    recorded_split = {"val", "test", "seed"} <= set(split)
+    if whole:
+        return HeldOut(list(dataset), "all frames (asked for the whole dataset)", n)
+    grown = grown_from(dataset, card)
+    same = same_dataset(spec, dataset, card)
+    if recorded_split and (grown is not None or same):
+        seen = dataset if grown is None else dataset[:grown]
+        _, val, test = seen.split(val=split["val"], test=split["test"], seed=split["seed"])
+        frames, part = (
+            (list(test), "test split") if len(test) else (list(val), "validation split (no test)")
+        )
+        part += f" of the model's split (val {split['val']}, test {split['test']}, seed {split['seed']})"
+        if grown is not None:
+            frames += list(dataset[grown:])
+            part = f"{part} of the first {grown} frames, and the {n - grown} after them"
+        return HeldOut(frames, part, n)
+    if same:
+        return HeldOut(list(dataset), "all frames (the model card records no split)", n)
+    return HeldOut(list(dataset), "all frames (the model card names other training data)", n)

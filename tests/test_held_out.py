@@ -1,0 +1,81 @@
+"""The held-out reference of a model: the frames of its dataset it never trained on."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from ase.build import bulk
+
+from amtoolkit import Generator
+from amtoolkit.data import Dataset, condensed_provenance
+from amtoolkit.held_out import held_out_part
+from amtoolkit.pretrained import model_info
+
+
+def _key(atoms) -> bytes:
+    return np.round(atoms.positions, 6).tobytes()
+
+
+def _tiny(n: int) -> Dataset:
+    frames = []
+    for k in range(n):
+        atoms = bulk("Si", "diamond", a=5.43, cubic=True)
+        atoms.positions += 0.01 * k  # tell the frames apart
+        frames.append(atoms)
+    samples = [{"index": k, "seed": 100 + k} for k in range(n)]
+    return Dataset.from_atoms(frames, provenance={"source": "tiny", "samples": samples})
+
+
+def _card(dataset: Dataset, name: str = "tiny.h5") -> dict:
+    card = condensed_provenance(dict(dataset.provenance))
+    card.update(
+        dataset=name,
+        split={"part": "train", "seed": 3, "val": 0.2, "test": 0.3, "parent_frames": len(dataset)},
+    )
+    return card
+
+
+def test_shipped_a_si_holds_out_exactly_its_test_split():
+    gen = Generator.from_pretrained("a-si")
+    held = gen.held_out()
+    split = model_info("a-si").dataset["split"]
+    train, val, test = Dataset.load("a-si-anneal").split(
+        val=split["val"], test=split["test"], seed=split["seed"]
+    )
+    assert len(train) == split["frames"]  # the card's training part is redrawn exactly
+    assert [_key(a) for a in held] == [_key(a) for a in test]
+    seen = {_key(a) for a in train} | {_key(a) for a in val}
+    assert not seen & {_key(a) for a in held}
+
+
+def test_a_grown_dataset_adds_every_later_frame():
+    first = _tiny(10)
+    card = _card(first)
+    grown = _tiny(13)  # the same first ten sample records, three more after them
+    part = held_out_part("elsewhere.h5", card, dataset=grown)
+    _, _, test = first.split(val=0.2, test=0.3, seed=3)
+    assert [_key(a) for a in part.frames] == [_key(a) for a in test] + [
+        _key(a) for a in list(grown)[10:]
+    ]
+    assert "first 10 frames, and the 3 after them" in part.part
+
+
+def test_other_data_and_the_whole_dataset_give_every_frame():
+    data = _tiny(10)
+    other = held_out_part("other.h5", {"dataset": "x.h5", "source": "elsewhere"}, dataset=data)
+    assert len(other.frames) == 10 and "other training data" in other.part
+    same = held_out_part("tiny.h5", _card(data), dataset=data)
+    assert len(same.frames) == 3  # round(0.3 * 10) test frames
+    whole = held_out_part("tiny.h5", _card(data), dataset=data, whole=True)
+    assert len(whole.frames) == 10
+
+
+def test_a_card_naming_a_missing_file_asks_for_the_dataset(tmp_path):
+    gen = Generator.from_pretrained("a-si")
+    info = gen.info.__class__.from_dict(
+        {**gen.info.to_dict(), "dataset": {**gen.info.dataset, "dataset": str(tmp_path / "gone.h5")}}
+    )
+    moved = Generator(gen.model, info)
+    with pytest.raises(ValueError, match=r"gone\.h5.*held_out\(dataset=\.\.\.\)"):
+        moved.held_out()
+    assert len(moved.held_out("a-si-anneal")) == 32
