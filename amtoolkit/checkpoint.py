@@ -109,11 +109,14 @@ class SamplingDefaults:
         sampler: key of `amtoolkit.diffusion.SAMPLERS` ("sde" or "ode").
         steps: number of reverse steps (model evaluations).
         guidance: classifier-free guidance weight w, or None for none.
+        noise_scale: factor on the injected noise of the stochastic samplers (1 = the
+            reverse SDE; a card without it means 1).
     """
 
     sampler: str = "sde"
     steps: int = 200
     guidance: float | None = None
+    noise_scale: float = 1.0
 
     def to_dict(self) -> dict[str, Any]:
         return to_jsonable(self)
@@ -126,6 +129,7 @@ class SamplingDefaults:
             sampler=str(data.get("sampler", "sde")),
             steps=int(data.get("steps", 200)),
             guidance=None if g is None else float(g),
+            noise_scale=float(data.get("noise_scale", 1.0)),
         )
 
 

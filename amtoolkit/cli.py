@@ -166,6 +166,11 @@ def potentials() -> None:
     help="--sampler hmc: diffusion times with an HMC iteration [default: 0 0.5].",
 )
 @click.option("--dt0", type=float, help="--sampler hmc: base leapfrog step [default: 0.4].")
+@click.option(
+    "--noise-scale",
+    type=float,
+    help="--sampler sde/hmc: factor on the injected noise (default: the model's, else 1).",
+)
 @click.option("--icg", is_flag=True, help="Independent condition guidance.")
 @click.option("--seed", type=int, help="Run seed (default: random, printed).")
 @click.option("--batch-size", type=int, help="Structures per sampler call.")

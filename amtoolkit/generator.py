@@ -39,6 +39,7 @@ from amtoolkit.data.vocabulary import ElementVocabulary
 from amtoolkit.diffusion import (
     FORMAL_CHARGES,
     charge_balance,
+    check_noise_scale,
     guided,
     is_charge_balanced,
     restart_timesteps,
@@ -251,8 +252,8 @@ class GenerationPlan:
         properties: normalised model property columns. [n, m]
         sampler: sampler name (`amtoolkit.diffusion.sampler_names` of the model).
         steps: reverse steps (model evaluations) per run.
-        sampler_options: extra keyword arguments of the sampler (HMC: ``hmc_range``,
-            ``dt0``); empty for the others.
+        sampler_options: extra keyword arguments of the sampler (SDE and HMC:
+            ``noise_scale``; HMC also ``hmc_range`` and ``dt0``); empty for the others.
         guidance: classifier-free guidance weight w.
         icg_properties: normalised ICG rows [K, m], or None (all-null branch).
         seed: run seed.
@@ -436,6 +437,7 @@ class Generator:
         restart_t: float = RESTART_T,
         hmc_range: tuple[float, float] = HMC_RANGE,
         dt0: float = HMC_DT0,
+        noise_scale: float | None = None,
         _stacklevel: int = 2,
         **targets: Any,
     ) -> GenerationPlan:
@@ -466,6 +468,16 @@ class Generator:
                     f"sampler 'hmc' runs without guidance (w = 0), got guidance={guidance}"
                 )
             guidance = 0.0
+        if noise_scale is None:
+            noise_scale = defaults.noise_scale if method.noise_scale else 1.0
+        noise_scale = check_noise_scale(noise_scale)
+        if method.noise_scale:
+            sampler_options["noise_scale"] = noise_scale
+        elif noise_scale != 1.0:
+            raise ValueError(
+                f"noise_scale scales the noise of a stochastic sampler (sde, hmc); sampler "
+                f"{sampler!r} injects none, got noise_scale={noise_scale}"
+            )
         if guidance is None:  # the model's default, but only when there is something to guide
             guidance = (defaults.guidance or 0.0) if target_table else 0.0
         guidance = float(guidance)
@@ -677,6 +689,7 @@ class Generator:
         restart_t: float = RESTART_T,
         hmc_range: tuple[float, float] = HMC_RANGE,
         dt0: float = HMC_DT0,
+        noise_scale: float | None = None,
         progress: bool | None = True,
         **targets: Any,
     ) -> list[Atoms]:
@@ -715,6 +728,10 @@ class Generator:
             hmc_range: ``sampler="hmc"``: the (t_min, t_max) window of diffusion times
                 in which each reverse step is preceded by one HMC iteration.
             dt0: ``sampler="hmc"``: base leapfrog step, dt = sigma_X(t) dt0.
+            noise_scale: ``sampler="sde"`` or ``"hmc"``: factor on the noise injected at
+                each reverse step (default: the model card's, else 1 = the reverse SDE).
+                Below 1 the samples concentrate where the model's density is high:
+                sharper short-range order, less diversity (docs/generator.md).
             progress: show a tqdm bar over model steps (None: only on a terminal).
             **targets: property targets by name or alias (``shear=40``), each a scalar
                 or a sequence of `n` values (None/NaN = null for that structure), raw
@@ -723,7 +740,8 @@ class Generator:
         Returns:
             `n` Atoms (ghosts removed, positions wrapped), in index order. Each
             ``atoms.info`` has ``model``, ``sampler``, ``steps``, ``guidance``, ``seed``
-            (run), ``structure_seed``, ``index``, ``target_<property>`` for every
+            (run), ``structure_seed``, ``index``, ``noise_scale`` for the stochastic
+            samplers, ``target_<property>`` for every
             non-null target, ``max_density`` and ``n_initial`` with ghosts, and for
             oxide models ``charge_balanced`` and ``restarts``; with ``sampler="hmc"``
             also ``hmc_range``, ``dt0`` and ``hmc_acceptance`` (mean acceptance rate of
@@ -758,6 +776,7 @@ class Generator:
                 restart_t=restart_t,
                 hmc_range=hmc_range,
                 dt0=dt0,
+                noise_scale=noise_scale,
                 progress=progress,
                 _stacklevel=3,
                 **targets,
@@ -891,6 +910,8 @@ class Generator:
             "structure_seed": plan.structure_seeds[index],
             "index": index,
         }
+        if "noise_scale" in plan.sampler_options:
+            info["noise_scale"] = plan.sampler_options["noise_scale"]
         if plan.icg_properties is not None:
             info["icg"] = True
         for name, values in plan.targets.items():

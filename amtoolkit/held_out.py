@@ -118,7 +118,8 @@ def held_out_part(
         frames, part = (
             (list(test), "test split") if len(test) else (list(val), "validation split (no test)")
         )
-        part += f" of the model's split (val {split['val']}, test {split['test']}, seed {split['seed']})"
+        fractions = f"val {split['val']}, test {split['test']}, seed {split['seed']}"
+        part += f" of the model's split ({fractions})"
         if grown is not None:
             frames += list(dataset[grown:])
             part = f"{part} of the first {grown} frames, and the {n - grown} after them"

@@ -102,6 +102,8 @@ def test_existing_output_needs_overwrite(runner, model_path, tmp_path):
         (["--density", "-1"], ["density must be a positive"]),
         (["--sampler", "heun"], ["unknown sampler 'heun'"]),
         (["--steps", "0"], ["steps must be"]),
+        (["--noise-scale", "-1"], ["noise_scale must be a finite number >= 0"]),
+        (["--sampler", "ode", "--noise-scale", "0.5"], ["sampler 'ode' injects none"]),
     ],
 )
 def test_bad_input_exits_2_with_one_line(runner, model_path, tmp_path, extra, fragments):

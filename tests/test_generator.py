@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import warnings
 from pathlib import Path
 
@@ -521,3 +522,22 @@ def test_energy_model_generates_with_hmc(tmp_path):
         gen.generate(1, sampler="hmc", hmc_range=(0.6, 0.2), progress=False)
     with pytest.raises(ValueError, match="dt0"):
         gen.generate(1, sampler="hmc", dt0=0.0, progress=False)
+
+
+def test_noise_scale_defaults_to_the_card_and_is_recorded(tmp_path, si):
+    frames = si.generate(2, n_atoms=8, seed=1, steps=STEPS, progress=False)
+    assert all(a.info["noise_scale"] == 1.0 for a in frames)  # a card without one: 1
+    cooler = si.generate(2, n_atoms=8, seed=1, steps=STEPS, noise_scale=0.5, progress=False)
+    assert all(a.info["noise_scale"] == 0.5 for a in cooler)
+    assert not any(same(a, b) for a, b in zip(frames, cooler, strict=True))
+    stem = save_tiny_model(tmp_path / "cool-si", elements=("Si",), property_names=())
+    card = stem.with_suffix(".json")
+    data = json.loads(card.read_text())
+    data["sampling"]["noise_scale"] = 0.5
+    card.write_text(json.dumps(data))
+    from_card = Generator.from_checkpoint(stem).generate(
+        2, n_atoms=8, seed=1, steps=STEPS, progress=False
+    )
+    assert all(same(a, b) for a, b in zip(cooler, from_card, strict=True))
+    ode = Generator.from_checkpoint(stem).generate(1, n_atoms=8, sampler="ode", steps=2, seed=0)
+    assert "noise_scale" not in ode[0].info  # the card's value applies to sde and hmc only

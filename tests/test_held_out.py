@@ -73,7 +73,10 @@ def test_other_data_and_the_whole_dataset_give_every_frame():
 def test_a_card_naming_a_missing_file_asks_for_the_dataset(tmp_path):
     gen = Generator.from_pretrained("a-si")
     info = gen.info.__class__.from_dict(
-        {**gen.info.to_dict(), "dataset": {**gen.info.dataset, "dataset": str(tmp_path / "gone.h5")}}
+        {
+            **gen.info.to_dict(),
+            "dataset": {**gen.info.dataset, "dataset": str(tmp_path / "gone.h5")},
+        }
     )
     moved = Generator(gen.model, info)
     with pytest.raises(ValueError, match=r"gone\.h5.*held_out\(dataset=\.\.\.\)"):

@@ -53,7 +53,13 @@ from amtoolkit.diffusion.objectives import (
 )
 from amtoolkit.diffusion.prior import sample_prior
 from amtoolkit.diffusion.restarts import restart_timesteps, sample_with_restarts
-from amtoolkit.diffusion.samplers import CALLBACK_KEYS, SAMPLERS, sample_ode, sample_sde
+from amtoolkit.diffusion.samplers import (
+    CALLBACK_KEYS,
+    SAMPLERS,
+    check_noise_scale,
+    sample_ode,
+    sample_sde,
+)
 from amtoolkit.diffusion.schedules import MaterialSDE, get_timesteps
 from amtoolkit.diffusion.shortcut import (
     SHORTCUT_LEVELS,
@@ -82,6 +88,7 @@ __all__ = [
     "draw_momenta",
     "get_timesteps",
     "guided",
+    "check_noise_scale",
     "hmc_step",
     "is_charge_balanced",
     "net_charge",

@@ -281,6 +281,7 @@ def sample_hmc(
     adapt: bool = False,
     target_acceptance: float = 0.5,
     stats: list[dict[str, Any]] | None = None,
+    noise_scale: float = 1.0,
 ) -> Batch:
     """Reverse SDE with one HMC iteration on the noise energy before each step in `hmc_range`.
 
@@ -312,6 +313,7 @@ def sample_hmc(
         stats: if a list, one dict ``{"t", "acceptance", "dt0", "nonfinite"}`` (dt0 as
             used, nonfinite the number of systems rejected for a non-finite energy) is
             appended per HMC iteration.
+        noise_scale: factor on the noise of the SDE steps (`sample_sde`).
 
     Returns:
         The batch at ``ts[-1]``.
@@ -363,6 +365,12 @@ def sample_hmc(
                 callback({**record, "i": i})
 
         state = sample_sde(
-            model, state, ts[i : i + 2], sde=sde, generator=generator, callback=step_callback
+            model,
+            state,
+            ts[i : i + 2],
+            sde=sde,
+            generator=generator,
+            callback=step_callback,
+            noise_scale=noise_scale,
         )
     return state

@@ -56,17 +56,19 @@ class SamplingMethod:
         timesteps: grid builder ``(steps, sde) -> ts``.
         needs_energy: only for energy models (``DenoiserConfig.kind == "energy"``).
         restarts: re-noising with the score process (charge-balance restarts) is valid.
+        noise_scale: the sampler takes a ``noise_scale`` (stochastic samplers).
     """
 
     sampler: Sampler
     timesteps: Timesteps
     needs_energy: bool = False
     restarts: bool = True
+    noise_scale: bool = False
 
 
-_SDE = SamplingMethod(sample_sde, get_timesteps)
+_SDE = SamplingMethod(sample_sde, get_timesteps, noise_scale=True)
 _PF_ODE = SamplingMethod(sample_ode, get_timesteps)
-_HMC = SamplingMethod(sample_hmc, get_timesteps, needs_energy=True)
+_HMC = SamplingMethod(sample_hmc, get_timesteps, needs_energy=True, noise_scale=True)
 
 SAMPLING: dict[str, dict[str, SamplingMethod]] = {
     "score": {"sde": _SDE, "ode": _PF_ODE, "hmc": _HMC},

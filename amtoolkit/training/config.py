@@ -269,6 +269,8 @@ class TrainConfig:
             raise ConfigError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}")
         if self.sampling.steps < 1:
             raise ConfigError(f"sampling.steps must be >= 1, got {self.sampling.steps}")
+        if not self.sampling.noise_scale >= 0:
+            raise ConfigError(f"sampling.noise_scale must be >= 0, got {self.sampling.noise_scale}")
         if self.objective not in OBJECTIVES:
             raise ConfigError(
                 f"unknown objective {self.objective!r}; known: {', '.join(OBJECTIVES)}"

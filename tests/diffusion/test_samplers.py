@@ -225,3 +225,54 @@ def test_device_follows_state_on_cuda():
         sde=SDE,
     )
     assert out.positions.device.type == "cuda" and restarts.device.type == "cuda"
+
+
+def test_noise_scale_of_one_is_the_reverse_sde(generator):
+    state = make_state(3, 4, 3, generator, sde=SDE)
+    model = GaussianModel(state.positions.clone(), 0.3, state.elements.clone(), 0.5, SDE)
+    ts = get_timesteps(10, SDE)
+    a = sample_sde(model, state, ts, sde=SDE, generator=torch.Generator().manual_seed(1))
+    b = sample_sde(
+        model, state, ts, sde=SDE, generator=torch.Generator().manual_seed(1), noise_scale=1.0
+    )
+    assert torch.equal(a.positions, b.positions) and torch.equal(a.elements, b.elements)
+
+
+def test_noise_scale_zero_follows_the_drift_alone(generator):
+    state = make_state(3, 4, 3, generator, sde=SDE)
+    model = GaussianModel(state.positions.clone(), 0.3, state.elements.clone(), 0.5, SDE)
+    ts = get_timesteps(10, SDE)
+    runs = [
+        sample_sde(
+            model, state, ts, sde=SDE, generator=torch.Generator().manual_seed(s), noise_scale=0.0
+        )
+        for s in (1, 2)
+    ]
+    assert torch.equal(runs[0].positions, runs[1].positions)
+    with pytest.raises(ValueError, match="noise_scale must be a finite number >= 0"):
+        sample_sde(model, state, ts, sde=SDE, noise_scale=-0.5)
+
+
+def test_noise_scale_contracts_a_gaussian_as_derived(generator):
+    """Gaussian data N(mu, s^2) from the exact marginal at t_max, noise scaled by lambda:
+    with S(t) = s^2 + sigma_X(t)^2 the variance obeys dv/dS = 2 v / S - lambda^2, so
+    v(0) = lambda^2 s^2 + (1 - lambda^2) s^4 / S(t_max) (lambda = 1: the data law)."""
+    n_systems, n_atoms, lam, s_x = 2000, 4, 0.5, 0.4
+    state = make_state(n_systems, n_atoms, 3, generator, sde=SDE)
+    mu_x = 2.0 * torch.randn((state.n_atoms, 3), generator=generator, dtype=torch.float64)
+    model = GaussianModel(mu_x, s_x, state.elements.clone(), 0.5, SDE)
+    s_top = s_x**2 + float(SDE.sigma_x(SDE.t_max)) ** 2
+    z = remove_system_mean(
+        torch.randn((state.n_atoms, 3), generator=generator, dtype=torch.float64),
+        state.system_idx,
+        n_systems,
+    )
+    state = state.replace(positions=mu_x + math.sqrt(s_top) * z)
+    out = sample_sde(
+        model, state, get_timesteps(STEPS, SDE), sde=SDE, generator=generator, noise_scale=lam
+    )
+    dx = out.positions - mu_x
+    var_x = float(dx.pow(2).sum()) / (dx.numel() * (1 - 1 / n_atoms))
+    expected = lam**2 * s_x**2 + (1 - lam**2) * s_x**4 / s_top
+    assert var_x == pytest.approx(expected, rel=0.06)
+    assert expected < 0.5 * s_x**2  # far from the unscaled answer
