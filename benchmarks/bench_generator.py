@@ -338,6 +338,7 @@ def quality_a_si(args: argparse.Namespace) -> dict[str, Any]:
         n_atoms=args.atoms,
         steps=args.steps,
         sampler=args.sampler,
+        noise_scale=args.noise_scale,
         seed=args.seed,
         progress=args.progress,
     )
@@ -368,7 +369,11 @@ def quality_a_si(args: argparse.Namespace) -> dict[str, Any]:
     rows = [
         ("model / reference", f"{gen.name} / {args.reference} ({ref_record['part']})"),
         ("structures (generated / reference)", f"{len(frames)} / {len(ref)}"),
-        ("atoms, steps, sampler", f"{args.atoms}, {steps}, {frames[0].info['sampler']}"),
+        (
+            "atoms, steps, sampler, noise scale",
+            f"{args.atoms}, {steps}, {frames[0].info['sampler']}, "
+            f"{frames[0].info.get('noise_scale', '-')}",
+        ),
         ("generation wall time", f"{wall:.1f} s ({wall / len(frames):.2f} s/structure)"),
         (
             "density generated / reference",
@@ -403,6 +408,7 @@ def quality_a_si(args: argparse.Namespace) -> dict[str, Any]:
         "typical_density": gen.info.typical.density if gen.info.typical else None,
         "steps": steps,
         "sampler": frames[0].info["sampler"],
+        "noise_scale": frames[0].info.get("noise_scale"),
         "seed": args.seed,
         "generation_wall_s": wall,
         "warnings": caught,
@@ -921,6 +927,12 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--n", type=int, default=32, help="a-Si structures to generate")
         p.add_argument("--atoms", type=int, default=216, help="atoms per generated a-Si cell")
         p.add_argument("--sampler", default=None, help="sde or ode (default: the card's)")
+        p.add_argument(
+            "--noise-scale",
+            type=float,
+            default=None,
+            help="sde: factor on the injected noise (default: the card's)",
+        )
         p.add_argument("--sw-potential", dest="a_si_potential", default="sw-si")
     for p in (sio2, every):
         own(p, "--model", "sio2_model", default="a-sio2", help="SiO2 model name or checkpoint")
@@ -1004,6 +1016,7 @@ def namespace_for(name: str, args: argparse.Namespace) -> argparse.Namespace:
             steps=args.a_si_steps,
             atoms=args.atoms,
             sampler=args.sampler,
+            noise_scale=args.noise_scale,
             potential=args.a_si_potential,
             max_reference=args.max_reference,
             all_reference=args.all_reference,
