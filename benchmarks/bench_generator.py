@@ -487,6 +487,7 @@ def property_sweep(
         gen,
         len(per_structure),
         steps=args.steps,
+        noise_scale=args.noise_scale,
         seed=args.seed,
         progress=args.progress,
         **{name: per_structure.tolist()},
@@ -571,6 +572,7 @@ def quality_sio2(args: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {
         "model": args.model,
         "model_name": gen.name,
+        "noise_scale": args.noise_scale,
         "reference": ref_record,
         "potential": args.potential,
         "elastic_options": options,
@@ -927,12 +929,6 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--n", type=int, default=32, help="a-Si structures to generate")
         p.add_argument("--atoms", type=int, default=216, help="atoms per generated a-Si cell")
         p.add_argument("--sampler", default=None, help="sde or ode (default: the card's)")
-        p.add_argument(
-            "--noise-scale",
-            type=float,
-            default=None,
-            help="sde: factor on the injected noise (default: the card's)",
-        )
         p.add_argument("--sw-potential", dest="a_si_potential", default="sw-si")
     for p in (sio2, every):
         own(p, "--model", "sio2_model", default="a-sio2", help="SiO2 model name or checkpoint")
@@ -973,6 +969,12 @@ def build_parser() -> argparse.ArgumentParser:
         )
         p.add_argument("--tersoff-potential", dest="sio2_potential", default="tersoff-sio2")
     for p in (a_si, sio2, every):
+        p.add_argument(
+            "--noise-scale",
+            type=float,
+            default=None,
+            help="sde: factor on the injected noise (default: the card's)",
+        )
         p.add_argument(
             "--max-reference",
             type=int,
@@ -1032,6 +1034,7 @@ def namespace_for(name: str, args: argparse.Namespace) -> argparse.Namespace:
             beyond=args.beyond,
             properties=args.properties,
             elastic_method=args.elastic_method,
+            noise_scale=args.noise_scale,
             potential=args.sio2_potential,
             max_reference=args.max_reference,
             all_reference=args.all_reference,
