@@ -167,6 +167,7 @@ def sweep(
                 "model": gen.name,
                 "sampler": sampler,
                 "steps": steps,
+                "noise_scale": frames[0].info.get("noise_scale"),
                 "n": len(frames),
                 "generation_wall_s": wall,
                 "seconds_per_100": 100.0 * wall / len(frames),
@@ -289,6 +290,7 @@ def sio2_shear(args: argparse.Namespace) -> dict[str, Any]:
             {
                 "sampler": sampler,
                 "steps": steps,
+                "noise_scale": frames[0].info.get("noise_scale"),
                 "n": len(frames),
                 "measured": measured,
                 "failures": failures,
