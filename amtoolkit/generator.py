@@ -23,7 +23,6 @@ import os
 import secrets
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -32,7 +31,7 @@ from ase import Atoms
 from ase.data import atomic_masses, atomic_numbers
 from torch import nn
 
-from amtoolkit.checkpoint import ModelInfo, checkpoint_paths, load_checkpoint
+from amtoolkit.checkpoint import ModelInfo, load_checkpoint
 from amtoolkit.data.batch import Batch, to_atoms
 from amtoolkit.data.ghosts import n_target
 from amtoolkit.data.vocabulary import ElementVocabulary
@@ -352,19 +351,9 @@ class Generator:
     @classmethod
     def load(cls, name_or_path: str | os.PathLike, device: torch.device | str = "cpu") -> Generator:
         """A checkpoint path (stem, ``.pt`` or ``.json``) if one exists, else a shipped name."""
-        weights, card = checkpoint_paths(name_or_path)
-        if weights.is_file() or card.is_file():
-            return cls.from_checkpoint(name_or_path, device=device)
         from amtoolkit import pretrained
 
-        text = str(name_or_path)
-        if text in pretrained.available():
-            return cls.from_pretrained(text, device=device)
-        shipped = ", ".join(pretrained.available()) or "none yet"
-        raise ValueError(
-            f"{text!r} is neither a checkpoint ({card} not found) nor a shipped model "
-            f"(available: {shipped})"
-        )
+        return cls.from_checkpoint(pretrained.resolve(name_or_path), device=device)
 
     # ---------------------------------------------------------------- metadata
     @property
@@ -398,18 +387,20 @@ class Generator:
         Raises:
             ValueError: no dataset given and the card records none that can be opened.
         """
-        from amtoolkit.data.dataset import available_datasets
         from amtoolkit.held_out import held_out_part
 
         spec = dataset if dataset is not None else self.info.dataset.get("dataset")
-        if spec is None or (
-            dataset is None and not Path(spec).is_file() and spec not in available_datasets()
-        ):
+        try:
+            if spec is None:
+                raise FileNotFoundError
+            return held_out_part(spec, self.info.dataset).frames
+        except FileNotFoundError:
+            if dataset is not None:
+                raise
             raise ValueError(
                 f"model {self.name!r} records its training data as {spec!r}, which is neither "
                 "a file here nor a shipped dataset; pass held_out(dataset=...)"
-            )
-        return held_out_part(spec, self.info.dataset).frames
+            ) from None
 
     def __repr__(self) -> str:
         props = ", ".join(self.property_names) or "none"

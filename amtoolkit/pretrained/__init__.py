@@ -13,12 +13,26 @@ Example:
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
-from amtoolkit.checkpoint import INFO_SUFFIX, WEIGHTS_SUFFIX, ModelInfo, read_info
+from amtoolkit.checkpoint import (
+    INFO_SUFFIX,
+    WEIGHTS_SUFFIX,
+    ModelInfo,
+    checkpoint_paths,
+    read_info,
+)
 
-__all__ = ["PRETRAINED_DIR", "UnknownModelError", "available", "checkpoint_stem", "model_info"]
+__all__ = [
+    "PRETRAINED_DIR",
+    "UnknownModelError",
+    "available",
+    "checkpoint_stem",
+    "model_info",
+    "resolve",
+]
 
 PRETRAINED_DIR = Path(__file__).resolve().parent
 """Folder holding the shipped checkpoints."""
@@ -57,3 +71,23 @@ def checkpoint_stem(name: str) -> Path:
 def model_info(name: str) -> ModelInfo:
     """Model card (`ModelInfo`) of the shipped model `name`, without loading its weights."""
     return read_info(checkpoint_stem(name))
+
+
+def resolve(name_or_path: str | os.PathLike) -> Path:
+    """The checkpoint stem of `name_or_path`: a checkpoint (stem, ``.pt`` or ``.json``) if
+    either file exists, else the shipped model of that name.
+
+    Raises:
+        ValueError: neither; the message names the missing card and lists the shipped models.
+    """
+    weights, card = checkpoint_paths(name_or_path)
+    if weights.is_file() or card.is_file():
+        return card.with_suffix("")
+    text = str(name_or_path)
+    if text in available():
+        return checkpoint_stem(text)
+    shipped = ", ".join(available()) or "none yet"
+    raise ValueError(
+        f"{text!r} is neither a checkpoint ({card} not found) nor a shipped model "
+        f"(available: {shipped})"
+    )

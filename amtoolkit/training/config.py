@@ -28,6 +28,7 @@ import yaml
 
 from amtoolkit.checkpoint import SamplingDefaults
 from amtoolkit.diffusion.objectives import OBJECTIVES
+from amtoolkit.diffusion.samplers import check_noise_scale
 from amtoolkit.diffusion.schedules import MaterialSDE
 from amtoolkit.nn.denoiser import DenoiserConfig
 
@@ -269,8 +270,10 @@ class TrainConfig:
             raise ConfigError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}")
         if self.sampling.steps < 1:
             raise ConfigError(f"sampling.steps must be >= 1, got {self.sampling.steps}")
-        if not self.sampling.noise_scale >= 0:
-            raise ConfigError(f"sampling.noise_scale must be >= 0, got {self.sampling.noise_scale}")
+        try:
+            check_noise_scale(self.sampling.noise_scale)
+        except ValueError as err:
+            raise ConfigError(f"sampling.{err}") from None
         if self.objective not in OBJECTIVES:
             raise ConfigError(
                 f"unknown objective {self.objective!r}; known: {', '.join(OBJECTIVES)}"

@@ -552,18 +552,14 @@ class Trainer:
 
     def _initial_weights(self, source: str) -> dict[str, torch.Tensor]:
         """The weights of checkpoint or shipped model `source`, checked against this run."""
-        from amtoolkit.checkpoint import checkpoint_paths, load_checkpoint
-        from amtoolkit.pretrained import available, checkpoint_stem
+        from amtoolkit.checkpoint import load_checkpoint
+        from amtoolkit.pretrained import resolve
 
-        weights, card = checkpoint_paths(source)
-        if not (weights.is_file() or card.is_file()) and source in available():
-            weights, card = checkpoint_paths(checkpoint_stem(source))
-        elif not card.is_file():
-            raise ConfigError(
-                f"init_from: {source!r} is neither a checkpoint ({card} not found) nor a "
-                f"shipped model (available: {', '.join(available())})"
-            )
-        model, info = load_checkpoint(card, device=self.device)
+        try:
+            stem = resolve(source)
+        except ValueError as err:
+            raise ConfigError(f"init_from: {err}") from None
+        model, info = load_checkpoint(stem, device=self.device)
         where = f"init_from {source!r}"
         if info.model != self.model_config:
             theirs, ours = dataclasses.asdict(info.model), dataclasses.asdict(self.model_config)
@@ -759,29 +755,25 @@ def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def _with_defaults(saved: dict[str, Any]) -> dict[str, Any]:
-    """A saved config dict with the defaults of top-level keys it predates (``objective``)."""
-    defaults = {
-        f.name: f.default
-        for f in dataclasses.fields(TrainConfig)
-        if f.default is not dataclasses.MISSING and f.name not in saved
-    }
-    return {**defaults, **saved}
+    """A saved config dict with the defaults of every key it predates (``objective``,
+    ``optim.schedule``)."""
+    from amtoolkit.training.config import DataConfig
+
+    return _merged(TrainConfig(data=DataConfig(dataset="-")).to_dict(), saved)
+
+
+def _merged(defaults: dict[str, Any], saved: dict[str, Any]) -> dict[str, Any]:
+    out = dict(defaults)
+    for key, value in saved.items():
+        nested = isinstance(value, dict) and isinstance(defaults.get(key), dict)
+        out[key] = _merged(defaults[key], value) if nested else value
+    return out
 
 
 def _config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
-    """Keys whose values differ; a nested key the saved config predates (``optim.schedule``)
-    counts as its default."""
-    defaults = _flatten(_default_config_dict())
-    saved = {**{k: v for k, v in defaults.items() if "." in k}, **_flatten(saved)}
-    a = {k: v for k, v in saved.items() if k.split(".")[0] not in RESUMABLE_CHANGES}
+    a = {k: v for k, v in _flatten(saved).items() if k.split(".")[0] not in RESUMABLE_CHANGES}
     b = {k: v for k, v in _flatten(current).items() if k.split(".")[0] not in RESUMABLE_CHANGES}
     return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
-
-
-def _default_config_dict() -> dict[str, Any]:
-    from amtoolkit.training.config import DataConfig
-
-    return TrainConfig(data=DataConfig(dataset="-")).to_dict()
 
 
 def _finite_or_none(x: float) -> float | None:
