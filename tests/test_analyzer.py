@@ -13,12 +13,12 @@ from ase.build import bulk
 from amtoolkit.analysis.metrics import distribution_rmsd
 from amtoolkit.analyzer import ANALYSES, Analyzer
 from amtoolkit.errors import CoverageError, StructureError
+from tests.known_values import SW_DIAMOND_ENERGY
 
 SI_BOND = 5.431 * np.sqrt(3.0) / 4.0  # Å, nearest-neighbour distance of diamond Si
 TETRAHEDRAL = np.degrees(np.arccos(-1.0 / 3.0))  # 109.47 degrees
 RDF_BIN = 5.0 / 100  # Å, comparison RDF bin width
 ADF_BIN = 1.0  # degrees
-SW_DIAMOND_ENERGY = -4.3366  # eV/atom, Stillinger-Weber cohesive energy (1985)
 ENERGY_TOL = 1e-3  # eV/atom
 EXACT = 1e-12
 

@@ -18,9 +18,9 @@ from amtoolkit.analysis.compare import (
 from amtoolkit.analysis.metrics import distribution_rmsd, sampling_rmsd
 from amtoolkit.analysis.rdf import rdf
 from amtoolkit.errors import StructureError
+from tests.known_values import SW_DIAMOND_ENERGY
 
 EXACT = 1e-12
-SW_DIAMOND_ENERGY = -4.3366  # eV/atom, Stillinger-Weber cohesive energy (1985)
 ENERGY_TOL = 1e-3  # eV/atom
 
 

@@ -9,6 +9,7 @@ from amtoolkit import Analyzer
 from amtoolkit.analysis.parallel import _frame_task
 from amtoolkit.analyzer import frame_error
 from amtoolkit.potentials import get_calculator
+from tests.known_values import SW_DIAMOND_ENERGY
 
 ENERGY_TOL = 1e-6  # eV/atom: relaxations agree to round-off, whichever process runs them
 MODULUS_TOL = 1e-2  # GPa
@@ -48,7 +49,7 @@ def test_report_in_workers_keeps_frame_order(rattled_cells, diamond_si):
     assert pooled.labels == serial.labels
     a, b = pooled.results["energy"], serial.results["energy"]
     assert np.allclose(a.energy_per_atom, b.energy_per_atom, atol=ENERGY_TOL, rtol=0)
-    assert a.energy_per_atom[-1] == pytest.approx(-4.3366, abs=1e-4)  # SW diamond Si
+    assert a.energy_per_atom[-1] == pytest.approx(SW_DIAMOND_ENERGY, abs=1e-4)
 
 
 @pytest.mark.parametrize("workers", [1, 2])
@@ -61,7 +62,7 @@ def test_per_frame_keeps_going_past_a_failing_frame(workers, diamond_si):
     results = Analyzer("sw-si", workers=workers).per_frame("energy", [diamond_si, sic, diamond_si])
     assert isinstance(results[1], CoverageError) and "'C'" in str(results[1])
     assert [r.energy_per_atom[0] for r in (results[0], results[2])] == pytest.approx(
-        [-4.3366, -4.3366], abs=1e-4
+        [SW_DIAMOND_ENERGY] * 2, abs=1e-4
     )
     with pytest.raises(ValueError, match="not 'rdf'"):
         Analyzer("sw-si").per_frame("rdf", [diamond_si])
@@ -71,7 +72,7 @@ def test_a_failing_frame_comes_back_as_its_error(diamond_si):
     bad = _frame_task("sw-si", {}, [("energy", {"fmax": -1.0})], diamond_si)
     assert isinstance(bad, Exception)
     good = _frame_task("sw-si", {}, [("energy", {})], diamond_si)
-    assert good["energy"].energy_per_atom[0] == pytest.approx(-4.3366, abs=1e-4)
+    assert good["energy"].energy_per_atom[0] == pytest.approx(SW_DIAMOND_ENERGY, abs=1e-4)
     named = frame_error(3, ValueError("fmax must be positive"))
     assert isinstance(named, ValueError) and str(named) == "structure 3: fmax must be positive"
 

@@ -7,8 +7,7 @@ import pytest
 
 from amtoolkit.data import Dataset, available_datasets
 from amtoolkit.diffusion import FORMAL_CHARGES
-
-DIAMOND_SW_ENERGY = -4.3366  # eV/atom, the SW ground state: no a-Si cell can be lower
+from tests.known_values import SW_DIAMOND_ENERGY
 
 
 def test_a_si_quench_is_shipped_and_loads_by_name():
@@ -28,7 +27,7 @@ def test_a_si_quench_labels_are_physical():
     energy = ds.properties["relaxed_energy"]
     density = ds.properties["density"]
     assert np.all(np.isfinite(energy)) and np.all(np.isfinite(density))
-    assert np.all(energy > DIAMOND_SW_ENERGY) and np.all(energy < -3.9)
+    assert np.all(energy > SW_DIAMOND_ENERGY) and np.all(energy < -3.9)
     assert np.all((density > 2.2) & (density < 2.8))
 
 
@@ -43,7 +42,7 @@ def test_a_si_anneal_is_lower_in_energy_than_the_quench_set():
     assert anneal.provenance["parameters"]["variant"] == "anneal"
     assert anneal.provenance["parameters"]["cooling_rate"] == 10.0
     e_anneal = anneal.properties["relaxed_energy"]
-    assert np.all(e_anneal > DIAMOND_SW_ENERGY)
+    assert np.all(e_anneal > SW_DIAMOND_ENERGY)
     assert e_anneal.mean() < quench.properties["relaxed_energy"].mean() - 0.01
     assert np.all(anneal.properties["cooling_rate"] == 10.0)
 

@@ -15,10 +15,9 @@ from matscipy.calculators.manybody.explicit_forms.stillinger_weber import (
 )
 
 from amtoolkit.potentials import get_calculator, relax, run_md
+from tests.known_values import SW_DIAMOND_ENERGY, SW_LATTICE
 
 FMAX = 0.01  # eV/Å
-SW_LATTICE = 5.431  # Å, diamond Si minimum of Stillinger-Weber
-SW_COHESIVE = -2 * 2.1683  # eV/atom: 4 bonds x epsilon / 2 at the SW minimum
 LATTICE_TOL = 2e-3  # Å
 ENGINE_TOL = 1e-4  # eV/atom between LAMMPS and ASE relaxations of the same start
 NVE_DRIFT_TOL = 2e-3  # eV/atom over 200 steps of 1 fs at 600 K
@@ -54,7 +53,9 @@ def test_relax_sw_reaches_the_diamond_minimum(strained_si):
     assert relaxed.info["relax_converged"] and relaxed.info["relax_method"] == "lammps"
     assert np.sqrt((relaxed.get_forces() ** 2).sum(axis=1)).max() <= FMAX
     assert np.abs(relaxed.get_stress()).max() <= cell_force_bound(relaxed)
-    assert relaxed.get_potential_energy() / len(relaxed) == pytest.approx(SW_COHESIVE, abs=1e-5)
+    assert relaxed.get_potential_energy() / len(relaxed) == pytest.approx(
+        SW_DIAMOND_ENERGY, abs=1e-5
+    )
     lattice = np.cbrt(relaxed.get_volume()) / 2  # 2x2x2 cubic cells
     assert lattice == pytest.approx(SW_LATTICE, abs=LATTICE_TOL)
     np.testing.assert_array_equal(strained_si.positions, start.positions)  # input untouched
@@ -77,7 +78,7 @@ def test_relax_with_any_ase_calculator(diamond_si):
     atoms.rattle(0.03, seed=2)
     relaxed = relax(atoms, Manybody(**StillingerWeber(Stillinger_Weber_PRB_31_5262_Si)), fmax=FMAX)
     assert relaxed.info["relax_method"] == "ase" and relaxed.info["relax_converged"]
-    assert relaxed.get_potential_energy() / 8 == pytest.approx(SW_COHESIVE, abs=1e-5)
+    assert relaxed.get_potential_energy() / 8 == pytest.approx(SW_DIAMOND_ENERGY, abs=1e-5)
 
 
 def test_relax_positions_only_keeps_cell(strained_si):
@@ -231,7 +232,9 @@ def test_relax_keeps_the_callers_cell_basis(strained_si):
     assert relaxed.info["relax_converged"]
     # relaxed cell = the same tilted basis, uniformly shrunk by 2% (SW diamond minimum)
     np.testing.assert_allclose(relaxed.cell.array, skewed.cell.array / 1.02, atol=0.02)
-    assert relaxed.get_potential_energy() / len(relaxed) == pytest.approx(SW_COHESIVE, abs=1e-5)
+    assert relaxed.get_potential_energy() / len(relaxed) == pytest.approx(
+        SW_DIAMOND_ENERGY, abs=1e-5
+    )
 
 
 def test_a_failed_lammps_relaxation_does_not_break_the_next_structure():
@@ -244,5 +247,5 @@ def test_a_failed_lammps_relaxation_does_not_break_the_next_structure():
         relax(bad, calc, cell=True)
     relaxed = relax(good, calc, cell=True)
     relaxed.calc = calc
-    assert np.isclose(relaxed.get_potential_energy() / len(relaxed), SW_COHESIVE, atol=1e-3)
+    assert np.isclose(relaxed.get_potential_energy() / len(relaxed), SW_DIAMOND_ENERGY, atol=1e-3)
     calc.close()

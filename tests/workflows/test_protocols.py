@@ -9,8 +9,8 @@ from amtoolkit.analysis.crystallinity import crystallinity
 from amtoolkit.analysis.energy import density
 from amtoolkit.workflows import ASiO2Protocol, ASiProtocol, MEGProtocol, make_dataset
 from amtoolkit.workflows.composition import OXIDES
+from tests.known_values import SW_DIAMOND_ENERGY
 
-SW_DIAMOND_ENERGY = -4.3366  # eV/atom, Stillinger-Weber diamond Si (2 x epsilon)
 AMORPHOUS_EXCESS = 0.05  # eV/atom: a-Si (SW) lies ~0.1-0.2 eV/atom above diamond
 MIN_SI_SI = 2.0  # Å: no two Si atoms of a sane SW structure are closer
 
