@@ -417,6 +417,11 @@ def quality_a_si(args: argparse.Namespace) -> dict[str, Any]:
         (f"ADF RMSD cutoff {COMPARE_ADF_CUTOFF} A (1/deg)", fmt(comparison.adf_rmsd, ".3e")),
         (f"ADF RMSD cutoff {SI_ADF_CUTOFF} A (1/deg)", fmt(adf_si, ".3e")),
         (
+            "closest pair generated / reference (A)",
+            f"{comparison.closest_pair_generated:.3f} / {comparison.closest_pair_reference:.3f} "
+            f"({comparison.close_pair_fraction:.0%} of generated cells with a close pair)",
+        ),
+        (
             f"relaxed {args.potential} energy generated (eV/atom)",
             f"{fmt(energy_gen['mean'])} +- {fmt(energy_gen['sd'])} (n={energy_gen['n']})",
         ),

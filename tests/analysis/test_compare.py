@@ -18,7 +18,7 @@ from amtoolkit.analysis.compare import (
 from amtoolkit.analysis.metrics import distribution_rmsd, sampling_rmsd
 from amtoolkit.analysis.rdf import rdf
 from amtoolkit.errors import StructureError
-from tests.known_values import SW_DIAMOND_ENERGY
+from tests.known_values import SW_DIAMOND_ENERGY, SW_LATTICE
 
 EXACT = 1e-12
 ENERGY_TOL = 1e-3  # eV/atom
@@ -120,3 +120,23 @@ def test_result_is_frozen_and_serialises(diamond_si, rattled):
     assert data["rdf_rmsd_partial"] == {"Si-Si": result.rdf_rmsd}
     assert data["energy_generated"] is None
     assert result.summary().splitlines()[0] == "comparison with reference"
+
+
+def test_closest_pair_flags_atoms_left_on_top_of_each_other(diamond_si):
+    from amtoolkit.analysis.compare import CLOSE_PAIR_FACTOR, closest_pair
+
+    bond = SW_LATTICE * 3**0.5 / 4  # nearest-neighbour distance of diamond
+    squeezed = diamond_si.copy()
+    i, j = 0, 1  # a bonded pair of the conventional cell (0,0,0)-(a/4,a/4,a/4)
+    assert squeezed.get_distance(i, j, mic=True) == pytest.approx(bond, rel=1e-9)
+    direction = squeezed.positions[j] - squeezed.positions[i]
+    squeezed.positions[j] = squeezed.positions[i] + 0.5 * direction / bond  # 0.5 Å apart
+    assert closest_pair(diamond_si) == pytest.approx(bond, rel=1e-9)
+    assert closest_pair(squeezed) == pytest.approx(0.5, rel=1e-9)
+
+    result = compare([diamond_si, squeezed, squeezed], diamond_si)
+    assert result.closest_pair_reference == pytest.approx(bond, rel=1e-9)
+    assert result.closest_pair_generated == pytest.approx(0.5, rel=1e-9)
+    assert result.close_pair_fraction == pytest.approx(2 / 3)
+    assert compare(diamond_si, diamond_si).close_pair_fraction == 0.0
+    assert f"closer than {CLOSE_PAIR_FACTOR:g} x" in result.summary()
