@@ -74,7 +74,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import ase.io
 import numpy as np
 import torch
 from ase import Atoms
@@ -90,6 +89,7 @@ from amtoolkit.analysis.report import format_table
 from amtoolkit.data import Dataset
 from amtoolkit.diffusion import FORMAL_CHARGES
 from amtoolkit.held_out import held_out_part
+from amtoolkit.io import ReadError, read_structures
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -253,11 +253,9 @@ def read_generated(path: str, model_name: str) -> list[Atoms]:
     back to be measured; each must record the sampler and steps in its info, and a
     structure made by another model than `model_name` is refused."""
     try:
-        frames = ase.io.read(path, ":")
-    except (OSError, ValueError, StopIteration) as err:
-        raise fail(f"{path}: cannot read the generated structures: {err}") from err
-    if not frames:
-        raise fail(f"{path}: no structures")
+        frames = read_structures(path)
+    except (FileNotFoundError, ReadError) as err:
+        raise fail(f"cannot read the generated structures: {err}") from err
     for k, atoms in enumerate(frames):
         missing = [key for key in ("sampler", "steps") if key not in atoms.info]
         if missing:

@@ -240,7 +240,7 @@ def test_relax_keeps_the_callers_cell_basis(strained_si):
 def test_a_failed_lammps_relaxation_does_not_break_the_next_structure():
     """Atoms lost in one minimisation must not leave the shared LAMMPS instance broken."""
     calc = get_calculator("sw-si")
-    good = bulk("Si", "diamond", 5.431, cubic=True)
+    good = bulk("Si", "diamond", SW_LATTICE, cubic=True)
     bad = good.copy()
     bad.positions[1] = bad.positions[0] + [0.01, 0.0, 0.0]  # overlap: atoms fly out
     with pytest.raises(Exception, match="Lost atoms"):
