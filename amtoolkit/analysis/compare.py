@@ -70,7 +70,8 @@ class Comparison(Result):
             periodic images included, Å (inf when no two atoms lie within 5 Å).
         closest_pair_reference: the same for the reference set, Å.
         close_pair_fraction: fraction of generated structures with two atoms nearer than
-            ``CLOSE_PAIR_FACTOR`` (0.8) times `closest_pair_reference`.
+            ``CLOSE_PAIR_FACTOR`` (0.8) times `closest_pair_reference` (0 when the
+            reference has no pair within 5 Å to compare with).
 
     References:
         RMSD of set-averaged distributions as in amtoolkit DESIGN section 6 (AMDEN, DM2).
@@ -195,7 +196,7 @@ def compare(
     }
     rho_gen, rho_ref = (float(np.mean([density(a) for a in s])) for s in (gen, ref))
     closest_gen, closest_ref = ([closest_pair(a) for a in s] for s in (gen, ref))
-    close = CLOSE_PAIR_FACTOR * min(closest_ref)
+    close = CLOSE_PAIR_FACTOR * min(closest_ref)  # inf: no reference pair to compare with
     e_gen = e_ref = e_diff = None
     if calculator is None:
         potential = None
@@ -220,5 +221,7 @@ def compare(
         n_reference=len(ref),
         closest_pair_generated=min(closest_gen),
         closest_pair_reference=min(closest_ref),
-        close_pair_fraction=float(np.mean([d < close for d in closest_gen])),
+        close_pair_fraction=float(np.mean([d < close for d in closest_gen]))
+        if math.isfinite(close)
+        else 0.0,
     )

@@ -140,3 +140,10 @@ def test_closest_pair_flags_atoms_left_on_top_of_each_other(diamond_si):
     assert result.close_pair_fraction == pytest.approx(2 / 3)
     assert compare(diamond_si, diamond_si).close_pair_fraction == 0.0
     assert f"closer than {CLOSE_PAIR_FACTOR:g} x" in result.summary()
+
+
+def test_no_close_pairs_without_a_reference_pair(diamond_si):
+    lone = Atoms("Si", cell=[10.0, 10.0, 10.0], pbc=True)  # no pair within 5 Å
+    result = compare(diamond_si, lone)
+    assert result.closest_pair_reference == float("inf")
+    assert result.close_pair_fraction == 0.0
