@@ -71,6 +71,8 @@ class Typical:
         property_ranges: property name -> [min, max] of its known (non-NaN) raw values.
         n_atoms_range: [min, max] real atoms per structure (None if unknown).
         density_range: [min, max] mass density, g/cm^3 (None if unknown).
+        closest_pair: the smallest interatomic distance in the split, Å (None if
+            unknown); `Generator.generate` flags structures with a pair much nearer.
     """
 
     n_atoms: int
@@ -79,6 +81,7 @@ class Typical:
     property_ranges: dict[str, tuple[float, float]] = dataclasses.field(default_factory=dict)
     n_atoms_range: tuple[int, int] | None = None
     density_range: tuple[float, float] | None = None
+    closest_pair: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return to_jsonable(self)
@@ -98,6 +101,7 @@ class Typical:
             },
             n_atoms_range=None if n_range is None else (int(n_range[0]), int(n_range[1])),
             density_range=None if d_range is None else (float(d_range[0]), float(d_range[1])),
+            closest_pair=None if data.get("closest_pair") is None else float(data["closest_pair"]),
         )
 
 

@@ -31,6 +31,7 @@ from ase import Atoms
 from ase.data import atomic_masses, atomic_numbers
 from torch import nn
 
+from amtoolkit.analysis.compare import CLOSE_PAIR_FACTOR, closest_pair
 from amtoolkit.checkpoint import ModelInfo, load_checkpoint
 from amtoolkit.data.batch import Batch, to_atoms
 from amtoolkit.data.ghosts import n_target
@@ -372,6 +373,14 @@ class Generator:
     def aliases(self) -> dict[str, str]:
         """The short target names that apply to this model's properties."""
         return {a: p for a, p in PROPERTY_ALIASES.items() if p in self.property_names}
+
+    @property
+    def close_pair_distance(self) -> float | None:
+        """Distance below which a generated pair of atoms is flagged, Å:
+        ``CLOSE_PAIR_FACTOR`` (0.8) times the closest pair of the training split (None
+        when the model does not record it)."""
+        nearest = self.info.typical.closest_pair
+        return None if nearest is None else CLOSE_PAIR_FACTOR * nearest
 
     def held_out(self, dataset: str | os.PathLike | None = None) -> list[Atoms]:
         """The frames of `dataset` this model never trained on: the fair reference for
@@ -802,6 +811,8 @@ class Generator:
             leave=False,
         )
         unbalanced = 0
+        close = self.close_pair_distance
+        crowded = 0
         try:
             for k, (start, stop) in enumerate(plan.batches):
                 bar.set_description(f"{self.name} {k + 1}/{runs}")
@@ -816,9 +827,23 @@ class Generator:
                         atoms.info["charge_balanced"] = bool(balanced[offset])
                         atoms.info["restarts"] = int(restarts[offset])
                         unbalanced += not balanced[offset]
+                    if close is not None:
+                        nearest = closest_pair(atoms, cutoff=close)  # inf: none nearer
+                        if nearest < close:
+                            atoms.info["closest_pair"] = nearest
+                            crowded += 1
                     yield atoms
         finally:
             bar.close()
+        if crowded:
+            warnings.warn(
+                f"{crowded} of {plan.n} structures have two atoms nearer than {close:.2f} Å "
+                f"({CLOSE_PAIR_FACTOR:g} x the training set's closest pair); their "
+                "atoms.info['closest_pair'] gives the distance. More steps or a lower noise "
+                "scale usually remove such pairs",
+                UserWarning,
+                stacklevel=stacklevel,
+            )
         if unbalanced:
             warnings.warn(
                 f"{unbalanced} of {plan.n} structures are not charge balanced "

@@ -12,6 +12,7 @@ import torch
 from ase.data import atomic_masses
 
 from amtoolkit import pretrained
+from amtoolkit.analysis.compare import closest_pair
 from amtoolkit.checkpoint import ModelInfo, SamplingDefaults, Typical, save_checkpoint
 from amtoolkit.data import ElementVocabulary
 from amtoolkit.diffusion import FORMAL_CHARGES, MaterialSDE
@@ -541,3 +542,29 @@ def test_noise_scale_defaults_to_the_card_and_is_recorded(tmp_path, si):
     assert all(same(a, b) for a, b in zip(cooler, from_card, strict=True))
     ode = Generator.from_checkpoint(stem).generate(1, n_atoms=8, sampler="ode", steps=2, seed=0)
     assert "noise_scale" not in ode[0].info  # the card's value applies to sde and hmc only
+
+
+@pytest.mark.parametrize("training_closest", [0.05, 4.0], ids=["far", "close"])
+def test_structures_with_a_close_pair_are_flagged(tmp_path, training_closest):
+    """A pair nearer than 0.8 x the training set's closest pair gets info and one warning."""
+    typical = Typical(
+        n_atoms=12, density=2.2, composition={"Si": 1.0}, closest_pair=training_closest
+    )
+    stem = save_tiny_model(tmp_path / "si", ("Si",), (), typical=typical)
+    gen = Generator.from_checkpoint(stem)
+    assert gen.close_pair_distance == pytest.approx(0.8 * training_closest)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        structures = gen.generate(3, seed=0, progress=False)
+    messages = [str(w.message) for w in caught if "nearer than" in str(w.message)]
+    nearest = [closest_pair(a) for a in structures]
+    if training_closest > 1.0:  # 12 atoms at 2.2 g/cm3 always hold a pair within 3.2 Å
+        assert messages == [
+            "3 of 3 structures have two atoms nearer than 3.20 Å (0.8 x the training set's "
+            "closest pair); their atoms.info['closest_pair'] gives the distance. More steps "
+            "or a lower noise scale usually remove such pairs"
+        ]
+        assert [a.info["closest_pair"] for a in structures] == pytest.approx(nearest)
+    else:
+        assert messages == [] and not any("closest_pair" in a.info for a in structures)
+    assert ModelInfo.from_dict(gen.info.to_dict()).typical.closest_pair == training_closest

@@ -16,7 +16,14 @@ from amtoolkit.nn.denoiser import (
     build_denoiser,
     remove_system_mean,
 )
-from amtoolkit.nn.egnn import EGNN, EGNNLayer, cutoff_function, edge_attributes
+from amtoolkit.nn.egnn import (
+    EGNN,
+    EGNNLayer,
+    cutoff_function,
+    edge_attributes,
+    gaussian_basis,
+    with_radial_basis,
+)
 from amtoolkit.nn.embeddings import (
     PropertyEmbedding,
     StepSizeEmbedding,
@@ -42,7 +49,9 @@ __all__ = [
     "edge_attributes",
     "edge_vectors",
     "fourier_features",
+    "gaussian_basis",
     "lattice_offsets",
     "periodic_edges",
     "remove_system_mean",
+    "with_radial_basis",
 ]

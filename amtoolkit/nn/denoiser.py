@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from amtoolkit.nn.egnn import EGNN
+from amtoolkit.nn.egnn import EGNN, check_radial_basis
 from amtoolkit.nn.embeddings import PropertyEmbedding, StepSizeEmbedding, TimeEmbedding
 from amtoolkit.nn.graph import edge_vectors, periodic_edges
 
@@ -44,6 +44,8 @@ class DenoiserConfig:
         edge_chunk_size: edges processed at once in each layer (0: all at once). An
             execution setting, not architecture: results do not depend on it, memory does
             (the per-edge temporaries are [chunk, hidden]).
+        radial_basis: Gaussians of the edge length fed to the edge MLPs besides e_ij
+            (0: none, as in AMDEN; see `amtoolkit.nn.egnn`).
     """
 
     n_classes: int
@@ -59,6 +61,7 @@ class DenoiserConfig:
     time_frequencies: int = 0
     kind: str = "score"
     edge_chunk_size: int = 32768
+    radial_basis: int = 0
 
     def __post_init__(self) -> None:
         if isinstance(self.property_names, str):
@@ -83,6 +86,7 @@ class DenoiserConfig:
             raise ValueError(f"edge_chunk_size must be >= 0, got {self.edge_chunk_size}")
         if self.time_frequencies < 0:
             raise ValueError(f"time_frequencies must be >= 0, got {self.time_frequencies}")
+        check_radial_basis(self.radial_basis)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (property_names as a list)."""
@@ -143,6 +147,7 @@ class ScoreDenoiser(nn.Module):
             config.cutoff,
             config.n_norm,
             config.edge_chunk_size,
+            config.radial_basis,
         )
         self.element_head = nn.Linear(config.hidden, config.n_classes)
 

@@ -18,6 +18,12 @@ with f_cut(r) = 2 tanh(1 - min(r, r_cut) / r_cut)^2 of the input distance r_ij.
 f_cut also multiplies the coordinate update, so that the output is continuous when an
 atom crosses the cutoff (DESIGN applies it to the messages only).
 
+Optionally (``radial_basis`` = n > 0) both edge MLPs also receive n Gaussians of the input
+distance, phi_b(r_ij) = exp(-(r_ij - mu_b)^2 / (2 s^2)) with centres mu_b evenly spaced on
+[0, r_cut] and s their spacing: e_ij maps the whole cutoff sphere into one number, so a
+bond of 2.35 Å and a non-bond of 2.6 Å differ in it by 0.06, while a basis of 0.2 Å
+resolution tells them apart in the first layer (SchNet's radial basis).
+
 References:
     Satorras, Hoogeboom & Welling, "E(n) Equivariant Graph Neural Networks", ICML 2021;
     Levy et al., "Using multiple vector channels improves E(n)-equivariant graph neural
@@ -43,6 +49,50 @@ def cutoff_function(r: torch.Tensor, r_cut: float) -> torch.Tensor:
 def edge_attributes(squared_distance: torch.Tensor, r_cut: float) -> torch.Tensor:
     """Edge attribute e = 2 tanh(d^2 / r_cut^2) - 1, in [-1, 1). Same shape as the input."""
     return 2.0 * torch.tanh(squared_distance / r_cut**2) - 1.0
+
+
+def gaussian_basis(r: torch.Tensor, r_cut: float, n: int) -> torch.Tensor:
+    """n Gaussians of the distance, centres evenly spaced on [0, r_cut], width their spacing.
+
+    Args:
+        r: distances, Å. [E, 1]
+        r_cut: cutoff radius, Å.
+        n: number of basis functions (>= 2).
+
+    Returns:
+        [E, n], each in (0, 1].
+    """
+    centres = torch.linspace(0.0, r_cut, n, dtype=r.dtype, device=r.device)
+    spacing = r_cut / (n - 1)
+    return torch.exp(-0.5 * ((r - centres) / spacing) ** 2)
+
+
+def check_radial_basis(n: int) -> None:
+    """ValueError unless `n` is 0 (no radial basis) or at least 2."""
+    if n < 0 or n == 1:
+        raise ValueError(f"radial_basis must be 0 (none) or >= 2, got {n}")
+
+
+def with_radial_basis(state: dict[str, torch.Tensor], n: int) -> dict[str, torch.Tensor]:
+    """The weights of a model without a radial basis, widened for one with `n` functions.
+
+    The new input columns of every edge MLP's first Linear start at zero, so the widened
+    model computes exactly what the original did and training can start from it
+    (``init_from`` in a training config).
+
+    Args:
+        state: state_dict of a model with ``radial_basis`` = 0.
+        n: the radial basis size of the new model.
+
+    Returns:
+        A new state_dict; tensors not widened are shared with `state`.
+    """
+    check_radial_basis(n)
+    out = dict(state)
+    for key, weight in state.items():
+        if key.endswith((".message.edge.weight", ".coordinate.edge.weight")):
+            out[key] = torch.cat([weight, weight.new_zeros(weight.shape[0], n)], dim=1)
+    return out
 
 
 def mlp(in_dim: int, hidden: int, out_dim: int, *, final_activation: bool = False) -> nn.Sequential:
@@ -126,17 +176,20 @@ class EGNNLayer(nn.Module):
         cutoff: float,
         n_norm: float,
         edge_chunk_size: int = 0,
+        radial_basis: int = 0,
     ) -> None:
         super().__init__()
         k = vector_channels
         self.k = k
+        self.radial_basis = int(radial_basis)
         self.edge_chunk_size = int(edge_chunk_size)
         self.cutoff = float(cutoff)
         self.n_norm = float(n_norm)
-        self.message = PairMLP(hidden, k, hidden, final_activation=True)  # MLP_e
+        edge_dim = k + self.radial_basis  # [e_ij^c, phi_b(r_ij)]
+        self.message = PairMLP(hidden, edge_dim, hidden, final_activation=True)  # MLP_e
         self.attention = nn.Linear(hidden, 1)  # MLP_att
         self.node_update = mlp(2 * hidden, hidden, hidden)  # MLP_h
-        self.coordinate = PairMLP(hidden, k, k * k)  # MLP_x
+        self.coordinate = PairMLP(hidden, edge_dim, k * k)  # MLP_x
         # start with small coordinate updates (a common EGNN initialisation for stability)
         last = self.coordinate.rest[-1]
         nn.init.xavier_uniform_(last.weight, gain=0.1)
@@ -150,6 +203,7 @@ class EGNNLayer(nn.Module):
         f_cut: torch.Tensor,
         src: torch.Tensor,
         dst: torch.Tensor,
+        basis: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Update node features and vector channels.
 
@@ -159,6 +213,8 @@ class EGNNLayer(nn.Module):
             edge_vec: input edge vectors x_i - x_j (periodic; i = dst), Å. [E, 3]
             f_cut: cutoff function of the input distances, f_cut(r_ij). [E, 1]
             src, dst: edge senders j and receivers i. [E]
+            basis: radial basis of the input distances (`gaussian_basis`), for a layer
+                with ``radial_basis`` > 0. [E, radial_basis]
 
         Returns:
             Updated (h [N, hidden], u [N, k, 3]).
@@ -177,6 +233,8 @@ class EGNNLayer(nn.Module):
             du = torch.index_select(u, 0, i) - torch.index_select(u, 0, j)
             d = edge_vec[part, None, :] + du
             e = edge_attributes((d * d).sum(-1), self.cutoff)  # [e, k]
+            if self.radial_basis:
+                e = torch.cat([e, basis[part]], dim=-1)  # [e, k + radial_basis]
             m = self.message.edges(message_blocks, e, j, i)  # [e, hidden]
             gate = fc * torch.sigmoid(self.attention(m))  # [e, 1]
             aggregate.index_add_(0, i, gate * m)
@@ -197,6 +255,8 @@ class EGNN(nn.Module):
         cutoff: r_cut, Å (the same radius as the graph).
         n_norm: normaliser of the neighbour sums (about the typical neighbour count).
         edge_chunk_size: edges processed at once (0: all); changes memory, not results.
+        radial_basis: Gaussians of the input distance fed to the edge MLPs besides e_ij
+            (0: none, as in AMDEN; else at least 2).
     """
 
     def __init__(
@@ -207,6 +267,7 @@ class EGNN(nn.Module):
         cutoff: float = 6.5,
         n_norm: float = 40.0,
         edge_chunk_size: int = 0,
+        radial_basis: int = 0,
     ) -> None:
         super().__init__()
         if hidden < 1 or layers < 1 or vector_channels < 1:
@@ -215,10 +276,12 @@ class EGNN(nn.Module):
             raise ValueError(f"cutoff and n_norm must be positive, got {cutoff}, {n_norm}")
         if edge_chunk_size < 0:
             raise ValueError(f"edge_chunk_size must be >= 0, got {edge_chunk_size}")
+        check_radial_basis(radial_basis)
+        self.radial_basis = int(radial_basis)
         self.vector_channels = int(vector_channels)
         self.cutoff = float(cutoff)
         self.layers = nn.ModuleList(
-            EGNNLayer(hidden, vector_channels, cutoff, n_norm, edge_chunk_size)
+            EGNNLayer(hidden, vector_channels, cutoff, n_norm, edge_chunk_size, radial_basis)
             for _ in range(layers)
         )
 
@@ -237,7 +300,8 @@ class EGNN(nn.Module):
         """
         r = torch.sqrt((edge_vec * edge_vec).sum(-1, keepdim=True).clamp_min(1e-12))  # [E, 1]
         f_cut = cutoff_function(r, self.cutoff)
+        basis = gaussian_basis(r, self.cutoff, self.radial_basis) if self.radial_basis else None
         u = h.new_zeros(h.shape[0], self.vector_channels, 3)
         for layer in self.layers:
-            h, u = layer(h, u, edge_vec, f_cut, src, dst)
+            h, u = layer(h, u, edge_vec, f_cut, src, dst, basis)
         return h, u

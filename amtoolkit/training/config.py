@@ -101,7 +101,7 @@ class ModelConfig:
     vocabulary and ``data.property_names``. See `DenoiserConfig` for the meaning of each
     field (hidden width, EGNN layers, vector channels k, cutoff in Å, n_norm, property
     embedding width, null probability, step-size embedding, time Fourier octaves,
-    `DENOISERS` kind, edge chunk size).
+    `DENOISERS` kind, edge chunk size, radial basis).
     """
 
     hidden: int = 128
@@ -115,6 +115,7 @@ class ModelConfig:
     time_frequencies: int = 0
     kind: str = "score"
     edge_chunk_size: int = 32768
+    radial_basis: int = 0
 
     def to_denoiser_config(
         self, n_classes: int, property_names: tuple[str, ...] = ()

@@ -9,12 +9,14 @@ batches do not depend on how many processes share the work.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 from ase import Atoms
 
+from amtoolkit.analysis.compare import closest_pair
 from amtoolkit.checkpoint import Typical
 from amtoolkit.data._files import condensed_provenance
 from amtoolkit.data.batch import Batch, from_atoms
@@ -120,7 +122,7 @@ def compute_typical(structures: Sequence[Atoms], property_names: Sequence[str] =
 
     Returns:
         Median real-atom count and mass density (g/cm^3) with their ranges, the overall
-        atom fractions of each element, and property ranges.
+        atom fractions of each element, property ranges and the closest pair of atoms.
     """
     if not structures:
         raise ConfigError("the training split is empty")
@@ -131,6 +133,7 @@ def compute_typical(structures: Sequence[Atoms], property_names: Sequence[str] =
         for s in atoms[~ghost_mask(atoms)].get_chemical_symbols():
             symbols[s] = symbols.get(s, 0) + 1
     total = sum(symbols.values())
+    nearest = min(closest_pair(a[~ghost_mask(a)]) for a in structures)  # inf: none in 5 Å
     ranges = {}
     for name in property_names:
         values = np.array([float(a.info.get(name, np.nan)) for a in structures])
@@ -144,6 +147,7 @@ def compute_typical(structures: Sequence[Atoms], property_names: Sequence[str] =
         property_ranges=ranges,
         n_atoms_range=(int(counts.min()), int(counts.max())),
         density_range=(float(densities.min()), float(densities.max())),
+        closest_pair=nearest if math.isfinite(nearest) else None,
     )
 
 

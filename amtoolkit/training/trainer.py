@@ -41,7 +41,7 @@ from amtoolkit.checkpoint import ModelInfo, save_checkpoint
 from amtoolkit.data._files import atomic_path
 from amtoolkit.diffusion.loss import denoising_loss
 from amtoolkit.diffusion.objectives import LOSSES
-from amtoolkit.nn.denoiser import build_denoiser
+from amtoolkit.nn import build_denoiser, with_radial_basis
 from amtoolkit.training.config import ConfigError, TrainConfig, save_config
 from amtoolkit.training.data import (
     TrainingData,
@@ -561,9 +561,10 @@ class Trainer:
             raise ConfigError(f"init_from: {err}") from None
         model, info = load_checkpoint(stem, device=self.device)
         where = f"init_from {source!r}"
-        if info.model != self.model_config:
-            theirs, ours = dataclasses.asdict(info.model), dataclasses.asdict(self.model_config)
-            keys = sorted(k for k in ours if theirs.get(k) != ours[k])
+        theirs, ours = dataclasses.asdict(info.model), dataclasses.asdict(self.model_config)
+        keys = sorted(k for k in ours if theirs.get(k) != ours[k])
+        widen = keys == ["radial_basis"] and theirs["radial_basis"] == 0
+        if keys and not widen:
             raise ConfigError(f"{where}: its architecture differs in {', '.join(keys)}")
         if info.vocabulary != self.data.vocabulary:
             raise ConfigError(
@@ -577,6 +578,8 @@ class Trainer:
                     f"{where}: its normalisation of {name!r} ({theirs}) differs from the "
                     f"dataset's ({mean}, {std})"
                 )
+        if widen:  # a radial basis added to a trained model: it starts as that model
+            return with_radial_basis(model.state_dict(), ours["radial_basis"])
         return model.state_dict()
 
     def _update_best(self, row: dict[str, float]) -> None:

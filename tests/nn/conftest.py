@@ -19,9 +19,10 @@ def _one_thread():
     torch.set_num_threads(threads)
 
 
-@pytest.fixture
-def model() -> ScoreDenoiser:
-    return tiny_model()
+@pytest.fixture(params=[0, 6], ids=["e_ij", "radial_basis"])
+def model(request) -> ScoreDenoiser:
+    """The tiny model with the AMDEN edge attribute only, and with a radial basis too."""
+    return tiny_model(radial_basis=request.param)
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ configuration and checkpoints."""
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -16,6 +17,9 @@ from amtoolkit.nn import (
     ScoreDenoiser,
     build_denoiser,
     cutoff_function,
+    edge_attributes,
+    gaussian_basis,
+    with_radial_basis,
 )
 from tests.nn.helpers import N_CLASSES, random_batch, random_orthogonal, tiny_config, tiny_model
 
@@ -140,9 +144,11 @@ def test_second_derivatives_for_energy_models():
     assert torch.autograd.gradgradcheck(projected, (positions,))
 
 
-def test_edge_chunks_change_nothing(batch):
+@pytest.mark.parametrize("radial_basis", [0, 4])
+def test_edge_chunks_change_nothing(batch, radial_basis):
     """Chunked edge processing (a memory setting) gives the same outputs and gradients."""
-    whole, chunked = tiny_model(edge_chunk_size=0), tiny_model(edge_chunk_size=7)
+    whole = tiny_model(edge_chunk_size=0, radial_basis=radial_basis)
+    chunked = tiny_model(edge_chunk_size=7, radial_basis=radial_basis)
     positions = batch.positions.clone().requires_grad_(True)
     outputs = []
     for model in (whole, chunked):
@@ -193,7 +199,7 @@ def test_all_nan_properties_are_the_unconditional_branch(model, batch):
     assert_same(ux, eps_x)
     assert_same(ue, eps_e)
     # and it equals a training-mode model that nulls every property (null_probability=1)
-    nulled = tiny_model(null_probability=1.0)
+    nulled = tiny_model(null_probability=1.0, radial_basis=model.config.radial_basis)
     nulled.load_state_dict(model.state_dict())
     tx, te = run(nulled.train(), batch, seed=11)
     assert_same(tx, eps_x)
@@ -227,6 +233,34 @@ def test_step_size_embedding():
     assert not torch.allclose(half[0], base[0], atol=1e-8)
     with pytest.raises(ValueError, match="step_size_embedding"):
         tiny_model()(batch, T, step_size=torch.zeros(2, dtype=torch.double))
+
+
+def test_gaussian_basis_resolves_a_bond_from_a_non_bond():
+    r = torch.tensor([[0.0], [2.35], [2.6], [6.5]], dtype=torch.double)
+    phi = gaussian_basis(r, 6.5, 27)  # centres every 0.25 Å
+    assert phi.shape == (4, 27)
+    assert phi[0, 0] == 1.0 and phi[3, 26] == 1.0  # each peaks at its centre
+    assert float(phi[1, 9]) == pytest.approx(math.exp(-0.5 * (0.1 / 0.25) ** 2))
+    # the scalar e_ij moves by 0.06 between 2.35 and 2.6 Å; the basis by order one
+    e = edge_attributes(r[1:3] ** 2, 6.5)
+    assert float(e[1] - e[0]) == pytest.approx(0.06, abs=0.01)
+    assert float((phi[2] - phi[1]).abs().max()) > 0.5
+    for bad in (1, -2):
+        with pytest.raises(ValueError, match="radial_basis must be 0"):
+            tiny_config(radial_basis=bad)
+
+
+def test_widened_weights_reproduce_the_model_without_a_basis(batch):
+    plain = tiny_model(seed=3)
+    widened = tiny_model(seed=4, radial_basis=5)
+    widened.load_state_dict(with_radial_basis(plain.state_dict(), 5))
+    for a, b in zip(run(plain, batch), run(widened, batch), strict=True):
+        assert_same(a, b)
+    # the new columns are trainable: the loss has a gradient along them
+    widened.zero_grad()
+    run(widened, batch)[0].square().sum().backward()
+    grad = widened.egnn.layers[0].message.edge.weight.grad
+    assert float(grad[:, -5:].abs().max()) > 0
 
 
 def test_config_json_round_trip_and_registry():

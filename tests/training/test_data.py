@@ -56,6 +56,7 @@ def test_typical_of_diamond_si():
     assert typical.density == pytest.approx(SI_DIAMOND_DENSITY, abs=DENSITY_TOL)
     assert typical.composition == {"Si": 1.0}
     assert typical.property_ranges == {"density": (1.0, 3.0)}  # absent: no range
+    assert typical.closest_pair == pytest.approx(5.431 * np.sqrt(3) / 4, rel=1e-9)  # the bond
 
 
 def test_ghosts_are_added_per_epoch_and_reproducibly(tiny_dataset):

@@ -188,6 +188,13 @@ def test_init_from_starts_at_a_checkpoints_weights(tiny_dataset, tmp_path):
     # the exported weights of the first run score its own validation loss again
     assert trainer.validate()["val_loss"] == pytest.approx(first.best_loss, rel=1e-6)
 
+    # a radial basis added to the trained model: the new inputs start at zero weight
+    basis = tiny_config(tiny_dataset, tmp_path / "basis", epochs=1, init_from=first.checkpoint)
+    basis = basis.replace(model=dataclasses.replace(basis.model, radial_basis=8))
+    widened = Trainer(basis)
+    assert widened.validate()["val_loss"] == pytest.approx(first.best_loss, rel=1e-6)
+    assert widened.train_epoch(1)["train_loss"] > 0  # the widened weights train
+
     other = tiny_config(tiny_dataset, tmp_path / "third", init_from=first.checkpoint)
     wider = other.replace(model=dataclasses.replace(other.model, hidden=32))
     with pytest.raises(ConfigError, match="architecture differs in hidden$"):
