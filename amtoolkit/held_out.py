@@ -114,7 +114,12 @@ def held_out_part(
     same = same_dataset(spec, dataset, card)
     if recorded_split and (grown is not None or same):
         seen = dataset if grown is None else dataset[:grown]
-        _, val, test = seen.split(val=split["val"], test=split["test"], seed=split["seed"])
+        _, val, test = seen.split(
+            val=split["val"],
+            test=split["test"],
+            seed=split["seed"],
+            grown_from=split.get("grown_from"),
+        )
         frames, part = (
             (list(test), "test split") if len(test) else (list(val), "validation split (no test)")
         )

@@ -641,7 +641,7 @@ class Dataset:
         return self._view(self._index[idx % n] if n else idx.astype(np.int64))
 
     def split(
-        self, val: float = 0.1, test: float = 0.1, seed: int = 0
+        self, val: float = 0.1, test: float = 0.1, seed: int = 0, *, grown_from: int | None = None
     ) -> tuple[Dataset, Dataset, Dataset]:
         """Deterministic random split into (train, val, test) views.
 
@@ -651,8 +651,19 @@ class Dataset:
         (NaN-ignoring mean, std; see `compute_normalisation`) is computed on train only
         and carried by all three.
 
+        Args:
+            val, test: fractions of the frames in the validation and test parts.
+            seed: seed of the permutation.
+            grown_from: for a dataset that grew by later samples (a resumed workflow):
+                the number of frames it grew from. Those frames are split exactly as they
+                were on their own, and the later frames by the same rule on theirs, so no
+                frame changes part as the data grows: a model trained on the first frames
+                never finds its training frames in the test part of the grown split
+                (fine-tuning with ``init_from``).
+
         Raises:
-            DatasetError: for fractions outside [0, 1) or an empty train split.
+            DatasetError: for fractions outside [0, 1), an empty train split or a
+                `grown_from` outside 1..n-1.
         """
         n = len(self)
         if not (0 <= val < 1 and 0 <= test < 1 and val + test < 1):
@@ -660,18 +671,26 @@ class Dataset:
                 f"split fractions must satisfy 0 <= val, test and val + test < 1, "
                 f"got val={val}, test={test}"
             )
-        n_test = int(np.floor(test * n + 0.5))
-        n_val = int(np.floor(val * n + 0.5))
-        if n - n_test - n_val < 1:
+        if grown_from is not None and not 0 < grown_from < n:
             raise DatasetError(
-                f"train split would be empty: {n} frames, {n_val} val, {n_test} test"
+                f"grown_from must count some but not all of the {n} frames, got {grown_from}"
             )
-        order = np.random.default_rng(seed).permutation(n)
-        parts = {
-            "test": np.sort(order[:n_test]),
-            "val": np.sort(order[n_test : n_test + n_val]),
-            "train": np.sort(order[n_test + n_val :]),
-        }
+        blocks = [(0, n)] if grown_from is None else [(0, grown_from), (grown_from, n)]
+        chosen: dict[str, list[np.ndarray]] = {"test": [], "val": [], "train": []}
+        for start, stop in blocks:
+            size = stop - start
+            n_test = int(np.floor(test * size + 0.5))
+            n_val = int(np.floor(val * size + 0.5))
+            order = start + np.random.default_rng(seed).permutation(size)
+            chosen["test"].append(order[:n_test])
+            chosen["val"].append(order[n_test : n_test + n_val])
+            chosen["train"].append(order[n_test + n_val :])
+        parts = {part: np.sort(np.concatenate(idx)) for part, idx in chosen.items()}
+        if not len(parts["train"]):
+            raise DatasetError(
+                f"train split would be empty: {n} frames, {len(parts['val'])} val, "
+                f"{len(parts['test'])} test"
+            )
         train_props = {name: col[self._index[parts["train"]]] for name, col in self._table.items()}
         stats = compute_normalisation(train_props)
         views = {}
@@ -685,6 +704,8 @@ class Dataset:
                 "parent_frames": n,
                 "frames": len(idx),
             }
+            if grown_from is not None:
+                record["split"]["grown_from"] = grown_from
             views[part] = self._view(self._index[idx], record, stats)
         return views["train"], views["val"], views["test"]
 

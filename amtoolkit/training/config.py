@@ -62,6 +62,10 @@ class DataConfig:
         test_fraction: fraction held out as a test split (never used in training).
         seed: seed of the train/val/test split.
         batch_size: systems per batch (per process under DDP).
+        grown_from: for a dataset grown by later samples, the number of frames it grew
+            from: those keep the split they had and the later frames are split on their
+            own (`Dataset.split`). Needed to fine-tune (``init_from``) a model trained on
+            the first frames without putting its training frames in the test split.
     """
 
     dataset: str
@@ -72,6 +76,7 @@ class DataConfig:
     test_fraction: float = 0.0
     seed: int = 0
     batch_size: int = 8
+    grown_from: int | None = None
 
     def __post_init__(self) -> None:
         if not self.dataset:
@@ -91,6 +96,8 @@ class DataConfig:
             raise ConfigError(f"data.seed must be >= 0, got {self.seed}")
         if self.batch_size < 1:
             raise ConfigError(f"data.batch_size must be >= 1, got {self.batch_size}")
+        if self.grown_from is not None and self.grown_from < 1:
+            raise ConfigError(f"data.grown_from must be >= 1 or null, got {self.grown_from}")
 
 
 @dataclasses.dataclass(frozen=True)

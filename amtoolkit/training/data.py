@@ -69,7 +69,10 @@ def load_training_data(config: DataConfig) -> TrainingData:
         )
     try:
         train_set, val_set, _ = dataset.split(
-            val=config.val_fraction, test=config.test_fraction, seed=config.seed
+            val=config.val_fraction,
+            test=config.test_fraction,
+            seed=config.seed,
+            grown_from=config.grown_from,
         )
     except DatasetError as err:
         raise ConfigError(f"data: {err}") from None

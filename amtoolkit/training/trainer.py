@@ -39,8 +39,10 @@ from torch import nn
 from amtoolkit.analysis._result import Result
 from amtoolkit.checkpoint import ModelInfo, save_checkpoint
 from amtoolkit.data._files import atomic_path
+from amtoolkit.data.dataset import open_dataset
 from amtoolkit.diffusion.loss import denoising_loss
 from amtoolkit.diffusion.objectives import LOSSES
+from amtoolkit.held_out import grown_from, held_out_part
 from amtoolkit.nn import build_denoiser, with_radial_basis
 from amtoolkit.training.config import ConfigError, TrainConfig, save_config
 from amtoolkit.training.data import (
@@ -578,9 +580,43 @@ class Trainer:
                     f"{where}: its normalisation of {name!r} ({theirs}) differs from the "
                     f"dataset's ({mean}, {std})"
                 )
+        self._check_test_split_unseen(where, info.dataset)
         if widen:  # a radial basis added to a trained model: it starts as that model
             return with_radial_basis(model.state_dict(), ours["radial_basis"])
         return model.state_dict()
+
+    def _check_test_split_unseen(self, where: str, card: dict[str, Any]) -> None:
+        """ConfigError when this run's test split holds frames that the ``init_from``
+        model trained or validated on (its card's data record is `card`): the test split
+        is the reference of the benchmarks and must stay unseen."""
+        data = self.config.data
+        if not data.test_fraction:
+            return
+        dataset = open_dataset(data.dataset)
+        _, _, test = dataset.split(
+            val=data.val_fraction,
+            test=data.test_fraction,
+            seed=data.seed,
+            grown_from=data.grown_from,
+        )
+        unseen = {_frame_key(a) for a in held_out_part(data.dataset, card, dataset=dataset).frames}
+        leaked = sum(_frame_key(a) not in unseen for a in test)
+        if not leaked:
+            return
+        grown = grown_from(dataset, card)
+        if grown is not None and data.grown_from != grown:
+            fix = f"it trained on the first {grown} frames: set data.grown_from: {grown}"
+        else:
+            split = card.get("split") or {}
+            fix = (
+                "use its split ("
+                + ", ".join(f"{k} {split.get(k)}" for k in ("val", "test", "seed"))
+                + ")"
+            )
+        raise ConfigError(
+            f"{where}: {leaked} of this run's {len(test)} test frames were in its training or "
+            f"validation data; {fix}"
+        )
 
     def _update_best(self, row: dict[str, float]) -> None:
         score = row["val_loss"] if self.data.val else row["train_loss"]
@@ -807,3 +843,8 @@ def _hardware(device: torch.device, world_size: int) -> dict[str, Any]:
         "torch": torch.__version__,
         "python": platform.python_version(),
     }
+
+
+def _frame_key(atoms: Any) -> bytes:
+    """Identity of a frame by content: element numbers, positions and cell."""
+    return atoms.numbers.tobytes() + atoms.positions.tobytes() + atoms.cell.array.tobytes()

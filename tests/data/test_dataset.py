@@ -205,6 +205,26 @@ def test_split_is_deterministic_disjoint_and_complete():
     assert train.provenance["split"]["part"] == "train"
 
 
+def test_a_grown_split_keeps_every_first_frame_in_its_part():
+    ds = Dataset.from_atoms(make_frames(50), properties={"frame": np.arange(50)})
+    first = ds[:30].split(val=0.1, test=0.2, seed=3)
+    grown = ds.split(val=0.1, test=0.2, seed=3, grown_from=30)
+    later = ds[30:].split(val=0.1, test=0.2, seed=3)
+    for old, new, added in zip(first, grown, later, strict=True):
+        frames = new.properties["frame"].astype(int)
+        np.testing.assert_array_equal(frames[frames < 30], old.properties["frame"])
+        np.testing.assert_array_equal(frames[frames >= 30], added.properties["frame"])
+    assert [len(p) for p in grown] == [21 + 14, 3 + 2, 6 + 4]
+    assert grown[2].provenance["split"]["grown_from"] == 30
+    assert "grown_from" not in first[2].provenance["split"]
+    # the plain split of 50 frames would move first frames between parts
+    plain_test = set(ds.split(val=0.1, test=0.2, seed=3)[2].properties["frame"].astype(int))
+    assert plain_test & set(first[0].properties["frame"].astype(int))
+    for bad in (0, 50):
+        with pytest.raises(DatasetError, match="grown_from must count some but not all"):
+            ds.split(grown_from=bad)
+
+
 def test_normalisation_from_train_only():
     values = np.arange(40, dtype=float)
     values[::7] = np.nan  # missing entries are ignored

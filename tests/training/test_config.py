@@ -83,6 +83,7 @@ def test_unknown_key_is_an_error_naming_it(tmp_path, text, key):
         ("data: {dataset: a}\nsde: {t_min: 0.5, t_max: 0.4}\n", "sde: need 0 < t_min < t_max"),
         ("data: {dataset: a, property_names: density}\n", "must be a list"),
         ("data: {dataset: a}\ndevice: gpu\n", "device must be"),
+        ("data: {dataset: a, grown_from: 0}\n", "data.grown_from must be >= 1 or null"),
         ("- a\n- b\n", "must be a mapping"),
     ],
 )

@@ -9,11 +9,13 @@ import pytest
 import torch
 
 from amtoolkit.checkpoint import load_checkpoint
+from amtoolkit.data import Dataset
 from amtoolkit.data.batch import from_atoms
+from amtoolkit.held_out import held_out_part
 from amtoolkit.training import ConfigError, Trainer, read_metrics, t_bin_edges, t_bin_names, train
 from amtoolkit.training.trainer import STATE_FILE
 
-from .conftest import tiny_config
+from .conftest import make_structures, tiny_config
 
 OVERFIT_FACTOR = 0.85  # fixed-noise training loss must drop at least 15 % in 6 epochs
 WEIGHT_TOL = 0.0  # same seed, same CPU: resumed and uninterrupted runs are bit-identical
@@ -148,6 +150,48 @@ def test_exported_checkpoint_reproduces_the_model(tiny_dataset, tmp_path):
     assert info.typical.n_atoms_range[0] >= 8 and info.typical.n_atoms_range[1] <= 16
     assert info.dataset["n_train"] == 6 and info.dataset["n_val"] == 2
     assert info.training["config"] == config.to_dict()
+
+
+def _grown_pair(tmp_path):
+    """The same sample records, six and then eight of them: a dataset grown by two."""
+    frames = make_structures(8)
+    samples = [{"index": k, "seed": 100 + k} for k in range(8)]
+    paths = []
+    for n in (6, 8):
+        data = Dataset.from_atoms(frames[:n], provenance={"source": "tiny", "samples": samples[:n]})
+        paths.append(data.to_hdf5(tmp_path / f"grown{n}.h5"))
+    return paths
+
+
+def test_fine_tuning_never_tests_on_frames_the_start_model_saw(tmp_path):
+    first_data, grown_data = _grown_pair(tmp_path)
+    # no properties: the start model's normalisation must match the new training split's
+    split = {"dataset": str(first_data), "test_fraction": 0.25, "property_names": ()}
+    first = train(tiny_config(first_data, tmp_path / "first", epochs=1, data=split))
+    # the data grew: the plain split of eight frames tests on frames the first run saw
+    grown = {**split, "dataset": str(grown_data)}
+    config = tiny_config(grown_data, tmp_path / "b", data=grown, init_from=first.checkpoint)
+    with pytest.raises(
+        ConfigError,
+        match="test frames were in its training or validation "
+        "data; it trained on the first 6 frames: set data.grown_from: 6",
+    ):
+        Trainer(config)
+    kept = config.replace(data=dataclasses.replace(config.data, grown_from=6))
+    result = train(kept.replace(epochs=1))
+    info = load_checkpoint(result.checkpoint)[1]
+    assert info.dataset["split"]["grown_from"] == 6
+    # its test split is the first run's test frame plus one of the two new frames
+    first_test = held_out_part(first_data, load_checkpoint(first.checkpoint)[1].dataset).frames
+    held = held_out_part(grown_data, info.dataset).frames
+    assert len(first_test) == 2 and len(held) == 2 + 1  # round(0.25 * 6), round(0.25 * 2)
+    assert [a.positions.tobytes() for a in held[:2]] == [a.positions.tobytes() for a in first_test]
+    # the same data with another split seed also tests on frames the first run saw
+    reseeded = tiny_config(
+        first_data, tmp_path / "c", data={**split, "seed": 1}, init_from=first.checkpoint
+    )
+    with pytest.raises(ConfigError, match=r"use its split \(val 0.25, test 0.25, seed 0\)"):
+        Trainer(reseeded)
 
 
 def test_cosine_schedule_decays_to_min_lr_and_warms_up(tiny_dataset, tmp_path):
