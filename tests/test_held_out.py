@@ -35,15 +35,19 @@ def _card(dataset: Dataset, name: str = "tiny.h5") -> dict:
     return card
 
 
-def test_shipped_a_si_holds_out_exactly_its_test_split():
+def test_shipped_a_si_holds_out_its_test_split_and_the_later_frames():
     gen = Generator.from_pretrained("a-si")
     held = gen.held_out()
-    split = model_info("a-si").dataset["split"]
-    train, val, test = Dataset.load("a-si-anneal").split(
+    card = model_info("a-si").dataset
+    split, trained_on = card["split"], card["samples"]["count"]
+    dataset = Dataset.load("a-si-anneal")
+    assert len(dataset) > trained_on == split["parent_frames"]  # the set grew after training
+    train, val, test = dataset[:trained_on].split(
         val=split["val"], test=split["test"], seed=split["seed"]
     )
     assert len(train) == split["frames"]  # the card's training part is redrawn exactly
-    assert [_key(a) for a in held] == [_key(a) for a in test]
+    later = list(dataset[trained_on:])
+    assert [_key(a) for a in held] == [_key(a) for a in test] + [_key(a) for a in later]
     seen = {_key(a) for a in train} | {_key(a) for a in val}
     assert not seen & {_key(a) for a in held}
 
@@ -81,4 +85,4 @@ def test_a_card_naming_a_missing_file_asks_for_the_dataset(tmp_path):
     moved = Generator(gen.model, info)
     with pytest.raises(ValueError, match=r"gone\.h5.*held_out\(dataset=\.\.\.\)"):
         moved.held_out()
-    assert len(moved.held_out("a-si-anneal")) == 32
+    assert len(moved.held_out("a-si-anneal")) == len(gen.held_out())
