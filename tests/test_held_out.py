@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+from pathlib import Path
+
 import numpy as np
 import pytest
 from ase.build import bulk
@@ -10,6 +13,10 @@ from amtoolkit import Generator
 from amtoolkit.data import Dataset, condensed_provenance
 from amtoolkit.held_out import held_out_part
 from amtoolkit.pretrained import model_info
+from amtoolkit.training import ConfigError, Trainer
+from amtoolkit.training.config import load_config
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
 def _key(atoms) -> bytes:
@@ -50,6 +57,24 @@ def test_shipped_a_si_holds_out_its_test_split_and_the_later_frames():
     assert [_key(a) for a in held] == [_key(a) for a in test] + [_key(a) for a in later]
     seen = {_key(a) for a in train} | {_key(a) for a in val}
     assert not seen & {_key(a) for a in held}
+
+
+def test_fine_tuning_a_si_on_the_grown_set_keeps_its_test_cells_unseen(tmp_path):
+    """configs/a-si-grown.yaml starts from the shipped a-si; without grown_from the split
+    of 300 frames would test on cells that a-si trained on, which the trainer refuses."""
+    config = load_config(CONFIGS / "a-si-grown.yaml").replace(out_dir=str(tmp_path), device="cpu")
+    trainer = Trainer(config)
+    held = {_key(a) for a in Generator.from_pretrained("a-si").held_out()}
+    _, _, test = Dataset.load("a-si-anneal").split(val=0.1, test=0.16, seed=0, grown_from=200)
+    assert len(test) == 48 and {_key(a) for a in test} <= held
+    assert trainer.data.provenance["split"]["grown_from"] == 200
+    plain = config.replace(data=dataclasses.replace(config.data, grown_from=None))
+    with pytest.raises(
+        ConfigError,
+        match="test frames were in its training or validation "
+        "data; it trained on the first 200 frames: set data.grown_from: 200",
+    ):
+        Trainer(plain)
 
 
 def test_a_grown_dataset_adds_every_later_frame():
