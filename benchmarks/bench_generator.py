@@ -397,7 +397,7 @@ def quality_a_si(args: argparse.Namespace) -> dict[str, Any]:
         ("structures (generated / reference)", f"{len(frames)} / {len(ref)}"),
         (
             "atoms, steps, sampler, noise scale",
-            f"{args.atoms}, {steps}, {frames[0].info['sampler']}, "
+            f"{len(frames[0])}, {steps}, {frames[0].info['sampler']}, "
             f"{frames[0].info.get('noise_scale', '-')}",
         ),
         (
@@ -439,7 +439,7 @@ def quality_a_si(args: argparse.Namespace) -> dict[str, Any]:
         "model_name": gen.name,
         "reference": ref_record,
         "n": len(frames),
-        "atoms": args.atoms,
+        "atoms": len(frames[0]),  # --atoms, or what --frames holds
         "cell_lengths_A": frames[0].cell.lengths().tolist(),
         "typical_density": gen.info.typical.density if gen.info.typical else None,
         "steps": steps,

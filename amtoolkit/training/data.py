@@ -41,6 +41,8 @@ class TrainingData:
         normalisation: property name -> (mean, std) on the training split.
         typical: typical sizes of the training split (`compute_typical`).
         provenance: where the frames came from, with the split record.
+        test: the test split, never trained on (kept to check that a run started from
+            another model does not test on that model's training frames).
     """
 
     train: list[Atoms]
@@ -50,6 +52,7 @@ class TrainingData:
     normalisation: dict[str, tuple[float, float]]
     typical: Typical
     provenance: dict[str, Any]
+    test: list[Atoms] = dataclasses.field(default_factory=list)
 
 
 def load_training_data(config: DataConfig) -> TrainingData:
@@ -68,7 +71,7 @@ def load_training_data(config: DataConfig) -> TrainingData:
             f"{dataset.property_names or 'no properties'})"
         )
     try:
-        train_set, val_set, _ = dataset.split(
+        train_set, val_set, test_set = dataset.split(
             val=config.val_fraction,
             test=config.test_fraction,
             seed=config.seed,
@@ -105,6 +108,7 @@ def load_training_data(config: DataConfig) -> TrainingData:
         normalisation={p: normalisation[p] for p in config.property_names},
         typical=compute_typical(train, config.property_names),
         provenance=provenance,
+        test=list(test_set),
     )
 
 

@@ -589,21 +589,14 @@ class Trainer:
         """ConfigError when this run's test split holds frames that the ``init_from``
         model trained or validated on (its card's data record is `card`): the test split
         is the reference of the benchmarks and must stay unseen."""
-        data = self.config.data
-        if not data.test_fraction:
+        data, test = self.config.data, self.data.test
+        if not test:
             return
-        dataset = open_dataset(data.dataset)
-        _, _, test = dataset.split(
-            val=data.val_fraction,
-            test=data.test_fraction,
-            seed=data.seed,
-            grown_from=data.grown_from,
-        )
-        unseen = {_frame_key(a) for a in held_out_part(data.dataset, card, dataset=dataset).frames}
+        unseen = {_frame_key(a) for a in held_out_part(data.dataset, card).frames}
         leaked = sum(_frame_key(a) not in unseen for a in test)
         if not leaked:
             return
-        grown = grown_from(dataset, card)
+        grown = grown_from(open_dataset(data.dataset), card)
         if grown is not None and data.grown_from != grown:
             fix = f"it trained on the first {grown} frames: set data.grown_from: {grown}"
         else:

@@ -18,7 +18,13 @@ from matscipy.calculators.manybody.explicit_forms.stillinger_weber import (
 from scipy.spatial.transform import Rotation
 
 from amtoolkit.errors import CoverageError, StructureError
-from amtoolkit.potentials import POTENTIALS, LammpsCalculator, check_elements, get_calculator
+from amtoolkit.potentials import (
+    POTENTIALS,
+    LammpsCalculator,
+    check_elements,
+    get_calculator,
+    pair_commands,
+)
 from amtoolkit.potentials._lammps import lammps_frame, rotate_stress
 from tests.known_values import SW_DIAMOND_ENERGY
 
@@ -301,8 +307,6 @@ def test_bad_structures_raise_structure_error(diamond_si):
 
 
 def test_pair_commands_define_the_named_potential_for_the_given_types():
-    from amtoolkit.errors import CoverageError
-    from amtoolkit.potentials import pair_commands
 
     lines = pair_commands("tersoff-sio2", ["O", "Si"])
     assert any(line.startswith("pair_style tersoff") for line in lines)
