@@ -42,10 +42,10 @@ def _card(dataset: Dataset, name: str = "tiny.h5") -> dict:
     return card
 
 
-def test_shipped_a_si_holds_out_its_test_split_and_the_later_frames():
-    gen = Generator.from_pretrained("a-si")
+def test_a_model_of_the_first_frames_holds_out_its_test_split_and_the_later_frames():
+    gen = Generator.from_pretrained("a-si-shortcut")  # trained on the first 200 frames
     held = gen.held_out()
-    card = model_info("a-si").dataset
+    card = model_info("a-si-shortcut").dataset
     split, trained_on = card["split"], card["samples"]["count"]
     dataset = Dataset.load("a-si-anneal")
     assert len(dataset) > trained_on == split["parent_frames"]  # the set grew after training
@@ -59,20 +59,36 @@ def test_shipped_a_si_holds_out_its_test_split_and_the_later_frames():
     assert not seen & {_key(a) for a in held}
 
 
-def test_fine_tuning_a_si_on_the_grown_set_keeps_its_test_cells_unseen(tmp_path):
-    """configs/a-si-grown.yaml starts from the shipped a-si; without grown_from the split
-    of 300 frames would test on cells that a-si trained on, which the trainer refuses."""
-    config = load_config(CONFIGS / "a-si-grown.yaml").replace(out_dir=str(tmp_path), device="cpu")
+def test_shipped_a_si_holds_out_the_grown_split_test_cells():
+    """a-si trained last on all 300 frames with grown_from 200: its reference is that
+    split's 48 test cells, which hold the 32 test cells of the first 200 frames."""
+    held = [_key(a) for a in Generator.from_pretrained("a-si").held_out()]
+    split = model_info("a-si").dataset["split"]
+    assert (split["grown_from"], split["parent_frames"], split["frames"]) == (200, 300, 222)
+    dataset = Dataset.load("a-si-anneal")
+    train, val, test = dataset.split(val=0.1, test=0.16, seed=0, grown_from=200)
+    assert held == [_key(a) for a in test] and len(held) == 48
+    assert not ({_key(a) for a in train} | {_key(a) for a in val}) & set(held)
+    _, _, first_test = dataset[:200].split(val=0.1, test=0.16, seed=0)
+    assert {_key(a) for a in first_test} <= set(held)
+
+
+def test_fine_tuning_the_shipped_a_si_keeps_its_test_cells_unseen(tmp_path):
+    """configs/a-si-grown.yaml started from the second stage; continuing from the shipped
+    a-si with its split is allowed, and a split without grown_from, which would test on
+    cells a-si trained on, is refused with the split to use."""
+    config = load_config(CONFIGS / "a-si-grown.yaml").replace(
+        out_dir=str(tmp_path), device="cpu", init_from="a-si"
+    )
     trainer = Trainer(config)
     held = {_key(a) for a in Generator.from_pretrained("a-si").held_out()}
-    _, _, test = Dataset.load("a-si-anneal").split(val=0.1, test=0.16, seed=0, grown_from=200)
-    assert len(test) == 48 and {_key(a) for a in test} <= held
+    assert {_key(a) for a in trainer.data.test} == held
     assert trainer.data.provenance["split"]["grown_from"] == 200
     plain = config.replace(data=dataclasses.replace(config.data, grown_from=None))
     with pytest.raises(
         ConfigError,
-        match="test frames were in its training or validation "
-        "data; it trained on the first 200 frames: set data.grown_from: 200",
+        match="test frames were in its training or validation data; "
+        r"use its split \(val 0.1, test 0.16, seed 0, grown_from 200\)",
     ):
         Trainer(plain)
 

@@ -601,11 +601,8 @@ class Trainer:
             fix = f"it trained on the first {grown} frames: set data.grown_from: {grown}"
         else:
             split = card.get("split") or {}
-            fix = (
-                "use its split ("
-                + ", ".join(f"{k} {split.get(k)}" for k in ("val", "test", "seed"))
-                + ")"
-            )
+            keys = ("val", "test", "seed") + (("grown_from",) if split.get("grown_from") else ())
+            fix = "use its split (" + ", ".join(f"{k} {split.get(k)}" for k in keys) + ")"
         raise ConfigError(
             f"{where}: {leaked} of this run's {len(test)} test frames were in its training or "
             f"validation data; {fix}"
