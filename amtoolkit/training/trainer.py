@@ -28,7 +28,7 @@ import math
 import platform
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -467,6 +467,7 @@ class Trainer:
             "version": STATE_VERSION,
             "config": self.config.to_dict(),
             "vocabulary": self.data.vocabulary.to_list(),
+            "normalisation": {k: list(v) for k, v in self.data.normalisation.items()},
             "epoch": self.epoch,
             "n_updates": self.n_updates,
             "wall_time_s": self.wall_time_s,
@@ -502,6 +503,8 @@ class Trainer:
                 f"cannot resume: the dataset's elements {self.data.vocabulary.to_list()} "
                 f"differ from the run's {state['vocabulary']}"
             )
+        if "normalisation" in state:  # an init_from run keeps its start model's
+            self._set_normalisation({k: _mean_std(v) for k, v in state["normalisation"].items()})
         self.model.load_state_dict(state["model"])
         if self.ema is not None:
             self.ema = {k: v.to(self.device) for k, v in state["ema"].items()}
@@ -573,17 +576,31 @@ class Trainer:
                 f"{where}: its elements {info.vocabulary.to_list()} differ from the "
                 f"dataset's {self.data.vocabulary.to_list()}"
             )
-        for name, (mean, std) in self.data.normalisation.items():
-            theirs = info.normalisation.get(name)
-            if theirs is None or not np.allclose(theirs, (mean, std), rtol=1e-6):
-                raise ConfigError(
-                    f"{where}: its normalisation of {name!r} ({theirs}) differs from the "
-                    f"dataset's ({mean}, {std})"
-                )
+        self._adopt_normalisation(where, info.normalisation)
         self._check_test_split_unseen(where, info.dataset)
         if widen:  # a radial basis added to a trained model: it starts as that model
             return with_radial_basis(model.state_dict(), ours["radial_basis"])
         return model.state_dict()
+
+    def _adopt_normalisation(self, where: str, theirs: Mapping[str, Any]) -> None:
+        """Normalise properties as the ``init_from`` model did (its property embeddings
+        learned those inputs), not by this run's training split, which differs when the
+        data grew or changed."""
+        missing = [name for name in self.data.normalisation if name not in theirs]
+        if missing:
+            raise ConfigError(f"{where}: it has no normalisation of {', '.join(missing)}")
+        adopted = {name: _mean_std(theirs[name]) for name in self.data.normalisation}
+        changed = [name for name in adopted if adopted[name] != self.data.normalisation[name]]
+        if changed and self.log is not None:
+            self.log(
+                f"{where}: normalising {', '.join(changed)} as that model did "
+                + "; ".join(f"{n} ({adopted[n][0]:.6g}, {adopted[n][1]:.6g})" for n in changed)
+                + " instead of by this training split"
+            )
+        self._set_normalisation(adopted)
+
+    def _set_normalisation(self, normalisation: Mapping[str, tuple[float, float]]) -> None:
+        self.data = dataclasses.replace(self.data, normalisation=dict(normalisation))
 
     def _check_test_split_unseen(self, where: str, card: dict[str, Any]) -> None:
         """ConfigError when this run's test split holds frames that the ``init_from``
@@ -768,6 +785,11 @@ def _csv_value(key: str, value: float) -> str:
     if key == "epoch":
         return str(int(value))
     return repr(float(value)) if math.isfinite(value) else "nan"
+
+
+def _mean_std(value: Any) -> tuple[float, float]:
+    mean, std = value
+    return float(mean), float(std)
 
 
 def _cpu(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

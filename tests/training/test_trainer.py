@@ -13,6 +13,7 @@ from amtoolkit.data import Dataset
 from amtoolkit.data.batch import from_atoms
 from amtoolkit.held_out import held_out_part
 from amtoolkit.training import ConfigError, Trainer, read_metrics, t_bin_edges, t_bin_names, train
+from amtoolkit.training.data import load_training_data
 from amtoolkit.training.trainer import STATE_FILE
 
 from .conftest import make_structures, tiny_config
@@ -152,12 +153,12 @@ def test_exported_checkpoint_reproduces_the_model(tiny_dataset, tmp_path):
     assert info.training["config"] == config.to_dict()
 
 
-def _grown_pair(tmp_path):
-    """The same sample records, six and then eight of them: a dataset grown by two."""
-    frames = make_structures(8)
-    samples = [{"index": k, "seed": 100 + k} for k in range(8)]
+def _grown_pair(tmp_path, grown: int = 8):
+    """The same sample records, six and then `grown` of them: a dataset grown by the rest."""
+    frames = make_structures(grown)
+    samples = [{"index": k, "seed": 100 + k} for k in range(grown)]
     paths = []
-    for n in (6, 8):
+    for n in (6, grown):
         data = Dataset.from_atoms(frames[:n], provenance={"source": "tiny", "samples": samples[:n]})
         paths.append(data.to_hdf5(tmp_path / f"grown{n}.h5"))
     return paths
@@ -192,6 +193,34 @@ def test_fine_tuning_never_tests_on_frames_the_start_model_saw(tmp_path):
     )
     with pytest.raises(ConfigError, match=r"use its split \(val 0.25, test 0.25, seed 0\)"):
         Trainer(reseeded)
+
+
+def test_fine_tuning_a_conditioned_model_keeps_its_normalisation(tmp_path):
+    """A property model fine-tuned on grown data normalises its property as the start
+    model did: the new training split's mean and std differ, and the embeddings learned
+    the old inputs. Kept through --resume and written to the exported card."""
+    first_data, grown_data = _grown_pair(tmp_path, grown=12)  # 2 of the 6 new frames train
+    split = {"dataset": str(first_data), "test_fraction": 0.25}
+    first_config = tiny_config(first_data, tmp_path / "first", epochs=1, data=split)
+    first_val = Trainer(first_config).data.val
+    first = train(first_config)
+    theirs = load_checkpoint(first.checkpoint)[1].normalisation
+    grown = {**split, "dataset": str(grown_data), "grown_from": 6}
+    config = tiny_config(grown_data, tmp_path / "b", data=grown, init_from=first.checkpoint)
+    own = load_training_data(config.data).normalisation["density"]
+    assert own != pytest.approx(theirs["density"], rel=1e-3)  # the data did change it
+    messages = []
+    trainer = Trainer(config, log=messages.append)
+    assert trainer.data.normalisation["density"] == pytest.approx(theirs["density"], rel=1e-12)
+    assert any("normalising density as that model did" in m for m in messages)
+    # the start model scores its own validation frames as before: same inputs, same loss
+    loss = trainer.evaluate(first_val, prefix="val_loss")["val_loss"]
+    assert loss == pytest.approx(first.best_loss, rel=1e-6)
+
+    train(config.replace(epochs=1))
+    resumed = train(config.replace(epochs=2), resume=True)
+    card = load_checkpoint(resumed.checkpoint)[1].normalisation
+    assert card["density"] == pytest.approx(theirs["density"], rel=1e-12)
 
 
 def test_cosine_schedule_decays_to_min_lr_and_warms_up(tiny_dataset, tmp_path):
