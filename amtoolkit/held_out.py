@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,7 @@ from ase import Atoms
 from amtoolkit.data._files import records_digest
 from amtoolkit.data.dataset import Dataset, open_dataset
 
-__all__ = ["HeldOut", "grown_from", "held_out_part", "same_dataset"]
+__all__ = ["HeldOut", "frame_key", "grown_from", "held_out_by_all", "held_out_part", "same_dataset"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,3 +132,39 @@ def held_out_part(
     if same:
         return HeldOut(list(dataset), "all frames (the model card records no split)", n)
     return HeldOut(list(dataset), "all frames (the model card names other training data)", n)
+
+
+def held_out_by_all(
+    spec: str | os.PathLike,
+    cards: Sequence[Mapping[str, Any]],
+    *,
+    dataset: Dataset | None = None,
+) -> HeldOut:
+    """The frames of dataset `spec` that none of the models with `cards` trained on.
+
+    For benchmarks that compare models on one reference (e.g. a shortcut model and the
+    score model beside it, trained on different splits or on more of a grown dataset):
+    the first card's `held_out_part`, less every frame another card's part lacks.
+
+    Args:
+        spec: a shipped dataset name or a dataset file (`open_dataset`).
+        cards: the models' training-data records, ``ModelInfo.dataset``; at least one.
+        dataset: the dataset `spec` names, when already open.
+    """
+    if not cards:
+        raise ValueError("held_out_by_all needs at least one model card")
+    dataset = open_dataset(str(spec)) if dataset is None else dataset
+    parts = [held_out_part(spec, card, dataset=dataset) for card in cards]
+    frames = parts[0].frames
+    for other in parts[1:]:
+        unseen = {frame_key(a) for a in other.frames}
+        frames = [a for a in frames if frame_key(a) in unseen]
+    if len(parts) == 1:
+        return parts[0]
+    words = "; ".join(f"model {k + 1}: {p.part}" for k, p in enumerate(parts))
+    return HeldOut(frames, f"frames held out from every model ({words})", len(dataset))
+
+
+def frame_key(atoms: Atoms) -> bytes:
+    """Identity of a frame by content: element numbers, positions and cell."""
+    return atoms.numbers.tobytes() + atoms.positions.tobytes() + atoms.cell.array.tobytes()

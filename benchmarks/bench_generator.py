@@ -88,7 +88,7 @@ from amtoolkit.analysis.metrics import distribution_rmsd, property_errors
 from amtoolkit.analysis.report import format_table
 from amtoolkit.data import Dataset
 from amtoolkit.diffusion import FORMAL_CHARGES
-from amtoolkit.held_out import held_out_part
+from amtoolkit.held_out import held_out_by_all, held_out_part
 from amtoolkit.io import ReadError, read_structures
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -303,16 +303,26 @@ def open_reference(spec: str) -> Dataset:
 
 
 def reference_frames(
-    spec: str, card: dict[str, Any], max_frames: int | None, seed: int, all_frames: bool = False
+    spec: str,
+    card: dict[str, Any],
+    max_frames: int | None,
+    seed: int,
+    all_frames: bool = False,
+    also: Sequence[dict[str, Any]] = (),
 ) -> tuple[list[Atoms], dict[str, Any]]:
     """The reference frames the model was not trained on, and a record of the choice.
 
     The part is `amtoolkit.held_out.held_out_part` (the test split the card records,
-    redrawn; every frame with `all_frames`); at most `max_frames` of them (a seeded
-    random subset, in order).
+    redrawn; every frame with `all_frames`), less the frames that the models with the
+    cards `also` trained on (`held_out_by_all`: one reference for models compared side by
+    side); at most `max_frames` of them (a seeded random subset, in order).
     """
     dataset = open_reference(spec)
-    part = held_out_part(spec, card, dataset=dataset, whole=all_frames)
+    part = (
+        held_out_part(spec, card, dataset=dataset, whole=True)
+        if all_frames
+        else held_out_by_all(spec, [card, *also], dataset=dataset)
+    )
     frames, note = part.frames, part.part
     n_part = len(frames)
     if max_frames is not None and n_part > max_frames:

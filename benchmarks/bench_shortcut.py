@@ -24,7 +24,8 @@ What is measured:
   (its ``sde`` and ``ode`` call the denoiser at step size d = 0; ``shortcut`` jumps with
   d = t_i - t_{i+1}); with ``--score-model``, also its ``sde`` and ``ode`` rows. Per row:
   RDF RMSD (rmax 5 Å, 100 bins) and ADF RMSD (cutoff 3.0 Å) against the reference
-  frames the model did not train on (bench_generator.reference_frames), and the wall
+  frames neither model trained on (bench_generator.reference_frames with the score
+  model's card as ``also``: `amtoolkit.held_out.held_out_by_all`), and the wall
   time of `Generator.generate` per 100 structures (generation only). ``--max-steps-time``
   skips a step count whose wall time, extrapolated linearly in steps from the largest
   count already run with that sampler, would exceed it.
@@ -353,14 +354,20 @@ def bench_shortcut(args: argparse.Namespace) -> dict[str, Any]:
             f"--model {gen.name!r} was trained with objective {gen.info.objective!r}, "
             "not 'shortcut'"
         )
+    score = None if args.score_model is None else bg.load_generator(args.score_model, args.device)
+    # one reference for both models: the frames neither trained on
     ref, ref_record = bg.reference_frames(
-        args.reference, gen.info.dataset, args.max_reference, args.seed, args.all_reference
+        args.reference,
+        gen.info.dataset,
+        args.max_reference,
+        args.seed,
+        args.all_reference,
+        also=[] if score is None else [score.info.dataset],
     )
     rows, skipped = sweep(gen, "shortcut model", args.samplers, ref, args)
     sde_role = "shortcut model"
     score_name = None
-    if args.score_model is not None:
-        score = bg.load_generator(args.score_model, args.device)
+    if score is not None:
         score_name = score.name
         own = [s for s in args.samplers if s in ("sde", "ode")]
         more_rows, more_skipped = sweep(score, "score model", own, ref, args)

@@ -42,7 +42,7 @@ from amtoolkit.data._files import atomic_path
 from amtoolkit.data.dataset import open_dataset
 from amtoolkit.diffusion.loss import denoising_loss
 from amtoolkit.diffusion.objectives import LOSSES
-from amtoolkit.held_out import grown_from, held_out_part
+from amtoolkit.held_out import frame_key, grown_from, held_out_part
 from amtoolkit.nn import build_denoiser, with_radial_basis
 from amtoolkit.training.config import ConfigError, TrainConfig, save_config
 from amtoolkit.training.data import (
@@ -609,8 +609,8 @@ class Trainer:
         data, test = self.config.data, self.data.test
         if not test:
             return
-        unseen = {_frame_key(a) for a in held_out_part(data.dataset, card).frames}
-        leaked = sum(_frame_key(a) not in unseen for a in test)
+        unseen = {frame_key(a) for a in held_out_part(data.dataset, card).frames}
+        leaked = sum(frame_key(a) not in unseen for a in test)
         if not leaked:
             return
         grown = grown_from(open_dataset(data.dataset), card)
@@ -855,8 +855,3 @@ def _hardware(device: torch.device, world_size: int) -> dict[str, Any]:
         "torch": torch.__version__,
         "python": platform.python_version(),
     }
-
-
-def _frame_key(atoms: Any) -> bytes:
-    """Identity of a frame by content: element numbers, positions and cell."""
-    return atoms.numbers.tobytes() + atoms.positions.tobytes() + atoms.cell.array.tobytes()
