@@ -241,6 +241,16 @@ def _info_properties(atoms: Atoms) -> dict[str, float]:
     return out
 
 
+def grown_sizes(grown_from: int | Sequence[int] | None) -> tuple[int, ...]:
+    """The frame counts a dataset grew from, as a tuple: ``grown_from`` of `Dataset.split`
+    (None, one count, or increasing counts for data grown more than once)."""
+    if grown_from is None:
+        return ()
+    if isinstance(grown_from, (int, np.integer)):
+        return (int(grown_from),)
+    return tuple(int(k) for k in grown_from)
+
+
 def compute_normalisation(properties: Mapping[str, np.ndarray]) -> Normalisation:
     """Per-property (mean, std) ignoring NaN (missing) values.
 
@@ -641,7 +651,12 @@ class Dataset:
         return self._view(self._index[idx % n] if n else idx.astype(np.int64))
 
     def split(
-        self, val: float = 0.1, test: float = 0.1, seed: int = 0, *, grown_from: int | None = None
+        self,
+        val: float = 0.1,
+        test: float = 0.1,
+        seed: int = 0,
+        *,
+        grown_from: int | Sequence[int] | None = None,
     ) -> tuple[Dataset, Dataset, Dataset]:
         """Deterministic random split into (train, val, test) views.
 
@@ -659,7 +674,9 @@ class Dataset:
                 were on their own, and the later frames by the same rule on theirs, so no
                 frame changes part as the data grows: a model trained on the first frames
                 never finds its training frames in the test part of the grown split
-                (fine-tuning with ``init_from``).
+                (fine-tuning with ``init_from``). For data grown more than once, the
+                increasing frame counts it grew from (``[200, 300]``: frames 0-199,
+                200-299 and the rest are split each on their own).
 
         Raises:
             DatasetError: for fractions outside [0, 1), an empty train split or a
@@ -671,11 +688,16 @@ class Dataset:
                 f"split fractions must satisfy 0 <= val, test and val + test < 1, "
                 f"got val={val}, test={test}"
             )
-        if grown_from is not None and not 0 < grown_from < n:
+        sizes = grown_sizes(grown_from)
+        if grown_from is not None and not (
+            sizes and all(0 < a < b for a, b in zip(sizes, (*sizes[1:], n), strict=True))
+        ):
             raise DatasetError(
-                f"grown_from must count some but not all of the {n} frames, got {grown_from}"
+                f"grown_from must count some but not all of the {n} frames (increasing "
+                f"counts for data grown more than once), got {grown_from}"
             )
-        blocks = [(0, n)] if grown_from is None else [(0, grown_from), (grown_from, n)]
+        bounds = (0, *sizes, n)
+        blocks = list(zip(bounds[:-1], bounds[1:], strict=True))
         chosen: dict[str, list[np.ndarray]] = {"test": [], "val": [], "train": []}
         for start, stop in blocks:
             size = stop - start
@@ -705,7 +727,7 @@ class Dataset:
                 "frames": len(idx),
             }
             if grown_from is not None:
-                record["split"]["grown_from"] = grown_from
+                record["split"]["grown_from"] = sizes[0] if len(sizes) == 1 else list(sizes)
             views[part] = self._view(self._index[idx], record, stats)
         return views["train"], views["val"], views["test"]
 

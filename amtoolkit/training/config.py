@@ -27,6 +27,7 @@ from typing import Any
 import yaml
 
 from amtoolkit.checkpoint import SamplingDefaults
+from amtoolkit.data.dataset import grown_sizes
 from amtoolkit.diffusion.objectives import OBJECTIVES
 from amtoolkit.diffusion.samplers import check_noise_scale
 from amtoolkit.diffusion.schedules import MaterialSDE
@@ -65,7 +66,8 @@ class DataConfig:
         grown_from: for a dataset grown by later samples, the number of frames it grew
             from: those keep the split they had and the later frames are split on their
             own (`Dataset.split`). Needed to fine-tune (``init_from``) a model trained on
-            the first frames without putting its training frames in the test split.
+            the first frames without putting its training frames in the test split. A
+            list of increasing counts for a dataset grown more than once.
     """
 
     dataset: str
@@ -76,7 +78,7 @@ class DataConfig:
     test_fraction: float = 0.0
     seed: int = 0
     batch_size: int = 8
-    grown_from: int | None = None
+    grown_from: int | tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         if not self.dataset:
@@ -96,8 +98,14 @@ class DataConfig:
             raise ConfigError(f"data.seed must be >= 0, got {self.seed}")
         if self.batch_size < 1:
             raise ConfigError(f"data.batch_size must be >= 1, got {self.batch_size}")
-        if self.grown_from is not None and self.grown_from < 1:
-            raise ConfigError(f"data.grown_from must be >= 1 or null, got {self.grown_from}")
+        if self.grown_from is not None:
+            sizes = grown_sizes(self.grown_from)
+            steps = zip(sizes, sizes[1:], strict=False)
+            if not sizes or sizes[0] < 1 or any(b <= a for a, b in steps):
+                raise ConfigError(
+                    "data.grown_from must be a frame count >= 1, a list of increasing "
+                    f"counts (a dataset grown more than once) or null, got {self.grown_from}"
+                )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -402,6 +410,15 @@ def _build(cls: type, data: Any, prefix: str) -> Any:
         raise ConfigError(f"{where}: {err}") from None
 
 
+_KIND_WORDS = {
+    int: "an integer",
+    float: "a number",
+    str: "a string",
+    bool: "true or false",
+    tuple: "a list",
+}
+
+
 def _coerce(value: Any, hint: Any, key: str) -> Any:
     """Check `value` against the type `hint` (int, float, bool, str, tuples, Optional,
     nested dataclasses) and convert where lossless (int -> float, list -> tuple)."""
@@ -413,7 +430,15 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
                 return None
             raise ConfigError(f"config key {key!r} must not be null")
         inner = [a for a in args if a is not type(None)]
-        return _coerce(value, inner[0], key)
+        if len(inner) == 1:
+            return _coerce(value, inner[0], key)
+        for alternative in inner:  # the first type that takes the value
+            try:
+                return _coerce(value, alternative, key)
+            except ConfigError:
+                pass
+        kinds = " or ".join(_KIND_WORDS.get(typing.get_origin(a) or a, str(a)) for a in inner)
+        raise ConfigError(f"config key {key!r} must be {kinds}, got {value!r}")
     if dataclasses.is_dataclass(hint):
         return _build(hint, value, key + ".")
     if value is None:

@@ -39,7 +39,7 @@ from torch import nn
 from amtoolkit.analysis._result import Result
 from amtoolkit.checkpoint import ModelInfo, save_checkpoint
 from amtoolkit.data._files import atomic_path
-from amtoolkit.data.dataset import open_dataset
+from amtoolkit.data.dataset import grown_sizes, open_dataset
 from amtoolkit.diffusion.loss import denoising_loss
 from amtoolkit.diffusion.objectives import LOSSES
 from amtoolkit.held_out import frame_key, grown_from, held_out_part
@@ -614,10 +614,12 @@ class Trainer:
         if not leaked:
             return
         grown = grown_from(open_dataset(data.dataset), card)
-        if grown is not None and data.grown_from != grown:
-            fix = f"it trained on the first {grown} frames: set data.grown_from: {grown}"
+        split = card.get("split") or {}
+        wanted = (*grown_sizes(split.get("grown_from")), grown)
+        if grown is not None and grown_sizes(data.grown_from) != wanted:
+            value = str(grown) if len(wanted) == 1 else "[" + ", ".join(map(str, wanted)) + "]"
+            fix = f"it trained on the first {grown} frames: set data.grown_from: {value}"
         else:
-            split = card.get("split") or {}
             keys = ("val", "test", "seed") + (("grown_from",) if split.get("grown_from") else ())
             fix = "use its split (" + ", ".join(f"{k} {split.get(k)}" for k in keys) + ")"
         raise ConfigError(

@@ -220,9 +220,26 @@ def test_a_grown_split_keeps_every_first_frame_in_its_part():
     # the plain split of 50 frames would move first frames between parts
     plain_test = set(ds.split(val=0.1, test=0.2, seed=3)[2].properties["frame"].astype(int))
     assert plain_test & set(first[0].properties["frame"].astype(int))
-    for bad in (0, 50):
+    for bad in (0, 50, [30, 20], [20, 50]):
         with pytest.raises(DatasetError, match="grown_from must count some but not all"):
             ds.split(grown_from=bad)
+
+
+def test_a_split_grown_twice_keeps_the_parts_of_each_growth():
+    """Grown from 20 to 30 and then to 50 frames: [20, 30] keeps the split that the
+    30-frame set had with grown_from 20, and splits the last 20 frames on their own."""
+    ds = Dataset.from_atoms(make_frames(50), properties={"frame": np.arange(50)})
+    at_30 = ds[:30].split(val=0.1, test=0.2, seed=3, grown_from=20)
+    last = ds[30:].split(val=0.1, test=0.2, seed=3)
+    twice = ds.split(val=0.1, test=0.2, seed=3, grown_from=[20, 30])
+    for old, new, added in zip(at_30, twice, last, strict=True):
+        frames = new.properties["frame"].astype(int)
+        np.testing.assert_array_equal(frames[frames < 30], old.properties["frame"])
+        np.testing.assert_array_equal(frames[frames >= 30], added.properties["frame"])
+    assert twice[2].provenance["split"]["grown_from"] == [20, 30]
+    # growing once from 30 would split frames 20-29 again, with the first 30 together
+    once = ds.split(val=0.1, test=0.2, seed=3, grown_from=30)
+    assert not np.array_equal(once[2].properties["frame"], twice[2].properties["frame"])
 
 
 def test_normalisation_from_train_only():

@@ -83,7 +83,9 @@ def test_unknown_key_is_an_error_naming_it(tmp_path, text, key):
         ("data: {dataset: a}\nsde: {t_min: 0.5, t_max: 0.4}\n", "sde: need 0 < t_min < t_max"),
         ("data: {dataset: a, property_names: density}\n", "must be a list"),
         ("data: {dataset: a}\ndevice: gpu\n", "device must be"),
-        ("data: {dataset: a, grown_from: 0}\n", "data.grown_from must be >= 1 or null"),
+        ("data: {dataset: a, grown_from: 0}\n", "data.grown_from must be a frame count >= 1"),
+        ("data: {dataset: a, grown_from: [300, 200]}\n", "a list of increasing counts"),
+        ("data: {dataset: a, grown_from: two}\n", "'data.grown_from' must be an integer or a list"),
         ("- a\n- b\n", "must be a mapping"),
     ],
 )

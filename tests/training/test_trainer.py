@@ -155,10 +155,15 @@ def test_exported_checkpoint_reproduces_the_model(tiny_dataset, tmp_path):
 
 def _grown_pair(tmp_path, grown: int = 8):
     """The same sample records, six and then `grown` of them: a dataset grown by the rest."""
-    frames = make_structures(grown)
-    samples = [{"index": k, "seed": 100 + k} for k in range(grown)]
+    return _grown_sets(tmp_path, (6, grown))
+
+
+def _grown_sets(tmp_path, sizes):
+    """Datasets of the first `sizes` frames of the same sample records."""
+    frames = make_structures(max(sizes))
+    samples = [{"index": k, "seed": 100 + k} for k in range(max(sizes))]
     paths = []
-    for n in (6, grown):
+    for n in sizes:
         data = Dataset.from_atoms(frames[:n], provenance={"source": "tiny", "samples": samples[:n]})
         paths.append(data.to_hdf5(tmp_path / f"grown{n}.h5"))
     return paths
@@ -193,6 +198,28 @@ def test_fine_tuning_never_tests_on_frames_the_start_model_saw(tmp_path):
     )
     with pytest.raises(ConfigError, match=r"use its split \(val 0.25, test 0.25, seed 0\)"):
         Trainer(reseeded)
+
+
+def test_fine_tuning_on_data_grown_twice_names_both_counts(tmp_path):
+    """A model trained on 8 frames grown from 6: fine-tuning it on 12 frames keeps both
+    splits with grown_from [6, 8]."""
+    first, second, third = _grown_sets(tmp_path, (6, 8, 12))
+    split = {"dataset": str(first), "test_fraction": 0.25, "property_names": ()}
+    one = train(tiny_config(first, tmp_path / "one", epochs=1, data=split))
+    grown = {**split, "dataset": str(second), "grown_from": 6}
+    two = train(
+        tiny_config(second, tmp_path / "two", epochs=1, data=grown, init_from=one.checkpoint)
+    )
+    again = {**split, "dataset": str(third), "grown_from": 8}
+    config = tiny_config(third, tmp_path / "three", epochs=1, data=again, init_from=two.checkpoint)
+    with pytest.raises(ConfigError, match=r"first 8 frames: set data.grown_from: \[6, 8\]"):
+        Trainer(config)
+    kept = config.replace(data=dataclasses.replace(config.data, grown_from=(6, 8)))
+    trainer = Trainer(kept)
+    card = load_checkpoint(two.checkpoint)[1].dataset
+    unseen = {a.positions.tobytes() for a in held_out_part(third, card).frames}
+    assert trainer.data.test and all(a.positions.tobytes() in unseen for a in trainer.data.test)
+    assert trainer.data.provenance["split"]["grown_from"] == [6, 8]
 
 
 def test_fine_tuning_a_conditioned_model_keeps_its_normalisation(tmp_path):
