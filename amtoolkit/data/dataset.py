@@ -650,6 +650,26 @@ class Dataset:
             raise IndexError(f"frame {int(idx[bad][0])} is out of range for {n} frames")
         return self._view(self._index[idx % n] if n else idx.astype(np.int64))
 
+    def head(self, n: int) -> Dataset:
+        """The first `n` frames, as the dataset was when it held `n`: for a dataset grown by
+        later samples, its per-sample run records (``provenance["samples"]``) are cut to
+        the first `n` too, so a model card made from it names that smaller dataset
+        (`amtoolkit.held_out.grown_from` then sees the later frames as new).
+
+        Raises:
+            DatasetError: `n` outside 1..len(self).
+        """
+        total = len(self)
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 0 < n <= total:
+            raise DatasetError(f"head needs 1 to {total} frames, got {n!r}")
+        record = dict(self._provenance)
+        samples = record.get("samples")
+        if isinstance(samples, list) and len(samples) == total:
+            record["samples"] = samples[: int(n)]
+        if n < total:
+            record["first_frames"] = {"frames": int(n), "of": total}
+        return self._view(self._index[: int(n)], record)
+
     def split(
         self,
         val: float = 0.1,

@@ -68,6 +68,8 @@ class DataConfig:
             own (`Dataset.split`). Needed to fine-tune (``init_from``) a model trained on
             the first frames without putting its training frames in the test split. A
             list of increasing counts for a dataset grown more than once.
+        max_frames: use only the first frames of the dataset (`Dataset.head`), as it was
+            when it held that many: keeps a run reproducible after its dataset grows.
     """
 
     dataset: str
@@ -79,6 +81,7 @@ class DataConfig:
     seed: int = 0
     batch_size: int = 8
     grown_from: int | tuple[int, ...] | None = None
+    max_frames: int | None = None
 
     def __post_init__(self) -> None:
         if not self.dataset:
@@ -98,6 +101,8 @@ class DataConfig:
             raise ConfigError(f"data.seed must be >= 0, got {self.seed}")
         if self.batch_size < 1:
             raise ConfigError(f"data.batch_size must be >= 1, got {self.batch_size}")
+        if self.max_frames is not None and self.max_frames < 1:
+            raise ConfigError(f"data.max_frames must be >= 1 or null, got {self.max_frames}")
         if self.grown_from is not None:
             sizes = grown_sizes(self.grown_from)
             steps = zip(sizes, sizes[1:], strict=False)

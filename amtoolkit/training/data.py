@@ -64,6 +64,13 @@ def load_training_data(config: DataConfig) -> TrainingData:
             structures that already hold ghost atoms while ``max_density`` is set.
     """
     dataset = open_dataset(config.dataset)
+    if config.max_frames is not None:
+        if config.max_frames > len(dataset):
+            raise ConfigError(
+                f"data.max_frames is {config.max_frames} but {config.dataset} holds "
+                f"{len(dataset)} frames"
+            )
+        dataset = dataset.head(config.max_frames)
     missing = [p for p in config.property_names if p not in dataset.property_names]
     if missing:
         raise ConfigError(

@@ -225,6 +225,21 @@ def test_a_grown_split_keeps_every_first_frame_in_its_part():
             ds.split(grown_from=bad)
 
 
+def test_head_is_the_dataset_as_it_was():
+    samples = [{"index": k, "seed": 100 + k} for k in range(50)]
+    ds = Dataset.from_atoms(
+        make_frames(50), properties={"frame": np.arange(50)}, provenance={"samples": samples}
+    )
+    head = ds.head(30)
+    np.testing.assert_array_equal(head.properties["frame"], np.arange(30))
+    assert head.provenance["samples"] == samples[:30]
+    assert head.provenance["first_frames"] == {"frames": 30, "of": 50}
+    assert "first_frames" not in ds.head(50).provenance
+    for bad in (0, 51, True):
+        with pytest.raises(DatasetError, match="head needs 1 to 50 frames"):
+            ds.head(bad)
+
+
 def test_a_split_grown_twice_keeps_the_parts_of_each_growth():
     """Grown from 20 to 30 and then to 50 frames: [20, 30] keeps the split that the
     30-frame set had with grown_from 20, and splits the last 20 frames on their own."""

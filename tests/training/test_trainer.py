@@ -222,6 +222,32 @@ def test_fine_tuning_on_data_grown_twice_names_both_counts(tmp_path):
     assert trainer.data.provenance["split"]["grown_from"] == [6, 8]
 
 
+def test_max_frames_trains_on_the_dataset_as_it_was(tmp_path):
+    """data.max_frames: 8 on a set grown to 12 trains on what the 8-frame set gives, and
+    the card names the 8-frame set, so the 4 later frames count as held out."""
+    _, eight, twelve = _grown_sets(tmp_path, (6, 8, 12))
+    split = {"test_fraction": 0.25, "grown_from": 6, "property_names": ()}
+    as_was = Trainer(tiny_config(eight, tmp_path / "a", data={**split, "dataset": str(eight)}))
+    config = tiny_config(
+        twelve, tmp_path / "b", epochs=1, data={**split, "dataset": str(twelve), "max_frames": 8}
+    )
+    head = Trainer(config)
+    for part in ("train", "val", "test"):
+        got = [a.positions.tobytes() for a in getattr(head.data, part)]
+        assert got == [a.positions.tobytes() for a in getattr(as_was.data, part)]
+    card = load_checkpoint(train(config).checkpoint)[1].dataset
+    assert card["samples"] == as_was.data.provenance["samples"]  # count 8 and its digest
+    assert card["first_frames"] == {"frames": 8, "of": 12}
+    held = held_out_part(twelve, card).frames
+    assert len(held) == len(head.data.test) + 4
+    with pytest.raises(ConfigError, match="data.max_frames is 13 but .* holds 12 frames"):
+        Trainer(
+            config.replace(
+                out_dir=str(tmp_path / "c"), data=dataclasses.replace(config.data, max_frames=13)
+            )
+        )
+
+
 def test_fine_tuning_a_conditioned_model_keeps_its_normalisation(tmp_path):
     """A property model fine-tuned on grown data normalises its property as the start
     model did: the new training split's mean and std differ, and the embeddings learned
