@@ -613,7 +613,10 @@ class Trainer:
         leaked = sum(frame_key(a) not in unseen for a in test)
         if not leaked:
             return
-        grown = grown_from(open_dataset(data.dataset), card)
+        dataset = open_dataset(data.dataset)
+        if data.max_frames is not None:
+            dataset = dataset.head(data.max_frames)
+        grown = grown_from(dataset, card)
         split = card.get("split") or {}
         wanted = (*grown_sizes(split.get("grown_from")), grown)
         if grown is not None and grown_sizes(data.grown_from) != wanted:
