@@ -592,10 +592,12 @@ class Trainer:
         adopted = {name: _mean_std(theirs[name]) for name in self.data.normalisation}
         changed = [name for name in adopted if adopted[name] != self.data.normalisation[name]]
         if changed and self.log is not None:
+            values = "; ".join(
+                f"{n}: mean {adopted[n][0]:.6g}, std {adopted[n][1]:.6g}" for n in changed
+            )
             self.log(
-                f"{where}: normalising {', '.join(changed)} as that model did "
-                + "; ".join(f"{n} ({adopted[n][0]:.6g}, {adopted[n][1]:.6g})" for n in changed)
-                + " instead of by this training split"
+                f"{where}: normalising {', '.join(changed)} as that model did ({values}), "
+                "not by this training split"
             )
         self._set_normalisation(adopted)
 
