@@ -155,12 +155,12 @@ def held_out_by_all(
         raise ValueError("held_out_by_all needs at least one model card")
     dataset = open_dataset(str(spec)) if dataset is None else dataset
     parts = [held_out_part(spec, card, dataset=dataset) for card in cards]
+    if len(parts) == 1:
+        return parts[0]
     frames = parts[0].frames
     for other in parts[1:]:
         unseen = {frame_key(a) for a in other.frames}
         frames = [a for a in frames if frame_key(a) in unseen]
-    if len(parts) == 1:
-        return parts[0]
     words = "; ".join(f"model {k + 1}: {p.part}" for k, p in enumerate(parts))
     return HeldOut(frames, f"frames held out from every model ({words})", len(dataset))
 

@@ -20,7 +20,7 @@ from amtoolkit.analysis.compare import closest_pair
 from amtoolkit.checkpoint import Typical
 from amtoolkit.data._files import condensed_provenance
 from amtoolkit.data.batch import Batch, from_atoms
-from amtoolkit.data.dataset import DatasetError, open_dataset
+from amtoolkit.data.dataset import Dataset, DatasetError, open_dataset
 from amtoolkit.data.ghosts import add_ghosts, ghost_mask
 from amtoolkit.data.properties import AMU_PER_A3_TO_G_PER_CM3
 from amtoolkit.data.vocabulary import ElementVocabulary
@@ -55,6 +55,23 @@ class TrainingData:
     test: list[Atoms] = dataclasses.field(default_factory=list)
 
 
+def run_frames(config: DataConfig, dataset: Dataset) -> Dataset:
+    """The frames of `dataset` (the one ``config.dataset`` names) that a run splits: the
+    first ``max_frames`` of them (`Dataset.head`), or all.
+
+    Raises:
+        ConfigError: ``max_frames`` beyond the dataset.
+    """
+    if config.max_frames is None:
+        return dataset
+    if config.max_frames > len(dataset):
+        raise ConfigError(
+            f"data.max_frames is {config.max_frames} but {config.dataset} holds "
+            f"{len(dataset)} frames"
+        )
+    return dataset.head(config.max_frames)
+
+
 def load_training_data(config: DataConfig) -> TrainingData:
     """Open, split and load the dataset of a run (frames kept in memory).
 
@@ -63,14 +80,7 @@ def load_training_data(config: DataConfig) -> TrainingData:
             an element outside ``elements``, a split without training frames, or
             structures that already hold ghost atoms while ``max_density`` is set.
     """
-    dataset = open_dataset(config.dataset)
-    if config.max_frames is not None:
-        if config.max_frames > len(dataset):
-            raise ConfigError(
-                f"data.max_frames is {config.max_frames} but {config.dataset} holds "
-                f"{len(dataset)} frames"
-            )
-        dataset = dataset.head(config.max_frames)
+    dataset = run_frames(config, open_dataset(config.dataset))
     missing = [p for p in config.property_names if p not in dataset.property_names]
     if missing:
         raise ConfigError(

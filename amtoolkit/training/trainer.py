@@ -50,6 +50,7 @@ from amtoolkit.training.data import (
     epoch_batches,
     load_training_data,
     make_batch,
+    run_frames,
     train_ghost_key,
     val_batches,
     val_ghost_key,
@@ -611,14 +612,12 @@ class Trainer:
         data, test = self.config.data, self.data.test
         if not test:
             return
-        unseen = {frame_key(a) for a in held_out_part(data.dataset, card).frames}
+        dataset = open_dataset(data.dataset)
+        unseen = {frame_key(a) for a in held_out_part(data.dataset, card, dataset=dataset).frames}
         leaked = sum(frame_key(a) not in unseen for a in test)
         if not leaked:
             return
-        dataset = open_dataset(data.dataset)
-        if data.max_frames is not None:
-            dataset = dataset.head(data.max_frames)
-        grown = grown_from(dataset, card)
+        grown = grown_from(run_frames(data, dataset), card)
         split = card.get("split") or {}
         wanted = (*grown_sizes(split.get("grown_from")), grown)
         if grown is not None and grown_sizes(data.grown_from) != wanted:
