@@ -233,20 +233,37 @@ def generate(
 
 @main.command()
 @click.argument("files", nargs=-1, required=True)
-@click.option("--model", "-m", "model", required=True, help="Energy model (name or checkpoint).")
+@click.option(
+    "--model",
+    "-m",
+    "model",
+    required=True,
+    help="Model (name or checkpoint); an energy model for hmc and relax.",
+)
 @click.option("-o", "--output", required=True, metavar="OUT.extxyz", help="Extended XYZ output.")
 @click.option("--t", "t", type=float, default=0.05, show_default=True, help="Diffusion time.")
 @click.option(
     "--method",
-    type=click.Choice(["hmc", "relax"]),
+    type=click.Choice(["hmc", "relax", "sde"]),
     default="hmc",
     show_default=True,
-    help="HMC sampling or FIRE relaxation on the noise energy.",
+    help="HMC or FIRE relaxation on the noise energy, or re-noise to t and run the reverse SDE.",
 )
 @click.option(
-    "--steps", type=int, default=100, show_default=True, help="HMC iterations / FIRE steps."
+    "--steps",
+    type=int,
+    default=100,
+    show_default=True,
+    help="HMC iterations / FIRE steps / reverse SDE steps.",
 )
 @click.option("--dt0", type=float, default=0.4, show_default=True, help="HMC base step.")
+@click.option(
+    "--noise-scale",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="Factor on the noise of the reverse SDE (sde).",
+)
 @click.option(
     "--target", "targets", multiple=True, metavar="NAME=VALUE", help="Property target (repeatable)."
 )
@@ -278,7 +295,8 @@ def refine(
     debug: bool,
     **options: Any,
 ) -> None:
-    """Refine FILES on an energy model's noise energy (HMC or relaxation), optionally
+    """Refine FILES with a model: HMC or relaxation on an energy model's noise energy, or
+    partial diffusion (re-noise to --t, reverse SDE back; any score model), optionally
     followed by a relaxation or MD with a classical potential.
 
     Structures are appended to OUT as each batch finishes.

@@ -1,18 +1,24 @@
-"""Refine existing structures on a model's noise energy, then optionally with a potential.
+"""Refine existing structures with a diffusion model, then optionally with a potential.
 
 Structures from MD, from another generator or from `Generator.generate` are taken to
-the learned noise energy E_hat(., t) of an energy-based model (`amtoolkit.nn.EnergyDenoiser`)
-at a small diffusion time t, and either
+a small diffusion time t of a model and brought back:
 
-- ``method="hmc"``: sampled with Hamiltonian Monte Carlo (`amtoolkit.diffusion.hmc_step`,
+- ``method="sde"`` (any score or energy model): partial diffusion. Each structure is
+  re-noised to t by the forward process and the reverse SDE is integrated from t to 0 in
+  `steps` steps (`amtoolkit.diffusion.sample_sde`, even grid from t, `noise_scale`). The
+  model keeps what it recognises and redraws the rest, at the scale sigma_X(t). The element
+  channels are re-noised with the positions (the network sees a state of its training
+  process), but every atom keeps its element;
+- ``method="hmc"`` (energy models, `amtoolkit.nn.EnergyDenoiser`): the learned noise
+  energy E_hat(., t) sampled with Hamiltonian Monte Carlo (`amtoolkit.diffusion.hmc_step`,
   batched over structures; dt = sigma_X(t) dt0, `n_leapfrog` velocity-Verlet steps and a
   Metropolis test per structure and iteration), or
-- ``method="relax"``: relaxed to a local minimum of E_hat with ASE's FIRE on
-  `NoiseEnergyCalculator` (positions only; the cell is kept),
+- ``method="relax"`` (energy models): relaxed to a local minimum of E_hat with ASE's FIRE
+  on `NoiseEnergyCalculator` (positions only; the cell is kept),
 
 and afterwards, if a classical `potential` is named, relaxed (positions and cell) or run
 through a short MD with it, as in DM2's refinement step. Elements and cells are kept by
-the noise-energy stage.
+the model stage.
 
 Example:
     >>> from amtoolkit import Generator
@@ -22,7 +28,7 @@ Example:
 
 References:
     AMDEN (HMC denoising on the noise energy); DM2 (short MD refinement of generated
-    cells); DESIGN section 4.
+    cells); Meng et al., ICLR 2022, SDEdit (re-noise and denoise); DESIGN section 4.
 """
 
 from __future__ import annotations
@@ -40,8 +46,11 @@ from amtoolkit.diffusion.hmc import hmc_step, noise_energy_fn
 
 __all__ = ["CLASSICAL", "METHODS", "refine", "refine_iter"]
 
-METHODS = ("hmc", "relax")
-"""Noise-energy stages."""
+METHODS = ("hmc", "relax", "sde")
+"""Model stages."""
+
+ENERGY_METHODS = ("hmc", "relax")
+"""Stages on the noise energy (energy models only)."""
 
 CLASSICAL = ("none", "relax", "md")
 """Classical stages after the noise-energy stage (with a named potential)."""
@@ -65,6 +74,7 @@ def refine_iter(
     dt0: float = 0.4,
     n_leapfrog: int = 15,
     fmax: float = 0.05,
+    noise_scale: float = 1.0,
     targets: Mapping[str, float | None] | None = None,
     potential: str | None = None,
     classical: str = "relax",
@@ -74,17 +84,23 @@ def refine_iter(
     seed: int = 0,
     device: torch.device | str = "cpu",
 ) -> Iterator[Atoms]:
-    """Refine structures on the noise energy of `model`, yielding them batch by batch.
+    """Refine structures with the diffusion model `model`, yielding them batch by batch.
 
     Args:
         structures: periodic structures whose elements the model knows.
-        model: an `amtoolkit.Generator` of an energy model (``info.kind == "energy"``).
-        t: diffusion time of the noise energy, in (0, 1) (0.05: sigma_X = 0.075 Å).
-        method: "hmc" (sample E_hat) or "relax" (FIRE to a minimum of E_hat).
-        steps: HMC iterations, or the most FIRE steps.
+        model: an `amtoolkit.Generator`; for "hmc" and "relax" of an energy model
+            (``info.kind == "energy"``).
+        t: diffusion time, in (0, 1) (0.05: sigma_X = 0.075 Å); for "sde" at most the
+            model's t_max, and above its t_min unless ``steps == 1``.
+        method: "sde" (re-noise to t and integrate the reverse SDE back), "hmc" (sample
+            E_hat) or "relax" (FIRE to a minimum of E_hat).
+        steps: reverse SDE steps, HMC iterations, or the most FIRE steps.
         dt0: HMC base step, dt = sigma_X(t) dt0.
         n_leapfrog: velocity-Verlet steps per HMC iteration.
         fmax: FIRE force criterion on E_hat, 1/Å ("relax").
+        noise_scale: factor on the noise the reverse SDE injects ("sde"; 1 = the reverse
+            SDE, which recovers the thermal width of the bonds; the colder generation
+            default of a model, e.g. 0.4 for a-si, sharpens them beyond the data).
         targets: property -> raw target value (aliases as in `Generator.generate`); absent
             properties get the model's null embedding.
         potential: classical potential for a final stage (`amtool potentials`), or None.
@@ -98,29 +114,36 @@ def refine_iter(
 
     Yields:
         Refined Atoms in input order; ``atoms.info`` gains ``refine_method``,
-        ``refine_t``, ``refine_steps``, ``noise_energy`` (E_hat after the stage), for HMC
-        ``hmc_acceptance`` and ``dt0``, and with a potential ``refine_potential`` and
-        ``refine_classical``.
+        ``refine_t``, ``refine_steps``, for "sde" ``noise_scale``, for "hmc" and "relax"
+        ``noise_energy`` (E_hat after the stage), for HMC ``hmc_acceptance`` and ``dt0``,
+        and with a potential ``refine_potential`` and ``refine_classical``.
 
     Raises:
-        ValueError: a model that is not an energy model, a bad option, or an element the
+        ValueError: "hmc" or "relax" with a model that is not an energy model, "sde" with a
+            model that has no reverse SDE (flow models), a bad option, or an element the
             model does not know (named).
     """
     info = getattr(model, "info", None)
     network = getattr(model, "model", None)
     if info is None or network is None:
         raise ValueError(f"refine needs an amtoolkit Generator, got {type(model).__name__}")
-    if info.kind != "energy":
+    _check_options(t, method, steps, dt0, n_leapfrog, fmax, classical, potential, md_steps)
+    if method in ENERGY_METHODS and info.kind != "energy":
         raise ValueError(
             f"model {info.name!r} is a {info.kind!r} model; refining on the noise energy needs "
-            "an energy model (kind 'energy', e.g. a-si-energy)"
+            "an energy model (kind 'energy', e.g. a-si-energy), or method 'sde'"
         )
-    _check_options(t, method, steps, dt0, n_leapfrog, fmax, classical, potential, md_steps)
+    if method == "sde":
+        _check_partial_diffusion(info, t, steps, noise_scale)
     batch_size = max(1, int(batch_size))
     network = network.to(device).eval()
     for start in range(0, len(structures), batch_size):
         chunk = [a.copy() for a in structures[start : start + batch_size]]
-        if method == "hmc":
+        if method == "sde":
+            refined = _partial_diffusion(
+                chunk, model, network, t, steps, noise_scale, targets, seed + start
+            )
+        elif method == "hmc":
             refined = _hmc(chunk, model, network, t, steps, dt0, n_leapfrog, targets, seed + start)
         else:
             refined = [_relax_on_noise(a, model, t, steps, fmax, targets, seed) for a in chunk]
@@ -171,6 +194,70 @@ def _check_options(
             raise ValueError(f"md_steps must be >= 1 for classical='md', got {md_steps}")
 
 
+def _check_partial_diffusion(info: Any, t: float, steps: int, noise_scale: float) -> None:
+    """Options of ``method="sde"`` that depend on the model."""
+    from amtoolkit.diffusion import get_timesteps
+    from amtoolkit.diffusion.objectives import sampling_method
+    from amtoolkit.diffusion.samplers import check_noise_scale
+
+    sampling_method(info.objective, "sde", info.kind)  # flow models have no reverse SDE
+    check_noise_scale(noise_scale)
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1 for method 'sde', got {steps}")
+    try:
+        get_timesteps(int(steps), info.sde, t_start=float(t))
+    except ValueError as err:
+        raise ValueError(f"t={t}: {err}") from None
+
+
+def _state(chunk: list[Atoms], info: Any, network: Any, targets: Any) -> Any:
+    """The structures as a batch on the model's device, every row with the targets."""
+    from amtoolkit.calculator import property_row
+
+    param = next(network.parameters())
+    row = property_row(targets, info.property_names, info.normalisation)
+    state = from_atoms(chunk, info.vocabulary, dtype=param.dtype).to(param.device)
+    return state.replace(
+        properties=torch.as_tensor(np.tile(row, (len(chunk), 1)), dtype=param.dtype).to(
+            param.device
+        )
+    )
+
+
+def _partial_diffusion(
+    chunk: list[Atoms],
+    model: Any,
+    network: Any,
+    t: float,
+    steps: int,
+    noise_scale: float,
+    targets: Mapping[str, float | None] | None,
+    seed: int,
+) -> list[Atoms]:
+    """Re-noise to t with the forward process, then the reverse SDE from t to 0."""
+    from amtoolkit.data.batch import to_atoms
+    from amtoolkit.diffusion import add_noise, get_timesteps, guided, sample_sde
+
+    info = model.info
+    state = _state(chunk, info, network, targets)
+    device = state.positions.device
+    generator = torch.Generator(device=device).manual_seed(seed)
+    t_systems = torch.full((len(chunk),), float(t), dtype=state.positions.dtype, device=device)
+    noisy, _, _ = add_noise(state, t_systems, info.sde, generator)
+    ts = get_timesteps(int(steps), info.sde, t_start=float(t), device=device)
+    denoiser = guided(network, 0.0, generator=generator)  # null embeddings from `seed`
+    out = sample_sde(
+        denoiser, noisy, ts, sde=info.sde, generator=generator, noise_scale=noise_scale
+    )
+    refined = to_atoms(out, info.vocabulary, keep_ghosts=True)
+    for k, atoms in enumerate(refined):
+        atoms.set_cell(chunk[k].cell)
+        atoms.numbers = chunk[k].numbers  # elements are kept, as by the other stages
+        atoms.info = dict(chunk[k].info)
+        atoms.info["noise_scale"] = float(noise_scale)
+    return refined
+
+
 def _hmc(
     chunk: list[Atoms],
     model: Any,
@@ -183,18 +270,11 @@ def _hmc(
     seed: int,
 ) -> list[Atoms]:
     """`steps` batched HMC iterations at fixed t; mean acceptance recorded per structure."""
-    from amtoolkit.calculator import property_row
     from amtoolkit.data.batch import to_atoms
 
     info = model.info
     param = next(network.parameters())
-    row = property_row(targets, info.property_names, info.normalisation)
-    state = from_atoms(chunk, info.vocabulary, dtype=param.dtype).to(param.device)
-    state = state.replace(
-        properties=torch.as_tensor(np.tile(row, (len(chunk), 1)), dtype=param.dtype).to(
-            param.device
-        )
-    )
+    state = _state(chunk, info, network, targets)
     energy_fn = noise_energy_fn(network, state, t, info.sde, null_seed=seed + NULL_SEED_OFFSET)
     generator = torch.Generator(device=param.device).manual_seed(seed)
     dt = float(info.sde.sigma_x(float(t))) * dt0

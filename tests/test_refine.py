@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 from amtoolkit.calculator import NoiseEnergyCalculator
 from amtoolkit.cli import main
+from amtoolkit.data.batch import from_atoms
 from amtoolkit.generator import Generator
 from amtoolkit.refine import refine
 from tests.test_generator import save_tiny_model
@@ -66,10 +67,109 @@ def test_relax_refinement_lowers_the_noise_energy(energy_model):
     assert out.info["noise_energy"] < before
 
 
-def test_refine_refuses_a_score_model_and_bad_options(tmp_path, energy_model):
-    score = Generator.from_checkpoint(
+class _Oracle(torch.nn.Module):
+    """Exact noise prediction when the data is the one clean structure `reference`:
+    eps = (X_t - X0) / sigma_X(t), (E_t - alpha_E E0) / sigma_E(t). With `zero`, eps = 0."""
+
+    def __init__(self, reference, gen: Generator, zero: bool = False) -> None:
+        super().__init__()
+        batch = from_atoms([reference], gen.vocabulary)
+        self.register_buffer("x0", batch.positions)
+        self.register_buffer("e0", batch.elements)
+        self.anchor = torch.nn.Parameter(torch.zeros(()))  # refine reads the device from it
+        self.sde, self.zero = gen.info.sde, zero
+
+    def forward(self, batch, t, *, step_size=None, generator=None):
+        t_atom = t[batch.system_idx].unsqueeze(-1)
+        n = len(self.x0)
+        x0, e0 = self.x0.repeat(batch.n_systems, 1), self.e0.repeat(batch.n_systems, 1)
+        assert len(batch.positions) == batch.n_systems * n
+        eps_x = (batch.positions - x0) / self.sde.sigma_x(t_atom)
+        eps_e = (batch.elements - self.sde.alpha_e(t_atom) * e0) / self.sde.sigma_e(t_atom)
+        if self.zero:
+            return torch.zeros_like(eps_x), torch.zeros_like(eps_e)
+        return eps_x, eps_e
+
+
+@pytest.fixture
+def score_model(tmp_path) -> Generator:
+    return Generator.from_checkpoint(
         save_tiny_model(tmp_path / "s", elements=("Si",), property_names=())
     )
+
+
+def _displacements(before, after) -> np.ndarray:
+    """Minimum-image displacements after - before, Å [N, 3]."""
+    from ase.geometry import find_mic
+
+    return find_mic(after.positions - before.positions, before.cell, pbc=True)[0]
+
+
+def test_partial_diffusion_re_noises_to_sigma_of_t(score_model):
+    """With eps = 0 and no injected noise the reverse SDE leaves the re-noised structure,
+    whose displacements are the forward noise: standard deviation sigma_X(t) per axis."""
+    cells = [bulk("Si", "diamond", 5.431, cubic=True).repeat(2) for _ in range(2)]
+    score_model.model = _Oracle(cells[0], score_model, zero=True)
+    t = 0.2
+    out = refine(cells, score_model, method="sde", t=t, steps=4, noise_scale=0.0, seed=3)
+    moves = np.concatenate([_displacements(a, b) for a, b in zip(cells, out, strict=True)])
+    sigma = float(score_model.info.sde.sigma_x(t))  # 0.3 Å
+    assert moves.std() == pytest.approx(sigma, rel=0.1)  # 768 draws: 3% standard error
+    assert np.abs(moves.mean(axis=0)).max() < 1e-6  # mean-free per system, like training
+    again = refine(cells, score_model, method="sde", t=t, steps=4, noise_scale=0.0, seed=3)
+    np.testing.assert_array_equal(out[1].positions, again[1].positions)  # seeded
+    other = refine(cells, score_model, method="sde", t=t, steps=4, noise_scale=0.0, seed=4)
+    assert not np.allclose(out[1].positions, other[1].positions)
+
+
+def test_partial_diffusion_with_the_exact_score_returns_the_data(score_model):
+    """When the data is one structure, the reverse SDE from t = 0.3 (sigma_X 0.45 Å) with
+    the exact score ends at it, up to the last step's noise (g sqrt(dt) = 0.02 Å)."""
+    clean = bulk("Si", "diamond", 5.431, cubic=True)
+    score_model.model = _Oracle(clean, score_model)
+    start = clean.copy()
+    start.rattle(0.2, seed=1)  # any start: the re-noise at t = 0.3 dominates
+    start.info["label"] = "kept"
+    (out,) = refine([start], score_model, method="sde", t=0.3, steps=30, seed=0)
+    assert np.abs(_displacements(clean, out)).max() < 0.1
+    assert list(out.numbers) == list(clean.numbers)
+    np.testing.assert_allclose(out.cell.array, clean.cell.array)
+    assert out.info["label"] == "kept" and out.info["refine_method"] == "sde"
+    assert out.info["refine_t"] == 0.3 and out.info["refine_steps"] == 30
+    assert out.info["noise_scale"] == 1.0 and "noise_energy" not in out.info
+
+
+def test_partial_diffusion_runs_a_trained_network_and_its_cli(tmp_path, score_model):
+    cells = _cells(3)
+    out = refine(cells, score_model, method="sde", t=0.05, steps=3, batch_size=2, seed=0)
+    assert [a.info["refine_index"] for a in out] == [0, 1, 2]
+    assert all(np.isfinite(a.positions).all() for a in out)
+    src, dst = tmp_path / "in.extxyz", tmp_path / "out.extxyz"
+    write(src, cells)
+    args = ["refine", str(src), "-m", str(tmp_path / "s"), "-o", str(dst), "--method", "sde"]
+    result = CliRunner().invoke(
+        main, [*args, "--t", "0.05", "--steps", "3", "--noise-scale", "0.5"]
+    )
+    assert result.exit_code == 0, result.output
+    frames = read(dst, ":")
+    assert len(frames) == 3 and frames[0].info["noise_scale"] == 0.5
+    bad = CliRunner().invoke(main, [*args, "--t", "0.995", "--overwrite"])
+    assert bad.exit_code == 2 and "t_start must lie in" in bad.output
+
+
+def test_partial_diffusion_refuses_bad_options(score_model):
+    with pytest.raises(ValueError, match="t=0.005: t_start must lie in"):
+        refine(_cells(1), score_model, method="sde", t=0.005, steps=10)
+    with pytest.raises(ValueError, match="steps must be >= 1"):
+        refine(_cells(1), score_model, method="sde", steps=0)
+    with pytest.raises(ValueError, match="noise_scale must be"):
+        refine(_cells(1), score_model, method="sde", noise_scale=-1.0)
+    (one,) = refine(_cells(1), score_model, method="sde", t=0.005, steps=1)  # one jump to 0
+    assert one.info["refine_steps"] == 1
+
+
+def test_refine_refuses_a_score_model_and_bad_options(score_model, energy_model):
+    score = score_model
     with pytest.raises(ValueError, match="needs an energy model"):
         refine(_cells(1), score)
     with pytest.raises(ValueError, match="unknown refine method 'md'"):

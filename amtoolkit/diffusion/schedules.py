@@ -130,10 +130,11 @@ def get_timesteps(
     steps: int,
     sde: MaterialSDE | None = None,
     *,
+    t_start: float | None = None,
     dtype: torch.dtype = torch.float64,
     device: torch.device | str | None = None,
 ) -> torch.Tensor:
-    """Sampling time grid: `steps` even points from t_max down to t_min, then 0.
+    """Sampling time grid: `steps` even points from t_max (or `t_start`) down to t_min, then 0.
 
     `steps` is the number of model evaluations (reverse steps), as in k-diffusion's
     ``get_sigmas_*`` (which also append the final zero): ``steps - 1`` even steps from
@@ -143,11 +144,14 @@ def get_timesteps(
     Args:
         steps: number of reverse steps, >= 1 (with 1: a single step from t_max to 0).
         sde: the process (its t_min and t_max); default ``MaterialSDE()``.
+        t_start: first time instead of t_max, in (t_min, t_max] (partial diffusion from a
+            re-noised structure, `amtoolkit.refine`); with ``steps == 1`` any time in
+            (0, t_max].
         dtype: dtype of the grid.
         device: device of the grid.
 
     Returns:
-        Decreasing times ``[steps + 1]``, first t_max, last 0.
+        Decreasing times ``[steps + 1]``, first t_max (or `t_start`), last 0.
 
     References:
         DESIGN section 4 (reverse process grid).
@@ -155,5 +159,11 @@ def get_timesteps(
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
     sde = MaterialSDE() if sde is None else sde
-    grid = torch.linspace(sde.t_max, sde.t_min, steps, dtype=dtype, device=device)
+    start = sde.t_max if t_start is None else float(t_start)
+    low = sde.t_min if steps > 1 else 0.0
+    if not low < start <= sde.t_max:
+        raise ValueError(
+            f"t_start must lie in ({low:g}, {sde.t_max:g}] for {steps} step(s), got {t_start}"
+        )
+    grid = torch.linspace(start, sde.t_min, steps, dtype=dtype, device=device)
     return torch.cat([grid, grid.new_zeros(1)])

@@ -124,6 +124,22 @@ def test_timesteps_grid():
     assert get_timesteps(4, sde, dtype=torch.float32).dtype == torch.float32
 
 
+def test_timesteps_from_a_start_time():
+    """Partial diffusion: `steps` reverse steps from t_start, even down to t_min, then 0."""
+    sde = MaterialSDE()
+    ts = get_timesteps(10, sde, t_start=0.1)
+    assert ts.shape == (11,)
+    assert float(ts[0]) == pytest.approx(0.1, abs=EXACT)
+    assert float(ts[-2]) == pytest.approx(0.01, abs=EXACT)
+    steps = ts[:-2] - ts[1:-1]
+    torch.testing.assert_close(steps, torch.full_like(steps, 0.09 / 9), atol=EXACT, rtol=0)
+    assert get_timesteps(1, sde, t_start=0.005).tolist() == pytest.approx([0.005, 0.0])
+    assert torch.equal(get_timesteps(7, sde, t_start=0.99), get_timesteps(7, sde))
+    for bad, steps in ((0.01, 2), (0.995, 5), (0.0, 1), (-0.2, 1)):
+        with pytest.raises(ValueError, match="t_start must lie in"):
+            get_timesteps(steps, sde, t_start=bad)
+
+
 @pytest.mark.parametrize("steps", [0, -3, 2.5, True])
 def test_timesteps_rejects_bad_steps(steps):
     with pytest.raises(ValueError, match="steps"):
