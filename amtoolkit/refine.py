@@ -224,6 +224,19 @@ def _state(chunk: list[Atoms], info: Any, network: Any, targets: Any) -> Any:
     )
 
 
+def _as_inputs(state: Any, chunk: list[Atoms], info: Any) -> list[Atoms]:
+    """The batch as Atoms with each input's cell, elements and `info` (the model stage moves
+    positions only)."""
+    from amtoolkit.data.batch import to_atoms
+
+    out = to_atoms(state, info.vocabulary, keep_ghosts=True)
+    for atoms, given in zip(out, chunk, strict=True):
+        atoms.set_cell(given.cell)
+        atoms.numbers = given.numbers
+        atoms.info = dict(given.info)
+    return out
+
+
 def _partial_diffusion(
     chunk: list[Atoms],
     model: Any,
@@ -235,7 +248,6 @@ def _partial_diffusion(
     seed: int,
 ) -> list[Atoms]:
     """Re-noise to t with the forward process, then the reverse SDE from t to 0."""
-    from amtoolkit.data.batch import to_atoms
     from amtoolkit.diffusion import add_noise, get_timesteps, guided, sample_sde
 
     info = model.info
@@ -249,11 +261,8 @@ def _partial_diffusion(
     out = sample_sde(
         denoiser, noisy, ts, sde=info.sde, generator=generator, noise_scale=noise_scale
     )
-    refined = to_atoms(out, info.vocabulary, keep_ghosts=True)
-    for k, atoms in enumerate(refined):
-        atoms.set_cell(chunk[k].cell)
-        atoms.numbers = chunk[k].numbers  # elements are kept, as by the other stages
-        atoms.info = dict(chunk[k].info)
+    refined = _as_inputs(out, chunk, info)
+    for atoms in refined:
         atoms.info["noise_scale"] = float(noise_scale)
     return refined
 
@@ -270,7 +279,6 @@ def _hmc(
     seed: int,
 ) -> list[Atoms]:
     """`steps` batched HMC iterations at fixed t; mean acceptance recorded per structure."""
-    from amtoolkit.data.batch import to_atoms
 
     info = model.info
     param = next(network.parameters())
@@ -283,10 +291,8 @@ def _hmc(
         state, ok, _ = hmc_step(energy_fn, state, dt, n_leapfrog, generator)
         accepted += ok.double().cpu()
     energy, _ = energy_fn(state.positions)
-    out = to_atoms(state, info.vocabulary, keep_ghosts=True)
+    out = _as_inputs(state, chunk, info)
     for k, atoms in enumerate(out):
-        atoms.set_cell(chunk[k].cell)
-        atoms.info = dict(chunk[k].info)
         atoms.info.update(
             noise_energy=float(energy[k]),
             hmc_acceptance=float(accepted[k] / steps) if steps else math.nan,

@@ -929,6 +929,22 @@ def start_report(name: str, args: argparse.Namespace, argv: list[str] | None) ->
     }
 
 
+def write_report(report: dict[str, Any], path: Path | None, script: str = "") -> None:
+    """Write a benchmark's JSON report (strict: NaN becomes null) and say where; with no
+    `path`, to benchmarks/results/<script>[_smoke].json (the sibling scripts' default)."""
+    if path is None:
+        path = RESULTS / f"{script}{'_smoke' if report.get('smoke') else ''}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(strict_json(report), indent=2, default=str, allow_nan=False))
+    print(f"\nwrote {path}")
+
+
+def temporary_workdir(stack: contextlib.ExitStack, args: argparse.Namespace, prefix: str) -> None:
+    """Give ``args.workdir`` a temporary folder, removed when `stack` closes, unless set."""
+    if args.workdir is None:
+        args.workdir = stack.enter_context(tempfile.TemporaryDirectory(prefix=prefix))
+
+
 def add_reference_options(parser: argparse.ArgumentParser) -> None:
     """--max-reference and --all-reference (which reference frames a benchmark uses)."""
     parser.add_argument(
@@ -1188,14 +1204,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     fill_defaults(args)
     names = list(BENCHMARKS) if args.benchmark == "all" else [args.benchmark]
     with contextlib.ExitStack() as stack:
-        if args.workdir is None:  # removed at the end
-            args.workdir = stack.enter_context(tempfile.TemporaryDirectory(prefix="bench_gen_"))
+        temporary_workdir(stack, args, "bench_gen_")
         report = run_benchmarks(names, args, argv)
 
-    path = args.json or default_json(args.benchmark, args.smoke)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(strict_json(report), indent=2, default=str, allow_nan=False))
-    print(f"\nwrote {path}")
+    write_report(report, args.json or default_json(args.benchmark, args.smoke))
     return report
 
 

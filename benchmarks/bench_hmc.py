@@ -46,10 +46,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import json
 import math
 import sys
-import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -75,7 +73,6 @@ from amtoolkit.diffusion import (  # noqa: E402
     sampler_names,
 )
 
-RESULTS = bg.RESULTS
 ACCEPTANCE_BINS = 10  # bins of t over hmc-range in the acceptance table
 SAMPLERS = ("sde", "hmc")
 # tiny numbers of --smoke (figures meaningless; checks that every path runs)
@@ -485,8 +482,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     report = bg.start_report("bench_hmc", args, argv)
     with contextlib.ExitStack() as stack:
         if args.smoke:
-            if args.workdir is None:  # removed at the end
-                args.workdir = stack.enter_context(tempfile.TemporaryDirectory(prefix="bench_hmc_"))
+            bg.temporary_workdir(stack, args, "bench_hmc_")
             start = time.perf_counter()
             smoke = train_smoke_model(Path(args.workdir))
             report["smoke_model"] = {**smoke, "train_wall_s": time.perf_counter() - start}
@@ -502,10 +498,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         report["results"] = bench_hmc(args)
         report["results"]["wall_s"] = time.perf_counter() - start
 
-    path = args.json or RESULTS / f"bench_hmc{'_smoke' if args.smoke else ''}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(bg.strict_json(report), indent=2, default=str, allow_nan=False))
-    print(f"\nwrote {path}")
+    bg.write_report(report, args.json, "bench_hmc")
     return report
 
 

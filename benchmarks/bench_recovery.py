@@ -27,9 +27,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -156,10 +154,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if args.smoke:
             from amtoolkit.training import load_config, train
 
-            if args.workdir is None:  # removed at the end
-                args.workdir = stack.enter_context(
-                    tempfile.TemporaryDirectory(prefix="bench_recovery_")
-                )
+            bg.temporary_workdir(stack, args, "bench_recovery_")
             config = load_config(bg.TINY_CONFIG)
             config = config.replace(out_dir=str(Path(args.workdir) / "tiny-si"), tensorboard=False)
             args.model, args.reference = str(train(config).checkpoint), str(config.data.dataset)
@@ -175,10 +170,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "(first row: the chosen held-out cells as they are; ADF cutoff "
         f"{COMPARE_ADF_CUTOFF} A, 4-fold within {bg.SI_BOND_CUTOFF} A)"
     )
-    path = args.json or bg.RESULTS / f"bench_recovery{'_smoke' if args.smoke else ''}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(bg.strict_json(report), indent=2, default=str, allow_nan=False))
-    print(f"\nwrote {path}")
+    bg.write_report(report, args.json, "bench_recovery")
     return report
 
 

@@ -54,10 +54,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import json
 import math
 import sys
-import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -73,7 +71,6 @@ import bench_generator as bg  # noqa: E402 - sibling script, importable once its
 from amtoolkit import Analyzer, Generator  # noqa: E402
 from amtoolkit.diffusion import sampler_names  # noqa: E402
 
-RESULTS = bg.RESULTS
 STEPS = (1, 2, 5, 10, 25, 100, 200)
 SAMPLERS = ("sde", "ode", "shortcut")
 SHORTCUT_STEPS = 5  # target: the shortcut sampler at this many steps ...
@@ -517,10 +514,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     report = bg.start_report("bench_shortcut", args, argv)
     with contextlib.ExitStack() as stack:
         if args.smoke:
-            if args.workdir is None:  # removed at the end
-                args.workdir = stack.enter_context(
-                    tempfile.TemporaryDirectory(prefix="bench_shortcut_")
-                )
+            bg.temporary_workdir(stack, args, "bench_shortcut_")
             start = time.perf_counter()
             models = train_smoke_models(Path(args.workdir))
             report["smoke_models"] = {**models, "train_wall_s": time.perf_counter() - start}
@@ -545,10 +539,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             report["results"]["sio2_shear"] = sio2_shear(args)
             report["results"]["sio2_shear"]["wall_s"] = time.perf_counter() - start
 
-    path = args.json or RESULTS / f"bench_shortcut{'_smoke' if args.smoke else ''}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(bg.strict_json(report), indent=2, default=str, allow_nan=False))
-    print(f"\nwrote {path}")
+    bg.write_report(report, args.json, "bench_shortcut")
     return report
 
 
