@@ -158,6 +158,11 @@ def potentials() -> None:
 @click.option("--max-density", type=float, help="Ghost-atom density, atoms/Å^3.")
 @click.option("--sampler", help="sde, ode, shortcut or hmc (default: the model's).")
 @click.option("--steps", type=int, help="Reverse steps (default: the model's).")
+@click.option(
+    "--timesteps",
+    metavar="T0,T1,...,0",
+    help="Your own time grid, decreasing to 0 (one model step per interval).",
+)
 @click.option("--guidance", type=float, help="Classifier-free guidance weight w.")
 @click.option(
     "--hmc-range",
@@ -210,6 +215,12 @@ def generate(
         kwargs = {k: v for k, v in options.items() if v is not None and v is not False}
         if cell is not None:
             kwargs["cell"] = parse_cell(cell)
+        if "timesteps" in kwargs:
+            text = str(kwargs["timesteps"])
+            try:
+                kwargs["timesteps"] = [float(w) for w in text.split(",")]
+            except ValueError:
+                raise ValueError(f"--timesteps {text!r} must be comma-separated times") from None
         gen = Generator.load(model, device=device)
         for text in targets:  # as target_<property>: `density` also names the cell density
             name, value = parse_target(text)

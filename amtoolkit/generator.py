@@ -40,6 +40,7 @@ from amtoolkit.diffusion import (
     FORMAL_CHARGES,
     charge_balance,
     check_noise_scale,
+    check_timesteps,
     guided,
     is_charge_balanced,
     restart_timesteps,
@@ -252,6 +253,8 @@ class GenerationPlan:
         properties: normalised model property columns. [n, m]
         sampler: sampler name (`amtoolkit.diffusion.sampler_names` of the model).
         steps: reverse steps (model evaluations) per run.
+        timesteps: the caller's time grid ``[steps + 1]`` (decreasing, ending at 0), or
+            None for the sampler's own grid of `steps`.
         sampler_options: extra keyword arguments of the sampler (SDE and HMC:
             ``noise_scale``; HMC also ``hmc_range`` and ``dt0``); empty for the others.
         guidance: classifier-free guidance weight w.
@@ -273,6 +276,7 @@ class GenerationPlan:
     properties: np.ndarray
     sampler: str
     steps: int
+    timesteps: tuple[float, ...] | None
     sampler_options: dict[str, Any]
     guidance: float
     icg_properties: np.ndarray | None
@@ -294,6 +298,7 @@ class GenerationPlan:
             "targets": {k: v.tolist() for k, v in self.targets.items()},
             "sampler": self.sampler,
             "steps": self.steps,
+            "timesteps": None if self.timesteps is None else list(self.timesteps),
             "sampler_options": dict(self.sampler_options),
             "guidance": self.guidance,
             "icg": self.icg_properties is not None,
@@ -438,6 +443,7 @@ class Generator:
         hmc_range: tuple[float, float] = HMC_RANGE,
         dt0: float = HMC_DT0,
         noise_scale: float | None = None,
+        timesteps: Any = None,
         _stacklevel: int = 2,
         **targets: Any,
     ) -> GenerationPlan:
@@ -455,6 +461,9 @@ class Generator:
         properties = self._normalise(n, target_table)
 
         defaults = info.sampling
+        grid = None if timesteps is None else _check_grid(timesteps, steps, info.sde.t_max)
+        if grid is not None:
+            steps = len(grid) - 1
         steps = _check_int("steps", defaults.steps if steps is None else steps, 1)
         usable = sampler_names(info.objective, info.kind)
         if sampler is None:
@@ -514,7 +523,8 @@ class Generator:
             )
         restart_t = float(restart_t)
         if max_restarts:
-            restart_timesteps(method.timesteps(steps, info.sde), restart_t)  # checks restart_t
+            ts = method.timesteps(steps, info.sde) if grid is None else torch.tensor(grid)
+            restart_timesteps(ts, restart_t)  # checks restart_t
 
         return GenerationPlan(
             n=n,
@@ -526,6 +536,7 @@ class Generator:
             properties=properties,
             sampler=sampler,
             steps=steps,
+            timesteps=grid,
             sampler_options=sampler_options,
             guidance=guidance,
             icg_properties=icg_rows,
@@ -690,6 +701,7 @@ class Generator:
         hmc_range: tuple[float, float] = HMC_RANGE,
         dt0: float = HMC_DT0,
         noise_scale: float | None = None,
+        timesteps: Any = None,
         progress: bool | None = True,
         **targets: Any,
     ) -> list[Atoms]:
@@ -732,6 +744,10 @@ class Generator:
                 each reverse step (default: the model card's, else 1 = the reverse SDE).
                 Below 1 the samples concentrate where the model's density is high:
                 sharper short-range order, less diversity (docs/generator.md).
+            timesteps: your own time grid instead of the sampler's: decreasing times from
+                at most the model's t_max down to exactly 0, one model evaluation per
+                interval (so `steps` is ``len(timesteps) - 1``; a `steps` that differs is
+                refused). For grid studies; the samplers' grids are in docs/generator.md.
             progress: show a tqdm bar over model steps (None: only on a terminal).
             **targets: property targets by name or alias (``shear=40``), each a scalar
                 or a sequence of `n` values (None/NaN = null for that structure), raw
@@ -777,6 +793,7 @@ class Generator:
                 hmc_range=hmc_range,
                 dt0=dt0,
                 noise_scale=noise_scale,
+                timesteps=timesteps,
                 progress=progress,
                 _stacklevel=3,
                 **targets,
@@ -881,7 +898,9 @@ class Generator:
             icg = torch.as_tensor(plan.icg_properties, dtype=dtype, device=device)
         model = guided(self.model, plan.guidance, icg_properties=icg, generator=generator)
         method = sampling_method(self.info.objective, plan.sampler, self.info.kind)
-        ts = method.timesteps(plan.steps, sde)
+        ts = method.timesteps(plan.steps, sde) if plan.timesteps is None else None
+        if ts is None:
+            ts = torch.tensor(plan.timesteps, dtype=torch.float64)
         options: dict[str, Any] = dict(plan.sampler_options)
         hmc_stats: list[dict[str, Any]] = []
         if method.needs_energy:
@@ -928,6 +947,8 @@ class Generator:
         }
         if "noise_scale" in plan.sampler_options:
             info["noise_scale"] = plan.sampler_options["noise_scale"]
+        if plan.timesteps is not None:
+            info["timesteps"] = np.array(plan.timesteps)
         if plan.icg_properties is not None:
             info["icg"] = True
         for name, values in plan.targets.items():
@@ -1039,6 +1060,27 @@ def _concat(batches: Sequence[Batch]) -> Batch:
         ),
         properties=torch.cat([b.properties for b in batches]),
     )
+
+
+def _check_grid(timesteps: Any, steps: int | None, t_max: float) -> tuple[float, ...]:
+    """A caller's sampling grid: decreasing, from at most `t_max` to exactly 0, with
+    ``steps + 1`` points when `steps` is given."""
+    try:
+        values = np.asarray(timesteps, dtype=float)
+    except (TypeError, ValueError):
+        raise ValueError(f"timesteps must be a sequence of times, got {timesteps!r}") from None
+    grid = check_timesteps(torch.as_tensor(values))
+    if float(grid[-1]) != 0.0:
+        raise ValueError(f"timesteps must end at 0, got {float(grid[-1])}")
+    if float(grid[0]) > t_max:
+        raise ValueError(
+            f"timesteps must start at most at the model's t_max {t_max}, got {float(grid[0])}"
+        )
+    if steps is not None and steps != len(grid) - 1:
+        raise ValueError(
+            f"steps={steps} but timesteps has {len(grid) - 1} intervals; give one of them"
+        )
+    return tuple(float(t) for t in grid)
 
 
 def _progress(bar: Any, plan: GenerationPlan, ts: torch.Tensor) -> Callable[[dict[str, Any]], None]:

@@ -80,6 +80,17 @@ def test_generate_writes_extxyz_frames(runner, model_path, tmp_path):
         assert np.allclose(written.positions, direct.positions)
 
 
+def test_generate_on_an_explicit_grid(runner, model_path, tmp_path):
+    out = tmp_path / "grid.extxyz"
+    args = ["generate", model_path, "-n", "1", "--cell", "6", "--seed", "2", "--sampler", "ode"]
+    args += ["--timesteps", "0.9,0.4,0.1,0", "--max-restarts", "0", "-o", str(out)]
+    result = runner.invoke(main, args)
+    assert result.exit_code == 0, result.output
+    (atoms,) = ase.io.read(out, index=":")
+    assert atoms.info["steps"] == 3
+    np.testing.assert_allclose(atoms.info["timesteps"], [0.9, 0.4, 0.1, 0.0])
+
+
 def test_existing_output_needs_overwrite(runner, model_path, tmp_path):
     out = tmp_path / "gen.extxyz"
     out.write_text("keep me\n")
@@ -104,6 +115,8 @@ def test_existing_output_needs_overwrite(runner, model_path, tmp_path):
         (["--steps", "0"], ["steps must be"]),
         (["--noise-scale", "-1"], ["noise_scale must be a finite number >= 0"]),
         (["--sampler", "ode", "--noise-scale", "0.5"], ["sampler 'ode' injects none"]),
+        (["--timesteps", "0.9,fast,0"], ["--timesteps '0.9,fast,0' must be comma-separated"]),
+        (["--timesteps", "0.9,0.5"], ["timesteps must end at 0, got 0.5"]),
     ],
 )
 def test_bad_input_exits_2_with_one_line(runner, model_path, tmp_path, extra, fragments):

@@ -15,7 +15,7 @@ from amtoolkit import pretrained
 from amtoolkit.analysis.compare import closest_pair
 from amtoolkit.checkpoint import ModelInfo, SamplingDefaults, Typical, save_checkpoint
 from amtoolkit.data import ElementVocabulary
-from amtoolkit.diffusion import FORMAL_CHARGES, MaterialSDE
+from amtoolkit.diffusion import FORMAL_CHARGES, MaterialSDE, get_timesteps
 from amtoolkit.generator import (
     AVOGADRO,
     MAX_BATCH_ATOMS,
@@ -236,6 +236,11 @@ def test_targets_are_normalised_per_structure(sio2):
         ({"shear": "forty"}, "must be a number"),
         ({"shear": 30.0, "shear_modulus": 31.0}, "given twice"),
         ({"viscosity": 1.0}, "unknown target 'viscosity'.*shear_modulus, ring_size"),
+        ({"timesteps": [0.9, 0.5, 0.1]}, "timesteps must end at 0, got 0.1"),
+        ({"timesteps": [0.5, 0.9, 0.0]}, "ts must be strictly decreasing"),
+        ({"timesteps": [0.995, 0.5, 0.0]}, "at most at the model's t_max 0.99, got 0.995"),
+        ({"timesteps": [0.9, 0.0], "steps": 3}, "steps=3 but timesteps has 1 intervals"),
+        ({"timesteps": "fast"}, "timesteps must be a sequence of times"),
     ],
 )
 def test_bad_input_raises_one_line_value_error(sio2, kwargs, message):
@@ -306,6 +311,20 @@ def test_same_seed_same_structures_and_seeds_differ(sio2):
     assert isinstance(unseeded.info["seed"], int)  # recorded, so the run can be repeated
     again = sio2.generate(1, seed=unseeded.info["seed"], progress=False, max_restarts=0)[0]
     assert same(unseeded, again)
+
+
+def test_an_explicit_grid_replaces_the_samplers_and_is_recorded(si):
+    kwargs = {"n_atoms": 8, "seed": 3, "sampler": "ode", "progress": False}
+    own = si.generate(2, steps=4, **kwargs)
+    grid = get_timesteps(4, si.info.sde).tolist()
+    same_grid = si.generate(2, timesteps=grid, **kwargs)
+    for x, y in zip(own, same_grid, strict=True):
+        np.testing.assert_array_equal(x.positions, y.positions)
+    assert "timesteps" not in own[0].info
+    other = si.generate(2, timesteps=[0.99, 0.5, 0.2, 0.05, 0.0], **kwargs)
+    assert other[0].info["steps"] == 4
+    np.testing.assert_array_equal(other[0].info["timesteps"], [0.99, 0.5, 0.2, 0.05, 0.0])
+    assert np.abs(other[0].positions - own[0].positions).max() > 1e-3
 
 
 def test_ode_without_null_draws_is_independent_of_batch_size(si):

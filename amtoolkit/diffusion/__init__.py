@@ -57,11 +57,14 @@ from amtoolkit.diffusion.samplers import (
     CALLBACK_KEYS,
     SAMPLERS,
     check_noise_scale,
+    check_timesteps,
     sample_ode,
     sample_sde,
 )
 from amtoolkit.diffusion.schedules import MaterialSDE, get_timesteps
 from amtoolkit.diffusion.shortcut import (
+    SHORTCUT_EVEN_FROM,
+    SHORTCUT_GRID_RHO,
     SHORTCUT_LEVELS,
     jump_noise,
     sample_jump,
@@ -84,6 +87,7 @@ __all__ = [
     "add_noise",
     "charge_balance",
     "check_noise_scale",
+    "check_timesteps",
     "class_charges",
     "denoising_loss",
     "draw_momenta",
@@ -106,6 +110,8 @@ __all__ += [  # material ODE (flow matching) and AMShortcut
     "LOSSES",
     "OBJECTIVES",
     "SAMPLING",
+    "SHORTCUT_EVEN_FROM",
+    "SHORTCUT_GRID_RHO",
     "SHORTCUT_LEVELS",
     "SamplingMethod",
     "flow_loss",

@@ -15,6 +15,7 @@ from amtoolkit.nn.denoiser import (
     ScoreDenoiser,
     build_denoiser,
     remove_system_mean,
+    with_step_size_embedding,
 )
 from amtoolkit.nn.egnn import (
     EGNN,
@@ -54,4 +55,5 @@ __all__ = [
     "periodic_edges",
     "remove_system_mean",
     "with_radial_basis",
+    "with_step_size_embedding",
 ]

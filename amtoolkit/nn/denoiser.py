@@ -1,7 +1,7 @@
 """Score denoiser: a Batch and diffusion times -> predicted noise (eps_x, eps_e).
 
-Node features H0 = [t, e_i, h_y1 ... h_ym (, d)] (time, element features, property
-embeddings, shortcut step size) are projected to `hidden`, run through the EGNN, and
+Node features H0 = [t, h_y1 ... h_ym (, d), e_i] (time, property embeddings, shortcut step
+size, element features) are projected to `hidden`, run through the EGNN, and
 read out as eps_x = X - X^(L, channel 0) and eps_e = Linear(H^L) (DESIGN section 4).
 """
 
@@ -251,6 +251,44 @@ def remove_system_mean(
     counts = torch.bincount(system_idx, minlength=n_systems).clamp_min(1).to(vectors.dtype)
     sums = vectors.new_zeros(n_systems, vectors.shape[1]).index_add_(0, system_idx, vectors)
     return vectors - (sums / counts[:, None])[system_idx]
+
+
+def with_step_size_embedding(
+    state: dict[str, torch.Tensor], config: DenoiserConfig
+) -> dict[str, torch.Tensor]:
+    """The weights of a model without a step size embedding, widened for a shortcut model.
+
+    The step size features enter H0 only through the node-embedding Linear; their new
+    input columns start at zero, so the widened model predicts exactly what the original
+    did for every step size d. A trained score model is thereby a shortcut model whose
+    jumps are probability-flow Euler steps, and shortcut training can start from it
+    (``init_from`` in a training config).
+
+    Args:
+        state: state_dict of a model with ``step_size_embedding`` false.
+        config: the architecture of the new model (``step_size_embedding`` true).
+
+    Returns:
+        A new state_dict; tensors not widened are shared with `state`.
+    """
+    if not config.step_size_embedding:
+        raise ValueError("with_step_size_embedding needs a config with step_size_embedding")
+    step_dim = StepSizeEmbedding(config.time_frequencies).dim
+    start = (
+        TimeEmbedding(config.time_frequencies).dim
+        + len(config.property_names) * config.property_dim
+    )
+    weight = state["node_embedding.weight"]
+    expected = start + config.n_classes
+    if weight.shape[1] != expected:
+        raise ValueError(
+            f"node_embedding takes {weight.shape[1]} inputs; a model without a step size "
+            f"embedding of this architecture takes {expected}"
+        )
+    zeros = weight.new_zeros(weight.shape[0], step_dim)
+    out = dict(state)
+    out["node_embedding.weight"] = torch.cat([weight[:, :start], zeros, weight[:, start:]], 1)
+    return out
 
 
 DENOISERS: dict[str, type[nn.Module]] = {"score": ScoreDenoiser}

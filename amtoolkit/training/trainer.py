@@ -43,7 +43,7 @@ from amtoolkit.data.dataset import grown_sizes, open_dataset
 from amtoolkit.diffusion.loss import denoising_loss
 from amtoolkit.diffusion.objectives import LOSSES
 from amtoolkit.held_out import frame_key, grown_from, held_out_part
-from amtoolkit.nn import build_denoiser, with_radial_basis
+from amtoolkit.nn import build_denoiser, with_radial_basis, with_step_size_embedding
 from amtoolkit.training.config import ConfigError, TrainConfig, save_config
 from amtoolkit.training.data import (
     TrainingData,
@@ -569,9 +569,13 @@ class Trainer:
         where = f"init_from {source!r}"
         theirs, ours = dataclasses.asdict(info.model), dataclasses.asdict(self.model_config)
         keys = sorted(k for k in ours if theirs.get(k) != ours[k])
-        widen = keys == ["radial_basis"] and theirs["radial_basis"] == 0
-        if keys and not widen:
-            raise ConfigError(f"{where}: its architecture differs in {', '.join(keys)}")
+        widen = {  # what the start model lacks and gains here, starting as that model
+            "radial_basis": theirs.get("radial_basis") == 0,
+            "step_size_embedding": not theirs.get("step_size_embedding"),
+        }
+        fixed = [k for k in keys if not widen.get(k)]
+        if fixed:
+            raise ConfigError(f"{where}: its architecture differs in {', '.join(fixed)}")
         if info.vocabulary != self.data.vocabulary:
             raise ConfigError(
                 f"{where}: its elements {info.vocabulary.to_list()} differ from the "
@@ -579,9 +583,14 @@ class Trainer:
             )
         self._adopt_normalisation(where, info.normalisation)
         self._check_test_split_unseen(where, info.dataset)
-        if widen:  # a radial basis added to a trained model: it starts as that model
-            return with_radial_basis(model.state_dict(), ours["radial_basis"])
-        return model.state_dict()
+        state = model.state_dict()
+        if "radial_basis" in keys:
+            state = with_radial_basis(state, ours["radial_basis"])
+        if "step_size_embedding" in keys:
+            state = with_step_size_embedding(state, self.model_config)
+        if keys and self.log is not None:
+            self.log(f"{where}: widened for {' and '.join(keys)}; it starts as that model")
+        return state
 
     def _adopt_normalisation(self, where: str, theirs: Mapping[str, Any]) -> None:
         """Normalise properties as the ``init_from`` model did (its property embeddings

@@ -9,6 +9,8 @@ import torch
 
 from amtoolkit.data.batch import Batch
 from amtoolkit.diffusion import (
+    SHORTCUT_EVEN_FROM,
+    SHORTCUT_GRID_RHO,
     SHORTCUT_LEVELS,
     MaterialSDE,
     add_noise,
@@ -189,6 +191,24 @@ def test_jumps_are_the_probability_flow_euler_steps(generator):
     assert torch.allclose(steps, ts[:-1] - ts[1:])  # d = t_i - t_{i+1}
 
 
+def test_few_step_grids_are_denser_towards_zero():
+    i = torch.arange(6, dtype=torch.float64)
+    even = SDE.t_max * (1 - i / 5)
+    torch.testing.assert_close(shortcut_timesteps(5, SDE, rho=1.0), even)
+    torch.testing.assert_close(
+        shortcut_timesteps(5, SDE), SDE.t_max * (1 - i / 5) ** SHORTCUT_GRID_RHO
+    )
+    jumps = -torch.diff(shortcut_timesteps(5, SDE))
+    assert bool((jumps[1:] < jumps[:-1]).all())  # each jump shorter than the one before
+    many = shortcut_timesteps(SHORTCUT_EVEN_FROM, SDE)
+    torch.testing.assert_close(
+        many, torch.linspace(SDE.t_max, 0, SHORTCUT_EVEN_FROM + 1, dtype=torch.float64)
+    )
+    for bad in (0.5, float("nan")):
+        with pytest.raises(ValueError, match="rho must be a number >= 1"):
+            shortcut_timesteps(5, SDE, rho=bad)
+
+
 @pytest.mark.parametrize("steps", [1, 2, 5])
 def test_sampling_with_a_tiny_model_is_deterministic(steps):
     model = tiny_model(step_size_embedding=True)
@@ -215,11 +235,12 @@ def test_sampling_with_a_tiny_model_is_deterministic(steps):
 def test_guided_models_pass_the_step_size_on():
     recorder = StepIgnoring(lambda b, t: (torch.zeros_like(b.positions), b.elements.clone()))
     state = make_state(2, 3, N_CLASSES, torch.Generator().manual_seed(0), n_properties=1)
-    sample_shortcut(guided(recorder, w=0.5), state, shortcut_timesteps(2, SDE), sde=SDE)
-    d = SDE.t_max / 2
+    ts = shortcut_timesteps(2, SDE)
+    sample_shortcut(guided(recorder, w=0.5), state, ts, sde=SDE)
     assert len(recorder.steps) == 2  # one doubled call per step
-    for s in recorder.steps:  # [conditional; unconditional] systems
-        assert torch.allclose(s, torch.full((4,), d, dtype=torch.float64))
+    for s, d in zip(recorder.steps, ts[:-1] - ts[1:], strict=True):
+        # [conditional; unconditional] systems
+        assert torch.allclose(s, torch.full((4,), float(d), dtype=torch.float64))
 
 
 def test_a_model_without_step_size_is_refused():

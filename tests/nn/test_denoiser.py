@@ -20,6 +20,7 @@ from amtoolkit.nn import (
     edge_attributes,
     gaussian_basis,
     with_radial_basis,
+    with_step_size_embedding,
 )
 from tests.nn.helpers import N_CLASSES, random_batch, random_orthogonal, tiny_config, tiny_model
 
@@ -261,6 +262,37 @@ def test_widened_weights_reproduce_the_model_without_a_basis(batch):
     run(widened, batch)[0].square().sum().backward()
     grad = widened.egnn.layers[0].message.edge.weight.grad
     assert float(grad[:, -5:].abs().max()) > 0
+
+
+@pytest.mark.parametrize("time_frequencies", [0, 3])
+def test_a_score_model_widened_for_step_sizes_predicts_the_same_for_every_d(
+    batch, time_frequencies
+):
+    plain = tiny_model(seed=3, time_frequencies=time_frequencies)
+    shortcut = tiny_model(seed=4, time_frequencies=time_frequencies, step_size_embedding=True)
+    shortcut.load_state_dict(with_step_size_embedding(plain.state_dict(), shortcut.config))
+    for d in (0.0, 0.25, 0.9):
+        step = torch.full((batch.n_systems,), d, dtype=torch.double)
+        widened = shortcut(batch, T, step_size=step, generator=gen(0))
+        for a, b in zip(run(plain, batch), widened, strict=True):
+            assert_same(a, b)
+    # the new columns are trainable, and a random model is not the plain one
+    shortcut.zero_grad()
+    shortcut(batch, T, step_size=T / 2, generator=gen(0))[0].square().sum().backward()
+    grad = shortcut.node_embedding.weight.grad
+    start = shortcut.time_embedding.dim + shortcut.property_embedding.dim
+    assert float(grad[:, start : start + shortcut.step_size.dim].abs().max()) > 0
+    fresh = tiny_model(seed=4, time_frequencies=time_frequencies, step_size_embedding=True)
+    with torch.no_grad():
+        assert float((run(fresh, batch)[0] - run(plain, batch)[0]).abs().max()) > 1e-3
+
+
+def test_step_size_widening_refuses_mismatched_weights():
+    with pytest.raises(ValueError, match="needs a config with step_size_embedding"):
+        with_step_size_embedding(tiny_model().state_dict(), tiny_config())
+    already = tiny_model(step_size_embedding=True).state_dict()
+    with pytest.raises(ValueError, match="node_embedding takes 21 inputs; .* takes 20"):
+        with_step_size_embedding(already, tiny_config(step_size_embedding=True))
 
 
 def test_config_json_round_trip_and_registry():

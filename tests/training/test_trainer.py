@@ -28,6 +28,16 @@ def _state(stem_or_model):
     return torch.load(f"{stem_or_model}.pt", weights_only=True)
 
 
+def _val_batch(trainer, info):
+    """The trainer's validation frames as a batch, encoded as the checkpoint `info` says."""
+    return from_atoms(
+        trainer.data.val,
+        info.vocabulary,
+        property_names=info.property_names,
+        normalisation=info.normalisation,
+    )
+
+
 def _max_difference(a: dict, b: dict) -> float:
     assert a.keys() == b.keys()
     return max(float((a[k].double() - b[k].double()).abs().max()) for k in a if a[k].numel())
@@ -133,12 +143,7 @@ def test_exported_checkpoint_reproduces_the_model(tiny_dataset, tmp_path):
     result = trainer.fit()
     model, info = load_checkpoint(result.checkpoint)
     reference = trainer.model_for(trainer.best_state).eval()
-    batch = from_atoms(
-        trainer.data.val,
-        info.vocabulary,
-        property_names=info.property_names,
-        normalisation=info.normalisation,
-    )
+    batch = _val_batch(trainer, info)
     t = torch.full((batch.n_systems,), 0.3)
     out = model(batch, t, generator=torch.Generator().manual_seed(1))
     ref = reference(batch, t, generator=torch.Generator().manual_seed(1))
@@ -320,6 +325,24 @@ def test_init_from_starts_at_a_checkpoints_weights(tiny_dataset, tmp_path):
     widened = Trainer(basis)
     assert widened.validate()["val_loss"] == pytest.approx(first.best_loss, rel=1e-6)
     assert widened.train_epoch(1)["train_loss"] > 0  # the widened weights train
+
+    # a score model as the start of a shortcut model: its jumps start as PF-ODE steps
+    lines = []
+    jumps = tiny_config(tiny_dataset, tmp_path / "jumps", epochs=1, init_from=first.checkpoint)
+    jumps = jumps.replace(
+        model=dataclasses.replace(jumps.model, step_size_embedding=True), objective="shortcut"
+    )
+    shortcut = Trainer(jumps, log=lines.append)
+    assert any("widened for step_size_embedding" in line for line in lines)
+    start, info = load_checkpoint(first.checkpoint)
+    batch = _val_batch(shortcut, info)
+    t = torch.full((batch.n_systems,), 0.3)
+    gen = torch.Generator()
+    expected = start(batch, t, generator=gen.manual_seed(0))
+    widened = shortcut.model.eval()(batch, t, step_size=t / 3, generator=gen.manual_seed(0))
+    for a, b in zip(expected, widened, strict=True):
+        torch.testing.assert_close(a, b)
+    assert shortcut.train_epoch(1)["train_loss"] > 0  # the self-consistency jumps train
 
     other = tiny_config(tiny_dataset, tmp_path / "third", init_from=first.checkpoint)
     wider = other.replace(model=dataclasses.replace(other.model, hidden=32))
