@@ -43,9 +43,9 @@ def _card(dataset: Dataset, name: str = "tiny.h5") -> dict:
 
 
 def test_a_model_of_the_first_frames_holds_out_its_test_split_and_the_later_frames():
-    gen = Generator.from_pretrained("a-si-shortcut")  # trained on the first 200 frames
+    gen = Generator.from_pretrained("a-si-energy")  # trained on the first 200 frames
     held = gen.held_out()
-    card = model_info("a-si-shortcut").dataset
+    card = model_info("a-si-energy").dataset
     split, trained_on = card["split"], card["samples"]["count"]
     dataset = Dataset.load("a-si-anneal")
     assert len(dataset) > trained_on == split["parent_frames"]  # the set grew after training
@@ -132,10 +132,10 @@ def test_a_card_naming_a_missing_file_asks_for_the_dataset(tmp_path):
 
 
 def test_models_compared_side_by_side_share_the_frames_neither_saw():
-    """a-si-shortcut holds out 32 test cells and every frame after its 200, a-si (trained
+    """a-si-energy holds out 32 test cells and every frame after its 200, a-si (trained
     on more of the grown set) fewer: the common reference is a-si's, in the dataset's
     order."""
-    cards = [model_info(name).dataset for name in ("a-si-shortcut", "a-si")]
+    cards = [model_info(name).dataset for name in ("a-si-energy", "a-si")]
     both = held_out_by_all("a-si-anneal", cards)
     n = len(Dataset.load("a-si-anneal"))
     assert len(held_out_part("a-si-anneal", cards[0]).frames) == 32 + n - 200

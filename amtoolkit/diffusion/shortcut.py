@@ -65,7 +65,7 @@ SHORTCUT_LEVELS = 8
 SHORTCUT_GRID_RHO = 1.75
 """Exponent of the default few-step sampling grid (`shortcut_timesteps`), measured on a-Si."""
 
-SHORTCUT_EVEN_FROM = 25
+SHORTCUT_EVEN_FROM = 10
 """From this many steps on, `shortcut_timesteps` defaults to the even grid."""
 
 
