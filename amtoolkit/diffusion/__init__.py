@@ -1,7 +1,8 @@
 """The material diffusion process: schedules, forward noising, loss, prior, samplers.
 
 - `MaterialSDE`, `get_timesteps`: VE positions + VP-cosine elements (DESIGN section 4).
-- `add_noise`, `sample_time`, `denoising_loss`: training.
+- `add_noise`, `sample_time` (uniform, or favouring a window of t), `denoising_loss`:
+  training.
 - `sample_prior`, `sample_sde`, `sample_ode`, `SAMPLERS`: generation (pure functions
   with one signature; positions are never wrapped here).
 - `guided`: classifier-free guidance (unconditional branch or ICG).
@@ -33,7 +34,7 @@ from amtoolkit.diffusion.flow import (
     minimum_image,
     sample_flow,
 )
-from amtoolkit.diffusion.forward import add_noise, sample_time
+from amtoolkit.diffusion.forward import add_noise, check_time_focus, sample_time
 from amtoolkit.diffusion.guidance import GuidedModel, guided
 from amtoolkit.diffusion.hmc import (
     HMC_STATS_KEYS,
@@ -103,6 +104,7 @@ __all__ = [
     "sample_prior",
     "sample_sde",
     "sample_time",
+    "check_time_focus",
     "sample_with_restarts",
 ]
 

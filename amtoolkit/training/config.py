@@ -28,6 +28,7 @@ import yaml
 
 from amtoolkit.checkpoint import SamplingDefaults
 from amtoolkit.data.dataset import grown_sizes
+from amtoolkit.diffusion.forward import check_time_focus
 from amtoolkit.diffusion.objectives import OBJECTIVES
 from amtoolkit.diffusion.samplers import check_noise_scale
 from amtoolkit.diffusion.schedules import MaterialSDE
@@ -245,6 +246,11 @@ class TrainConfig:
         shortcut_fraction: for ``objective: shortcut``, the fraction of training
             batches that also get the self-consistency term (the others get the
             denoising loss at d = 0); 0.25 in AMShortcut.
+        t_focus: (low, high): draw half the training times (``t_focus_fraction``) from
+            U[low, high] instead of U[t_min, t_max], for more training where the network
+            is weakest (`amtoolkit.diffusion.sample_time`); validation keeps uniform t, so
+            its losses stay comparable with runs without it. None = uniform.
+        t_focus_fraction: probability that a training time is drawn from ``t_focus``.
         max_minutes: stop after the first epoch that ends past this much training time
             (minutes, summed over resumed runs) and export the best weights, as if
             `epochs` had been reached; None = no time limit.
@@ -270,6 +276,8 @@ class TrainConfig:
     tensorboard: bool = True
     objective: str = "score"
     shortcut_fraction: float = 0.25
+    t_focus: tuple[float, float] | None = None
+    t_focus_fraction: float = 0.5
     max_minutes: float | None = None
     init_from: str | None = None
 
@@ -301,6 +309,11 @@ class TrainConfig:
             )
         if not 0.0 <= self.shortcut_fraction <= 1.0:
             raise ConfigError(f"shortcut_fraction must lie in [0, 1], got {self.shortcut_fraction}")
+        if self.t_focus is not None:
+            try:
+                check_time_focus(self.t_focus, self.t_focus_fraction, self.sde)
+            except ValueError as err:
+                raise ConfigError(f"t_focus: {err}") from None
         if self.max_minutes is not None and not self.max_minutes > 0:
             raise ConfigError(f"max_minutes must be > 0 or null, got {self.max_minutes}")
         if self.objective == "shortcut" and not self.model.step_size_embedding:

@@ -40,6 +40,7 @@ from amtoolkit.analysis._result import Result
 from amtoolkit.checkpoint import ModelInfo, save_checkpoint
 from amtoolkit.data._files import atomic_path
 from amtoolkit.data.dataset import grown_sizes, open_dataset
+from amtoolkit.diffusion.forward import sample_time
 from amtoolkit.diffusion.loss import denoising_loss
 from amtoolkit.diffusion.objectives import LOSSES
 from amtoolkit.held_out import frame_key, grown_from, held_out_part
@@ -349,8 +350,19 @@ class Trainer:
                 self.data.train, indices, self.data, cfg.data.max_density, ghost_key
             ).to(self.device)
             loss_fn = LOSSES[cfg.objective] if next(shortcut) else denoising_loss
+            t = None
+            if cfg.t_focus is not None:
+                t = sample_time(
+                    batch.n_systems,
+                    cfg.sde,
+                    generator,
+                    dtype=batch.positions.dtype,
+                    device=batch.positions.device,
+                    focus=cfg.t_focus,
+                    focus_fraction=cfg.t_focus_fraction,
+                )
             loss, per_system, t = loss_fn(
-                self._with_generator(self.network, generator), batch, cfg.sde, generator
+                self._with_generator(self.network, generator), batch, cfg.sde, generator, t=t
             )
             if not torch.isfinite(loss):
                 raise FloatingPointError(

@@ -82,6 +82,47 @@ def test_sample_time_range(generator):
     assert float(t.mean()) == pytest.approx(0.5, abs=0.01)
 
 
+def test_sample_time_focus_favours_its_window(generator):
+    low, high, fraction = 0.2, 0.6, 0.5
+    t = sample_time(20_000, SDE, generator, dtype=torch.float64, focus=(low, high))
+    assert float(t.min()) >= SDE.t_min and float(t.max()) <= SDE.t_max
+    inside = float(((t >= low) & (t <= high)).double().mean())
+    expected = fraction + (1 - fraction) * (high - low) / (SDE.t_max - SDE.t_min)
+    assert inside == pytest.approx(expected, abs=0.015)  # ~4 sigma at 20000 draws
+    below = float((t < low).double().mean())  # the uniform half still reaches every t
+    assert below == pytest.approx((1 - fraction) * (low - SDE.t_min) / 0.98, abs=0.015)
+    only = sample_time(1000, SDE, generator, focus=(low, high), focus_fraction=1.0)
+    assert float(only.min()) >= low and float(only.max()) <= high
+
+
+def test_sample_time_without_focus_draws_as_before():
+    a = sample_time(64, SDE, torch.Generator().manual_seed(3), dtype=torch.float64)
+    b = sample_time(
+        64,
+        SDE,
+        torch.Generator().manual_seed(3),
+        dtype=torch.float64,
+        focus=(0.2, 0.6),
+        focus_fraction=0.0,
+    )
+    assert torch.equal(a, b)  # fraction 0: the same uniform draws
+
+
+@pytest.mark.parametrize(
+    ("focus", "fraction", "message"),
+    [
+        ((0.6, 0.2), 0.5, "low < high"),
+        ((0.0, 0.5), 0.5, "t_min <= low"),
+        ((0.2, 1.0), 0.5, "high <= t_max"),
+        ((0.2,), 0.5, "two times"),
+        ((0.2, 0.6), 1.5, "fraction must lie in"),
+    ],
+)
+def test_sample_time_focus_rejects_bad_windows(focus, fraction, message):
+    with pytest.raises(ValueError, match=message):
+        sample_time(4, SDE, focus=focus, focus_fraction=fraction)
+
+
 def test_loss_is_zero_for_an_oracle(generator):
     batch = _clean_batch(4, 6, 3, generator)
 

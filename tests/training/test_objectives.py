@@ -57,6 +57,39 @@ def test_config_reads_and_checks_the_objective(tmp_path):
     assert config.to_dict()["objective"] == "shortcut"
 
 
+def test_config_reads_and_checks_the_time_focus(tmp_path):
+    data = {"dataset": "data.extxyz"}
+    assert TrainConfig.from_dict({"data": data}).t_focus is None
+    path = tmp_path / "run.yaml"
+    path.write_text(
+        "data: {dataset: data.extxyz}\nt_focus: [0.2, 0.6]\nt_focus_fraction: 0.7\n",
+        encoding="utf-8",
+    )
+    config = load_config(path)
+    assert config.t_focus == (0.2, 0.6) and config.t_focus_fraction == 0.7
+    assert config.to_dict()["t_focus"] == [0.2, 0.6]
+    with pytest.raises(ConfigError, match="t_focus: .*low < high"):
+        TrainConfig.from_dict({"data": data, "t_focus": [0.6, 0.2]})
+    with pytest.raises(ConfigError, match="t_focus: .*fraction must lie in"):
+        TrainConfig.from_dict({"data": data, "t_focus": [0.2, 0.6], "t_focus_fraction": -1})
+
+
+def test_time_focus_trains_only_in_its_window(tmp_path):
+    # the t bins of [0.01, 0.99] are 0.196 wide: a focus of [0.25, 0.35] at fraction 1
+    # puts every training time in the second bin; validation keeps uniform t
+    config = tiny_config(
+        TINY_SI, tmp_path / "run", epochs=1, t_focus=(0.25, 0.35), t_focus_fraction=1.0
+    )
+    trainer = Trainer(config)
+    row = trainer.train_epoch(1)
+    binned = {k: v for k, v in row.items() if k.startswith("train_loss_t")}
+    assert len(binned) == config.t_bins
+    assert [math.isnan(v) for v in binned.values()] == [True, False, True, True, True]
+    assert math.isfinite(row["train_loss"])
+    val = trainer.validate()
+    assert sum(math.isfinite(v) for k, v in val.items() if k.startswith("val_loss_t")) > 1
+
+
 def test_model_card_records_the_objective():
     card = _card(objective="flow")
     assert ModelInfo.from_json(card.to_json()).objective == "flow"
