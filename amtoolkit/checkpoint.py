@@ -115,12 +115,16 @@ class SamplingDefaults:
         guidance: classifier-free guidance weight w, or None for none.
         noise_scale: factor on the injected noise of the stochastic samplers (1 = the
             reverse SDE; a card without it means 1).
+        score_gain: gamma of the factor 1 + gamma t on the position score of the
+            deterministic samplers (``ode``, ``shortcut``; 0 = the plain probability
+            flow; a card without it means 0).
     """
 
     sampler: str = "sde"
     steps: int = 200
     guidance: float | None = None
     noise_scale: float = 1.0
+    score_gain: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return to_jsonable(self)
@@ -134,6 +138,7 @@ class SamplingDefaults:
             steps=int(data.get("steps", 200)),
             guidance=None if g is None else float(g),
             noise_scale=float(data.get("noise_scale", 1.0)),
+            score_gain=float(data.get("score_gain", 0.0)),
         )
 
 

@@ -176,6 +176,11 @@ def potentials() -> None:
     type=float,
     help="--sampler sde/hmc: factor on the injected noise (default: the model's, else 1).",
 )
+@click.option(
+    "--score-gain",
+    type=float,
+    help="--sampler ode/shortcut: score factor 1 + gain * t (default: the model's, else 0).",
+)
 @click.option("--icg", is_flag=True, help="Independent condition guidance.")
 @click.option("--seed", type=int, help="Run seed (default: random, printed).")
 @click.option("--batch-size", type=int, help="Structures per sampler call.")

@@ -40,6 +40,7 @@ from amtoolkit.diffusion import (
     FORMAL_CHARGES,
     charge_balance,
     check_noise_scale,
+    check_score_gain,
     check_timesteps,
     guided,
     is_charge_balanced,
@@ -256,7 +257,8 @@ class GenerationPlan:
         timesteps: the caller's time grid ``[steps + 1]`` (decreasing, ending at 0), or
             None for the sampler's own grid of `steps`.
         sampler_options: extra keyword arguments of the sampler (SDE and HMC:
-            ``noise_scale``; HMC also ``hmc_range`` and ``dt0``); empty for the others.
+            ``noise_scale``; HMC also ``hmc_range`` and ``dt0``; ODE and shortcut
+            ``score_gain``); empty for the others.
         guidance: classifier-free guidance weight w.
         icg_properties: normalised ICG rows [K, m], or None (all-null branch).
         seed: run seed.
@@ -443,6 +445,7 @@ class Generator:
         hmc_range: tuple[float, float] = HMC_RANGE,
         dt0: float = HMC_DT0,
         noise_scale: float | None = None,
+        score_gain: float | None = None,
         timesteps: Any = None,
         _stacklevel: int = 2,
         **targets: Any,
@@ -486,6 +489,16 @@ class Generator:
             raise ValueError(
                 f"noise_scale scales the noise of a stochastic sampler (sde, hmc); sampler "
                 f"{sampler!r} injects none, got noise_scale={noise_scale}"
+            )
+        if score_gain is None:
+            score_gain = defaults.score_gain if method.score_gain else 0.0
+        score_gain = check_score_gain(score_gain)
+        if method.score_gain:
+            sampler_options["score_gain"] = score_gain
+        elif score_gain != 0.0:
+            raise ValueError(
+                f"score_gain scales the score of a deterministic sampler (ode, shortcut); "
+                f"use noise_scale with sampler {sampler!r}, got score_gain={score_gain}"
             )
         if guidance is None:  # the model's default, but only when there is something to guide
             guidance = (defaults.guidance or 0.0) if target_table else 0.0
@@ -701,6 +714,7 @@ class Generator:
         hmc_range: tuple[float, float] = HMC_RANGE,
         dt0: float = HMC_DT0,
         noise_scale: float | None = None,
+        score_gain: float | None = None,
         timesteps: Any = None,
         progress: bool | None = True,
         **targets: Any,
@@ -744,6 +758,10 @@ class Generator:
                 each reverse step (default: the model card's, else 1 = the reverse SDE).
                 Below 1 the samples concentrate where the model's density is high:
                 sharper short-range order, less diversity (docs/generator.md).
+            score_gain: ``sampler="ode"`` or ``"shortcut"``: gamma >= 0 of the factor
+                1 + gamma t on the position score (default: the model card's, else 0 =
+                the plain probability flow). Above 0 a colder flow: sharper short-range
+                order from a network that blurs it (docs/generator.md, *Score gain*).
             timesteps: your own time grid instead of the sampler's: decreasing times from
                 at most the model's t_max down to exactly 0, one model evaluation per
                 interval (so `steps` is ``len(timesteps) - 1``; a `steps` that differs is
@@ -757,7 +775,7 @@ class Generator:
             `n` Atoms (ghosts removed, positions wrapped), in index order. Each
             ``atoms.info`` has ``model``, ``sampler``, ``steps``, ``guidance``, ``seed``
             (run), ``structure_seed``, ``index``, ``noise_scale`` for the stochastic
-            samplers, ``target_<property>`` for every
+            samplers, ``score_gain`` for ode and shortcut, ``target_<property>`` for every
             non-null target, ``max_density`` and ``n_initial`` with ghosts, and for
             oxide models ``charge_balanced`` and ``restarts``; with ``sampler="hmc"``
             also ``hmc_range``, ``dt0`` and ``hmc_acceptance`` (mean acceptance rate of
@@ -793,6 +811,7 @@ class Generator:
                 hmc_range=hmc_range,
                 dt0=dt0,
                 noise_scale=noise_scale,
+                score_gain=score_gain,
                 timesteps=timesteps,
                 progress=progress,
                 _stacklevel=3,
@@ -945,8 +964,9 @@ class Generator:
             "structure_seed": plan.structure_seeds[index],
             "index": index,
         }
-        if "noise_scale" in plan.sampler_options:
-            info["noise_scale"] = plan.sampler_options["noise_scale"]
+        for option in ("noise_scale", "score_gain"):
+            if option in plan.sampler_options:
+                info[option] = plan.sampler_options[option]
         if plan.timesteps is not None:
             info["timesteps"] = np.array(plan.timesteps)
         if plan.icg_properties is not None:

@@ -105,7 +105,13 @@ def test_card_json_layout(tmp_path):
     assert data["model"] == CONFIG.to_dict() and data["sde"]["sigma_max_x"] == 1.7
     assert data["max_density"] == 0.09
     assert data["typical"]["composition"] == {"O": 2 / 3, "Si": 1 / 3}
-    assert data["sampling"] == {"sampler": "ode", "steps": 20, "guidance": 0.5, "noise_scale": 1.0}
+    assert data["sampling"] == {
+        "sampler": "ode",
+        "steps": 20,
+        "guidance": 0.5,
+        "noise_scale": 1.0,
+        "score_gain": 0.0,
+    }
     assert ModelInfo.from_dict(data) == _info()
 
 

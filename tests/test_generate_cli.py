@@ -115,6 +115,8 @@ def test_existing_output_needs_overwrite(runner, model_path, tmp_path):
         (["--steps", "0"], ["steps must be"]),
         (["--noise-scale", "-1"], ["noise_scale must be a finite number >= 0"]),
         (["--sampler", "ode", "--noise-scale", "0.5"], ["sampler 'ode' injects none"]),
+        (["--score-gain", "1"], ["score_gain scales the score of a deterministic"]),
+        (["--sampler", "ode", "--score-gain", "-1"], ["score_gain must be a finite number"]),
         (["--timesteps", "0.9,fast,0"], ["--timesteps '0.9,fast,0' must be comma-separated"]),
         (["--timesteps", "0.9,0.5"], ["timesteps must end at 0, got 0.5"]),
     ],

@@ -563,6 +563,31 @@ def test_noise_scale_defaults_to_the_card_and_is_recorded(tmp_path, si):
     assert "noise_scale" not in ode[0].info  # the card's value applies to sde and hmc only
 
 
+def test_score_gain_defaults_to_the_card_and_is_recorded(tmp_path, si):
+    plain = si.generate(2, n_atoms=8, seed=1, sampler="ode", steps=2, progress=False)
+    assert all(a.info["score_gain"] == 0.0 for a in plain)  # a card without one: 0
+    colder = si.generate(
+        2, n_atoms=8, seed=1, sampler="ode", steps=2, score_gain=2.0, progress=False
+    )
+    assert all(a.info["score_gain"] == 2.0 for a in colder)
+    assert not any(same(a, b) for a, b in zip(plain, colder, strict=True))
+    stem = save_tiny_model(tmp_path / "cold-si", elements=("Si",), property_names=())
+    card = stem.with_suffix(".json")
+    data = json.loads(card.read_text())
+    data["sampling"]["score_gain"] = 2.0
+    card.write_text(json.dumps(data))
+    gen = Generator.from_checkpoint(stem)
+    assert gen.info.sampling.score_gain == 2.0
+    from_card = gen.generate(2, n_atoms=8, seed=1, sampler="ode", steps=2, progress=False)
+    assert all(same(a, b) for a, b in zip(colder, from_card, strict=True))
+    sde = gen.generate(1, n_atoms=8, sampler="sde", steps=2, seed=0, progress=False)
+    assert "score_gain" not in sde[0].info  # the card's value applies to ode and shortcut
+    with pytest.raises(ValueError, match="score_gain scales the score of a deterministic"):
+        gen.generate(1, n_atoms=8, sampler="sde", steps=2, score_gain=1.0, progress=False)
+    with pytest.raises(ValueError, match="score_gain must be a finite number >= 0"):
+        gen.generate(1, n_atoms=8, sampler="ode", steps=2, score_gain=-1.0, progress=False)
+
+
 @pytest.mark.parametrize("training_closest", [0.05, 4.0], ids=["far", "close"])
 def test_structures_with_a_close_pair_are_flagged(tmp_path, training_closest):
     """A pair nearer than 0.8 x the training set's closest pair gets info and one warning."""

@@ -58,9 +58,11 @@ from amtoolkit.diffusion.samplers import (
     CALLBACK_KEYS,
     SAMPLERS,
     check_noise_scale,
+    check_score_gain,
     check_timesteps,
     sample_ode,
     sample_sde,
+    score_factor,
 )
 from amtoolkit.diffusion.schedules import MaterialSDE, get_timesteps
 from amtoolkit.diffusion.shortcut import (
@@ -88,6 +90,8 @@ __all__ = [
     "add_noise",
     "charge_balance",
     "check_noise_scale",
+    "check_score_gain",
+    "score_factor",
     "check_timesteps",
     "class_charges",
     "denoising_loss",

@@ -57,6 +57,8 @@ class SamplingMethod:
         needs_energy: only for energy models (``DenoiserConfig.kind == "energy"``).
         restarts: re-noising with the score process (charge-balance restarts) is valid.
         noise_scale: the sampler takes a ``noise_scale`` (stochastic samplers).
+        score_gain: the sampler takes a ``score_gain`` (deterministic samplers of a
+            score: the probability-flow ODE and shortcut jumps).
     """
 
     sampler: Sampler
@@ -64,10 +66,11 @@ class SamplingMethod:
     needs_energy: bool = False
     restarts: bool = True
     noise_scale: bool = False
+    score_gain: bool = False
 
 
 _SDE = SamplingMethod(sample_sde, get_timesteps, noise_scale=True)
-_PF_ODE = SamplingMethod(sample_ode, get_timesteps)
+_PF_ODE = SamplingMethod(sample_ode, get_timesteps, score_gain=True)
 _HMC = SamplingMethod(sample_hmc, get_timesteps, needs_energy=True, noise_scale=True)
 
 SAMPLING: dict[str, dict[str, SamplingMethod]] = {
@@ -75,7 +78,7 @@ SAMPLING: dict[str, dict[str, SamplingMethod]] = {
     "shortcut": {
         "sde": _SDE,
         "ode": _PF_ODE,
-        "shortcut": SamplingMethod(sample_shortcut, shortcut_timesteps),
+        "shortcut": SamplingMethod(sample_shortcut, shortcut_timesteps, score_gain=True),
         "hmc": _HMC,
     },
     "flow": {"ode": SamplingMethod(sample_flow, flow_timesteps, restarts=False)},

@@ -51,7 +51,7 @@ from amtoolkit.diffusion._batch_ops import system_mean
 from amtoolkit.diffusion.flow import flow_timesteps
 from amtoolkit.diffusion.forward import add_noise
 from amtoolkit.diffusion.loss import ELEMENT_LOSS_WEIGHT, denoising_loss
-from amtoolkit.diffusion.samplers import check_timesteps, predict
+from amtoolkit.diffusion.samplers import check_score_gain, check_timesteps, predict, score_factor
 from amtoolkit.diffusion.schedules import MaterialSDE
 
 ShortcutModel = Callable[..., tuple[torch.Tensor, torch.Tensor]]
@@ -342,11 +342,15 @@ def sample_shortcut(
     sde: MaterialSDE | None = None,
     generator: torch.Generator | None = None,
     callback: Callback | None = None,
+    score_gain: float = 0.0,
 ) -> Batch:
     """Shortcut sampling: one `shortcut_jump` per step, d = t_i - t_{i+1}.
 
     The model is called as ``model(state, t, step_size=d)`` with per-system tensors; a
-    `guided` model passes the step size on to its model.
+    `guided` model passes the step size on to its model. With a score gain gamma > 0
+    each jump's position noise is multiplied by 1 + gamma t (`score_factor`): the jump of
+    a colder probability flow, which sharpens the short-range order (on a-Si, gamma =
+    2.5 takes the RDF RMSD at 5 jumps from 0.23 to 0.12; docs/generator.md).
 
     Args:
         model: (Batch, t [S], *, step_size [S]) -> (eps_x, eps_e).
@@ -354,17 +358,21 @@ def sample_shortcut(
         ts: decreasing time grid ``[n + 1]`` ending at 0 (`shortcut_timesteps`).
         sde: the process constants; default ``MaterialSDE()``; must match the training.
         generator: unused (kept for the common signature; the jumps draw nothing).
-        callback: called with ``{"i", "t", "state", "eps_x", "eps_e"}`` every step.
+        callback: called with ``{"i", "t", "state", "eps_x", "eps_e"}`` every step (the
+            model's eps, before the score gain).
+        score_gain: gamma >= 0 of the factor 1 + gamma t on the position noise.
 
     Returns:
         The batch at ``ts[-1]``.
 
     References:
-        Frans et al. 2025, section 3 (few-step sampling); AMShortcut; DESIGN section 4.
+        Frans et al. 2025, section 3 (few-step sampling); AMShortcut; DESIGN section 4;
+        Ingraham et al. 2023 (low-temperature sampling by a scaled score).
     """
     del generator  # deterministic given the state
     sde = MaterialSDE() if sde is None else sde
     ts = check_timesteps(ts)
+    score_gain = check_score_gain(score_gain)
     dtype, device = state.positions.dtype, state.positions.device
     for i in range(ts.numel() - 1):
         t, d = float(ts[i]), float(ts[i] - ts[i + 1])
@@ -373,5 +381,6 @@ def sample_shortcut(
         eps_x, eps_e = predict(model, state, t, step_size=d_systems)
         if callback is not None:
             callback({"i": i, "t": t, "state": state, "eps_x": eps_x, "eps_e": eps_e})
+        eps_x = score_factor(score_gain, t) * eps_x
         state = shortcut_jump(state, t_systems, d_systems, eps_x, eps_e, sde)
     return state

@@ -276,3 +276,50 @@ def test_noise_scale_contracts_a_gaussian_as_derived(generator):
     expected = lam**2 * s_x**2 + (1 - lam**2) * s_x**4 / s_top
     assert var_x == pytest.approx(expected, rel=0.06)
     assert expected < 0.5 * s_x**2  # far from the unscaled answer
+
+
+def test_score_gain_contracts_a_gaussian_as_derived(generator):
+    """Gaussian data N(mu, s^2), exact score, probability flow with the score times
+    kappa(t) = 1 + gamma t: every deviation from mu shrinks by the same factor,
+    (X_0 - mu) / (X_T - mu) = exp(-int_0^T kappa(t) sigma_max^2 t / S(t) dt) with
+    S = s^2 + sigma_max^2 t^2, i.e. s / sqrt(S_T) times
+    exp(-gamma [T - (s / sigma_max) atan(sigma_max T / s)])."""
+    gain, s_x = 2.5, 0.4
+    state = make_state(2, 4, 3, generator, sde=SDE)
+    mu_x = 2.0 * torch.randn((state.n_atoms, 3), generator=generator, dtype=torch.float64)
+    model = GaussianModel(mu_x, s_x, state.elements.clone(), 0.5, SDE)
+    start = remove_system_mean(
+        torch.randn((state.n_atoms, 3), generator=generator, dtype=torch.float64),
+        state.system_idx,
+        state.n_systems,
+    )
+    state = state.replace(positions=mu_x + start)
+    ts = get_timesteps(2000, SDE)
+    plain = sample_ode(model, state, ts, sde=SDE)
+    gained = sample_ode(model, state, ts, sde=SDE, score_gain=gain)
+    t_top, sigma_max = float(ts[0]), SDE.sigma_max_x
+    s_top = s_x**2 + (sigma_max * t_top) ** 2
+    ratio_plain = s_x / math.sqrt(s_top)
+    ratio = ratio_plain * math.exp(
+        -gain * (t_top - s_x / sigma_max * math.atan(sigma_max * t_top / s_x))
+    )
+    assert torch.allclose(plain.positions - mu_x, ratio_plain * start, rtol=5e-3, atol=1e-6)
+    assert torch.allclose(gained.positions - mu_x, ratio * start, rtol=5e-3, atol=1e-6)
+    assert ratio < 0.5 * ratio_plain  # far from the plain flow
+    assert torch.equal(gained.elements, plain.elements)  # the gain acts on positions only
+
+
+def test_score_gain_scales_one_step_and_zero_is_the_plain_flow(generator):
+    state = make_state(3, 4, 3, generator, sde=SDE)
+    model = GaussianModel(state.positions.clone(), 0.3, state.elements.clone(), 0.5, SDE)
+    ts = torch.tensor([0.6, 0.3], dtype=torch.float64)
+    plain = sample_ode(model, state, ts, sde=SDE)
+    gained = sample_ode(model, state, ts, sde=SDE, score_gain=2.0)
+    step_plain = plain.positions - state.positions
+    assert torch.allclose(gained.positions - state.positions, (1 + 2.0 * 0.6) * step_plain)
+    zero = sample_ode(model, state, get_timesteps(5, SDE), sde=SDE, score_gain=0.0)
+    default = sample_ode(model, state, get_timesteps(5, SDE), sde=SDE)
+    assert torch.equal(zero.positions, default.positions)
+    for bad in (-0.5, math.nan, math.inf):
+        with pytest.raises(ValueError, match="score_gain must be a finite number >= 0"):
+            sample_ode(model, state, ts, sde=SDE, score_gain=bad)

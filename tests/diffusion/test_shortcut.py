@@ -26,7 +26,7 @@ from amtoolkit.diffusion import (
     shortcut_loss,
     shortcut_timesteps,
 )
-from tests.diffusion.toy_models import DeltaModel, make_state
+from tests.diffusion.toy_models import DeltaModel, GaussianModel, make_state
 from tests.nn.helpers import N_CLASSES, PROPERTY_NAMES, random_batch, tiny_model
 
 SDE = MaterialSDE()
@@ -189,6 +189,24 @@ def test_jumps_are_the_probability_flow_euler_steps(generator):
     assert torch.allclose(jumped.elements, reference.elements, atol=EXACT)
     steps = torch.stack([s[0] for s in recorder.steps])
     assert torch.allclose(steps, ts[:-1] - ts[1:])  # d = t_i - t_{i+1}
+
+
+def test_score_gain_jumps_are_the_gained_probability_flow_steps(generator):
+    """With a score gain, the jumps of a model that ignores d are sample_ode's steps with
+    the same gain (a Gaussian model, whose flow the gain changes)."""
+    x0 = make_state(2, 5, N_CLASSES, generator)
+    gaussian = GaussianModel(x0.positions, 0.3, torch.softmax(x0.elements, -1), 0.5, SDE)
+    state = make_state(2, 5, N_CLASSES, generator)
+    ts = shortcut_timesteps(5, SDE)
+    model = StepIgnoring(gaussian)
+    gained = sample_shortcut(model, state, ts, sde=SDE, score_gain=2.5)
+    reference = sample_ode(gaussian, state, ts, sde=SDE, score_gain=2.5)
+    assert torch.allclose(gained.positions, reference.positions, atol=EXACT)
+    plain = sample_shortcut(model, state, ts, sde=SDE)
+    assert not torch.allclose(gained.positions, plain.positions, atol=1e-3)
+    assert torch.equal(gained.elements, plain.elements)
+    with pytest.raises(ValueError, match="score_gain must be a finite number >= 0"):
+        sample_shortcut(model, state, ts, sde=SDE, score_gain=-1.0)
 
 
 def test_few_step_grids_are_denser_towards_zero():
