@@ -116,15 +116,29 @@ class SamplingDefaults:
         noise_scale: factor on the injected noise of the stochastic samplers (1 = the
             reverse SDE; a card without it means 1).
         score_gain: gamma of the factor 1 + gamma t on the position score of the
-            deterministic samplers (``ode``, ``shortcut``; 0 = the plain probability
-            flow; a card without it means 0).
+            samplers ``sde``, ``ode`` and ``shortcut`` (0 = the learned score; a card
+            without it means 0): one number for every sampler, or a mapping sampler name
+            -> gamma (samplers not named get 0), since each sampler has its own best gain.
     """
 
     sampler: str = "sde"
     steps: int = 200
     guidance: float | None = None
     noise_scale: float = 1.0
-    score_gain: float = 0.0
+    score_gain: float | dict[str, float] = 0.0
+
+    def __post_init__(self) -> None:
+        gain_map = isinstance(self.score_gain, Mapping)
+        gains = self.score_gain.values() if gain_map else (self.score_gain,)
+        for gain in gains:
+            if not (math.isfinite(gain) and gain >= 0.0):
+                raise ValueError(f"score_gain must be a finite number >= 0, got {gain}")
+
+    def gain_for(self, sampler: str) -> float:
+        """The default score gain of `sampler` (0 when the card names others only)."""
+        if isinstance(self.score_gain, Mapping):
+            return float(self.score_gain.get(sampler, 0.0))
+        return float(self.score_gain)
 
     def to_dict(self) -> dict[str, Any]:
         return to_jsonable(self)
@@ -138,8 +152,15 @@ class SamplingDefaults:
             steps=int(data.get("steps", 200)),
             guidance=None if g is None else float(g),
             noise_scale=float(data.get("noise_scale", 1.0)),
-            score_gain=float(data.get("score_gain", 0.0)),
+            score_gain=_gains(data.get("score_gain", 0.0)),
         )
+
+
+def _gains(value: Any) -> float | dict[str, float]:
+    """A card's ``sampling.score_gain``: a number, or a mapping sampler -> number."""
+    if isinstance(value, Mapping):
+        return {str(k): float(v) for k, v in value.items()}
+    return float(value)
 
 
 @dataclasses.dataclass(frozen=True)

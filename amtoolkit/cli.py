@@ -179,7 +179,7 @@ def potentials() -> None:
 @click.option(
     "--score-gain",
     type=float,
-    help="--sampler ode/shortcut: score factor 1 + gain * t (default: the model's, else 0).",
+    help="--sampler sde/ode/shortcut: score factor 1 + gain * t (default: the model's, else 0).",
 )
 @click.option("--icg", is_flag=True, help="Independent condition guidance.")
 @click.option("--seed", type=int, help="Run seed (default: random, printed).")

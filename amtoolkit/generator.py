@@ -257,7 +257,7 @@ class GenerationPlan:
         timesteps: the caller's time grid ``[steps + 1]`` (decreasing, ending at 0), or
             None for the sampler's own grid of `steps`.
         sampler_options: extra keyword arguments of the sampler (SDE and HMC:
-            ``noise_scale``; HMC also ``hmc_range`` and ``dt0``; ODE and shortcut
+            ``noise_scale``; HMC also ``hmc_range`` and ``dt0``; SDE, ODE and shortcut
             ``score_gain``); empty for the others.
         guidance: classifier-free guidance weight w.
         icg_properties: normalised ICG rows [K, m], or None (all-null branch).
@@ -491,14 +491,14 @@ class Generator:
                 f"{sampler!r} injects none, got noise_scale={noise_scale}"
             )
         if score_gain is None:
-            score_gain = defaults.score_gain if method.score_gain else 0.0
+            score_gain = defaults.gain_for(sampler) if method.score_gain else 0.0
         score_gain = check_score_gain(score_gain)
         if method.score_gain:
             sampler_options["score_gain"] = score_gain
         elif score_gain != 0.0:
             raise ValueError(
-                f"score_gain scales the score of a deterministic sampler (ode, shortcut); "
-                f"use noise_scale with sampler {sampler!r}, got score_gain={score_gain}"
+                f"score_gain scales the score of the samplers sde, ode and shortcut; "
+                f"sampler {sampler!r} does not take it, got score_gain={score_gain}"
             )
         if guidance is None:  # the model's default, but only when there is something to guide
             guidance = (defaults.guidance or 0.0) if target_table else 0.0
@@ -758,10 +758,11 @@ class Generator:
                 each reverse step (default: the model card's, else 1 = the reverse SDE).
                 Below 1 the samples concentrate where the model's density is high:
                 sharper short-range order, less diversity (docs/generator.md).
-            score_gain: ``sampler="ode"`` or ``"shortcut"``: gamma >= 0 of the factor
-                1 + gamma t on the position score (default: the model card's, else 0 =
-                the plain probability flow). Above 0 a colder flow: sharper short-range
-                order from a network that blurs it (docs/generator.md, *Score gain*).
+            score_gain: ``sampler="sde"``, ``"ode"`` or ``"shortcut"``: gamma >= 0 of the
+                factor 1 + gamma t on the position score (default: the model card's, else
+                0 = the learned score). Above 0 colder where t is large: sharper
+                short-range order from a network that blurs it (docs/generator.md,
+                *Score gain*).
             timesteps: your own time grid instead of the sampler's: decreasing times from
                 at most the model's t_max down to exactly 0, one model evaluation per
                 interval (so `steps` is ``len(timesteps) - 1``; a `steps` that differs is
@@ -775,7 +776,7 @@ class Generator:
             `n` Atoms (ghosts removed, positions wrapped), in index order. Each
             ``atoms.info`` has ``model``, ``sampler``, ``steps``, ``guidance``, ``seed``
             (run), ``structure_seed``, ``index``, ``noise_scale`` for the stochastic
-            samplers, ``score_gain`` for ode and shortcut, ``target_<property>`` for every
+            samplers, ``score_gain`` for sde, ode and shortcut, ``target_<property>`` for every
             non-null target, ``max_density`` and ``n_initial`` with ghosts, and for
             oxide models ``charge_balanced`` and ``restarts``; with ``sampler="hmc"``
             also ``hmc_range``, ``dt0`` and ``hmc_acceptance`` (mean acceptance rate of

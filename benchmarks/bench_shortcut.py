@@ -6,6 +6,7 @@ issue, in the manner of AMShortcut's Table 1).
                                         [--steps 1 2 5 10 25 100 200]
                                         [--samplers sde ode shortcut shortcut-even] [--seed 0]
                                         [--max-steps-time SECONDS] [--threads 2]
+                                        [--score-gain G]
                                         [--sio2-model M --sio2-reference R [--sio2-n 16]
                                          [--sio2-targets 4] [--sio2-steps 5 10]
                                          [--sio2-fmax 0.01]]
@@ -27,9 +28,11 @@ What is measured:
   RDF RMSD (rmax 5 Å, 100 bins) and ADF RMSD (cutoff 3.0 Å) against the reference
   frames neither model trained on (bench_generator.reference_frames with the score
   model's card as ``also``: `amtoolkit.held_out.held_out_by_all`), and the wall
-  time of `Generator.generate` per 100 structures (generation only). ``--max-steps-time``
-  skips a step count whose wall time, extrapolated linearly in steps from the largest
-  count already run with that sampler, would exceed it.
+  time of `Generator.generate` per 100 structures (generation only). The ``ode`` and
+  ``shortcut`` rows use each model's card score gain (``sampling.score_gain``), or
+  ``--score-gain`` for all of them (0 = the plain probability flow); rows record it.
+  ``--max-steps-time`` skips a step count whose wall time, extrapolated linearly in
+  steps from the largest count already run with that sampler, would exceed it.
 - The target line "shortcut at 5 steps RDF RMSD <= SDE at 200 steps: PASS/FAIL (a vs b)",
   the SDE row being the score model's when given, else the shortcut model's.
 - With ``--sio2-model``: a model conditioned on ``shear_modulus``; ``sio2-n`` structures
@@ -158,6 +161,9 @@ def sweep(
             grid = None  # the sampler's own
             if sampler == "shortcut-even":
                 grid = shortcut_timesteps(steps, gen.info.sde, rho=1.0).tolist()
+            options = {}
+            if args.score_gain is not None and name in ("ode", "shortcut"):
+                options["score_gain"] = args.score_gain
             frames, wall, caught = bg.generate(
                 gen,
                 args.n,
@@ -167,6 +173,7 @@ def sweep(
                 n_atoms=args.atoms,
                 seed=args.seed,
                 progress=args.progress,
+                **options,
             )
             row = {
                 "role": role,
@@ -174,6 +181,7 @@ def sweep(
                 "sampler": sampler,
                 "steps": steps,
                 "noise_scale": frames[0].info.get("noise_scale"),
+                "score_gain": frames[0].info.get("score_gain"),
                 "n": len(frames),
                 "generation_wall_s": wall,
                 "seconds_per_100": 100.0 * wall / len(frames),
@@ -230,18 +238,20 @@ def target(rows: Sequence[Mapping[str, Any]], sde_role: str) -> dict[str, Any]:
 def print_table(rows: Sequence[Mapping[str, Any]], skipped: Sequence[Mapping[str, Any]]) -> None:
     """Rows sampler x steps: RDF RMSD, ADF RMSD and seconds per 100 structures."""
     head = f"{'RDF RMSD':>10} {'ADF RMSD':>10} {'s/100':>10}"
-    lines = [("model     sampler         steps", head)]
+    lines = [("model     sampler (score gain)  steps", head)]
     for r in rows:
+        gain = r.get("score_gain")
+        sampler = r["sampler"] if gain is None else f"{r['sampler']} ({gain:g})"
         lines.append(
             (
-                f"{r['role'].split()[0]:<9} {r['sampler']:<15} {r['steps']:5d}",
+                f"{r['role'].split()[0]:<9} {sampler:<21} {r['steps']:5d}",
                 f"{col(r['rdf_rmsd'], 10, '.4f')} {col(r['adf_rmsd'], 10, '.3e')} "
                 f"{col(r['seconds_per_100'], 10, '.1f')}",
             )
         )
     for s in skipped:
         steps = "" if s["steps"] is None else f"{s['steps']:5d}"
-        lines.append((f"{s['role'].split()[0]:<9} {s['sampler']:<15} {steps:>5}", s["reason"]))
+        lines.append((f"{s['role'].split()[0]:<9} {s['sampler']:<21} {steps:>5}", s["reason"]))
     print(bg.format_table("bench_shortcut: steps against quality", lines))
 
 
@@ -478,6 +488,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="skip a step count whose predicted generation time exceeds this (s)",
     )
+    parser.add_argument(
+        "--score-gain",
+        type=float,
+        default=None,
+        help="score gain of the ode and shortcut rows (default: each model's card)",
+    )
     parser.add_argument("--sio2-model", default=None, help="SiO2 model conditioned on shear")
     parser.add_argument("--sio2-reference", default=None, help="SiO2 reference dataset or file")
     parser.add_argument("--sio2-n", type=int, default=16, help="SiO2 structures per step count")
@@ -507,6 +523,10 @@ def check_args(args: argparse.Namespace) -> None:
         bad = [s for s in getattr(args, name) if s < 1]
         if bad:
             raise fail(f"--{name.replace('_', '-')} must all be >= 1, got {bad[0]}")
+    if args.score_gain is not None and not (
+        math.isfinite(args.score_gain) and args.score_gain >= 0
+    ):
+        raise fail(f"--score-gain must be a finite number >= 0, got {args.score_gain}")
     if args.sio2_fmax is not None and not args.sio2_fmax > 0:
         raise fail(f"--sio2-fmax must be a positive number of eV/A, got {args.sio2_fmax}")
     if args.max_steps_time is not None and not args.max_steps_time > 0:

@@ -581,11 +581,25 @@ def test_score_gain_defaults_to_the_card_and_is_recorded(tmp_path, si):
     from_card = gen.generate(2, n_atoms=8, seed=1, sampler="ode", steps=2, progress=False)
     assert all(same(a, b) for a, b in zip(colder, from_card, strict=True))
     sde = gen.generate(1, n_atoms=8, sampler="sde", steps=2, seed=0, progress=False)
-    assert "score_gain" not in sde[0].info  # the card's value applies to ode and shortcut
-    with pytest.raises(ValueError, match="score_gain scales the score of a deterministic"):
-        gen.generate(1, n_atoms=8, sampler="sde", steps=2, score_gain=1.0, progress=False)
+    assert sde[0].info["score_gain"] == 2.0  # the card's value applies to sde too
+    plain_sde = gen.generate(
+        1, n_atoms=8, sampler="sde", steps=2, seed=0, score_gain=0.0, progress=False
+    )
+    assert not same(sde[0], plain_sde[0])
     with pytest.raises(ValueError, match="score_gain must be a finite number >= 0"):
         gen.generate(1, n_atoms=8, sampler="ode", steps=2, score_gain=-1.0, progress=False)
+    data["sampling"]["score_gain"] = {"ode": 2.0}  # per sampler: the others get 0
+    card.write_text(json.dumps(data))
+    per_sampler = Generator.from_checkpoint(stem)
+    assert per_sampler.info.sampling.gain_for("ode") == 2.0
+    ode = per_sampler.generate(2, n_atoms=8, seed=1, sampler="ode", steps=2, progress=False)
+    assert all(same(a, b) for a, b in zip(colder, ode, strict=True))
+    sde = per_sampler.generate(1, n_atoms=8, sampler="sde", steps=2, seed=0, progress=False)
+    assert sde[0].info["score_gain"] == 0.0 and same(sde[0], plain_sde[0])
+    data["sampling"]["score_gain"] = {"ode": -2.0}
+    card.write_text(json.dumps(data))
+    with pytest.raises(Exception, match="score_gain must be a finite number >= 0"):
+        Generator.from_checkpoint(stem)
 
 
 @pytest.mark.parametrize("training_closest", [0.05, 4.0], ids=["far", "close"])

@@ -57,8 +57,8 @@ class SamplingMethod:
         needs_energy: only for energy models (``DenoiserConfig.kind == "energy"``).
         restarts: re-noising with the score process (charge-balance restarts) is valid.
         noise_scale: the sampler takes a ``noise_scale`` (stochastic samplers).
-        score_gain: the sampler takes a ``score_gain`` (deterministic samplers of a
-            score: the probability-flow ODE and shortcut jumps).
+        score_gain: the sampler takes a ``score_gain`` (the samplers of a score: reverse
+            SDE, probability-flow ODE and shortcut jumps).
     """
 
     sampler: Sampler
@@ -69,7 +69,7 @@ class SamplingMethod:
     score_gain: bool = False
 
 
-_SDE = SamplingMethod(sample_sde, get_timesteps, noise_scale=True)
+_SDE = SamplingMethod(sample_sde, get_timesteps, noise_scale=True, score_gain=True)
 _PF_ODE = SamplingMethod(sample_ode, get_timesteps, score_gain=True)
 _HMC = SamplingMethod(sample_hmc, get_timesteps, needs_energy=True, noise_scale=True)
 

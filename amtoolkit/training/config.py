@@ -434,6 +434,7 @@ _KIND_WORDS = {
     str: "a string",
     bool: "true or false",
     tuple: "a list",
+    dict: "a mapping",
 }
 
 
@@ -461,6 +462,10 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
         return _build(hint, value, key + ".")
     if value is None:
         raise ConfigError(f"config key {key!r} must not be null")
+    if origin is dict:
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"config key {key!r} must be a mapping, got {value!r}")
+        return {str(k): _coerce(v, args[1], f"{key}.{k}") for k, v in value.items()}
     if origin is tuple:
         if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
             raise ConfigError(f"config key {key!r} must be a list, got {value!r}")

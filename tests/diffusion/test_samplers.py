@@ -316,10 +316,35 @@ def test_score_gain_scales_one_step_and_zero_is_the_plain_flow(generator):
     plain = sample_ode(model, state, ts, sde=SDE)
     gained = sample_ode(model, state, ts, sde=SDE, score_gain=2.0)
     step_plain = plain.positions - state.positions
-    assert torch.allclose(gained.positions - state.positions, (1 + 2.0 * 0.6) * step_plain)
+    factor = 1 + 2.0 * (0.6 - 0.3 / 2)  # the gain averaged over the step from 0.6 to 0.3
+    assert torch.allclose(gained.positions - state.positions, factor * step_plain)
     zero = sample_ode(model, state, get_timesteps(5, SDE), sde=SDE, score_gain=0.0)
     default = sample_ode(model, state, get_timesteps(5, SDE), sde=SDE)
     assert torch.equal(zero.positions, default.positions)
     for bad in (-0.5, math.nan, math.inf):
         with pytest.raises(ValueError, match="score_gain must be a finite number >= 0"):
             sample_ode(model, state, ts, sde=SDE, score_gain=bad)
+
+
+def test_score_gain_scales_the_sde_drift(generator):
+    """Without noise one reverse-SDE step from t to t - dt moves the atoms
+    1 + gamma (t - dt / 2) times as far (the gain averaged over the step); with
+    noise the same draws are added whatever the gain; zero gain is the plain sampler."""
+    state = make_state(3, 4, 3, generator, sde=SDE)
+    model = GaussianModel(state.positions.clone(), 0.3, state.elements.clone(), 0.5, SDE)
+    ts = torch.tensor([0.6, 0.3], dtype=torch.float64)
+
+    def run(gain: float, noise: float) -> torch.Tensor:
+        draws = torch.Generator().manual_seed(5)
+        out = sample_sde(
+            model, state, ts, sde=SDE, generator=draws, noise_scale=noise, score_gain=gain
+        )
+        return out.positions - state.positions
+
+    excess = 2.0 * (0.6 - 0.3 / 2)
+    assert torch.allclose(run(2.0, 0.0), (1 + excess) * run(0.0, 0.0))
+    assert torch.allclose(run(2.0, 1.0) - run(0.0, 1.0), excess * run(0.0, 0.0))
+    default = sample_sde(model, state, ts, sde=SDE, generator=torch.Generator().manual_seed(5))
+    assert torch.equal(default.positions - state.positions, run(0.0, 1.0))
+    with pytest.raises(ValueError, match="score_gain must be a finite number >= 0"):
+        sample_sde(model, state, ts, sde=SDE, score_gain=-1.0)

@@ -74,6 +74,20 @@ def test_config_reads_and_checks_the_time_focus(tmp_path):
         TrainConfig.from_dict({"data": data, "t_focus": [0.2, 0.6], "t_focus_fraction": -1})
 
 
+def test_config_reads_per_sampler_score_gains():
+    data = {"dataset": "data.extxyz"}
+    config = TrainConfig.from_dict({"data": data, "sampling": {"score_gain": {"sde": 6}}})
+    assert config.sampling.score_gain == {"sde": 6.0}
+    assert config.sampling.gain_for("sde") == 6.0 and config.sampling.gain_for("ode") == 0.0
+    assert config.to_dict()["sampling"]["score_gain"] == {"sde": 6.0}
+    number = TrainConfig.from_dict({"data": data, "sampling": {"score_gain": 3}})
+    assert number.sampling.gain_for("shortcut") == 3.0
+    with pytest.raises(ConfigError, match="score_gain must be a finite number >= 0"):
+        TrainConfig.from_dict({"data": data, "sampling": {"score_gain": {"sde": -1}}})
+    with pytest.raises(ConfigError, match="must be a number or a mapping"):
+        TrainConfig.from_dict({"data": data, "sampling": {"score_gain": "hot"}})
+
+
 def test_time_focus_trains_only_in_its_window(tmp_path):
     # the t bins of [0.01, 0.99] are 0.196 wide: a focus of [0.25, 0.35] at fraction 1
     # puts every training time in the second bin; validation keeps uniform t
