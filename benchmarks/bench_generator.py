@@ -32,8 +32,8 @@ What is measured (DESIGN sections 6 and 8):
   the target line "RDF RMSD <= 0.03 at 200 steps: PASS/FAIL", with the RMSD floor of
   these set sizes (`sampling_rmsd`: two sets resampled from the reference frames).
   ``--frames FILE`` measures structures generated elsewhere by ``--model`` (on a GPU,
-  say) instead of generating them; the steps, sampler and noise scale come from their
-  info.
+  say) instead of generating them; the steps, sampler, noise scale and score gain come
+  from their info.
 - quality-sio2: for shear modulus and for ring size in turn, ``targets`` values evenly
   spread over the training range widened by ``beyond`` x its width at each end,
   ``per-target`` structures each; measured G (Tersoff, relaxed-ion elastic constants)
@@ -373,6 +373,7 @@ def quality_a_si(args: argparse.Namespace) -> dict[str, Any]:
             steps=args.steps,
             sampler=args.sampler,
             noise_scale=args.noise_scale,
+            score_gain=args.score_gain,
             seed=args.seed,
             progress=args.progress,
         )
@@ -406,9 +407,9 @@ def quality_a_si(args: argparse.Namespace) -> dict[str, Any]:
         ("model / reference", f"{gen.name} / {args.reference} ({ref_record['part']})"),
         ("structures (generated / reference)", f"{len(frames)} / {len(ref)}"),
         (
-            "atoms, steps, sampler, noise scale",
+            "atoms, steps, sampler, noise scale, score gain",
             f"{len(frames[0])}, {steps}, {frames[0].info['sampler']}, "
-            f"{frames[0].info.get('noise_scale', '-')}",
+            f"{frames[0].info.get('noise_scale', '-')}, {frames[0].info.get('score_gain', '-')}",
         ),
         (
             "generation wall time",
@@ -455,6 +456,7 @@ def quality_a_si(args: argparse.Namespace) -> dict[str, Any]:
         "steps": steps,
         "sampler": frames[0].info["sampler"],
         "noise_scale": frames[0].info.get("noise_scale"),
+        "score_gain": frames[0].info.get("score_gain"),
         "seed": args.seed,
         "generation_wall_s": wall,
         "frames_file": args.frames,
@@ -535,6 +537,7 @@ def property_sweep(
         len(per_structure),
         steps=args.steps,
         noise_scale=args.noise_scale,
+        score_gain=args.score_gain,
         seed=args.seed,
         progress=args.progress,
         **{name: per_structure.tolist()},
@@ -620,6 +623,7 @@ def quality_sio2(args: argparse.Namespace) -> dict[str, Any]:
         "model": args.model,
         "model_name": gen.name,
         "noise_scale": args.noise_scale,
+        "score_gain": args.score_gain,
         "reference": ref_record,
         "potential": args.potential,
         "elastic_options": options,
@@ -1045,6 +1049,12 @@ def build_parser() -> argparse.ArgumentParser:
             help="sde: factor on the injected noise (default: the card's)",
         )
         p.add_argument(
+            "--score-gain",
+            type=float,
+            default=None,
+            help="sde/ode/shortcut: score factor 1 + gain * t (default: the card's)",
+        )
+        p.add_argument(
             "--max-reference",
             type=int,
             default=100,
@@ -1089,6 +1099,7 @@ def namespace_for(name: str, args: argparse.Namespace) -> argparse.Namespace:
             sampler=args.sampler,
             frames=args.frames,
             noise_scale=args.noise_scale,
+            score_gain=args.score_gain,
             potential=args.a_si_potential,
             max_reference=args.max_reference,
             all_reference=args.all_reference,
@@ -1105,6 +1116,7 @@ def namespace_for(name: str, args: argparse.Namespace) -> argparse.Namespace:
             properties=args.properties,
             elastic_method=args.elastic_method,
             noise_scale=args.noise_scale,
+            score_gain=args.score_gain,
             potential=args.sio2_potential,
             max_reference=args.max_reference,
             all_reference=args.all_reference,
