@@ -312,6 +312,28 @@ class GenerationPlan:
         }
 
 
+def _sampler_option(
+    options: dict[str, Any],
+    name: str,
+    value: float | None,
+    card_value: float,
+    *,
+    neutral: float,
+    takes: bool,
+    check: Any,
+    refusal: str,
+) -> None:
+    """Put sampler option `name` into `options` when the sampler takes it (`value`, or the
+    card's when None, checked); otherwise refuse any value but the `neutral` one."""
+    if value is None:
+        value = card_value if takes else neutral
+    value = check(value)
+    if takes:
+        options[name] = value
+    elif value != neutral:
+        raise ValueError(f"{refusal}, got {name}={value}")
+
+
 # ---------------------------------------------------------------------- facade
 
 
@@ -480,26 +502,28 @@ class Generator:
                     f"sampler 'hmc' runs without guidance (w = 0), got guidance={guidance}"
                 )
             guidance = 0.0
-        if noise_scale is None:
-            noise_scale = defaults.noise_scale if method.noise_scale else 1.0
-        noise_scale = check_noise_scale(noise_scale)
-        if method.noise_scale:
-            sampler_options["noise_scale"] = noise_scale
-        elif noise_scale != 1.0:
-            raise ValueError(
-                f"noise_scale scales the noise of a stochastic sampler (sde, hmc); sampler "
-                f"{sampler!r} injects none, got noise_scale={noise_scale}"
-            )
-        if score_gain is None:
-            score_gain = defaults.gain_for(sampler) if method.score_gain else 0.0
-        score_gain = check_score_gain(score_gain)
-        if method.score_gain:
-            sampler_options["score_gain"] = score_gain
-        elif score_gain != 0.0:
-            raise ValueError(
-                f"score_gain scales the score of the samplers sde, ode and shortcut; "
-                f"sampler {sampler!r} does not take it, got score_gain={score_gain}"
-            )
+        _sampler_option(
+            sampler_options,
+            "noise_scale",
+            noise_scale,
+            defaults.noise_scale,
+            neutral=1.0,
+            takes=method.noise_scale,
+            check=check_noise_scale,
+            refusal=f"noise_scale scales the noise of a stochastic sampler (sde, hmc); sampler "
+            f"{sampler!r} injects none",
+        )
+        _sampler_option(
+            sampler_options,
+            "score_gain",
+            score_gain,
+            defaults.gain_for(sampler),
+            neutral=0.0,
+            takes=method.score_gain,
+            check=check_score_gain,
+            refusal=f"score_gain scales the score of the samplers sde, ode and shortcut; "
+            f"sampler {sampler!r} does not take it",
+        )
         if guidance is None:  # the model's default, but only when there is something to guide
             guidance = (defaults.guidance or 0.0) if target_table else 0.0
         guidance = float(guidance)

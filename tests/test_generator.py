@@ -544,17 +544,25 @@ def test_energy_model_generates_with_hmc(tmp_path):
         gen.generate(1, sampler="hmc", dt0=0.0, progress=False)
 
 
+def _si_with_sampling(stem: Path, **sampling) -> Path:
+    """A tiny Si model at `stem` (saved unless it exists) whose card's sampling defaults
+    are updated with `sampling`."""
+    if not stem.with_suffix(".json").is_file():
+        stem = save_tiny_model(stem, elements=("Si",), property_names=())
+    card = stem.with_suffix(".json")
+    data = json.loads(card.read_text())
+    data["sampling"].update(sampling)
+    card.write_text(json.dumps(data))
+    return stem
+
+
 def test_noise_scale_defaults_to_the_card_and_is_recorded(tmp_path, si):
     frames = si.generate(2, n_atoms=8, seed=1, steps=STEPS, progress=False)
     assert all(a.info["noise_scale"] == 1.0 for a in frames)  # a card without one: 1
     cooler = si.generate(2, n_atoms=8, seed=1, steps=STEPS, noise_scale=0.5, progress=False)
     assert all(a.info["noise_scale"] == 0.5 for a in cooler)
     assert not any(same(a, b) for a, b in zip(frames, cooler, strict=True))
-    stem = save_tiny_model(tmp_path / "cool-si", elements=("Si",), property_names=())
-    card = stem.with_suffix(".json")
-    data = json.loads(card.read_text())
-    data["sampling"]["noise_scale"] = 0.5
-    card.write_text(json.dumps(data))
+    stem = _si_with_sampling(tmp_path / "cool-si", noise_scale=0.5)
     from_card = Generator.from_checkpoint(stem).generate(
         2, n_atoms=8, seed=1, steps=STEPS, progress=False
     )
@@ -571,11 +579,7 @@ def test_score_gain_defaults_to_the_card_and_is_recorded(tmp_path, si):
     )
     assert all(a.info["score_gain"] == 2.0 for a in colder)
     assert not any(same(a, b) for a, b in zip(plain, colder, strict=True))
-    stem = save_tiny_model(tmp_path / "cold-si", elements=("Si",), property_names=())
-    card = stem.with_suffix(".json")
-    data = json.loads(card.read_text())
-    data["sampling"]["score_gain"] = 2.0
-    card.write_text(json.dumps(data))
+    stem = _si_with_sampling(tmp_path / "cold-si", score_gain=2.0)
     gen = Generator.from_checkpoint(stem)
     assert gen.info.sampling.score_gain == 2.0
     from_card = gen.generate(2, n_atoms=8, seed=1, sampler="ode", steps=2, progress=False)
@@ -588,16 +592,14 @@ def test_score_gain_defaults_to_the_card_and_is_recorded(tmp_path, si):
     assert not same(sde[0], plain_sde[0])
     with pytest.raises(ValueError, match="score_gain must be a finite number >= 0"):
         gen.generate(1, n_atoms=8, sampler="ode", steps=2, score_gain=-1.0, progress=False)
-    data["sampling"]["score_gain"] = {"ode": 2.0}  # per sampler: the others get 0
-    card.write_text(json.dumps(data))
+    _si_with_sampling(stem, score_gain={"ode": 2.0})  # per sampler: the others get 0
     per_sampler = Generator.from_checkpoint(stem)
     assert per_sampler.info.sampling.gain_for("ode") == 2.0
     ode = per_sampler.generate(2, n_atoms=8, seed=1, sampler="ode", steps=2, progress=False)
     assert all(same(a, b) for a, b in zip(colder, ode, strict=True))
     sde = per_sampler.generate(1, n_atoms=8, sampler="sde", steps=2, seed=0, progress=False)
     assert sde[0].info["score_gain"] == 0.0 and same(sde[0], plain_sde[0])
-    data["sampling"]["score_gain"] = {"ode": -2.0}
-    card.write_text(json.dumps(data))
+    _si_with_sampling(stem, score_gain={"ode": -2.0})
     with pytest.raises(Exception, match="score_gain must be a finite number >= 0"):
         Generator.from_checkpoint(stem)
 
