@@ -1,11 +1,12 @@
 """Generate amorphous Si with the shipped model and check it like melt-quench MD output.
 
 Usage:
-    python examples/generate_a_si.py [--n 8] [--steps 200] [--workers 2] [--refine]
-                                     [--out a-si-generated.extxyz]
+    python examples/generate_a_si.py [--n 8] [--steps 200] [--sampler sde|ode]
+                                     [--workers 2] [--refine] [--out a-si-generated.extxyz]
 
 1. ``Generator.from_pretrained("a-si").generate(n)``: 216-atom cells at the training
-   set's density, written to an extended XYZ file.
+   set's density, written to an extended XYZ file (the card's sampler: reverse SDE with
+   score gain 6; ``--sampler ode --steps 25`` is 8 times faster at nearly its quality).
 2. ``gen.held_out()``: the `a-si-anneal` cells the model never saw (the test split its
    model card records, redrawn).
 3. ``Analyzer().compare``: RDF and ADF RMSD against the reference, each next to its
@@ -45,14 +46,15 @@ def energies(frames: list, workers: int) -> np.ndarray:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=8, help="cells to generate")
-    parser.add_argument("--steps", type=int, default=200, help="reverse SDE steps")
+    parser.add_argument("--steps", type=int, default=200, help="model steps")
+    parser.add_argument("--sampler", default=None, help="sde or ode (default: the card's)")
     parser.add_argument("--workers", type=int, default=2, help="processes for relaxations")
     parser.add_argument("--refine", action="store_true", help="also refine with HMC + SW")
     parser.add_argument("--out", default="a-si-generated.extxyz", help="output file")
     args = parser.parse_args()
 
     gen = Generator.from_pretrained("a-si")
-    frames = gen.generate(args.n, steps=args.steps, seed=0)
+    frames = gen.generate(args.n, steps=args.steps, sampler=args.sampler, seed=0)
     write(args.out, frames)
     reference = gen.held_out()  # the a-si-anneal cells of the card's test split
     print(f"generated {len(frames)} cells with {gen.name} -> {args.out}")
