@@ -43,6 +43,7 @@ from amtoolkit.analysis._result import to_jsonable
 from amtoolkit.data._files import atomic_path
 from amtoolkit.data.vocabulary import ElementVocabulary
 from amtoolkit.diffusion.objectives import OBJECTIVES
+from amtoolkit.diffusion.samplers import check_score_gain
 from amtoolkit.diffusion.schedules import MaterialSDE
 from amtoolkit.nn.denoiser import DENOISERS, DenoiserConfig, build_denoiser
 
@@ -129,10 +130,8 @@ class SamplingDefaults:
 
     def __post_init__(self) -> None:
         gain_map = isinstance(self.score_gain, Mapping)
-        gains = self.score_gain.values() if gain_map else (self.score_gain,)
-        for gain in gains:
-            if not (math.isfinite(gain) and gain >= 0.0):
-                raise ValueError(f"score_gain must be a finite number >= 0, got {gain}")
+        for gain in self.score_gain.values() if gain_map else (self.score_gain,):
+            check_score_gain(gain)
 
     def gain_for(self, sampler: str) -> float:
         """The default score gain of `sampler` (0 when the card names others only)."""

@@ -73,7 +73,11 @@ sys.path.insert(0, str(Path(__file__).parent))
 import bench_generator as bg  # noqa: E402 - sibling script, importable once its folder is on the path
 
 from amtoolkit import Analyzer, Generator  # noqa: E402
-from amtoolkit.diffusion import sampler_names, shortcut_timesteps  # noqa: E402
+from amtoolkit.diffusion import (  # noqa: E402
+    check_score_gain,
+    sampler_names,
+    shortcut_timesteps,
+)
 
 STEPS = (1, 2, 5, 10, 25, 100, 200)
 SAMPLERS = ("sde", "ode", "shortcut", "shortcut-even")
@@ -523,10 +527,11 @@ def check_args(args: argparse.Namespace) -> None:
         bad = [s for s in getattr(args, name) if s < 1]
         if bad:
             raise fail(f"--{name.replace('_', '-')} must all be >= 1, got {bad[0]}")
-    if args.score_gain is not None and not (
-        math.isfinite(args.score_gain) and args.score_gain >= 0
-    ):
-        raise fail(f"--score-gain must be a finite number >= 0, got {args.score_gain}")
+    if args.score_gain is not None:
+        try:
+            check_score_gain(args.score_gain)
+        except ValueError as err:
+            raise fail(f"--{str(err).replace('_', '-', 1)}") from None
     if args.sio2_fmax is not None and not args.sio2_fmax > 0:
         raise fail(f"--sio2-fmax must be a positive number of eV/A, got {args.sio2_fmax}")
     if args.max_steps_time is not None and not args.max_steps_time > 0:

@@ -91,7 +91,7 @@ __all__ = [
     "charge_balance",
     "check_noise_scale",
     "check_score_gain",
-    "score_factor",
+    "check_time_focus",
     "check_timesteps",
     "class_charges",
     "denoising_loss",
@@ -108,8 +108,8 @@ __all__ = [
     "sample_prior",
     "sample_sde",
     "sample_time",
-    "check_time_focus",
     "sample_with_restarts",
+    "score_factor",
 ]
 
 __all__ += [  # material ODE (flow matching) and AMShortcut
