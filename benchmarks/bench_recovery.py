@@ -52,6 +52,7 @@ def measure(frames: list, reference: list, wall: float | None) -> dict[str, Any]
     return {
         "rdf_rmsd": comparison.rdf_rmsd,
         "rdf_rmsd_floor": comparison.rdf_rmsd_floor,
+        "rdf_rmsd_excess": comparison.rdf_rmsd_excess,
         "adf_rmsd": comparison.adf_rmsd,
         "fourfold_si": bg.fourfold_fraction(frames, bg.SI_BOND_CUTOFF),
         "closest_pair": comparison.closest_pair_generated,

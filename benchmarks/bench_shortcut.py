@@ -124,6 +124,7 @@ def structure_scores(frames: Sequence[Atoms], reference: Sequence[Atoms]) -> dic
     return {
         "rdf_rmsd": comparison.rdf_rmsd,
         "rdf_rmsd_floor": comparison.rdf_rmsd_floor,
+        "rdf_rmsd_excess": comparison.rdf_rmsd_excess,
         "adf_rmsd": comparison.adf_rmsd,
         "density": comparison.density_generated,
     }

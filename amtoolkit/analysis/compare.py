@@ -56,6 +56,11 @@ class Comparison(Result):
             the reference itself (`sampling_rmsd`, 200 resamples); a generated set at
             this level is as close as the set sizes can show. None with one reference.
         adf_rmsd_floor: the same for the ADF RMSD.
+        rdf_rmsd_excess: the RDF RMSD between the two population averages with the
+            noise of the finite sets taken out (`excess_rmsd`): what the RMSD tends to as
+            both sets grow, so sets of different sizes compare by it; 0 when the sets
+            cannot be told apart, None when a set has one structure.
+        adf_rmsd_excess: the same for the ADF RMSD.
         density_generated: mean mass density of the generated set as given, g/cm^3.
         density_reference: mean mass density of the reference set as given, g/cm^3.
         density_difference: generated minus reference, g/cm^3.
@@ -82,6 +87,8 @@ class Comparison(Result):
     adf_rmsd: float
     rdf_rmsd_floor: float | None
     adf_rmsd_floor: float | None
+    rdf_rmsd_excess: float | None
+    adf_rmsd_excess: float | None
     density_generated: float
     density_reference: float
     density_difference: float
@@ -99,13 +106,19 @@ class Comparison(Result):
         """A printable table of the comparison."""
         rows = [
             ("structures (generated / reference)", f"{self.n_generated} / {self.n_reference}"),
-            ("RDF RMSD (total)", f"{self.rdf_rmsd:.4f}{floor(self.rdf_rmsd_floor, '.4f')}"),
+            (
+                "RDF RMSD (total)",
+                rmsd_text(self.rdf_rmsd, self.rdf_rmsd_floor, self.rdf_rmsd_excess, ".4f"),
+            ),
         ]
         rows += [
             (f"RDF RMSD {a}-{b}", f"{value:.4f}") for (a, b), value in self.rdf_rmsd_partial.items()
         ]
         rows += [
-            ("ADF RMSD (1/deg)", f"{self.adf_rmsd:.3e}{floor(self.adf_rmsd_floor, '.3e')}"),
+            (
+                "ADF RMSD (1/deg)",
+                rmsd_text(self.adf_rmsd, self.adf_rmsd_floor, self.adf_rmsd_excess, ".2e"),
+            ),
             (
                 "density (g/cm3)",
                 f"{self.density_generated:.3f} vs {self.density_reference:.3f} "
@@ -129,9 +142,12 @@ class Comparison(Result):
         return format_table("comparison with reference", rows)
 
 
-def floor(value: float | None, spec: str) -> str:
-    """The summary's note of a sampling floor (empty when there is none)."""
-    return "" if value is None else f" (floor {value:{spec}})"
+def rmsd_text(value: float, floor: float | None, excess: float | None, spec: str) -> str:
+    """The summary's RMSD: the value, the sampling floor and the excess over the
+    finite-set noise (each note left out when unknown)."""
+    notes = [f"floor {floor:{spec}}"] if floor is not None else []
+    notes += [f"beyond sampling noise {excess:{spec}}"] if excess is not None else []
+    return f"{value:{spec}} ({'; '.join(notes)})" if notes else f"{value:{spec}}"
 
 
 def closest_pair(atoms: Atoms, cutoff: float = COMPARE_RDF_RMAX) -> float:
@@ -161,7 +177,9 @@ def compare(
     `calculator`, both sets are relaxed (positions and cell, zero pressure, fmax
     0.01 eV/Å) and their mean energies per atom compared. Ghost atoms are ignored. Each
     RMSD comes with its floor: the RMSD between two sets of the same sizes resampled from
-    the reference, below which no generator can be told apart.
+    the reference, below which no generator can be told apart, and with its excess, the
+    estimate of what it tends to as both sets grow (`excess_rmsd`), which is what to
+    compare between sets of different sizes.
 
     Args:
         generated: one Atoms or a set (e.g. the output of a generator).
@@ -181,7 +199,11 @@ def compare(
     """
     from amtoolkit.analysis.adf import adf
     from amtoolkit.analysis.energy import density, energy
-    from amtoolkit.analysis.metrics import distribution_rmsd, sampling_rmsd
+    from amtoolkit.analysis.metrics import (
+        distribution_rmsd,
+        excess_rmsd,
+        sampling_rmsd,
+    )
     from amtoolkit.analysis.rdf import rdf
 
     gen, ref = prepare(generated), prepare(reference)
@@ -189,6 +211,7 @@ def compare(
     adf_gen, adf_ref = (
         adf(s, cutoff=COMPARE_ADF_CUTOFF, nbins=COMPARE_ADF_NBINS) for s in (gen, ref)
     )
+    adf_rows = [a.per_structure[a.per_structure.sum(axis=1) > 0] for a in (adf_gen, adf_ref)]
     partial = {
         pair: distribution_rmsd(rdf_gen.partial[pair], rdf_ref.partial[pair])
         for pair in rdf_gen.pairs
@@ -210,6 +233,8 @@ def compare(
         adf_rmsd=distribution_rmsd(adf_gen.p, adf_ref.p),
         rdf_rmsd_floor=sampling_rmsd(rdf_ref.per_structure, len(gen), len(ref)),
         adf_rmsd_floor=sampling_rmsd(adf_ref.per_structure, len(gen), len(ref)),
+        rdf_rmsd_excess=excess_rmsd(rdf_gen.per_structure, rdf_ref.per_structure),
+        adf_rmsd_excess=excess_rmsd(*adf_rows),
         density_generated=rho_gen,
         density_reference=rho_ref,
         density_difference=rho_gen - rho_ref,

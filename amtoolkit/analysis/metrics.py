@@ -83,6 +83,49 @@ def sampling_rmsd(
     return float(np.mean(draws))
 
 
+def _two_sets(per_a: ArrayLike, per_b: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    """Two per-structure distribution arrays ``[n, nbins]`` on the same bins."""
+    a, b = (np.asarray(x, dtype=float) for x in (per_a, per_b))
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
+        raise ValueError(
+            f"need two [n_structures, nbins] arrays on the same bins, got shapes "
+            f"{a.shape} and {b.shape}"
+        )
+    return a, b
+
+
+def excess_rmsd(per_a: ArrayLike, per_b: ArrayLike) -> float | None:
+    """The RMSD between the population averages of two sets, with the noise of their
+    finite sizes taken out: what more structures on both sides would converge to.
+
+    The squared `distribution_rmsd` of the two set averages has the expectation
+    D^2 + mean_bins(var_a) / n_a + mean_bins(var_b) / n_b, where D is the RMSD between the
+    population averages and var the per-bin variance across each set's structures.
+    Subtracting the noise terms (sample variances) gives an unbiased estimate of D^2,
+    whose square root is returned (0 where the estimate is negative: the sets cannot be
+    told apart). Unlike the RMSD itself, it does not fall as the sets grow, so sets of
+    different sizes can be compared by it.
+
+    Args:
+        per_a: distributions of the first set's structures, ``[n_a, nbins]`` (e.g.
+            ``rdf(frames).per_structure``).
+        per_b: distributions of the second set's structures, ``[n_b, nbins]``.
+
+    Returns:
+        The estimate, or None when a set has fewer than 2 structures (its spread is
+        unknown).
+
+    Raises:
+        ValueError: not two 2-D arrays on the same bins.
+    """
+    a, b = _two_sets(per_a, per_b)
+    if min(len(a), len(b)) < 2:
+        return None
+    squared = np.mean((a.mean(axis=0) - b.mean(axis=0)) ** 2)
+    noise = np.mean(a.var(axis=0, ddof=1)) / len(a) + np.mean(b.var(axis=0, ddof=1)) / len(b)
+    return float(np.sqrt(max(squared - noise, 0.0)))
+
+
 @dataclasses.dataclass(frozen=True)
 class PropertyErrors(Result):
     """Errors of measured properties against their design targets.

@@ -15,7 +15,11 @@ from amtoolkit.analysis.compare import (
     Comparison,
     compare,
 )
-from amtoolkit.analysis.metrics import distribution_rmsd, sampling_rmsd
+from amtoolkit.analysis.metrics import (
+    distribution_rmsd,
+    excess_rmsd,
+    sampling_rmsd,
+)
 from amtoolkit.analysis.rdf import rdf
 from amtoolkit.errors import StructureError
 from tests.known_values import SW_DIAMOND_ENERGY, SW_LATTICE
@@ -100,6 +104,25 @@ def test_floor_is_the_spread_of_the_reference(diamond_si, rattled):
     assert 0.0 < result.rdf_rmsd_floor < compare(rattled, diamond_si).rdf_rmsd
     assert 0.0 < result.adf_rmsd_floor and "(floor " in result.summary()
     assert compare(others, others).rdf_rmsd_floor > compare(others, others).rdf_rmsd
+
+
+def test_excess_comes_from_both_sets(diamond_si):
+    def rattled_set(amplitude, seeds):
+        frames = [diamond_si.copy() for _ in seeds]
+        for seed, atoms in zip(seeds, frames, strict=True):
+            atoms.rattle(amplitude, seed=seed)
+        return frames
+
+    hot, cold = rattled_set(0.15, range(4)), rattled_set(0.05, range(10, 15))
+    result = compare(hot, cold)
+    per = [rdf(s, rmax=COMPARE_RDF_RMAX).per_structure for s in (hot, cold)]
+    assert result.rdf_rmsd_excess == pytest.approx(excess_rmsd(*per), rel=EXACT)
+    assert 0.0 < result.rdf_rmsd_excess < result.rdf_rmsd and result.adf_rmsd_excess > 0.0
+    assert "beyond sampling noise" in result.summary()
+    same = compare(hot, rattled_set(0.15, range(20, 24)))
+    assert same.rdf_rmsd_excess < 0.25 * result.rdf_rmsd_excess  # one protocol: mostly noise
+    single = compare(hot[0], cold)
+    assert single.rdf_rmsd_excess is None and "beyond" not in single.summary()
 
 
 def test_bad_structures_raise(diamond_si):

@@ -10,6 +10,7 @@ import pytest
 from amtoolkit.analysis.metrics import (
     PropertyErrors,
     distribution_rmsd,
+    excess_rmsd,
     property_errors,
     sampling_rmsd,
 )
@@ -51,6 +52,30 @@ def test_sampling_rmsd_of_identical_structures_is_zero_and_needs_two():
         sampling_rmsd(np.ones(10), 3, 4)
     with pytest.raises(ValueError, match="set sizes and repeats >= 1, got 0, 4 and 200"):
         sampling_rmsd(np.ones((5, 10)), 0, 4)
+
+
+def _sets(rng, offset, n_a, n_b, nbins=20000):
+    """Per-structure curves of two sets: unit noise per bin, the second shifted."""
+    return rng.normal(size=(n_a, nbins)), offset + rng.normal(size=(n_b, nbins))
+
+
+def test_excess_rmsd_recovers_the_distance_of_the_population_means():
+    rng = np.random.default_rng(1)
+    for n_a, n_b in ((8, 64), (32, 98)):
+        a, b = _sets(rng, 0.2, n_a, n_b)
+        raw = distribution_rmsd(a.mean(axis=0), b.mean(axis=0))
+        assert raw == pytest.approx(np.sqrt(0.04 + 1 / n_a + 1 / n_b), rel=0.05)
+        assert excess_rmsd(a, b) == pytest.approx(0.2, rel=0.1)  # the set sizes drop out
+    same_a, same_b = _sets(rng, 0.0, 16, 16)
+    assert distribution_rmsd(same_a.mean(axis=0), same_b.mean(axis=0)) > 0.3
+    assert excess_rmsd(same_a, same_b) < 0.05
+    assert excess_rmsd(same_a, same_a) == 0.0
+
+
+def test_excess_rmsd_needs_two_structures_and_the_same_bins():
+    assert excess_rmsd(np.ones((1, 10)), np.ones((5, 10))) is None
+    with pytest.raises(ValueError, match=r"same bins, got shapes \(5, 10\) and \(5, 9\)"):
+        excess_rmsd(np.ones((5, 10)), np.ones((5, 9)))
 
 
 def test_property_errors_known_values():
