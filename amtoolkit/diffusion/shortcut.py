@@ -209,11 +209,16 @@ def self_consistency_target(
     *,
     half_step: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
+    score_gain: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Stop-gradient target eps* of the 2d jump: the noise that lands where two d jumps do.
 
     Jumps t -> t - d -> t - 2d with the model at step size `half_step` (default d), then
-    solves the 2d jump from t for its noise (`jump_noise`).
+    solves the 2d jump from t for its noise (`jump_noise`). With a score gain gamma, every
+    jump is the gained jump that `sample_shortcut` makes (position noise times
+    `score_factor`, 1 + gamma (t - d / 2)), and eps*_X is the noise that the gained 2d
+    jump needs: the ladder of step sizes then follows the gained probability flow, which
+    a factor on an ungained jump only approximates for long jumps.
 
     Args:
         model: (Batch, t [S], *, step_size [S]) -> (eps_x, eps_e).
@@ -226,6 +231,7 @@ def self_consistency_target(
             embeddings). Its state is restored before each model call and on return,
             so both half jumps and a following call of the model on `noisy` (the
             prediction being trained) see the same property conditioning.
+        score_gain: gamma >= 0 of the jumps (0: the learned flow itself).
 
     Returns:
         (eps*_x [N, 3], eps*_e [N, n_classes]); no gradient flows through them.
@@ -234,6 +240,7 @@ def self_consistency_target(
         Frans et al. 2025, eq. 5; AMShortcut (probability-flow targets), DESIGN section 4.
     """
     sde = MaterialSDE() if sde is None else sde
+    score_gain = check_score_gain(score_gain)
     step = d if half_step is None else half_step
     start = None if generator is None else generator.get_state()
     mid = noisy
@@ -241,10 +248,12 @@ def self_consistency_target(
         if start is not None:
             generator.set_state(start)
         eps_x, eps_e = model(mid, time, step_size=step)
-        mid = shortcut_jump(mid, time, d, eps_x, eps_e, sde)
+        gain = _per_atom(score_factor(score_gain, time, d), mid)
+        mid = shortcut_jump(mid, time, d, gain * eps_x, eps_e, sde)
     if start is not None:
         generator.set_state(start)
-    return jump_noise(noisy, mid, t, 2.0 * d, sde)
+    eps_x, eps_e = jump_noise(noisy, mid, t, 2.0 * d, sde)
+    return eps_x / _per_atom(score_factor(score_gain, t, 2.0 * d), noisy), eps_e
 
 
 def shortcut_loss(
@@ -254,6 +263,7 @@ def shortcut_loss(
     generator: torch.Generator | None = None,
     *,
     t: torch.Tensor | None = None,
+    score_gain: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """AMShortcut loss: the denoising loss at d = 0 plus the self-consistency loss.
 
@@ -272,6 +282,9 @@ def shortcut_loss(
         sde: the process constants; default ``MaterialSDE()``.
         generator: random source of the draws (and of the model's, if it uses it).
         t: fixed times of the denoising term [S] (the self-consistency times are drawn).
+        score_gain: gamma of the jumps the self-consistency targets are built from
+            (`self_consistency_target`); sample the model with the same gain. The
+            denoising term (d = 0) is unchanged.
 
     Returns:
         (loss scalar, per-system loss [S] (sum of both terms), t [S] of the denoising
@@ -287,7 +300,14 @@ def shortcut_loss(
     t_jump, d, half_step = sample_jump(batch.n_systems, sde, generator, dtype=dtype, device=device)
     noisy, _, _ = add_noise(batch, t_jump, sde, generator)
     target_x, target_e = self_consistency_target(
-        model, noisy, t_jump, d, sde, half_step=half_step, generator=generator
+        model,
+        noisy,
+        t_jump,
+        d,
+        sde,
+        half_step=half_step,
+        generator=generator,
+        score_gain=score_gain,
     )
     eps_hat_x, eps_hat_e = model(noisy, t_jump, step_size=2.0 * d)
     err_x = (eps_hat_x - target_x).pow(2).mean(dim=-1, keepdim=True)  # [N, 1]

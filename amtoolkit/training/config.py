@@ -30,7 +30,7 @@ from amtoolkit.checkpoint import SamplingDefaults
 from amtoolkit.data.dataset import grown_sizes
 from amtoolkit.diffusion.forward import check_time_focus
 from amtoolkit.diffusion.objectives import OBJECTIVES
-from amtoolkit.diffusion.samplers import check_noise_scale
+from amtoolkit.diffusion.samplers import check_noise_scale, check_score_gain
 from amtoolkit.diffusion.schedules import MaterialSDE
 from amtoolkit.nn.denoiser import DenoiserConfig
 
@@ -246,6 +246,10 @@ class TrainConfig:
         shortcut_fraction: for ``objective: shortcut``, the fraction of training
             batches that also get the self-consistency term (the others get the
             denoising loss at d = 0); 0.25 in AMShortcut.
+        shortcut_score_gain: for ``objective: shortcut``, the score gain gamma of the
+            jumps its self-consistency targets are built from (`shortcut_loss`): the model
+            learns the jumps of the gained flow that ``sampler="shortcut"`` follows with
+            the same ``score_gain``. 0 = the learned flow itself.
         t_focus: (low, high): draw half the training times (``t_focus_fraction``) from
             U[low, high] instead of U[t_min, t_max], for more training where the network
             is weakest (`amtoolkit.diffusion.sample_time`); validation keeps uniform t, so
@@ -276,6 +280,7 @@ class TrainConfig:
     tensorboard: bool = True
     objective: str = "score"
     shortcut_fraction: float = 0.25
+    shortcut_score_gain: float = 0.0
     t_focus: tuple[float, float] | None = None
     t_focus_fraction: float = 0.5
     max_minutes: float | None = None
@@ -309,6 +314,14 @@ class TrainConfig:
             )
         if not 0.0 <= self.shortcut_fraction <= 1.0:
             raise ConfigError(f"shortcut_fraction must lie in [0, 1], got {self.shortcut_fraction}")
+        try:
+            check_score_gain(self.shortcut_score_gain)
+        except ValueError as err:
+            raise ConfigError(f"shortcut_{err}") from None
+        if self.shortcut_score_gain and self.objective != "shortcut":
+            raise ConfigError(
+                f"shortcut_score_gain is for objective 'shortcut', not {self.objective!r}"
+            )
         if self.t_focus is not None:
             try:
                 check_time_focus(self.t_focus, self.t_focus_fraction, self.sde)

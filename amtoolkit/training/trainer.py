@@ -349,7 +349,7 @@ class Trainer:
             batch = make_batch(
                 self.data.train, indices, self.data, cfg.data.max_density, ghost_key
             ).to(self.device)
-            loss_fn = LOSSES[cfg.objective] if next(shortcut) else denoising_loss
+            loss_fn = self.objective_loss if next(shortcut) else denoising_loss
             t = None
             if cfg.t_focus is not None:
                 t = sample_time(
@@ -389,6 +389,14 @@ class Trainer:
         out["lr"] = float(self.optimizer.param_groups[0]["lr"])
         out["grad_norm"] = float(grad_norms[0] / grad_norms[1].clamp_min(1))
         return out
+
+    def objective_loss(self, *args: Any, **kwargs: Any) -> tuple[torch.Tensor, ...]:
+        """The loss of ``config.objective`` (`amtoolkit.diffusion.LOSSES`), with the
+        shortcut objective's score gain (``shortcut_score_gain``) when it has one."""
+        cfg = self.config
+        if cfg.objective == "shortcut" and cfg.shortcut_score_gain:
+            kwargs["score_gain"] = cfg.shortcut_score_gain
+        return LOSSES[cfg.objective](*args, **kwargs)
 
     def objective_batches(self, epoch: int, n_batches: int) -> list[bool]:
         """Which of an epoch's batches get the objective's loss (the others get the
@@ -444,7 +452,7 @@ class Trainer:
             batch = make_batch(structures, indices, self.data, cfg.data.max_density, ghost_key).to(
                 self.device
             )
-            _, per_system, t = LOSSES[cfg.objective](
+            _, per_system, t = self.objective_loss(
                 self._with_generator(model, generator), batch, cfg.sde, generator
             )
             self._accumulate(totals, per_system, t, batch)

@@ -91,6 +91,54 @@ def test_target_jump_lands_where_two_half_jumps_land(finest):
     assert not target_x.requires_grad and not target_e.requires_grad
 
 
+@pytest.mark.parametrize("finest", [False, True], ids=["model-at-d", "model-at-0"])
+def test_gained_target_jump_lands_where_two_gained_half_jumps_land(finest):
+    """With a score gain the 2d jump that sample_shortcut makes with the target (its
+    noise times 1 + gamma (t - d)) lands where the two gained d jumps land."""
+    model = tiny_model(step_size_embedding=True)
+    noisy, t, d = _noisy(1)
+    half_step = torch.zeros_like(d) if finest else d
+    gamma = 3.0
+
+    def factor(time, jump):
+        return (1.0 + gamma * (time - 0.5 * jump))[noisy.system_idx].unsqueeze(-1)
+
+    target_x, target_e = self_consistency_target(
+        model, noisy, t, d, SDE, half_step=half_step, score_gain=gamma
+    )
+    eps1 = model(noisy, t, step_size=half_step)
+    mid = shortcut_jump(noisy, t, d, factor(t, d) * eps1[0], eps1[1], SDE)
+    eps2 = model(mid, t - d, step_size=half_step)
+    two_jumps = shortcut_jump(mid, t - d, d, factor(t - d, d) * eps2[0], eps2[1], SDE)
+    one_jump = shortcut_jump(noisy, t, 2 * d, factor(t, 2 * d) * target_x, target_e, SDE)
+    assert torch.allclose(one_jump.positions, two_jumps.positions, rtol=0, atol=EXACT)
+    assert torch.allclose(one_jump.elements, two_jumps.elements, rtol=0, atol=EXACT)
+    with pytest.raises(ValueError, match="score_gain must be a finite number >= 0"):
+        self_consistency_target(model, noisy, t, d, SDE, score_gain=-1.0)
+
+
+def test_a_constant_noise_is_self_consistent_under_any_gain():
+    """The step-averaged factor integrates exactly: for a model whose noise is the same
+    everywhere, two gained d jumps equal one gained 2d jump with that noise, so the
+    target is the noise itself (a_X is constant for the VE positions)."""
+    noisy, t, d = _noisy(3)
+    eps_x = torch.randn_like(noisy.positions)
+
+    def constant(batch, time, step_size=None):
+        return eps_x, torch.zeros_like(batch.elements)
+
+    for gamma in (0.0, 2.0, 6.0):
+        target_x, _ = self_consistency_target(constant, noisy, t, d, SDE, score_gain=gamma)
+        assert torch.allclose(target_x, eps_x, atol=EXACT)
+    # a noise that depends on the positions (a Gaussian's exact score) is not: the gain
+    # changes where the first half jump lands, so the target differs from the plain one
+    centre = noisy.positions + 0.5 * torch.randn_like(noisy.positions)
+    gaussian = StepIgnoring(GaussianModel(centre, 0.3, noisy.elements, 0.5, SDE))
+    plain_x, _ = self_consistency_target(gaussian, noisy, t, d, SDE)
+    gained_x, _ = self_consistency_target(gaussian, noisy, t, d, SDE, score_gain=6.0)
+    assert not torch.allclose(gained_x, plain_x, atol=1e-3)
+
+
 def test_target_replays_the_model_draws_for_every_call():
     """In training mode the property nulling is random; with the generator replayed, the
     two half jumps and the prediction see the same conditioning."""

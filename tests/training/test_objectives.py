@@ -57,6 +57,24 @@ def test_config_reads_and_checks_the_objective(tmp_path):
     assert config.to_dict()["objective"] == "shortcut"
 
 
+def test_config_reads_and_checks_the_shortcut_score_gain(tmp_path):
+    data = {"dataset": "data.extxyz"}
+    shortcut = {"data": data, "model": {"step_size_embedding": True}, "objective": "shortcut"}
+    assert TrainConfig.from_dict(shortcut).shortcut_score_gain == 0.0
+    path = tmp_path / "run.yaml"
+    path.write_text(
+        "data: {dataset: data.extxyz}\nmodel: {step_size_embedding: true}\n"
+        "objective: shortcut\nshortcut_score_gain: 5\n",
+        encoding="utf-8",
+    )
+    config = load_config(path)
+    assert config.shortcut_score_gain == 5.0 and config.to_dict()["shortcut_score_gain"] == 5.0
+    with pytest.raises(ConfigError, match="shortcut_score_gain must be a finite number >= 0"):
+        TrainConfig.from_dict({**shortcut, "shortcut_score_gain": -1})
+    with pytest.raises(ConfigError, match="shortcut_score_gain is for objective 'shortcut'"):
+        TrainConfig.from_dict({"data": data, "shortcut_score_gain": 2.0})
+
+
 def test_config_reads_and_checks_the_time_focus(tmp_path):
     data = {"dataset": "data.extxyz"}
     assert TrainConfig.from_dict({"data": data}).t_focus is None
@@ -154,6 +172,34 @@ def test_trainer_calls_the_objective_loss_on_the_chosen_batches(tmp_path, monkey
     calls.clear()
     trainer.validate()
     assert calls == [False] * len(trainer.data.val)  # validation: every batch, no grad
+
+
+def test_trainer_builds_the_shortcut_targets_with_its_score_gain(tmp_path, monkeypatch):
+    gains = []
+    original = LOSSES["shortcut"]
+
+    def recording(*args, **kwargs):
+        gains.append(kwargs.get("score_gain"))
+        return original(*args, **kwargs)
+
+    monkeypatch.setitem(LOSSES, "shortcut", recording)
+    config = tiny_config(
+        TINY_SI,
+        tmp_path / "run",
+        epochs=1,
+        model=SHORTCUT_MODEL,
+        objective="shortcut",
+        shortcut_fraction=1.0,
+        shortcut_score_gain=4.0,
+        data={"batch_size": 3},
+    )
+    trainer = Trainer(config)
+    trainer.train_epoch(1)
+    trainer.validate()
+    assert len(gains) > 1 and set(gains) == {4.0}  # training and validation batches
+    gains.clear()
+    Trainer(config.replace(shortcut_score_gain=0.0)).validate()
+    assert set(gains) == {None}  # no gain: the loss is called as before
 
 
 @pytest.mark.parametrize(
