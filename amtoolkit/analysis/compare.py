@@ -199,11 +199,7 @@ def compare(
     """
     from amtoolkit.analysis.adf import adf
     from amtoolkit.analysis.energy import density, energy
-    from amtoolkit.analysis.metrics import (
-        distribution_rmsd,
-        excess_rmsd,
-        sampling_rmsd,
-    )
+    from amtoolkit.analysis.metrics import distribution_rmsd, excess_rmsd, sampling_rmsd
     from amtoolkit.analysis.rdf import rdf
 
     gen, ref = prepare(generated), prepare(reference)
