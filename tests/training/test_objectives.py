@@ -150,7 +150,7 @@ def test_trainer_calls_the_objective_loss_on_the_chosen_batches(tmp_path, monkey
     original = LOSSES["shortcut"]
 
     def counting(*args, **kwargs):
-        calls.append(torch.is_grad_enabled())
+        calls.append((torch.is_grad_enabled(), kwargs.get("score_gain")))
         return original(*args, **kwargs)
 
     monkeypatch.setitem(LOSSES, "shortcut", counting)
@@ -161,6 +161,7 @@ def test_trainer_calls_the_objective_loss_on_the_chosen_batches(tmp_path, monkey
         model=SHORTCUT_MODEL,
         objective="shortcut",
         shortcut_fraction=0.5,
+        shortcut_score_gain=4.0,
         data={"batch_size": 1},
     )
     trainer = Trainer(config)
@@ -168,38 +169,14 @@ def test_trainer_calls_the_objective_loss_on_the_chosen_batches(tmp_path, monkey
     assert chosen == shortcut_batches(config.seed, 1, len(trainer.data.train), 0.5)
     assert 0 < sum(chosen) < len(chosen)
     trainer.train_epoch(1)
-    assert calls == [True] * sum(chosen)  # training batches: only the chosen ones
+    # training batches: only the chosen ones, with the targets' score gain
+    assert calls == [(True, 4.0)] * sum(chosen)
     calls.clear()
     trainer.validate()
-    assert calls == [False] * len(trainer.data.val)  # validation: every batch, no grad
-
-
-def test_trainer_builds_the_shortcut_targets_with_its_score_gain(tmp_path, monkeypatch):
-    gains = []
-    original = LOSSES["shortcut"]
-
-    def recording(*args, **kwargs):
-        gains.append(kwargs.get("score_gain"))
-        return original(*args, **kwargs)
-
-    monkeypatch.setitem(LOSSES, "shortcut", recording)
-    config = tiny_config(
-        TINY_SI,
-        tmp_path / "run",
-        epochs=1,
-        model=SHORTCUT_MODEL,
-        objective="shortcut",
-        shortcut_fraction=1.0,
-        shortcut_score_gain=4.0,
-        data={"batch_size": 3},
-    )
-    trainer = Trainer(config)
-    trainer.train_epoch(1)
-    trainer.validate()
-    assert len(gains) > 1 and set(gains) == {4.0}  # training and validation batches
-    gains.clear()
+    assert calls == [(False, 4.0)] * len(trainer.data.val)  # validation: every batch, no grad
+    calls.clear()
     Trainer(config.replace(shortcut_score_gain=0.0)).validate()
-    assert set(gains) == {None}  # no gain: the loss is called as before
+    assert calls == [(False, None)] * len(trainer.data.val)  # no gain: called as before
 
 
 @pytest.mark.parametrize(
