@@ -15,11 +15,7 @@ from amtoolkit.analysis.compare import (
     Comparison,
     compare,
 )
-from amtoolkit.analysis.metrics import (
-    distribution_rmsd,
-    excess_rmsd,
-    sampling_rmsd,
-)
+from amtoolkit.analysis.metrics import distribution_rmsd, excess_rmsd, sampling_rmsd
 from amtoolkit.analysis.rdf import rdf
 from amtoolkit.errors import StructureError
 from tests.known_values import SW_DIAMOND_ENERGY, SW_LATTICE
