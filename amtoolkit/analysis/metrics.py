@@ -83,17 +83,6 @@ def sampling_rmsd(
     return float(np.mean(draws))
 
 
-def _two_sets(per_a: ArrayLike, per_b: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
-    """Two per-structure distribution arrays ``[n, nbins]`` on the same bins."""
-    a, b = (np.asarray(x, dtype=float) for x in (per_a, per_b))
-    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
-        raise ValueError(
-            f"need two [n_structures, nbins] arrays on the same bins, got shapes "
-            f"{a.shape} and {b.shape}"
-        )
-    return a, b
-
-
 def excess_rmsd(per_a: ArrayLike, per_b: ArrayLike) -> float | None:
     """The RMSD between the population averages of two sets, with the noise of their
     finite sizes taken out: what more structures on both sides would converge to.
@@ -118,7 +107,12 @@ def excess_rmsd(per_a: ArrayLike, per_b: ArrayLike) -> float | None:
     Raises:
         ValueError: not two 2-D arrays on the same bins.
     """
-    a, b = _two_sets(per_a, per_b)
+    a, b = (np.asarray(x, dtype=float) for x in (per_a, per_b))
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
+        raise ValueError(
+            f"need two [n_structures, nbins] arrays on the same bins, got shapes "
+            f"{a.shape} and {b.shape}"
+        )
     if min(len(a), len(b)) < 2:
         return None
     squared = np.mean((a.mean(axis=0) - b.mean(axis=0)) ** 2)

@@ -126,6 +126,21 @@ def shortcut_jump(
     return state.replace(positions=positions, elements=elements)
 
 
+def _gained_jump(
+    state: Batch,
+    t: torch.Tensor | float,
+    d: torch.Tensor | float,
+    eps_x: torch.Tensor,
+    eps_e: torch.Tensor,
+    sde: MaterialSDE,
+    score_gain: float,
+) -> Batch:
+    """`shortcut_jump` with the position noise times `score_factor` (1 + gamma (t - d/2)):
+    the jump `sample_shortcut` makes, and the one its self-consistency targets follow."""
+    gain = _per_atom(score_factor(score_gain, t, d), state)
+    return shortcut_jump(state, t, d, gain * eps_x, eps_e, sde)
+
+
 def jump_noise(
     state: Batch,
     target: Batch,
@@ -248,8 +263,7 @@ def self_consistency_target(
         if start is not None:
             generator.set_state(start)
         eps_x, eps_e = model(mid, time, step_size=step)
-        gain = _per_atom(score_factor(score_gain, time, d), mid)
-        mid = shortcut_jump(mid, time, d, gain * eps_x, eps_e, sde)
+        mid = _gained_jump(mid, time, d, eps_x, eps_e, sde, score_gain)
     if start is not None:
         generator.set_state(start)
     eps_x, eps_e = jump_noise(noisy, mid, t, 2.0 * d, sde)
@@ -403,6 +417,5 @@ def sample_shortcut(
         eps_x, eps_e = predict(model, state, t, step_size=d_systems)
         if callback is not None:
             callback({"i": i, "t": t, "state": state, "eps_x": eps_x, "eps_e": eps_e})
-        eps_x = score_factor(score_gain, t, d) * eps_x
-        state = shortcut_jump(state, t_systems, d_systems, eps_x, eps_e, sde)
+        state = _gained_jump(state, t_systems, d_systems, eps_x, eps_e, sde, score_gain)
     return state

@@ -394,7 +394,7 @@ class Trainer:
         """The loss of ``config.objective`` (`amtoolkit.diffusion.LOSSES`), with the
         shortcut objective's score gain (``shortcut_score_gain``) when it has one."""
         cfg = self.config
-        if cfg.objective == "shortcut" and cfg.shortcut_score_gain:
+        if cfg.shortcut_score_gain:  # TrainConfig allows it with objective 'shortcut' only
             kwargs["score_gain"] = cfg.shortcut_score_gain
         return LOSSES[cfg.objective](*args, **kwargs)
 

@@ -307,7 +307,6 @@ def test_bad_structures_raise_structure_error(diamond_si):
 
 
 def test_pair_commands_define_the_named_potential_for_the_given_types():
-
     lines = pair_commands("tersoff-sio2", ["O", "Si"])
     assert any(line.startswith("pair_style tersoff") for line in lines)
     coeff = next(line for line in lines if line.startswith("pair_coeff"))

@@ -169,9 +169,9 @@ def test_npt_compresses_under_pressure(strained_si):
         strained_si, "sw-si", temperature=300.0, steps=300, ensemble="npt", pressure=10.0, seed=0
     )
     assert squeezed.get_volume() < 0.97 * strained_si.get_volume()
+    cluster = strained_si.copy()
+    cluster.pbc = False
     with pytest.raises(ValueError, match="3D-periodic"):
-        cluster = strained_si.copy()
-        cluster.pbc = False
         run_md(cluster, "sw-si", 300.0, 10, ensemble="npt")
 
 
