@@ -171,6 +171,12 @@ def mean_atomic_mass(composition: Mapping[str, float]) -> float:
     return mass / total
 
 
+def _far_outside(values: np.ndarray, low: float, high: float) -> np.ndarray:
+    """Which `values` lie past [low, high] by more than OUT_OF_RANGE_FRACTION of its width."""
+    margin = OUT_OF_RANGE_FRACTION * (high - low) if high > low else 0.0
+    return (values < low - margin) | (values > high + margin)
+
+
 def number_density(density: float, composition: Mapping[str, float]) -> float:
     """Atoms per Å^3 of a material of mass density `density` (g/cm^3) and `composition`.
 
@@ -482,6 +488,7 @@ class Generator:
         cell_array, n_initial, n_real, rho_max = self._plan_cell(
             cell, n_atoms, density, max_density
         )
+        self._check_density(cell_array, n_real, _stacklevel + 1)
         target_table = self._plan_targets(n, targets, _stacklevel + 1)
         properties = self._normalise(n, target_table)
 
@@ -666,9 +673,8 @@ class Generator:
             if name not in ranges:
                 continue
             low, high = ranges[name]
-            margin = OUT_OF_RANGE_FRACTION * (high - low) if high > low else 0.0
             known = values[~np.isnan(values)]
-            outside = known[(known < low - margin) | (known > high + margin)]
+            outside = known[_far_outside(known, low, high)]
             if outside.size:
                 warnings.warn(
                     f"target {name}={outside[0]:g} is far outside the training range "
@@ -677,6 +683,23 @@ class Generator:
                     stacklevel=stacklevel,
                 )
         return table
+
+    def _check_density(self, cell: np.ndarray, n_real: int | None, stacklevel: int) -> None:
+        """Warn when `n_real` atoms in `cell` are far from the training densities."""
+        typical = self.info.typical
+        if n_real is None or typical is None or typical.density_range is None:
+            return  # with ghosts and no n_atoms the model decides the density
+        volume = float(abs(np.linalg.det(cell)))
+        rho = n_real / volume / number_density(1.0, typical.composition)
+        low, high = typical.density_range
+        if _far_outside(np.array([rho]), low, high).any():
+            atoms = f"{n_real} atom{'s' * (n_real != 1)} in {volume:.4g} Å^3"
+            warnings.warn(
+                f"density {rho:.3g} g/cm3 ({atoms}) is far outside the training range "
+                f"[{low:.3g}, {high:.3g}] g/cm3; the model is extrapolating",
+                UserWarning,
+                stacklevel=stacklevel,
+            )
 
     def _normalise(self, n: int, table: Mapping[str, np.ndarray]) -> np.ndarray:
         """Normalised property columns [n, m] in the model's order (NaN = null)."""

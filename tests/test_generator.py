@@ -280,6 +280,22 @@ def test_out_of_range_target_warns_with_the_range(sio2):
         sio2.plan(1, seed=0, shear=54.0, rings=4.1)  # inside the 50% margins
 
 
+def test_density_far_from_training_warns_with_the_range(tmp_path):
+    """n_atoms in the planned cell far from the training densities [2.0, 2.4] warns."""
+    typical = Typical(n_atoms=12, density=2.2, composition={"Si": 1.0}, density_range=(2.0, 2.4))
+    gen = Generator.from_checkpoint(save_tiny_model(tmp_path / "si", ("Si",), (), typical=typical))
+    with pytest.warns(UserWarning, match=r"density 3 g/cm3 \(12 atoms in .*\[2, 2.4\]") as record:
+        gen.plan(1, seed=0, density=3.0)  # 2.4 + 0.5 * 0.4 = 2.6 < 3
+    assert record[0].filename == __file__
+    volume = 12 / number_density(1.0, {"Si": 1.0})  # 12 Si atoms at 1 g/cm3
+    with pytest.warns(UserWarning, match=r"density 1 g/cm3"):
+        gen.plan(1, seed=0, cell=np.cbrt(volume), n_atoms=12)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        gen.plan(1, seed=0, density=2.55)  # inside the 50% margin
+        gen.plan(1, seed=0, cell=5.0)  # n_atoms from the typical density
+
+
 # ----------------------------------------------------------------- generation
 
 
