@@ -8,7 +8,8 @@ positions with `scatter_atoms`, followed by `run 0`. Units are LAMMPS `metal`
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -17,6 +18,7 @@ from ase.calculators.calculator import Calculator, Parameters, all_changes
 from ase.data import atomic_masses, chemical_symbols
 
 from amtoolkit.analysis._structures import check_structure
+from amtoolkit.analysis.neighbors import neighbor_list
 from amtoolkit.errors import StructureError
 from amtoolkit.potentials._lammps import (
     box_parameters,
@@ -31,6 +33,17 @@ _PRESSURE = "amt_pvirial"
 _PE_ATOM = "amt_pe_atom"
 _PE_SUM = "amt_pe_sum"
 _NONPERIODIC_PADDING = 2.0  # Å around a cluster's bounding box
+OVERLAP = 0.5
+"""Atoms nearer than this (Å) overlap: no potential here evaluates them."""
+
+
+def overlapping_pair(atoms: Atoms) -> tuple[int, int, float] | None:
+    """The nearest pair of atoms closer than `OVERLAP` Å as (i, j, distance), or None."""
+    i, j, d = neighbor_list(atoms, OVERLAP, "ijd", full_list=False)
+    if not len(d):
+        return None
+    k = int(np.argmin(d))
+    return int(i[k]), int(j[k]), float(d[k])
 
 
 def species_of(atoms: Atoms) -> list[str]:
@@ -77,13 +90,13 @@ class LammpsCalculator(Calculator):
     ) -> None:
         Calculator.calculate(self, atoms, properties, system_changes)
         per_atom = "energies" in properties
-        try:
+        with self.running(self.atoms):
             self.load(self.atoms)
             self._run0(per_atom)
-        except Exception:
-            self.invalidate()  # LAMMPS state unknown: rebuild on the next call
-            raise
-        self.results = self._read_results(per_atom)
+            results = self._read_results(per_atom)
+            if not all(np.isfinite(value).all() for value in results.values()):
+                raise FloatingPointError(f"{self.spec.name!r} gave a non-finite energy or force")
+        self.results = results
 
     def set(self, **kwargs: Any) -> dict[str, Any]:
         if "potential" in kwargs and kwargs["potential"] != self.parameters.get("potential"):
@@ -142,6 +155,31 @@ class LammpsCalculator(Calculator):
             self._build(atoms, species)
         else:
             self._update(atoms)
+
+    @contextlib.contextmanager
+    def running(self, atoms: Atoms) -> Iterator[None]:
+        """Context for a LAMMPS run on `atoms`, from `calculate` or driven from outside.
+
+        On an error LAMMPS's state is forgotten (`invalidate`: the next use rebuilds it),
+        and an error on atoms nearer than `OVERLAP` Å, which LAMMPS reports only as
+        "Non-numeric atom coords" or "Lost atoms" (or not at all: a NaN energy), becomes a
+        StructureError naming the two atoms.
+        """
+        try:
+            yield
+        except ValueError:  # the structure or its elements, found before LAMMPS ran
+            self.invalidate()
+            raise
+        except Exception as err:
+            self.invalidate()
+            pair = overlapping_pair(atoms)
+            if pair is None:
+                raise
+            i, j, d = pair
+            raise StructureError(
+                f"atoms {i} and {j} are {d:.3f} Å apart: overlapping atoms, which "
+                f"{self.spec.name!r} cannot evaluate"
+            ) from err
 
     def invalidate(self) -> None:
         """Forget what LAMMPS holds (after an error inside a run driven from outside

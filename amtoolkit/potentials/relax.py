@@ -91,11 +91,8 @@ def relax(
         # FrechetCellFilter's matrix logarithm warns about round-off near the identity
         warnings.filterwarnings("ignore", message="logm result may be inaccurate")
         if method == "lammps":
-            try:
+            with calc.running(work):  # e.g. atoms lost: the next structure starts afresh
                 nsteps += _lammps_minimize(work, calc, fmax, relax_cell, steps, pressure)
-            except Exception:
-                calc.invalidate()  # e.g. atoms lost: the next structure starts afresh
-                raise
         work.calc = calc
         target = _filtered(work, relax_cell, pressure)
         if _max_force(target) > fmax:
@@ -178,11 +175,8 @@ def run_md(
         has_velocities=bool(np.any(work.get_momenta() != 0.0)),
     )
     if isinstance(calc, LammpsCalculator):
-        try:
+        with calc.running(work):
             _lammps_md(work, calc, settings)
-        except Exception:
-            calc.invalidate()
-            raise
     else:
         _ase_md(work, calc, settings)
     work.wrap()

@@ -300,6 +300,11 @@ def test_bad_structures_raise_structure_error(diamond_si):
     flat.calc = get_calculator("sw-si")
     with pytest.raises(StructureError, match="zero volume"):
         flat.get_potential_energy()
+    overlap = diamond_si.copy()
+    overlap.positions[5] = overlap.positions[2]  # LAMMPS: "Non-numeric atom coords"
+    overlap.calc = broken.calc
+    with pytest.raises(StructureError, match="atoms 2 and 5 are 0.000 Å apart: overlapping"):
+        overlap.get_potential_energy()
     # the calculator recovers after an error
     good = diamond_si.copy()
     good.calc = broken.calc
