@@ -326,10 +326,12 @@ def refine(
     with _user_errors(debug):
         if os.path.exists(output) and not overwrite:
             raise ValueError(f"{output} exists; pass --overwrite to replace it")
-        structures, _ = _read(files, ":", None, type_map)
+        structures, labels = _read(files, ":", None, type_map)
         gen = Generator.load(model, device=device)
         target_values = dict(parse_target(text) for text in targets)
-        frames = refine_iter(structures, gen, targets=target_values, device=device, **options)
+        frames = refine_iter(
+            structures, gen, targets=target_values, device=device, labels=labels, **options
+        )
         with open(output, "w", encoding="utf-8") as fh:
             try:
                 for atoms in frames:

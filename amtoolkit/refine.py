@@ -41,6 +41,7 @@ import numpy as np
 import torch
 from ase import Atoms
 
+from amtoolkit.analysis._structures import check_structure
 from amtoolkit.data.batch import from_atoms
 from amtoolkit.diffusion.hmc import hmc_step, noise_energy_fn
 
@@ -83,6 +84,7 @@ def refine_iter(
     batch_size: int = 16,
     seed: int = 0,
     device: torch.device | str = "cpu",
+    labels: Sequence[str] | None = None,
 ) -> Iterator[Atoms]:
     """Refine structures with the diffusion model `model`, yielding them batch by batch.
 
@@ -111,6 +113,7 @@ def refine_iter(
         batch_size: structures per HMC batch.
         seed: seed of the momenta, Metropolis draws, null embeddings and MD velocities.
         device: torch device of the model.
+        labels: one name per structure for error messages (default "structure k").
 
     Yields:
         Refined Atoms in input order; ``atoms.info`` gains ``refine_method``,
@@ -119,9 +122,10 @@ def refine_iter(
         and with a potential ``refine_potential`` and ``refine_classical``.
 
     Raises:
-        ValueError: "hmc" or "relax" with a model that is not an energy model, "sde" with a
-            model that has no reverse SDE (flow models), a bad option, or an element the
-            model does not know (named).
+        ValueError: at the call, before any structure is refined: "hmc" or "relax" with a
+            model that is not an energy model, "sde" with a model that has no reverse SDE
+            (flow models), a bad option, or a structure (named by its label) that is not
+            3D-periodic or holds an element the model does not know.
     """
     info = getattr(model, "info", None)
     network = getattr(model, "model", None)
@@ -135,25 +139,38 @@ def refine_iter(
         )
     if method == "sde":
         _check_partial_diffusion(info, t, steps, noise_scale)
+    for k, atoms in enumerate(structures):  # every structure before any sampling
+        try:
+            check_structure(atoms, periodic=True)
+            info.vocabulary.encode(atoms.numbers)
+        except ValueError as err:
+            where = f"structure {k}" if labels is None else labels[k]
+            raise type(err)(f"{where}: {err}") from None
     batch_size = max(1, int(batch_size))
     network = network.to(device).eval()
-    for start in range(0, len(structures), batch_size):
-        chunk = [a.copy() for a in structures[start : start + batch_size]]
-        if method == "sde":
-            refined = _partial_diffusion(
-                chunk, model, network, t, steps, noise_scale, targets, seed + start
-            )
-        elif method == "hmc":
-            refined = _hmc(chunk, model, network, t, steps, dt0, n_leapfrog, targets, seed + start)
-        else:
-            refined = [_relax_on_noise(a, model, t, steps, fmax, targets, seed) for a in chunk]
-        for offset, atoms in enumerate(refined):
-            atoms.info.update(refine_method=method, refine_t=float(t), refine_steps=int(steps))
-            if potential is not None and classical != "none":
-                atoms = _classical(atoms, potential, classical, md_steps, temperature, seed)
-                atoms.info.update(refine_potential=potential, refine_classical=classical)
-            atoms.info["refine_index"] = start + offset
-            yield atoms
+
+    def batches() -> Iterator[Atoms]:  # a generator: the checks above run at the call
+        for start in range(0, len(structures), batch_size):
+            chunk = [a.copy() for a in structures[start : start + batch_size]]
+            if method == "sde":
+                refined = _partial_diffusion(
+                    chunk, model, network, t, steps, noise_scale, targets, seed + start
+                )
+            elif method == "hmc":
+                refined = _hmc(
+                    chunk, model, network, t, steps, dt0, n_leapfrog, targets, seed + start
+                )
+            else:
+                refined = [_relax_on_noise(a, model, t, steps, fmax, targets, seed) for a in chunk]
+            for offset, atoms in enumerate(refined):
+                atoms.info.update(refine_method=method, refine_t=float(t), refine_steps=int(steps))
+                if potential is not None and classical != "none":
+                    atoms = _classical(atoms, potential, classical, md_steps, temperature, seed)
+                    atoms.info.update(refine_potential=potential, refine_classical=classical)
+                atoms.info["refine_index"] = start + offset
+                yield atoms
+
+    return batches()
 
 
 def _check_options(

@@ -13,7 +13,7 @@ from amtoolkit.calculator import NoiseEnergyCalculator
 from amtoolkit.cli import main
 from amtoolkit.data.batch import from_atoms
 from amtoolkit.generator import Generator
-from amtoolkit.refine import refine
+from amtoolkit.refine import refine, refine_iter
 from tests.test_generator import save_tiny_model
 
 
@@ -199,3 +199,21 @@ def test_refine_cli_with_a_classical_relaxation(tmp_path, energy_model):
     calc.close()
     again = CliRunner().invoke(main, args)
     assert again.exit_code != 0 and "exists" in again.output
+
+
+def test_bad_structures_are_refused_at_the_call_naming_the_structure(tmp_path, energy_model):
+    flat = _cells(2)
+    flat[1].pbc = False
+    with pytest.raises(ValueError, match="^structure 1: cell is not periodic"):
+        refine_iter(flat, energy_model)  # at the call, before anything is iterated
+    germanium = _cells(1)[0]
+    germanium[3].symbol = "Ge"
+    with pytest.raises(ValueError, match=r"^a\[0\]: element Ge \(Z=32\) is not in"):
+        refine_iter([germanium], energy_model, labels=["a[0]"])
+    src, out = tmp_path / "ge.extxyz", tmp_path / "out.extxyz"
+    write(src, [_cells(1)[0], germanium])
+    result = CliRunner().invoke(
+        main, ["refine", str(src), "-m", str(tmp_path / "e"), "-o", str(out)]
+    )
+    assert result.exit_code == 2 and f"{src}[1]: element Ge" in result.output
+    assert not out.exists()  # refused before OUT was opened
