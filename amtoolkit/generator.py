@@ -1076,6 +1076,7 @@ def parse_cell(text: str) -> float | list[float]:
 
 def _target_values(key: str, value: Any, n: int) -> np.ndarray:
     """A scalar or length-`n` target as float array [n] (None -> NaN); rejects inf."""
+    key = key.removeprefix("target_")  # messages name the target as the user wrote it
     if value is None:
         return np.full(n, np.nan)
     if isinstance(value, (str, bytes)):
