@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -17,7 +18,7 @@ from ase import Atoms
 from ase.calculators.calculator import Calculator
 
 from amtoolkit.analysis._result import Result
-from amtoolkit.analysis._structures import prepare
+from amtoolkit.analysis._structures import prepare, species_of
 from amtoolkit.analysis.neighbors import neighbor_list
 from amtoolkit.analysis.report import format_table
 
@@ -203,6 +204,14 @@ def compare(
     from amtoolkit.analysis.rdf import rdf
 
     gen, ref = prepare(generated), prepare(reference)
+    elements = [species_of(s) for s in (gen, ref)]
+    if elements[0] != elements[1]:
+        warnings.warn(
+            f"the generated structures hold {', '.join(elements[0])} and the reference "
+            f"{', '.join(elements[1])}: the RMSDs compare different compositions",
+            UserWarning,
+            stacklevel=2,
+        )
     rdf_gen, rdf_ref = (rdf(s, rmax=COMPARE_RDF_RMAX, nbins=COMPARE_RDF_NBINS) for s in (gen, ref))
     adf_gen, adf_ref = (
         adf(s, cutoff=COMPARE_ADF_CUTOFF, nbins=COMPARE_ADF_NBINS) for s in (gen, ref)

@@ -64,11 +64,12 @@ def test_ghost_atoms_do_not_count(diamond_si, rattled):
     assert dataclasses.asdict(with_ghost) == dataclasses.asdict(without)
 
 
-def test_partials_only_for_pairs_in_both_sets(diamond_si):
+def test_partials_only_for_pairs_in_both_sets_and_other_elements_warn(diamond_si):
     from ase.build import bulk
 
     sic = bulk("SiC", "zincblende", a=4.36, cubic=True)
-    result = compare(sic, diamond_si)
+    with pytest.warns(UserWarning, match="hold C, Si and the reference Si: the RMSDs compare"):
+        result = compare(sic, diamond_si)
     assert list(result.rdf_rmsd_partial) == [("Si", "Si")]
     assert "RDF RMSD Si-Si" in result.summary()
 
