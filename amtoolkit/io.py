@@ -28,6 +28,7 @@ import ase.io
 import numpy as np
 from ase import Atoms
 from ase.data import atomic_masses, atomic_numbers, chemical_symbols
+from ase.io.formats import filetype
 
 __all__ = [
     "atomic_output",
@@ -48,6 +49,7 @@ MASS_TOLERANCE = 0.1
 for the element to be inferred from it."""
 
 _LAMMPS_FORMATS = ("lammps-data", "lammps", "lammpsdata")
+_LAMMPS_DUMP_FORMATS = ("lammps-dump-text",)
 _HEADER_SCAN_LINES = 200  # lines searched for the "xlo xhi" box line when sniffing a format
 
 
@@ -138,7 +140,9 @@ def read_structures(
             ``"0:10:2"``, an int or a slice). A LAMMPS data file holds one frame.
         format: ASE format name; None guesses it. ``"lammps-data"`` forces the LAMMPS reader.
         type_map: LAMMPS type -> element, ``{1: "O", 2: "Si"}`` or ``"1=O,2=Si"``. Without
-            it the elements come from the ``Masses`` section.
+            it the elements of a data file come from its ``Masses`` section; a text dump
+            (ASE's ``lammps-dump-text``, e.g. ``*.lammpstrj``) needs it unless it has an
+            ``element`` column, which then wins.
         units: LAMMPS units style of a data file; None reads it from the ``units = ...``
             note on the first line (LAMMPS ``write_data``) and falls back to ``metal``.
 
@@ -168,6 +172,8 @@ def read_structures(
         except Exception as exc:  # ASE raises many types; all mean "cannot read this file"
             raise ReadError(f"{path}: cannot read{_as(format)}: {_one_line(exc)}") from exc
         frames = [read] if isinstance(read, Atoms) else list(read)
+        if _format_of(path, format) in _LAMMPS_DUMP_FORMATS:
+            _elements_of_dump(frames, path, numbers_of_type)
     if not frames:
         raise ReadError(f"{path}: no frames selected by index {index!r}")
     return frames
@@ -342,16 +348,58 @@ def _read_lammps_data(
     else:
         _warn_mass_mismatch(numbers_of_type, mass_of_type, path)
 
-    missing = sorted(set(np.unique(types).tolist()) - set(numbers_of_type))
-    if missing:
-        given = ",".join(f"{t}={chemical_symbols[z]}" for t, z in sorted(numbers_of_type.items()))
-        raise ReadError(f"{path}: LAMMPS atom type {missing[0]} is not in the type map ({given})")
-    atoms.numbers = np.array([numbers_of_type[t] for t in types], dtype=int)
+    atoms.numbers = _elements_of_types(types, numbers_of_type, str(path))
     # element masses follow the elements; the file's masses were used only to identify them
     atoms.arrays.pop("masses", None)
     atoms.arrays.pop("mmcharges", None)  # a copy of initial_charges kept by ASE for QM/MM
     atoms.info.pop("comment", None)
     return atoms
+
+
+def _elements_of_types(
+    types: np.ndarray, numbers_of_type: dict[int, int], where: str
+) -> np.ndarray:
+    """Atomic numbers of LAMMPS atom `types`; ReadError naming a type the map lacks."""
+    missing = sorted(set(np.unique(types).tolist()) - set(numbers_of_type))
+    if missing:
+        given = ",".join(f"{t}={chemical_symbols[z]}" for t, z in sorted(numbers_of_type.items()))
+        raise ReadError(f"{where}: LAMMPS atom type {missing[0]} is not in the type map ({given})")
+    return np.array([numbers_of_type[int(t)] for t in types], dtype=int)
+
+
+def _format_of(path: Path, format: str | None) -> str | None:
+    """The ASE format name `format` or, when None, the one ASE finds for `path`."""
+    if format is not None:
+        return format
+    try:
+        return filetype(str(path))
+    except Exception:  # noqa: BLE001 - ASE read it, so only the name is unknown
+        return None
+
+
+def _dump_has_elements(path: Path) -> bool:
+    """Whether a LAMMPS text dump's first ``ITEM: ATOMS`` line has an ``element`` column."""
+    with open(path, errors="replace") as fh:
+        for line in fh:
+            if line.startswith("ITEM: ATOMS"):
+                return "element" in line.split()[2:]
+    return False
+
+
+def _elements_of_dump(
+    frames: list[Atoms], path: Path, numbers_of_type: dict[int, int] | None
+) -> None:
+    """Set the elements of LAMMPS dump frames from their atom types (ASE reads type t as Z = t)."""
+    if _dump_has_elements(path):
+        return
+    if numbers_of_type is None:
+        raise ReadError(
+            f"{path}: a LAMMPS dump without an element column gives atom types, not elements; "
+            "give a type map, e.g. 1=O,2=Si"
+        )
+    for k, atoms in enumerate(frames):
+        types = np.asarray(atoms.arrays.get("type", atoms.numbers), dtype=int)
+        atoms.numbers = _elements_of_types(types, numbers_of_type, f"{path}[{k}]")
 
 
 def _elements_from_masses(mass_of_type: dict[int, float], path: Path) -> dict[int, int]:

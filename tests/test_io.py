@@ -203,6 +203,44 @@ def test_lammps_index_applies_to_the_single_frame(charge_data):
         read_structures(charge_data, index=3)
 
 
+def _write_dump(path, columns: str, frames: int = 2) -> Atoms:
+    """A LAMMPS text dump of a 2-atom SiO-like cell: type 1 = O, type 2 = Si (`columns`
+    is "id type x y z" or with "element" after type)."""
+    atoms = Atoms("OSi", positions=[[0.0, 0.0, 0.0], [1.6, 0.1, 0.2]], cell=[5.0] * 3, pbc=True)
+    lines = []
+    for step in range(frames):
+        lines += ["ITEM: TIMESTEP", str(step), "ITEM: NUMBER OF ATOMS", "2"]
+        lines += ["ITEM: BOX BOUNDS pp pp pp"] + ["0.0 5.0"] * 3 + [f"ITEM: ATOMS {columns}"]
+        for k, (symbol, pos) in enumerate(zip(["O", "Si"], atoms.positions, strict=True)):
+            element = f" {symbol}" if "element" in columns else ""
+            lines.append(f"{k + 1} {k + 1}{element} {pos[0]} {pos[1]} {pos[2]}")
+    path.write_text("\n".join(lines) + "\n")
+    return atoms
+
+
+def test_lammps_dump_types_map_to_elements(tmp_path):
+    path = tmp_path / "run.lammpstrj"
+    atoms = _write_dump(path, "id type x y z")
+    frames = read_structures(path, type_map="1=O,2=Si")
+    assert len(frames) == 2
+    for frame in frames:
+        assert frame.get_chemical_symbols() == ["O", "Si"]
+        assert np.allclose(frame.positions, atoms.positions, atol=POSITION_TOL)
+        assert frame.get_masses()[1] == pytest.approx(28.085, abs=0.01)  # Si, not He
+    with pytest.raises(ReadError, match=r"run.lammpstrj: a LAMMPS dump without an element column"):
+        read_structures(path)  # ASE alone would read types 1, 2 as H, He
+    with pytest.raises(ReadError, match=r"run.lammpstrj\[0\]: LAMMPS atom type 2 is not in"):
+        read_structures(path, type_map="1=O")
+
+
+def test_lammps_dump_element_column_wins(tmp_path):
+    path = tmp_path / "run.lammpstrj"
+    _write_dump(path, "id type element x y z", frames=1)
+    for type_map in (None, "1=Si,2=O"):
+        (frame,) = read_structures(path, type_map=type_map)
+        assert frame.get_chemical_symbols() == ["O", "Si"]
+
+
 def test_dm2_sio2_file(dm2_sio2_path):
     (atoms,) = read_structures(dm2_sio2_path)
     assert atoms.get_chemical_formula() == "O2000Si1000"
