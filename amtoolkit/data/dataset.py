@@ -346,11 +346,8 @@ class Dataset:
         Non-numeric info entries (strings, arrays, booleans) are ignored; ``energy``
         and ``free_energy``, which ASE moves into a SinglePointCalculator, are kept.
         """
-        import ase.io
-
         p = check_readable(path, "extxyz file")
-        frames = ase.io.read(p, index=index, format="extxyz")
-        frames = [frames] if isinstance(frames, Atoms) else list(frames)
+        frames = _read_extxyz(p, index)
         table, ignored = table_from_records([_info_properties(a) for a in frames], str(p))
         record = _provenance(
             str(p), f"Dataset.from_extxyz({str(p)!r})", format="extxyz", ignored_keys=ignored
@@ -369,11 +366,9 @@ class Dataset:
             DatasetError: if the list length differs from the number of frames (naming
                 both counts and both files) or a record is not a dict.
         """
-        import ase.io
-
         xyz = check_readable(extxyz, "extxyz file")
         pj = check_readable(properties_json, "property file")
-        frames = ase.io.read(xyz, index=":", format="extxyz")
+        frames = _read_extxyz(xyz, ":")
         with open(pj, encoding="utf-8") as fh:
             if pj.suffix.lower() in (".yml", ".yaml"):
                 import yaml
@@ -791,6 +786,16 @@ def available_datasets() -> list[str]:
     if not SHIPPED_DIR.is_dir():
         return []
     return sorted(p.stem for p in SHIPPED_DIR.glob("*.h5"))
+
+
+def _read_extxyz(path: Path, index: str | int) -> list[Atoms]:
+    """The frames of an extxyz file; DatasetError naming the file when it cannot be read."""
+    from amtoolkit.io import ReadError, read_structures
+
+    try:
+        return read_structures(path, index=index, format="extxyz")
+    except ReadError as err:
+        raise DatasetError(str(err)) from None
 
 
 def open_dataset(spec: str) -> Dataset:

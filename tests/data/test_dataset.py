@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 
 import ase.io
 import numpy as np
@@ -160,6 +161,10 @@ def test_from_amden_bad_records(tmp_path):
     pj.write_text("[{")
     with pytest.raises(DatasetError, match="not valid JSON"):
         Dataset.from_amden(xyz, pj)
+    xyz.write_text("hello\nworld\n")
+    for read in (lambda: Dataset.from_extxyz(xyz), lambda: Dataset.from_amden(xyz, pj)):
+        with pytest.raises(DatasetError, match=rf"^{re.escape(str(xyz))}: cannot read as extxyz"):
+            read()
 
 
 def test_missing_files_are_named(tmp_path):
