@@ -90,6 +90,14 @@ def property_row(
     return row
 
 
+def checked_t(t: Any) -> float:
+    """The diffusion time `t` as a float in (0, 1); ValueError otherwise."""
+    t = float(t)
+    if not 0.0 < t < 1.0:
+        raise ValueError(f"t must lie in (0, 1), got {t}")
+    return t
+
+
 class NoiseEnergyCalculator(Calculator):
     """ASE calculator of the noise energy E_hat(x, t) of an energy-based denoiser.
 
@@ -174,8 +182,13 @@ class NoiseEnergyCalculator(Calculator):
         self.max_density = max_density
         self.seed = int(seed)
         targets = None if targets is None else {str(k): v for k, v in targets.items()}
-        super().__init__(t=float(t), targets=targets, **kwargs)
+        super().__init__(t=checked_t(t), targets=targets, **kwargs)
         self.properties_row()  # unknown target names fail here, not at the first call
+
+    def set(self, **kwargs: Any) -> dict[str, Any]:
+        if "t" in kwargs:
+            kwargs["t"] = checked_t(kwargs["t"])
+        return super().set(**kwargs)
 
     @property
     def t(self) -> float:

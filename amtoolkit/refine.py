@@ -42,6 +42,7 @@ import torch
 from ase import Atoms
 
 from amtoolkit.analysis._structures import check_structure
+from amtoolkit.calculator import checked_t
 from amtoolkit.data.batch import from_atoms
 from amtoolkit.diffusion.hmc import hmc_step, noise_energy_fn
 
@@ -190,8 +191,7 @@ def _check_options(
         raise ValueError(
             f"unknown classical stage {classical!r}; use one of: {', '.join(CLASSICAL)}"
         )
-    if not 0.0 < float(t) < 1.0:
-        raise ValueError(f"t must lie in (0, 1), got {t}")
+    checked_t(t)
     if isinstance(steps, bool) or int(steps) != steps or steps < 0:
         raise ValueError(f"steps must be an integer >= 0, got {steps!r}")
     if not (math.isfinite(dt0) and dt0 > 0):

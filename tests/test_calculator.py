@@ -130,6 +130,11 @@ def test_unknown_element_and_bad_structures_raise():
         NoiseEnergyCalculator(energy_model())
     with pytest.raises(ValueError, match="energy-based"):
         NoiseEnergyCalculator(torch.nn.Linear(2, 2), sde=SDE, vocabulary=VOCABULARY)
+    for t in (0.0, 1.0, 2.0, math.nan):
+        with pytest.raises(ValueError, match="t must lie in"):
+            NoiseEnergyCalculator(energy_model(), t=t, sde=SDE, vocabulary=VOCABULARY)
+    with pytest.raises(ValueError, match=r"t must lie in \(0, 1\), got -0.1"):
+        calculator().set(t=-0.1)
 
 
 def test_ghost_atoms_are_class_zero():
