@@ -111,6 +111,7 @@ def test_non_periodic_and_zero_volume_exit_2(runner, tmp_path, diamond_si):
     molecule = Atoms("Si2", positions=[[0, 0, 0], [2.35, 0, 0]])
     result = runner.invoke(main, ["analyze", frames_file(tmp_path, [molecule], "mol.extxyz")])
     assert_one_line_error(result, "not periodic")
+    assert "it has no cell: use extended XYZ (Lattice=...)" in result.output
     flat = diamond_si.copy()
     flat.cell[2] = [0.0, 0.0, 0.0]
     flat.pbc = True

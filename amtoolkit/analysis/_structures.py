@@ -48,8 +48,12 @@ def check_structure(atoms: Atoms, *, periodic: bool = True, frame: int | None = 
         raise StructureError(f"{where}non-finite position (NaN or inf) on atom {bad}")
     if periodic:
         if not all(atoms.pbc):
+            hint = ""
+            if not atoms.cell.any():  # e.g. read from plain XYZ, which carries no cell
+                hint = "; it has no cell: use extended XYZ (Lattice=...) or a format with one"
             raise StructureError(
                 f"{where}cell is not periodic in all three directions (pbc={atoms.pbc.tolist()})"
+                + hint
             )
         volume = abs(np.linalg.det(atoms.cell.array))
         if not np.isfinite(volume) or volume < 1e-6:
