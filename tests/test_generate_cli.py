@@ -107,7 +107,7 @@ def test_existing_output_needs_overwrite(runner, model_path, tmp_path):
     [
         (["--target", "viscosity=3"], ["unknown target 'viscosity'", "shear_modulus"]),
         (["--target", "shear"], ["NAME=VALUE"]),
-        (["--target", "shear=30,40"], ["has 2 values for n=1"]),
+        (["--target", "shear=30,40"], ["target shear_modulus has 2 values for n=1"]),
         (["--cell", "0"], ["cell volume must be positive"]),
         (["--cell", "6", "--density", "2"], ["give cell or density"]),
         (["--density", "-1"], ["density must be a positive"]),
