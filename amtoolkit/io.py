@@ -168,11 +168,12 @@ def read_structures(
         frames = _select(frames, index, path)
     else:
         try:
-            read = ase.io.read(path, index=index, format=format)
+            found = format or filetype(str(path))  # what ase.io.read would guess
+            read = ase.io.read(path, index=index, format=found)
         except Exception as exc:  # ASE raises many types; all mean "cannot read this file"
             raise ReadError(f"{path}: cannot read{_as(format)}: {_one_line(exc)}") from exc
         frames = [read] if isinstance(read, Atoms) else list(read)
-        if _format_of(path, format) in _LAMMPS_DUMP_FORMATS:
+        if found in _LAMMPS_DUMP_FORMATS:
             _elements_of_dump(frames, path, numbers_of_type)
     if not frames:
         raise ReadError(f"{path}: no frames selected by index {index!r}")
@@ -365,16 +366,6 @@ def _elements_of_types(
         given = ",".join(f"{t}={chemical_symbols[z]}" for t, z in sorted(numbers_of_type.items()))
         raise ReadError(f"{where}: LAMMPS atom type {missing[0]} is not in the type map ({given})")
     return np.array([numbers_of_type[int(t)] for t in types], dtype=int)
-
-
-def _format_of(path: Path, format: str | None) -> str | None:
-    """The ASE format name `format` or, when None, the one ASE finds for `path`."""
-    if format is not None:
-        return format
-    try:
-        return filetype(str(path))
-    except Exception:  # noqa: BLE001 - ASE read it, so only the name is unknown
-        return None
 
 
 def _dump_has_elements(path: Path) -> bool:
