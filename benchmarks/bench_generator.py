@@ -32,7 +32,9 @@ What is measured (DESIGN sections 6 and 8):
   share of bond angles below 70° within 2.7 Å (triangles, three-membered rings), and
   the target line "RDF RMSD <= 0.03 at 200 steps: PASS/FAIL", with the RMSD floor of
   these set sizes (`sampling_rmsd`: two sets resampled from the reference frames) and
-  the RMSD beyond sampling noise (`excess_rmsd`) the target asks for at those sizes.
+  the RMSD beyond sampling noise (`excess_rmsd`) the target asks for at those sizes,
+  and how many standard errors of the RMSD (`rmsd_standard_error`) it lies from the
+  target.
   ``--frames FILE`` measures structures generated elsewhere by ``--model`` (on a GPU,
   say) instead of generating them; the steps, sampler, noise scale and score gain come
   from their info.
@@ -406,6 +408,12 @@ def quality_a_si(args: argparse.Namespace) -> dict[str, Any]:
     target_line = f"RDF RMSD <= {RDF_RMSD_TARGET} at {TARGET_STEPS} steps: {verdict}"
     if steps != TARGET_STEPS:
         target_line += f" (measured at {steps} steps, not {TARGET_STEPS})"
+    if comparison.rdf_rmsd_se:
+        target_line += (
+            f"; {comparison.rdf_rmsd:.3f} is "
+            f"{(comparison.rdf_rmsd - RDF_RMSD_TARGET) / comparison.rdf_rmsd_se:+.1f} "
+            f"standard errors from it"
+        )
     if comparison.rdf_rmsd_floor is not None and comparison.rdf_rmsd_floor > RDF_RMSD_TARGET:
         target_line += (
             f"; out of reach at these set sizes: two sets resampled from the reference "
@@ -436,7 +444,10 @@ def quality_a_si(args: argparse.Namespace) -> dict[str, Any]:
             "density generated / reference",
             f"{comparison.density_generated:.3f} / {comparison.density_reference:.3f} g/cm3",
         ),
-        ("RDF RMSD (rmax 5 A, 100 bins)", fmt(comparison.rdf_rmsd)),
+        (
+            "RDF RMSD (rmax 5 A, 100 bins) +- standard error",
+            f"{fmt(comparison.rdf_rmsd)} +- {fmt(comparison.rdf_rmsd_se)}",
+        ),
         ("RDF RMSD floor of these set sizes", fmt(comparison.rdf_rmsd_floor)),
         ("RDF RMSD beyond sampling noise (any set size)", fmt(comparison.rdf_rmsd_excess)),
         (f"ADF RMSD cutoff {COMPARE_ADF_CUTOFF} A (1/deg)", fmt(comparison.adf_rmsd, ".3e")),
@@ -485,6 +496,7 @@ def quality_a_si(args: argparse.Namespace) -> dict[str, Any]:
         "warnings": caught,
         "comparison": comparison.to_dict(),
         "rdf_rmsd": comparison.rdf_rmsd,
+        "rdf_rmsd_se": comparison.rdf_rmsd_se,
         "adf_rmsd": {str(COMPARE_ADF_CUTOFF): comparison.adf_rmsd, str(SI_ADF_CUTOFF): adf_si},
         "energy": {"potential": args.potential, "generated": energy_gen, "reference": energy_ref},
         "fourfold_si": {

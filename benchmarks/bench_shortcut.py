@@ -123,6 +123,7 @@ def structure_scores(frames: Sequence[Atoms], reference: Sequence[Atoms]) -> dic
         return {"rdf_rmsd": math.nan, "adf_rmsd": math.nan, "density": math.nan, "error": reason}
     return {
         "rdf_rmsd": comparison.rdf_rmsd,
+        "rdf_rmsd_se": comparison.rdf_rmsd_se,
         "rdf_rmsd_floor": comparison.rdf_rmsd_floor,
         "rdf_rmsd_excess": comparison.rdf_rmsd_excess,
         "adf_rmsd": comparison.adf_rmsd,
@@ -228,7 +229,10 @@ def target(rows: Sequence[Mapping[str, Any]], sde_role: str) -> dict[str, Any]:
     a, b = short["rdf_rmsd"], sde["rdf_rmsd"]
     passed = bool(a <= b) if math.isfinite(a) and math.isfinite(b) else None
     verdict = {True: "PASS", False: "FAIL", None: "n/a"}[passed]
-    line = f"{head}: {verdict} ({bg.fmt(a)} vs {bg.fmt(b)}; SDE of the {sde_role}"
+    a_se, b_se = (bg.fmt(r.get("rdf_rmsd_se")) for r in (short, sde))
+    line = (
+        f"{head}: {verdict} ({bg.fmt(a)} +- {a_se} vs {bg.fmt(b)} +- {b_se}; SDE of the {sde_role}"
+    )
     line += f", {sde['steps']} steps)" if sde["steps"] != SDE_STEPS else ")"
     return {
         "pass": passed,
@@ -242,7 +246,7 @@ def target(rows: Sequence[Mapping[str, Any]], sde_role: str) -> dict[str, Any]:
 
 def print_table(rows: Sequence[Mapping[str, Any]], skipped: Sequence[Mapping[str, Any]]) -> None:
     """Rows sampler x steps: RDF RMSD, ADF RMSD and seconds per 100 structures."""
-    head = f"{'RDF RMSD':>10} {'ADF RMSD':>10} {'s/100':>10}"
+    head = f"{'RDF RMSD':>10} {'+- SE':>7} {'ADF RMSD':>10} {'s/100':>10}"
     lines = [("model     sampler (score gain)  steps", head)]
     for r in rows:
         gain = r.get("score_gain")
@@ -250,7 +254,8 @@ def print_table(rows: Sequence[Mapping[str, Any]], skipped: Sequence[Mapping[str
         lines.append(
             (
                 f"{r['role'].split()[0]:<9} {sampler:<21} {r['steps']:5d}",
-                f"{col(r['rdf_rmsd'], 10, '.4f')} {col(r['adf_rmsd'], 10, '.3e')} "
+                f"{col(r['rdf_rmsd'], 10, '.4f')} {col(r.get('rdf_rmsd_se'), 7, '.4f')} "
+                f"{col(r['adf_rmsd'], 10, '.3e')} "
                 f"{col(r['seconds_per_100'], 10, '.1f')}",
             )
         )

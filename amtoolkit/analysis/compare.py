@@ -62,6 +62,11 @@ class Comparison(Result):
             both sets grow, so sets of different sizes compare by it; 0 when the sets
             cannot be told apart, None when a set has one structure.
         adf_rmsd_excess: the same for the ADF RMSD.
+        rdf_rmsd_se: standard error of `rdf_rmsd`, how much it would scatter if both
+            sets were drawn again at their sizes (`rmsd_standard_error`); None when a set
+            has fewer than 3 structures. Two generators differ in a way these sets can
+            show when their RMSDs differ by well over both errors.
+        adf_rmsd_se: the same for the ADF RMSD.
         density_generated: mean mass density of the generated set as given, g/cm^3.
         density_reference: mean mass density of the reference set as given, g/cm^3.
         density_difference: generated minus reference, g/cm^3.
@@ -90,6 +95,8 @@ class Comparison(Result):
     adf_rmsd_floor: float | None
     rdf_rmsd_excess: float | None
     adf_rmsd_excess: float | None
+    rdf_rmsd_se: float | None
+    adf_rmsd_se: float | None
     density_generated: float
     density_reference: float
     density_difference: float
@@ -109,7 +116,13 @@ class Comparison(Result):
             ("structures (generated / reference)", f"{self.n_generated} / {self.n_reference}"),
             (
                 "RDF RMSD (total)",
-                rmsd_text(self.rdf_rmsd, self.rdf_rmsd_floor, self.rdf_rmsd_excess, ".4f"),
+                rmsd_text(
+                    self.rdf_rmsd,
+                    self.rdf_rmsd_se,
+                    self.rdf_rmsd_floor,
+                    self.rdf_rmsd_excess,
+                    ".4f",
+                ),
             ),
         ]
         rows += [
@@ -118,7 +131,13 @@ class Comparison(Result):
         rows += [
             (
                 "ADF RMSD (1/deg)",
-                rmsd_text(self.adf_rmsd, self.adf_rmsd_floor, self.adf_rmsd_excess, ".2e"),
+                rmsd_text(
+                    self.adf_rmsd,
+                    self.adf_rmsd_se,
+                    self.adf_rmsd_floor,
+                    self.adf_rmsd_excess,
+                    ".2e",
+                ),
             ),
             (
                 "density (g/cm3)",
@@ -143,12 +162,15 @@ class Comparison(Result):
         return format_table("comparison with reference", rows)
 
 
-def rmsd_text(value: float, floor: float | None, excess: float | None, spec: str) -> str:
-    """The summary's RMSD: the value, the sampling floor and the excess over the
-    finite-set noise (each note left out when unknown)."""
+def rmsd_text(
+    value: float, se: float | None, floor: float | None, excess: float | None, spec: str
+) -> str:
+    """The summary's RMSD: the value with its standard error, the sampling floor and the
+    excess over the finite-set noise (each left out when unknown)."""
+    text = f"{value:{spec}}" + (f" +- {se:{spec}}" if se is not None else "")
     notes = [f"floor {floor:{spec}}"] if floor is not None else []
     notes += [f"beyond sampling noise {excess:{spec}}"] if excess is not None else []
-    return f"{value:{spec}} ({'; '.join(notes)})" if notes else f"{value:{spec}}"
+    return f"{text} ({'; '.join(notes)})" if notes else text
 
 
 def closest_pair(atoms: Atoms, cutoff: float = COMPARE_RDF_RMAX) -> float:
@@ -180,7 +202,8 @@ def compare(
     RMSD comes with its floor: the RMSD between two sets of the same sizes resampled from
     the reference, below which no generator can be told apart, and with its excess, the
     estimate of what it tends to as both sets grow (`excess_rmsd`), which is what to
-    compare between sets of different sizes.
+    compare between sets of different sizes, and with its standard error
+    (`rmsd_standard_error`), the scatter a second draw of both sets would show.
 
     Args:
         generated: one Atoms or a set (e.g. the output of a generator).
@@ -200,7 +223,12 @@ def compare(
     """
     from amtoolkit.analysis.adf import adf
     from amtoolkit.analysis.energy import density, energy
-    from amtoolkit.analysis.metrics import distribution_rmsd, excess_rmsd, sampling_rmsd
+    from amtoolkit.analysis.metrics import (
+        distribution_rmsd,
+        excess_rmsd,
+        rmsd_standard_error,
+        sampling_rmsd,
+    )
     from amtoolkit.analysis.rdf import rdf
 
     gen, ref = prepare(generated), prepare(reference)
@@ -240,6 +268,8 @@ def compare(
         adf_rmsd_floor=sampling_rmsd(adf_ref.per_structure, len(gen), len(ref)),
         rdf_rmsd_excess=excess_rmsd(rdf_gen.per_structure, rdf_ref.per_structure),
         adf_rmsd_excess=excess_rmsd(*adf_rows),
+        rdf_rmsd_se=rmsd_standard_error(rdf_gen.per_structure, rdf_ref.per_structure),
+        adf_rmsd_se=rmsd_standard_error(*adf_rows),
         density_generated=rho_gen,
         density_reference=rho_ref,
         density_difference=rho_gen - rho_ref,

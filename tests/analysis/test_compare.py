@@ -15,7 +15,12 @@ from amtoolkit.analysis.compare import (
     Comparison,
     compare,
 )
-from amtoolkit.analysis.metrics import distribution_rmsd, excess_rmsd, sampling_rmsd
+from amtoolkit.analysis.metrics import (
+    distribution_rmsd,
+    excess_rmsd,
+    rmsd_standard_error,
+    sampling_rmsd,
+)
 from amtoolkit.analysis.rdf import rdf
 from amtoolkit.errors import StructureError
 from tests.known_values import SW_DIAMOND_ENERGY, SW_LATTICE
@@ -120,6 +125,23 @@ def test_excess_comes_from_both_sets(diamond_si):
     assert same.rdf_rmsd_excess < 0.25 * result.rdf_rmsd_excess  # one protocol: mostly noise
     single = compare(hot[0], cold)
     assert single.rdf_rmsd_excess is None and "beyond" not in single.summary()
+
+
+def test_standard_error_comes_from_both_sets(diamond_si):
+    def rattled_set(amplitude, seeds):
+        frames = [diamond_si.copy() for _ in seeds]
+        for seed, atoms in zip(seeds, frames, strict=True):
+            atoms.rattle(amplitude, seed=seed)
+        return frames
+
+    hot, cold = rattled_set(0.15, range(4)), rattled_set(0.05, range(10, 16))
+    result = compare(hot, cold)
+    per = [rdf(s, rmax=COMPARE_RDF_RMAX).per_structure for s in (hot, cold)]
+    assert result.rdf_rmsd_se == pytest.approx(rmsd_standard_error(*per), rel=EXACT)
+    assert 0.0 < result.rdf_rmsd_se < result.rdf_rmsd and result.adf_rmsd_se > 0.0
+    assert f"{result.rdf_rmsd:.4f} +- {result.rdf_rmsd_se:.4f} (floor" in result.summary()
+    few = compare(hot[:2], cold)
+    assert few.rdf_rmsd_se is None and "+-" not in few.summary().split("ADF")[0]
 
 
 def test_bad_structures_raise(diamond_si):

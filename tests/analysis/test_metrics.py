@@ -12,6 +12,7 @@ from amtoolkit.analysis.metrics import (
     distribution_rmsd,
     excess_rmsd,
     property_errors,
+    rmsd_standard_error,
     sampling_rmsd,
 )
 
@@ -109,3 +110,42 @@ def test_property_errors_length_mismatch_names_both():
         property_errors([1.0, 2.0, 3.0], [1.0, 2.0])
     with pytest.raises(ValueError, match="1D"):
         property_errors(np.ones((2, 2)), np.ones((2, 2)))
+
+
+def _smooth_sets(rng, offset, n_a, n_b, nbins=100):
+    """Two sets of smooth curves (neighbouring bins correlated over ~4 bins, as in an
+    RDF), the first shifted by `offset` times a sine of unit RMS."""
+    x = np.arange(nbins)
+    kernel = np.exp(-(((x[:, None] - x[None, :]) / 4.0) ** 2) / 2)
+    root = np.linalg.cholesky(kernel + 1e-6 * np.eye(nbins))
+    sd = 0.15 * (1 + np.sin(x / 7) ** 2)
+    shift = offset * np.sqrt(2) * np.sin(x / 5)
+    return (
+        shift + sd * (rng.normal(size=(n_a, nbins)) @ root.T),
+        sd * (rng.normal(size=(n_b, nbins)) @ root.T),
+    )
+
+
+@pytest.mark.parametrize("offset, n_a, n_b", [(0.05, 32, 98), (0.03, 16, 98), (0.0, 32, 98)])
+def test_rmsd_standard_error_matches_the_scatter_of_repeated_draws(offset, n_a, n_b):
+    rng = np.random.default_rng(2)
+    rmsds, errors = [], []
+    for _ in range(300):
+        a, b = _smooth_sets(rng, offset, n_a, n_b)
+        rmsds.append(distribution_rmsd(a.mean(axis=0), b.mean(axis=0)))
+        errors.append(rmsd_standard_error(a, b))
+    scatter = np.std(rmsds)
+    # within 20% where the sets differ; errs high (never low) where they cannot be told apart
+    assert np.mean(errors) == pytest.approx(scatter, rel=0.2 if offset else 0.35)
+    assert np.mean(errors) > 0.9 * scatter
+
+
+def test_rmsd_standard_error_falls_with_set_size_and_needs_three_structures():
+    rng = np.random.default_rng(3)
+    small = rmsd_standard_error(*_smooth_sets(rng, 0.05, 8, 16))
+    large = rmsd_standard_error(*_smooth_sets(rng, 0.05, 128, 256))
+    assert large < small / 3  # ~ 1 / sqrt(n): 16x the structures, 4x smaller
+    assert rmsd_standard_error(np.ones((5, 10)), np.ones((4, 10))) == 0.0
+    assert rmsd_standard_error(np.ones((2, 10)), np.ones((5, 10))) is None
+    with pytest.raises(ValueError, match=r"same bins, got shapes \(5, 10\) and \(5, 9\)"):
+        rmsd_standard_error(np.ones((5, 10)), np.ones((5, 9)))
