@@ -18,6 +18,7 @@ import json
 import math
 import os
 import re
+import struct
 import tempfile
 import warnings
 from collections.abc import Iterable, Iterator, Mapping
@@ -49,7 +50,9 @@ MASS_TOLERANCE = 0.1
 for the element to be inferred from it."""
 
 _LAMMPS_FORMATS = ("lammps-data", "lammps", "lammpsdata")
-_LAMMPS_DUMP_FORMATS = ("lammps-dump-text",)
+_LAMMPS_DUMP_TEXT = "lammps-dump-text"
+_LAMMPS_DUMP_BINARY = "lammps-dump-binary"
+_LAMMPS_DUMP_FORMATS = (_LAMMPS_DUMP_TEXT, _LAMMPS_DUMP_BINARY)
 _HEADER_SCAN_LINES = 200  # lines searched for the "xlo xhi" box line when sniffing a format
 
 
@@ -142,7 +145,8 @@ def read_structures(
         type_map: LAMMPS type -> element, ``{1: "O", 2: "Si"}`` or ``"1=O,2=Si"``. Without
             it the elements of a data file come from its ``Masses`` section; a text dump
             (ASE's ``lammps-dump-text``, e.g. ``*.lammpstrj``) needs it unless it has an
-            ``element`` column, which then wins.
+            ``element`` column, which then wins; a binary dump (``lammps-dump-binary``,
+            recognised by its header, its columns read from it) always needs it.
         units: LAMMPS units style of a data file; None reads it from the ``units = ...``
             note on the first line (LAMMPS ``write_data``) and falls back to ``metal``.
 
@@ -168,13 +172,17 @@ def read_structures(
         frames = _select(frames, index, path)
     else:
         try:
-            found = format or filetype(str(path))  # what ase.io.read would guess
-            read = ase.io.read(path, index=index, format=found)
+            found = format or _guess_format(path)
+            binary = found == _LAMMPS_DUMP_BINARY
+            options = {"colnames": _binary_dump_columns(path)} if binary else {}
+            read = ase.io.read(path, index=index, format=found, **options)
+        except ReadError:
+            raise
         except Exception as exc:  # ASE raises many types; all mean "cannot read this file"
             raise ReadError(f"{path}: cannot read{_as(format)}: {_one_line(exc)}") from exc
         frames = [read] if isinstance(read, Atoms) else list(read)
         if found in _LAMMPS_DUMP_FORMATS:
-            _elements_of_dump(frames, path, numbers_of_type)
+            _elements_of_dump(frames, path, numbers_of_type, found)
     if not frames:
         raise ReadError(f"{path}: no frames selected by index {index!r}")
     return frames
@@ -368,6 +376,62 @@ def _elements_of_types(
     return np.array([numbers_of_type[int(t)] for t in types], dtype=int)
 
 
+def _guess_format(path: Path) -> str | None:
+    """The ASE format of `path` as ``ase.io.read`` would guess it, except that LAMMPS binary
+    dumps (which ASE takes for another format) are recognised by their header."""
+    return _LAMMPS_DUMP_BINARY if _binary_dump_header(path) else filetype(str(path))
+
+
+def _binary_dump_header(path: Path) -> tuple[int, bytes] | None:
+    """(revision, the bytes after it) of a LAMMPS binary dump of the format of 29Oct2020
+    on (a negative first integer, then a ``DUMP...`` name), or None for any other file."""
+    with open(path, "rb") as fh:
+        head = fh.read(8)
+        if len(head) < 8 or not -64 <= struct.unpack("=q", head)[0] < 0:
+            return None
+        name = fh.read(-struct.unpack("=q", head)[0])
+        if not name.startswith(b"DUMP"):
+            return None
+        fh.read(4)  # endianness flag
+        (revision,) = struct.unpack("=i", fh.read(4))
+        return revision, fh.read(4096)
+
+
+def _binary_dump_columns(path: Path) -> list[str]:
+    """The column names a LAMMPS binary dump records in its first frame's header.
+
+    Raises:
+        ReadError: the dump predates column names (LAMMPS before 29Oct2020, revision 1).
+    """
+    header = _binary_dump_header(path)
+    if header is None or header[0] < 2:
+        raise ReadError(
+            f"{path}: this LAMMPS binary dump does not name its columns (written before "
+            "LAMMPS 29Oct2020); convert it to text with LAMMPS tools/binary2txt"
+        )
+    data, at = header[1], 0
+
+    def take(fmt: str) -> tuple:
+        nonlocal at
+        size = struct.calcsize(fmt)
+        if at + size > len(data):
+            raise ReadError(f"{path}: LAMMPS binary dump header is cut short")
+        values = struct.unpack_from(fmt, data, at)
+        at += size
+        return values
+
+    _, _, triclinic = take("=qqi")  # timestep, number of atoms, box style
+    take("=6i")  # boundary flags
+    take({0: "=6d", 1: "=9d", 2: "=12d"}.get(triclinic, "=6d"))  # box
+    take("=i")  # values per atom
+    (units,) = take("=i")
+    take(f"={units}s")
+    if take("=c")[0] != b"\x00":
+        take("=d")  # time
+    (length,) = take("=i")
+    return take(f"={length}s")[0].decode("ascii", "replace").split()
+
+
 def _dump_has_elements(path: Path) -> bool:
     """Whether a LAMMPS text dump's first ``ITEM: ATOMS`` line has an ``element`` column."""
     with open(path, errors="replace") as fh:
@@ -378,10 +442,11 @@ def _dump_has_elements(path: Path) -> bool:
 
 
 def _elements_of_dump(
-    frames: list[Atoms], path: Path, numbers_of_type: dict[int, int] | None
+    frames: list[Atoms], path: Path, numbers_of_type: dict[int, int] | None, format: str
 ) -> None:
-    """Set the elements of LAMMPS dump frames from their atom types (ASE reads type t as Z = t)."""
-    if _dump_has_elements(path):
+    """Set the elements of LAMMPS dump frames from their atom types (ASE reads type t as Z = t).
+    A binary dump holds numbers only, so never an element column."""
+    if format == _LAMMPS_DUMP_TEXT and _dump_has_elements(path):
         return
     if numbers_of_type is None:
         raise ReadError(

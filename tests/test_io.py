@@ -241,6 +241,63 @@ def test_lammps_dump_element_column_wins(tmp_path):
         assert frame.get_chemical_symbols() == ["O", "Si"]
 
 
+def _lammps_dumps(folder, columns: str = "id type x y z vx vy vz", time: bool = True):
+    """Binary and text dumps of the same two frames of a triclinic 2-type diamond cell,
+    written by LAMMPS itself (the binary one with its column names, units and time)."""
+    from amtoolkit.potentials._lammps import new_lammps
+
+    binary, text = folder / "run.bin", folder / "run.lammpstrj"
+    lmp = new_lammps()
+    try:
+        for command in (
+            "units metal",
+            "atom_style atomic",
+            "lattice diamond 5.43",
+            "region box prism 0 2 0 2 0 2 0.3 0.1 0.2",
+            "create_box 2 box",
+            "create_atoms 1 region box",
+            "set type 1 type/fraction 2 0.25 7",
+            "mass * 28.0855",
+            "velocity all create 300 1",
+            f"dump b all custom 1 {binary} {columns}",
+            f"dump t all custom 1 {text} {columns}",
+            f"dump_modify b sort id time {'yes' if time else 'no'}",
+            "dump_modify t sort id",
+            "run 0",
+            "displace_atoms all random 0.1 0.1 0.1 2",
+            "run 1",
+        ):
+            lmp.command(command)
+    finally:
+        lmp.close()
+    return binary, text
+
+
+@pytest.mark.parametrize("time", [True, False])
+def test_lammps_binary_dump_reads_as_its_text_twin(tmp_path, time):
+    binary, text = _lammps_dumps(tmp_path, time=time)
+    frames = read_structures(binary, type_map="1=Si,2=Ge")  # the format found by its header
+    twins = read_structures(text, type_map="1=Si,2=Ge")
+    assert len(frames) == len(twins) == 2
+    assert frames[0].cell.angles() != pytest.approx([90.0] * 3)  # triclinic
+    for frame, twin in zip(frames, twins, strict=True):
+        assert frame.get_chemical_symbols() == twin.get_chemical_symbols()
+        assert sorted(set(frame.get_chemical_symbols())) == ["Ge", "Si"]
+        assert np.allclose(frame.cell, twin.cell, atol=POSITION_TOL)
+        assert np.allclose(frame.positions, twin.positions, atol=POSITION_TOL)
+        assert np.allclose(frame.get_velocities(), twin.get_velocities(), rtol=1e-5)
+    assert not np.allclose(frames[0].positions, frames[1].positions)
+    with pytest.raises(ReadError, match=r"run.bin: a LAMMPS dump without an element column"):
+        read_structures(binary)
+
+
+def test_lammps_binary_dump_without_column_names_says_so(tmp_path):
+    old = tmp_path / "old.bin"
+    old.write_bytes(np.array([5], dtype=np.int64).tobytes() + bytes(200))  # timestep first
+    with pytest.raises(ReadError, match=r"old.bin: this LAMMPS binary dump does not name its"):
+        read_structures(old, format="lammps-dump-binary", type_map="1=Si")
+
+
 def test_dm2_sio2_file(dm2_sio2_path):
     (atoms,) = read_structures(dm2_sio2_path)
     assert atoms.get_chemical_formula() == "O2000Si1000"
