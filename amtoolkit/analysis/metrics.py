@@ -108,12 +108,7 @@ def excess_rmsd(per_a: ArrayLike, per_b: ArrayLike) -> float | None:
     Raises:
         ValueError: not two 2-D arrays on the same bins.
     """
-    a, b = (np.asarray(x, dtype=float) for x in (per_a, per_b))
-    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
-        raise ValueError(
-            f"need two [n_structures, nbins] arrays on the same bins, got shapes "
-            f"{a.shape} and {b.shape}"
-        )
+    a, b = _two_sets(per_a, per_b)
     if min(len(a), len(b)) < 2:
         return None
     squared = np.mean((a.mean(axis=0) - b.mean(axis=0)) ** 2)
@@ -149,12 +144,7 @@ def rmsd_standard_error(per_a: ArrayLike, per_b: ArrayLike) -> float | None:
     Raises:
         ValueError: not two 2-D arrays on the same bins.
     """
-    a, b = (np.asarray(x, dtype=float) for x in (per_a, per_b))
-    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
-        raise ValueError(
-            f"need two [n_structures, nbins] arrays on the same bins, got shapes "
-            f"{a.shape} and {b.shape}"
-        )
+    a, b = _two_sets(per_a, per_b)
     n_a, n_b, nbins = len(a), len(b), a.shape[1]
     if min(n_a, n_b) < 3:
         return None
@@ -176,6 +166,17 @@ def rmsd_standard_error(per_a: ArrayLike, per_b: ArrayLike) -> float | None:
     dof, scale = 2.0 * mean_x**2 / var_x, var_x / (2.0 * mean_x)
     mean_root_sq = 2.0 * scale * np.exp(2.0 * (gammaln((dof + 1) / 2) - gammaln(dof / 2)))
     return float(np.sqrt(max(scale * dof - mean_root_sq, 0.0)))
+
+
+def _two_sets(per_a: ArrayLike, per_b: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    """Two sets of per-structure distributions as float arrays on the same bins."""
+    a, b = (np.asarray(x, dtype=float) for x in (per_a, per_b))
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
+        raise ValueError(
+            f"need two [n_structures, nbins] arrays on the same bins, got shapes "
+            f"{a.shape} and {b.shape}"
+        )
+    return a, b
 
 
 def _trace_of_square(cov: np.ndarray, n: int) -> float:

@@ -108,33 +108,35 @@ def test_floor_is_the_spread_of_the_reference(diamond_si, rattled):
     assert compare(others, others).rdf_rmsd_floor > compare(others, others).rdf_rmsd
 
 
-def test_excess_comes_from_both_sets(diamond_si):
-    def rattled_set(amplitude, seeds):
-        frames = [diamond_si.copy() for _ in seeds]
-        for seed, atoms in zip(seeds, frames, strict=True):
-            atoms.rattle(amplitude, seed=seed)
-        return frames
+def rattled_set(atoms, amplitude, seeds):
+    """Copies of `atoms` rattled by `amplitude` Å, one per seed."""
+    frames = [atoms.copy() for _ in seeds]
+    for seed, frame in zip(seeds, frames, strict=True):
+        frame.rattle(amplitude, seed=seed)
+    return frames
 
-    hot, cold = rattled_set(0.15, range(4)), rattled_set(0.05, range(10, 15))
+
+def test_excess_comes_from_both_sets(diamond_si):
+    hot, cold = (
+        rattled_set(diamond_si, 0.15, range(4)),
+        rattled_set(diamond_si, 0.05, range(10, 15)),
+    )
     result = compare(hot, cold)
     per = [rdf(s, rmax=COMPARE_RDF_RMAX).per_structure for s in (hot, cold)]
     assert result.rdf_rmsd_excess == pytest.approx(excess_rmsd(*per), rel=EXACT)
     assert 0.0 < result.rdf_rmsd_excess < result.rdf_rmsd and result.adf_rmsd_excess > 0.0
     assert "beyond sampling noise" in result.summary()
-    same = compare(hot, rattled_set(0.15, range(20, 24)))
+    same = compare(hot, rattled_set(diamond_si, 0.15, range(20, 24)))
     assert same.rdf_rmsd_excess < 0.25 * result.rdf_rmsd_excess  # one protocol: mostly noise
     single = compare(hot[0], cold)
     assert single.rdf_rmsd_excess is None and "beyond" not in single.summary()
 
 
 def test_standard_error_comes_from_both_sets(diamond_si):
-    def rattled_set(amplitude, seeds):
-        frames = [diamond_si.copy() for _ in seeds]
-        for seed, atoms in zip(seeds, frames, strict=True):
-            atoms.rattle(amplitude, seed=seed)
-        return frames
-
-    hot, cold = rattled_set(0.15, range(4)), rattled_set(0.05, range(10, 16))
+    hot, cold = (
+        rattled_set(diamond_si, 0.15, range(4)),
+        rattled_set(diamond_si, 0.05, range(10, 16)),
+    )
     result = compare(hot, cold)
     per = [rdf(s, rmax=COMPARE_RDF_RMAX).per_structure for s in (hot, cold)]
     assert result.rdf_rmsd_se == pytest.approx(rmsd_standard_error(*per), rel=EXACT)
