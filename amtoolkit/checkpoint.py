@@ -32,6 +32,7 @@ import dataclasses
 import json
 import math
 import os
+import pickle
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -401,7 +402,8 @@ def load_checkpoint(
         raise CheckpointError(
             f"{weights_path}: unknown model kind {info.kind!r}; known: {sorted(DENOISERS)}"
         )
-    state = torch.load(weights_path, map_location=device, weights_only=True)
+    device = usable_device(device)
+    state = read_tensors(weights_path, device, "model weights file")
     if not isinstance(state, Mapping):
         raise CheckpointError(f"{weights_path}: expected a state_dict, got {type(state).__name__}")
     model = build_denoiser(info.model)
@@ -414,6 +416,44 @@ def load_checkpoint(
             f"({' '.join(line.strip() for line in first[:2])})"
         ) from None
     return model.to(device).eval(), info
+
+
+def usable_device(device: torch.device | str) -> torch.device:
+    """`device` as a torch.device, if this machine has it.
+
+    Raises:
+        ValueError: a CUDA device on a machine without CUDA, or a name torch does not know.
+    """
+    try:
+        device = torch.device(device)
+    except RuntimeError as err:
+        raise ValueError(f"unknown device {device!r} ({_first_line(err)})") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {str(device)!r} asked for but CUDA is not available")
+    return device
+
+
+def read_tensors(path: str | os.PathLike, device: torch.device | str, what: str) -> Any:
+    """``torch.load(path, weights_only=True)`` onto `device`, nothing but tensors unpickled.
+
+    Raises:
+        CheckpointError: the file is empty, cut short or not a torch file of tensors (named).
+    """
+    try:
+        return torch.load(path, map_location=device, weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as err:
+        if isinstance(err, FileNotFoundError):
+            raise
+        # torch's own message would suggest weights_only=False, unsafe for an unknown file
+        raise CheckpointError(
+            f"{path}: not a readable {what}: empty, cut short or not a file of tensors "
+            f"({type(err).__name__})"
+        ) from None
+
+
+def _first_line(err: BaseException) -> str:
+    lines = str(err).strip().splitlines()
+    return lines[0] if lines else type(err).__name__
 
 
 def _check_keys(data: Mapping[str, Any], cls: type, where: str) -> None:

@@ -19,13 +19,18 @@ import os
 import sys
 import traceback
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from amtoolkit import __version__
 
+if TYPE_CHECKING:
+    from ase import Atoms
+
 EXAMPLE_PREFIX = "example:"
+STREAM_SUFFIXES = (".extxyz", ".xyz")
+"""Endings accepted for the extended XYZ that `generate` and `refine` stream to."""
 
 #: flag name -> analysis name in amtoolkit.analyzer.ANALYSES
 _FLAGS = {
@@ -102,6 +107,7 @@ def analyze(
     from amtoolkit.analyzer import DEFAULT_ANALYSES, Analyzer
 
     with _user_errors(debug):
+        check_outputs(json_path, plot_path)
         if plot_path:
             _check_figure_format(plot_path)
         analyzer = Analyzer(potential, workers=workers)
@@ -206,17 +212,13 @@ def generate(
     """
     import warnings
 
-    import ase.io
-
     from amtoolkit.generator import Generator, parse_cell, parse_target, resolve_property
 
-    written, path = 0, output
     with _user_errors(debug), warnings.catch_warnings():
         warnings.showwarning = lambda message, *_, **__: click.echo(
             f"amtool: warning: {message}", err=True
         )
-        if os.path.exists(output) and not overwrite:
-            raise ValueError(f"{output} exists; pass --overwrite to replace it")
+        _check_structure_output(output, overwrite)
         kwargs = {k: v for k, v in options.items() if v is not None and v is not False}
         if cell is not None:
             kwargs["cell"] = parse_cell(cell)
@@ -233,18 +235,8 @@ def generate(
             if key in kwargs:
                 raise ValueError(f"--target {text}: {key[7:]!r} is given twice")
             kwargs[key] = value
-        frames = gen.generate_iter(n, progress=None, **kwargs)
-        seed = None
-        with open(output, "w", encoding="utf-8") as fh:
-            try:
-                for atoms in frames:
-                    ase.io.write(fh, atoms, format="extxyz")
-                    fh.flush()
-                    written, seed = written + 1, atoms.info["seed"]
-            except KeyboardInterrupt:
-                click.echo(f"amtool: interrupted; {written} structure(s) kept in {path}", err=True)
-                sys.exit(130)
-        click.echo(f"wrote {written} structures to {path} (seed {seed})")
+        last = _stream(gen.generate_iter(n, progress=None, **kwargs), output)
+        click.echo(f"wrote {n} structures to {output} (seed {last.info['seed']})")
 
 
 @main.command()
@@ -317,33 +309,20 @@ def refine(
 
     Structures are appended to OUT as each batch finishes.
     """
-    import ase.io
 
     from amtoolkit.generator import Generator, parse_target
     from amtoolkit.refine import refine_iter
 
-    written = 0
     with _user_errors(debug):
-        if os.path.exists(output) and not overwrite:
-            raise ValueError(f"{output} exists; pass --overwrite to replace it")
+        _check_structure_output(output, overwrite)
         structures, labels = _read(files, ":", None, type_map)
         gen = Generator.load(model, device=device)
         target_values = dict(parse_target(text) for text in targets)
         frames = refine_iter(
             structures, gen, targets=target_values, device=device, labels=labels, **options
         )
-        with open(output, "w", encoding="utf-8") as fh:
-            try:
-                for atoms in frames:
-                    ase.io.write(fh, atoms, format="extxyz")
-                    fh.flush()
-                    written += 1
-            except KeyboardInterrupt:
-                click.echo(
-                    f"amtool: interrupted; {written} structure(s) kept in {output}", err=True
-                )
-                sys.exit(130)
-        click.echo(f"wrote {written} refined structures to {output}")
+        _stream(frames, output)
+        click.echo(f"wrote {len(structures)} refined structures to {output}")
 
 
 def _add_subcommands() -> None:
@@ -384,6 +363,53 @@ def _resolve(name: str) -> str:
 
         return str(examples.path(name[len(EXAMPLE_PREFIX) :]))
     return name
+
+
+def check_outputs(*paths: str | None) -> None:
+    """Fail before any work when an output file (None: not asked for) cannot be written."""
+    from amtoolkit.io import check_writable
+
+    for path in paths:
+        if path is not None:
+            check_writable(path)
+
+
+def _check_structure_output(path: str, overwrite: bool) -> None:
+    """Fail before any work on an OUT that cannot take the extended XYZ stream."""
+    check_outputs(path)
+    if os.path.splitext(path)[1].lower() not in STREAM_SUFFIXES:
+        raise ValueError(
+            f"-o {path}: structures are written as extended XYZ; name the file "
+            f"{' or '.join(STREAM_SUFFIXES)} (amtoolkit.io.write_structures converts them)"
+        )
+    if os.path.exists(path) and not overwrite:
+        raise ValueError(f"{path} exists; pass --overwrite to replace it")
+
+
+def _stream(frames: Iterator[Atoms], output: str) -> Atoms:
+    """Append each structure of `frames` to `output` (extended XYZ) as it comes, and
+    return the last. The file is opened at the first structure, so a run that fails
+    before one is made leaves no file (and an existing one untouched); an interrupted run
+    keeps what it wrote."""
+    import ase.io
+
+    written, fh, last = 0, None, None
+    try:
+        for last in frames:
+            if fh is None:
+                fh = open(output, "w", encoding="utf-8")  # noqa: SIM115 - held over the loop
+            ase.io.write(fh, last, format="extxyz")
+            fh.flush()
+            written += 1
+    except KeyboardInterrupt:
+        click.echo(f"amtool: interrupted; {written} structure(s) kept in {output}", err=True)
+        sys.exit(130)
+    finally:
+        if fh is not None:
+            fh.close()
+    if last is None:
+        raise ValueError(f"no structures to write to {output}")
+    return last
 
 
 def _check_figure_format(path: str) -> None:

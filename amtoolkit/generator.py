@@ -54,6 +54,7 @@ from amtoolkit.diffusion import (
 __all__ = [
     "AVOGADRO",
     "MAX_BATCH_ATOMS",
+    "MAX_STRUCTURE_ATOMS",
     "OUT_OF_RANGE_FRACTION",
     "PROPERTY_ALIASES",
     "TARGET_PREFIX",
@@ -94,6 +95,10 @@ AVOGADRO = 6.02214076e23
 
 MAX_BATCH_ATOMS = 4096
 """Default cap on the atoms (ghosts included) of one sampler call: bounds memory."""
+
+MAX_STRUCTURE_ATOMS = 10_000_000
+"""Most atoms (ghosts included) one generated structure may start with: a step of 10^5
+atoms takes 1.5 GiB (docs/models.md), so beyond this no machine has the memory."""
 
 OUT_OF_RANGE_FRACTION = 0.5
 """A target further than this fraction of the training range past either end warns."""
@@ -230,6 +235,15 @@ def _as_cell(cell: Any) -> np.ndarray:
     if not volume > _MIN_VOLUME:
         raise ValueError(f"cell volume must be positive, got {volume:.6g} Å^3")
     return array
+
+
+def _check_size(n_atoms: int, cell: np.ndarray) -> None:
+    """Refuse a structure too large to sample, before any memory is taken."""
+    if n_atoms > MAX_STRUCTURE_ATOMS:
+        raise ValueError(
+            f"the cell (volume {np.linalg.det(cell):.4g} Å^3) would hold {n_atoms:.3g} atoms, "
+            f"more than the {MAX_STRUCTURE_ATOMS:.0e} one structure may have"
+        )
 
 
 def _check_int(name: str, value: Any, minimum: int) -> int:
@@ -642,13 +656,23 @@ class Generator:
             cell_array = cubic_cell(n_atoms, rho)
 
         if max_density is None:
+            _check_size(int(n_atoms), cell_array)  # type: ignore[arg-type]
             return cell_array, int(n_atoms), int(n_atoms), None  # type: ignore[arg-type]
+        if density is not None and typical is not None:
+            rho = number_density(density, typical.composition)
+            if rho > max_density:
+                raise ValueError(
+                    f"density={density:g} g/cm3 ({rho:.4g} atoms/Å^3) is above "
+                    f"max_density={max_density:g} atoms/Å^3, the most atoms the model's cells "
+                    "can hold"
+                )
         n_initial = n_target(Atoms(cell=cell_array, pbc=True), max_density)
         if n_initial < 1:
             raise ValueError(
                 f"the cell holds fewer than 1 atom at max_density={max_density:g}/Å^3 "
                 f"(volume {np.linalg.det(cell_array):.4g} Å^3)"
             )
+        _check_size(n_initial, cell_array)
         if n_atoms is not None and n_atoms > n_initial:
             raise ValueError(
                 f"{n_atoms} atoms do not fit: the cell holds at most {n_initial} at "
@@ -896,7 +920,7 @@ class Generator:
         )
         unbalanced = 0
         close = self.close_pair_distance
-        crowded = 0
+        crowded, empty = 0, []
         try:
             for k, (start, stop) in enumerate(plan.batches):
                 bar.set_description(f"{self.name} {k + 1}/{runs}")
@@ -911,7 +935,9 @@ class Generator:
                         atoms.info["charge_balanced"] = bool(balanced[offset])
                         atoms.info["restarts"] = int(restarts[offset])
                         unbalanced += not balanced[offset]
-                    if close is not None:
+                    if len(atoms) == 0:
+                        empty.append(index)
+                    elif close is not None:
                         nearest = closest_pair(atoms, cutoff=close)  # inf: none nearer
                         if nearest < close:
                             atoms.info["closest_pair"] = nearest
@@ -919,6 +945,15 @@ class Generator:
                     yield atoms
         finally:
             bar.close()
+        if empty:
+            shown = ", ".join(str(k) for k in empty[:10]) + (", ..." if len(empty) > 10 else "")
+            warnings.warn(
+                f"{len(empty)} of {plan.n} structures (index {shown}) have no atoms: every "
+                "atom was decoded as a ghost. The model may be undertrained, or the cell far "
+                "from the densities it trained on",
+                UserWarning,
+                stacklevel=stacklevel,
+            )
         if crowded:
             warnings.warn(
                 f"{crowded} of {plan.n} structures have two atoms nearer than {close:.2f} Å "

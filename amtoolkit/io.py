@@ -12,16 +12,14 @@ Every failure is an exception whose message is one line naming the file.
 
 from __future__ import annotations
 
-import contextlib
 import inspect
 import json
 import math
 import os
 import re
 import struct
-import tempfile
 import warnings
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +29,11 @@ from ase import Atoms
 from ase.data import atomic_masses, atomic_numbers, chemical_symbols
 from ase.io.formats import filetype
 
+from amtoolkit.data._files import atomic_path, check_writable
+
 __all__ = [
     "atomic_output",
+    "check_writable",
     "LAMMPS_DATA_SUFFIXES",
     "MASS_TOLERANCE",
     "ReadError",
@@ -206,7 +207,7 @@ def write_structures(
         TypeError: an element of `structures` is not an Atoms.
         ValueError: `structures` is empty.
     """
-    path = Path(path)
+    path = check_writable(path)
     frames = [structures] if isinstance(structures, Atoms) else list(structures)
     for k, atoms in enumerate(frames):
         if not isinstance(atoms, Atoms):
@@ -221,35 +222,10 @@ def write_structures(
     return path
 
 
-@contextlib.contextmanager
-def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path next to `path`; on success it replaces `path` in one step.
-
-    Readers never see a half-written file, and a failed write leaves `path` untouched.
-    The file gets the usual permissions (0666 minus the umask).
-
-    Args:
-        path: the destination file.
-
-    Yields:
-        The temporary file to write (same folder and ending as `path`).
-    """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+atomic_output = atomic_path
+"""Yield a temporary path next to a file; on success it replaces the file in one step
+(`amtoolkit.data._files.atomic_path`): readers never see a half-written file, and a
+failed write leaves the file untouched."""
 
 
 # --------------------------------------------------------------------------- helpers

@@ -8,7 +8,6 @@ one line ``amtool: error: <message>`` and exit status 2.
 
 from __future__ import annotations
 
-import json
 import shlex
 import sys
 
@@ -42,9 +41,16 @@ def train(
 
     Under torchrun every process runs this command; rank 0 writes the outputs.
     """
-    from amtoolkit.cli import _user_errors
+    from amtoolkit.cli import _user_errors, check_outputs
 
     with _user_errors(debug):
+        check_outputs(json_path)
+        if resume and overwrite:
+            raise ValueError(
+                "give --resume (continue the run) or --overwrite (start afresh), not both"
+            )
+        if out_dir is not None and not out_dir.strip():
+            raise ValueError("--out is empty; give the output folder")
         from amtoolkit.training import load_config
         from amtoolkit.training import train as run_training
 
@@ -76,8 +82,9 @@ def train(
         click.echo(f"model: {result.checkpoint}.pt + {result.checkpoint}.json")
         click.echo(f"metrics: {result.out_dir}/metrics.csv; resume state: {result.out_dir}/last.pt")
         if json_path:
-            with open(json_path, "w", encoding="utf-8") as fh:
-                json.dump(result.to_dict(), fh, indent=2)
+            from amtoolkit.io import write_json
+
+            write_json(json_path, result.to_dict())
 
 
 def _command_line(

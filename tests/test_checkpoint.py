@@ -161,6 +161,28 @@ def test_missing_files_are_named(tmp_path):
         load_checkpoint(tmp_path / "m")
 
 
+@pytest.mark.parametrize(
+    ("content", "cause"), [(b"", "EOFError"), (b"\x80\x02garbage" * 50, "UnpicklingError")]
+)
+def test_unreadable_weights_are_named_without_unsafe_advice(tmp_path, content, cause):
+    save_checkpoint(tmp_path / "m", _model(), _info())
+    (tmp_path / "m.pt").write_bytes(content)
+    with pytest.raises(CheckpointError, match=rf"m.pt: not a readable model weights file.*{cause}"):
+        load_checkpoint(tmp_path / "m")
+    with pytest.raises(CheckpointError) as err:
+        load_checkpoint(tmp_path / "m")
+    assert "weights_only" not in str(err.value)  # torch's advice to unpickle anything
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_a_device_this_machine_lacks_is_named(tmp_path):
+    save_checkpoint(tmp_path / "m", _model(), _info())
+    with pytest.raises(ValueError, match="device 'cuda' asked for but CUDA is not available"):
+        load_checkpoint(tmp_path / "m", device="cuda")
+    with pytest.raises(ValueError, match="unknown device 'gpu'"):
+        load_checkpoint(tmp_path / "m", device="gpu")
+
+
 def test_saving_a_model_with_another_config_is_refused(tmp_path):
     other = build_denoiser(DenoiserConfig(n_classes=3, property_names=("density",), hidden=8))
     with pytest.raises(CheckpointError, match="differs from info.model"):

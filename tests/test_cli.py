@@ -89,6 +89,14 @@ def test_unknown_figure_format_exits_2_before_any_work(runner, si_file, tmp_path
     assert list(tmp_path.iterdir()) == [tmp_path / "si.extxyz"]
 
 
+@pytest.mark.parametrize("option", ["--json", "--plot"])
+def test_output_into_a_missing_folder_exits_2_before_any_work(runner, si_file, tmp_path, option):
+    out = tmp_path / "no-folder" / ("out.json" if option == "--json" else "out.png")
+    result = runner.invoke(main, ["analyze", si_file, option, str(out)])
+    assert_one_line_error(result, f"cannot write {out}: folder {out.parent} does not exist")
+    assert result.stdout == ""  # nothing was analysed
+
+
 def test_missing_file_exits_2_with_one_line(runner, tmp_path):
     result = runner.invoke(main, ["analyze", str(tmp_path / "nothere.extxyz")])
     assert_one_line_error(result, "nothere.extxyz", "no such file")

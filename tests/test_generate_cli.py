@@ -127,6 +127,35 @@ def test_bad_input_exits_2_with_one_line(runner, model_path, tmp_path, extra, fr
     assert not out.exists()  # nothing written before the arguments are valid
 
 
+@pytest.mark.parametrize(
+    ("name", "fragments"),
+    [
+        ("no-folder/gen.extxyz", ["cannot write", "folder", "no-folder does not exist"]),
+        (".", ["cannot write", "it is a folder"]),
+        ("gen.cif", ["-o", "gen.cif", "extended XYZ", ".extxyz or .xyz"]),
+    ],
+)
+def test_unwritable_output_exits_2_before_any_work(runner, model_path, tmp_path, name, fragments):
+    out = tmp_path / name
+    result = runner.invoke(main, ["generate", model_path, "-n", "1", "-o", str(out)])
+    assert_one_line_error(result, *fragments)
+    assert not (tmp_path / "gen.cif").exists()
+
+
+def test_a_run_that_fails_before_its_first_structure_leaves_no_file(
+    runner, model_path, tmp_path, monkeypatch
+):
+    def failing(self, plan, progress, stacklevel):
+        raise ValueError("the sampler gave up")
+        yield  # a generator, like the real one
+
+    monkeypatch.setattr(Generator, "_run", failing)
+    out = tmp_path / "none.extxyz"
+    result = runner.invoke(main, ["generate", model_path, "-n", "2", "-o", str(out)])
+    assert_one_line_error(result, "the sampler gave up")
+    assert not out.exists()  # so the same command can run again without --overwrite
+
+
 def test_unknown_model_exits_2(runner, tmp_path):
     result = runner.invoke(main, ["generate", "no-such-model", "-n", "1", "-o", "x.extxyz"])
     assert_one_line_error(result, "no-such-model", "shipped model")

@@ -253,7 +253,7 @@ def test_bad_input_raises_one_line_value_error(sio2, kwargs, message):
     ("kwargs", "message"),
     [
         ({"cell": 1.0}, "fewer than 1 atom"),
-        ({"n_atoms": 12, "density": 20.0}, "12 atoms do not fit"),
+        ({"n_atoms": 12, "density": 20.0}, "density=20 g/cm3 .* above max_density=0.09"),
         ({"cell": 8.0, "n_atoms": 12}, "give cell or n_atoms, not both"),
         ({"max_density": 0.0}, "max_density must be a positive"),
     ],
@@ -261,6 +261,31 @@ def test_bad_input_raises_one_line_value_error(sio2, kwargs, message):
 def test_impossible_ghost_cells(ghost_sio2, kwargs, message):
     with pytest.raises(ValueError, match=message):
         ghost_sio2.plan(1, seed=0, **kwargs)
+
+
+def test_cells_too_large_or_too_dense_are_refused_before_sampling(si, ghost_sio2):
+    with pytest.raises(ValueError, match=r"would hold \d\.\d+e\+16 atoms, more than the 1e\+07"):
+        si.plan(1, seed=0, cell=1e6)
+    with pytest.raises(ValueError, match=r"would hold .* atoms, more than"):
+        ghost_sio2.plan(1, seed=0, cell=1e6)
+    rho_max = ghost_sio2.info.max_density
+    with pytest.raises(ValueError, match=rf"density=100 g/cm3 .* above max_density={rho_max:g}"):
+        ghost_sio2.plan(1, seed=0, density=100.0)
+
+
+def test_structures_left_without_atoms_are_named_in_a_warning(si, monkeypatch):
+    sample = si._sample_batch
+
+    def all_ghosts_in_the_first(plan, start, stop, bar):
+        structures, *rest = sample(plan, start, stop, bar)
+        if start == 0:
+            structures[0] = structures[0][[]]  # every atom decoded as a ghost
+        return (structures, *rest)
+
+    monkeypatch.setattr(si, "_sample_batch", all_ghosts_in_the_first)
+    with pytest.warns(UserWarning, match=r"1 of 3 structures \(index 0\) have no atoms"):
+        frames = si.generate(3, steps=2, seed=0, batch_size=2, progress=False)
+    assert [len(a) == 0 for a in frames] == [True, False, False]
 
 
 def test_restarts_only_for_oxides(si):

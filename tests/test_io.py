@@ -15,6 +15,7 @@ from ase.build import bulk
 from amtoolkit.io import (
     ReadError,
     atomic_output,
+    check_writable,
     parse_type_map,
     read_structures,
     write_json,
@@ -123,6 +124,17 @@ def test_write_structures_leaves_no_temporary_file(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask  # not mkstemp's 0600
+
+
+def test_writes_into_a_missing_folder_or_onto_a_folder_name_the_path(tmp_path):
+    target = tmp_path / "no-folder" / "x.json"
+    with pytest.raises(FileNotFoundError, match=rf"cannot write {target}: folder .*no-folder does"):
+        write_json(target, {"a": 1})
+    with pytest.raises(IsADirectoryError, match=rf"cannot write {tmp_path}: it is a folder"):
+        write_structures(tmp_path, bulk("Si", "diamond", a=5.431))
+    with pytest.raises(FileNotFoundError, match="empty file name"):
+        check_writable("")
+    assert check_writable(tmp_path / "new.json") == tmp_path / "new.json"
 
 
 def test_failed_write_keeps_the_old_file(tmp_path):

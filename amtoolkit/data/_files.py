@@ -13,18 +13,40 @@ from pathlib import Path
 from typing import Any
 
 
+def check_writable(path: str | os.PathLike) -> Path:
+    """Return `path` as a Path if a file can be written there, before any work is done.
+
+    Raises:
+        FileNotFoundError: its folder does not exist (both named).
+        IsADirectoryError: `path` is a folder.
+    """
+    target = Path(path)
+    if not str(path).strip():
+        raise FileNotFoundError("cannot write to an empty file name")
+    if target.is_dir():
+        raise IsADirectoryError(f"cannot write {target}: it is a folder")
+    directory = target.parent
+    if not directory.is_dir():
+        raise FileNotFoundError(f"cannot write {target}: folder {directory} does not exist")
+    return target
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path next to `path`; on success move it onto `path` atomically.
 
-    The temporary file lives in the same directory (so ``os.replace`` is atomic) and is
-    removed if the body raises; an existing `path` is untouched until the body succeeds.
+    The temporary file lives in the same directory (so ``os.replace`` is atomic), ends
+    like `path` (so writers that go by the ending, e.g. matplotlib, pick the same
+    format) and is removed if the body raises; an existing `path` is untouched until the
+    body succeeds, and keeps its permissions (a new file gets 0666 minus the umask).
+
+    Raises:
+        FileNotFoundError, IsADirectoryError: `path` cannot be written (`check_writable`).
     """
-    target = Path(path)
-    directory = target.parent if str(target.parent) else Path(".")
-    if not directory.is_dir():
-        raise FileNotFoundError(f"directory does not exist: {directory}")
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
+    target = check_writable(path)
+    fd, tmp_name = tempfile.mkstemp(
+        prefix=f".{target.name}.", suffix=target.suffix or ".tmp", dir=target.parent
+    )
     os.close(fd)
     tmp = Path(tmp_name)
     try:

@@ -817,6 +817,8 @@ def open_dataset(spec: str) -> Dataset:
         return Dataset.from_atoms(read_structures(path), provenance={"source": str(path)})
     if spec in available_datasets():
         return Dataset.load(spec)
+    if path.is_dir():
+        raise IsADirectoryError(f"dataset {spec!r} is a folder; give an HDF5 or extxyz file")
     shipped = ", ".join(available_datasets()) or "none"
     raise FileNotFoundError(
         f"dataset {spec!r} is neither a file nor a shipped dataset (shipped: {shipped})"

@@ -365,6 +365,8 @@ def load_config(path: str | os.PathLike) -> TrainConfig:
         ConfigError: not YAML, not a mapping, unknown keys, wrong types or bad values.
     """
     p = Path(path)
+    if p.is_dir():
+        raise IsADirectoryError(f"config {p} is a folder; give its YAML file")
     if not p.is_file():
         raise FileNotFoundError(f"config file not found: {p}")
     try:

@@ -37,7 +37,7 @@ import torch
 from torch import nn
 
 from amtoolkit.analysis._result import Result
-from amtoolkit.checkpoint import ModelInfo, save_checkpoint
+from amtoolkit.checkpoint import ModelInfo, read_tensors, save_checkpoint
 from amtoolkit.data._files import atomic_path
 from amtoolkit.data.dataset import grown_sizes, open_dataset
 from amtoolkit.diffusion.forward import sample_time
@@ -232,9 +232,7 @@ class Trainer:
             self.best_loss = math.inf
             self.best_state: dict[str, torch.Tensor] | None = None
             if resume:
-                self.load_state_dict(
-                    torch.load(state_path, map_location=self.device, weights_only=True)
-                )
+                self.load_state_dict(read_tensors(state_path, self.device, "resume state"))
             self.network: nn.Module = self.model
             if self.context.enabled:
                 # zero-size parameters (e.g. the property embedding of an unconditional

@@ -80,6 +80,7 @@ def make(
     debug: bool,
 ) -> None:
     """Generate N melt-quench samples of PROTOCOL (a-si, a-sio2, meg) into OUT.h5."""
+    from amtoolkit.cli import check_outputs
     from amtoolkit.workflows.runner import (
         RunStoppedError,
         SampleFailedError,
@@ -89,6 +90,7 @@ def make(
 
     start = time.perf_counter()
     try:
+        check_outputs(json_path)
         options = parse_settings(settings)
         for name, value in (("variant", variant), ("cooling_rate", cooling_rate), ("atoms", atoms)):
             if value is not None:
@@ -106,7 +108,7 @@ def make(
             max_minutes=max_minutes,
             **options,
         )
-    except (WorkflowError, click.BadParameter) as exc:
+    except (WorkflowError, click.BadParameter, OSError) as exc:
         _fail(exc, debug, status=2)
     except RunStoppedError as exc:
         click.echo(f"amtool: {exc}", err=True)
@@ -147,10 +149,12 @@ def collect(out: str, output: str, debug: bool) -> None:
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
 def info(dataset_spec: str, json_path: str | None, debug: bool) -> None:
     """Sizes, composition, density and label statistics of DATASET (a file or a shipped name)."""
+    from amtoolkit.cli import check_outputs
     from amtoolkit.data import open_dataset, summarize
     from amtoolkit.io import write_json
 
     try:
+        check_outputs(json_path)
         summary = summarize(open_dataset(dataset_spec))
     except (OSError, ValueError) as exc:
         _fail(exc, debug, status=2)
@@ -198,8 +202,9 @@ def _write_summary(
     if ds is not None:
         summary["n_written"] = len(ds)
         summary["property_means"] = {k: float(v.mean()) for k, v in ds.properties.items()}
-    with open(path, "w", encoding="utf-8") as fh:
-        json.dump(summary, fh, indent=2)
+    from amtoolkit.io import write_json
+
+    write_json(path, summary)
 
 
 def _fail(exc: BaseException, debug: bool, status: int, internal: bool = False) -> None:

@@ -50,3 +50,14 @@ def test_dataset_info_unknown_dataset_is_one_line_error(tmp_path):
     result = CliRunner().invoke(main, ["dataset", "info", str(tmp_path / "missing.h5")])
     assert result.exit_code == 2
     assert "neither a file nor a shipped dataset" in result.output
+
+
+def test_dataset_info_refuses_folders_and_unwritable_json_in_one_line(tmp_path):
+    result = CliRunner().invoke(main, ["dataset", "info", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "is a folder; give an HDF5 or extxyz file" in result.output
+    summary = tmp_path / "no-folder" / "s.json"
+    result = CliRunner().invoke(main, ["dataset", "info", "a-si-anneal", "--json", str(summary)])
+    assert result.exit_code == 2
+    assert f"cannot write {summary}: folder" in result.output
+    assert "Traceback" not in result.output

@@ -65,3 +65,24 @@ def test_bad_config_exits_2_with_one_line(runner, tmp_path):
     bad.write_text("data: {dataset: no-such-data.h5}\n")
     line = _one_error_line(runner.invoke(main, ["train", str(bad), "--out", str(tmp_path / "o")]))
     assert "neither a file nor a shipped dataset" in line
+
+
+def test_outputs_and_resume_state_are_checked_before_training(runner, tmp_path):
+    out = tmp_path / "run"
+    args = ["train", str(TINY_YAML), "--out", str(out), "--no-progress"]
+    summary = tmp_path / "no-folder" / "s.json"
+    line = _one_error_line(runner.invoke(main, [*args, "--json", str(summary)]))
+    assert f"cannot write {summary}: folder {summary.parent} does not exist" in line
+    assert not out.exists()  # refused before a single epoch
+    line = _one_error_line(runner.invoke(main, [*args, "--resume", "--overwrite"]))
+    assert "--resume (continue the run) or --overwrite (start afresh), not both" in line
+    assert "--out is empty" in _one_error_line(
+        runner.invoke(main, ["train", str(TINY_YAML), "--out", ""])
+    )
+    assert "is a folder; give its YAML file" in _one_error_line(
+        runner.invoke(main, ["train", str(tmp_path)])
+    )
+    out.mkdir()
+    (out / "last.pt").write_bytes(b"")  # a run killed while its state was first written
+    line = _one_error_line(runner.invoke(main, [*args, "--resume"]))
+    assert "last.pt: not a readable resume state: empty, cut short" in line
