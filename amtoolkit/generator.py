@@ -516,6 +516,11 @@ class Generator:
             sampler = defaults.sampler if defaults.sampler in usable else usable[0]
         method = sampling_method(info.objective, sampler, info.kind)
         sampler_options: dict[str, Any] = {}
+        if not method.needs_energy and (tuple(hmc_range) != HMC_RANGE or dt0 != HMC_DT0):
+            raise ValueError(
+                f"hmc_range and dt0 are options of sampler 'hmc'; sampler {sampler!r} does not "
+                "take them"
+            )
         if method.needs_energy:
             sampler_options = _hmc_options(hmc_range, dt0)
             if guidance:
@@ -550,6 +555,11 @@ class Generator:
         guidance = float(guidance)
         if not math.isfinite(guidance):
             raise ValueError(f"guidance must be a finite number, got {guidance}")
+        if guidance and not self.property_names:
+            raise ValueError(
+                f"guidance={guidance:g} steers towards property targets, but {self.name} is "
+                "unconditional (it has no properties)"
+            )
         if seed is None:
             seed = secrets.randbits(63)
         seed = _check_int("seed", seed, 0)

@@ -241,6 +241,11 @@ def test_targets_are_normalised_per_structure(sio2):
         ({"timesteps": [0.995, 0.5, 0.0]}, "at most at the model's t_max 0.99, got 0.995"),
         ({"timesteps": [0.9, 0.0], "steps": 3}, "steps=3 but timesteps has 1 intervals"),
         ({"timesteps": "fast"}, "timesteps must be a sequence of times"),
+        (
+            {"hmc_range": (0.5, 0.1)},
+            "hmc_range and dt0 are options of sampler 'hmc'; sampler 'sde'",
+        ),
+        ({"dt0": 0.2, "sampler": "ode"}, "options of sampler 'hmc'; sampler 'ode' does not"),
     ],
 )
 def test_bad_input_raises_one_line_value_error(sio2, kwargs, message):
@@ -286,6 +291,12 @@ def test_structures_left_without_atoms_are_named_in_a_warning(si, monkeypatch):
     with pytest.warns(UserWarning, match=r"1 of 3 structures \(index 0\) have no atoms"):
         frames = si.generate(3, steps=2, seed=0, batch_size=2, progress=False)
     assert [len(a) == 0 for a in frames] == [True, False, False]
+
+
+def test_guidance_needs_a_conditional_model(si):
+    with pytest.raises(ValueError, match="guidance=2 steers .* but tiny-si is unconditional"):
+        si.plan(1, seed=0, guidance=2.0)
+    assert si.plan(1, seed=0, guidance=0.0).guidance == 0.0
 
 
 def test_restarts_only_for_oxides(si):

@@ -29,7 +29,7 @@ import yaml
 from amtoolkit.checkpoint import SamplingDefaults
 from amtoolkit.data.dataset import grown_sizes
 from amtoolkit.diffusion.forward import check_time_focus
-from amtoolkit.diffusion.objectives import OBJECTIVES
+from amtoolkit.diffusion.objectives import OBJECTIVES, sampling_method
 from amtoolkit.diffusion.samplers import check_noise_scale, check_score_gain
 from amtoolkit.diffusion.schedules import MaterialSDE
 from amtoolkit.nn.denoiser import DenoiserConfig
@@ -312,6 +312,11 @@ class TrainConfig:
             raise ConfigError(
                 f"unknown objective {self.objective!r}; known: {', '.join(OBJECTIVES)}"
             )
+        try:  # the default ("sde") may not suit the objective: generation then uses its own
+            if self.sampling.sampler != SamplingDefaults.sampler:
+                sampling_method(self.objective, self.sampling.sampler, self.model.kind)
+        except ValueError as err:
+            raise ConfigError(f"sampling.sampler: {err}") from None
         if not 0.0 <= self.shortcut_fraction <= 1.0:
             raise ConfigError(f"shortcut_fraction must lie in [0, 1], got {self.shortcut_fraction}")
         try:

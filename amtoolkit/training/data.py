@@ -28,6 +28,9 @@ from amtoolkit.training.config import ConfigError, DataConfig
 
 _SHUFFLE, _GHOSTS, _VAL_GHOSTS = 1, 2, 3  # stream tags of the keyed generators
 
+MIN_CELL_VOLUME = 1e-6
+"""Smallest cell volume (Å^3) taken for a real cell when checking training frames."""
+
 
 @dataclasses.dataclass(frozen=True)
 class TrainingData:
@@ -81,6 +84,7 @@ def load_training_data(config: DataConfig) -> TrainingData:
             structures that already hold ghost atoms while ``max_density`` is set.
     """
     dataset = run_frames(config, open_dataset(config.dataset))
+    check_frames(dataset, config)
     missing = [p for p in config.property_names if p not in dataset.property_names]
     if missing:
         raise ConfigError(
@@ -127,6 +131,32 @@ def load_training_data(config: DataConfig) -> TrainingData:
         provenance=provenance,
         test=list(test_set),
     )
+
+
+def check_frames(frames: Sequence[Atoms] | Dataset, config: DataConfig) -> None:
+    """Refuse frames a model cannot train on, naming the first.
+
+    Raises:
+        ConfigError: a frame without a 3D-periodic cell, or one with more real atoms than
+            ``max_density`` lets its cell hold (ghosts fill each cell up to it).
+    """
+    densest, where = 0.0, -1
+    for k, atoms in enumerate(frames):
+        volume = abs(float(np.linalg.det(atoms.cell.array)))
+        if not atoms.pbc.all() or volume < MIN_CELL_VOLUME:
+            raise ConfigError(
+                f"data.dataset {config.dataset}: frame {k} has no 3D-periodic cell (pbc "
+                f"{atoms.pbc.tolist()}, volume {volume:.3g} Å^3); models train on periodic cells"
+            )
+        rho = int((~ghost_mask(atoms)).sum()) / volume
+        if rho > densest:
+            densest, where = rho, k
+    if config.max_density is not None and densest > config.max_density:
+        raise ConfigError(
+            f"data.max_density={config.max_density:g} atoms/Å^3 is below the atom density of "
+            f"frame {where} ({densest:.4g}/Å^3): ghosts fill each cell up to max_density, so it "
+            "must be at least the densest frame's"
+        )
 
 
 def mass_density(atoms: Atoms) -> float:

@@ -25,6 +25,7 @@ from ase import Atoms
 from amtoolkit.analysis.energy import density
 from amtoolkit.workflows.base import (
     MeltQuenchProtocol,
+    check_integers,
     check_non_negative,
     check_positive,
     relaxed_labels,
@@ -80,6 +81,7 @@ class ASiProtocol(MeltQuenchProtocol):
     thermo_every: int = 100
 
     def __post_init__(self) -> None:
+        check_integers(self)
         if self.variant not in VARIANTS:
             raise ValueError(
                 f"unknown a-si variant {self.variant!r} (choose from {', '.join(VARIANTS)})"

@@ -27,6 +27,7 @@ from amtoolkit.analysis.energy import density
 from amtoolkit.analysis.rings import rings
 from amtoolkit.workflows.base import (
     MeltQuenchProtocol,
+    check_integers,
     check_non_negative,
     check_positive,
     relaxed_labels,
@@ -96,6 +97,7 @@ class ASiO2Protocol(MeltQuenchProtocol):
     thermo_every: int = 100
 
     def __post_init__(self) -> None:
+        check_integers(self)
         check_positive(
             self,
             "min_atoms",

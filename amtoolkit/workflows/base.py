@@ -92,6 +92,15 @@ class MeltQuenchProtocol(abc.ABC):
         )
 
 
+def check_integers(obj: object) -> None:
+    """Raise ValueError naming the first field of dataclass `obj` declared ``int`` whose
+    value is not an integer (``--set atoms=8.5`` must not become 8 atoms)."""
+    for field in dataclasses.fields(obj):  # type: ignore[arg-type]
+        value = getattr(obj, field.name)
+        if field.type in (int, "int") and (isinstance(value, bool) or not isinstance(value, int)):
+            raise ValueError(f"{type(obj).__name__}.{field.name} must be an integer, got {value!r}")
+
+
 def check_positive(obj: object, *names: str) -> None:
     """Raise ValueError naming the first of `names` whose value on `obj` is not > 0."""
     for name in names:

@@ -93,6 +93,12 @@ def make(
         check_outputs(json_path)
         options = parse_settings(settings)
         for name, value in (("variant", variant), ("cooling_rate", cooling_rate), ("atoms", atoms)):
+            if value is not None and name in options:
+                raise click.BadParameter(
+                    f"--{name.replace('_', '-')} {value} and --set {name}={options[name]} "
+                    "both given; give one",
+                    param_hint=f"--{name.replace('_', '-')}",
+                )
             if value is not None:
                 options[name] = value
         ds = make_dataset(

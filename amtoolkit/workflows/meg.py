@@ -34,6 +34,7 @@ from amtoolkit.analysis.energy import density
 from amtoolkit.potentials.registry import get_spec
 from amtoolkit.workflows.base import (
     MeltQuenchProtocol,
+    check_integers,
     check_non_negative,
     check_positive,
     relaxed_labels,
@@ -130,6 +131,7 @@ class MEGProtocol(MeltQuenchProtocol):
         return cls(atoms=800, melt_time=20.0, cooling_rate=5.0, final_time=10.0, elastic_steps=5)
 
     def __post_init__(self) -> None:
+        check_integers(self)
         # tuples from JSON/CLI may arrive as lists; keep the dataclass hashable
         object.__setattr__(self, "formers", tuple(self.formers))
         object.__setattr__(self, "modifiers", tuple(self.modifiers))

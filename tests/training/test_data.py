@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import ase.io
 import numpy as np
 import pytest
 import torch
 from ase.build import bulk
 
+from amtoolkit.checkpoint import SamplingDefaults
 from amtoolkit.training import (
     ConfigError,
     DataConfig,
@@ -19,6 +21,7 @@ from amtoolkit.training import (
     t_bin_names,
 )
 from amtoolkit.training.data import train_ghost_key
+from tests.training.conftest import tiny_config
 
 SI_DIAMOND_DENSITY = 2.329  # g/cm^3 at a = 5.431 Å
 DENSITY_TOL = 1e-3
@@ -89,6 +92,28 @@ def test_unknown_property_and_element_are_config_errors(tiny_dataset):
         load_training_data(DataConfig(dataset=str(tiny_dataset), elements=("O",)))
     with pytest.raises(FileNotFoundError, match="neither a file nor a shipped dataset"):
         load_training_data(DataConfig(dataset="no-such-dataset"))
+
+
+def test_frames_without_a_cell_or_denser_than_max_density_are_named(tiny_dataset, tmp_path):
+    frames = ase.io.read(tiny_dataset, index=":")
+    rho = max(len(a) / a.get_volume() for a in frames)
+    densest = int(np.argmax([len(a) / a.get_volume() for a in frames]))
+    with pytest.raises(ConfigError, match=rf"max_density=0.001 .* of frame {densest} \({rho:.4g}/"):
+        load_training_data(DataConfig(dataset=str(tiny_dataset), max_density=0.001))
+    load_training_data(DataConfig(dataset=str(tiny_dataset), max_density=1.001 * rho))
+    frames[3].pbc = False
+    frames[3].cell = None
+    broken = tmp_path / "nocell.extxyz"
+    ase.io.write(broken, frames, format="extxyz")
+    with pytest.raises(ConfigError, match=r"nocell.extxyz: frame 3 has no 3D-periodic cell"):
+        load_training_data(DataConfig(dataset=str(broken)))
+
+
+def test_sampler_the_model_cannot_use_is_a_config_error(tiny_dataset, tmp_path):
+    with pytest.raises(ConfigError, match="sampling.sampler: unknown sampler 'bogus'"):
+        tiny_config(tiny_dataset, tmp_path, sampling=SamplingDefaults(sampler="bogus"))
+    with pytest.raises(ConfigError, match="sampling.sampler: sampler 'hmc' does not work"):
+        tiny_config(tiny_dataset, tmp_path, sampling=SamplingDefaults(sampler="hmc"))
 
 
 def test_vocabulary_and_split_of_tiny_set(tiny_dataset):

@@ -50,6 +50,23 @@ def one_line_error(result) -> str:
         (["a-si", "-n", "2", "--atoms", "100"], "8 k^3"),
         (["a-si", "-n", "2", "--set", "melt_time"], "expected NAME=VALUE"),
         (["a-si", "-n", "2", "--workers", "0"], "workers must be an integer >= 1"),
+        (
+            ["a-si", "-n", "2", "--set", "atoms=8.5"],
+            "ASiProtocol.atoms must be an integer, got 8.5",
+        ),
+        (
+            ["a-sio2", "-n", "2", "--set", "max_atoms=1e2"],
+            "max_atoms must be an integer, got 100.0",
+        ),
+        (
+            ["meg", "-n", "2", "--set", "thermo_every=true"],
+            "thermo_every must be an integer, got True",
+        ),
+        (["a-si", "-n", "2", "--atoms", "8", "--set", "atoms=64"], "--atoms 8 and --set atoms=64"),
+        (
+            ["a-si", "-n", "1", "--json", "no-folder/s.json"],
+            "cannot write no-folder/s.json: folder",
+        ),
     ],
 )
 def test_bad_input_exits_2_with_one_line(tmp_path, args, message):
