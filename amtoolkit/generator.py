@@ -219,18 +219,26 @@ def _as_cell(cell: Any) -> np.ndarray:
     """A cell as a ``[3, 3]`` array: an edge length, three lengths, a matrix, or ase Cell."""
     if isinstance(cell, Atoms):
         cell = cell.cell
-    array = np.asarray(getattr(cell, "array", cell), dtype=float)
+    try:
+        array = np.asarray(getattr(cell, "array", cell), dtype=float)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"cell must be an edge length, 3 lengths or a 3x3 matrix in Å, got {cell!r}"
+        ) from None
+    if not np.isfinite(array).all():
+        raise ValueError(f"cell must hold finite numbers (Å), got {array.tolist()}")
     if array.ndim == 0:
         array = float(array) * np.eye(3)
     elif array.shape == (3,):
         array = np.diag(array)
     elif array.shape == (9,):
         array = array.reshape(3, 3)
-    if array.shape != (3, 3) or not np.isfinite(array).all():
+    if array.shape != (3, 3):
         raise ValueError(
             "cell must be an edge length, 3 lengths or a 3x3 matrix of finite numbers (Å), "
             f"got shape {list(np.shape(cell))}"
         )
+
     volume = float(np.linalg.det(array))
     if not volume > _MIN_VOLUME:
         raise ValueError(f"cell volume must be positive, got {volume:.6g} Å^3")
@@ -1183,7 +1191,7 @@ def _check_grid(timesteps: Any, steps: int | None, t_max: float) -> tuple[float,
         values = np.asarray(timesteps, dtype=float)
     except (TypeError, ValueError):
         raise ValueError(f"timesteps must be a sequence of times, got {timesteps!r}") from None
-    grid = check_timesteps(torch.as_tensor(values))
+    grid = check_timesteps(torch.as_tensor(values), name="timesteps")
     if float(grid[-1]) != 0.0:
         raise ValueError(f"timesteps must end at 0, got {float(grid[-1])}")
     if float(grid[0]) > t_max:

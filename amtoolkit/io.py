@@ -166,6 +166,8 @@ def read_structures(
         raise FileNotFoundError(f"{path}: no such file")
     if path.is_dir():
         raise ReadError(f"{path}: is a directory, not a structure file")
+    if path.stat().st_size == 0:
+        raise ReadError(f"{path}: the file is empty")
     numbers_of_type = parse_type_map(type_map)
 
     if _is_lammps_data(path, format):
@@ -179,6 +181,8 @@ def read_structures(
             read = ase.io.read(path, index=index, format=found, **options)
         except ReadError:
             raise
+        except (StopIteration, IndexError):  # an int index past the last frame
+            raise ReadError(f"{path}: frame {index} does not exist") from None
         except Exception as exc:  # ASE raises many types; all mean "cannot read this file"
             raise ReadError(f"{path}: cannot read{_as(format)}: {_one_line(exc)}") from exc
         frames = [read] if isinstance(read, Atoms) else list(read)

@@ -237,7 +237,16 @@ def test_targets_are_normalised_per_structure(sio2):
         ({"shear": 30.0, "shear_modulus": 31.0}, "given twice"),
         ({"viscosity": 1.0}, "unknown target 'viscosity'.*shear_modulus, ring_size"),
         ({"timesteps": [0.9, 0.5, 0.1]}, "timesteps must end at 0, got 0.1"),
-        ({"timesteps": [0.5, 0.9, 0.0]}, "ts must be strictly decreasing"),
+        ({"timesteps": [0.5, 0.9, 0.0]}, "timesteps must be strictly decreasing, got 0.5 then 0.9"),
+        (
+            {"timesteps": [0.0]},
+            r"timesteps must be a list of at least 2 times \(a start and 0\), got 1",
+        ),
+        ({"cell": float("nan")}, r"cell must hold finite numbers \(Å\), got nan"),
+        (
+            {"cell": "abc"},
+            r"cell must be an edge length, 3 lengths or a 3x3 matrix in Å, got 'abc'",
+        ),
         ({"timesteps": [0.995, 0.5, 0.0]}, "at most at the model's t_max 0.99, got 0.995"),
         ({"timesteps": [0.9, 0.0], "steps": 3}, "steps=3 but timesteps has 1 intervals"),
         ({"timesteps": "fast"}, "timesteps must be a sequence of times"),

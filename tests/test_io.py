@@ -362,6 +362,19 @@ def test_garbage_file_is_one_line_read_error(tmp_path):
     assert "\n" not in str(info.value)
 
 
+@pytest.mark.parametrize("name", ["empty.extxyz", "empty.data", "empty.lammpstrj"])
+def test_empty_file_says_so(tmp_path, name):
+    (tmp_path / name).write_text("")
+    with pytest.raises(ReadError, match=rf"{name}: the file is empty"):
+        read_structures(tmp_path / name)
+
+
+def test_frame_past_the_end_is_named(tmp_path):
+    path = write_structures(tmp_path / "one.extxyz", bulk("Si", "diamond", a=5.431))
+    with pytest.raises(ReadError, match=r"one.extxyz: frame 99 does not exist"):
+        read_structures(path, index=99)
+
+
 def test_write_json_is_strict_and_atomic(tmp_path):
     path = write_json(tmp_path / "out.json", {"a": [1.0, float("nan")], "b": {"c": np.inf}})
     assert json.loads(path.read_text()) == {"a": [1.0, None], "b": {"c": None}}

@@ -21,6 +21,7 @@ from amtoolkit.analysis._result import Result
 from amtoolkit.analysis._structures import prepare, species_of
 from amtoolkit.analysis.neighbors import neighbor_list
 from amtoolkit.analysis.report import format_table
+from amtoolkit.errors import StructureError
 
 __all__ = [
     "CLOSE_PAIR_FACTOR",
@@ -231,7 +232,9 @@ def compare(
     )
     from amtoolkit.analysis.rdf import rdf
 
-    gen, ref = prepare(generated), prepare(reference)
+    gen, ref = (
+        _prepared(s, name) for s, name in ((generated, "generated"), (reference, "reference"))
+    )
     elements = [species_of(s) for s in (gen, ref)]
     if elements[0] != elements[1]:
         warnings.warn(
@@ -285,3 +288,11 @@ def compare(
         if math.isfinite(close)
         else 0.0,
     )
+
+
+def _prepared(structures: Atoms | Sequence[Atoms], name: str) -> list[Atoms]:
+    """`prepare` of one side of a comparison, its errors naming the side."""
+    try:
+        return prepare(structures)
+    except StructureError as err:
+        raise StructureError(f"{name} set: {err}") from None

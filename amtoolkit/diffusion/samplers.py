@@ -40,19 +40,27 @@ CALLBACK_KEYS = ("i", "t", "state", "eps_x", "eps_e")
 """The keys of the dict a sampler passes to its callback."""
 
 
-def check_timesteps(ts: torch.Tensor) -> torch.Tensor:
+def check_timesteps(ts: torch.Tensor, name: str = "ts") -> torch.Tensor:
     """Validate a sampling grid: 1-D, >= 2 points, strictly decreasing, in [0, 1), all > 0
     but the last (the model is never evaluated at t = 0). Returns it as a float64 CPU tensor.
+
+    Raises:
+        ValueError: naming the grid as `name` and the offending values.
     """
     ts = torch.as_tensor(ts).detach().to(device="cpu", dtype=torch.float64)
     if ts.ndim != 1 or ts.numel() < 2:
-        raise ValueError(f"ts must be a 1-D grid of at least 2 times, got shape {list(ts.shape)}")
+        got = f"{ts.numel()} time(s)" if ts.ndim <= 1 else f"shape {list(ts.shape)}"
+        raise ValueError(f"{name} must be a list of at least 2 times (a start and 0), got {got}")
     if not bool(torch.isfinite(ts).all()):
-        raise ValueError("ts must be finite")
-    if not bool((ts[1:] < ts[:-1]).all()):
-        raise ValueError("ts must be strictly decreasing")
+        raise ValueError(f"{name} must be finite, got {ts.tolist()}")
+    rising = torch.nonzero(ts[1:] >= ts[:-1])
+    if len(rising):
+        k = int(rising[0, 0])
+        raise ValueError(
+            f"{name} must be strictly decreasing, got {float(ts[k]):g} then {float(ts[k + 1]):g}"
+        )
     if float(ts[0]) >= 1.0 or float(ts[-1]) < 0.0:
-        raise ValueError(f"ts must lie in [0, 1), got {float(ts[0])} .. {float(ts[-1])}")
+        raise ValueError(f"{name} must lie in [0, 1), got {float(ts[0])} .. {float(ts[-1])}")
     return ts
 
 

@@ -151,8 +151,13 @@ def test_bad_structures_raise(diamond_si):
     flat.pbc = False
     with pytest.raises(StructureError, match="not periodic"):
         compare(flat, diamond_si)
-    with pytest.raises(StructureError, match="no structures given"):
+    with pytest.raises(StructureError, match="^generated set: no structures given"):
         compare([], diamond_si)
+    with pytest.raises(StructureError, match="^reference set: no structures given"):
+        compare(diamond_si, [])
+    ghosts = Atoms("X2", positions=[[0, 0, 0], [1, 1, 1]], cell=[5.0] * 3, pbc=True)
+    with pytest.raises(StructureError, match="^reference set: frame 1: structure has only ghost"):
+        compare(diamond_si, [diamond_si, ghosts])
 
 
 def test_result_is_frozen_and_serialises(diamond_si, rattled):
