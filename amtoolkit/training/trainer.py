@@ -233,6 +233,12 @@ class Trainer:
             self.best_state: dict[str, torch.Tensor] | None = None
             if resume:
                 self.load_state_dict(read_tensors(state_path, self.device, "resume state"))
+                if self.epoch >= config.epochs:
+                    raise ConfigError(
+                        f"nothing to do: the run in {self.out_dir} has trained {self.epoch} "
+                        f"epochs and epochs is {config.epochs}; give more epochs (--epochs) "
+                        "to continue it"
+                    )
             self.network: nn.Module = self.model
             if self.context.enabled:
                 # zero-size parameters (e.g. the property embedding of an unconditional
@@ -509,7 +515,9 @@ class Trainer:
             ConfigError: a different format, vocabulary or config (other than the keys
                 in `RESUMABLE_CHANGES`), naming the differing keys.
         """
-        if state.get("format") != STATE_FORMAT or state.get("version") != STATE_VERSION:
+        if not isinstance(state, Mapping) or (
+            state.get("format") != STATE_FORMAT or state.get("version") != STATE_VERSION
+        ):
             raise ConfigError(f"{self.out_dir / STATE_FILE} is not an amtoolkit trainer state")
         differing = _config_differences(_with_defaults(state["config"]), self.config.to_dict())
         if differing:

@@ -53,6 +53,8 @@ def test_train_tiny_config_writes_a_loadable_model(runner, tmp_path):
     resumed = runner.invoke(main, [*args, "--no-progress"])
     assert resumed.exit_code == 0, resumed.stderr
     assert len(read_metrics(out / "metrics.csv")) == more
+    done = runner.invoke(main, [*args, "--no-progress"])  # the same --epochs again
+    assert f"nothing to do: the run in {out} has trained {more} epochs" in _one_error_line(done)
 
 
 def test_bad_config_exits_2_with_one_line(runner, tmp_path):
