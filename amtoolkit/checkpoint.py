@@ -426,8 +426,8 @@ def usable_device(device: torch.device | str) -> torch.device:
     """
     try:
         device = torch.device(device)
-    except RuntimeError as err:
-        raise ValueError(f"unknown device {device!r} ({_first_line(err)})") from None
+    except RuntimeError:
+        raise ValueError(f"unknown device {device!r}; use cpu, cuda or cuda:N") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {str(device)!r} asked for but CUDA is not available")
     return device
@@ -449,11 +449,6 @@ def read_tensors(path: str | os.PathLike, device: torch.device | str, what: str)
             f"{path}: not a readable {what}: empty, cut short or not a file of tensors "
             f"({type(err).__name__})"
         ) from None
-
-
-def _first_line(err: BaseException) -> str:
-    lines = str(err).strip().splitlines()
-    return lines[0] if lines else type(err).__name__
 
 
 def _check_keys(data: Mapping[str, Any], cls: type, where: str) -> None:

@@ -309,7 +309,6 @@ def refine(
 
     Structures are appended to OUT as each batch finishes.
     """
-
     from amtoolkit.generator import Generator, parse_target
     from amtoolkit.refine import refine_iter
 

@@ -179,7 +179,7 @@ def test_a_device_this_machine_lacks_is_named(tmp_path):
     save_checkpoint(tmp_path / "m", _model(), _info())
     with pytest.raises(ValueError, match="device 'cuda' asked for but CUDA is not available"):
         load_checkpoint(tmp_path / "m", device="cuda")
-    with pytest.raises(ValueError, match="unknown device 'gpu'"):
+    with pytest.raises(ValueError, match="unknown device 'gpu'; use cpu, cuda or cuda:N"):
         load_checkpoint(tmp_path / "m", device="gpu")
 
 
