@@ -178,7 +178,11 @@ def read_structures(
             found = format or _guess_format(path)
             binary = found == _LAMMPS_DUMP_BINARY
             options = {"colnames": _binary_dump_columns(path)} if binary else {}
-            read = ase.io.read(path, index=index, format=found, **options)
+            wanted = _parse_index(index, path) if isinstance(index, str) else index
+            if isinstance(wanted, int) and wanted < 0:  # ASE clamps -k past the start to 0
+                read = _select(ase.io.read(path, index=":", format=found, **options), wanted, path)
+            else:
+                read = ase.io.read(path, index=index, format=found, **options)
         except ReadError:
             raise
         except (StopIteration, IndexError):  # an int index past the last frame

@@ -369,10 +369,16 @@ def test_empty_file_says_so(tmp_path, name):
         read_structures(tmp_path / name)
 
 
-def test_frame_past_the_end_is_named(tmp_path):
-    path = write_structures(tmp_path / "one.extxyz", bulk("Si", "diamond", a=5.431))
-    with pytest.raises(ReadError, match=r"one.extxyz: frame 99 does not exist"):
+def test_frame_past_either_end_is_named(tmp_path):
+    frames = [bulk("Si", "diamond", a=a, cubic=True) for a in (5.43, 5.50)]
+    path = write_structures(tmp_path / "two.extxyz", frames)
+    with pytest.raises(ReadError, match=r"two.extxyz: frame 99 does not exist"):
         read_structures(path, index=99)
+    for index in (-3, "-3"):  # ASE alone returns the first frame for these
+        with pytest.raises(ReadError, match=r"two.extxyz: frame -3 does not exist \(2 frame"):
+            read_structures(path, index=index)
+    assert read_structures(path, index="-2")[0].cell[0, 0] == pytest.approx(5.43)
+    assert read_structures(path, index=-1)[0].cell[0, 0] == pytest.approx(5.50)
 
 
 def test_write_json_is_strict_and_atomic(tmp_path):
