@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 
 import numpy as np
 import pytest
@@ -238,6 +239,10 @@ def test_report_per_frame_results_merge_to_set_results(diamond_si, rattled):
     vdos = analyzer.vdos(frames)
     np.testing.assert_allclose(report.results["vdos"].frequency, vdos.frequency, atol=1e-9)
     np.testing.assert_allclose(report.results["vdos"].dos, vdos.dos, atol=1e-9)
+    highest = max(m.max() for m in vdos.mode_frequencies)  # the highest mode, not the grid end
+    shown = re.search(r"highest mode \(THz\)\s+([-\d.]+)", report.summary())
+    assert shown is not None and float(shown.group(1)) == pytest.approx(highest, abs=0.005)
+    assert vdos.frequency.max() > highest + 2 * vdos.sigma
 
 
 def test_report_skips_frame_with_uncovered_element(diamond_si):
