@@ -210,14 +210,9 @@ def generate(
     Structures are appended to OUT as each batch finishes, so an interrupted run keeps
     what it made.
     """
-    import warnings
-
     from amtoolkit.generator import Generator, parse_cell, parse_target, resolve_property
 
-    with _user_errors(debug), warnings.catch_warnings():
-        warnings.showwarning = lambda message, *_, **__: click.echo(
-            f"amtool: warning: {message}", err=True
-        )
+    with _user_errors(debug), _warnings_as_lines():
         _check_structure_output(output, overwrite)
         kwargs = {k: v for k, v in options.items() if v is not None and v is not False}
         if cell is not None:
@@ -264,7 +259,7 @@ def generate(
     show_default=True,
     help="HMC iterations / FIRE steps / reverse SDE steps.",
 )
-@click.option("--dt0", type=float, default=0.4, show_default=True, help="HMC base step.")
+@click.option("--dt0", type=float, default=0.2, show_default=True, help="HMC base step.")
 @click.option(
     "--noise-scale",
     type=float,
@@ -312,7 +307,7 @@ def refine(
     from amtoolkit.generator import Generator, parse_target
     from amtoolkit.refine import refine_iter
 
-    with _user_errors(debug):
+    with _user_errors(debug), _warnings_as_lines():
         _check_structure_output(output, overwrite)
         structures, labels = _read(files, ":", None, type_map)
         gen = Generator.load(model, device=device)
@@ -362,6 +357,18 @@ def _resolve(name: str) -> str:
 
         return str(examples.path(name[len(EXAMPLE_PREFIX) :]))
     return name
+
+
+@contextlib.contextmanager
+def _warnings_as_lines() -> Iterator[None]:
+    """Show Python warnings as ``amtool: warning: <message>`` lines on stderr."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.showwarning = lambda message, *_, **__: click.echo(
+            f"amtool: warning: {message}", err=True
+        )
+        yield
 
 
 def check_outputs(*paths: str | None) -> None:

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 from ase.build import bulk
+from ase.geometry import find_mic
 from ase.io import read, write
 from click.testing import CliRunner
 
@@ -57,6 +58,20 @@ def test_hmc_refinement_keeps_elements_and_cells_and_records_acceptance(energy_m
     assert moved == accepted  # a structure moves exactly when a move was accepted
     again = refine(cells, energy_model, t=0.2, steps=5, dt0=0.2, seed=1)
     np.testing.assert_array_equal(out[0].positions, again[0].positions)  # seeded
+
+
+def test_structures_whose_hmc_moves_are_all_rejected_are_named(energy_model):
+    cells = _cells()
+    with pytest.warns(
+        UserWarning, match=r"HMC accepted under 10% .* for a\[0\], a\[1\] \(t=0.05, dt0=10000\)"
+    ):
+        out = refine(
+            cells, energy_model, t=0.05, steps=3, dt0=1e4, seed=0, labels=["a[0]", "a[1]"]
+        )
+    assert [a.info["hmc_acceptance"] for a in out] == [0.0, 0.0]
+    for before, after in zip(cells, out, strict=True):
+        shift, _ = find_mic(after.positions - before.positions, before.cell)  # wrapped
+        np.testing.assert_allclose(shift, 0.0, atol=1e-5)  # nothing moved
 
 
 def test_relax_refinement_lowers_the_noise_energy(energy_model):
