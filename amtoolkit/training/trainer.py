@@ -191,6 +191,8 @@ class Trainer:
         self.log = log
         self.command = command or "amtoolkit.training.train(config)"
         self.out_dir = config.output_dir
+        if self.out_dir.exists() and not self.out_dir.is_dir():
+            raise ConfigError(f"out_dir {self.out_dir} is a file, not a folder")
         state_path = self.out_dir / STATE_FILE
         if resume and not state_path.is_file():
             raise FileNotFoundError(f"nothing to resume: {state_path} not found")

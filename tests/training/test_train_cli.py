@@ -84,6 +84,9 @@ def test_outputs_and_resume_state_are_checked_before_training(runner, tmp_path):
     assert "is a folder; give its YAML file" in _one_error_line(
         runner.invoke(main, ["train", str(tmp_path)])
     )
+    out.write_text("a file where the run folder should go")
+    assert f"out_dir {out} is a file, not a folder" in _one_error_line(runner.invoke(main, args))
+    out.unlink()
     out.mkdir()
     (out / "last.pt").write_bytes(b"")  # a run killed while its state was first written
     line = _one_error_line(runner.invoke(main, [*args, "--resume"]))
