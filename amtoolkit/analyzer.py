@@ -243,8 +243,13 @@ class Analyzer:
         from amtoolkit.analysis.rings import rings
 
         if count_species == "auto":
-            species = species_of(prepare(structures))
-            count_species = "Si" if "Si" in species and "O" in species else None
+            silica = {{"Si", "O"} <= set(a.get_chemical_symbols()) for a in prepare(structures)}
+            if len(silica) > 1:
+                raise ValueError(
+                    "count_species='auto' counts silica frames in Si atoms and others in all "
+                    "atoms, and this set mixes both; analyse them apart or give count_species"
+                )
+            count_species = "Si" if silica == {True} else None
         return rings(structures, cutoff=cutoff, maxlength=maxlength, count_species=count_species)
 
     def structure_factor(

@@ -106,10 +106,16 @@ def analyze(
     """
     from amtoolkit.analyzer import DEFAULT_ANALYSES, Analyzer
 
-    with _user_errors(debug):
+    with _user_errors(debug), _warnings_as_lines():
         check_outputs(json_path, plot_path)
         if plot_path:
             _check_figure_format(plot_path)
+        needing = [f"--{flag}" for flag in ("energy", "elastic", "vdos") if flags[flag]]
+        if needing and potential is None:
+            raise ValueError(
+                f"{' '.join(needing)} needs a classical potential: add -p NAME "
+                "(amtool potentials lists them)"
+            )
         analyzer = Analyzer(potential, workers=workers)
         frames, labels = _read(files, index, fmt, type_map)
         ref_frames = _read(reference, ":", fmt, type_map)[0] if reference else None

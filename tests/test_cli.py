@@ -169,8 +169,8 @@ def test_workers_share_out_the_frames(runner, tmp_path, diamond_si):
 
 
 def test_energy_without_potential_exits_2(runner, si_file):
-    result = runner.invoke(main, ["analyze", si_file, "--energy"])
-    assert_one_line_error(result, "potential=", "energy")
+    result = runner.invoke(main, ["analyze", si_file, "--energy", "--vdos"])
+    assert_one_line_error(result, "--energy --vdos needs a classical potential: add -p NAME")
 
 
 def test_unknown_potential_exits_2(runner, si_file):

@@ -65,9 +65,7 @@ def test_structures_whose_hmc_moves_are_all_rejected_are_named(energy_model):
     with pytest.warns(
         UserWarning, match=r"HMC accepted under 10% .* for a\[0\], a\[1\] \(t=0.05, dt0=10000\)"
     ):
-        out = refine(
-            cells, energy_model, t=0.05, steps=3, dt0=1e4, seed=0, labels=["a[0]", "a[1]"]
-        )
+        out = refine(cells, energy_model, t=0.05, steps=3, dt0=1e4, seed=0, labels=["a[0]", "a[1]"])
     assert [a.info["hmc_acceptance"] for a in out] == [0.0, 0.0]
     for before, after in zip(cells, out, strict=True):
         shift, _ = find_mic(after.positions - before.positions, before.cell)  # wrapped

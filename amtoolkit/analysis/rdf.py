@@ -180,7 +180,11 @@ def first_peak(
         min_height: fraction of the global maximum a peak must reach to count.
 
     Returns:
-        Peak position in Å (NaN when g is zero everywhere).
+        Peak position in Å (NaN when g is zero everywhere or has no peak).
+
+    Raises:
+        ValueError: `min_height` outside (0, 1].
+        KeyError: no partial for `pair`.
     """
     if pair is None:
         g = np.asarray(result.g)
@@ -189,12 +193,16 @@ def first_peak(
         if key not in result.partial:
             raise KeyError(f"no partial g(r) for {key}; available: {result.pairs}")
         g = np.asarray(result.partial[key])
+    if not 0.0 < min_height <= 1.0:
+        raise ValueError(f"min_height must be a fraction in (0, 1], got {min_height}")
     r = np.asarray(result.r)
     top = float(np.max(g))
     if not top > 0:
         return float("nan")
     padded = np.concatenate(([-np.inf], g, [-np.inf]))
     is_max = (g >= padded[:-2]) & (g > padded[2:]) & (g >= min_height * top)
+    if not is_max.any():  # a flat top: no bin rises above its right neighbour
+        return float("nan")
     k = int(np.argmax(is_max))
     shift = 0.0
     if 0 < k < len(g) - 1:

@@ -53,6 +53,13 @@ class RingsResult(Result):
         return ax
 
 
+MAX_RING_BONDS = 24
+"""Largest ring searched, in bonds (``maxlength``, or twice it with ``count_species``):
+silica's 12 Si atoms; beyond it the search cost explodes (216-atom a-Si takes 4 / 13 /
+37 s at 16 / 20 / 24 bonds; an 8-atom diamond cell takes over a minute at 20 and
+exhausts 23 GB at 50)."""
+
+
 def _replicas(atoms: Atoms, bonds_per_ring: int, bond_length: float) -> tuple[int, int, int]:
     """Repetitions that make each perpendicular width >= bonds_per_ring * bond_length / 2."""
     cell = atoms.cell.array
@@ -151,7 +158,8 @@ def rings(
 
     Raises:
         StructureError: non-periodic cell, zero volume, non-finite positions.
-        ValueError: maxlength < 2, unknown element, or count_species absent from a
+        ValueError: maxlength < 2 or over `MAX_RING_BONDS` bonds, unknown element,
+            a structure made only of count_species atoms, or count_species absent from a
             structure.
 
     References:
@@ -161,6 +169,13 @@ def rings(
     if int(maxlength) != maxlength or maxlength < 2:
         raise ValueError(f"maxlength must be an integer >= 2, got {maxlength}")
     maxlength = int(maxlength)
+    bonds = maxlength if count_species is None else 2 * maxlength
+    if bonds > MAX_RING_BONDS:
+        raise ValueError(
+            f"maxlength {maxlength} means rings of {bonds} bonds, above the {MAX_RING_BONDS} "
+            "searched: the shortest-path search grows steeply with ring size (216-atom a-Si "
+            "4 s at 16 bonds, 37 s at 24; a crystalline cell past 30 exhausts memory)"
+        )
     frames = prepare(structures)
     species: tuple[str, ...] | None = None
     if count_species is not None:
@@ -178,6 +193,12 @@ def rings(
             mask = np.isin(atoms.numbers, zs)
             if not mask.any():
                 raise ValueError(f"structure {k} has no {'/'.join(species)} atoms to count")
+            if mask.all():
+                raise ValueError(
+                    f"structure {k} holds only {'/'.join(species)} atoms: count_species counts "
+                    f"rings of a network alternating {'/'.join(species)} with other atoms; "
+                    "use count_species=None"
+                )
             hist = ring_histogram(atoms, cutoff, 2 * maxlength, network=mask)
             # rings of a bipartite network have even length, half of the atoms counted
             sizes = np.arange(len(hist)) // 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Iterable, Sequence
 
 import numpy as np
@@ -167,6 +168,8 @@ def vdos(
     frames = prepare(structures)
     if nbins < 2:
         raise ValueError(f"nbins must be at least 2, got {nbins}")
+    if not (math.isfinite(displacement) and displacement > 0):
+        raise ValueError(f"displacement must be a positive length in Å, got {displacement}")
     modes = []
     for atoms in frames:
         if relax:

@@ -12,6 +12,7 @@ finished with FIRE, so the result meets `fmax` whichever engine did the bulk.
 from __future__ import annotations
 
 import contextlib
+import math
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -76,6 +77,8 @@ def relax(
     """
     if method not in RELAX_METHODS:
         raise ValueError(f"method must be one of {RELAX_METHODS}, got {method!r}")
+    if not (math.isfinite(fmax) and fmax > 0):
+        raise ValueError(f"fmax must be a positive force in eV/Å, got {fmax}")
     calc = as_calculator(potential)
     work = atoms.copy()
     work.calc = None

@@ -88,6 +88,15 @@ def test_shape_contract_and_json(diamond_si):
     assert len(data["g"]) == 25 and "Si-Si" in data["partial"]
 
 
+def test_first_peak_refuses_a_height_no_peak_can_reach(diamond_si):
+    result = rdf(diamond_si)
+    for bad in (2.0, 0.0, float("nan")):
+        with pytest.raises(ValueError, match="min_height must be a fraction in"):
+            first_peak(result, min_height=bad)  # 2 returned r[0] = 0.025 Å as a peak
+    tallest = result.r[np.argmax(result.g)]  # 1.0: the tallest peak, here the third shell
+    assert first_peak(result, min_height=1.0) == pytest.approx(tallest, abs=result.r[1])
+
+
 def test_diamond_first_peak_is_the_bond_length(diamond_si):
     a = diamond_si.cell[0, 0]
     bond = np.sqrt(3) / 4 * a

@@ -117,6 +117,21 @@ def test_bad_arguments(diamond_si):
         rings(diamond_si, count_species="Qq")
     with pytest.raises(ValueError, match="maxlength"):
         rings(diamond_si, maxlength=1)
+    with pytest.raises(ValueError, match="maxlength 25 means rings of 25 bonds, above the 24"):
+        rings(diamond_si, maxlength=25)  # refused before a search that would never end
+    with pytest.raises(ValueError, match="maxlength 13 means rings of 26 bonds"):
+        rings(diamond_si, maxlength=13, count_species="Si")
+    with pytest.raises(ValueError, match="holds only Si atoms: .* use count_species=None"):
+        rings(diamond_si, count_species="Si")  # it used to return no rings at all
+
+
+def test_auto_species_refuses_a_set_mixing_silica_and_other_frames(diamond_si):
+    from amtoolkit import Analyzer
+
+    assert Analyzer().rings(diamond_si).counts == {6: 16}
+    assert Analyzer().rings(beta_cristobalite()).counts == {6: 16}  # in Si atoms
+    with pytest.raises(ValueError, match="this set mixes both; analyse them apart"):
+        Analyzer().rings([diamond_si, beta_cristobalite()])
 
 
 def test_silica_ring_sizes(dm2_sio2_path):

@@ -139,3 +139,6 @@ def test_bad_arguments(diamond_si, sw):
         vdos(diamond_si, sw, frequency_range=(5.0, 1.0), relax=False)
     with pytest.raises(ValueError, match="nbins"):
         vdos(diamond_si, sw, nbins=1)
+    for bad in (0.0, -0.01, float("nan")):  # 0 gave every mode at 0 THz without a word
+        with pytest.raises(ValueError, match="displacement must be a positive length in Å"):
+            vdos(diamond_si, sw, displacement=bad, relax=False)

@@ -120,6 +120,9 @@ def test_relax_rejects_bad_arguments(diamond_si):
         )
     with pytest.raises(TypeError, match="name or an ASE Calculator"):
         relax(diamond_si, 42)
+    for bad in (-1.0, 0.0, float("nan")):  # -1 reached LAMMPS as "Illegal minimize ..."
+        with pytest.raises(ValueError, match="fmax must be a positive force in eV/Å"):
+            relax(diamond_si, "sw-si", fmax=bad)
 
 
 def test_unconverged_relax_warns(strained_si):
