@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Iterable
 
 import numpy as np
@@ -123,8 +124,8 @@ def rdf(structures: Atoms | Iterable[Atoms], rmax: float = 5.0, nbins: int = 100
         Allen & Tildesley, Computer Simulation of Liquids (2017), sec. 8.2;
         ase.geometry.rdf.get_rdf.
     """
-    if not rmax > 0:
-        raise ValueError(f"rmax must be positive, got {rmax}")
+    if not (rmax > 0 and math.isfinite(rmax)):
+        raise ValueError(f"rmax must be a positive, finite length in Å, got {rmax}")
     if int(nbins) != nbins or nbins < 1:
         raise ValueError(f"nbins must be a positive integer, got {nbins}")
     nbins = int(nbins)

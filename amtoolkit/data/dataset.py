@@ -246,9 +246,10 @@ def grown_sizes(grown_from: int | Sequence[int] | None) -> tuple[int, ...]:
     (None, one count, or increasing counts for data grown more than once)."""
     if grown_from is None:
         return ()
-    if isinstance(grown_from, (int, np.integer)):
-        return (int(grown_from),)
-    return tuple(int(k) for k in grown_from)
+    values = (grown_from,) if np.ndim(grown_from) == 0 else tuple(grown_from)
+    if not all(isinstance(k, (int, np.integer)) and not isinstance(k, bool) for k in values):
+        raise ValueError(f"grown_from must be frame counts (integers), got {grown_from!r}")
+    return tuple(int(k) for k in values)
 
 
 def compute_normalisation(properties: Mapping[str, np.ndarray]) -> Normalisation:
@@ -703,7 +704,12 @@ class Dataset:
                 f"split fractions must satisfy 0 <= val, test and val + test < 1, "
                 f"got val={val}, test={test}"
             )
-        sizes = grown_sizes(grown_from)
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise DatasetError(f"split seed must be an integer >= 0, got {seed!r}")
+        try:
+            sizes = grown_sizes(grown_from)
+        except (TypeError, ValueError):
+            sizes = ()
         if grown_from is not None and not (
             sizes and all(0 < a < b for a, b in zip(sizes, (*sizes[1:], n), strict=True))
         ):

@@ -105,7 +105,10 @@ class DataConfig:
         if self.max_frames is not None and self.max_frames < 1:
             raise ConfigError(f"data.max_frames must be >= 1 or null, got {self.max_frames}")
         if self.grown_from is not None:
-            sizes = grown_sizes(self.grown_from)
+            try:
+                sizes = grown_sizes(self.grown_from)
+            except ValueError:
+                sizes = ()
             steps = zip(sizes, sizes[1:], strict=False)
             if not sizes or sizes[0] < 1 or any(b <= a for a, b in steps):
                 raise ConfigError(

@@ -153,8 +153,9 @@ def test_bad_structures_raise(make, message):
 
 
 def test_bad_arguments_raise(diamond_si):
-    with pytest.raises(ValueError, match="rmax"):
-        rdf(diamond_si, rmax=0.0)
+    for rmax in (0.0, float("inf"), float("nan")):  # inf used to reach vesin's own error
+        with pytest.raises(ValueError, match="rmax must be a positive, finite length"):
+            rdf(diamond_si, rmax=rmax)
     with pytest.raises(ValueError, match="nbins"):
         rdf(diamond_si, nbins=0)
 

@@ -225,9 +225,12 @@ def test_a_grown_split_keeps_every_first_frame_in_its_part():
     # the plain split of 50 frames would move first frames between parts
     plain_test = set(ds.split(val=0.1, test=0.2, seed=3)[2].properties["frame"].astype(int))
     assert plain_test & set(first[0].properties["frame"].astype(int))
-    for bad in (0, 50, [30, 20], [20, 50]):
+    for bad in (0, 50, [30, 20], [20, 50], 2.5, [20.5, 30], "30"):
         with pytest.raises(DatasetError, match="grown_from must count some but not all"):
             ds.split(grown_from=bad)
+    for seed in (-1, "a", 1.5, True):
+        with pytest.raises(DatasetError, match="split seed must be an integer >= 0"):
+            ds.split(seed=seed)
 
 
 def test_head_is_the_dataset_as_it_was():
