@@ -376,9 +376,10 @@ def _binary_dump_header(path: Path) -> tuple[int, bytes] | None:
         name = fh.read(-struct.unpack("=q", head)[0])
         if not name.startswith(b"DUMP"):
             return None
-        fh.read(4)  # endianness flag
-        (revision,) = struct.unpack("=i", fh.read(4))
-        return revision, fh.read(4096)
+        flags = fh.read(8)  # endianness flag, revision
+        if len(flags) < 8:
+            return None
+        return struct.unpack("=ii", flags)[1], fh.read(4096)
 
 
 def _binary_dump_columns(path: Path) -> list[str]:
