@@ -290,9 +290,11 @@ def _is_lammps_data(path: Path, format: str | None) -> bool:
     return False
 
 
-def _lammps_header(path: Path) -> tuple[str | None, str | None]:
-    """(units, atom_style) from the first line's ``units = X`` and the ``Atoms # X`` comment."""
+def _lammps_header(path: Path) -> tuple[str | None, str | None, bool]:
+    """(units, atom_style, has an ``Atoms`` section) from the first line's ``units = X``
+    and the ``Atoms # X`` line."""
     units = style = None
+    atoms_section = False
     with open(path, errors="replace") as fh:
         first = fh.readline()
         match = re.search(r"units\s*=\s*(\w+)", first)
@@ -301,9 +303,9 @@ def _lammps_header(path: Path) -> tuple[str | None, str | None]:
         for line in fh:
             match = re.match(r"\s*Atoms\s*(?:#\s*(\S+))?", line)
             if match:
-                style = match.group(1)
+                style, atoms_section = match.group(1), True
                 break
-    return units, style
+    return units, style, atoms_section
 
 
 def _ase_style_keyword() -> str:
@@ -317,9 +319,11 @@ def _read_lammps_data(
     path: Path, numbers_of_type: dict[int, int] | None, units: str | None
 ) -> Atoms:
     try:
-        file_units, style = _lammps_header(path)
+        file_units, style, atoms_section = _lammps_header(path)
     except OSError as exc:
         raise ReadError(f"{path}: cannot read: {_one_line(exc)}") from exc
+    if not atoms_section:
+        raise ReadError(f"{path}: not a LAMMPS data file (no Atoms section)")
     units = units or file_units or "metal"
     kwargs = {"units": units}
     if style is not None:

@@ -369,6 +369,12 @@ def test_empty_file_says_so(tmp_path, name):
         read_structures(tmp_path / name)
 
 
+def test_a_file_without_atoms_read_as_lammps_data_says_so(tmp_path):
+    path = write_structures(tmp_path / "si.extxyz", bulk("Si", "diamond", a=5.431))
+    with pytest.raises(ReadError, match=r"si.extxyz: not a LAMMPS data file \(no Atoms section\)"):
+        read_structures(path, format="lammps-data")  # ASE failed on an unset local variable
+
+
 def test_frame_past_either_end_is_named(tmp_path):
     frames = [bulk("Si", "diamond", a=a, cubic=True) for a in (5.43, 5.50)]
     path = write_structures(tmp_path / "two.extxyz", frames)
