@@ -15,6 +15,7 @@ import abc
 import dataclasses
 import json
 import os
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from numbers import Real
 from pathlib import Path
@@ -210,7 +211,8 @@ def table_from_records(
 def table_from_columns(
     columns: Mapping[str, Any], n_frames: int, where: str
 ) -> dict[str, np.ndarray]:
-    """Property table from name -> values aligned with the frames (None/NaN = missing)."""
+    """Property table from name -> values aligned with the frames (None/NaN = missing;
+    an infinite value is kept as missing, with a warning)."""
     table = {}
     for name, values in columns.items():
         _check_property_name(name, where)
@@ -226,6 +228,15 @@ def table_from_columns(
             ).reshape(n_frames)
         except (TypeError, ValueError) as err:
             raise DatasetError(f"{where}: property {name!r} is not numeric: {err}") from None
+        infinite = np.isinf(column)
+        if infinite.any():
+            warnings.warn(
+                f"{where}: property {name!r} has {int(infinite.sum())} infinite value(s) "
+                f"(first at frame {int(np.argmax(infinite))}); they are kept as missing (NaN)",
+                UserWarning,
+                stacklevel=3,
+            )
+            column = np.where(infinite, np.nan, column)
         table[name] = column
     return table
 

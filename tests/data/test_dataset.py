@@ -335,3 +335,14 @@ def test_atomic_write_keeps_old_file_on_failure(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert fresh.stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's 0600
+
+
+def test_infinite_property_values_are_kept_as_missing_with_a_warning():
+    frames = [Atoms("Si", cell=[3.0] * 3, pbc=True) for _ in range(4)]
+    with pytest.warns(
+        UserWarning, match=r"'shear_modulus' has 2 infinite value\(s\) \(first at frame 1\)"
+    ):
+        ds = Dataset.from_atoms(frames, properties={"shear_modulus": [30.0, np.inf, -np.inf, 40.0]})
+    column = ds.properties["shear_modulus"]
+    assert np.isnan(column[1]) and np.isnan(column[2]) and list(column[[0, 3]]) == [30.0, 40.0]
+    assert compute_normalisation(ds.properties)["shear_modulus"] == pytest.approx((35.0, 5.0))
