@@ -84,7 +84,6 @@ def load_training_data(config: DataConfig) -> TrainingData:
             structures that already hold ghost atoms while ``max_density`` is set.
     """
     dataset = run_frames(config, open_dataset(config.dataset))
-    check_frames(dataset, config)
     missing = [p for p in config.property_names if p not in dataset.property_names]
     if missing:
         raise ConfigError(
@@ -117,6 +116,7 @@ def load_training_data(config: DataConfig) -> TrainingData:
         vocabulary = ElementVocabulary.from_structures(everything)
     if config.max_density is not None and any(ghost_mask(a).any() for a in everything):
         raise ConfigError("data.max_density is set but the dataset already holds ghost atoms")
+    check_frames(dataset, config)
     provenance = condensed_provenance(train_set.provenance)
     provenance["dataset"] = config.dataset
     provenance["n_train"] = len(train)
@@ -133,29 +133,31 @@ def load_training_data(config: DataConfig) -> TrainingData:
     )
 
 
-def check_frames(frames: Sequence[Atoms] | Dataset, config: DataConfig) -> None:
-    """Refuse frames a model cannot train on, naming the first.
+def check_frames(dataset: Dataset, config: DataConfig) -> None:
+    """Refuse frames a model cannot train on, naming the first, from the dataset's cell
+    and size arrays (no frame is read).
 
     Raises:
-        ConfigError: a frame without a 3D-periodic cell, or one with more real atoms than
-            ``max_density`` lets its cell hold (ghosts fill each cell up to it).
+        ConfigError: a frame without a 3D-periodic cell, or one with more atoms than
+            ``max_density`` lets its cell hold (ghosts fill each cell up to it; a dataset
+            with ghosts and ``max_density`` is refused before this).
     """
-    densest, where = 0.0, -1
-    for k, atoms in enumerate(frames):
-        volume = abs(float(np.linalg.det(atoms.cell.array)))
-        if not atoms.pbc.all() or volume < MIN_CELL_VOLUME:
-            raise ConfigError(
-                f"data.dataset {config.dataset}: frame {k} has no 3D-periodic cell (pbc "
-                f"{atoms.pbc.tolist()}, volume {volume:.3g} Å^3); models train on periodic cells"
-            )
-        rho = int((~ghost_mask(atoms)).sum()) / volume
-        if rho > densest:
-            densest, where = rho, k
-    if config.max_density is not None and densest > config.max_density:
+    volumes = np.abs(np.linalg.det(dataset.cells))
+    pbc = dataset.pbc
+    flat = ~pbc.all(axis=1) | (volumes < MIN_CELL_VOLUME)
+    if flat.any():
+        k = int(np.argmax(flat))
+        raise ConfigError(
+            f"data.dataset {config.dataset}: frame {k} has no 3D-periodic cell (pbc "
+            f"{pbc[k].tolist()}, volume {volumes[k]:.3g} Å^3); models train on periodic cells"
+        )
+    density = dataset.n_atoms / volumes
+    where = int(np.argmax(density)) if len(density) else 0
+    if config.max_density is not None and len(density) and density[where] > config.max_density:
         raise ConfigError(
             f"data.max_density={config.max_density:g} atoms/Å^3 is below the atom density of "
-            f"frame {where} ({densest:.4g}/Å^3): ghosts fill each cell up to max_density, so it "
-            "must be at least the densest frame's"
+            f"frame {where} ({density[where]:.4g}/Å^3): ghosts fill each cell up to max_density, "
+            "so it must be at least the densest frame's"
         )
 
 
