@@ -238,7 +238,6 @@ def _as_cell(cell: Any) -> np.ndarray:
             "cell must be an edge length, 3 lengths or a 3x3 matrix of finite numbers (Å), "
             f"got shape {list(np.shape(cell))}"
         )
-
     volume = float(np.linalg.det(array))
     if not volume > _MIN_VOLUME:
         raise ValueError(f"cell volume must be positive, got {volume:.6g} Å^3")
@@ -676,26 +675,24 @@ class Generator:
         if max_density is None:
             _check_size(int(n_atoms), cell_array)  # type: ignore[arg-type]
             return cell_array, int(n_atoms), int(n_atoms), None  # type: ignore[arg-type]
-        if density is not None and typical is not None:
-            rho = number_density(density, typical.composition)
-            if rho > max_density:
-                raise ValueError(
-                    f"density={density:g} g/cm3 ({rho:.4g} atoms/Å^3) is above "
-                    f"max_density={max_density:g} atoms/Å^3, the most atoms the model's cells "
-                    "can hold"
-                )
         n_initial = n_target(Atoms(cell=cell_array, pbc=True), max_density)
+        if n_atoms is not None and n_atoms > n_initial:  # before "fewer than 1 atom" below
+            if density is not None:  # the cell was sized for n_atoms at this density
+                raise ValueError(
+                    f"density={density:g} g/cm3 ({n_atoms} atoms) is above max_density="
+                    f"{max_density:g}/Å^3, the most atoms the model's cells can hold: this "
+                    f"cell holds at most {n_initial}"
+                )
+            raise ValueError(
+                f"{n_atoms} atoms do not fit: the cell holds at most {n_initial} at "
+                f"max_density={max_density:g}/Å^3 (lower density= or n_atoms=)"
+            )
         if n_initial < 1:
             raise ValueError(
                 f"the cell holds fewer than 1 atom at max_density={max_density:g}/Å^3 "
                 f"(volume {np.linalg.det(cell_array):.4g} Å^3)"
             )
         _check_size(n_initial, cell_array)
-        if n_atoms is not None and n_atoms > n_initial:
-            raise ValueError(
-                f"{n_atoms} atoms do not fit: the cell holds at most {n_initial} at "
-                f"max_density={max_density:g}/Å^3 (lower density= or n_atoms=)"
-            )
         return cell_array, n_initial, n_atoms, float(max_density)
 
     def _plan_targets(
