@@ -441,9 +441,9 @@ def read_tensors(path: str | os.PathLike, device: torch.device | str, what: str)
     """
     try:
         return torch.load(path, map_location=device, weights_only=True)
+    except FileNotFoundError:
+        raise
     except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as err:
-        if isinstance(err, FileNotFoundError):
-            raise
         # torch's own message would suggest weights_only=False, unsafe for an unknown file
         raise CheckpointError(
             f"{path}: not a readable {what}: empty, cut short or not a file of tensors "

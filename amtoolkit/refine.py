@@ -155,8 +155,7 @@ def refine_iter(
             check_structure(atoms, periodic=True)
             info.vocabulary.encode(atoms.numbers)
         except ValueError as err:
-            where = f"structure {k}" if labels is None else labels[k]
-            raise type(err)(f"{where}: {err}") from None
+            raise type(err)(f"{_label(labels, k)}: {err}") from None
     batch_size = max(1, int(batch_size))
     network = network.to(device).eval()
 
@@ -186,12 +185,17 @@ def refine_iter(
     return batches()
 
 
+def _label(labels: Sequence[str] | None, k: int) -> str:
+    """The name of structure `k` in messages."""
+    return f"structure {k}" if labels is None else labels[k]
+
+
 def _warn_low_acceptance(
     refined: Sequence[Atoms], start: int, labels: Sequence[str] | None, t: float, dt0: float
 ) -> None:
     """Warn, naming them, about structures whose HMC moves were (nearly) all rejected."""
     stuck = [
-        labels[start + k] if labels is not None else f"structure {start + k}"
+        _label(labels, start + k)
         for k, atoms in enumerate(refined)
         if atoms.info["hmc_acceptance"] < LOW_ACCEPTANCE
     ]

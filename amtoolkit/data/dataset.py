@@ -719,7 +719,7 @@ class Dataset:
             raise DatasetError(f"split seed must be an integer >= 0, got {seed!r}")
         try:
             sizes = grown_sizes(grown_from)
-        except (TypeError, ValueError):
+        except ValueError:  # not frame counts: refused below
             sizes = ()
         if grown_from is not None and not (
             sizes and all(0 < a < b for a, b in zip(sizes, (*sizes[1:], n), strict=True))
