@@ -259,6 +259,7 @@ class Analyzer:
         nq: int = 400,
         rmax: float | None = None,
         window: bool = True,
+        dr: float = 0.01,
     ) -> StructureFactorResult:
         """Static structure factor S(q) from g(r) (see `analysis.structure_factor`).
 
@@ -268,13 +269,14 @@ class Analyzer:
             nq: number of q points.
             rmax: upper limit of the r integral, Å (default: half the cell width).
             window: apply the Lorch window.
+            dr: bin width of the g(r) that is transformed, Å.
 
         Returns:
             StructureFactorResult (``q``, ``s``, ``per_structure``; ``.plot()``).
         """
         from amtoolkit.analysis.structure_factor import structure_factor
 
-        return structure_factor(structures, qmax=qmax, nq=nq, rmax=rmax, window=window)
+        return structure_factor(structures, qmax=qmax, nq=nq, rmax=rmax, window=window, dr=dr)
 
     def crystallinity(
         self, structures: Atoms | Sequence[Atoms], symprec: float = 0.1, relax: bool | None = None
@@ -395,6 +397,9 @@ class Analyzer:
         sigma: float = 0.2,
         nbins: int = 400,
         relax: bool = True,
+        frequency_range: tuple[float, float] | None = None,
+        fmax: float = 1e-3,
+        symmetrize: bool = True,
     ) -> VDOSResult:
         """Vibrational density of states from Gamma-point phonons (`analysis.vdos`).
 
@@ -404,6 +409,10 @@ class Analyzer:
             sigma: Gaussian broadening, THz.
             nbins: number of frequency points.
             relax: relax positions and cell first.
+            frequency_range: (low, high) of the frequency grid, THz; default spans every
+                mode plus 5 sigma on either side.
+            fmax: force criterion of that relaxation, eV/Å.
+            symmetrize: symmetrize force constants (acoustic sum rule) first.
 
         Returns:
             VDOSResult (``frequency`` THz, ``dos``, ``mode_frequencies``; ``.plot()``).
@@ -414,7 +423,15 @@ class Analyzer:
         from amtoolkit.analysis.vdos import vdos
 
         calc = self._calculator_for("vdos", structures)
-        options = dict(displacement=displacement, sigma=sigma, nbins=nbins, relax=relax)
+        options = dict(
+            displacement=displacement,
+            sigma=sigma,
+            nbins=nbins,
+            relax=relax,
+            frequency_range=frequency_range,
+            fmax=fmax,
+            symmetrize=symmetrize,
+        )
         if self._pooled(structures):
             return self._in_pool("vdos", structures, **options)
         return vdos(structures, calc, **options)

@@ -70,7 +70,9 @@ def main() -> None:
     metavar="REF",
     help="Reference structures to compare with (repeatable).",
 )
-@click.option("--json", "json_path", metavar="OUT", help="Write all results as JSON.")
+@click.option(
+    "--json", "json_path", metavar="OUT", help="Write all results as JSON (- for standard output)."
+)
 @click.option("--plot", "plot_path", metavar="OUT.png", help="Write a figure (.png, .pdf or .svg).")
 @click.option("--type-map", metavar="1=O,2=Si", help="LAMMPS atom types to elements.")
 @click.option(
@@ -129,11 +131,8 @@ def analyze(
             on_skip=_warn_skip,
             progress=None,
         )
-        click.echo(report.summary())
-        if json_path:
-            from amtoolkit.io import write_json
-
-            write_json(json_path, report.to_dict())
+        echo_summary(report.summary(), json_path)
+        emit_json(json_path, report.to_dict())
         if plot_path:
             report.plot(plot_path)
     if report.skipped:
@@ -377,13 +376,32 @@ def _warnings_as_lines() -> Iterator[None]:
         yield
 
 
+STDOUT = "-"
+"""``--json -`` writes the JSON to standard output (and the text summary to stderr)."""
+
+
 def check_outputs(*paths: str | None) -> None:
     """Fail before any work when an output file (None: not asked for) cannot be written."""
     from amtoolkit.io import check_writable
 
     for path in paths:
-        if path is not None:
+        if path is not None and path != STDOUT:
             check_writable(path)
+
+
+def emit_json(path: str | None, data: Any) -> None:
+    """Write `data` as JSON to `path` (None: not asked for; ``-``: standard output)."""
+    from amtoolkit.io import json_text, write_json
+
+    if path == STDOUT:
+        click.echo(json_text(data))
+    elif path is not None:
+        write_json(path, data)
+
+
+def echo_summary(text: str, json_path: str | None) -> None:
+    """Print a command's text summary; on stderr when its JSON goes to standard output."""
+    click.echo(text, err=json_path == STDOUT)
 
 
 def _check_structure_output(path: str, overwrite: bool) -> None:

@@ -490,10 +490,14 @@ def write_json(path: str | os.PathLike, data: Any) -> Path:
         The path written.
     """
     path = Path(path)
-    text = json.dumps(_finite_or_none(data), indent=2, allow_nan=False)
     with atomic_output(path) as tmp:
-        tmp.write_text(text + "\n")
+        tmp.write_text(json_text(data) + "\n")
     return path
+
+
+def json_text(data: Any) -> str:
+    """`data` as indented strict JSON, NaN and infinity written as ``null``."""
+    return json.dumps(_finite_or_none(data), indent=2, allow_nan=False)
 
 
 def _finite_or_none(value: Any) -> Any:

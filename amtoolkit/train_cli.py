@@ -24,7 +24,12 @@ import click
 @click.option("--epochs", type=int, help="Number of epochs (overrides epochs).")
 @click.option("--device", metavar="DEVICE", help="auto, cpu, cuda or cuda:N (overrides device).")
 @click.option("--no-progress", is_flag=True, help="No progress bar or per-epoch lines.")
-@click.option("--json", "json_path", metavar="OUT", help="Write the run summary as JSON.")
+@click.option(
+    "--json",
+    "json_path",
+    metavar="OUT",
+    help="Write the run summary as JSON (- for standard output).",
+)
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
 def train(
     config_path: str,
@@ -41,7 +46,7 @@ def train(
 
     Under torchrun every process runs this command; rank 0 writes the outputs.
     """
-    from amtoolkit.cli import _user_errors, check_outputs
+    from amtoolkit.cli import _user_errors, check_outputs, echo_summary, emit_json
 
     with _user_errors(debug):
         check_outputs(json_path)
@@ -74,17 +79,15 @@ def train(
         )
         if not main_rank:
             return
-        click.echo(
+        echo_summary(
             f"trained {config.name}: {result.epochs} epochs in {result.wall_time_s:.1f} s; "
             f"best {result.selected_by} {result.best_loss:.4f} at epoch {result.best_epoch} "
-            f"({result.weights} weights)"
+            f"({result.weights} weights)\n"
+            f"model: {result.checkpoint}.pt + {result.checkpoint}.json\n"
+            f"metrics: {result.out_dir}/metrics.csv; resume state: {result.out_dir}/last.pt",
+            json_path,
         )
-        click.echo(f"model: {result.checkpoint}.pt + {result.checkpoint}.json")
-        click.echo(f"metrics: {result.out_dir}/metrics.csv; resume state: {result.out_dir}/last.pt")
-        if json_path:
-            from amtoolkit.io import write_json
-
-            write_json(json_path, result.to_dict())
+        emit_json(json_path, result.to_dict())
 
 
 def _command_line(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -73,6 +74,15 @@ def test_json_holds_every_result(runner, si_file, tmp_path):
     assert data["rings"]["counts"] == {"6": 128}  # 64 atoms x 12 rings / 6 atoms
     assert "coordination" not in data  # only what was asked for
     assert data["rdf_first_peaks"]["Si-Si"] == pytest.approx(SI_BOND, abs=RDF_BIN)
+
+
+def test_json_dash_prints_json_on_stdout_and_the_summary_on_stderr(runner, si_file, tmp_path):
+    result = runner.invoke(main, ["analyze", si_file, "--rdf", "--json", "-"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["composition"] == {"Si": 64}
+    assert "Si64" in result.stderr
+    assert not (tmp_path / "-").exists() and not os.path.exists("-")
 
 
 def test_plot_writes_png(runner, si_file, tmp_path):

@@ -14,6 +14,7 @@ A *cutoff specification* says which atom pairs are bonded (neighbours):
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 
 import numpy as np
@@ -102,6 +103,19 @@ def _items(cutoffs: Mapping) -> list[tuple[str, str, float]]:
     return out
 
 
+def _warn_no_named_pair(cutoffs: Mapping, numbers: np.ndarray) -> None:
+    """Warn when a cutoff mapping names no pair the structure has: nothing can bond."""
+    present = {chemical_symbols[z] for z in np.unique(numbers)}
+    named = [(a, b) for a, b, r in _items(cutoffs) if float(r) > 0]
+    if named and not any(a in present and b in present for a, b in named):
+        pairs = ", ".join(f"{a}-{b}" for a, b in named)
+        warnings.warn(
+            f"the cutoffs name {pairs}, but the structure holds only "
+            f"{', '.join(sorted(present)) or 'no atoms'}: no atom is bonded",
+            stacklevel=3,
+        )
+
+
 def bonded_pairs(atoms: Atoms, cutoffs: Cutoffs, quantities: str = "ijd") -> tuple[np.ndarray, ...]:
     """Full list of bonded pairs (i-j and j-i) under a cutoff specification.
 
@@ -120,6 +134,8 @@ def bonded_pairs(atoms: Atoms, cutoffs: Cutoffs, quantities: str = "ijd") -> tup
     present = np.unique(numbers)
     rmax = float(table[np.ix_(present, present)].max()) if len(present) else 0.0
     if rmax <= 0:
+        if isinstance(cutoffs, Mapping):
+            _warn_no_named_pair(cutoffs, numbers)
         empty = {"i": np.zeros(0, np.intp), "j": np.zeros(0, np.intp), "d": np.zeros(0)}
         empty |= {"S": np.zeros((0, 3), int), "D": np.zeros((0, 3))}
         return tuple(empty[q] for q in quantities)

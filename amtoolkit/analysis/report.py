@@ -428,8 +428,9 @@ def merge_frame_results(name: str, results: Sequence[Result]) -> Result:
     """Combine one-frame results of a potential-based analysis into one set result.
 
     Energy and elastic results have their per-structure arrays joined (the mean C is
-    recomputed); VDOS results are re-broadened on one grid spanning every frame's modes,
-    exactly as :func:`amtoolkit.analysis.vdos.vdos` does for a set.
+    recomputed); VDOS results are re-broadened on one grid spanning every frame's modes
+    (or on their common grid, when a frequency range was given), exactly as
+    :func:`amtoolkit.analysis.vdos.vdos` does for a set.
 
     Args:
         name: "energy", "elastic" or "vdos".
@@ -448,7 +449,12 @@ def merge_frame_results(name: str, results: Sequence[Result]) -> Result:
         from amtoolkit.analysis.vdos import vdos_from_modes
 
         modes = [m for r in results for m in r.mode_frequencies]
-        return vdos_from_modes(modes, sigma=first.sigma, nbins=len(first.frequency))
+        grid = first.frequency
+        same_grid = all(np.array_equal(r.frequency, grid) for r in results)
+        span = (float(grid[0]), float(grid[-1])) if same_grid else None  # a range was given
+        return vdos_from_modes(
+            modes, sigma=first.sigma, nbins=len(first.frequency), frequency_range=span
+        )
     if name not in _PER_STRUCTURE_FIELDS:
         raise ValueError(f"cannot combine per-frame results of {name!r}")
     joined = {
@@ -559,7 +565,10 @@ def _rings_rows(result) -> list[tuple[str, str]]:
 
 
 def _structure_factor_rows(result) -> list[tuple[str, str]]:
-    q = result.peak_position()
+    try:
+        q = result.peak_position()
+    except ValueError:  # S(q) largest at an end of the grid: no peak to report
+        return [("main peak q (1/A)", f"none in (0.5, {result.q[-1]:.1f}]")]
     s = float(np.interp(q, result.q, result.s))
     rows = [("main peak q (1/A)", f"{q:.3f}"), ("S(q) at main peak", f"{s:.3f}")]
     first = first_sq_peak(result.q, result.s)

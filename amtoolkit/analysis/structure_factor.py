@@ -33,12 +33,26 @@ class StructureFactorResult(Result):
 
     def peak_position(self, qmin: float = 0.5, qmax: float | None = None) -> float:
         """Position (1/Å) of the largest S(q) in ``[qmin, qmax]`` (e.g. (1, 2.5) for the
-        first sharp diffraction peak of silica)."""
+        first sharp diffraction peak of silica).
+
+        Raises:
+            ValueError: no q point in the window, or no peak inside it: S(q) is largest
+                at a window edge where it still rises towards the outside.
+        """
         hi = float(self.q[-1]) if qmax is None else qmax
-        mask = (self.q >= qmin) & (self.q <= hi)
-        if not mask.any():
+        inside = np.flatnonzero((self.q >= qmin) & (self.q <= hi))
+        if not len(inside):
             raise ValueError(f"no q points in [{qmin}, {hi}] 1/Å")
-        return float(self.q[mask][np.argmax(self.s[mask])])
+        k = int(inside[np.argmax(self.s[inside])])
+        rising_out = (k == inside[0] and (k == 0 or self.s[k - 1] > self.s[k])) or (
+            k == inside[-1] and (k == len(self.q) - 1 or self.s[k + 1] > self.s[k])
+        )
+        if rising_out and len(inside) > 1:
+            raise ValueError(
+                f"S(q) has no peak inside [{qmin}, {hi}] 1/Å: it is largest at the edge "
+                f"q = {self.q[k]:.3f} and rises beyond it; widen the window"
+            )
+        return float(self.q[k])
 
     def plot(self, ax=None):
         """Plot S(q); returns the Axes."""

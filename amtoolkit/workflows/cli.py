@@ -59,7 +59,12 @@ def dataset() -> None:
     type=click.FloatRange(min=0, min_open=True),
     help="Start no sample after this many minutes; exit 3 if some are left (then --resume).",
 )
-@click.option("--json", "json_path", metavar="OUT.json", help="Write a JSON summary.")
+@click.option(
+    "--json",
+    "json_path",
+    metavar="OUT.json",
+    help="Write a JSON summary (- for standard output).",
+)
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
 def make(
@@ -80,7 +85,7 @@ def make(
     debug: bool,
 ) -> None:
     """Generate N melt-quench samples of PROTOCOL (a-si, a-sio2, meg) into OUT.h5."""
-    from amtoolkit.cli import check_outputs
+    from amtoolkit.cli import check_outputs, echo_summary
     from amtoolkit.workflows.runner import (
         RunStoppedError,
         SampleFailedError,
@@ -129,7 +134,10 @@ def make(
         _fail(exc, debug, status=1, internal=True)
     wall = time.perf_counter() - start
     labels = ", ".join(f"{name} {float(col.mean()):.4g}" for name, col in ds.properties.items())
-    click.echo(f"wrote {len(ds)} samples of {protocol} to {out} in {wall:.1f} s (means: {labels})")
+    echo_summary(
+        f"wrote {len(ds)} samples of {protocol} to {out} in {wall:.1f} s (means: {labels})",
+        json_path,
+    )
     _write_summary(json_path, out, protocol, n_samples, ds, [], start)
 
 
@@ -151,22 +159,25 @@ def collect(out: str, output: str, debug: bool) -> None:
 
 @dataset.command("info")
 @click.argument("dataset_spec", metavar="DATASET")
-@click.option("--json", "json_path", metavar="OUT.json", help="Write the summary as JSON.")
+@click.option(
+    "--json",
+    "json_path",
+    metavar="OUT.json",
+    help="Write the summary as JSON (- for standard output).",
+)
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
 def info(dataset_spec: str, json_path: str | None, debug: bool) -> None:
     """Sizes, composition, density and label statistics of DATASET (a file or a shipped name)."""
-    from amtoolkit.cli import check_outputs
+    from amtoolkit.cli import check_outputs, echo_summary, emit_json
     from amtoolkit.data import open_dataset, summarize
-    from amtoolkit.io import write_json
 
     try:
         check_outputs(json_path)
         summary = summarize(open_dataset(dataset_spec))
     except (OSError, ValueError) as exc:
         _fail(exc, debug, status=2)
-    click.echo(summary.table())
-    if json_path is not None:
-        write_json(json_path, summary.to_dict())
+    echo_summary(summary.table(), json_path)
+    emit_json(json_path, summary.to_dict())
 
 
 def parse_settings(settings: Sequence[str]) -> dict[str, Any]:
@@ -208,9 +219,9 @@ def _write_summary(
     if ds is not None:
         summary["n_written"] = len(ds)
         summary["property_means"] = {k: float(v.mean()) for k, v in ds.properties.items()}
-    from amtoolkit.io import write_json
+    from amtoolkit.cli import emit_json
 
-    write_json(path, summary)
+    emit_json(path, summary)
 
 
 def _fail(exc: BaseException, debug: bool, status: int, internal: bool = False) -> None:

@@ -103,6 +103,18 @@ def test_bad_cutoffs_raise(diamond_si, cutoffs, message):
         coordination(diamond_si, cutoffs)
 
 
+def test_cutoffs_naming_no_pair_present_warn(diamond_si):
+    with pytest.warns(UserWarning, match="name Ge-Ge, but the structure holds only Si"):
+        result = coordination(diamond_si, {"Ge-Ge": 2.8})
+    assert result.mean == {"Si": 0.0}
+
+
+def test_cutoffs_naming_one_pair_present_do_not_warn(diamond_si, recwarn):
+    result = coordination(diamond_si, {"Si-Si": 2.5, "Si-O": 2.0})
+    assert result.mean == {"Si": 4.0}
+    assert not [w for w in recwarn if "cutoffs name" in str(w.message)]
+
+
 def test_silica_si_is_fourfold(dm2_sio2_path):
     from ase.io import read
 

@@ -42,6 +42,17 @@ def test_elastic_in_workers_equals_one_process(rattled_cells):
     assert pooled.shear_modulus.shape == (2,) and pooled.n_steps == 3
 
 
+@pytest.mark.parametrize("frequency_range", [None, (0.0, 25.0)])
+def test_vdos_in_workers_equals_one_process(rattled_cells, frequency_range):
+    options = {"relax": False, "nbins": 50, "frequency_range": frequency_range}
+    serial = Analyzer("sw-si").vdos(rattled_cells[:2], **options)
+    pooled = Analyzer("sw-si", workers=2).vdos(rattled_cells[:2], **options)
+    assert np.allclose(pooled.frequency, serial.frequency)
+    assert np.allclose(pooled.dos, serial.dos, atol=1e-8)
+    if frequency_range is not None:
+        assert (pooled.frequency[0], pooled.frequency[-1]) == pytest.approx(frequency_range)
+
+
 def test_report_in_workers_keeps_frame_order(rattled_cells, diamond_si):
     frames = [*rattled_cells, diamond_si]
     pooled = Analyzer("sw-si", workers=2).report(frames, ["energy"])

@@ -89,6 +89,17 @@ def test_result_contract():
         result.peak_position(11.0, 12.0)
 
 
+def test_peak_position_refuses_a_window_edge_on_a_rising_curve():
+    q = np.linspace(0.1, 10.0, 100)
+    s = 1.0 + np.exp(-((q - 2.0) ** 2))
+    peaked = StructureFactorResult(q=q, s=s, per_structure=s[None], rmax=10.0, window=True)
+    assert peaked.peak_position(1.0, 3.0) == pytest.approx(2.0, abs=0.1)
+    with pytest.raises(ValueError, match="no peak inside \\[1.0, 1.5\\].*rises beyond it"):
+        peaked.peak_position(1.0, 1.5)  # S still rising at q = 1.5
+    with pytest.raises(ValueError, match="largest at the edge q = 2.5"):
+        peaked.peak_position(2.5, 4.0)  # S falling from q = 2.5: the peak is below it
+
+
 def test_bad_input():
     with pytest.raises(ValueError, match="qmax"):
         structure_factor(rattled_diamond(), qmax=-1.0)

@@ -46,6 +46,14 @@ def test_dataset_info_cli(tmp_path):
     assert json.loads(out.read_text())["properties"]["ring_size"]["mean"] == pytest.approx(7.0)
 
 
+def test_dataset_info_json_dash_goes_to_stdout(tmp_path):
+    path = _dataset().to_hdf5(tmp_path / "d.h5")
+    result = CliRunner().invoke(main, ["dataset", "info", str(path), "--json", "-"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["properties"]["ring_size"]["mean"] == pytest.approx(7.0)
+    assert "ring_size" in result.stderr
+
+
 def test_dataset_info_unknown_dataset_is_one_line_error(tmp_path):
     result = CliRunner().invoke(main, ["dataset", "info", str(tmp_path / "missing.h5")])
     assert result.exit_code == 2
