@@ -24,10 +24,13 @@ import torch
 from ase import Atoms
 from ase.calculators.calculator import Calculator, all_changes
 
+from amtoolkit.analysis._structures import check_structure
+from amtoolkit.checkpoint import usable_device
 from amtoolkit.data.batch import Batch, from_atoms
 from amtoolkit.data.vocabulary import ElementVocabulary
 from amtoolkit.diffusion._batch_ops import remove_system_mean
 from amtoolkit.diffusion.schedules import MaterialSDE
+from amtoolkit.errors import StructureError
 
 __all__ = ["NoiseEnergyCalculator", "noise_energy", "property_row"]
 
@@ -126,7 +129,8 @@ class NoiseEnergyCalculator(Calculator):
         model: an `amtoolkit.Generator` (``.model`` and ``.info``) or an EnergyDenoiser.
         t: diffusion time of the energy, in (0, 1) (sigma_X(t) sets its scale).
         targets: property -> raw target value (aliases as in `Generator.generate`).
-        device: torch device of the model (it is moved there and put in eval mode).
+        device: torch device of the model (default: where its weights are). The model,
+            shared with a Generator passed in, is moved there and put in eval mode.
         sde: the diffusion process (required for a bare model).
         vocabulary: the element classes (required for a bare model).
         normalisation: property -> (mean, std) (default: the card's, else identity).
@@ -144,7 +148,7 @@ class NoiseEnergyCalculator(Calculator):
         model: Any,
         t: float = 0.05,
         targets: Mapping[str, float | None] | None = None,
-        device: torch.device | str = "cpu",
+        device: torch.device | str | None = None,
         sde: MaterialSDE | None = None,
         vocabulary: ElementVocabulary | None = None,
         normalisation: Mapping[str, tuple[float, float]] | None = None,
@@ -172,8 +176,10 @@ class NoiseEnergyCalculator(Calculator):
                 f"vocabulary {vocabulary.symbols} has {len(vocabulary)} classes, the model "
                 f"{n_classes}"
             )
-        self.network = network.to(device).eval()
-        self.device = torch.device(device)
+        if device is None:
+            device = next(network.parameters()).device
+        self.device = usable_device(device)
+        self.network = network.to(self.device).eval()
         self.dtype = next(self.network.parameters()).dtype
         self.sde = sde
         self.vocabulary = vocabulary
@@ -188,6 +194,9 @@ class NoiseEnergyCalculator(Calculator):
     def set(self, **kwargs: Any) -> dict[str, Any]:
         if "t" in kwargs:
             kwargs["t"] = checked_t(kwargs["t"])
+        if kwargs.get("targets") is not None:  # unknown names fail here, as at construction
+            kwargs["targets"] = {str(k): v for k, v in kwargs["targets"].items()}
+            property_row(kwargs["targets"], self.property_names, self.normalisation)
         return super().set(**kwargs)
 
     @property
@@ -213,10 +222,11 @@ class NoiseEnergyCalculator(Calculator):
         Calculator.calculate(self, atoms, properties, system_changes)
         if not 0.0 < self.t < 1.0:
             raise ValueError(f"t must lie in (0, 1), got {self.t}")
-        if not (self.atoms.pbc.all() and abs(self.atoms.cell.volume) > 0):
-            raise ValueError(
-                f"NoiseEnergyCalculator needs a 3D-periodic cell, got pbc={self.atoms.pbc.tolist()}"
-            )
+        if len(self.atoms):  # no atoms: energy 0, no forces
+            try:
+                check_structure(self.atoms, periodic=True)
+            except StructureError as err:
+                raise StructureError(f"NoiseEnergyCalculator: {err}") from None
         batch = from_atoms(
             [self.atoms],
             self.vocabulary,

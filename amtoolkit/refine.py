@@ -67,26 +67,34 @@ structures still carry noise) accepts 0-8%."""
 LOW_ACCEPTANCE = 0.1
 """Below this HMC acceptance rate `refine` warns that a structure hardly moved."""
 
+METHOD_OPTIONS = {
+    "noise_scale": ("sde", 1.0),
+    "dt0": ("hmc", REFINE_DT0),
+    "n_leapfrog": ("hmc", 15),
+    "fmax": ("relax", 0.05),
+}
+"""Option -> (the method it belongs to, its default); another method refuses other values."""
+
 NULL_SEED_OFFSET = 7919
 """Offset of the null-embedding seed from the run seed (keeps the two streams apart)."""
 
 
-def refine(structures: Sequence[Atoms], model: Any, **options: Any) -> list[Atoms]:
+def refine(structures: Atoms | Sequence[Atoms], model: Any, **options: Any) -> list[Atoms]:
     """Refined copies of `structures` (the inputs are not modified); see `refine_iter`."""
     return list(refine_iter(structures, model, **options))
 
 
 def refine_iter(
-    structures: Sequence[Atoms],
+    structures: Atoms | Sequence[Atoms],
     model: Any,
     *,
     t: float = 0.05,
     method: str = "hmc",
     steps: int = 100,
-    dt0: float = REFINE_DT0,
-    n_leapfrog: int = 15,
-    fmax: float = 0.05,
-    noise_scale: float = 1.0,
+    dt0: float = METHOD_OPTIONS["dt0"][1],
+    n_leapfrog: int = METHOD_OPTIONS["n_leapfrog"][1],
+    fmax: float = METHOD_OPTIONS["fmax"][1],
+    noise_scale: float = METHOD_OPTIONS["noise_scale"][1],
     targets: Mapping[str, float | None] | None = None,
     potential: str | None = None,
     classical: str = "relax",
@@ -100,7 +108,7 @@ def refine_iter(
     """Refine structures with the diffusion model `model`, yielding them batch by batch.
 
     Args:
-        structures: periodic structures whose elements the model knows.
+        structures: periodic structures whose elements the model knows (or one).
         model: an `amtoolkit.Generator`; for "hmc" and "relax" of an energy model
             (``info.kind == "energy"``).
         t: diffusion time, in (0, 1) (0.05: sigma_X = 0.075 Å); for "sde" at most the
@@ -136,13 +144,27 @@ def refine_iter(
         ValueError: at the call, before any structure is refined: "hmc" or "relax" with a
             model that is not an energy model, "sde" with a model that has no reverse SDE
             (flow models), a bad option, or a structure (named by its label) that is not
-            3D-periodic or holds an element the model does not know.
+            3D-periodic or holds an element the model does not know; an option of
+            another method (`noise_scale` for "sde", `dt0` and `n_leapfrog` for "hmc",
+            `fmax` for "relax") set away from its default.
     """
     info = getattr(model, "info", None)
     network = getattr(model, "model", None)
     if info is None or network is None:
         raise ValueError(f"refine needs an amtoolkit Generator, got {type(model).__name__}")
-    _check_options(t, method, steps, dt0, n_leapfrog, fmax, classical, potential, md_steps)
+    if isinstance(structures, Atoms):
+        structures = [structures]
+    if labels is not None and len(labels) != len(structures):
+        raise ValueError(f"{len(labels)} labels for {len(structures)} structures")
+    given = {"noise_scale": noise_scale, "dt0": dt0, "n_leapfrog": n_leapfrog, "fmax": fmax}
+    for name, value in given.items():
+        if value != METHOD_OPTIONS[name][1] and method != METHOD_OPTIONS[name][0]:
+            raise ValueError(
+                f"{name}={value} applies to method {METHOD_OPTIONS[name][0]!r}, not {method!r}"
+            )
+    _check_options(
+        t, method, steps, dt0, n_leapfrog, fmax, classical, potential, md_steps, temperature
+    )
     if method in ENERGY_METHODS and info.kind != "energy":
         raise ValueError(
             f"model {info.name!r} is a {info.kind!r} model; refining on the noise energy needs "
@@ -219,6 +241,7 @@ def _check_options(
     classical: str,
     potential: str | None,
     md_steps: int,
+    temperature: float,
 ) -> None:
     if method not in METHODS:
         raise ValueError(f"unknown refine method {method!r}; use one of: {', '.join(METHODS)}")
@@ -244,6 +267,8 @@ def _check_options(
             raise ValueError(err.args[0]) from None
         if classical == "md" and md_steps < 1:
             raise ValueError(f"md_steps must be >= 1 for classical='md', got {md_steps}")
+        if classical == "md" and not (math.isfinite(temperature) and temperature > 0):
+            raise ValueError(f"temperature must be > 0 K for classical='md', got {temperature}")
 
 
 def _check_partial_diffusion(info: Any, t: float, steps: int, noise_scale: float) -> None:
@@ -277,15 +302,17 @@ def _state(chunk: list[Atoms], info: Any, network: Any, targets: Any) -> Any:
 
 
 def _as_inputs(state: Any, chunk: list[Atoms], info: Any) -> list[Atoms]:
-    """The batch as Atoms with each input's cell, elements and `info` (the model stage moves
-    positions only)."""
+    """The inputs with the batch's positions: the model stage moves positions only, so each
+    keeps its cell, elements, `info` and per-atom arrays, and each atom moves by the
+    minimum-image displacement from where it was (no jump to another periodic image)."""
     from amtoolkit.data.batch import to_atoms
 
-    out = to_atoms(state, info.vocabulary, keep_ghosts=True)
-    for atoms, given in zip(out, chunk, strict=True):
-        atoms.set_cell(given.cell)
-        atoms.numbers = given.numbers
-        atoms.info = dict(given.info)
+    out = []
+    for moved, given in zip(to_atoms(state, info.vocabulary, keep_ghosts=True), chunk, strict=True):
+        atoms = given.copy()
+        step = (moved.positions - given.positions) @ np.linalg.inv(given.cell.array)
+        atoms.positions = given.positions + (step - np.round(step)) @ given.cell.array
+        out.append(atoms)
     return out
 
 
@@ -389,5 +416,5 @@ def _classical(
         out = relax(atoms, potential, cell=True)
     else:
         out = run_md(atoms, potential, temperature, md_steps, seed=seed)
-    out.info = {**info, **{k: v for k, v in out.info.items() if k not in info}}
+    out.info = {**info, **out.info}  # this stage's relax_* / md_* replace earlier ones
     return out

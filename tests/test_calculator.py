@@ -31,6 +31,7 @@ VOCABULARY = ElementVocabulary(["Si", "O"])  # X, Si, O: the 3 classes of tiny_c
 NORMALISATION = {"shear_modulus": (30.0, 5.0), "ring_size": (6.0, 1.0)}
 FD_ATOL = 1e-6  # "eV"/Å; forces are O(1), central differences with eps = 1e-5 Å
 AGREEMENT_ATOL = 1e-8  # Å, batched HMC vs the ASE driver (float64)
+AGREEMENT_ATOL_FLOAT32 = 1e-2  # Å, float32 (the shipped precision): round-off grows ~7x a move here
 
 
 @pytest.fixture(autouse=True)
@@ -124,8 +125,14 @@ def test_unknown_element_and_bad_structures_raise():
         atoms.get_potential_energy()
     cluster = with_calc(structure())
     cluster.pbc = False
-    with pytest.raises(ValueError, match="3D-periodic"):
+    with pytest.raises(ValueError, match="not periodic in all three directions"):
         cluster.get_potential_energy()
+    flat = with_calc(structure())
+    flat.cell[2] = 0.0
+    with pytest.raises(ValueError, match="^NoiseEnergyCalculator: cell has zero volume"):
+        flat.get_potential_energy()
+    with pytest.raises(ValueError, match="unknown device 'gpu'"):
+        calculator(device="gpu")
     with pytest.raises(ValueError, match="sde= and vocabulary="):
         NoiseEnergyCalculator(energy_model())
     with pytest.raises(ValueError, match="energy-based"):
@@ -175,6 +182,19 @@ def test_generator_card_and_normalised_targets():
     np.testing.assert_allclose(atoms.get_forces(), forces.numpy(), atol=1e-12)
     with pytest.raises(ValueError, match="unknown target"):
         NoiseEnergyCalculator(Generator(model, info), targets={"hardness": 1.0})
+    with pytest.raises(ValueError, match="unknown target"):
+        calc.set(targets={"hardness": 1.0})  # at once, not at the next evaluation
+    assert calc.parameters["targets"] == {"shear": 40.0}
+
+
+def test_structures_without_pairs_in_range_have_zero_forces():
+    """No pair within the cutoff: the energy is the atoms' own terms, the forces zero."""
+    far = Atoms("Si2", positions=[[0, 0, 0], [9.0, 0, 0]], cell=20 * np.eye(3), pbc=True)
+    far = with_calc(far)
+    assert np.isfinite(far.get_potential_energy())
+    np.testing.assert_array_equal(far.get_forces(), np.zeros((2, 3)))
+    empty = with_calc(Atoms(cell=20 * np.eye(3), pbc=True))
+    assert empty.get_potential_energy() == 0.0 and empty.get_forces().shape == (0, 3)
 
 
 def test_checkpoint_round_trip_through_generator(tmp_path):
@@ -233,13 +253,17 @@ def test_langevin_fire_and_bfgs_run_on_the_noise_energy():
 # ----------------------------------------------------------------- ASE HMC driver
 
 
-def test_ase_driver_matches_batched_hmc():
-    """Same model, structure and seed: same accept decisions and positions."""
-    model = energy_model()
+@pytest.mark.parametrize(
+    ("dtype", "atol"), [(torch.float64, AGREEMENT_ATOL), (torch.float32, AGREEMENT_ATOL_FLOAT32)]
+)
+def test_ase_driver_matches_batched_hmc(dtype, atol):
+    """Same model, structure and seed: same accept decisions and positions, in the
+    model's precision (the driver integrates in float64, the batched path in the model's)."""
+    model = energy_model().to(dtype)
     dt0, n_leapfrog, seed = 10.0, 8, 3  # large steps: some moves are rejected
     atoms = with_calc(structure(), calculator(model))
     driver = HMC(atoms, dt0=dt0, n_leapfrog=n_leapfrog, seed=seed)
-    state = from_atoms([structure()], VOCABULARY, dtype=torch.float64)
+    state = from_atoms([structure()], VOCABULARY, dtype=dtype)
     generator = torch.Generator().manual_seed(seed)
     decisions = []
     for _ in range(6):
@@ -250,9 +274,7 @@ def test_ase_driver_matches_batched_hmc():
         )
         decisions.append(accepted_ase)
         assert accepted_ase == bool(accepted[0])
-        np.testing.assert_allclose(
-            atoms.positions, state.positions.numpy(), atol=AGREEMENT_ATOL, rtol=0
-        )
+        np.testing.assert_allclose(atoms.positions, state.positions.numpy(), atol=atol, rtol=0)
     assert any(decisions) and not all(decisions)
     assert driver.acceptance == pytest.approx(sum(decisions) / 6)
 

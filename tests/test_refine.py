@@ -58,6 +58,9 @@ def test_hmc_refinement_keeps_elements_and_cells_and_records_acceptance(energy_m
     assert moved == accepted  # a structure moves exactly when a move was accepted
     again = refine(cells, energy_model, t=0.2, steps=5, dt0=0.2, seed=1)
     np.testing.assert_array_equal(out[0].positions, again[0].positions)  # seeded
+    (alone,) = refine(cells[0], energy_model, t=0.2, steps=5, dt0=0.2, seed=1)  # one Atoms
+    (listed,) = refine(cells[:1], energy_model, t=0.2, steps=5, dt0=0.2, seed=1)
+    np.testing.assert_array_equal(alone.positions, listed.positions)
 
 
 def test_structures_whose_hmc_moves_are_all_rejected_are_named(energy_model):
@@ -68,8 +71,20 @@ def test_structures_whose_hmc_moves_are_all_rejected_are_named(energy_model):
         out = refine(cells, energy_model, t=0.05, steps=3, dt0=1e4, seed=0, labels=["a[0]", "a[1]"])
     assert [a.info["hmc_acceptance"] for a in out] == [0.0, 0.0]
     for before, after in zip(cells, out, strict=True):
-        shift, _ = find_mic(after.positions - before.positions, before.cell)  # wrapped
-        np.testing.assert_allclose(shift, 0.0, atol=1e-5)  # nothing moved
+        np.testing.assert_allclose(after.positions, before.positions, atol=1e-5)  # not moved
+
+
+def test_the_model_stage_keeps_arrays_and_moves_atoms_by_the_minimum_image(energy_model):
+    cells = _cells(1)
+    cells[0].positions[0] -= cells[0].cell[0]  # an atom one image outside the cell
+    cells[0].set_array("tag", np.arange(len(cells[0])))
+    for method, option in (("hmc", {"dt0": 0.05}), ("relax", {"fmax": 1e-6})):
+        after = refine(cells, energy_model, method=method, t=0.2, steps=3, seed=0, **option)[0]
+        np.testing.assert_array_equal(after.arrays["tag"], np.arange(len(cells[0])))
+        step = after.positions - cells[0].positions
+        shortest, _ = find_mic(step, cells[0].cell)
+        np.testing.assert_allclose(step, shortest, atol=1e-9)  # no jump to another image
+        assert np.abs(step).max() > 0  # it moved
 
 
 def test_relax_refinement_lowers_the_noise_energy(energy_model):
@@ -191,6 +206,14 @@ def test_refine_refuses_a_score_model_and_bad_options(score_model, energy_model)
         refine(_cells(1), energy_model, t=1.5)
     with pytest.raises(ValueError, match="nope"):
         refine(_cells(1), energy_model, potential="nope")
+    with pytest.raises(ValueError, match="noise_scale=0.5 applies to method 'sde', not 'hmc'"):
+        refine(_cells(1), energy_model, noise_scale=0.5)
+    with pytest.raises(ValueError, match="dt0=0.1 applies to method 'hmc', not 'relax'"):
+        refine(_cells(1), energy_model, method="relax", dt0=0.1)
+    with pytest.raises(ValueError, match="1 labels for 2 structures"):
+        refine(_cells(2), energy_model, labels=["a"])
+    with pytest.raises(ValueError, match="temperature must be > 0 K for classical='md', got -100"):
+        refine(_cells(1), energy_model, potential="sw-si", classical="md", temperature=-100)
 
 
 def test_refine_cli_with_a_classical_relaxation(tmp_path, energy_model):
@@ -203,6 +226,10 @@ def test_refine_cli_with_a_classical_relaxation(tmp_path, energy_model):
     assert result.exit_code == 0, result.output
     frames = read(out, ":")
     assert len(frames) == 2 and frames[0].info["refine_classical"] == "relax"
+    assert frames[0].info["relax_converged"] is True
+    frames[0].info.update(relax_steps=999, relax_converged=False)  # an earlier stage's record
+    again = refine(frames[:1], energy_model, steps=1, potential="sw-si")[0]
+    assert again.info["relax_converged"] and again.info["relax_steps"] < 999  # this stage's
     from amtoolkit.potentials import get_calculator
 
     calc = get_calculator("sw-si")

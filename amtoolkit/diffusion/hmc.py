@@ -77,7 +77,8 @@ def draw_momenta(
     Args:
         counts: number of atoms of each system [S].
         generator: random source (its device is where the numbers are drawn).
-        dtype: dtype of the outputs.
+        dtype: dtype of the outputs (the numbers are drawn in float64 and rounded, so
+            every dtype gets the same stream).
         device: device of the outputs (default: the generator's, else CPU).
 
     Returns:
@@ -85,14 +86,16 @@ def draw_momenta(
     """
     draw_device = generator.device if generator is not None else device
     momenta, uniforms = [], []
-    for n in counts:
-        z = torch.randn((int(n), 3), generator=generator, dtype=dtype, device=draw_device)
+    for n in counts:  # drawn in float64 whatever `dtype`: one stream for every precision
+        z = torch.randn((int(n), 3), generator=generator, dtype=torch.float64, device=draw_device)
         momenta.append(z - z.mean(0, keepdim=True) if int(n) > 0 else z)
-        uniforms.append(torch.rand((1,), generator=generator, dtype=dtype, device=draw_device))
+        uniforms.append(
+            torch.rand((1,), generator=generator, dtype=torch.float64, device=draw_device)
+        )
     out_device = device if device is not None else draw_device
-    p = torch.cat(momenta) if momenta else torch.zeros((0, 3), dtype=dtype)
-    u = torch.cat(uniforms) if uniforms else torch.zeros((0,), dtype=dtype)
-    return p.to(out_device), u.to(out_device)
+    p = torch.cat(momenta) if momenta else torch.zeros((0, 3), dtype=torch.float64)
+    u = torch.cat(uniforms) if uniforms else torch.zeros((0,), dtype=torch.float64)
+    return p.to(out_device, dtype), u.to(out_device, dtype)
 
 
 def momentum_step(momenta: torch.Tensor, forces: torch.Tensor, dt: torch.Tensor) -> torch.Tensor:
@@ -256,7 +259,7 @@ def noise_energy_fn(
         with torch.enable_grad():
             x = positions.detach().requires_grad_(True)
             energy = model.energy(state.replace(positions=x), t_systems, sde, generator=generator)
-            (gradient,) = torch.autograd.grad(energy.sum(), x)
+            (gradient,) = torch.autograd.grad(energy.sum(), x, materialize_grads=True)
         return energy.detach(), gradient
 
     return energy_fn

@@ -148,8 +148,11 @@ class EnergyDenoiser(ScoreDenoiser):
                 step_size=step_size,
                 generator=generator,
             )
-            grad_x, grad_e = torch.autograd.grad(
-                total.sum(), (positions, elements), create_graph=create_graph
+            grad_x, grad_e = torch.autograd.grad(  # no pair in range: zero grad_X
+                total.sum(),
+                (positions, elements),
+                create_graph=create_graph,
+                materialize_grads=True,
             )
         if not create_graph:
             total, per_atom = total.detach(), per_atom.detach()
