@@ -63,6 +63,9 @@ if TYPE_CHECKING:
     from amtoolkit.analysis.structure_factor import StructureFactorResult
     from amtoolkit.analysis.vdos import VDOSResult
 
+ELASTIC_DEFAULTS = {"fmax": 1e-4, "n_steps": 5}
+"""`Analyzer.elastic` settings for potentials without label settings of their own."""
+
 # the report and comparison names stay importable from here (they used to live here)
 __all__ = [
     "ANALYSES",
@@ -71,6 +74,7 @@ __all__ = [
     "COMPARE_RDF_NBINS",
     "COMPARE_RDF_RMAX",
     "DEFAULT_ANALYSES",
+    "ELASTIC_DEFAULTS",
     "POTENTIAL_ANALYSES",
     "REPORT_OPTIONS",
     "AnalysisReport",
@@ -347,8 +351,8 @@ class Analyzer:
         structures: Atoms | Sequence[Atoms],
         relax: bool = True,
         delta: float | None = None,
-        fmax: float = 1e-4,
-        n_steps: int = 5,
+        fmax: float | None = None,
+        n_steps: int | None = None,
         relax_ions: bool = True,
         method: str = "strain",
         displacement: float = 1e-3,
@@ -359,9 +363,12 @@ class Analyzer:
             structures: one Atoms or a set.
             relax: relax positions and cell (zero pressure) before straining.
             delta: strain increment (None: 0.005 for "strain", 1e-4 for "hessian").
-            fmax: force criterion of all relaxations, eV/Å (1e-3 leaves the ions of
-                diamond Si under-relaxed in the "strain" fit: C44 56.1 instead of 56.4 GPa).
-            n_steps: strains per strain pattern ("strain" only).
+            fmax: force criterion of all relaxations, eV/Å. None: the potential's
+                label setting (`PotentialSpec.elastic_options`: 1e-2 for tersoff-sio2,
+                as the a-sio2 labels, 1e-3 for bmp-glass), else 1e-4 (1e-3 leaves the
+                ions of diamond Si under-relaxed: C44 56.1 instead of 56.4 GPa).
+            n_steps: strains per strain pattern ("strain" only). None: the potential's
+                label setting (3 for tersoff-sio2 and bmp-glass), else 5.
             relax_ions: relaxed-ion constants (False: clamped-ion constants).
             method: "strain" (stress-strain fit, ions relaxed at every strain) or
                 "hessian" (harmonic route C_affine - Xi^T H^+ Xi / V at the relaxed
@@ -377,11 +384,12 @@ class Analyzer:
         from amtoolkit.analysis.elastic import elastic
 
         calc = self._calculator_for("elastic", structures)
+        defaults = self.elastic_defaults()
         options = dict(
             relax=relax,
             delta=delta,
-            fmax=fmax,
-            n_steps=n_steps,
+            fmax=defaults["fmax"] if fmax is None else fmax,
+            n_steps=defaults["n_steps"] if n_steps is None else n_steps,
             relax_ions=relax_ions,
             method=method,
             displacement=displacement,
@@ -389,6 +397,16 @@ class Analyzer:
         if self._pooled(structures):
             return self._in_pool("elastic", structures, **options)
         return elastic(structures, calc, **options)
+
+    def elastic_defaults(self) -> dict[str, Any]:
+        """``fmax`` and ``n_steps`` that `elastic` uses when not given: the potential's
+        label settings (`PotentialSpec.elastic_options`), else ``ELASTIC_DEFAULTS``."""
+        options = dict(ELASTIC_DEFAULTS)
+        if isinstance(self.potential, str):
+            from amtoolkit.potentials import get_spec
+
+            options.update(get_spec(self.potential).elastic_options)
+        return options
 
     def vdos(
         self,
@@ -467,13 +485,18 @@ class Analyzer:
     # -- sets ----------------------------------------------------------------------------
 
     def compare(
-        self, generated: Atoms | Sequence[Atoms], reference: Atoms | Sequence[Atoms]
+        self,
+        generated: Atoms | Sequence[Atoms],
+        reference: Atoms | Sequence[Atoms],
+        *,
+        generated_energy: float | None = None,
     ) -> Comparison:
         """Compare a generated set with a reference set (`analysis.compare.compare`).
 
         RDF (rmax 5 Å, 100 bins) and ADF (cutoff 3.0 Å, 180 bins) are averaged over each
         set, then compared by RMSD; densities are compared as given. With a potential,
-        both sets are relaxed and their mean energies per atom compared.
+        both sets are relaxed and their mean energies per atom compared
+        (`generated_energy`: the generated set's, when already known from `energy`).
 
         Returns:
             Comparison (``.summary()`` prints a table).
@@ -485,7 +508,13 @@ class Analyzer:
         if self.potential is not None:
             calc = self._calculator_for("energy", generated)
             self._check_coverage(reference)
-        return compare(generated, reference, calc, potential=self.potential_name)
+        return compare(
+            generated,
+            reference,
+            calc,
+            potential=self.potential_name,
+            generated_energy=generated_energy,
+        )
 
     def property_errors(self, targets: ArrayLike, measured: ArrayLike) -> PropertyErrors:
         """MAE, RMSE and MAPE between target and measured properties; see `analysis.metrics`."""

@@ -175,6 +175,24 @@ def test_compare_with_potential_compares_relaxed_energies(diamond_si):
     assert "energy (eV/atom, relaxed, sw-si)" in comparison.summary()
 
 
+def test_report_with_energy_and_reference_relaxes_each_frame_once(diamond_si, monkeypatch):
+    """The comparison reuses the energy analysis' relaxations of the generated frames."""
+    import amtoolkit.analysis.energy as energy_module
+
+    calls = []
+    relax = energy_module.relax_structure
+    monkeypatch.setattr(
+        energy_module, "relax_structure", lambda *a, **k: calls.append(1) or relax(*a, **k)
+    )
+    vacancy = (diamond_si * (2, 2, 2))[1:]
+    report = Analyzer("sw-si").report([vacancy], ["energy"], reference=[diamond_si])
+    assert len(calls) == 2  # the generated frame once, the reference once
+    assert report.comparison.energy_generated == pytest.approx(
+        report.results["energy"].mean_energy, rel=EXACT
+    )
+    assert report.comparison.energy_reference == pytest.approx(SW_DIAMOND_ENERGY, abs=ENERGY_TOL)
+
+
 def test_property_errors_delegates():
     errors = Analyzer().property_errors([10.0, 20.0], [11.0, 18.0])
     assert (errors.mae, errors.n) == (pytest.approx(1.5), 2)

@@ -191,6 +191,7 @@ def compare(
     calculator: Calculator | None = None,
     *,
     potential: str | None = None,
+    generated_energy: float | None = None,
 ) -> Comparison:
     """Compare a generated set with a reference set.
 
@@ -212,6 +213,9 @@ def compare(
         calculator: ASE calculator for the energies, or None to skip them.
         potential: name of the potential, for the summary (default: the calculator's
             class name; ignored without a calculator).
+        generated_energy: the generated set's mean energy per atom after that same
+            relaxation, when already known (e.g. ``energy(generated, calc).mean_energy``),
+            so the set is not relaxed a second time; None: computed here.
 
     Returns:
         Comparison (``.summary()`` prints a table).
@@ -260,7 +264,10 @@ def compare(
     if calculator is None:
         potential = None
     else:
-        e_gen, e_ref = (energy(s, calculator).mean_energy for s in (gen, ref))
+        e_gen = (
+            energy(gen, calculator).mean_energy if generated_energy is None else generated_energy
+        )
+        e_ref = energy(ref, calculator).mean_energy
         e_diff = e_gen - e_ref
         potential = potential or type(calculator).__name__
     return Comparison(

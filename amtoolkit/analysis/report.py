@@ -278,7 +278,7 @@ def build_report(
     run: AnalysisRunner,
     check: Callable[[Atoms], None],
     labels: Sequence[str] | None = None,
-    compare: Callable[[list[Atoms]], Comparison] | None = None,
+    compare: Callable[..., Comparison] | None = None,
     skip_errors: bool = True,
     on_skip: Callable[[str, str], None] | None = None,
     progress: bool | None = False,
@@ -301,7 +301,8 @@ def build_report(
         check: raises StructureError or CoverageError for a frame that cannot be analysed.
         labels: one label per frame for messages (default "frame k").
         compare: called with the analysed (ghost-free) frames to compare them with a
-            reference set, or None.
+            reference set (and ``generated_energy=`` the mean relaxed energy when the
+            energy analysis ran), or None.
         skip_errors: skip failing frames; False raises the first failure.
         on_skip: called with (label, one-line reason) for each skipped frame.
         progress: show a tqdm progress bar over frames on stderr (None: only on a
@@ -400,9 +401,17 @@ def build_report(
         volume=np.array([a.get_volume() for a in real]),
         rdf_peaks=_rdf_peaks(results.get("rdf")),
         results=results,
-        comparison=compare(real) if compare is not None else None,
+        comparison=None if compare is None else _compare(compare, real, results.get("energy")),
         potential=potential,
     )
+
+
+def _compare(compare: Callable[..., Comparison], real: list[Atoms], energy: Any) -> Comparison:
+    """The comparison, reusing the relaxed energies of the energy analysis when it ran
+    (the same relaxation: the defaults of both)."""
+    if energy is None:
+        return compare(real)
+    return compare(real, generated_energy=energy.mean_energy)
 
 
 def run_frame(run: AnalysisRunner, tasks: FrameTasks, atoms: Atoms) -> dict[str, Result]:

@@ -33,6 +33,11 @@ class PotentialSpec:
         options: option name -> default value accepted by `get_calculator(name, **options)`.
         commands: (species, options) -> LAMMPS commands defining the interaction.
         cutoff: the longest interaction range in Å (for information).
+        elastic_options: defaults of `Analyzer.elastic` with this potential (``fmax``,
+            ``n_steps``): the settings of the elastic labels of the datasets made with
+            it, so that a structure measured with the defaults is measured as its
+            training labels were (relaxed-ion moduli depend on the relaxation
+            tolerance; docs/workflows.md).
     """
 
     name: str
@@ -43,6 +48,7 @@ class PotentialSpec:
     commands: CommandBuilder = field(repr=False)
     options: Mapping[str, Any] = field(default_factory=dict)
     cutoff: float = 0.0
+    elastic_options: Mapping[str, Any] = field(default_factory=dict)
 
     def resolve_options(self, options: Mapping[str, Any]) -> dict[str, Any]:
         """Defaults updated with `options`; raises TypeError naming an unknown option."""
@@ -111,6 +117,8 @@ POTENTIALS: dict[str, PotentialSpec] = {
         atom_style="atomic",
         commands=_tersoff_sio2_commands,
         cutoff=2.8,
+        # relaxations stall at 0.01-0.06 eV/Å; the a-sio2 labels (ASiO2Protocol)
+        elastic_options={"fmax": 1e-2, "n_steps": 3},
     ),
     "bmp-glass": PotentialSpec(
         name="bmp-glass",
@@ -127,6 +135,7 @@ POTENTIALS: dict[str, PotentialSpec] = {
             "three_body": True,
         },
         cutoff=bmp.COULOMB_CUTOFF,
+        elastic_options={"fmax": 1e-3, "n_steps": 3},  # the meg labels (MEGProtocol)
     ),
 }
 

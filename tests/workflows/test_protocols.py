@@ -160,3 +160,26 @@ def test_full_protocols():
     assert full.elastic_steps == 5 and MEGProtocol().elastic_steps == 3
     quench = [s for s in full.stages(3500.0) if s.name == "quench"][0]
     assert quench.steps == 320000  # 3200 K at 5 K/ps = 640 ps of 2 fs steps
+
+
+@pytest.mark.parametrize(
+    ("potential", "protocol"), [("tersoff-sio2", ASiO2Protocol), ("bmp-glass", MEGProtocol)]
+)
+def test_analyzer_elastic_defaults_are_the_label_settings(potential, protocol):
+    """Measured with the defaults, a structure is measured as its dataset's labels were."""
+    from amtoolkit import Analyzer
+
+    labels = protocol()
+    defaults = Analyzer(potential).elastic_defaults()
+    assert defaults == {"fmax": labels.relax_fmax, "n_steps": labels.elastic_steps}
+
+
+def test_analyzer_elastic_defaults_without_label_settings():
+    from amtoolkit import Analyzer
+    from amtoolkit.analyzer import ELASTIC_DEFAULTS
+    from amtoolkit.potentials import get_calculator
+
+    assert Analyzer("sw-si").elastic_defaults() == ELASTIC_DEFAULTS == {"fmax": 1e-4, "n_steps": 5}
+    calc = get_calculator("tersoff-sio2")
+    assert Analyzer(calc).elastic_defaults() == ELASTIC_DEFAULTS  # a calculator: no labels known
+    calc.close()
