@@ -6,6 +6,7 @@ import json
 import warnings
 from pathlib import Path
 
+import ase.io
 import numpy as np
 import pytest
 import torch
@@ -440,6 +441,24 @@ def test_guidance_and_icg_run(ghost_sio2):
     assert np.allclose(plan.icg_properties, [[-1.0, 0.0], [1.0, 0.4]])
     with pytest.raises(ValueError, match=r"icg table must have shape \[K, 2\]"):
         ghost_sio2.plan(1, seed=1, shear=40, icg=np.ones((3, 3)))
+
+
+def test_generated_structures_read_as_a_dataset_carry_no_record_properties(
+    ghost_sio2, tmp_path
+):
+    """Seeds, steps, targets ... record how a structure was made: they are not labels."""
+    from amtoolkit.data import Dataset
+    from amtoolkit.data.dataset import is_record_key
+
+    frames = ghost_sio2.generate(2, steps=2, seed=0, shear=40, progress=False)
+    frames[0].info["shear_modulus"] = 38.5  # a measured label
+    assert all(is_record_key(k) for k in frames[1].info)  # every key the generator writes
+    assert list(Dataset.from_atoms(frames).property_names) == ["shear_modulus"]
+    path = tmp_path / "gen.extxyz"
+    ase.io.write(path, frames, format="extxyz")
+    ds = Dataset.from_extxyz(path)
+    assert list(ds.property_names) == ["shear_modulus"]
+    assert {"seed", "structure_seed", "target_shear_modulus"} <= set(ds.provenance["ignored_keys"])
 
 
 def _net_charge(atoms) -> int:

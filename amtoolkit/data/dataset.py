@@ -241,14 +241,37 @@ def table_from_columns(
     return table
 
 
+RECORD_KEYS = frozenset(
+    {
+        # Generator.generate: how the structure was made
+        "model", "sampler", "steps", "guidance", "seed", "structure_seed", "index",
+        "noise_scale", "score_gain", "timesteps", "icg", "max_density", "n_initial",
+        "restarts", "charge_balanced", "closest_pair", "hmc_range", "dt0", "hmc_acceptance",
+        # refine
+        "noise_energy",
+    }
+)  # fmt: skip
+"""``atoms.info`` keys amtoolkit writes to record how a structure was made or refined;
+with the keys starting with `RECORD_PREFIXES` they are not read as properties."""
+
+RECORD_PREFIXES = ("target_", "refine_", "relax_", "md_")
+"""Prefixes of record keys: generation targets, refine / relax / run_md settings."""
+
+
+def is_record_key(key: str) -> bool:
+    """Whether an ``atoms.info`` key is one of amtoolkit's records, not a property."""
+    return key in RECORD_KEYS or key.startswith(RECORD_PREFIXES)
+
+
 def _info_properties(atoms: Atoms) -> dict[str, float]:
-    """Numeric scalars of atoms.info, plus scalar results of a SinglePointCalculator."""
+    """Numeric scalars of atoms.info, plus scalar results of a SinglePointCalculator;
+    amtoolkit's generation and refinement records (`is_record_key`) are left out."""
     from ase.calculators.singlepoint import SinglePointCalculator
 
     out: dict[str, Any] = {}
     if isinstance(atoms.calc, SinglePointCalculator):
         out.update(atoms.calc.results)
-    out.update(atoms.info)
+    out.update({k: v for k, v in atoms.info.items() if not is_record_key(str(k))})
     return out
 
 
@@ -355,12 +378,15 @@ class Dataset:
     def from_extxyz(cls, path: str | os.PathLike, index: str | int = ":") -> Dataset:
         """Read an extxyz file; properties are the numeric scalars of each frame's info line.
 
-        Non-numeric info entries (strings, arrays, booleans) are ignored; ``energy``
-        and ``free_energy``, which ASE moves into a SinglePointCalculator, are kept.
+        Non-numeric info entries (strings, arrays, booleans) are ignored, and so are
+        amtoolkit's records of how a structure was generated or refined (``seed``,
+        ``steps``, ``target_*``, ``refine_*``, ...: `RECORD_KEYS`); ``energy`` and
+        ``free_energy``, which ASE moves into a SinglePointCalculator, are kept.
         """
         p = check_readable(path, "extxyz file")
         frames = _read_extxyz(p, index)
         table, ignored = table_from_records([_info_properties(a) for a in frames], str(p))
+        ignored = sorted(set(ignored) | {k for a in frames for k in a.info if is_record_key(k)})
         record = _provenance(
             str(p), f"Dataset.from_extxyz({str(p)!r})", format="extxyz", ignored_keys=ignored
         )
