@@ -46,7 +46,35 @@ _FLAGS = {
 }
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+_NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())
+"""click >= 8.2 raises this for a group called without a command (then shows its help)."""
+
+
+class _Amtool(click.Group):
+    """The command group, with click's usage errors (a bad option value, a missing
+    argument, an unknown command) as one line, like every other amtool error."""
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        except _NO_ARGS_IS_HELP as err:  # a bare group: its help, as click shows it
+            err.show()
+            sys.exit(err.exit_code)
+        except click.UsageError as err:
+            where = err.ctx.command_path if err.ctx is not None else "amtool"
+            click.echo(f"amtool: error: {err.format_message()} ({where} -h for help)", err=True)
+            sys.exit(err.exit_code)
+        except click.ClickException as err:
+            err.show()
+            sys.exit(err.exit_code)
+        except click.Abort:
+            click.echo("Aborted!", err=True)
+            sys.exit(1)
+
+
+@click.group(cls=_Amtool, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="amtool")
 def main() -> None:
     """amtool: analyse, generate and make datasets of amorphous structures."""

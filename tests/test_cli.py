@@ -63,6 +63,25 @@ def test_default_summary(runner, si_file):
     assert result.stderr == ""
 
 
+@pytest.mark.parametrize(
+    ("args", "fragments"),
+    [
+        (["analyze", "x.extxyz", "--workers", "0"], ["'--workers': 0", "(amtool analyze -h"]),
+        (["analyze"], ["Missing argument 'FILES...'"]),
+        (["generate", "a-si", "-o", "y.extxyz"], ["Missing option '-n'", "amtool generate -h"]),
+        (["generate", "a-si", "-n", "abc", "-o", "y.extxyz"], ["'abc' is not a valid integer"]),
+        (["nope"], ["No such command 'nope'", "(amtool -h for help)"]),
+    ],
+)
+def test_usage_errors_are_one_line(runner, args, fragments):
+    assert_one_line_error(runner.invoke(main, args, prog_name="amtool"), *fragments)
+
+
+def test_a_bare_group_shows_its_help(runner):
+    result = runner.invoke(main, ["dataset"], prog_name="amtool")
+    assert "Usage: amtool dataset" in result.output and "amtool: error" not in result.output
+
+
 def test_json_holds_every_result(runner, si_file, tmp_path):
     out = tmp_path / "report.json"
     result = runner.invoke(main, ["analyze", si_file, "--rdf", "--rings", "--json", str(out)])

@@ -443,9 +443,7 @@ def test_guidance_and_icg_run(ghost_sio2):
         ghost_sio2.plan(1, seed=1, shear=40, icg=np.ones((3, 3)))
 
 
-def test_generated_structures_read_as_a_dataset_carry_no_record_properties(
-    ghost_sio2, tmp_path
-):
+def test_generated_structures_read_as_a_dataset_carry_no_record_properties(ghost_sio2, tmp_path):
     """Seeds, steps, targets ... record how a structure was made: they are not labels."""
     from amtoolkit.data import Dataset
     from amtoolkit.data.dataset import is_record_key
