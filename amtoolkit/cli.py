@@ -29,6 +29,8 @@ if TYPE_CHECKING:
     from ase import Atoms
 
 EXAMPLE_PREFIX = "example:"
+HELD_OUT_PREFIX = "held-out:"
+"""``held-out:MODEL``: the structures a model never trained on (`Generator.held_out`)."""
 STREAM_SUFFIXES = (".extxyz", ".xyz")
 """Endings accepted for the extended XYZ that `generate` and `refine` stream to."""
 
@@ -96,7 +98,8 @@ def main() -> None:
     "--reference",
     multiple=True,
     metavar="REF",
-    help="Reference structures to compare with (repeatable).",
+    help="Reference structures to compare with (repeatable); held-out:MODEL for the "
+    "structures a shipped model never trained on.",
 )
 @click.option(
     "--json", "json_path", metavar="OUT", help="Write all results as JSON (- for standard output)."
@@ -130,8 +133,9 @@ def analyze(
 ) -> None:
     """Analyse the structures in FILES and print a summary.
 
-    FILES are extxyz, LAMMPS data, POSCAR, CIF... (anything ASE reads), or
-    example:NAME for a structure shipped with amtoolkit. Without analysis flags
+    FILES are extxyz, LAMMPS data, POSCAR, CIF... (anything ASE reads),
+    example:NAME for a structure shipped with amtoolkit, or held-out:MODEL for the
+    structures a model never trained on. Without analysis flags
     the summary has composition, density, RDF first peaks and coordination.
     """
     from amtoolkit.analyzer import DEFAULT_ANALYSES, Analyzer
@@ -376,11 +380,30 @@ def _read(
     numbers_of_type = parse_type_map(type_map)
     frames, labels = [], []
     for name in files:
-        path = _resolve(name)
-        read = read_structures(path, index=index, format=fmt, type_map=numbers_of_type)
+        if name.startswith(HELD_OUT_PREFIX):
+            read = _held_out(name[len(HELD_OUT_PREFIX) :], index)
+        else:
+            path = _resolve(name)
+            read = read_structures(path, index=index, format=fmt, type_map=numbers_of_type)
         frames += read
         labels += [f"{name}[{k}]" for k in range(len(read))]
     return frames, labels
+
+
+def _held_out(model: str, index: str) -> list:
+    """The `index` frames of the structures `model` never trained on (``held-out:MODEL``)."""
+    from ase.io.formats import string2index
+
+    from amtoolkit.generator import Generator
+
+    if not model:
+        raise ValueError(f"{HELD_OUT_PREFIX} needs a model name, e.g. {HELD_OUT_PREFIX}a-sio2")
+    frames = Generator.load(model).held_out()
+    try:
+        chosen = frames[string2index(index)]
+    except (ValueError, IndexError) as err:
+        raise ValueError(f"{HELD_OUT_PREFIX}{model}: --index {index}: {err}") from None
+    return chosen if isinstance(chosen, list) else [chosen]
 
 
 def _resolve(name: str) -> str:

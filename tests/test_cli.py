@@ -77,6 +77,19 @@ def test_usage_errors_are_one_line(runner, args, fragments):
     assert_one_line_error(runner.invoke(main, args, prog_name="amtool"), *fragments)
 
 
+def test_held_out_structures_of_a_shipped_model_as_files_and_reference(runner, si_file):
+    from amtoolkit import Generator
+
+    n_held_out = len(Generator.from_pretrained("a-si").held_out())
+    result = runner.invoke(main, ["analyze", si_file, "--reference", "held-out:a-si"])
+    assert result.exit_code == 0, result.output
+    assert f"structures (generated / reference)  1 / {n_held_out}" in result.stdout
+    result = runner.invoke(main, ["analyze", "held-out:a-si", "--index", "-2:", "--json", "-"])
+    assert json.loads(result.stdout)["frames"] == ["held-out:a-si[0]", "held-out:a-si[1]"]
+    assert_one_line_error(runner.invoke(main, ["analyze", "held-out:"]), "needs a model name")
+    assert_one_line_error(runner.invoke(main, ["analyze", "held-out:nope"]), "'nope' is neither")
+
+
 def test_a_bare_group_shows_its_help(runner):
     result = runner.invoke(main, ["dataset"], prog_name="amtool")
     assert "Usage: amtool dataset" in result.output and "amtool: error" not in result.output
