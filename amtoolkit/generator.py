@@ -23,6 +23,7 @@ import os
 import secrets
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from numbers import Real
 from typing import Any
 
 import numpy as np
@@ -56,6 +57,7 @@ __all__ = [
     "MAX_BATCH_ATOMS",
     "MAX_STRUCTURE_ATOMS",
     "OUT_OF_RANGE_FRACTION",
+    "SMALL_CELL_FRACTION",
     "PROPERTY_ALIASES",
     "TARGET_PREFIX",
     "GenerationPlan",
@@ -99,6 +101,9 @@ MAX_BATCH_ATOMS = 4096
 MAX_STRUCTURE_ATOMS = 10_000_000
 """Most atoms (ghosts included) one generated structure may start with: a step of 10^5
 atoms takes 1.5 GiB (docs/models.md), so beyond this no machine has the memory."""
+
+SMALL_CELL_FRACTION = 0.5
+"""`generate` warns for n_atoms below this fraction of the smallest training cell."""
 
 OUT_OF_RANGE_FRACTION = 0.5
 """A target further than this fraction of the training range past either end warns."""
@@ -510,6 +515,7 @@ class Generator:
             cell, n_atoms, density, max_density
         )
         self._check_density(cell_array, n_real, _stacklevel + 1)
+        self._check_request(n_atoms, density, rho_max, _stacklevel + 1)
         target_table = self._plan_targets(n, targets, _stacklevel + 1)
         properties = self._normalise(n, target_table)
 
@@ -634,13 +640,13 @@ class Generator:
         typical = self.info.typical
         if max_density is None:
             max_density = self.info.max_density
-        elif not (math.isfinite(max_density) and max_density > 0):
+        elif not (math.isfinite(_real("max_density", max_density)) and max_density > 0):
             raise ValueError(
                 f"max_density must be a positive number of atoms/Å^3, got {max_density}"
             )
         if n_atoms is not None:
             n_atoms = _check_int("n_atoms", n_atoms, 1)
-        if density is not None and not (math.isfinite(density) and density > 0):
+        if density is not None and not (math.isfinite(_real("density", density)) and density > 0):
             raise ValueError(f"density must be a positive number of g/cm3, got {density}")
 
         if cell is not None:
@@ -698,7 +704,7 @@ class Generator:
     def _plan_targets(
         self, n: int, targets: Mapping[str, Any], stacklevel: int
     ) -> dict[str, np.ndarray]:
-        """Raw per-structure targets by property name; warns for far out-of-range values."""
+        """Raw per-structure targets by property name; warns for out-of-range values."""
         table: dict[str, np.ndarray] = {}
         given: dict[str, str] = {}
         for key, value in targets.items():
@@ -713,15 +719,41 @@ class Generator:
                 continue
             low, high = ranges[name]
             known = values[~np.isnan(values)]
-            outside = known[_far_outside(known, low, high)]
+            outside = known[(known < low) | (known > high)]
             if outside.size:
+                far = "far " if _far_outside(outside, low, high).any() else ""
                 warnings.warn(
-                    f"target {name}={outside[0]:g} is far outside the training range "
-                    f"[{low:g}, {high:g}]; the model is extrapolating",
+                    f"target {name}={outside[0]:g} is {far}outside the training range "
+                    f"[{low:g}, {high:g}]; the model is extrapolating and may fall short of it",
                     UserWarning,
                     stacklevel=stacklevel,
                 )
         return table
+
+    def _check_request(
+        self, n_atoms: int | None, density: float | None, rho_max: float | None, stacklevel: int
+    ) -> None:
+        """Warn when `n_atoms` is far below the training sizes, or `density` is given to
+        a model with ghost atoms (whose structures come out at a density it chooses)."""
+        typical = self.info.typical
+        sizes = typical.n_atoms_range if typical is not None else None
+        if n_atoms is not None and sizes is not None and n_atoms < SMALL_CELL_FRACTION * sizes[0]:
+            warnings.warn(
+                f"n_atoms={n_atoms} is far below the training sizes ({sizes[0]}-{sizes[1]} "
+                "atoms): the model never saw cells this small",
+                UserWarning,
+                stacklevel=stacklevel,
+            )
+        if density is not None and rho_max is not None:
+            known = typical.density_range if typical is not None else None
+            span = f" (its training range: {known[0]:.3g}-{known[1]:.3g} g/cm3)" if known else ""
+            warnings.warn(
+                f"density={density:g} g/cm3 only sizes the starting cell: with ghost atoms "
+                f"the model decides how many atoms stay, so the structures come out at the "
+                f"density it chooses{span}",
+                UserWarning,
+                stacklevel=stacklevel,
+            )
 
     def _check_density(self, cell: np.ndarray, n_real: int | None, stacklevel: int) -> None:
         """Warn when `n_real` atoms in `cell` are far from the training densities."""
@@ -970,11 +1002,14 @@ class Generator:
                 stacklevel=stacklevel,
             )
         if crowded:
+            remedy = "More steps"
+            if "noise_scale" in plan.sampler_options:
+                remedy += " or a lower noise scale"
             warnings.warn(
                 f"{crowded} of {plan.n} structures have two atoms nearer than {close:.2f} Å "
                 f"({CLOSE_PAIR_FACTOR:g} x the training set's closest pair); their "
-                "atoms.info['closest_pair'] gives the distance. More steps or a lower noise "
-                "scale usually remove such pairs",
+                f"atoms.info['closest_pair'] gives the distance. {remedy} usually remove "
+                "such pairs",
                 UserWarning,
                 stacklevel=stacklevel,
             )
@@ -1124,6 +1159,15 @@ def parse_cell(text: str) -> float | list[float]:
     return numbers[0] if len(numbers) == 1 else numbers
 
 
+def _real(name: str, value: Any) -> float:
+    """`value` as a float, for a real number (not a bool or a string); else ValueError."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(
+        value, (Real, np.integer, np.floating)
+    ):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    return float(value)
+
+
 def _target_values(key: str, value: Any, n: int) -> np.ndarray:
     """A scalar or length-`n` target as float array [n] (None -> NaN); rejects inf."""
     key = key.removeprefix("target_")  # messages name the target as the user wrote it
@@ -1133,9 +1177,11 @@ def _target_values(key: str, value: Any, n: int) -> np.ndarray:
         raise ValueError(f"target {key} must be a number or a sequence of {n} numbers")
     try:
         if np.ndim(value) == 0:
-            array = np.full(n, float(value))  # type: ignore[arg-type]
+            array = np.full(n, _real(f"target {key}", np.asarray(value).item()))
         else:
-            array = np.array([np.nan if v is None else float(v) for v in value], dtype=float)
+            array = np.array(
+                [np.nan if v is None else _real(f"target {key}", v) for v in value], dtype=float
+            )
     except (TypeError, ValueError):
         raise ValueError(
             f"target {key} must be a number or a sequence of {n} numbers, got {value!r}"

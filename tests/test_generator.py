@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import warnings
 from pathlib import Path
@@ -235,6 +236,10 @@ def test_targets_are_normalised_per_structure(sio2):
         ({"shear": [30.0, 40.0]}, "has 2 values for n=3"),
         ({"shear": float("inf")}, "must be finite"),
         ({"shear": "forty"}, "must be a number"),
+        ({"shear": True}, "must be a number or a sequence of 3 numbers, got True"),
+        ({"shear": ["40", 50, None]}, "must be a number or a sequence of 3 numbers"),
+        ({"density": "2.2"}, "density must be a number, got '2.2'"),
+        ({"max_density": "0.05"}, "max_density must be a number, got '0.05'"),
         ({"shear": 30.0, "shear_modulus": 31.0}, "given twice"),
         ({"viscosity": 1.0}, "unknown target 'viscosity'.*shear_modulus, ring_size"),
         ({"timesteps": [0.9, 0.5, 0.1]}, "timesteps must end at 0, got 0.1"),
@@ -316,14 +321,31 @@ def test_restarts_only_for_oxides(si):
 
 
 def test_out_of_range_target_warns_with_the_range(sio2):
-    with pytest.warns(UserWarning, match=r"shear_modulus=70 .*\[25, 45\]") as record:
+    with pytest.warns(UserWarning, match=r"shear_modulus=70 is far outside .*\[25, 45\]") as record:
         sio2.plan(1, seed=0, shear=70.0)  # 45 + 0.5 * 20 = 55 < 70
     assert record[0].filename == __file__  # points at the caller
     with pytest.warns(UserWarning, match=r"ring_size=2 "):
         sio2.plan(2, seed=0, rings=[6.0, 2.0])  # 5 - 0.5 * 2 = 4 > 2
+    with pytest.warns(UserWarning, match=r"shear_modulus=46 is outside the training range"):
+        sio2.plan(1, seed=0, shear=46.0)  # just outside: not "far", still a warning
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        sio2.plan(1, seed=0, shear=54.0, rings=4.1)  # inside the 50% margins
+        sio2.plan(1, seed=0, shear=45.0, rings=5.0)  # at the ends of the range
+
+
+def test_small_cells_and_density_with_ghosts_warn(tmp_path):
+    typical = Typical(n_atoms=12, density=2.2, composition={"O": 2 / 3, "Si": 1 / 3})
+    typical = dataclasses.replace(typical, n_atoms_range=(9, 15), density_range=(2.0, 2.4))
+    gen = Generator.from_checkpoint(
+        save_tiny_model(tmp_path / "g", max_density=0.09, property_names=(), typical=typical)
+    )
+    with pytest.warns(UserWarning, match=r"n_atoms=4 is far below the training sizes \(9-15"):
+        gen.plan(1, seed=0, n_atoms=4)
+    with pytest.warns(UserWarning, match=r"density=2 g/cm3 only sizes .* range: 2-2.4 g/cm3"):
+        gen.plan(1, seed=0, density=2.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        gen.plan(1, seed=0, n_atoms=5)  # over half the smallest training cell
 
 
 def test_density_far_from_training_warns_with_the_range(tmp_path):
@@ -703,6 +725,8 @@ def test_structures_with_a_close_pair_are_flagged(tmp_path, training_closest):
             "or a lower noise scale usually remove such pairs"
         ]
         assert [a.info["closest_pair"] for a in structures] == pytest.approx(nearest)
+        with pytest.warns(UserWarning, match=r"distance\. More steps usually remove such pairs"):
+            gen.generate(1, sampler="ode", steps=2, seed=0, progress=False)  # no noise scale
     else:
         assert messages == [] and not any("closest_pair" in a.info for a in structures)
     assert ModelInfo.from_dict(gen.info.to_dict()).typical.closest_pair == training_closest

@@ -80,6 +80,9 @@ POTENTIAL_ANALYSES = ("energy", "elastic", "vdos")
 #: the cell's reciprocal lattice gives 1.47 (20 Å gives 1.30; cost grows as rmax^3)
 REPORT_SQ_RMAX = 20.0
 #: options a report passes (bond angles between covalently bonded atoms, not 3.0 Å pairs)
+ANALYSIS_ALIASES = {"sq": "structure_factor"}
+"""Other names of analyses: the `amtool analyze` flag of the structure factor."""
+
 REPORT_OPTIONS: dict[str, dict[str, Any]] = {
     "adf": {"cutoff": None},
     "structure_factor": {"rmax": REPORT_SQ_RMAX},
@@ -187,7 +190,7 @@ class AnalysisReport(Result):
         skipped = f" ({len(self.skipped)} skipped)" if self.skipped else ""
         rows = [
             ("frames analysed", f"{len(self.labels)}{skipped}"),
-            ("atoms per frame", mean_std(self.n_atoms, "{:.0f}")),
+            ("atoms per frame", atom_counts(self.n_atoms)),
             ("composition (all frames)", self.formula),
             ("atomic fractions", fractions),
             ("density (g/cm3)", mean_std(self.density, "{:.3f}")),
@@ -251,7 +254,7 @@ class AnalysisReport(Result):
         else:
             total = sum(self.composition.values())
             fractions = ", ".join(f"{el} {c / total:.1%}" for el, c in self.composition.items())
-            atoms = mean_std(self.n_atoms, "{:.0f}").replace("+-", "±")
+            atoms = atom_counts(self.n_atoms)
             what = f"{len(self.labels)} frames of {atoms} atoms ({fractions})"
         return f"{what}, density {rho} g/cm³"
 
@@ -262,9 +265,12 @@ class AnalysisReport(Result):
 def select_analyses(analyses: Sequence[str]) -> list[str]:
     """The requested analyses in the order of `ANALYSES`.
 
+    ``"sq"`` (the `amtool analyze --sq` flag) is ``"structure_factor"``.
+
     Raises:
         ValueError: an unknown name (the message lists the known ones).
     """
+    analyses = [ANALYSIS_ALIASES.get(a, a) for a in analyses]
     unknown = [a for a in analyses if a not in ANALYSES]
     if unknown:
         raise ValueError(f"unknown analysis {unknown[0]!r}; known: {', '.join(ANALYSES)}")
@@ -674,6 +680,14 @@ def mean_std(values: ArrayLike, fmt: str) -> str:
     if np.all(values == values[0]):  # one value, or all the same
         return fmt.format(float(values[0]))
     return f"{fmt.format(float(values.mean()))} +- {fmt.format(float(values.std()))}"
+
+
+def atom_counts(n_atoms: ArrayLike) -> str:
+    """Atoms per frame: ``"216"``, or ``"182-183 (mean 182.5)"`` when they differ."""
+    n = np.asarray(n_atoms, dtype=int).ravel()
+    if n.min() == n.max():
+        return str(int(n[0]))
+    return f"{int(n.min())}-{int(n.max())} (mean {n.mean():.1f})"
 
 
 def format_table(title: str, rows: Sequence[tuple[str, str]]) -> str:

@@ -143,6 +143,7 @@ def test_bad_arguments(diamond_si):
     with pytest.raises(ValueError, match="unknown analysis 'bonds'; known: rdf, adf"):
         select_analyses(["rdf", "bonds"])
     assert select_analyses(["vdos", "rdf"]) == ["rdf", "vdos"]  # ANALYSES order
+    assert select_analyses(["sq", "rdf"]) == ["rdf", "structure_factor"]  # the CLI flag name
     assert set(ANALYSES) >= {"rdf", "energy", "vdos"}
     with pytest.raises(ValueError, match="1 labels for 2 frames"):
         build_report(
@@ -220,6 +221,13 @@ def test_summary_has_a_section_per_analysis(diamond_si):
     assert text.index("radial distribution function") < text.index("coordination\n")
     assert "Si mean coordination  4.000  (4: 1.000)" in text
     assert "density (g/cm3)           2.329" in text
+
+
+def test_frames_of_different_sizes_show_their_range(diamond_si):
+    frames = [diamond_si, diamond_si[:-1]]
+    report = build_report(frames, ["rdf"], run=Recorder(), check=no_check)
+    assert "atoms per frame           7-8 (mean 7.5)" in report.summary()
+    assert report._figure_title().startswith("2 frames of 7-8 (mean 7.5) atoms")
 
 
 def test_figure_title_legends_and_reference_lines(tmp_path):
