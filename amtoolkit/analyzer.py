@@ -545,7 +545,8 @@ class Analyzer:
             structures: frames to analyse.
             analyses: names from `ANALYSES`.
             labels: one label per frame for messages (default "frame k").
-            reference: a reference set to compare with (see `compare`).
+            reference: a reference set to compare with (see `compare`); the structure
+                analyses asked for also run on it, side by side in the summary and figure.
             skip_errors: skip failing frames; False raises the first failure.
             on_skip: called with (label, one-line reason) for each skipped frame.
             progress: show a tqdm progress bar over frames on stderr (None: only on a
@@ -576,6 +577,7 @@ class Analyzer:
             progress=progress,
             potential=self.potential_name,
             run_frames=self._frame_runner(),
+            reference=reference,
         )
 
     def per_frame(

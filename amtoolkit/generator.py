@@ -36,6 +36,7 @@ from amtoolkit.analysis.compare import CLOSE_PAIR_FACTOR, closest_pair
 from amtoolkit.checkpoint import ModelInfo, load_checkpoint
 from amtoolkit.data.batch import Batch, to_atoms
 from amtoolkit.data.ghosts import n_target
+from amtoolkit.data.properties import TARGET_PREFIX  # also a prefix of target arguments
 from amtoolkit.data.vocabulary import ElementVocabulary
 from amtoolkit.diffusion import (
     FORMAL_CHARGES,
@@ -87,10 +88,6 @@ PROPERTY_ALIASES: dict[str, str] = {
 """Short target names -> property keys (`amtoolkit.data.PROPERTY_UNITS`). Any property
 may also be given as ``target_<name>`` (e.g. ``target_density=2.2``, since ``density=``
 sets the cell)."""
-
-TARGET_PREFIX = "target_"
-"""Prefix of the target keys in ``atoms.info`` of generated structures (and an accepted
-prefix of target keyword arguments)."""
 
 AVOGADRO = 6.02214076e23
 """Avogadro constant, 1/mol."""

@@ -26,6 +26,8 @@ from amtoolkit.analysis._result import Result, to_jsonable
 from amtoolkit.analysis._structures import as_structure_list, prepare, species_of
 from amtoolkit.analysis.energy import density
 from amtoolkit.analysis.rdf import first_peak
+from amtoolkit.data.properties import TARGET_PREFIX
+from amtoolkit.data.properties import unit_of as property_unit
 from amtoolkit.errors import CoverageError, StructureError
 
 if TYPE_CHECKING:
@@ -34,6 +36,7 @@ if TYPE_CHECKING:
     from numpy.typing import ArrayLike
 
     from amtoolkit.analysis.compare import Comparison
+    from amtoolkit.analysis.metrics import PropertyErrors
 
 __all__ = [
     "ANALYSES",
@@ -145,6 +148,11 @@ class AnalysisReport(Result):
         results: analysis name -> result (see `ANALYSES`), only those computed.
         comparison: the comparison with a reference set, if one was given.
         potential: name of the potential, or None.
+        reference_results: the structure analyses (`REFERENCE_ANALYSES` among those
+            computed) of the reference set, drawn over the frames' curves by `plot`.
+        target_errors: property -> errors of the measured values against the frames'
+            design targets (``atoms.info["target_<property>"]``, as `Generator.generate`
+            records them), for the properties a computed analysis measures.
     """
 
     labels: list[str]
@@ -157,6 +165,8 @@ class AnalysisReport(Result):
     results: dict[str, Result]
     comparison: Comparison | None
     potential: str | None
+    reference_results: dict[str, Result] = dataclasses.field(default_factory=dict)
+    target_errors: dict[str, PropertyErrors] = dataclasses.field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         out = to_jsonable(
@@ -176,6 +186,10 @@ class AnalysisReport(Result):
             out[name] = result.to_dict()
         if self.comparison is not None:
             out["comparison"] = self.comparison.to_dict()
+        if self.reference_results:
+            out["reference"] = {name: r.to_dict() for name, r in self.reference_results.items()}
+        if self.target_errors:
+            out["target_errors"] = {name: e.to_dict() for name, e in self.target_errors.items()}
         return out
 
     @property
@@ -204,13 +218,20 @@ class AnalysisReport(Result):
         ]
         if self.comparison is not None:
             sections.append(self.comparison.summary())
+        rows = _reference_rows(self.results, self.reference_results)
+        if rows:
+            sections.append(format_table("structure vs reference", rows))
+        if self.target_errors:
+            sections.append(format_table("measured vs target", _target_rows(self.target_errors)))
         return "\n\n".join(sections)
 
     def plot(self, path: str | os.PathLike | None = None) -> Figure:
         """Draw every computed result that has a picture, one panel each.
 
         The figure title names the composition, the number of frames and the mean
-        density, so that a saved figure says what it shows.
+        density, so that a saved figure says what it shows. With a reference set, its
+        curves are drawn dashed grey over the frames' (RDF, ADF, S(q)) and its ring and
+        coordination fractions as open markers.
 
         Args:
             path: image file to write (format from its ending, written atomically), or None.
@@ -236,6 +257,8 @@ class AnalysisReport(Result):
         axes = fig.subplots(nrows, ncols, squeeze=False)
         for ax, (name, result) in zip(axes.flat, panels, strict=False):
             result.plot(ax=ax)
+            if name in self.reference_results:
+                _draw_reference(ax, name, self.reference_results[name])
             ax.set_title(TITLES[name], fontsize="medium")
             if name == "adf":
                 _mark_tetrahedral_angle(ax)
@@ -290,6 +313,7 @@ def build_report(
     progress: bool | None = False,
     potential: str | None = None,
     run_frames: FrameRunner | None = None,
+    reference: Sequence[Atoms] | None = None,
 ) -> AnalysisReport:
     """Run several analyses on a set, leaving out the frames that fail.
 
@@ -316,6 +340,8 @@ def build_report(
         potential: name of the potential, for the report.
         run_frames: runs the potential-based analyses frame by frame (e.g. in worker
             processes); default :func:`serial_frames` with `run`.
+        reference: a reference set on which the structure analyses asked for
+            (`REFERENCE_ANALYSES`) run too, for the side-by-side summary and figure.
 
     Returns:
         AnalysisReport.
@@ -398,17 +424,26 @@ def build_report(
         else _run(run, name, real)
         for name in wanted
     }
+    reference_results: dict[str, Result] = {}
+    if reference is not None:
+        reference_real = prepare(reference)
+        reference_results = {
+            name: _run(run, name, reference_real) for name in wanted if name in REFERENCE_ANALYSES
+        }
+    frame_density = np.array([density(a) for a in real])
     return AnalysisReport(
         labels=kept_labels,
         skipped=skipped,
         n_atoms=np.array([len(a) for a in real]),
         composition=_composition(real),
-        density=np.array([density(a) for a in real]),
+        density=frame_density,
         volume=np.array([a.get_volume() for a in real]),
         rdf_peaks=_rdf_peaks(results.get("rdf")),
         results=results,
         comparison=None if compare is None else _compare(compare, real, results.get("energy")),
         potential=potential,
+        reference_results=reference_results,
+        target_errors=target_errors(kept, results, frame_density),
     )
 
 
@@ -418,6 +453,132 @@ def _compare(compare: Callable[..., Comparison], real: list[Atoms], energy: Any)
     if energy is None:
         return compare(real)
     return compare(real, generated_energy=energy.mean_energy)
+
+
+def target_errors(
+    frames: Sequence[Atoms], results: Mapping[str, Result], frame_density: np.ndarray
+) -> dict[str, PropertyErrors]:
+    """Errors of the measured properties against the frames' ``target_<property>`` info
+    entries, for every targeted property that a computed result measures per frame."""
+    from amtoolkit.analysis.metrics import property_errors
+
+    out: dict[str, PropertyErrors] = {}
+    for name in sorted({k[len(TARGET_PREFIX) :] for a in frames for k in a.info if _is_target(k)}):
+        measured = _measured(name, results, frame_density)
+        if measured is None:
+            continue
+        targets = [_finite_or_nan(a.info.get(f"{TARGET_PREFIX}{name}")) for a in frames]
+        errors = property_errors(targets, measured)
+        if errors.n:
+            out[name] = errors
+    return out
+
+
+def _is_target(key: Any) -> bool:
+    return isinstance(key, str) and key.startswith(TARGET_PREFIX) and len(key) > len(TARGET_PREFIX)
+
+
+def _finite_or_nan(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _measured(
+    name: str, results: Mapping[str, Result], frame_density: np.ndarray
+) -> np.ndarray | None:
+    """Per-frame measured values of property `name`, or None when nothing measured it."""
+    if name == "density":
+        return frame_density
+    if name in ELASTIC_PROPERTIES and "elastic" in results:
+        return np.asarray(getattr(results["elastic"], name), dtype=float)
+    if name == "relaxed_energy" and "energy" in results:
+        return np.asarray(results["energy"].energy_per_atom, dtype=float)
+    if name == "ring_size" and "rings" in results:
+        return np.array([_mean_ring_size(c) for c in results["rings"].per_structure])
+    return None
+
+
+def _mean_ring_size(counts: Mapping[int, int]) -> float:
+    total = sum(counts.values())
+    return sum(n * c for n, c in counts.items()) / total if total else math.nan
+
+
+def _target_rows(errors: Mapping[str, PropertyErrors]) -> list[tuple[str, str]]:
+    rows = []
+    for name, e in errors.items():
+        unit = property_unit(name)
+        label = f"{name} ({unit})" if unit and unit != "1" else name
+        mape = f", MAPE {e.mape:.1f}%" if math.isfinite(e.mape) else ""
+        rows.append((label, f"MAE {e.mae:.3g}, RMSE {e.rmse:.3g}{mape} (n {e.n})"))
+    return rows
+
+
+def _reference_rows(
+    results: Mapping[str, Result], reference: Mapping[str, Result]
+) -> list[tuple[str, str]]:
+    """Scalar summaries of the frames against the reference set's, "frames vs reference"."""
+    rows: list[tuple[str, str]] = []
+    if "coordination" in reference:
+        mine, theirs = results["coordination"].mean, reference["coordination"].mean
+        rows += [
+            (f"{el} mean coordination", f"{mine[el]:.3f} vs {theirs[el]:.3f}")
+            for el in mine
+            if el in theirs
+        ]
+    if "rings" in reference:
+        mine, theirs = results["rings"], reference["rings"]
+        unit = f" ({'+'.join(mine.count_species)} atoms)" if mine.count_species else ""
+        rows.append((f"mean ring size{unit}", f"{mine.mean_size:.3f} vs {theirs.mean_size:.3f}"))
+    if "structure_factor" in reference:
+        try:
+            pair = (results["structure_factor"], reference["structure_factor"])
+            peaks = [r.peak_position() for r in pair]
+        except ValueError:  # no peak inside one of the grids
+            peaks = []
+        if peaks:
+            rows.append(("S(q) main peak q (1/A)", f"{peaks[0]:.3f} vs {peaks[1]:.3f}"))
+    return rows
+
+
+REFERENCE_ANALYSES = ("rdf", "adf", "coordination", "rings", "structure_factor")
+"""Analyses a report also runs on its reference set, to show the two side by side."""
+
+ELASTIC_PROPERTIES = ("shear_modulus", "bulk_modulus", "youngs_modulus", "poisson_ratio")
+"""Properties measured per frame by the elastic analysis (targets it can be checked on)."""
+
+REFERENCE_STYLE = {"color": "0.45", "ls": "--", "lw": 1.2}
+"""Line style of the reference set's curves in `AnalysisReport.plot`."""
+
+
+def _draw_reference(ax: Any, name: str, result: Result) -> None:
+    """The reference set's result of analysis `name` over a panel of the frames'."""
+    if name == "rdf":
+        ax.plot(result.r, result.g, label="reference", **REFERENCE_STYLE)
+    elif name == "adf":
+        ax.plot(result.theta, result.p, label="reference", **REFERENCE_STYLE)
+    elif name == "structure_factor":
+        ax.plot(result.q, result.s, label="reference", **REFERENCE_STYLE)
+    elif name == "rings":
+        sizes = sorted(result.fractions)
+        fractions = [result.fractions[n] for n in sizes]
+        ax.plot(sizes, fractions, "o", mfc="none", color="k", label="reference")
+        ax.legend(frameon=False)
+    elif name == "coordination":
+        for k, (element, distribution) in enumerate(result.distribution.items()):
+            cns = sorted(distribution)
+            ax.plot(
+                cns,
+                [distribution[c] for c in cns],
+                "osd^v"[k % 5],
+                mfc="none",
+                color="k",
+                label=f"{element} reference",
+            )
+    else:
+        return
+    ax.legend(frameon=False)
 
 
 def run_frame(run: AnalysisRunner, tasks: FrameTasks, atoms: Atoms) -> dict[str, Result]:

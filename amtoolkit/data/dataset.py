@@ -28,6 +28,7 @@ from ase.data import chemical_symbols
 from amtoolkit.analysis._result import to_jsonable
 from amtoolkit.data._files import atomic_path, check_readable
 from amtoolkit.data._files import provenance as _provenance
+from amtoolkit.data.properties import TARGET_PREFIX
 from amtoolkit.errors import StructureError
 
 SHIPPED_DIR = Path(__file__).resolve().parent / "shipped"
@@ -254,7 +255,7 @@ RECORD_KEYS = frozenset(
 """``atoms.info`` keys amtoolkit writes to record how a structure was made or refined;
 with the keys starting with `RECORD_PREFIXES` they are not read as properties."""
 
-RECORD_PREFIXES = ("target_", "refine_", "relax_", "md_")
+RECORD_PREFIXES = (TARGET_PREFIX, "refine_", "relax_", "md_")
 """Prefixes of record keys: generation targets, refine / relax / run_md settings."""
 
 

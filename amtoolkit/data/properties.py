@@ -23,6 +23,9 @@ PROPERTY_UNITS: dict[str, str] = {
 }
 """Documented property keys -> unit string ("1" = dimensionless)."""
 
+TARGET_PREFIX = "target_"
+"""``atoms.info["target_<property>"]``: the design target a structure was generated for."""
+
 
 def unit_of(name: str) -> str | None:
     """Return the documented unit of property `name`, or None for an undocumented key."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import numpy as np
 import pytest
@@ -25,6 +26,7 @@ from amtoolkit.analysis.report import (
     merge_frame_results,
     one_line,
     select_analyses,
+    target_errors,
 )
 from amtoolkit.analysis.structure_factor import half_width, structure_factor
 from amtoolkit.analysis.vdos import vdos_from_modes
@@ -299,3 +301,62 @@ def test_summary_names_the_first_sq_peak_of_a_si():
     main = float(text.split("main peak q (1/A)")[1].split()[0])
     assert first == pytest.approx(2.0, abs=0.1)  # a-Si: 2.0 1/Å, main peak near 3.5
     assert main > first
+
+
+# ------------------------------------------------------------ reference and targets
+
+
+def test_reference_set_is_analysed_and_drawn_side_by_side(diamond_si, tmp_path):
+    from amtoolkit.analyzer import Analyzer
+
+    rattled = diamond_si * (2, 1, 1)
+    rattled.rattle(0.02, seed=0)
+    report = Analyzer().report(
+        [diamond_si], ["rdf", "coordination", "rings", "crystallinity"], reference=[rattled]
+    )
+    assert set(report.reference_results) == {"rdf", "coordination", "rings"}  # structural
+    assert report.reference_results["coordination"].mean == {"Si": 4.0}
+    text = report.summary()
+    assert "structure vs reference" in text
+    assert re.search(r"Si mean coordination +4.000 vs 4.000", text)
+    assert "mean ring size" in text and "6.000 vs 6.000" in text
+    assert report.to_dict()["reference"]["rings"]["mean_size"] == pytest.approx(6.0)
+    fig = report.plot(tmp_path / "r.png")
+    rdf_ax = next(ax for ax in fig.axes if ax.get_title() == "radial distribution function")
+    reference = [line for line in rdf_ax.get_lines() if line.get_label() == "reference"]
+    assert len(reference) == 1
+    np.testing.assert_allclose(reference[0].get_ydata(), report.reference_results["rdf"].g)
+
+
+def test_measured_properties_are_checked_against_the_frames_targets(diamond_si):
+    from amtoolkit.analyzer import Analyzer
+
+    frames = [diamond_si.copy(), diamond_si.copy()]
+    frames[0].info.update(target_density=2.0, target_ring_size=7.0)
+    frames[1].info.update(target_density=2.5)  # no ring target: that pair is left out
+    report = Analyzer().report(frames, ["rings"])
+    errors = report.target_errors
+    assert set(errors) == {"density", "ring_size"}
+    rho = density(diamond_si)
+    assert errors["density"].mae == pytest.approx(((rho - 2.0) + (2.5 - rho)) / 2)
+    assert (errors["ring_size"].mae, errors["ring_size"].n) == (pytest.approx(1.0), 1)
+    text = report.summary()
+    assert "measured vs target" in text
+    assert re.search(r"\nring_size +MAE 1, RMSE 1, MAPE 14.3% \(n 1\)", text)
+    assert report.to_dict()["target_errors"]["ring_size"]["n"] == 1
+
+
+def test_target_errors_read_the_elastic_and_energy_results(diamond_si):
+    from types import SimpleNamespace
+
+    frames = [diamond_si.copy() for _ in range(2)]
+    for atoms, g in zip(frames, (40.0, 50.0), strict=True):
+        atoms.info.update(target_shear_modulus=g, target_relaxed_energy=-4.3, target_hardness=1)
+    results = {
+        "elastic": SimpleNamespace(shear_modulus=np.array([44.0, 44.0])),
+        "energy": SimpleNamespace(energy_per_atom=np.array([-4.3, -4.2])),
+    }
+    errors = target_errors(frames, results, np.array([2.3, 2.3]))
+    assert set(errors) == {"shear_modulus", "relaxed_energy"}  # nothing measures hardness
+    assert errors["shear_modulus"].mae == pytest.approx(5.0)
+    assert errors["relaxed_energy"].mae == pytest.approx(0.05)
