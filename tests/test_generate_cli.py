@@ -57,6 +57,7 @@ def test_parse_target_and_cell():
             parse_cell(bad)
 
 
+@pytest.mark.filterwarnings("ignore:target shear_modulus=50 is outside:UserWarning")
 def test_generate_writes_extxyz_frames(runner, model_path, tmp_path):
     out = tmp_path / "gen.extxyz"
     args = ["generate", model_path, "-n", "3", "--target", "shear=30,40,50", "--cell", "6"]

@@ -82,10 +82,10 @@ POTENTIAL_ANALYSES = ("energy", "elastic", "vdos")
 #: (8 Å) smears its first S(q) peak at 2.0 1/Å down to S = 1.0 where the direct sum over
 #: the cell's reciprocal lattice gives 1.47 (20 Å gives 1.30; cost grows as rmax^3)
 REPORT_SQ_RMAX = 20.0
-#: options a report passes (bond angles between covalently bonded atoms, not 3.0 Å pairs)
 ANALYSIS_ALIASES = {"sq": "structure_factor"}
 """Other names of analyses: the `amtool analyze` flag of the structure factor."""
 
+#: options a report passes (bond angles between covalently bonded atoms, not 3.0 Å pairs)
 REPORT_OPTIONS: dict[str, dict[str, Any]] = {
     "adf": {"cutoff": None},
     "structure_factor": {"rmax": REPORT_SQ_RMAX},
