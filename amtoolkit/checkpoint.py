@@ -364,7 +364,7 @@ def read_info(path_or_stem: str | os.PathLike) -> ModelInfo:
     """Read only the model card (``<stem>.json``) of a checkpoint."""
     _, info_path = checkpoint_paths(path_or_stem)
     if not info_path.is_file():
-        raise FileNotFoundError(f"model card not found: {info_path}")
+        raise FileNotFoundError(f"model card not found: {info_path}{_card_hint(path_or_stem)}")
     try:
         data = json.loads(info_path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
@@ -373,6 +373,18 @@ def read_info(path_or_stem: str | os.PathLike) -> ModelInfo:
         return ModelInfo.from_dict(data)
     except CheckpointError as err:
         raise CheckpointError(f"{info_path}: {err}") from None
+
+
+def _card_hint(path_or_stem: str | os.PathLike) -> str:
+    """Where the model is, when a training run's folder or resume state was given."""
+    given = Path(path_or_stem)
+    folder = given if given.is_dir() else given.parent if given.name == "last.pt" else None
+    if folder is None:
+        return ""
+    cards = sorted(p.with_suffix("") for p in folder.glob("*.json"))
+    cards = [c for c in cards if c.with_suffix(".pt").is_file()]
+    hint = "; a training run's model is <out_dir>/<name> (last.pt is its resume state)"
+    return hint + (f": {', '.join(str(c) for c in cards)}" if cards else "")
 
 
 def load_checkpoint(
@@ -392,7 +404,8 @@ def load_checkpoint(
 
     Raises:
         FileNotFoundError: a file is missing (named).
-        CheckpointError: a malformed card, unknown kind, or weights that do not match it.
+        CheckpointError: a malformed card, unknown kind, weights that do not match it or
+            that hold NaN or inf.
     """
     weights_path, _ = checkpoint_paths(path_or_stem)
     info = read_info(path_or_stem)
@@ -406,6 +419,11 @@ def load_checkpoint(
     state = read_tensors(weights_path, device, "model weights file")
     if not isinstance(state, Mapping):
         raise CheckpointError(f"{weights_path}: expected a state_dict, got {type(state).__name__}")
+    bad = next((k for k, v in state.items() if torch.is_tensor(v) and not v.isfinite().all()), None)
+    if bad is not None:
+        raise CheckpointError(
+            f"{weights_path}: weight {bad!r} holds NaN or inf (saved from a diverged run?)"
+        )
     model = build_denoiser(info.model)
     try:
         model.load_state_dict(state, strict=True)

@@ -69,14 +69,24 @@ def train(
             config = config.replace(**changes)
         main_rank = _is_main_rank()
         log = (lambda line: _echo_above_bar(line)) if main_rank and not no_progress else None
-        result = run_training(
-            config,
-            resume=resume,
-            overwrite=overwrite,
-            progress=not no_progress,
-            log=log,
-            command=_command_line(config_path, resume, overwrite, changes),
-        )
+        try:
+            result = run_training(
+                config,
+                resume=resume,
+                overwrite=overwrite,
+                progress=not no_progress,
+                log=log,
+                command=_command_line(config_path, resume, overwrite, changes),
+            )
+        except KeyboardInterrupt:
+            click.echo(
+                f"amtool: interrupted; the finished epochs are kept: rerun with --resume to "
+                f"continue {config.output_dir}",
+                err=True,
+            )
+            sys.exit(130)
+        except FloatingPointError as err:  # the run diverged: a setting, not a bug
+            raise ValueError(f"{config_path}: {err}") from None
         if not main_rank:
             return
         echo_summary(

@@ -161,6 +161,23 @@ def test_missing_files_are_named(tmp_path):
         load_checkpoint(tmp_path / "m")
 
 
+def test_weights_with_nan_are_refused_naming_the_tensor(tmp_path):
+    model = _model()
+    with torch.no_grad():
+        next(iter(model.parameters())).fill_(float("nan"))
+    save_checkpoint(tmp_path / "m", model, _info())
+    with pytest.raises(CheckpointError, match="holds NaN or inf .*diverged"):
+        load_checkpoint(tmp_path / "m")
+
+
+def test_a_run_folder_or_its_resume_state_points_at_the_model(tmp_path):
+    save_checkpoint(tmp_path / "run" / "tiny", _model(), _info())
+    (tmp_path / "run" / "last.pt").write_bytes(b"")
+    for given in (tmp_path / "run", tmp_path / "run" / "last.pt"):
+        with pytest.raises(FileNotFoundError, match=r"resume state\): .*run/tiny$"):
+            load_checkpoint(given)
+
+
 @pytest.mark.parametrize(
     ("content", "cause"), [(b"", "EOFError"), (b"\x80\x02garbage" * 50, "UnpicklingError")]
 )

@@ -141,6 +141,13 @@ class ModelConfig:
     edge_chunk_size: int = 32768
     radial_basis: int = 0
 
+    def __post_init__(self) -> None:
+        from amtoolkit.nn import DENOISERS  # the registry is complete once nn is imported
+
+        if self.kind not in DENOISERS:
+            raise ConfigError(f"unknown model.kind {self.kind!r}; known: {', '.join(DENOISERS)}")
+        self.to_denoiser_config(1)  # the architecture's own checks, when the file is read
+
     def to_denoiser_config(
         self, n_classes: int, property_names: tuple[str, ...] = ()
     ) -> DenoiserConfig:
@@ -150,7 +157,7 @@ class ModelConfig:
                 n_classes=n_classes, property_names=tuple(property_names), **_asdict(self)
             )
         except ValueError as err:
-            raise ConfigError(f"model: {err}") from None
+            raise ConfigError(f"model.{err}") from None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -168,8 +175,7 @@ class OptimConfig:
         schedule: learning-rate schedule, a key of `LR_SCHEDULES`: ``"constant"`` (lr
             throughout) or ``"cosine"`` (from lr down to ``min_lr`` along half a cosine
             over the run; the run's progress is the larger of epochs done / ``epochs``
-            and training time / ``max_minutes``, so a time-bounded run also ends at
-            ``min_lr``).
+            and training time / ``max_minutes``, measured at the start of each epoch).
         min_lr: the learning rate a cosine schedule ends at.
         warmup_epochs: epochs of linear warm-up from lr / (warmup_epochs + 1) to lr
             before the schedule (useful when ``init_from`` starts a fresh optimiser).
@@ -358,8 +364,14 @@ class TrainConfig:
         return _build(cls, data, "")
 
     def replace(self, **changes: Any) -> TrainConfig:
-        """A copy with top-level fields replaced (validated again)."""
-        return dataclasses.replace(self, **changes)
+        """A copy with top-level fields replaced, checked as a config file is (types and
+        values; a section may be given as its dataclass or as a mapping)."""
+        data = self.to_dict()
+        for key, value in changes.items():
+            if key not in data:
+                raise ConfigError(f"unknown config key {key!r} (known: {', '.join(data)})")
+            data[key] = _asdict(value)
+        return TrainConfig.from_dict(data)
 
 
 def load_config(path: str | os.PathLike) -> TrainConfig:
@@ -378,10 +390,12 @@ def load_config(path: str | os.PathLike) -> TrainConfig:
     if not p.is_file():
         raise FileNotFoundError(f"config file not found: {p}")
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+        data = yaml.load(p.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # noqa: S506
     except yaml.YAMLError as err:
-        first = str(err).strip().splitlines()
-        raise ConfigError(f"{p}: not valid YAML ({first[0] if first else err})") from None
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(err, "problem", None) or str(err).strip().splitlines()[0]
+        raise ConfigError(f"{p}: not valid YAML{where}: {problem}") from None
     if not isinstance(data, Mapping):
         raise ConfigError(f"{p}: a config must be a mapping of keys, got {type(data).__name__}")
     try:
@@ -393,6 +407,22 @@ def load_config(path: str | os.PathLike) -> TrainConfig:
         data_section = dataclasses.replace(config.data, dataset=str(beside.resolve()))
         config = config.replace(data=data_section)
     return config
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a key given twice in one mapping (PyYAML keeps the
+    last one silently, so a second ``data:`` section would replace the first)."""
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} given twice", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
 def save_config(config: TrainConfig, path: str | os.PathLike) -> Path:
@@ -509,11 +539,13 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
     if hint is float:
         if isinstance(value, str):  # YAML 1.1 reads 1e-3 (no dot) as a string
             try:
-                return float(value)
+                value = float(value)
             except ValueError:
                 pass
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"config key {key!r} must be a number, got {value!r}")
+        if not math.isfinite(value):
+            raise ConfigError(f"config key {key!r} must be a finite number, got {value!r}")
         return float(value)
     if hint is str:
         if not isinstance(value, str):

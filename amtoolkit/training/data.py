@@ -83,7 +83,11 @@ def load_training_data(config: DataConfig) -> TrainingData:
             an element outside ``elements``, a split without training frames, or
             structures that already hold ghost atoms while ``max_density`` is set.
     """
-    dataset = run_frames(config, open_dataset(config.dataset))
+    try:
+        opened = open_dataset(config.dataset)
+    except (FileNotFoundError, IsADirectoryError) as err:
+        raise type(err)(f"data.dataset: {err}") from None
+    dataset = run_frames(config, opened)
     missing = [p for p in config.property_names if p not in dataset.property_names]
     if missing:
         raise ConfigError(

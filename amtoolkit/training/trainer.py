@@ -23,9 +23,11 @@ from __future__ import annotations
 import contextlib
 import csv
 import dataclasses
+import hashlib
 import io
 import math
 import platform
+import shutil
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -71,6 +73,7 @@ STATE_FILE = "last.pt"
 METRICS_FILE = "metrics.csv"
 CONFIG_FILE = "config.yaml"
 CHECKPOINT_DIR = "checkpoints"
+TENSORBOARD_DIR = "tensorboard"
 
 RESUMABLE_CHANGES = (
     "epochs",
@@ -187,6 +190,7 @@ class Trainer:
         command: str | None = None,
     ) -> None:
         self.config = config
+        self.replaces_run = overwrite and not resume
         self.progress = progress
         self.log = log
         self.command = command or "amtoolkit.training.train(config)"
@@ -241,6 +245,13 @@ class Trainer:
                         f"epochs and epochs is {config.epochs}; give more epochs (--epochs) "
                         "to continue it"
                     )
+                limit = config.max_minutes
+                if limit is not None and self.wall_time_s >= 60.0 * limit:
+                    raise ConfigError(
+                        f"nothing to do: the run in {self.out_dir} has trained "
+                        f"{self.wall_time_s / 60.0:.3g} minutes and max_minutes is {limit:g}; "
+                        "raise max_minutes in the config to continue it"
+                    )
             self.network: nn.Module = self.model
             if self.context.enabled:
                 # zero-size parameters (e.g. the property embedding of an unconditional
@@ -267,6 +278,8 @@ class Trainer:
         writer = None
         try:
             if self.context.is_main:
+                if self.replaces_run:
+                    self._clear_previous_run()
                 self.out_dir.mkdir(parents=True, exist_ok=True)
                 save_config(cfg, self.out_dir / CONFIG_FILE)
                 writer = self._tensorboard()
@@ -282,10 +295,11 @@ class Trainer:
                 self.wall_time_s += elapsed
                 self.history.append(row)
                 self._update_best(row)
+                stop = self.out_of_time()  # on every process (a collective under DDP)
                 if self.context.is_main:
-                    self._write_epoch_outputs(row, writer)
+                    self._write_epoch_outputs(row, writer, last=stop or self.epoch == cfg.epochs)
                 barrier(self.context)
-                if self.out_of_time():
+                if stop:
                     break
             stem = self.out_dir / cfg.name
             if self.context.is_main:
@@ -306,6 +320,14 @@ class Trainer:
             if writer is not None:
                 writer.close()
             teardown_distributed(self.context)
+
+    def _clear_previous_run(self) -> None:
+        """Remove what an earlier run in `out_dir` wrote (``--overwrite``), so that none of
+        its periodic checkpoints or metrics pass for this run's."""
+        for folder in (CHECKPOINT_DIR, TENSORBOARD_DIR):
+            shutil.rmtree(self.out_dir / folder, ignore_errors=True)
+        for name in (STATE_FILE, METRICS_FILE):
+            (self.out_dir / name).unlink(missing_ok=True)
 
     def run_fraction(self) -> float:
         """How far the run is, in [0, 1]: the larger of epochs done / ``epochs`` and
@@ -495,6 +517,7 @@ class Trainer:
             "config": self.config.to_dict(),
             "vocabulary": self.data.vocabulary.to_list(),
             "normalisation": {k: list(v) for k, v in self.data.normalisation.items()},
+            "data": data_fingerprint(self.data),
             "epoch": self.epoch,
             "n_updates": self.n_updates,
             "wall_time_s": self.wall_time_s,
@@ -531,6 +554,14 @@ class Trainer:
             raise ConfigError(
                 f"cannot resume: the dataset's elements {self.data.vocabulary.to_list()} "
                 f"differ from the run's {state['vocabulary']}"
+            )
+        saved, current = state.get("data"), data_fingerprint(self.data)
+        if saved is not None and saved != current:  # states before the fingerprint: unchecked
+            raise ConfigError(
+                f"cannot resume: the training data differ from the run in {self.out_dir} "
+                f"({saved['n_train']} training / {saved['n_val']} validation frames then, "
+                f"{current['n_train']} / {current['n_val']} now, or their content changed); "
+                "the dataset file has changed: start a new run (another out_dir, or --overwrite)"
             )
         if "normalisation" in state:  # an init_from run keeps its start model's
             self._set_normalisation({k: _mean_std(v) for k, v in state["normalisation"].items()})
@@ -675,12 +706,14 @@ class Trainer:
             self.best_epoch = self.epoch
             self.best_state = {k: v.detach().clone() for k, v in self.selected_state().items()}
 
-    def _write_epoch_outputs(self, row: dict[str, float], writer: Any) -> None:
+    def _write_epoch_outputs(self, row: dict[str, float], writer: Any, last: bool) -> None:
+        """Metrics, resume state and (every ``checkpoint_every`` epochs and at the `last`
+        epoch of the run, also one stopped by ``max_minutes``) a checkpoint."""
         cfg = self.config
         write_metrics(self.out_dir / METRICS_FILE, self.history)
         with atomic_path(self.out_dir / STATE_FILE) as tmp:
             torch.save(self.state_dict(), tmp)
-        if self.epoch % cfg.checkpoint_every == 0 or self.epoch == cfg.epochs:
+        if self.epoch % cfg.checkpoint_every == 0 or last:
             stem = self.out_dir / CHECKPOINT_DIR / f"epoch_{self.epoch:04d}"
             save_checkpoint(
                 stem, self.model_for(self.selected_state()), self.model_info(self.epoch)
@@ -750,7 +783,7 @@ class Trainer:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:  # the optional tensorboard package is not installed
             return None
-        return SummaryWriter(str(self.out_dir / "tensorboard"), purge_step=self.epoch + 1)
+        return SummaryWriter(str(self.out_dir / TENSORBOARD_DIR), purge_step=self.epoch + 1)
 
 
 def train(
@@ -773,6 +806,21 @@ def train(
         config, resume=resume, overwrite=overwrite, progress=progress, log=log, command=command
     )
     return trainer.fit()
+
+
+def data_fingerprint(data: TrainingData) -> dict[str, Any]:
+    """Sizes and a SHA-256 digest of the training and validation frames (elements, cells,
+    positions, properties, in order): a resumed run must train on the same data."""
+    digest = hashlib.sha256()
+    for part in (data.train, data.val):
+        for atoms in part:
+            digest.update(np.asarray(atoms.numbers, dtype=np.int64).tobytes())
+            digest.update(np.asarray(atoms.cell.array, dtype=np.float64).tobytes())
+            digest.update(np.asarray(atoms.positions, dtype=np.float64).tobytes())
+            labels = [float(atoms.info.get(name, math.nan)) for name in data.property_names]
+            digest.update(np.asarray(labels, dtype=np.float64).tobytes())
+        digest.update(b"|")
+    return {"n_train": len(data.train), "n_val": len(data.val), "sha256": digest.hexdigest()}
 
 
 def shortcut_batches(seed: int, epoch: int, n_batches: int, fraction: float) -> list[bool]:

@@ -87,6 +87,12 @@ def test_unknown_key_is_an_error_naming_it(tmp_path, text, key):
         ("data: {dataset: a, grown_from: [300, 200]}\n", "a list of increasing counts"),
         ("data: {dataset: a, grown_from: two}\n", "'data.grown_from' must be an integer or a list"),
         ("- a\n- b\n", "must be a mapping"),
+        ("data: {dataset: a}\noptim: {lr: .inf}\n", "'optim.lr' must be a finite number"),
+        ("data: {dataset: a}\noptim: {weight_decay: 'nan'}\n", "weight_decay' must be a finite"),
+        ("data: {dataset: a}\nmodel: {hidden: 0}\n", "model.hidden must be >= 1, got 0"),
+        ("data: {dataset: a}\nmodel: {kind: foo}\n", "unknown model.kind 'foo'; known: score"),
+        ("data: {dataset: a}\nepochs: 2\ndata: {dataset: b}\n", "line 3.*key 'data' given twice"),
+        ("data: {dataset: a\nepochs: 2\n", r"not valid YAML at line 2, column \d+: expected"),
     ],
 )
 def test_bad_values_name_the_key(tmp_path, text, message):
@@ -121,3 +127,14 @@ def test_model_section_mirrors_denoiser_config():
     defaults = DenoiserConfig(n_classes=2)
     for name in denoiser_fields:  # same defaults as the architecture
         assert getattr(ModelConfig(), name) == getattr(defaults, name)
+
+
+def test_replace_checks_types_and_values_like_a_file(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("data: {dataset: a}\n")
+    config = load_config(path)
+    assert config.replace(epochs=3).epochs == 3
+    with pytest.raises(ConfigError, match="'epochs' must be an integer, got 2.5"):
+        config.replace(epochs=2.5)
+    with pytest.raises(ConfigError, match="unknown config key 'epoch'"):
+        config.replace(epoch=3)

@@ -243,5 +243,8 @@ def test_max_minutes_stops_after_the_first_epoch_past_the_limit(tiny_dataset, tm
     result = train(config, progress=False)
     assert result.epochs == 1  # one epoch always runs, then the limit stops the run
     assert Path(f"{result.checkpoint}.pt").is_file()
+    assert (tmp_path / "run" / "checkpoints" / "epoch_0001.pt").is_file()  # the last epoch's
+    with pytest.raises(ConfigError, match="nothing to do: .* max_minutes is 1e-09"):
+        train(config, resume=True)  # no further epoch past the limit
     with pytest.raises(ConfigError, match="max_minutes"):
         config.replace(max_minutes=0.0)

@@ -92,6 +92,28 @@ def test_resume_refuses_a_changed_config_and_a_missing_run(tiny_dataset, tmp_pat
         train(config.replace(out_dir=str(tmp_path / "empty")), resume=True)
 
 
+def test_resume_refuses_changed_training_data(tmp_path):
+    import ase.io
+
+    from .conftest import make_structures
+
+    data = tmp_path / "grow.extxyz"
+    ase.io.write(data, make_structures(8), format="extxyz")
+    config = tiny_config(data, tmp_path / "run", epochs=1)
+    train(config)
+    ase.io.write(data, make_structures(12), format="extxyz")  # the file grew
+    with pytest.raises(ConfigError, match="cannot resume: the training data differ"):
+        train(config.replace(epochs=2), resume=True)
+
+
+def test_overwrite_clears_the_earlier_runs_checkpoints(tiny_dataset, tmp_path):
+    train(tiny_config(tiny_dataset, tmp_path / "run", epochs=3))
+    train(tiny_config(tiny_dataset, tmp_path / "run", epochs=1), overwrite=True)
+    kept = sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir())
+    assert kept == ["epoch_0001.json", "epoch_0001.pt"]
+    assert len(read_metrics(tmp_path / "run" / "metrics.csv")) == 1
+
+
 def test_metrics_csv_has_losses_per_t_bin(tiny_dataset, tmp_path):
     config = tiny_config(tiny_dataset, tmp_path / "run", epochs=2, t_bins=3)
     train(config)
