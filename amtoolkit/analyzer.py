@@ -489,14 +489,15 @@ class Analyzer:
         generated: Atoms | Sequence[Atoms],
         reference: Atoms | Sequence[Atoms],
         *,
+        energy: bool = True,
         generated_energy: float | None = None,
     ) -> Comparison:
         """Compare a generated set with a reference set (`analysis.compare.compare`).
 
         RDF (rmax 5 Å, 100 bins) and ADF (cutoff 3.0 Å, 180 bins) are averaged over each
         set, then compared by RMSD; densities are compared as given. With a potential,
-        both sets are relaxed and their mean energies per atom compared
-        (`generated_energy`: the generated set's, when already known from `energy`).
+        both sets are relaxed and their mean energies per atom compared (``energy=False``
+        skips that; `generated_energy`: the generated set's, when already known).
 
         Returns:
             Comparison (``.summary()`` prints a table).
@@ -505,7 +506,7 @@ class Analyzer:
             CoverageError: the potential lacks an element of either set.
         """
         calc = None
-        if self.potential is not None:
+        if self.potential is not None and energy:
             calc = self._calculator_for("energy", generated)
             self._check_coverage(reference)
         return compare(

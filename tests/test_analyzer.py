@@ -193,6 +193,16 @@ def test_report_with_energy_and_reference_relaxes_each_frame_once(diamond_si, mo
     assert report.comparison.energy_reference == pytest.approx(SW_DIAMOND_ENERGY, abs=ENERGY_TOL)
 
 
+def test_report_without_energy_relaxes_nothing_for_its_comparison(diamond_si, monkeypatch):
+    import amtoolkit.analysis.energy as energy_module
+
+    calls = []
+    monkeypatch.setattr(energy_module, "relax_structure", lambda *a, **k: calls.append(1))
+    report = Analyzer("sw-si").report([diamond_si], ["rdf"], reference=[diamond_si])
+    assert calls == [] and report.comparison.energy_generated is None
+    assert report.comparison.rdf_rmsd == 0.0
+
+
 def test_property_errors_delegates():
     errors = Analyzer().property_errors([10.0, 20.0], [11.0, 18.0])
     assert (errors.mae, errors.n) == (pytest.approx(1.5), 2)

@@ -331,8 +331,9 @@ def build_report(
         check: raises StructureError or CoverageError for a frame that cannot be analysed.
         labels: one label per frame for messages (default "frame k").
         compare: called with the analysed (ghost-free) frames to compare them with a
-            reference set (and ``generated_energy=`` the mean relaxed energy when the
-            energy analysis ran), or None.
+            reference set, with ``generated_energy=`` the mean relaxed energy when the
+            energy analysis ran and ``energy=False`` (no relaxed energies) when it did
+            not, or None.
         skip_errors: skip failing frames; False raises the first failure.
         on_skip: called with (label, one-line reason) for each skipped frame.
         progress: show a tqdm progress bar over frames on stderr (None: only on a
@@ -448,10 +449,10 @@ def build_report(
 
 
 def _compare(compare: Callable[..., Comparison], real: list[Atoms], energy: Any) -> Comparison:
-    """The comparison, reusing the relaxed energies of the energy analysis when it ran
-    (the same relaxation: the defaults of both)."""
+    """The comparison; its relaxed energies only when the energy analysis ran, whose
+    relaxations it reuses (the same relaxation: the defaults of both)."""
     if energy is None:
-        return compare(real)
+        return compare(real, energy=False)
     return compare(real, generated_energy=energy.mean_energy)
 
 
