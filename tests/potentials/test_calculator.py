@@ -303,8 +303,13 @@ def test_bad_structures_raise_structure_error(diamond_si):
     overlap = diamond_si.copy()
     overlap.positions[5] = overlap.positions[2]  # LAMMPS: "Non-numeric atom coords"
     overlap.calc = broken.calc
-    with pytest.raises(StructureError, match="atoms 2 and 5 are 0.000 Å apart: overlapping"):
+    with pytest.raises(StructureError, match="atoms 2 and 5 are 0 Å apart .*: overlapping"):
         overlap.get_potential_energy()
+    near = diamond_si.copy()
+    near.positions[5] = near.positions[2] + [1e-3, 0.0, 0.0]  # LAMMPS: huge but finite
+    near.calc = broken.calc
+    with pytest.raises(StructureError, match=r"atoms 2 and 5 are 0.001 Å apart \(under 0.5 Å\)"):
+        near.get_potential_energy()
     # the calculator recovers after an error
     good = diamond_si.copy()
     good.calc = broken.calc

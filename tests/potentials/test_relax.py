@@ -241,15 +241,30 @@ def test_relax_keeps_the_callers_cell_basis(strained_si):
     )
 
 
-def test_a_failed_lammps_relaxation_does_not_break_the_next_structure():
-    """Atoms lost in one minimisation must not leave the shared LAMMPS instance broken."""
+def test_a_failed_lammps_relaxation_does_not_break_the_next_structure(monkeypatch):
+    """An error inside a minimisation (e.g. atoms lost) must not leave the shared LAMMPS
+    instance broken; overlapping atoms are refused before LAMMPS runs."""
     calc = get_calculator("sw-si")
     good = bulk("Si", "diamond", SW_LATTICE, cubic=True)
     bad = good.copy()
-    bad.positions[1] = bad.positions[0] + [0.01, 0.0, 0.0]  # overlap: atoms fly out
-    with pytest.raises(StructureError, match="atoms 0 and 1 are 0.010 Å apart") as caught:
+    bad.positions[1] = bad.positions[0] + [0.01, 0.0, 0.0]
+    with pytest.raises(StructureError, match="atoms 0 and 1 are 0.01 Å apart"):
         relax(bad, calc, cell=True)
-    assert "Lost atoms" in str(caught.value.__cause__)  # LAMMPS's own error, chained
+    rattled = good.copy()
+    rattled.rattle(0.05, seed=0)
+    relax(good, calc, cell=True)  # LAMMPS holds a structure
+    lmp = calc.lammps
+    run_commands = lmp.commands_list
+
+    def losing_atoms(commands):
+        if any(line.startswith("minimize") for line in commands):
+            raise RuntimeError("ERROR: Lost atoms: original 8 current 7")
+        return run_commands(commands)
+
+    monkeypatch.setattr(lmp, "commands_list", losing_atoms)
+    with pytest.raises(RuntimeError, match="Lost atoms"):
+        relax(rattled, calc, cell=True)
+    monkeypatch.undo()
     relaxed = relax(good, calc, cell=True)
     relaxed.calc = calc
     assert np.isclose(relaxed.get_potential_energy() / len(relaxed), SW_DIAMOND_ENERGY, atol=1e-3)
