@@ -416,6 +416,28 @@ def _resolve(name: str) -> str:
 
 
 @contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Inside the block, SIGTERM (``kill``, a batch scheduler's stop) acts as Ctrl-C, so a
+    long run stops the same clean way: workers ended, finished work kept, the resume hint
+    printed (SIGTERM otherwise ends Python at once and leaves worker processes behind)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
 def _warnings_as_lines() -> Iterator[None]:
     """Show Python warnings as ``amtool: warning: <message>`` lines on stderr."""
     import warnings

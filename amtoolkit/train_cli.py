@@ -46,7 +46,13 @@ def train(
 
     Under torchrun every process runs this command; rank 0 writes the outputs.
     """
-    from amtoolkit.cli import _user_errors, check_outputs, echo_summary, emit_json
+    from amtoolkit.cli import (
+        _user_errors,
+        check_outputs,
+        echo_summary,
+        emit_json,
+        sigterm_as_interrupt,
+    )
 
     with _user_errors(debug):
         check_outputs(json_path)
@@ -70,14 +76,15 @@ def train(
         main_rank = _is_main_rank()
         log = (lambda line: _echo_above_bar(line)) if main_rank and not no_progress else None
         try:
-            result = run_training(
-                config,
-                resume=resume,
-                overwrite=overwrite,
-                progress=not no_progress,
-                log=log,
-                command=_command_line(config_path, resume, overwrite, changes),
-            )
+            with sigterm_as_interrupt():
+                result = run_training(
+                    config,
+                    resume=resume,
+                    overwrite=overwrite,
+                    progress=not no_progress,
+                    log=log,
+                    command=_command_line(config_path, resume, overwrite, changes),
+                )
         except KeyboardInterrupt:
             click.echo(
                 f"amtool: interrupted; the finished epochs are kept: rerun with --resume to "

@@ -18,7 +18,7 @@ Labels: ``relaxed_energy`` (eV/atom after relaxing positions and cell at zero pr
 from __future__ import annotations
 
 import dataclasses
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from ase import Atoms
 
@@ -79,6 +79,18 @@ class ASiProtocol(MeltQuenchProtocol):
     pressure: float = 0.0
     relax_fmax: float = 0.01
     thermo_every: int = 100
+
+    @classmethod
+    def from_options(cls, full: bool = False, **options: Any) -> ASiProtocol:
+        """As `MeltQuenchProtocol.from_options`; a cooling rate is refused for the
+        variants that have no ramp (``melt`` and ``quench`` would silently ignore it)."""
+        variant = options.get("variant", cls.variant)
+        if "cooling_rate" in options and variant != "anneal":
+            raise ValueError(
+                f"cooling_rate applies to the anneal variant only; variant {variant!r} has "
+                "no cooling ramp (add variant=anneal)"
+            )
+        return super().from_options(full=full, **options)
 
     def __post_init__(self) -> None:
         check_integers(self)

@@ -20,6 +20,7 @@ run the same command with --resume to continue.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 import traceback
@@ -85,7 +86,7 @@ def make(
     debug: bool,
 ) -> None:
     """Generate N melt-quench samples of PROTOCOL (a-si, a-sio2, meg) into OUT.h5."""
-    from amtoolkit.cli import check_outputs, echo_summary
+    from amtoolkit.cli import check_outputs, echo_summary, sigterm_as_interrupt
     from amtoolkit.workflows.runner import (
         RunStoppedError,
         SampleFailedError,
@@ -106,19 +107,20 @@ def make(
                 )
             if value is not None:
                 options[name] = value
-        ds = make_dataset(
-            protocol,
-            n_samples,
-            out,
-            workers=workers,
-            seed=seed,
-            resume=resume,
-            full=full,
-            progress=not no_progress,
-            command=" ".join(["amtool", *sys.argv[1:]]),
-            max_minutes=max_minutes,
-            **options,
-        )
+        with sigterm_as_interrupt():
+            ds = make_dataset(
+                protocol,
+                n_samples,
+                out,
+                workers=workers,
+                seed=seed,
+                resume=resume,
+                full=full,
+                progress=not no_progress,
+                command=" ".join(["amtool", *sys.argv[1:]]),
+                max_minutes=max_minutes,
+                **options,
+            )
     except (WorkflowError, click.BadParameter, OSError) as exc:
         _fail(exc, debug, status=2)
     except RunStoppedError as exc:
@@ -144,13 +146,18 @@ def make(
 @dataset.command("collect")
 @click.argument("out", metavar="OUT.h5")
 @click.option("-o", "--output", required=True, metavar="PARTIAL.h5", help="Where to write.")
+@click.option("--overwrite", is_flag=True, help="Replace PARTIAL.h5 if it exists.")
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
-def collect(out: str, output: str, debug: bool) -> None:
+def collect(out: str, output: str, overwrite: bool, debug: bool) -> None:
     """Write the samples finished so far by an unfinished run into OUT.h5 to PARTIAL.h5
     (the run's OUT.h5.parts folder is left as it is, so it can still be resumed)."""
+    from amtoolkit.cli import check_outputs
     from amtoolkit.workflows.runner import WorkflowError, collect_parts
 
     try:
+        check_outputs(output)
+        if os.path.exists(output) and not overwrite:
+            raise WorkflowError(f"{output} exists; pass --overwrite to replace it")
         ds = collect_parts(out, output)
     except (WorkflowError, OSError) as exc:
         _fail(exc, debug, status=2)

@@ -132,9 +132,13 @@ class MEGProtocol(MeltQuenchProtocol):
 
     def __post_init__(self) -> None:
         check_integers(self)
-        # tuples from JSON/CLI may arrive as lists; keep the dataclass hashable
-        object.__setattr__(self, "formers", tuple(self.formers))
-        object.__setattr__(self, "modifiers", tuple(self.modifiers))
+        # lists from JSON, or one comma-separated string from the command line
+        # (--set modifiers=CaO,Li2O); tuples keep the dataclass hashable
+        for name in ("formers", "modifiers"):
+            value = getattr(self, name)
+            if isinstance(value, str):
+                value = [part.strip() for part in value.split(",") if part.strip()]
+            object.__setattr__(self, name, tuple(value))
         check_positive(
             self,
             "atoms",

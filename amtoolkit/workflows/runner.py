@@ -224,12 +224,23 @@ def make_dataset(
         )
     command = command if command is not None else shlex.join(sys.argv)
     log = _EventLog(log_path(out))
+    imported = False
     if parts.folder.exists():
         parts.check_manifest(manifest)
     else:
         parts.create(manifest)
         if resume and out.exists():
             parts.import_dataset(out, manifest)
+            imported = True
+    beyond = sorted(i for i in parts.finished() if i >= n_samples)
+    if beyond:  # a smaller n would drop finished samples from the output
+        if imported:
+            shutil.rmtree(parts.folder)
+        raise WorkflowError(
+            f"{out} already holds samples up to index {beyond[-1]}: n_samples={n_samples} "
+            f"would drop {len(beyond)} of them; give at least {beyond[-1] + 1} (the run is "
+            "unchanged)"
+        )
     parts.remove_temporaries()
     stale = parts.folder.with_name(parts.folder.name + ".removing")
     if stale.exists():  # a completed run killed while deleting its work folder

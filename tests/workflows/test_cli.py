@@ -119,6 +119,11 @@ def test_time_limit_exits_3_and_resume_continues(tmp_path, toy_registered):
     assert result.exit_code == 3, result.output
     assert "1 of 3 samples done; run again with resume=True (--resume)" in result.stderr
     assert not out.exists()
+    partial = tmp_path / "partial.h5"
+    assert invoke("collect", str(out), "-o", str(partial)).exit_code == 0
+    refused = invoke("collect", str(out), "-o", str(partial))
+    assert refused.exit_code == 2 and "exists; pass --overwrite" in one_line_error(refused)
+    assert invoke("collect", str(out), "-o", str(partial), "--overwrite").exit_code == 0
     result = invoke(*args, "--set", "sleep=0.5", "--resume")
     assert result.exit_code == 0, result.output
     assert len(Dataset.from_hdf5(out)) == 3

@@ -183,3 +183,14 @@ def test_analyzer_elastic_defaults_without_label_settings():
     calc = get_calculator("tersoff-sio2")
     assert Analyzer(calc).elastic_defaults() == ELASTIC_DEFAULTS  # a calculator: no labels known
     calc.close()
+
+
+def test_meg_oxide_lists_from_the_command_line():
+    """``--set modifiers=CaO,Li2O`` arrives as one string: it is split on commas."""
+    from amtoolkit.workflows.cli import parse_settings
+
+    options = parse_settings(["modifiers=CaO,Li2O", "formers=SiO2"])
+    protocol = MEGProtocol(**options)
+    assert protocol.modifiers == ("CaO", "Li2O") and protocol.formers == ("SiO2",)
+    with pytest.raises(ValueError, match=r"unknown oxide\(s\) in modifiers: \['Xx'\]"):
+        MEGProtocol(modifiers="CaO,Xx")

@@ -177,6 +177,17 @@ def test_resume_extends_a_finished_dataset(tmp_path):
         np.testing.assert_array_equal(ds[i].positions, first_two[i])
 
 
+def test_resume_with_fewer_samples_than_finished_is_refused(tmp_path):
+    proto = toy(tmp_path)
+    out = tmp_path / "four.h5"
+    make_dataset(proto, 4, out, workers=1, seed=1, progress=False)
+    with pytest.raises(
+        WorkflowError, match="holds samples up to index 3: n_samples=2 would drop 2"
+    ):
+        make_dataset(proto, 2, out, workers=1, seed=1, resume=True, progress=False)
+    assert len(Dataset.from_hdf5(out)) == 4 and not parts_folder(out).exists()  # unchanged
+
+
 def test_resume_with_other_settings_names_the_difference(tmp_path):
     proto = toy(tmp_path, fail_indices=(0,))
     out = tmp_path / "x.h5"
@@ -225,8 +236,10 @@ def test_get_protocol_registry_full_and_float_coercion():
     meg = get_protocol("meg", full=True)
     assert (meg.atoms, meg.cooling_rate, meg.timestep) == (800, 5.0, 2.0)
     assert get_protocol("meg", full=True, atoms=400).atoms == 400  # options override full
-    p = get_protocol("a-si", cooling_rate=20)
+    p = get_protocol("a-si", variant="anneal", cooling_rate=20)
     assert isinstance(p.cooling_rate, float) and p.cooling_rate == 20.0
+    with pytest.raises(WorkflowError, match="cooling_rate applies to the anneal variant only"):
+        get_protocol("a-si", cooling_rate=20)  # quench has no ramp to slow down
     json.dumps(p.to_dict())  # provenance-ready
 
 
