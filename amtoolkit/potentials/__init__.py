@@ -49,6 +49,7 @@ def get_calculator(name: str, **options: Any) -> LammpsCalculator:
             (see `POTENTIALS[name].options`).
 
     Raises:
-        KeyError: unknown name. TypeError: unknown option.
+        KeyError: unknown name. TypeError: unknown option, or a value of the wrong kind.
+        ValueError: a number option that is not a positive number.
     """
     return LammpsCalculator(name, **options)

@@ -9,9 +9,13 @@ charges). Elements are mapped by what is actually present, so an Si-only cell un
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from numbers import Real
 from typing import Any
+
+import numpy as np
 
 from amtoolkit.errors import CoverageError
 from amtoolkit.potentials import bmp
@@ -51,7 +55,15 @@ class PotentialSpec:
     elastic_options: Mapping[str, Any] = field(default_factory=dict)
 
     def resolve_options(self, options: Mapping[str, Any]) -> dict[str, Any]:
-        """Defaults updated with `options`; raises TypeError naming an unknown option."""
+        """Defaults updated with `options`.
+
+        Raises:
+            TypeError: an unknown option (named, with the allowed ones), or a value of
+                another kind than its default (true/false for a switch, a number for a
+                length or a parameter).
+            ValueError: a number option (every one is a length or a rate) that is not a
+                finite positive number.
+        """
         unknown = sorted(set(options) - set(self.options))
         if unknown:
             allowed = ", ".join(sorted(self.options)) or "none"
@@ -59,6 +71,20 @@ class PotentialSpec:
                 f"unknown option(s) {', '.join(map(repr, unknown))} for potential "
                 f"{self.name!r} (allowed: {allowed})"
             )
+        for name, value in options.items():
+            default = self.options[name]
+            if isinstance(default, bool):
+                if not isinstance(value, (bool, np.bool_)):
+                    raise TypeError(
+                        f"{self.name} option {name} must be true or false, got {value!r}"
+                    )
+            elif isinstance(default, (int, float)):
+                if isinstance(value, (bool, np.bool_)) or not isinstance(value, Real):
+                    raise TypeError(f"{self.name} option {name} must be a number, got {value!r}")
+                if not (math.isfinite(value) and value > 0):
+                    raise ValueError(
+                        f"{self.name} option {name} must be a positive number, got {value!r}"
+                    )
         return {**self.options, **options}
 
     def to_dict(self) -> dict[str, Any]:

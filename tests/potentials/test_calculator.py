@@ -101,6 +101,20 @@ def test_unknown_name_and_option():
         get_calculator("bmp-glass", kappa=1.0)
 
 
+@pytest.mark.parametrize(
+    ("options", "error", "message"),
+    [
+        ({"coulomb_cutoff": -1.0}, ValueError, "coulomb_cutoff must be a positive number, got -1"),
+        ({"alpha": float("nan")}, ValueError, "alpha must be a positive number"),
+        ({"coulomb_cutoff": "x"}, TypeError, "coulomb_cutoff must be a number, got 'x'"),
+        ({"three_body": "no"}, TypeError, "three_body must be true or false, got 'no'"),
+    ],
+)
+def test_option_values_are_checked_when_the_calculator_is_made(options, error, message):
+    with pytest.raises(error, match=message):
+        get_calculator("bmp-glass", **options)
+
+
 def test_mixed_periodicity_is_rejected(diamond_si):
     atoms = diamond_si.copy()
     atoms.pbc = [True, True, False]
