@@ -13,6 +13,7 @@ Every failure is an exception whose message is one line naming the file.
 from __future__ import annotations
 
 import inspect
+import io
 import json
 import math
 import os
@@ -21,7 +22,7 @@ import struct
 import warnings
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import ase.io
 import numpy as np
@@ -170,6 +171,8 @@ def read_structures(
         raise ReadError(f"{path}: the file is empty")
     numbers_of_type = parse_type_map(type_map)
 
+    if format is None and _starts_like_a_text_dump(path):  # whatever its ending says
+        format = _LAMMPS_DUMP_TEXT
     if _is_lammps_data(path, format):
         frames = [_read_lammps_data(path, numbers_of_type, units)]
         frames = _select(frames, index, path)
@@ -188,7 +191,8 @@ def read_structures(
         except (StopIteration, IndexError):  # an int index past the last frame
             raise ReadError(f"{path}: frame {index} does not exist") from None
         except Exception as exc:  # ASE raises many types; all mean "cannot read this file"
-            raise ReadError(f"{path}: cannot read{_as(format)}: {_one_line(exc)}") from exc
+            where = _failing_frame(path, found, options)
+            raise ReadError(f"{path}{where}: cannot read{_as(format)}: {_one_line(exc)}") from exc
         frames = [read] if isinstance(read, Atoms) else list(read)
         if found in _LAMMPS_DUMP_FORMATS:
             _elements_of_dump(frames, path, numbers_of_type, found)
@@ -273,15 +277,53 @@ def _parse_index(text: str, path: Path) -> int | slice:
     return slice(*parts)
 
 
+def _open_text(path: Path) -> IO[str]:
+    """`path` opened for reading text, decompressed when it ends in .gz, .bz2 or .xz (as
+    ``ase.io.read`` reads it); undecodable bytes are replaced."""
+    from ase.io.formats import open_with_compression
+
+    return io.TextIOWrapper(open_with_compression(str(path), "rb"), errors="replace")
+
+
+def _failing_frame(path: Path, format: str | None, options: dict[str, Any]) -> str:
+    """``"[k]"`` for the first frame of a multi-frame file that cannot be read (after k
+    good ones), or "" when the file fails before its first frame or cannot be iterated."""
+    count = 0
+    try:
+        for _ in ase.io.iread(path, index=":", format=format, **options):
+            count += 1
+    except Exception:  # the failure being located
+        return f"[{count}]" if count else ""
+    return ""
+
+
+def _starts_like_a_text_dump(path: Path) -> bool:
+    """Whether `path` begins as a LAMMPS text dump does (``ITEM: TIMESTEP``)."""
+    try:
+        with _open_text(path) as fh:
+            return fh.readline().strip() == "ITEM: TIMESTEP"
+    except (OSError, EOFError, ValueError):  # unreadable or a broken compressed file
+        return False
+
+
+def _uncompressed_suffix(path: Path) -> str:
+    """The file ending that says the format: ``.data`` for ``glass.data.gz``."""
+    from ase.io.formats import get_compression
+
+    return Path(get_compression(path.name)[0]).suffix.lower()
+
+
 def _is_lammps_data(path: Path, format: str | None) -> bool:
     if format is not None:
         return format.lower() in _LAMMPS_FORMATS
-    if path.suffix.lower() in LAMMPS_DATA_SUFFIXES or path.name.lower().startswith("data."):
+    name = path.name.lower()
+    suffix = _uncompressed_suffix(path)
+    if suffix in LAMMPS_DATA_SUFFIXES or name.startswith("data."):
         return True
-    if path.suffix.lower() in (".xyz", ".extxyz", ".cif", ".traj", ".json", ".db", ".h5"):
+    if suffix in (".xyz", ".extxyz", ".cif", ".traj", ".json", ".db", ".h5", ".lammpstrj"):
         return False
     try:
-        with open(path, errors="replace") as fh:
+        with _open_text(path) as fh:
             for _, line in zip(range(_HEADER_SCAN_LINES), fh, strict=False):
                 if re.search(r"\sxlo\s+xhi\b", line):
                     return True
@@ -295,7 +337,7 @@ def _lammps_header(path: Path) -> tuple[str | None, str | None, bool]:
     and the ``Atoms # X`` line."""
     units = style = None
     atoms_section = False
-    with open(path, errors="replace") as fh:
+    with _open_text(path) as fh:
         first = fh.readline()
         match = re.search(r"units\s*=\s*(\w+)", first)
         if match:
@@ -423,7 +465,7 @@ def _binary_dump_columns(path: Path) -> list[str]:
 
 def _dump_has_elements(path: Path) -> bool:
     """Whether a LAMMPS text dump's first ``ITEM: ATOMS`` line has an ``element`` column."""
-    with open(path, errors="replace") as fh:
+    with _open_text(path) as fh:
         for line in fh:
             if line.startswith("ITEM: ATOMS"):
                 return "element" in line.split()[2:]

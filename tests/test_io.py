@@ -253,6 +253,38 @@ def test_lammps_dump_element_column_wins(tmp_path):
         assert frame.get_chemical_symbols() == ["O", "Si"]
 
 
+def test_a_corrupt_frame_is_named(tmp_path):
+    path = tmp_path / "four.extxyz"
+    write_structures(path, [bulk("Si", "diamond", a=5.431)] * 4)
+    lines = path.read_text().splitlines()
+    atom_line = 2 * (2 + 2) + 2  # frame 2's first atom (2-atom frames, 2 header lines)
+    lines[atom_line] = lines[atom_line].replace(lines[atom_line].split()[1], "abc", 1)
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ReadError, match=r"four.extxyz\[2\]: cannot read: .*'abc'"):
+        read_structures(path)
+
+
+def test_compressed_lammps_files_and_a_dump_named_like_data(tmp_path, charge_data):
+    import gzip
+    import shutil
+
+    def gzipped(source, name):
+        target = tmp_path / name
+        with open(source, "rb") as fh, gzip.open(target, "wb") as gz:
+            shutil.copyfileobj(fh, gz)
+        return target
+
+    (plain,) = read_structures(charge_data)
+    (data,) = read_structures(gzipped(charge_data, "glass.data.gz"))
+    assert data.get_chemical_symbols() == plain.get_chemical_symbols()  # Masses read
+    np.testing.assert_allclose(data.positions, plain.positions)
+    dump = tmp_path / "dump.lammps"  # a text dump with a data-file ending
+    _write_dump(dump, "id type element x y z", frames=2)
+    assert [f.get_chemical_symbols() for f in read_structures(dump)] == [["O", "Si"]] * 2
+    (frame,) = read_structures(gzipped(dump, "run.lammpstrj.gz"), index=-1)
+    assert frame.get_chemical_symbols() == ["O", "Si"]  # its element column, decompressed
+
+
 def _lammps_dumps(folder, columns: str = "id type x y z vx vy vz", time: bool = True):
     """Binary and text dumps of the same two frames of a triclinic 2-type diamond cell,
     written by LAMMPS itself (the binary one with its column names, units and time)."""
