@@ -34,7 +34,14 @@ _PE_ATOM = "amt_pe_atom"
 _PE_SUM = "amt_pe_sum"
 _NONPERIODIC_PADDING = 2.0  # Å around a cluster's bounding box
 OVERLAP = 0.5
-"""Atoms nearer than this (Å) overlap: no potential here evaluates them."""
+"""Atoms nearer than this (Å) overlap: an error from LAMMPS on such a structure (NaN,
+"Lost atoms") is reported as a StructureError naming the pair."""
+
+COINCIDENT = 0.1
+"""Atoms nearer than this (Å) are refused before LAMMPS runs: one atom entered twice,
+for which LAMMPS returns a huge but finite energy (8e7 eV at 1e-6 Å under bmp-glass).
+Pairs between this and `OVERLAP` are evaluated: a relaxation can push them apart (a
+rattled or generated start)."""
 
 
 _OVERLAP_SEARCH = 2.0
@@ -43,10 +50,10 @@ fastest with cells of about this size: 0.34 ms for 1000 atoms of diamond Si agai
 ms searching 0.5 Å directly, whose tiny cells cost more than the pairs they save."""
 
 
-def overlapping_pair(atoms: Atoms) -> tuple[int, int, float] | None:
-    """The nearest pair of atoms closer than `OVERLAP` Å as (i, j, distance), or None."""
-    i, j, d = neighbor_list(atoms, _OVERLAP_SEARCH, "ijd", full_list=False)
-    close = np.flatnonzero(d < OVERLAP)
+def overlapping_pair(atoms: Atoms, within: float = OVERLAP) -> tuple[int, int, float] | None:
+    """The nearest pair of atoms closer than `within` Å as (i, j, distance), or None."""
+    i, j, d = neighbor_list(atoms, max(_OVERLAP_SEARCH, within), "ijd", full_list=False)
+    close = np.flatnonzero(d < within)
     if not len(close):
         return None
     k = close[int(np.argmin(d[close]))]
@@ -152,11 +159,11 @@ class LammpsCalculator(Calculator):
                 "in all three directions or in none"
             )
         check_structure(atoms, periodic=bool(pbc.all()))
-        pair = overlapping_pair(atoms)  # LAMMPS would return a huge but finite energy
+        pair = overlapping_pair(atoms, COINCIDENT)  # LAMMPS: a huge but finite energy
         if pair is not None:
             i, j, d = pair
             raise StructureError(
-                f"atoms {i} and {j} are {d:.3g} Å apart (under {OVERLAP} Å): overlapping "
+                f"atoms {i} and {j} are {d:.3g} Å apart (under {COINCIDENT} Å): overlapping "
                 f"atoms, which {self.spec.name!r} cannot evaluate"
             )
         if (

@@ -322,7 +322,7 @@ def test_bad_structures_raise_structure_error(diamond_si):
     near = diamond_si.copy()
     near.positions[5] = near.positions[2] + [1e-3, 0.0, 0.0]  # LAMMPS: huge but finite
     near.calc = broken.calc
-    with pytest.raises(StructureError, match=r"atoms 2 and 5 are 0.001 Å apart \(under 0.5 Å\)"):
+    with pytest.raises(StructureError, match=r"atoms 2 and 5 are 0.001 Å apart \(under 0.1 Å\)"):
         near.get_potential_energy()
     # the calculator recovers after an error
     good = diamond_si.copy()
