@@ -9,6 +9,7 @@ positions with `scatter_atoms`, followed by `run 0`. Units are LAMMPS `metal`
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -58,6 +59,24 @@ def overlapping_pair(atoms: Atoms, within: float = OVERLAP) -> tuple[int, int, f
         return None
     k = close[int(np.argmin(d[close]))]
     return int(i[k]), int(j[k]), float(d[k])
+
+
+NEUTRAL_TOLERANCE = 1e-6
+"""e: a cell whose fixed charges sum to more than this (in magnitude) is charged."""
+
+
+def _warn_if_charged(atoms: Atoms, spec: PotentialSpec) -> None:
+    """Warn when the potential's fixed charges of `atoms` do not sum to zero: the Coulomb
+    energy of a charged periodic cell depends on the summation (DSF here) and its
+    stress and energy are not those of a real glass."""
+    net = sum(spec.charges[symbol] for symbol in atoms.get_chemical_symbols())
+    if abs(net) > NEUTRAL_TOLERANCE:
+        warnings.warn(
+            f"the cell {atoms.get_chemical_formula()} is not neutral under {spec.name!r}: "
+            f"its charges sum to {net:+.3g} e",
+            UserWarning,
+            stacklevel=4,
+        )
 
 
 def species_of(atoms: Atoms) -> list[str]:
@@ -249,6 +268,8 @@ class LammpsCalculator(Calculator):
     # ------------------------------------------------------------------ private
 
     def _build(self, atoms: Atoms, species: list[str]) -> None:
+        if self.spec.charges:
+            _warn_if_charged(atoms, self.spec)
         if self._lmp is None:
             self._lmp = new_lammps()
         lmp = self._lmp

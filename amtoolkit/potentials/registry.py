@@ -37,6 +37,8 @@ class PotentialSpec:
         options: option name -> default value accepted by `get_calculator(name, **options)`.
         commands: (species, options) -> LAMMPS commands defining the interaction.
         cutoff: the longest interaction range in Å (for information).
+        charges: element -> fixed charge (e) of a charged potential, empty otherwise;
+            a cell whose charges do not sum to zero gets a warning.
         elastic_options: defaults of `Analyzer.elastic` with this potential (``fmax``,
             ``n_steps``): the settings of the elastic labels of the datasets made with
             it, so that a structure measured with the defaults is measured as its
@@ -52,6 +54,7 @@ class PotentialSpec:
     commands: CommandBuilder = field(repr=False)
     options: Mapping[str, Any] = field(default_factory=dict)
     cutoff: float = 0.0
+    charges: Mapping[str, float] = field(default_factory=dict)
     elastic_options: Mapping[str, Any] = field(default_factory=dict)
 
     def resolve_options(self, options: Mapping[str, Any]) -> dict[str, Any]:
@@ -161,6 +164,7 @@ POTENTIALS: dict[str, PotentialSpec] = {
             "three_body": True,
         },
         cutoff=bmp.COULOMB_CUTOFF,
+        charges=bmp.parameters().charges,
         elastic_options={"fmax": 1e-3, "n_steps": 3},  # the meg labels (MEGProtocol)
     ),
 }

@@ -109,6 +109,7 @@ def test_commands_map_types_by_elements_present():
 # ------------------------------------------------------------- numpy reference
 
 
+@pytest.mark.filterwarnings("ignore:the cell .* is not neutral:UserWarning")  # every element
 @pytest.mark.parametrize(
     "make", [lambda: beta_cristobalite(), multicomponent_cell], ids=["silica", "all-elements"]
 )
@@ -142,6 +143,7 @@ def test_energy_matches_independent_numpy_evaluation(make):
     assert two_body.get_potential_energy() / n == pytest.approx(expected / n, abs=EXACT_TOL)
 
 
+@pytest.mark.filterwarnings("ignore:the cell .* is not neutral:UserWarning")  # every element
 def test_forces_and_stress_match_finite_differences_all_elements():
     atoms = multicomponent_cell(seed=5)
     # a T-O distance within 1e-3 Å of the 3.3 Å three-body cutoff would put a jump inside
@@ -195,3 +197,14 @@ def test_relaxed_lithium_silicate(cristobalite):
     assert relaxed.info["relax_converged"]
     assert 1.55 < si_o_bond_lengths(relaxed).mean() < 1.68
     assert 2.0 < density(relaxed) < 2.8
+
+
+def test_a_charged_cell_warns_and_a_neutral_one_does_not(recwarn):
+    neutral = beta_cristobalite()
+    neutral.calc = get_calculator("bmp-glass")
+    neutral.get_potential_energy()
+    assert not [w for w in recwarn if "not neutral" in str(w.message)]
+    charged = multicomponent_cell()
+    charged.calc = get_calculator("bmp-glass")
+    with pytest.warns(UserWarning, match=r"is not neutral under 'bmp-glass': its charges sum to"):
+        charged.get_potential_energy()
