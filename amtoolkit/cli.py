@@ -107,6 +107,11 @@ def main() -> None:
 @click.option("--plot", "plot_path", metavar="OUT.png", help="Write a figure (.png, .pdf or .svg).")
 @click.option("--type-map", metavar="1=O,2=Si", help="LAMMPS atom types to elements.")
 @click.option(
+    "--atom-style",
+    metavar="STYLE",
+    help="LAMMPS atom style of data files whose Atoms line names none (atomic, charge, full).",
+)
+@click.option(
     "--index", default=":", show_default=True, help="Frames of each file: ASE index, e.g. -1, ::10."
 )
 @click.option("--format", "fmt", metavar="FORMAT", help="ASE file format (default: guess).")
@@ -126,6 +131,7 @@ def analyze(
     json_path: str | None,
     plot_path: str | None,
     type_map: str | None,
+    atom_style: str | None,
     index: str,
     fmt: str | None,
     debug: bool,
@@ -151,8 +157,8 @@ def analyze(
                 "(amtool potentials lists them)"
             )
         analyzer = Analyzer(potential, workers=workers)
-        frames, labels = _read(files, index, fmt, type_map)
-        ref_frames = _read(reference, ":", fmt, type_map)[0] if reference else None
+        frames, labels = _read(files, index, fmt, type_map, atom_style)
+        ref_frames = _read(reference, ":", fmt, type_map, atom_style)[0] if reference else None
         analyses = [name for flag, name in _FLAGS.items() if flags[flag]] or DEFAULT_ANALYSES
         report = analyzer.report(
             frames,
@@ -372,7 +378,11 @@ _add_subcommands()
 
 
 def _read(
-    files: Sequence[str], index: str, fmt: str | None, type_map: str | None
+    files: Sequence[str],
+    index: str,
+    fmt: str | None,
+    type_map: str | None,
+    atom_style: str | None = None,
 ) -> tuple[list, list[str]]:
     """All frames of `files` and one label ``file[k]`` per frame."""
     from amtoolkit.io import parse_type_map, read_structures
@@ -384,7 +394,9 @@ def _read(
             read = _held_out(name[len(HELD_OUT_PREFIX) :], index)
         else:
             path = _resolve(name)
-            read = read_structures(path, index=index, format=fmt, type_map=numbers_of_type)
+            read = read_structures(
+                path, index=index, format=fmt, type_map=numbers_of_type, atom_style=atom_style
+            )
         frames += read
         labels += [f"{name}[{k}]" for k in range(len(read))]
     return frames, labels

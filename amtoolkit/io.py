@@ -132,6 +132,7 @@ def read_structures(
     type_map: str | TypeMap | None = None,
     *,
     units: str | None = None,
+    atom_style: str | None = None,
 ) -> list[Atoms]:
     """Read the frames of a structure file as a list of Atoms.
 
@@ -151,6 +152,9 @@ def read_structures(
             recognised by its header, its columns read from it) always needs it.
         units: LAMMPS units style of a data file; None reads it from the ``units = ...``
             note on the first line (LAMMPS ``write_data``) and falls back to ``metal``.
+        atom_style: LAMMPS atom style of a data file (``atomic``, ``charge``, ``full``,
+            ...); None reads it from the ``Atoms # style`` line and, without one, lets
+            ASE guess it from the number of columns.
 
     Returns:
         The selected frames (a list, also for a single frame). LAMMPS frames keep the
@@ -174,7 +178,7 @@ def read_structures(
     if format is None and _starts_like_a_text_dump(path):  # whatever its ending says
         format = _LAMMPS_DUMP_TEXT
     if _is_lammps_data(path, format):
-        frames = [_read_lammps_data(path, numbers_of_type, units)]
+        frames = [_read_lammps_data(path, numbers_of_type, units, atom_style)]
         frames = _select(frames, index, path)
     else:
         try:
@@ -358,7 +362,7 @@ def _ase_style_keyword() -> str:
 
 
 def _read_lammps_data(
-    path: Path, numbers_of_type: dict[int, int] | None, units: str | None
+    path: Path, numbers_of_type: dict[int, int] | None, units: str | None, atom_style: str | None
 ) -> Atoms:
     try:
         file_units, style, atoms_section = _lammps_header(path)
@@ -367,13 +371,17 @@ def _read_lammps_data(
     if not atoms_section:
         raise ReadError(f"{path}: not a LAMMPS data file (no Atoms section)")
     units = units or file_units or "metal"
+    style = atom_style or style
     kwargs = {"units": units}
     if style is not None:
         kwargs[_ase_style_keyword()] = style
     try:
         atoms = ase.io.read(path, format="lammps-data", **kwargs)
     except Exception as exc:  # ASE raises RuntimeError/ValueError/StopIteration/KeyError here
-        raise ReadError(f"{path}: cannot read as LAMMPS data: {_one_line(exc)}") from exc
+        hint = ""
+        if style is None:
+            hint = " (its Atoms line names no style: give it, e.g. --atom-style charge)"
+        raise ReadError(f"{path}: cannot read as LAMMPS data: {_one_line(exc)}{hint}") from exc
 
     types = np.asarray(atoms.arrays["type"], dtype=int)
     file_masses = atoms.arrays.get("masses")  # present only if the file has a Masses section

@@ -253,6 +253,15 @@ def test_lammps_dump_element_column_wins(tmp_path):
         assert frame.get_chemical_symbols() == ["O", "Si"]
 
 
+def test_a_data_file_without_a_style_comment_takes_the_style_given(tmp_path, charge_data):
+    bare = tmp_path / "bare.data"
+    bare.write_text(charge_data.read_text().replace("Atoms # charge", "Atoms"))
+    with pytest.raises(ReadError, match=r"names no style: give it, e.g. --atom-style charge"):
+        read_structures(bare)  # 9 columns: atomic with image flags, or charge? ASE cannot tell
+    (atoms,) = read_structures(bare, atom_style="charge")
+    np.testing.assert_allclose(atoms.get_initial_charges(), [2.4, -1.2, -1.2, -1.2])
+
+
 def test_a_corrupt_frame_is_named(tmp_path):
     path = tmp_path / "four.extxyz"
     write_structures(path, [bulk("Si", "diamond", a=5.431)] * 4)
