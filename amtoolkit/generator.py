@@ -735,9 +735,10 @@ class Generator:
         typical = self.info.typical
         sizes = typical.n_atoms_range if typical is not None else None
         if n_atoms is not None and sizes is not None and n_atoms < SMALL_CELL_FRACTION * sizes[0]:
+            trained = f"{sizes[0]}" if sizes[0] == sizes[1] else f"{sizes[0]}-{sizes[1]}"
             warnings.warn(
-                f"n_atoms={n_atoms} is far below the training sizes ({sizes[0]}-{sizes[1]} "
-                "atoms): the model never saw cells this small",
+                f"n_atoms={n_atoms} is far below the training sizes ({trained} atoms): the "
+                "model never saw cells this small",
                 UserWarning,
                 stacklevel=stacklevel,
             )
@@ -1158,16 +1159,14 @@ def parse_cell(text: str) -> float | list[float]:
 
 def _real(name: str, value: Any) -> float:
     """`value` as a float, for a real number (not a bool or a string); else ValueError."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(
-        value, (Real, np.integer, np.floating)
-    ):
+    if isinstance(value, bool) or not isinstance(value, Real):  # numpy numbers are Real
         raise ValueError(f"{name} must be a number, got {value!r}")
     return float(value)
 
 
 def _target_values(key: str, value: Any, n: int) -> np.ndarray:
     """A scalar or length-`n` target as float array [n] (None -> NaN); rejects inf."""
-    key = key.removeprefix("target_")  # messages name the target as the user wrote it
+    key = key.removeprefix(TARGET_PREFIX)  # messages name the target as the user wrote it
     if value is None:
         return np.full(n, np.nan)
     if isinstance(value, (str, bytes)):
