@@ -138,7 +138,8 @@ def refine_iter(
         Refined Atoms in input order; ``atoms.info`` gains ``refine_method``,
         ``refine_t``, ``refine_steps``, for "sde" ``noise_scale``, for "hmc" and "relax"
         ``noise_energy`` (E_hat after the stage), for HMC ``hmc_acceptance`` and ``dt0``,
-        and with a potential ``refine_potential`` and ``refine_classical``.
+        with a potential ``refine_potential`` and ``refine_classical``, and
+        ``refine_index`` (the structure's position among the inputs).
 
     Raises:
         ValueError: at the call, before any structure is refined: "hmc" or "relax" with a
