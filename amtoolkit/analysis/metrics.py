@@ -8,7 +8,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy.special import gammaln
 
-from amtoolkit.analysis._result import Result
+from amtoolkit.analysis._result import Result, new_axes
 
 
 def distribution_rmsd(a: ArrayLike, b: ArrayLike) -> float:
@@ -202,6 +202,57 @@ class PropertyErrors(Result):
     rmse: float
     mape: float
     n: int
+
+
+@dataclasses.dataclass(frozen=True)
+class TargetCheck(Result):
+    """A property measured on structures made for design targets, frame by frame.
+
+    Attributes:
+        name: the property (e.g. ``"shear_modulus"``).
+        target: the target of each frame (NaN where it had none), shape ``[n]``.
+        measured: the measured value of each frame, shape ``[n]``.
+        errors: `property_errors` of the pairs.
+    """
+
+    name: str
+    target: np.ndarray
+    measured: np.ndarray
+    errors: PropertyErrors
+
+    def plot(self, ax=None):
+        """Measured against target, one point per frame, with the line measured = target;
+        returns the Axes."""
+        from amtoolkit.data.properties import unit_of
+
+        ax = new_axes(ax)
+        keep = ~(np.isnan(self.target) | np.isnan(self.measured))
+        t, m = self.target[keep], self.measured[keep]
+        ax.plot(t, m, "o", color="C0")
+        if len(t):
+            low, high = float(min(t.min(), m.min())), float(max(t.max(), m.max()))
+            pad = 0.05 * (high - low) or 0.05 * max(abs(high), 1.0)
+            ax.plot([low - pad, high + pad], [low - pad, high + pad], color="0.6", lw=0.8)
+        unit = unit_of(self.name)
+        label = self.name if not unit or unit == "1" else f"{self.name} ({unit})"
+        ax.set_xlabel(f"target {label}")
+        ax.set_ylabel(f"measured {label}")
+        e = self.errors
+        ax.text(
+            0.04,
+            0.96,
+            f"MAE {e.mae:.3g}, RMSE {e.rmse:.3g} (n {e.n})",
+            transform=ax.transAxes,
+            va="top",
+        )
+        return ax
+
+
+def target_check(name: str, targets: ArrayLike, measured: ArrayLike) -> TargetCheck:
+    """`TargetCheck` of property `name` from per-frame targets and measured values."""
+    t = np.asarray(targets, dtype=float)
+    m = np.asarray(measured, dtype=float)
+    return TargetCheck(name=name, target=t, measured=m, errors=property_errors(t, m))
 
 
 def property_errors(targets: ArrayLike, measured: ArrayLike) -> PropertyErrors:

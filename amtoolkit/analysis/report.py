@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from numpy.typing import ArrayLike
 
     from amtoolkit.analysis.compare import Comparison
-    from amtoolkit.analysis.metrics import PropertyErrors
+    from amtoolkit.analysis.metrics import PropertyErrors, TargetCheck
 
 __all__ = [
     "ANALYSES",
@@ -150,9 +150,9 @@ class AnalysisReport(Result):
         potential: name of the potential, or None.
         reference_results: the structure analyses (`REFERENCE_ANALYSES` among those
             computed) of the reference set, drawn over the frames' curves by `plot`.
-        target_errors: property -> errors of the measured values against the frames'
-            design targets (``atoms.info["target_<property>"]``, as `Generator.generate`
-            records them), for the properties a computed analysis measures.
+        targets: property -> `TargetCheck` (per-frame target and measured value, and
+            their errors) for the frames' design targets (``atoms.info["target_<property>"]``,
+            as `Generator.generate` records them) that a computed analysis measures.
     """
 
     labels: list[str]
@@ -166,7 +166,12 @@ class AnalysisReport(Result):
     comparison: Comparison | None
     potential: str | None
     reference_results: dict[str, Result] = dataclasses.field(default_factory=dict)
-    target_errors: dict[str, PropertyErrors] = dataclasses.field(default_factory=dict)
+    targets: dict[str, TargetCheck] = dataclasses.field(default_factory=dict)
+
+    @property
+    def target_errors(self) -> dict[str, PropertyErrors]:
+        """Property -> errors of the measured values against the frames' targets."""
+        return {name: check.errors for name, check in self.targets.items()}
 
     def to_dict(self) -> dict[str, Any]:
         out = to_jsonable(
@@ -188,8 +193,9 @@ class AnalysisReport(Result):
             out["comparison"] = self.comparison.to_dict()
         if self.reference_results:
             out["reference"] = {name: r.to_dict() for name, r in self.reference_results.items()}
-        if self.target_errors:
+        if self.targets:
             out["target_errors"] = {name: e.to_dict() for name, e in self.target_errors.items()}
+            out["targets"] = {name: c.to_dict() for name, c in self.targets.items()}
         return out
 
     @property
@@ -221,7 +227,7 @@ class AnalysisReport(Result):
         rows = _reference_rows(self.results, self.reference_results)
         if rows:
             sections.append(format_table("structure vs reference", rows))
-        if self.target_errors:
+        if self.targets:
             sections.append(format_table("measured vs target", _target_rows(self.target_errors)))
         return "\n\n".join(sections)
 
@@ -231,7 +237,8 @@ class AnalysisReport(Result):
         The figure title names the composition, the number of frames and the mean
         density, so that a saved figure says what it shows. With a reference set, its
         curves are drawn dashed grey over the frames' (RDF, ADF, S(q)) and its ring and
-        coordination fractions as open markers.
+        coordination fractions as open markers; each checked design target gets a panel
+        of measured against target values.
 
         Args:
             path: image file to write (format from its ending, written atomically), or None.
@@ -243,9 +250,13 @@ class AnalysisReport(Result):
             ValueError: nothing that was computed can be plotted.
         """
         panels = [
-            (name, result)
+            (name, TITLES[name], result)
             for name, result in self.results.items()
             if callable(getattr(result, "plot", None))
+        ]
+        panels += [
+            (f"target:{name}", f"{name}: measured vs target", check)
+            for name, check in self.targets.items()
         ]
         if not panels:
             raise ValueError("nothing to plot: compute an RDF, ADF, rings, S(q) or VDOS first")
@@ -255,11 +266,11 @@ class AnalysisReport(Result):
         nrows = math.ceil(len(panels) / ncols)
         fig = Figure(figsize=(4.6 * ncols, 3.6 * nrows + 0.4), layout="constrained")
         axes = fig.subplots(nrows, ncols, squeeze=False)
-        for ax, (name, result) in zip(axes.flat, panels, strict=False):
+        for ax, (name, title, result) in zip(axes.flat, panels, strict=False):
             result.plot(ax=ax)
             if name in self.reference_results:
                 _draw_reference(ax, name, self.reference_results[name])
-            ax.set_title(TITLES[name], fontsize="medium")
+            ax.set_title(title, fontsize="medium")
             if name == "adf":
                 _mark_tetrahedral_angle(ax)
             _drop_lone_legend(ax)
@@ -444,7 +455,7 @@ def build_report(
         comparison=None if compare is None else _compare(compare, real, results.get("energy")),
         potential=potential,
         reference_results=reference_results,
-        target_errors=target_errors(kept, results, frame_density),
+        targets=target_checks(kept, results, frame_density),
     )
 
 
@@ -456,22 +467,22 @@ def _compare(compare: Callable[..., Comparison], real: list[Atoms], energy: Any)
     return compare(real, generated_energy=energy.mean_energy)
 
 
-def target_errors(
+def target_checks(
     frames: Sequence[Atoms], results: Mapping[str, Result], frame_density: np.ndarray
-) -> dict[str, PropertyErrors]:
-    """Errors of the measured properties against the frames' ``target_<property>`` info
-    entries, for every targeted property that a computed result measures per frame."""
-    from amtoolkit.analysis.metrics import property_errors
+) -> dict[str, TargetCheck]:
+    """The measured properties against the frames' ``target_<property>`` info entries, for
+    every targeted property that a computed result measures per frame."""
+    from amtoolkit.analysis.metrics import target_check
 
-    out: dict[str, PropertyErrors] = {}
+    out: dict[str, TargetCheck] = {}
     for name in sorted({k[len(TARGET_PREFIX) :] for a in frames for k in a.info if _is_target(k)}):
         measured = _measured(name, results, frame_density)
         if measured is None:
             continue
         targets = [_finite_or_nan(a.info.get(f"{TARGET_PREFIX}{name}")) for a in frames]
-        errors = property_errors(targets, measured)
-        if errors.n:
-            out[name] = errors
+        check = target_check(name, targets, measured)
+        if check.errors.n:
+            out[name] = check
     return out
 
 

@@ -26,7 +26,7 @@ from amtoolkit.analysis.report import (
     merge_frame_results,
     one_line,
     select_analyses,
-    target_errors,
+    target_checks,
 )
 from amtoolkit.analysis.structure_factor import half_width, structure_factor
 from amtoolkit.analysis.vdos import vdos_from_modes
@@ -344,6 +344,12 @@ def test_measured_properties_are_checked_against_the_frames_targets(diamond_si):
     assert "measured vs target" in text
     assert re.search(r"\nring_size +MAE 1, RMSE 1, MAPE 14.3% \(n 1\)", text)
     assert report.to_dict()["target_errors"]["ring_size"]["n"] == 1
+    assert report.to_dict()["targets"]["density"]["target"] == [2.0, 2.5]
+    fig = report.plot()
+    panel = next(ax for ax in fig.axes if ax.get_title() == "density: measured vs target")
+    points = panel.get_lines()[0]
+    np.testing.assert_allclose(points.get_xdata(), [2.0, 2.5])
+    np.testing.assert_allclose(points.get_ydata(), [rho, rho])
 
 
 def test_target_errors_read_the_elastic_and_energy_results(diamond_si):
@@ -356,7 +362,8 @@ def test_target_errors_read_the_elastic_and_energy_results(diamond_si):
         "elastic": SimpleNamespace(shear_modulus=np.array([44.0, 44.0])),
         "energy": SimpleNamespace(energy_per_atom=np.array([-4.3, -4.2])),
     }
-    errors = target_errors(frames, results, np.array([2.3, 2.3]))
-    assert set(errors) == {"shear_modulus", "relaxed_energy"}  # nothing measures hardness
-    assert errors["shear_modulus"].mae == pytest.approx(5.0)
-    assert errors["relaxed_energy"].mae == pytest.approx(0.05)
+    checks = target_checks(frames, results, np.array([2.3, 2.3]))
+    assert set(checks) == {"shear_modulus", "relaxed_energy"}  # nothing measures hardness
+    assert checks["shear_modulus"].errors.mae == pytest.approx(5.0)
+    np.testing.assert_array_equal(checks["shear_modulus"].target, [40.0, 50.0])
+    assert checks["relaxed_energy"].errors.mae == pytest.approx(0.05)
