@@ -20,7 +20,7 @@ import os
 import re
 import struct
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -294,11 +294,29 @@ def _failing_frame(path: Path, format: str | None, options: dict[str, Any]) -> s
     good ones), or "" when the file fails before its first frame or cannot be iterated."""
     count = 0
     try:
-        for _ in ase.io.iread(path, index=":", format=format, **options):
-            count += 1
+        if format == _LAMMPS_DUMP_TEXT:  # ASE parses a text dump whole: frame by frame here
+            for frame in _text_dump_frames(path):
+                ase.io.read(io.StringIO(frame), format=format)
+                count += 1
+        else:
+            for _ in ase.io.iread(path, index=":", format=format, **options):
+                count += 1
     except Exception:  # the failure being located
         return f"[{count}]" if count else ""
     return ""
+
+
+def _text_dump_frames(path: Path) -> Iterator[str]:
+    """The frames of a LAMMPS text dump as text, each from its ``ITEM: TIMESTEP`` line."""
+    frame: list[str] = []
+    with _open_text(path) as fh:
+        for line in fh:
+            if line.startswith("ITEM: TIMESTEP") and frame:
+                yield "".join(frame)
+                frame = []
+            frame.append(line)
+    if frame:
+        yield "".join(frame)
 
 
 def _starts_like_a_text_dump(path: Path) -> bool:

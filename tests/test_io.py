@@ -273,6 +273,17 @@ def test_a_corrupt_frame_is_named(tmp_path):
         read_structures(path)
 
 
+def test_a_corrupt_frame_of_a_text_dump_is_named(tmp_path):
+    path = tmp_path / "run.lammpstrj"
+    _write_dump(path, "id type x y z", frames=3)
+    lines = path.read_text().splitlines()
+    second = [k for k, line in enumerate(lines) if line == "ITEM: TIMESTEP"][1]
+    lines[second + 9] += " abc"  # a stray column in frame 1's first atom
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ReadError, match=r"run.lammpstrj\[1\]: cannot read"):
+        read_structures(path, type_map="1=O,2=Si")
+
+
 def test_compressed_lammps_files_and_a_dump_named_like_data(tmp_path, charge_data):
     import gzip
     import shutil
