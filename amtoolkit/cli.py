@@ -234,6 +234,11 @@ def potentials() -> None:
 @click.option("--seed", type=int, help="Run seed (default: random, printed).")
 @click.option("--batch-size", type=int, help="Structures per sampler call.")
 @click.option("--max-restarts", type=int, help="Charge-balance restarts (oxides; default 3).")
+@click.option(
+    "--restart-t",
+    type=float,
+    help="Time the restarts re-noise to (default 0.3; below the grid's start).",
+)
 @click.option("--device", default="cpu", show_default=True, help="torch device, e.g. cuda.")
 @click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
 @click.option("--debug", is_flag=True, help="Show tracebacks.")

@@ -573,6 +573,8 @@ class Generator:
         if seed is None:
             seed = secrets.randbits(63)
         seed = _check_int("seed", seed, 0)
+        if seed >= 2**63:  # info and extxyz keep integers up to 2^63 - 1 exactly
+            raise ValueError(f"seed must be below 2^63, got {seed}")
         seeds = tuple(structure_seed(seed, i) for i in range(n))
         icg_rows = self._plan_icg(icg, seed) if guidance != 0.0 else None
 
@@ -600,9 +602,23 @@ class Generator:
                 f"(charge-balance restarts); this model's elements are {self.vocabulary.elements}"
             )
         restart_t = float(restart_t)
+        ts = method.timesteps(steps, info.sde) if grid is None else torch.tensor(grid)
         if max_restarts:
-            ts = method.timesteps(steps, info.sde) if grid is None else torch.tensor(grid)
-            restart_timesteps(ts, restart_t)  # checks restart_t
+            start = float(grid[0]) if grid is not None else float(ts[0])
+            if not 0.0 < restart_t < start:
+                raise ValueError(
+                    f"restart_t={restart_t:g} must lie in (0, {start:g}), the grid's first time; "
+                    "give a smaller restart_t or max_restarts=0"
+                )
+            restart_timesteps(ts, restart_t)
+        if method.needs_energy:
+            low, high = sampler_options["hmc_range"]
+            if not any(low <= float(t) <= high for t in ts[:-1]):
+                raise ValueError(
+                    f"no step of the {steps}-step grid lies in hmc_range=({low:g}, {high:g}): "
+                    "sampler 'hmc' would run no HMC iteration; use more steps or a wider "
+                    "hmc_range"
+                )
 
         return GenerationPlan(
             n=n,

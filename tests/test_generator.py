@@ -240,6 +240,11 @@ def test_targets_are_normalised_per_structure(sio2):
         ({"shear": ["40", 50, None]}, "must be a number or a sequence of 3 numbers"),
         ({"density": "2.2"}, "density must be a number, got '2.2'"),
         ({"max_density": "0.05"}, "max_density must be a number, got '0.05'"),
+        ({"seed": 2**63}, "seed must be below 2"),
+        (
+            {"timesteps": [0.2, 0.1, 0.0], "max_restarts": 1},
+            r"restart_t=0.3 must lie in \(0, 0.2\), the grid's first time; .*max_restarts=0",
+        ),
         ({"shear": 30.0, "shear_modulus": 31.0}, "given twice"),
         ({"viscosity": 1.0}, "unknown target 'viscosity'.*shear_modulus, ring_size"),
         ({"timesteps": [0.9, 0.5, 0.1]}, "timesteps must end at 0, got 0.1"),
@@ -642,6 +647,10 @@ def test_energy_model_generates_with_hmc(tmp_path):
         gen.generate(1, sampler="hmc", hmc_range=(0.6, 0.2), progress=False)
     with pytest.raises(ValueError, match="dt0"):
         gen.generate(1, sampler="hmc", dt0=0.0, progress=False)
+    with pytest.raises(ValueError, match=r"no step of the 1-step grid lies in hmc_range"):
+        gen.plan(1, sampler="hmc", steps=1, seed=0)  # [t_max, 0]: no HMC at all
+    with pytest.raises(ValueError, match=r"no step of the 4-step grid lies in hmc_range=\(0, 0\)"):
+        gen.plan(1, sampler="hmc", steps=4, hmc_range=(0.0, 0.0), seed=0)
 
 
 def _si_with_sampling(stem: Path, **sampling) -> Path:

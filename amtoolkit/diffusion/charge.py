@@ -97,8 +97,13 @@ def net_charge(batch: Batch, class_numbers: Sequence[int] | object) -> torch.Ten
 
 
 def is_charge_balanced(batch: Batch, class_numbers: Sequence[int] | object) -> torch.Tensor:
-    """True for each system whose formal charges sum to zero. [S] bool"""
-    return net_charge(batch, class_numbers) == 0
+    """True for each system whose formal charges sum to zero and that holds at least one
+    real (non-ghost) atom: an empty structure is not a balanced one. [S] bool"""
+    real = (batch.elements.argmax(dim=-1) != 0).long()  # class 0 = ghost
+    n_real = torch.zeros(batch.n_systems, dtype=torch.long, device=real.device).index_add_(
+        0, batch.system_idx, real
+    )
+    return (net_charge(batch, class_numbers) == 0) & (n_real > 0)
 
 
 @dataclasses.dataclass(frozen=True)
