@@ -526,7 +526,8 @@ class Generator:
             sampler = defaults.sampler if defaults.sampler in usable else usable[0]
         method = sampling_method(info.objective, sampler, info.kind)
         sampler_options: dict[str, Any] = {}
-        if not method.needs_energy and (tuple(hmc_range) != HMC_RANGE or dt0 != HMC_DT0):
+        hmc_given = hmc_range is None or tuple(hmc_range) != HMC_RANGE or dt0 != HMC_DT0
+        if not method.needs_energy and hmc_given:
             raise ValueError(
                 f"hmc_range and dt0 are options of sampler 'hmc'; sampler {sampler!r} does not "
                 "take them"
@@ -562,7 +563,7 @@ class Generator:
         )
         if guidance is None:  # the model's default, but only when there is something to guide
             guidance = (defaults.guidance or 0.0) if target_table else 0.0
-        guidance = float(guidance)
+        guidance = _real("guidance", guidance)
         if not math.isfinite(guidance):
             raise ValueError(f"guidance must be a finite number, got {guidance}")
         if guidance and not self.property_names:
@@ -601,7 +602,7 @@ class Generator:
                 "max_restarts > 0 needs an oxide model whose elements have formal charges "
                 f"(charge-balance restarts); this model's elements are {self.vocabulary.elements}"
             )
-        restart_t = float(restart_t)
+        restart_t = _real("restart_t", restart_t)
         ts = method.timesteps(steps, info.sde) if grid is None else torch.tensor(grid)
         if max_restarts:
             start = float(grid[0]) if grid is not None else float(ts[0])
@@ -1281,12 +1282,12 @@ def _progress(bar: Any, plan: GenerationPlan, ts: torch.Tensor) -> Callable[[dic
 def _hmc_options(hmc_range: Any, dt0: Any) -> dict[str, Any]:
     """Validated HMC sampler options (``hmc_range`` a pair in [0, 1], ``dt0`` > 0)."""
     try:
-        lo, hi = (float(x) for x in hmc_range)
+        lo, hi = (_real("hmc_range", x) for x in hmc_range)
     except (TypeError, ValueError):
         raise ValueError(f"hmc_range must be a pair (t_lo, t_hi), got {hmc_range!r}") from None
     if not 0.0 <= lo <= hi <= 1.0:
         raise ValueError(f"hmc_range must satisfy 0 <= t_lo <= t_hi <= 1, got {hmc_range!r}")
-    dt0 = float(dt0)
+    dt0 = _real("dt0", dt0)
     if not (math.isfinite(dt0) and dt0 > 0):
         raise ValueError(f"dt0 must be a positive number, got {dt0}")
     return {"hmc_range": (lo, hi), "dt0": dt0}

@@ -241,6 +241,10 @@ def test_targets_are_normalised_per_structure(sio2):
         ({"density": "2.2"}, "density must be a number, got '2.2'"),
         ({"max_density": "0.05"}, "max_density must be a number, got '0.05'"),
         ({"seed": 2**63}, "seed must be below 2"),
+        ({"guidance": "abc"}, "guidance must be a number, got 'abc'"),
+        ({"restart_t": "x"}, "restart_t must be a number, got 'x'"),
+        ({"noise_scale": "0.5"}, "noise_scale must be a finite number >= 0, got '0.5'"),
+        ({"hmc_range": None}, "hmc_range and dt0 are options of sampler 'hmc'"),
         (
             {"timesteps": [0.2, 0.1, 0.0], "max_restarts": 1},
             r"restart_t=0.3 must lie in \(0, 0.2\), the grid's first time; .*max_restarts=0",

@@ -65,8 +65,14 @@ def check_timesteps(ts: torch.Tensor, name: str = "ts") -> torch.Tensor:
 
 
 def _non_negative(name: str, value: float) -> float:
-    """`value` as a float, or a ValueError naming `name` unless it is finite and >= 0."""
-    number = float(value)
+    """`value` as a float, or a ValueError naming `name` unless it is a finite number >= 0
+    (a string or a bool is not a number here)."""
+    if isinstance(value, (str, bytes, bool)):
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}") from None
     if not (math.isfinite(number) and number >= 0.0):
         raise ValueError(f"{name} must be a finite number >= 0, got {value}")
     return number
