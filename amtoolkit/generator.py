@@ -513,6 +513,14 @@ class Generator:
         )
         self._check_density(cell_array, n_real, _stacklevel + 1)
         self._check_request(n_atoms, density, rho_max, _stacklevel + 1)
+        if max_density is not None and self.info.max_density is None:
+            warnings.warn(
+                f"{self.name} was trained without ghost atoms; max_density={max_density:g} "
+                "adds them, and the model decides which atoms become ghosts without having "
+                "learnt to",
+                UserWarning,
+                stacklevel=_stacklevel,
+            )
         target_table = self._plan_targets(n, targets, _stacklevel + 1)
         properties = self._normalise(n, target_table)
 
@@ -578,6 +586,13 @@ class Generator:
             raise ValueError(f"seed must be below 2^63, got {seed}")
         seeds = tuple(structure_seed(seed, i) for i in range(n))
         icg_rows = self._plan_icg(icg, seed) if guidance != 0.0 else None
+        if icg_rows is None and not (icg is False or icg is None):
+            warnings.warn(
+                "icg is used only with guidance != 0, and this run has none (no target, or "
+                "guidance=0): the structures are generated without it",
+                UserWarning,
+                stacklevel=_stacklevel,
+            )
 
         if batch_size is None:
             per_system = n_initial * (2 if guidance != 0.0 else 1)

@@ -357,6 +357,13 @@ def test_small_cells_and_density_with_ghosts_warn(tmp_path):
         gen.plan(1, seed=0, n_atoms=5)  # over half the smallest training cell
 
 
+def test_options_that_would_be_ignored_or_untrained_warn(si, sio2):
+    with pytest.warns(UserWarning, match="icg is used only with guidance != 0"):
+        sio2.plan(1, seed=0, icg=True)  # no target: guidance 0, so no ICG
+    with pytest.warns(UserWarning, match="tiny-si was trained without ghost atoms"):
+        si.plan(1, seed=0, n_atoms=8, max_density=0.1)
+
+
 def test_density_far_from_training_warns_with_the_range(tmp_path):
     """n_atoms in the planned cell far from the training densities [2.0, 2.4] warns."""
     typical = Typical(n_atoms=12, density=2.2, composition={"Si": 1.0}, density_range=(2.0, 2.4))
