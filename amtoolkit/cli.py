@@ -307,13 +307,9 @@ def generate(
     show_default=True,
     help="HMC iterations / FIRE steps / reverse SDE steps.",
 )
-@click.option("--dt0", type=float, default=0.2, show_default=True, help="HMC base step.")
+@click.option("--dt0", type=float, help="HMC base step (hmc; default 0.2).")
 @click.option(
-    "--noise-scale",
-    type=float,
-    default=1.0,
-    show_default=True,
-    help="Factor on the noise of the reverse SDE (sde).",
+    "--noise-scale", type=float, help="Factor on the noise of the reverse SDE (sde; default 1)."
 )
 @click.option(
     "--target", "targets", multiple=True, metavar="NAME=VALUE", help="Property target (repeatable)."
@@ -360,8 +356,9 @@ def refine(
         structures, labels = _read(files, ":", None, type_map)
         gen = Generator.load(model, device=device)
         target_values = dict(parse_target(text) for text in targets)
+        given = {k: v for k, v in options.items() if v is not None}  # else refine's defaults
         frames = refine_iter(
-            structures, gen, targets=target_values, device=device, labels=labels, **options
+            structures, gen, targets=target_values, device=device, labels=labels, **given
         )
         _stream(frames, output)
         click.echo(f"wrote {len(structures)} refined structures to {output}")
