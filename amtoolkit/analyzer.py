@@ -34,6 +34,7 @@ from amtoolkit.analysis.compare import (
     Comparison,
     compare,
 )
+from amtoolkit.analysis.elastic import ELASTIC_DEFAULTS
 from amtoolkit.analysis.report import (
     ANALYSES,
     DEFAULT_ANALYSES,
@@ -62,9 +63,6 @@ if TYPE_CHECKING:
     from amtoolkit.analysis.rings import RingsResult
     from amtoolkit.analysis.structure_factor import StructureFactorResult
     from amtoolkit.analysis.vdos import VDOSResult
-
-ELASTIC_DEFAULTS = {"fmax": 1e-4, "n_steps": 5}
-"""`Analyzer.elastic` settings for potentials without label settings of their own."""
 
 # the report and comparison names stay importable from here (they used to live here)
 __all__ = [

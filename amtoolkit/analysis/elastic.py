@@ -571,13 +571,18 @@ def stiffness_harmonic(
     )
 
 
+ELASTIC_DEFAULTS = {"fmax": 1e-4, "n_steps": 5}
+"""Default force criterion (eV/Å) and strains per pattern of `elastic`; `Analyzer.elastic`
+uses them for potentials without label settings of their own."""
+
+
 def elastic(
     structures: Atoms | Iterable[Atoms],
     calculator: Calculator,
     relax: bool = True,
     delta: float | None = None,
-    fmax: float = 1e-4,
-    n_steps: int = 5,
+    fmax: float = ELASTIC_DEFAULTS["fmax"],
+    n_steps: int = ELASTIC_DEFAULTS["n_steps"],
     relax_ions: bool = True,
     method: str = "strain",
     displacement: float = 1e-3,
