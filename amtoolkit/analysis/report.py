@@ -508,13 +508,8 @@ def _measured(
     if name == "relaxed_energy" and "energy" in results:
         return np.asarray(results["energy"].energy_per_atom, dtype=float)
     if name == "ring_size" and "rings" in results:
-        return np.array([_mean_ring_size(c) for c in results["rings"].per_structure])
+        return results["rings"].mean_size_per_structure
     return None
-
-
-def _mean_ring_size(counts: Mapping[int, int]) -> float:
-    total = sum(counts.values())
-    return sum(n * c for n, c in counts.items()) / total if total else math.nan
 
 
 def _target_rows(errors: Mapping[str, PropertyErrors]) -> list[tuple[str, str]]:
@@ -576,7 +571,6 @@ def _draw_reference(ax: Any, name: str, result: Result) -> None:
         sizes = sorted(result.fractions)
         fractions = [result.fractions[n] for n in sizes]
         ax.plot(sizes, fractions, "o", mfc="none", color="k", label="reference")
-        ax.legend(frameon=False)
     elif name == "coordination":
         for k, (element, distribution) in enumerate(result.distribution.items()):
             cns = sorted(distribution)

@@ -34,6 +34,11 @@ class RingsResult(Result):
     count_species: tuple[str, ...] | None
 
     @property
+    def mean_size_per_structure(self) -> np.ndarray:
+        """Mean ring size of each structure (NaN for one without rings). [n_structures]"""
+        return np.array([mean_ring_size(counts) for counts in self.per_structure])
+
+    @property
     def fractions(self) -> dict[int, float]:
         """Ring size -> fraction of all rings in the set."""
         total = sum(self.counts.values())
@@ -51,6 +56,12 @@ class RingsResult(Result):
         ax.set_xlabel(f"ring size ({label})")
         ax.set_ylabel("fraction of rings")
         return ax
+
+
+def mean_ring_size(counts: dict[int, int]) -> float:
+    """Mean ring size of ring size -> count (NaN when there are no rings)."""
+    total = sum(counts.values())
+    return float(sum(n * c for n, c in counts.items()) / total) if total else float("nan")
 
 
 MAX_RING_BONDS = 24
@@ -209,11 +220,9 @@ def rings(
         for n, c in ps.items():
             counts[n] = counts.get(n, 0) + c
     counts = dict(sorted(counts.items()))
-    total = sum(counts.values())
-    mean_size = sum(n * c for n, c in counts.items()) / total if total else float("nan")
     return RingsResult(
         counts=counts,
-        mean_size=float(mean_size),
+        mean_size=mean_ring_size(counts),
         per_structure=per_structure,
         maxlength=maxlength,
         count_species=species,
