@@ -216,6 +216,7 @@ class Trainer:
             if config.threads is not None:
                 torch.set_num_threads(config.threads)
             self.data: TrainingData = load_training_data(config.data)
+            self.data_fingerprint = data_fingerprint(self.data)  # kept in every last.pt
             self.model_config = config.model.to_denoiser_config(
                 len(self.data.vocabulary), self.data.property_names
             )
@@ -517,7 +518,7 @@ class Trainer:
             "config": self.config.to_dict(),
             "vocabulary": self.data.vocabulary.to_list(),
             "normalisation": {k: list(v) for k, v in self.data.normalisation.items()},
-            "data": data_fingerprint(self.data),
+            "data": self.data_fingerprint,
             "epoch": self.epoch,
             "n_updates": self.n_updates,
             "wall_time_s": self.wall_time_s,
@@ -555,7 +556,7 @@ class Trainer:
                 f"cannot resume: the dataset's elements {self.data.vocabulary.to_list()} "
                 f"differ from the run's {state['vocabulary']}"
             )
-        saved, current = state.get("data"), data_fingerprint(self.data)
+        saved, current = state.get("data"), self.data_fingerprint
         if saved is not None and saved != current:  # states before the fingerprint: unchecked
             raise ConfigError(
                 f"cannot resume: the training data differ from the run in {self.out_dir} "
