@@ -514,7 +514,7 @@ def _stream(frames: Iterator[Atoms], output: str) -> Atoms:
     try:
         for last in frames:
             if fh is None:
-                fh = open(output, "w", encoding="utf-8")  # noqa: SIM115 - held over the loop
+                fh = open(output, "w", encoding="utf-8")  # held over the loop, closed below
             ase.io.write(fh, last, format="extxyz")
             fh.flush()
             written += 1

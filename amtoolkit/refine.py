@@ -302,19 +302,19 @@ def _state(chunk: list[Atoms], info: Any, network: Any, targets: Any) -> Any:
     )
 
 
-def _as_inputs(state: Any, chunk: list[Atoms], info: Any) -> list[Atoms]:
-    """The inputs with the batch's positions: the model stage moves positions only, so each
-    keeps its cell, elements, `info` and per-atom arrays, and each atom moves by the
-    minimum-image displacement from where it was (no jump to another periodic image)."""
-    from amtoolkit.data.batch import to_atoms
-
-    out = []
-    for moved, given in zip(to_atoms(state, info.vocabulary, keep_ghosts=True), chunk, strict=True):
-        atoms = given.copy()
-        step = (moved.positions - given.positions) @ np.linalg.inv(given.cell.array)
-        atoms.positions = given.positions + (step - np.round(step)) @ given.cell.array
-        out.append(atoms)
-    return out
+def _as_inputs(state: Any, chunk: list[Atoms]) -> list[Atoms]:
+    """`chunk` (the batch's own copies of the inputs) with the batch's positions: the model
+    stage moves positions only, so each keeps its cell, elements, `info` and per-atom
+    arrays, and each atom moves by the minimum-image displacement from where it was (no
+    jump to another periodic image)."""
+    moved = state.positions.detach().cpu().double().numpy()  # system by system, as chunk
+    start = 0
+    for atoms in chunk:
+        cell = atoms.cell.array
+        step = (moved[start : start + len(atoms)] - atoms.positions) @ np.linalg.inv(cell)
+        atoms.positions = atoms.positions + (step - np.round(step)) @ cell
+        start += len(atoms)
+    return chunk
 
 
 def _partial_diffusion(
@@ -341,7 +341,7 @@ def _partial_diffusion(
     out = sample_sde(
         denoiser, noisy, ts, sde=info.sde, generator=generator, noise_scale=noise_scale
     )
-    refined = _as_inputs(out, chunk, info)
+    refined = _as_inputs(out, chunk)
     for atoms in refined:
         atoms.info["noise_scale"] = float(noise_scale)
     return refined
@@ -371,7 +371,7 @@ def _hmc(
         state, ok, _ = hmc_step(energy_fn, state, dt, n_leapfrog, generator)
         accepted += ok.double().cpu()
     energy, _ = energy_fn(state.positions)
-    out = _as_inputs(state, chunk, info)
+    out = _as_inputs(state, chunk)
     for k, atoms in enumerate(out):
         atoms.info.update(
             noise_energy=float(energy[k]),
