@@ -618,15 +618,12 @@ class Generator:
                 f"(charge-balance restarts); this model's elements are {self.vocabulary.elements}"
             )
         restart_t = _real("restart_t", restart_t)
-        ts = method.timesteps(steps, info.sde) if grid is None else torch.tensor(grid)
+        ts = method.timesteps(steps, info.sde) if grid is None else torch.tensor(grid, dtype=float)
         if max_restarts:
-            start = float(grid[0]) if grid is not None else float(ts[0])
-            if not 0.0 < restart_t < start:
-                raise ValueError(
-                    f"restart_t={restart_t:g} must lie in (0, {start:g}), the grid's first time; "
-                    "give a smaller restart_t or max_restarts=0"
-                )
-            restart_timesteps(ts, restart_t)
+            try:
+                restart_timesteps(ts, restart_t)
+            except ValueError as err:
+                raise ValueError(f"{err}; give a smaller restart_t or max_restarts=0") from None
         if method.needs_energy:
             low, high = sampler_options["hmc_range"]
             if not any(low <= float(t) <= high for t in ts[:-1]):

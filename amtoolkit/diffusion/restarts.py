@@ -36,7 +36,9 @@ def restart_timesteps(ts: torch.Tensor, restart_t: float) -> torch.Tensor:
     """The part of the grid `ts` below `restart_t`, with `restart_t` put in front."""
     ts = check_timesteps(ts)
     if not 0.0 < restart_t < float(ts[0]):
-        raise ValueError(f"restart_t must lie in (0, {float(ts[0])}), got {restart_t}")
+        raise ValueError(
+            f"restart_t={restart_t:g} must lie in (0, {float(ts[0]):g}), the grid's first time"
+        )
     return torch.cat([ts.new_full((1,), restart_t), ts[ts < restart_t]])
 
 
