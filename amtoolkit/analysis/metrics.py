@@ -223,7 +223,7 @@ class TargetCheck(Result):
     def plot(self, ax=None):
         """Measured against target, one point per frame, with the line measured = target;
         returns the Axes."""
-        from amtoolkit.data.properties import unit_of
+        from amtoolkit.data.properties import label_of
 
         ax = new_axes(ax)
         keep = ~(np.isnan(self.target) | np.isnan(self.measured))
@@ -233,8 +233,7 @@ class TargetCheck(Result):
             low, high = float(min(t.min(), m.min())), float(max(t.max(), m.max()))
             pad = 0.05 * (high - low) or 0.05 * max(abs(high), 1.0)
             ax.plot([low - pad, high + pad], [low - pad, high + pad], color="0.6", lw=0.8)
-        unit = unit_of(self.name)
-        label = self.name if not unit or unit == "1" else f"{self.name} ({unit})"
+        label = label_of(self.name)
         ax.set_xlabel(f"target {label}")
         ax.set_ylabel(f"measured {label}")
         e = self.errors

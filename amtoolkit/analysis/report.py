@@ -26,8 +26,7 @@ from amtoolkit.analysis._result import Result, to_jsonable
 from amtoolkit.analysis._structures import as_structure_list, prepare, species_of
 from amtoolkit.analysis.energy import density
 from amtoolkit.analysis.rdf import first_peak
-from amtoolkit.data.properties import TARGET_PREFIX
-from amtoolkit.data.properties import unit_of as property_unit
+from amtoolkit.data.properties import TARGET_PREFIX, label_of
 from amtoolkit.errors import CoverageError, StructureError
 
 if TYPE_CHECKING:
@@ -515,8 +514,7 @@ def _measured(
 def _target_rows(errors: Mapping[str, PropertyErrors]) -> list[tuple[str, str]]:
     rows = []
     for name, e in errors.items():
-        unit = property_unit(name)
-        label = f"{name} ({unit})" if unit and unit != "1" else name
+        label = label_of(name)
         mape = f", MAPE {e.mape:.1f}%" if math.isfinite(e.mape) else ""
         rows.append((label, f"MAE {e.mae:.3g}, RMSE {e.rmse:.3g}{mape} (n {e.n})"))
     return rows

@@ -30,3 +30,10 @@ TARGET_PREFIX = "target_"
 def unit_of(name: str) -> str | None:
     """Return the documented unit of property `name`, or None for an undocumented key."""
     return PROPERTY_UNITS.get(name)
+
+
+def label_of(name: str) -> str:
+    """`name` with its documented unit, ``"shear_modulus (GPa)"`` (dimensionless and
+    undocumented keys as they are)."""
+    unit = unit_of(name)
+    return f"{name} ({unit})" if unit and unit != "1" else name
