@@ -239,6 +239,12 @@ def potentials() -> None:
     type=float,
     help="Time the restarts re-noise to (default 0.3; below the grid's start).",
 )
+@click.option(
+    "--no-rebalance",
+    is_flag=True,
+    help="Oxides: leave structures unbalanced after the restarts as they are, instead of "
+    "relabelling their least sure atoms and re-denoising.",
+)
 @click.option("--device", default="cpu", show_default=True, help="torch device, e.g. cuda.")
 @click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
@@ -248,6 +254,7 @@ def generate(
     output: str,
     targets: Sequence[str],
     cell: str | None,
+    no_rebalance: bool,
     device: str,
     overwrite: bool,
     debug: bool,
@@ -265,6 +272,8 @@ def generate(
         kwargs = {k: v for k, v in options.items() if v is not None and v is not False}
         if cell is not None:
             kwargs["cell"] = parse_cell(cell)
+        if no_rebalance:
+            kwargs["rebalance"] = False
         if "timesteps" in kwargs:
             text = str(kwargs["timesteps"])
             try:

@@ -46,6 +46,7 @@ from amtoolkit.diffusion import (
     check_timesteps,
     guided,
     is_charge_balanced,
+    rebalance,
     restart_timesteps,
     sample_prior,
     sample_with_restarts,
@@ -296,6 +297,8 @@ class GenerationPlan:
         charge_balance: reject and restart charge-unbalanced samples (oxide models).
         max_restarts: most restarts of one structure.
         restart_t: time unbalanced samples are re-noised to.
+        rebalance: relabel samples still unbalanced after the restarts to their most
+            likely balanced elements and denoise them again with those held.
     """
 
     n: int
@@ -317,6 +320,7 @@ class GenerationPlan:
     charge_balance: bool
     max_restarts: int
     restart_t: float
+    rebalance: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary (without the per-structure arrays)."""
@@ -338,6 +342,7 @@ class GenerationPlan:
             "charge_balance": self.charge_balance,
             "max_restarts": self.max_restarts,
             "restart_t": self.restart_t,
+            "rebalance": self.rebalance,
         }
 
 
@@ -493,6 +498,7 @@ class Generator:
         seed: int | None = None,
         max_restarts: int | None = None,
         restart_t: float = RESTART_T,
+        rebalance: bool | None = None,
         hmc_range: tuple[float, float] = HMC_RANGE,
         dt0: float = HMC_DT0,
         noise_scale: float | None = None,
@@ -617,13 +623,30 @@ class Generator:
                 "max_restarts > 0 needs an oxide model whose elements have formal charges "
                 f"(charge-balance restarts); this model's elements are {self.vocabulary.elements}"
             )
+        if rebalance is None:
+            rebalance = balance and method.restarts
+        if not isinstance(rebalance, (bool, np.bool_)):
+            raise ValueError(f"rebalance must be True or False, got {rebalance!r}")
+        rebalance = bool(rebalance)
+        if rebalance and not balance:
+            raise ValueError(
+                "rebalance=True needs an oxide model whose elements have formal charges; this "
+                f"model's elements are {self.vocabulary.elements}"
+            )
+        if rebalance and not method.restarts:
+            raise ValueError(
+                f"rebalance=True re-noises with the score process; sampler {sampler!r} of this "
+                f"{info.objective} model cannot"
+            )
         restart_t = _real("restart_t", restart_t)
         ts = method.timesteps(steps, info.sde) if grid is None else torch.tensor(grid, dtype=float)
-        if max_restarts:
+        if max_restarts or rebalance:
             try:
                 restart_timesteps(ts, restart_t)
             except ValueError as err:
-                raise ValueError(f"{err}; give a smaller restart_t or max_restarts=0") from None
+                raise ValueError(
+                    f"{err}; give a smaller restart_t, or max_restarts=0 and rebalance=False"
+                ) from None
         if method.needs_energy:
             low, high = sampler_options["hmc_range"]
             if not any(low <= float(t) <= high for t in ts[:-1]):
@@ -653,6 +676,7 @@ class Generator:
             charge_balance=balance,
             max_restarts=max_restarts,
             restart_t=restart_t,
+            rebalance=rebalance,
         )
 
     def _plan_cell(
@@ -856,6 +880,7 @@ class Generator:
         seed: int | None = None,
         max_restarts: int | None = None,
         restart_t: float = RESTART_T,
+        rebalance: bool | None = None,
         hmc_range: tuple[float, float] = HMC_RANGE,
         dt0: float = HMC_DT0,
         noise_scale: float | None = None,
@@ -896,6 +921,10 @@ class Generator:
             max_restarts: charge-balance restarts per structure (default 3 for oxide
                 models, 0 otherwise; only oxide models may restart).
             restart_t: time that unbalanced samples are re-noised to.
+            rebalance: relabel the oxide structures still unbalanced after the restarts
+                to their most likely balanced elements (the fewest, least sure atoms
+                change) and denoise them again from `restart_t` with those elements held
+                (default True for oxide models; `amtoolkit.diffusion.rebalance`).
             hmc_range: ``sampler="hmc"``: the (t_min, t_max) window of diffusion times
                 in which each reverse step is preceded by one HMC iteration.
             dt0: ``sampler="hmc"``: base leapfrog step, dt = sigma_X(t) dt0.
@@ -923,9 +952,10 @@ class Generator:
             (run), ``structure_seed``, ``index``, ``noise_scale`` for the stochastic
             samplers, ``score_gain`` for sde, ode and shortcut, ``target_<property>`` for every
             non-null target, ``max_density`` and ``n_initial`` with ghosts, and for
-            oxide models ``charge_balanced`` and ``restarts``; with ``sampler="hmc"``
-            also ``hmc_range``, ``dt0`` and ``hmc_acceptance`` (mean acceptance rate of
-            the structure's batch).
+            oxide models ``charge_balanced``, ``restarts`` and (with `rebalance`)
+            ``relabelled``, the number of atoms whose element the relabelling changed;
+            with ``sampler="hmc"`` also ``hmc_range``, ``dt0`` and ``hmc_acceptance``
+            (mean acceptance rate of the structure's batch).
 
         Raises:
             ValueError: an unknown target name (listing the model's properties and
@@ -954,6 +984,7 @@ class Generator:
                 seed=seed,
                 max_restarts=max_restarts,
                 restart_t=restart_t,
+                rebalance=rebalance,
                 hmc_range=hmc_range,
                 dt0=dt0,
                 noise_scale=noise_scale,
@@ -998,7 +1029,7 @@ class Generator:
         try:
             for k, (start, stop) in enumerate(plan.batches):
                 bar.set_description(f"{self.name} {k + 1}/{runs}")
-                structures, balanced, restarts, extra = self._sample_batch(plan, start, stop, bar)
+                structures, balanced, counts, extra = self._sample_batch(plan, start, stop, bar)
                 for offset, atoms in enumerate(structures):
                     index = start + offset
                     atoms.set_cell(plan.cell)  # the planned cell, not its float32 copy
@@ -1007,7 +1038,8 @@ class Generator:
                     atoms.info.update(extra)
                     if balanced is not None:
                         atoms.info["charge_balanced"] = bool(balanced[offset])
-                        atoms.info["restarts"] = int(restarts[offset])
+                        for key, values in counts.items():
+                            atoms.info[key] = int(values[offset])
                         unbalanced += not balanced[offset]
                     if len(atoms) == 0:
                         empty.append(index)
@@ -1041,18 +1073,24 @@ class Generator:
                 stacklevel=stacklevel,
             )
         if unbalanced:
+            why = f"max_restarts={plan.max_restarts}"
+            if plan.rebalance:
+                why += ", and no balanced labelling of their atoms exists"
+            else:
+                why += ", rebalance=False"
             warnings.warn(
                 f"{unbalanced} of {plan.n} structures are not charge balanced "
-                f"(max_restarts={plan.max_restarts}); atoms.info['charge_balanced'] is False",
+                f"({why}); atoms.info['charge_balanced'] is False",
                 UserWarning,
                 stacklevel=stacklevel,
             )
 
     def _sample_batch(
         self, plan: GenerationPlan, start: int, stop: int, bar: Any
-    ) -> tuple[list[Atoms], np.ndarray | None, np.ndarray, dict[str, Any]]:
-        """Sample structures ``start..stop-1``: (Atoms, charge balanced or None, restarts,
-        batch-wide ``atoms.info`` entries)."""
+    ) -> tuple[list[Atoms], np.ndarray | None, dict[str, np.ndarray], dict[str, Any]]:
+        """Sample structures ``start..stop-1``: (Atoms, charge balanced or None, per-structure
+        counts (``restarts``, ``relabelled``) of oxide models, batch-wide ``atoms.info``
+        entries)."""
         param = next(self.model.parameters())
         device, dtype = param.device, param.dtype
         sde = self.info.sde
@@ -1100,6 +1138,20 @@ class Generator:
         else:
             out = sampler(model, state, ts, sde=sde, generator=generator)
             restarts = torch.zeros(out.n_systems, dtype=torch.long)
+        counts = {"restarts": restarts.cpu().numpy()}
+        if plan.rebalance:
+            out, relabelled = rebalance(
+                sampler,
+                model,
+                out,
+                ts,
+                class_numbers=self.vocabulary.numbers,
+                restart_t=plan.restart_t,
+                sde=sde,
+                generator=generator,
+                decode=functools.partial(_real_elements, max_density=plan.max_density),
+            )
+            counts["relabelled"] = relabelled.cpu().numpy()
         out = _real_elements(out, plan.max_density)
         balanced = None
         if plan.charge_balance:
@@ -1111,7 +1163,7 @@ class Generator:
                 "dt0": plan.sampler_options["dt0"],
                 "hmc_acceptance": _mean_acceptance(hmc_stats),
             }
-        return to_atoms(out, self.vocabulary), balanced, restarts.cpu().numpy(), extra
+        return to_atoms(out, self.vocabulary), balanced, counts, extra
 
     def _structure_info(self, plan: GenerationPlan, index: int) -> dict[str, Any]:
         """``atoms.info`` entries recording how structure `index` was made."""
@@ -1277,7 +1329,7 @@ def _progress(bar: Any, plan: GenerationPlan, ts: torch.Tensor) -> Callable[[dic
     """Sampler callback advancing `bar` one model step; restart runs extend its total."""
     runs = {"count": 0}
     restart_steps = 0
-    if plan.max_restarts:
+    if plan.max_restarts or plan.rebalance:
         restart_steps = len(restart_timesteps(ts, plan.restart_t)) - 1
 
     def callback(record: dict[str, Any]) -> None:

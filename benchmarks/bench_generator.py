@@ -43,7 +43,9 @@ What is measured (DESIGN sections 6 and 8):
   ``per-target`` structures each; measured G (Tersoff, relaxed-ion elastic constants)
   and mean ring size (Si atoms per ring); MAE, RMSE, MAPE and the Spearman rank
   correlation between target and measured, within the training range, beyond it and
-  overall (and over charge-balanced structures only); the charge-balanced fraction;
+  overall (and over charge-balanced structures only); the charge-balanced fraction and
+  the structures and atoms the charge-balance relabelling changed (``--no-rebalance``
+  turns it off);
   RDF/ADF RMSD of everything generated against the reference. A structure whose
   measurement fails counts as NaN and is listed with its reason.
 - speed: a DESIGN-size model (4 layers, width 128, k = 8, cutoff 6.5 Å; untrained
@@ -580,6 +582,7 @@ def property_sweep(
         score_gain=args.score_gain,
         seed=args.seed,
         progress=args.progress,
+        rebalance=args.rebalance,
         **{name: per_structure.tolist()},
     )
     start = time.perf_counter()
@@ -609,6 +612,7 @@ def property_sweep(
         "measured": measured.tolist(),
         "charge_balanced": balanced.tolist(),
         "charge_balanced_fraction": float(balanced.mean()),
+        "relabelled": [int(a.info.get("relabelled", 0)) for a in frames],
         "atoms_per_structure": [len(a) for a in frames],
         "errors": {
             "all": errors_block(per_structure, measured),
@@ -646,6 +650,10 @@ def print_sweep(result: dict[str, Any]) -> None:
         for part, e in result["errors"].items()
     ]
     rows.append(("charge-balanced fraction", f"{result['charge_balanced_fraction']:.3f}"))
+    relabelled = np.asarray(result["relabelled"])
+    rows.append(
+        ("relabelled structures / atoms", f"{np.count_nonzero(relabelled)} / {relabelled.sum()}")
+    )
     rows.append(("failed measurements", str(len(result["failures"]))))
     print(format_table(f"{name}: target vs measured", rows))
 
@@ -1081,6 +1089,12 @@ def build_parser() -> argparse.ArgumentParser:
             help="Analyzer.elastic(method=...), when this amtoolkit supports it",
         )
         p.add_argument("--tersoff-potential", dest="sio2_potential", default="tersoff-sio2")
+        p.add_argument(
+            "--no-rebalance",
+            dest="rebalance",
+            action="store_false",
+            help="leave structures unbalanced after the restarts as they are (rebalance=False)",
+        )
     for p in (a_si, sio2, every):
         p.add_argument(
             "--noise-scale",

@@ -81,6 +81,21 @@ def test_generate_writes_extxyz_frames(runner, model_path, tmp_path):
         assert np.allclose(written.positions, direct.positions)
 
 
+def test_no_rebalance_keeps_unbalanced_structures(runner, model_path, tmp_path):
+    out = tmp_path / "plain.extxyz"
+    args = ["generate", model_path, "-n", "4", "--atoms", "9", "--seed", "0"]
+    args += ["--max-restarts", "0", "--no-rebalance", "-o", str(out)]
+    result = runner.invoke(main, args)
+    assert result.exit_code == 0, result.output
+    frames = ase.io.read(out, index=":")
+    assert all("relabelled" not in a.info for a in frames)
+    same = Generator.from_checkpoint(model_path).generate(
+        4, n_atoms=9, seed=0, max_restarts=0, rebalance=False, progress=False
+    )
+    assert [a.info["charge_balanced"] for a in frames] == [a.info["charge_balanced"] for a in same]
+    assert [a.get_chemical_formula() for a in frames] == [a.get_chemical_formula() for a in same]
+
+
 def test_generate_on_an_explicit_grid(runner, model_path, tmp_path):
     out = tmp_path / "grid.extxyz"
     args = ["generate", model_path, "-n", "1", "--cell", "6", "--seed", "2", "--sampler", "ode"]

@@ -504,7 +504,9 @@ def _net_charge(atoms) -> int:
 def test_charge_balance_restarts_flag_structures(sio2):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        frames = sio2.generate(4, n_atoms=9, seed=0, max_restarts=1, progress=False)
+        frames = sio2.generate(
+            4, n_atoms=9, seed=0, max_restarts=1, rebalance=False, progress=False
+        )
     for atoms in frames:
         balanced = atoms.info["charge_balanced"]
         assert isinstance(balanced, bool)
@@ -515,14 +517,46 @@ def test_charge_balance_restarts_flag_structures(sio2):
     n_bad = sum(not a.info["charge_balanced"] for a in frames)
     messages = [str(w.message) for w in caught if "charge balanced" in str(w.message)]
     expected = [
-        f"{n_bad} of 4 structures are not charge balanced (max_restarts=1); "
+        f"{n_bad} of 4 structures are not charge balanced (max_restarts=1, rebalance=False); "
         "atoms.info['charge_balanced'] is False"
     ]
     assert messages == (expected if n_bad else [])
     # without restarts nothing is re-run, but the flag is still set
-    frames = sio2.generate(2, n_atoms=9, seed=0, max_restarts=0, progress=False)
+    frames = sio2.generate(2, n_atoms=9, seed=0, max_restarts=0, rebalance=False, progress=False)
     assert all(a.info["restarts"] == 0 for a in frames)
     assert all(a.info["charge_balanced"] == (_net_charge(a) == 0) for a in frames)
+    assert all("relabelled" not in a.info for a in frames)
+
+
+def test_rebalance_makes_every_structure_balanced(sio2, ghost_sio2):
+    plain = sio2.generate(6, n_atoms=9, seed=0, max_restarts=0, rebalance=False, progress=False)
+    assert not all(a.info["charge_balanced"] for a in plain)  # the tiny model needs it
+    assert sio2.plan(1, seed=0).rebalance  # the oxide default
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing is left unbalanced to warn about
+        fixed = sio2.generate(6, n_atoms=9, seed=0, max_restarts=0, progress=False)
+    for before, after in zip(plain, fixed, strict=True):
+        assert after.info["charge_balanced"] and _net_charge(after) == 0 and len(after) == 9
+        changed = int(np.count_nonzero(before.numbers != after.numbers))
+        assert after.info["relabelled"] == changed  # same first pass, same seed
+        if before.info["charge_balanced"]:  # a balanced sample is left as it was
+            assert same(before, after)
+    ghosts = ghost_sio2.generate(3, cell=6.0, seed=0, max_restarts=0, progress=False)
+    assert all(a.info["charge_balanced"] and _net_charge(a) == 0 for a in ghosts)
+
+
+def test_rebalance_warns_when_no_balanced_labelling_exists(sio2):
+    with pytest.warns(UserWarning, match=r"no balanced labelling of their atoms exists"):
+        frames = sio2.generate(2, n_atoms=10, seed=0, max_restarts=0, progress=False)
+    assert all(not a.info["charge_balanced"] and a.info["relabelled"] == 0 for a in frames)
+
+
+def test_rebalance_argument_errors(sio2, si):
+    with pytest.raises(ValueError, match="rebalance must be True or False, got 'yes'"):
+        sio2.plan(1, seed=0, rebalance="yes")
+    with pytest.raises(ValueError, match="rebalance=True needs an oxide model"):
+        si.plan(1, seed=0, rebalance=True)
+    assert not si.plan(1, seed=0).rebalance
 
 
 def test_generate_iter_streams_and_validates_early(sio2):
@@ -564,16 +598,20 @@ def test_progress_bar_counts_model_steps(sio2, monkeypatch):
 
     monkeypatch.setattr(tqdm.auto, "tqdm", RecordingBar)
     RecordingBar.instances.clear()
-    sio2.generate(2, seed=0, batch_size=1, max_restarts=0)
+    sio2.generate(2, seed=0, batch_size=1, max_restarts=0, rebalance=False)
     bar = RecordingBar.instances[-1]
     assert bar.total == bar.n == 2 * STEPS and bar.closed
-    # restart runs extend the total by the steps below restart_t
-    frames = sio2.generate(4, n_atoms=9, seed=0, max_restarts=1, steps=10)
+    # restart and rebalance runs extend the total by the steps below restart_t
+    frames = sio2.generate(4, n_atoms=9, seed=0, max_restarts=1, steps=10, rebalance=False)
     bar = RecordingBar.instances[-1]
     rounds = max(a.info["restarts"] for a in frames)  # rejected systems re-run together
     assert rounds == 1  # this seed has unbalanced samples: the restart path runs
     restart_steps = 4  # grid 0.99 .. 0.01 (10 points), 0: from 0.3 to 0.228, 0.119, 0.01, 0
     assert bar.n == bar.total == 10 + rounds * restart_steps
+    frames = sio2.generate(4, n_atoms=9, seed=0, max_restarts=0, steps=10)
+    bar = RecordingBar.instances[-1]
+    assert any(a.info["relabelled"] for a in frames)  # the rebalance run happened
+    assert bar.n == bar.total == 10 + restart_steps
 
 
 # ------------------------------------------------------------------ loading

@@ -247,7 +247,8 @@ RECORD_KEYS = frozenset(
         # Generator.generate: how the structure was made
         "model", "sampler", "steps", "guidance", "seed", "structure_seed", "index",
         "noise_scale", "score_gain", "timesteps", "icg", "max_density", "n_initial",
-        "restarts", "charge_balanced", "closest_pair", "hmc_range", "dt0", "hmc_acceptance",
+        "restarts", "relabelled", "charge_balanced", "closest_pair", "hmc_range", "dt0",
+        "hmc_acceptance",
         # refine
         "noise_energy",
     }

@@ -9,7 +9,8 @@
 - `sample_hmc`, `hmc_step`, `draw_momenta`, `noise_energy_fn`: Hamiltonian Monte Carlo
   on the noise energy of an energy-based denoiser (HMC denoising).
 - `sample_with_restarts`, `charge_balance`: re-noise and re-denoise rejected samples,
-  e.g. charge-unbalanced SiO2.
+  e.g. charge-unbalanced SiO2; `rebalance`, `balanced_classes`, `HeldElements`: relabel
+  what stays unbalanced to its most likely balanced elements and re-denoise with them held.
 - `flow_loss`, `sample_flow`, `flow_timesteps`: the material ODE (flow matching).
 - `shortcut_loss`, `sample_shortcut`, `shortcut_timesteps`: AMShortcut (step-size aware
   denoiser, few-step sampling); `LOSSES` / `OBJECTIVES`: training losses by name.
@@ -19,6 +20,7 @@ Nothing here reads files or builds `ase.Atoms`; use `amtoolkit.data.batch.to_ato
 
 from __future__ import annotations
 
+from amtoolkit.diffusion.balance import HeldElements, balanced_classes, rebalance
 from amtoolkit.diffusion.charge import (
     FORMAL_CHARGES,
     ChargeBalance,
@@ -86,8 +88,10 @@ __all__ = [
     "SAMPLERS",
     "ChargeBalance",
     "GuidedModel",
+    "HeldElements",
     "MaterialSDE",
     "add_noise",
+    "balanced_classes",
     "charge_balance",
     "check_noise_scale",
     "check_score_gain",
@@ -102,6 +106,7 @@ __all__ = [
     "is_charge_balanced",
     "net_charge",
     "noise_energy_fn",
+    "rebalance",
     "restart_timesteps",
     "sample_hmc",
     "sample_ode",
