@@ -17,7 +17,7 @@ that fail, and is what ``amtool analyze`` prints (:mod:`amtoolkit.analysis.repor
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +38,7 @@ from amtoolkit.analysis.elastic import ELASTIC_DEFAULTS
 from amtoolkit.analysis.report import (
     ANALYSES,
     DEFAULT_ANALYSES,
+    FRAME_ANALYSES,
     POTENTIAL_ANALYSES,
     REPORT_OPTIONS,
     AnalysisReport,
@@ -73,6 +74,7 @@ __all__ = [
     "COMPARE_RDF_RMAX",
     "DEFAULT_ANALYSES",
     "ELASTIC_DEFAULTS",
+    "FRAME_ANALYSES",
     "POTENTIAL_ANALYSES",
     "REPORT_OPTIONS",
     "AnalysisReport",
@@ -242,6 +244,7 @@ class Analyzer:
         Returns:
             RingsResult (``counts``, ``mean_size``, ``per_structure``; ``.plot()``).
         """
+        structures = _materialised(structures)
         from amtoolkit.analysis.rings import rings
 
         if count_species == "auto":
@@ -269,7 +272,8 @@ class Analyzer:
             structures: one Atoms or a set (averaged).
             qmax: largest q, 1/Å.
             nq: number of q points.
-            rmax: upper limit of the r integral, Å (default: half the cell width).
+            rmax: upper limit of the r integral, Å (default: half the shortest lattice
+                vector, `analysis.structure_factor.half_width`).
             window: apply the Lorch window.
             dr: bin width of the g(r) that is transformed, Å.
 
@@ -294,6 +298,7 @@ class Analyzer:
         Returns:
             CrystallinityResult (``spacegroup``, ``number``, ``crystalline`` per structure).
         """
+        structures = _materialised(structures)
         from amtoolkit.analysis.crystallinity import crystallinity
 
         if relax is None:
@@ -316,6 +321,7 @@ class Analyzer:
         Returns:
             One relaxed Atoms per structure, with the calculator attached.
         """
+        structures = _materialised(structures)
         from amtoolkit.analysis.energy import relax_structure
 
         calc = self._calculator_for("relax", structures)
@@ -337,6 +343,7 @@ class Analyzer:
         Raises:
             ValueError: no potential; CoverageError: an element the potential lacks.
         """
+        structures = _materialised(structures)
         from amtoolkit.analysis.energy import energy
 
         calc = self._calculator_for("energy", structures)
@@ -379,6 +386,7 @@ class Analyzer:
         Raises:
             ValueError: no potential; CoverageError: an element the potential lacks.
         """
+        structures = _materialised(structures)
         from amtoolkit.analysis.elastic import elastic
 
         calc = self._calculator_for("elastic", structures)
@@ -436,8 +444,10 @@ class Analyzer:
         Raises:
             ValueError: no potential; CoverageError: an element the potential lacks.
         """
-        from amtoolkit.analysis.vdos import vdos
+        structures = _materialised(structures)
+        from amtoolkit.analysis.vdos import check_options, vdos
 
+        check_options(displacement, sigma, nbins, frequency_range, fmax)  # before any worker
         calc = self._calculator_for("vdos", structures)
         options = dict(
             displacement=displacement,
@@ -564,6 +574,8 @@ class Analyzer:
         with_potential = [name for name in wanted if name in POTENTIAL_ANALYSES]
         for name in with_potential:
             self.calculator(name)  # fail now, not on every frame
+        if "crystallinity" in wanted and self.potential is not None:
+            with_potential.append("crystallinity")  # it relaxes with the potential first
         return build_report(
             structures,
             wanted,
@@ -582,15 +594,16 @@ class Analyzer:
     def per_frame(
         self, name: str, structures: Atoms | Sequence[Atoms], **options: Any
     ) -> list[Any]:
-        """A potential-based analysis of every frame on its own: each frame's result, or
-        the exception that failed it, in frame order.
+        """A per-frame analysis (`FRAME_ANALYSES`: potential-based, or crystallinity) of
+        every frame on its own: each frame's result, or the exception that failed it, in
+        frame order.
 
         For sets where some structures may fail (a relaxation that breaks, an element
         the potential lacks) and the others must still be measured. With ``workers > 1``
         the frames are shared out over worker processes.
 
         Args:
-            name: "energy", "elastic" or "vdos".
+            name: "energy", "elastic", "vdos" or "crystallinity".
             structures: one Atoms or a set.
             **options: keyword arguments of that method (e.g. ``fmax=1e-2``).
 
@@ -598,11 +611,13 @@ class Analyzer:
             One single-structure result (e.g. EnergyResult) or Exception per frame.
 
         Raises:
-            ValueError: `name` is not a potential-based analysis, or no potential.
+            ValueError: `name` is not a per-frame analysis, or a potential-based one
+                without a potential.
         """
-        if name not in POTENTIAL_ANALYSES:
-            raise ValueError(f"per_frame runs {POTENTIAL_ANALYSES}, not {name!r}")
-        self.calculator(name)
+        if name not in FRAME_ANALYSES:
+            raise ValueError(f"per_frame runs {FRAME_ANALYSES}, not {name!r}")
+        if name in POTENTIAL_ANALYSES:
+            self.calculator(name)
         frames = [structures] if isinstance(structures, Atoms) else list(structures)
         results: list[Any] = [None] * len(frames)
         for k, outcome in self._frame_runner()([(name, options)], frames):
@@ -657,6 +672,14 @@ class Analyzer:
             from amtoolkit.potentials import check_elements
 
             check_elements(self.potential, species_of(prepare(structures)))
+
+
+def _materialised(structures: Atoms | Iterable[Atoms]) -> Atoms | Sequence[Atoms]:
+    """`structures` as it is, or an iterator of frames (``ase.io.iread``) as a list: the
+    methods that read a set more than once (coverage check, then the analysis) need one."""
+    if isinstance(structures, (Atoms, Sequence)):
+        return structures
+    return list(structures)
 
 
 def _check_potential_name(name: str) -> None:

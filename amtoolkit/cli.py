@@ -15,10 +15,12 @@ exit status is 1 at the end.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import sys
 import traceback
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -150,6 +152,8 @@ def analyze(
         check_outputs(json_path, plot_path)
         if plot_path:
             _check_figure_format(plot_path)
+            if json_path is not None and Path(json_path).resolve() == Path(plot_path).resolve():
+                raise ValueError(f"--json and --plot name the same file {plot_path!r}")
         needing = [f"--{flag}" for flag in ("energy", "elastic", "vdos") if flags[flag]]
         if needing and potential is None:
             raise ValueError(
@@ -158,8 +162,17 @@ def analyze(
             )
         analyzer = Analyzer(potential, workers=workers)
         frames, labels = _read(files, index, fmt, type_map, atom_style)
-        ref_frames = _read(reference, ":", fmt, type_map, atom_style)[0] if reference else None
         analyses = [name for flag, name in _FLAGS.items() if flags[flag]] or DEFAULT_ANALYSES
+        ref_frames, ref_skipped = None, 0
+        if reference:
+            ref_frames, ref_skipped = _usable_reference(
+                analyzer, *_read(reference, ":", fmt, type_map, atom_style), "energy" in analyses
+            )
+        if plot_path and not _drawable(analyses, frames):
+            raise ValueError(
+                f"--plot: nothing to draw for {', '.join(analyses)}; add --rdf, --adf, "
+                "--coordination, --rings, --sq or --vdos"
+            )
         report = analyzer.report(
             frames,
             analyses,
@@ -172,9 +185,14 @@ def analyze(
         echo_summary(report.summary(), json_path)
         emit_json(json_path, report.to_dict())
         if plot_path:
-            report.plot(plot_path)
-    if report.skipped:
-        click.echo(f"amtool: {len(report.skipped)} frame(s) skipped", err=True)
+            try:
+                report.plot(plot_path)
+            except ValueError as err:  # targets no analysis measured: the run still counts
+                click.echo(f"amtool: warning: no figure written: {err}", err=True)
+    if report.skipped or ref_skipped:
+        what = [f"{len(report.skipped)} frame(s)"] if report.skipped else []
+        what += [f"{ref_skipped} reference frame(s)"] if ref_skipped else []
+        click.echo(f"amtool: {' and '.join(what)} skipped", err=True)
         sys.exit(1)
 
 
@@ -395,26 +413,74 @@ def _read(
     type_map: str | None,
     atom_style: str | None = None,
 ) -> tuple[list, list[str]]:
-    """All frames of `files` and one label ``file[k]`` per frame."""
-    from amtoolkit.io import parse_type_map, read_structures
+    """All frames of `files` and one label ``file[k]`` per frame, k its place in the file."""
+    from amtoolkit.io import frame_numbers, parse_type_map, read_structures
 
     numbers_of_type = parse_type_map(type_map)
     frames, labels = [], []
     for name in files:
         if name.startswith(HELD_OUT_PREFIX):
-            read = _held_out(name[len(HELD_OUT_PREFIX) :], index)
+            read, numbers = _held_out(name[len(HELD_OUT_PREFIX) :], index)
         else:
             path = _resolve(name)
-            read = read_structures(
-                path, index=index, format=fmt, type_map=numbers_of_type, atom_style=atom_style
-            )
+            options = {"format": fmt, "type_map": numbers_of_type, "atom_style": atom_style}
+            read = read_structures(path, index=index, **options)
+            count = functools.partial(_count_frames, path, options)
+            numbers = frame_numbers(index, len(read), count)
         frames += read
-        labels += [f"{name}[{k}]" for k in range(len(read))]
+        labels += [f"{name}[{k}]" for k in numbers]
     return frames, labels
 
 
-def _held_out(model: str, index: str) -> list:
-    """The `index` frames of the structures `model` never trained on (``held-out:MODEL``)."""
+def _usable_reference(
+    analyzer: Any, frames: list, labels: list[str], relaxed: bool
+) -> tuple[list, int]:
+    """The reference frames that pass the analyzer's checks (with the potential's coverage
+    when they are to be relaxed), each other one reported as skipped; and how many those
+    were.
+
+    Raises:
+        ValueError: no reference frame passes (naming the first one's problem).
+    """
+    from amtoolkit.analysis.report import one_line
+    from amtoolkit.errors import CoverageError, StructureError
+
+    usable, problems = [], []
+    for atoms, label in zip(frames, labels, strict=True):
+        try:
+            analyzer.check(atoms, with_potential=relaxed)
+        except (StructureError, CoverageError) as err:
+            problems.append((label, one_line(err)))
+            continue
+        usable.append(atoms)
+    if not usable:
+        label, reason = problems[0]
+        raise ValueError(f"no usable reference frame: {label}: {reason}")
+    for label, reason in problems:
+        _warn_skip(f"reference {label}", reason)
+    return usable, len(problems)
+
+
+def _drawable(analyses: Sequence[str], frames: Sequence) -> bool:
+    """Whether a report of `analyses` on `frames` may have a panel to draw: a plotted
+    analysis, or design targets (``target_<property>``) in the frames to check."""
+    from amtoolkit.analysis.report import PLOTTED_ANALYSES
+    from amtoolkit.data.properties import TARGET_PREFIX
+
+    if any(name in PLOTTED_ANALYSES for name in analyses):
+        return True
+    return any(key.startswith(TARGET_PREFIX) for atoms in frames for key in atoms.info)
+
+
+def _count_frames(path: str, options: dict[str, Any]) -> int:
+    from amtoolkit.io import read_structures
+
+    return len(read_structures(path, index=":", **options))
+
+
+def _held_out(model: str, index: str) -> tuple[list, list[int]]:
+    """The `index` frames of the structures `model` never trained on (``held-out:MODEL``)
+    and their places in that set."""
     from ase.io.formats import string2index
 
     from amtoolkit.generator import Generator
@@ -423,10 +489,13 @@ def _held_out(model: str, index: str) -> list:
         raise ValueError(f"{HELD_OUT_PREFIX} needs a model name, e.g. {HELD_OUT_PREFIX}a-sio2")
     frames = Generator.load(model).held_out()
     try:
-        chosen = frames[string2index(index)]
+        wanted = string2index(index)
+        places = range(len(frames))[wanted]
     except (ValueError, IndexError) as err:
         raise ValueError(f"{HELD_OUT_PREFIX}{model}: --index {index}: {err}") from None
-    return chosen if isinstance(chosen, list) else [chosen]
+    if isinstance(places, int):
+        return [frames[places]], [places]
+    return [frames[k] for k in places], list(places)
 
 
 def _resolve(name: str) -> str:
@@ -542,6 +611,8 @@ def _check_figure_format(path: str) -> None:
     """Fail before any work on a figure file name matplotlib cannot write."""
     from matplotlib.backend_bases import FigureCanvasBase
 
+    if path == STDOUT:
+        raise ValueError("--plot needs a file name (.png, .pdf or .svg); - is for --json only")
     fmt = os.path.splitext(path)[1].lstrip(".").lower() or "png"
     known = FigureCanvasBase.get_supported_filetypes()
     if fmt not in known:

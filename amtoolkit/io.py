@@ -20,7 +20,7 @@ import os
 import re
 import struct
 import warnings
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -34,7 +34,9 @@ from amtoolkit.data._files import atomic_path, check_writable
 
 __all__ = [
     "atomic_output",
+    "DATASET_SUFFIXES",
     "check_writable",
+    "frame_numbers",
     "LAMMPS_DATA_SUFFIXES",
     "MASS_TOLERANCE",
     "ReadError",
@@ -46,6 +48,10 @@ __all__ = [
 
 LAMMPS_DATA_SUFFIXES = (".data", ".dat", ".lmp", ".lammps", ".lammps-data")
 """File name endings taken to be LAMMPS data files when no format is given."""
+
+DATASET_SUFFIXES = (".h5", ".hdf5")
+"""File name endings read as amtoolkit HDF5 datasets (`amtoolkit.data.hdf5`) when no
+format is given."""
 
 MASS_TOLERANCE = 0.1
 """Largest difference (atomic mass units) between a ``Masses`` entry and an element's mass
@@ -137,8 +143,9 @@ def read_structures(
     """Read the frames of a structure file as a list of Atoms.
 
     Reads anything ``ase.io.read`` reads (extxyz with ``atoms.info`` properties and ghost
-    atoms ``X``, POSCAR, CIF, ...) and LAMMPS data files, which are recognised by their
-    ending (`LAMMPS_DATA_SUFFIXES`) or by an ``xlo xhi`` box line in the header.
+    atoms ``X``, POSCAR, CIF, ...), LAMMPS data files, which are recognised by their
+    ending (`LAMMPS_DATA_SUFFIXES`) or by an ``xlo xhi`` box line in the header, and
+    amtoolkit HDF5 datasets (`DATASET_SUFFIXES`; their properties in ``atoms.info``).
 
     Args:
         path: file to read.
@@ -177,7 +184,9 @@ def read_structures(
 
     if format is None and _starts_like_a_text_dump(path):  # whatever its ending says
         format = _LAMMPS_DUMP_TEXT
-    if _is_lammps_data(path, format):
+    if format is None and _uncompressed_suffix(path) in DATASET_SUFFIXES:
+        frames = _read_dataset(path, index)
+    elif _is_lammps_data(path, format):
         frames = [_read_lammps_data(path, numbers_of_type, units, atom_style)]
         frames = _select(frames, index, path)
     else:
@@ -203,6 +212,30 @@ def read_structures(
     if not frames:
         raise ReadError(f"{path}: no frames selected by index {index!r}")
     return frames
+
+
+def frame_numbers(
+    index: str | int | slice, n_selected: int, count_frames: Callable[[], int]
+) -> list[int]:
+    """Position in its file of each of the `n_selected` frames an ase-style `index` chose.
+
+    ``"::10"`` chose frames 0, 10, 20, ...: labels such as ``run.extxyz[20]`` then name
+    the frame a user finds in the file, not its place in the selection. A negative
+    start, step or int index needs the number of frames in the file, which
+    `count_frames` gives (called only then).
+
+    Raises:
+        ReadError: a malformed index string.
+    """
+    wanted = _parse_index(index, Path("index")) if isinstance(index, str) else index
+    if isinstance(wanted, slice):
+        start, step = wanted.start, wanted.step
+        if (start is None or start >= 0) and (step is None or step > 0):
+            return [(start or 0) + k * (step or 1) for k in range(n_selected)]
+        return list(range(count_frames()))[wanted]
+    if wanted >= 0:
+        return [wanted]
+    return [range(count_frames())[wanted]]
 
 
 def write_structures(
@@ -254,6 +287,21 @@ def _as(format: str | None) -> str:
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
+
+
+def _read_dataset(path: Path, index: str | int | slice) -> list[Atoms]:
+    """The `index` frames of an amtoolkit HDF5 dataset, properties in ``atoms.info``."""
+    from amtoolkit.data.dataset import Dataset, DatasetError
+
+    try:
+        dataset = Dataset.from_hdf5(path)
+    except DatasetError as err:
+        raise ReadError(f"{path}: not an amtoolkit dataset: {_one_line(err)}") from None
+    try:
+        places = _select(list(range(len(dataset))), index, path)
+        return [dataset.atoms(k) for k in places]
+    finally:
+        dataset.close()
 
 
 def _select(frames: list[Atoms], index: str | int | slice, path: Path) -> list[Atoms]:

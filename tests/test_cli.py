@@ -85,7 +85,8 @@ def test_held_out_structures_of_a_shipped_model_as_files_and_reference(runner, s
     assert result.exit_code == 0, result.output
     assert f"structures (generated / reference)  1 / {n_held_out}" in result.stdout
     result = runner.invoke(main, ["analyze", "held-out:a-si", "--index", "-2:", "--json", "-"])
-    assert json.loads(result.stdout)["frames"] == ["held-out:a-si[0]", "held-out:a-si[1]"]
+    last_two = [f"held-out:a-si[{k}]" for k in (n_held_out - 2, n_held_out - 1)]
+    assert json.loads(result.stdout)["frames"] == last_two
     assert_one_line_error(runner.invoke(main, ["analyze", "held-out:"]), "needs a model name")
     assert_one_line_error(runner.invoke(main, ["analyze", "held-out:nope"]), "'nope' is neither")
 
@@ -129,6 +130,41 @@ def test_unknown_figure_format_exits_2_before_any_work(runner, si_file, tmp_path
     assert_one_line_error(result, "unknown figure format 'xyz'", ".png")
     assert result.stdout == ""  # nothing was analysed
     assert list(tmp_path.iterdir()) == [tmp_path / "si.extxyz"]
+
+
+@pytest.mark.parametrize(
+    ("extra", "fragments"),
+    [
+        (["--plot", "-"], ["--plot needs a file name", "- is for --json only"]),
+        (["--plot", "out.png", "--json", "out.png"], ["--json and --plot name the same file"]),
+        (
+            ["-p", "sw-si", "--energy", "--plot", "out.png"],
+            ["--plot: nothing to draw for energy", "--rdf"],
+        ),
+    ],
+)
+def test_a_figure_that_cannot_be_drawn_exits_2_before_any_work(
+    runner, si_file, tmp_path, monkeypatch, extra, fragments
+):
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(main, ["analyze", si_file, *extra])
+    assert_one_line_error(result, *fragments)
+    assert result.stdout == ""  # nothing was analysed
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["si.extxyz"]
+
+
+def test_targets_no_analysis_measured_leave_no_figure_but_the_run_counts(
+    runner, tmp_path, diamond_si
+):
+    si = diamond_si.copy()
+    si.info["target_shear_modulus"] = 40.0  # drawable only with --elastic
+    path = frames_file(tmp_path, [si])
+    png = tmp_path / "fig.png"
+    result = runner.invoke(main, ["analyze", path, "-p", "sw-si", "--energy", "--plot", str(png)])
+    assert result.exit_code == 0, result.output
+    assert "amtool: warning: no figure written: nothing to plot" in result.stderr
+    assert "energy (eV/atom, relaxed)" in result.stdout
+    assert not png.exists()
 
 
 @pytest.mark.parametrize("option", ["--json", "--plot"])
@@ -271,6 +307,23 @@ def test_reference_comparison(runner, si_file, tmp_path, diamond_si):
     assert json.loads(out.read_text())["comparison"]["rdf_rmsd"] == 0.0
 
 
+def test_bad_reference_frames_are_named_and_skipped(runner, tmp_path, diamond_si):
+    flat = diamond_si.copy()
+    flat.pbc = [True, True, False]
+    broken = diamond_si.copy()
+    broken.positions[2, 1] = np.nan
+    main_file = frames_file(tmp_path, [diamond_si], name="si.extxyz")
+    ref = frames_file(tmp_path, [diamond_si, broken, diamond_si], name="ref.extxyz")
+    result = runner.invoke(main, ["analyze", main_file, "--reference", ref, "--json", "-"])
+    assert result.exit_code == 1, result.output
+    assert f"amtool: skipped reference {ref}[1]: non-finite position" in result.stderr
+    assert "amtool: 1 reference frame(s) skipped" in result.stderr
+    assert json.loads(result.stdout)["comparison"]["n_reference"] == 2
+    only_bad = frames_file(tmp_path, [flat], name="flat.extxyz")
+    result = runner.invoke(main, ["analyze", main_file, "--reference", only_bad])
+    assert_one_line_error(result, f"no usable reference frame: {only_bad}[0]:", "periodic")
+
+
 def test_index_selects_frames(runner, tmp_path, diamond_si):
     frames = [diamond_si * (1, 1, k) for k in (1, 2, 3)]
     path = frames_file(tmp_path, frames)
@@ -278,6 +331,42 @@ def test_index_selects_frames(runner, tmp_path, diamond_si):
     result = runner.invoke(main, ["analyze", path, "--index", "1:", "--json", str(out)])
     assert result.exit_code == 0, result.output
     assert json.loads(out.read_text())["n_atoms"] == [16, 24]
+
+
+@pytest.mark.parametrize(
+    ("index", "places"),
+    [("::3", [0, 3]), ("1", [1]), ("-2:", [3, 4]), ("-1", [4]), ("::-2", [4, 2, 0])],
+)
+def test_labels_name_the_frame_in_the_file(runner, tmp_path, diamond_si, index, places):
+    bad = diamond_si.copy()
+    bad.positions[0, 0] = np.nan
+    path = frames_file(tmp_path, [diamond_si, diamond_si, diamond_si, bad, diamond_si])
+    result = runner.invoke(main, ["analyze", path, "--index", index, "--json", "-"])
+    report = json.loads(result.stdout)
+    named = report["frames"] + [s["frame"] for s in report["skipped"]]
+    assert sorted(named) == sorted(f"{path}[{k}]" for k in places)
+    if 3 in places:
+        assert result.exit_code == 1
+        assert f"skipped {path}[3]: non-finite position" in result.stderr
+    else:
+        assert result.exit_code == 0, result.output
+
+
+def test_a_frame_crystallinity_fails_on_is_skipped(runner, tmp_path, diamond_si):
+    doubled = diamond_si + diamond_si[:1]  # an atom on top of another: spglib gives up
+    path = frames_file(tmp_path, [diamond_si, doubled, diamond_si])
+    result = runner.invoke(main, ["analyze", path, "--crystallinity", "--json", "-"])
+    assert result.exit_code == 1, result.output
+    assert f"skipped {path}[1]: spglib could not find the space group" in result.stderr
+    report = json.loads(result.stdout)
+    assert report["crystallinity"]["spacegroup"] == ["Fd-3m", "Fd-3m"]
+    # with a potential it relaxes first: an element the potential lacks skips the frame
+    sic = bulk("SiC", "zincblende", a=4.36, cubic=True)
+    path = frames_file(tmp_path, [diamond_si, sic], name="sic.extxyz")
+    result = runner.invoke(main, ["analyze", path, "-p", "sw-si", "--crystallinity"])
+    assert result.exit_code == 1, result.output
+    assert f"skipped {path}[1]: element 'C' is not covered by potential 'sw-si'" in result.stderr
+    assert "Fd-3m" in result.stdout
 
 
 def test_potentials_lists_the_registry(runner):

@@ -16,6 +16,7 @@ from amtoolkit.io import (
     ReadError,
     atomic_output,
     check_writable,
+    frame_numbers,
     parse_type_map,
     read_structures,
     write_json,
@@ -454,3 +455,26 @@ def test_examples_by_name():
     assert len(atoms) == 216 and atoms.info["potential"] == "sw-si"
     with pytest.raises(ValueError, match="unknown example 'glass'.*a-si"):
         examples.path("glass")
+
+
+def test_an_amtoolkit_dataset_reads_as_frames_with_its_properties(tmp_path):
+    import h5py
+
+    from amtoolkit.data import Dataset
+
+    frames = [bulk("Si", "diamond", a=5.43 + 0.01 * k, cubic=True) for k in range(4)]
+    for k, atoms in enumerate(frames):
+        atoms.info["shear_modulus"] = 30.0 + k
+    path = Dataset.from_atoms(frames).to_hdf5(tmp_path / "set.h5")
+    read = read_structures(path, index="1::2")
+    assert [a.info["shear_modulus"] for a in read] == [31.0, 33.0]
+    np.testing.assert_allclose(read[1].cell.array, frames[3].cell.array)
+    np.testing.assert_allclose(read[1].positions, frames[3].positions)
+    assert frame_numbers("1::2", len(read), lambda: 4) == [1, 3]
+    assert frame_numbers("-1", 1, lambda: 4) == [3]
+    assert frame_numbers("::-3", 2, lambda: 4) == [3, 0]
+    other = tmp_path / "other.h5"
+    with h5py.File(other, "w") as fh:
+        fh["x"] = np.zeros(3)
+    with pytest.raises(ReadError, match=f"{other}: not an amtoolkit dataset"):
+        read_structures(other)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 from ase import Atoms
 from ase.data import atomic_numbers
 
+from amtoolkit.analysis._options import integer, positive
 from amtoolkit.analysis._result import Result, new_axes
 from amtoolkit.analysis._structures import prepare, species_of
 from amtoolkit.analysis.bonds import Cutoffs, bonded_pairs
@@ -106,14 +107,15 @@ def adf(structures: Atoms | Iterable[Atoms], cutoff: Cutoffs = 3.0, nbins: int =
 
     Raises:
         StructureError: non-periodic cell, zero volume, non-finite positions.
-        ValueError: bad cutoff or nbins.
+        ValueError: a cutoff length that is not a positive, finite number (or a bad
+            mapping); nbins not an integer >= 1.
 
     References:
         Allen & Tildesley, Computer Simulation of Liquids (2017), sec. 8.2.
     """
-    if int(nbins) != nbins or nbins < 1:
-        raise ValueError(f"nbins must be a positive integer, got {nbins}")
-    nbins = int(nbins)
+    if cutoff is not None and not isinstance(cutoff, Mapping):
+        cutoff = positive("cutoff", cutoff, "length in Å")
+    nbins = integer("nbins", nbins, 1)
     frames = prepare(structures)
     species = species_of(frames)
     per_structure = np.zeros((len(frames), nbins))

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Iterable
 
 import numpy as np
 from ase import Atoms
 from ase.data import atomic_numbers
 
+from amtoolkit.analysis._options import integer, positive
 from amtoolkit.analysis._result import Result, new_axes
 from amtoolkit.analysis._structures import prepare, species_of
 from amtoolkit.analysis.neighbors import neighbor_list
@@ -118,17 +118,14 @@ def rdf(structures: Atoms | Iterable[Atoms], rmax: float = 5.0, nbins: int = 100
 
     Raises:
         StructureError: non-periodic cell, zero volume, non-finite positions, no atoms.
-        ValueError: rmax <= 0 or nbins < 1.
+        ValueError: rmax not a positive, finite number; nbins not an integer >= 1.
 
     References:
         Allen & Tildesley, Computer Simulation of Liquids (2017), sec. 8.2;
         ase.geometry.rdf.get_rdf.
     """
-    if not (rmax > 0 and math.isfinite(rmax)):
-        raise ValueError(f"rmax must be a positive, finite length in Å, got {rmax}")
-    if int(nbins) != nbins or nbins < 1:
-        raise ValueError(f"nbins must be a positive integer, got {nbins}")
-    nbins = int(nbins)
+    rmax = positive("rmax", rmax, "length in Å")
+    nbins = integer("nbins", nbins, 1)
     frames = prepare(structures)
     species = species_of(frames)
     numbers = np.array([atomic_numbers[s] for s in species])

@@ -71,10 +71,15 @@ ANALYSES = (
     "elastic",
     "vdos",
 )
+#: analyses whose results `AnalysisReport.plot` draws (design targets get panels too)
+PLOTTED_ANALYSES = ("rdf", "adf", "coordination", "rings", "structure_factor", "vdos")
 #: what a report runs when nothing is asked for: seconds on 3000 atoms
 DEFAULT_ANALYSES = ("rdf", "coordination")
 #: analyses that need a potential; run frame by frame (they are the slow ones)
 POTENTIAL_ANALYSES = ("energy", "elastic", "vdos")
+#: analyses a report runs frame by frame, so that a frame where one fails (a relaxation
+#: that breaks, a cell spglib cannot read) is skipped and the others are still measured
+FRAME_ANALYSES = (*POTENTIAL_ANALYSES, "crystallinity")
 #: upper limit of the g(r) integral of S(q) in reports, Å: one q resolution for every cell
 #: size (the Lorch window smears features narrower than about 2 pi / rmax), periodic images
 #: included in cells narrower than twice this; half the cell width of a 216-atom a-Si cell
@@ -258,7 +263,10 @@ class AnalysisReport(Result):
             for name, check in self.targets.items()
         ]
         if not panels:
-            raise ValueError("nothing to plot: compute an RDF, ADF, rings, S(q) or VDOS first")
+            raise ValueError(
+                "nothing to plot: compute an RDF, ADF, coordination, rings, S(q) or VDOS, or "
+                "measure a property the frames have design targets for"
+            )
         from matplotlib.figure import Figure  # no pyplot: no global backend or figure state
 
         ncols = min(3, len(panels))
@@ -298,11 +306,14 @@ class AnalysisReport(Result):
 def select_analyses(analyses: Sequence[str]) -> list[str]:
     """The requested analyses in the order of `ANALYSES`.
 
-    ``"sq"`` (the `amtool analyze --sq` flag) is ``"structure_factor"``.
+    ``"sq"`` (the `amtool analyze --sq` flag) is ``"structure_factor"``; one name may be
+    given as a string.
 
     Raises:
         ValueError: an unknown name (the message lists the known ones).
     """
+    if isinstance(analyses, str):
+        analyses = [analyses]
     analyses = [ANALYSIS_ALIASES.get(a, a) for a in analyses]
     unknown = [a for a in analyses if a not in ANALYSES]
     if unknown:
@@ -328,10 +339,11 @@ def build_report(
     """Run several analyses on a set, leaving out the frames that fail.
 
     Every frame is checked first with `check`; when none passes, the first failure is
-    raised at once. The potential-based analyses (`POTENTIAL_ANALYSES`) then run frame by
-    frame, and a frame where any of them fails is left out of every analysis and
-    reported through `on_skip`. The structure analyses run once on the remaining set,
-    with `REPORT_OPTIONS`; per-frame results are merged with :func:`merge_frame_results`.
+    raised at once. The per-frame analyses (`FRAME_ANALYSES`: the potential-based ones and
+    crystallinity) then run frame by frame, and a frame where any of them fails is left
+    out of every analysis and reported through `on_skip`. The structure analyses run
+    once on the remaining set, with `REPORT_OPTIONS`; per-frame results are merged with
+    :func:`merge_frame_results`.
 
     Args:
         structures: frames to analyse.
@@ -366,7 +378,7 @@ def build_report(
 
     frames = as_structure_list(structures)
     wanted = select_analyses(analyses)
-    per_frame = [a for a in wanted if a in POTENTIAL_ANALYSES]
+    per_frame = [a for a in wanted if a in FRAME_ANALYSES]
     labels = list(labels) if labels is not None else [f"frame {k}" for k in range(len(frames))]
     if len(labels) != len(frames):
         raise ValueError(f"{len(labels)} labels for {len(frames)} frames")
@@ -438,9 +450,18 @@ def build_report(
     reference_results: dict[str, Result] = {}
     if reference is not None:
         reference_real = prepare(reference)
-        reference_results = {
-            name: _run(run, name, reference_real) for name in wanted if name in REFERENCE_ANALYSES
-        }
+        for name in wanted:
+            if name not in REFERENCE_ANALYSES:
+                continue
+            try:
+                reference_results[name] = run(
+                    name, reference_real, **_reference_options(name, results)
+                )
+            except ValueError:
+                if name != "rings":
+                    raise
+                # the frames' ring atoms are not the reference's (silica frames, an
+                # Si-only reference): sizes in different atoms do not compare
     frame_density = np.array([density(a) for a in real])
     return AnalysisReport(
         labels=kept_labels,
@@ -605,26 +626,35 @@ def serial_frames(run: AnalysisRunner) -> FrameRunner:
 
 
 def merge_frame_results(name: str, results: Sequence[Result]) -> Result:
-    """Combine one-frame results of a potential-based analysis into one set result.
+    """Combine one-frame results of a per-frame analysis (`FRAME_ANALYSES`) into one set
+    result.
 
     Energy and elastic results have their per-structure arrays joined (the mean C is
-    recomputed); VDOS results are re-broadened on one grid spanning every frame's modes
-    (or on their common grid, when a frequency range was given), exactly as
-    :func:`amtoolkit.analysis.vdos.vdos` does for a set.
+    recomputed), crystallinity results their per-structure lists; VDOS results are
+    re-broadened on one grid spanning every frame's modes (or on their common grid, when
+    a frequency range was given), exactly as :func:`amtoolkit.analysis.vdos.vdos` does
+    for a set.
 
     Args:
-        name: "energy", "elastic" or "vdos".
+        name: "energy", "elastic", "vdos" or "crystallinity".
         results: one result per frame, all from the same settings.
 
     Returns:
         A result of the same type, equal to the analysis of the whole set.
 
     Raises:
-        ValueError: `name` is not a potential-based analysis.
+        ValueError: `name` is not a per-frame analysis.
     """
     first = results[0]
     if len(results) == 1:
         return first
+    if name == "crystallinity":
+        return dataclasses.replace(
+            first,
+            spacegroup=[g for r in results for g in r.spacegroup],
+            number=[n for r in results for n in r.number],
+            crystalline=[c for r in results for c in r.crystalline],
+        )
     if name == "vdos":
         from amtoolkit.analysis.vdos import vdos_from_modes
 
@@ -646,6 +676,18 @@ def merge_frame_results(name: str, results: Sequence[Result]) -> Result:
         if first.n_negative_modes is not None:
             joined["n_negative_modes"] = np.concatenate([r.n_negative_modes for r in results])
     return dataclasses.replace(first, **joined)
+
+
+def _reference_options(name: str, results: Mapping[str, Result]) -> dict[str, Any]:
+    """Options of analysis `name` on the reference set: the report's, with ring sizes
+    counted in the same atoms as the frames' (Si atoms for silica frames, else all), so
+    that the two are comparable whatever the reference holds (a reference where that
+    rule does not apply gets no ring statistics)."""
+    options = dict(REPORT_OPTIONS.get(name, {}))
+    if name == "rings":
+        species = results["rings"].count_species
+        options["count_species"] = list(species) if species else None
+    return options
 
 
 def _run(run: AnalysisRunner, name: str, structures: Atoms | list[Atoms]) -> Result:
@@ -724,6 +766,8 @@ def _coordination_rows(result) -> list[tuple[str, str]]:
 
 
 def _adf_rows(result) -> list[tuple[str, str]]:
+    if not np.any(result.p > 0):
+        return [("most likely angle (deg)", "n/a (no angles)")]
     rows = [("most likely angle (deg)", f"{_mode(result.theta, result.p):.1f}")]
     rows += [
         (f"most likely angle at {el} (deg)", f"{_mode(result.theta, p):.1f}")

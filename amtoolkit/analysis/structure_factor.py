@@ -7,7 +7,9 @@ from collections.abc import Iterable
 
 import numpy as np
 from ase import Atoms
+from ase.geometry import minkowski_reduce
 
+from amtoolkit.analysis._options import integer, positive
 from amtoolkit.analysis._result import Result, new_axes
 from amtoolkit.analysis._structures import prepare
 from amtoolkit.analysis.rdf import pair_histogram, shell_volumes
@@ -66,11 +68,20 @@ class StructureFactorResult(Result):
 
 
 def half_width(atoms: Atoms) -> float:
-    """Half the shortest perpendicular width of the cell, Å (largest minimum-image r)."""
-    cell = atoms.cell.array
-    volume = abs(np.linalg.det(cell))
-    normals = np.cross(cell[[1, 2, 0]], cell[[2, 0, 1]])  # [3, 3]
-    return float(0.5 * volume / np.linalg.norm(normals, axis=1).max())
+    """Half the narrowest width of the Wigner-Seitz cell, i.e. half the shortest lattice
+    vector, Å: the largest r within which no pair is counted through two periodic images.
+
+    A property of the lattice: any cell of it gives the same value (perpendicular widths
+    are not: they shrink as the cell is sheared, and those of a Minkowski-reduced cell
+    still differ between equivalent reduced cells of an fcc lattice). For an orthogonal
+    cell this is half its shortest perpendicular width.
+
+    References:
+        H. Minkowski, J. Reine Angew. Math. 129, 220 (1905) (the reduced basis holds the
+        shortest lattice vector); ase.geometry.minkowski_reduce.
+    """
+    reduced, _ = minkowski_reduce(atoms.cell.array)  # [3, 3]
+    return float(0.5 * np.linalg.norm(reduced, axis=1).min())
 
 
 def lorch_window(r: np.ndarray, rmax: float) -> np.ndarray:
@@ -130,8 +141,9 @@ def structure_factor(
         structures: one Atoms or a sequence (periodic, ghosts ignored).
         qmax: largest q, 1/Å.
         nq: number of q points, evenly spaced on (0, qmax] (``q = qmax k / nq``).
-        rmax: upper limit of the r integral, Å; default half the shortest perpendicular
-            cell width of the smallest cell in the set.
+        rmax: upper limit of the r integral, Å; default half the shortest lattice vector
+            of the smallest cell in the set (:func:`half_width`, the same for any way
+            the cell is written).
         window: apply the Lorch window.
         dr: target bin width of g(r), Å.
 
@@ -140,23 +152,23 @@ def structure_factor(
 
     Raises:
         StructureError: non-periodic cell, zero volume, non-finite positions.
-        ValueError: non-positive qmax, nq, rmax or dr.
+        ValueError: qmax, rmax or dr not a positive, finite number; nq not an integer
+            >= 1.
 
     References:
         Allen & Tildesley, Computer Simulation of Liquids (2017), eq. 2.104;
         E. Lorch, J. Phys. C 2, 229 (1969).
     """
-    if not qmax > 0 or int(nq) != nq or nq < 1:
-        raise ValueError(f"need qmax > 0 and integer nq >= 1, got qmax={qmax}, nq={nq}")
-    if not dr > 0:
-        raise ValueError(f"dr must be positive, got {dr}")
+    qmax = positive("qmax", qmax, "wavenumber in 1/Å")
+    nq = integer("nq", nq, 1)
+    dr = positive("dr", dr, "length in Å")
+    if rmax is not None:
+        rmax = positive("rmax", rmax, "length in Å")
     frames = prepare(structures)
     if rmax is None:
         rmax = min(half_width(a) for a in frames)
-    if not rmax > 0:
-        raise ValueError(f"rmax must be positive, got {rmax}")
     nbins = max(1, int(np.ceil(rmax / dr)))
-    q = qmax * np.arange(1, int(nq) + 1) / int(nq)
+    q = qmax * np.arange(1, nq + 1) / nq
     edges = np.linspace(0.0, rmax, nbins + 1)
     r = 0.5 * (edges[:-1] + edges[1:])
     shells = shell_volumes(rmax, nbins)

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Iterable, Sequence
 
 import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import Calculator
 
+from amtoolkit.analysis._options import integer, interval, positive
 from amtoolkit.analysis._result import Result, new_axes
 from amtoolkit.analysis._structures import prepare
 from amtoolkit.analysis.energy import relax_structure
@@ -124,12 +124,43 @@ def broadened_dos(mode_frequencies: np.ndarray, frequency: np.ndarray, sigma: fl
     Returns:
         DOS on the grid, 1/THz, shape [nbins]; integrates to 1 over the real line.
     """
-    if not sigma > 0:
-        raise ValueError(f"sigma must be positive, got {sigma}")
+    sigma = positive("sigma", sigma, "width in THz")
     modes = np.asarray(mode_frequencies, dtype=float)
     z = (np.asarray(frequency, dtype=float)[:, None] - modes[None, :]) / sigma  # [nbins, n_modes]
     gauss = np.exp(-0.5 * z**2) / (sigma * np.sqrt(2.0 * np.pi))
     return gauss.sum(axis=1) / len(modes)
+
+
+def check_options(
+    displacement: float = 0.01,
+    sigma: float = 0.2,
+    nbins: int = 400,
+    frequency_range: tuple[float, float] | None = None,
+    fmax: float = 1e-3,
+) -> None:
+    """Check the options of :func:`vdos`; it calls this before its first force call.
+
+    A P1 cell of N atoms takes 6N force calls, so a bad option must fail first; code that
+    hands the options to `vdos` in other processes can call this before starting them.
+
+    Raises:
+        ValueError: naming the option and its value: displacement, sigma or fmax not a
+            positive, finite number; nbins not an integer >= 2; frequency_range not
+            None or finite (low, high) with low < high.
+    """
+    positive("displacement", displacement, "length in Å")
+    positive("fmax", fmax, "force in eV/Å")
+    _grid_options(sigma, nbins, frequency_range)
+
+
+def _grid_options(
+    sigma: float, nbins: int, frequency_range: tuple[float, float] | None
+) -> tuple[float, int, tuple[float, float] | None]:
+    """Checked ``(sigma, nbins, frequency_range)`` of the broadened frequency grid."""
+    span = None
+    if frequency_range is not None:
+        span = interval("frequency_range", frequency_range, "frequencies in THz")
+    return positive("sigma", sigma, "width in THz"), integer("nbins", nbins, 2), span
 
 
 def vdos(
@@ -164,12 +195,13 @@ def vdos(
 
     Returns:
         VDOSResult (frequency grid in THz, DOS normalised to unit area, mode frequencies).
+
+    Raises:
+        ValueError: an option out of range (:func:`check_options`), before any force call.
+        StructureError: a structure that cannot be analysed.
     """
+    check_options(displacement, sigma, nbins, frequency_range, fmax)
     frames = prepare(structures)
-    if nbins < 2:
-        raise ValueError(f"nbins must be at least 2, got {nbins}")
-    if not (math.isfinite(displacement) and displacement > 0):
-        raise ValueError(f"displacement must be a positive length in Å, got {displacement}")
     modes = []
     for atoms in frames:
         if relax:
@@ -197,20 +229,18 @@ def vdos_from_modes(
 
     Returns:
         VDOSResult (the mean of the per-structure DOS, each normalised to unit area).
+
+    Raises:
+        ValueError: sigma, nbins or frequency_range out of range (:func:`check_options`).
     """
-    if nbins < 2:
-        raise ValueError(f"nbins must be at least 2, got {nbins}")
+    sigma, nbins, span = _grid_options(sigma, nbins, frequency_range)
     modes = tuple(np.asarray(m, dtype=float) for m in modes)
-    if frequency_range is None:
+    if span is None:
         every = np.concatenate(modes)
         low = min(0.0, float(every.min())) - GRID_MARGIN_SIGMAS * sigma
         high = float(every.max()) + GRID_MARGIN_SIGMAS * sigma
     else:
-        low, high = (float(x) for x in frequency_range)
-        if not high > low:
-            raise ValueError(
-                f"frequency_range must be (low, high) with high > low, got {frequency_range}"
-            )
+        low, high = span
     frequency = np.linspace(low, high, nbins)
     per_structure = np.array([broadened_dos(m, frequency, sigma) for m in modes])
     return VDOSResult(

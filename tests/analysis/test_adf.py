@@ -113,6 +113,36 @@ def test_bad_nbins(diamond_si):
         adf(diamond_si, nbins=0)
 
 
+@pytest.mark.parametrize(
+    ("option", "value", "shown"),
+    [
+        ("cutoff", float("inf"), "inf"),
+        ("cutoff", 0.0, "0.0"),
+        ("cutoff", "3", "'3'"),  # was read as 3 Å
+        ("nbins", 90.5, "90.5"),
+        ("nbins", "180", "'180'"),
+    ],
+)
+def test_bad_option_is_named_with_its_value(diamond_si, option, value, shown):
+    with pytest.raises(ValueError) as error:
+        adf(diamond_si, **{option: value})
+    message = str(error.value)
+    assert message.startswith(f"{option} must be ") and message.endswith(f", got {shown}")
+    assert "\n" not in message
+
+
+def test_same_structure_in_a_sheared_cell_gives_the_same_adf():
+    atoms = bulk("Si", "diamond", a=5.431, cubic=True).repeat(2)
+    atoms.rattle(0.1, seed=0)
+    a, b, c = atoms.cell.array
+    sheared = atoms.copy()
+    sheared.set_cell([a, b + 3 * a, c + 2 * b - a], scale_atoms=False)  # same lattice
+    sheared.wrap()
+    expected, result = adf(atoms), adf(sheared)
+    assert result.n_angles == expected.n_angles == [6 * len(atoms)]  # 4 bonds: 6 angles
+    np.testing.assert_allclose(result.p, expected.p, rtol=0, atol=REF_TOL)
+
+
 def test_overlapping_atoms_do_not_break_the_histogram(diamond_si):
     atoms = diamond_si + Atoms("Si", positions=[diamond_si.positions[0]])
     i, vectors = bonded_pairs(atoms, 2.7, "iD")

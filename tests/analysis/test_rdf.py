@@ -160,6 +160,38 @@ def test_bad_arguments_raise(diamond_si):
         rdf(diamond_si, nbins=0)
 
 
+@pytest.mark.parametrize(
+    ("option", "value", "shown"),
+    [
+        ("rmax", "5", "'5'"),  # was a bare TypeError from the comparison
+        ("rmax", None, "None"),
+        ("rmax", True, "True"),
+        ("nbins", 2.5, "2.5"),
+        ("nbins", "100", "'100'"),
+        ("nbins", np.int64(0), "0"),
+    ],
+)
+def test_bad_option_is_named_with_its_value(diamond_si, option, value, shown):
+    with pytest.raises(ValueError) as error:
+        rdf(diamond_si, **{option: value})
+    message = str(error.value)
+    assert message.startswith(f"{option} must be ") and message.endswith(f", got {shown}")
+    assert "\n" not in message
+
+
+def test_same_structure_in_a_sheared_cell_gives_the_same_rdf():
+    # every periodic image is counted, so how the cell is written cannot matter
+    atoms = random_sio2(13, CUBIC)
+    a, b, c = atoms.cell.array
+    sheared = atoms.copy()
+    sheared.set_cell([a, b + 3 * a, c + 2 * b - a], scale_atoms=False)  # same lattice
+    sheared.wrap()
+    expected, result = rdf(atoms, rmax=12.0), rdf(sheared, rmax=12.0)
+    np.testing.assert_allclose(result.g, expected.g, rtol=0, atol=ASE_TOL)
+    for pair in PAIRS:
+        np.testing.assert_allclose(result.partial[pair], expected.partial[pair], atol=ASE_TOL)
+
+
 def test_unwrapped_positions_give_the_same_rdf():
     # MD output often lies several cells away from the box; the answer must not change
     atoms = random_sio2(12, TRICLINIC)

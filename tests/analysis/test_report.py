@@ -146,6 +146,7 @@ def test_bad_arguments(diamond_si):
         select_analyses(["rdf", "bonds"])
     assert select_analyses(["vdos", "rdf"]) == ["rdf", "vdos"]  # ANALYSES order
     assert select_analyses(["sq", "rdf"]) == ["rdf", "structure_factor"]  # the CLI flag name
+    assert select_analyses("rdf") == ["rdf"]  # one name, not its letters
     assert set(ANALYSES) >= {"rdf", "energy", "vdos"}
     with pytest.raises(ValueError, match="1 labels for 2 frames"):
         build_report(
@@ -159,6 +160,24 @@ def test_merge_energy_equals_the_set(diamond_si):
     np.testing.assert_array_equal(merged.energy_per_atom, [8.0, 24.0])
     np.testing.assert_array_equal(merged.n_atoms, [8, 24])
     assert merged.mean_energy == pytest.approx(16.0, rel=EXACT)
+
+
+def test_merge_crystallinity_joins_the_frames():
+    from amtoolkit.analysis.crystallinity import CrystallinityResult
+
+    one = CrystallinityResult(spacegroup=["Fd-3m"], number=[227], crystalline=[True], symprec=0.1)
+    two = CrystallinityResult(spacegroup=["P1"], number=[1], crystalline=[False], symprec=0.1)
+    merged = merge_frame_results("crystallinity", [one, two])
+    assert merged.spacegroup == ["Fd-3m", "P1"] and merged.number == [227, 1]
+    assert merged.crystalline_fraction == 0.5
+
+
+def test_an_adf_without_angles_has_no_most_likely_angle():
+    from amtoolkit.analyzer import Analyzer
+
+    lone = Atoms("Si", cell=[6.0] * 3, pbc=True)
+    report = Analyzer().report(lone, "adf")
+    assert re.search(r"most likely angle \(deg\) +n/a \(no angles\)", report.summary())
 
 
 def test_merge_elastic_recomputes_the_mean_stiffness():
@@ -367,3 +386,27 @@ def test_target_errors_read_the_elastic_and_energy_results(diamond_si):
     assert checks["shear_modulus"].errors.mae == pytest.approx(5.0)
     np.testing.assert_array_equal(checks["shear_modulus"].target, [40.0, 50.0])
     assert checks["relaxed_energy"].errors.mae == pytest.approx(0.05)
+
+
+def test_reference_rings_are_counted_in_the_frames_atoms(diamond_si):
+    from ase.spacegroup import crystal
+
+    from amtoolkit.analyzer import Analyzer
+
+    quartz = crystal(
+        ["Si", "O"],
+        basis=[(0.4697, 0.0, 2 / 3), (0.4135, 0.2669, 0.1191 + 2 / 3)],
+        spacegroup=154,
+        cellpar=[4.916, 4.916, 5.405, 90, 90, 120],
+    )
+    analyzer = Analyzer()
+    with pytest.warns(UserWarning, match="compare different compositions"):
+        report = analyzer.report(diamond_si, ["rings"], reference=[quartz])
+    assert report.results["rings"].count_species is None
+    assert report.reference_results["rings"].count_species is None  # not Si, as alone
+    with pytest.warns(UserWarning, match="compare different compositions"):
+        report = analyzer.report(quartz, ["rings", "rdf"], reference=[diamond_si])
+    assert report.results["rings"].count_species == ("Si",)
+    assert "rings" not in report.reference_results  # Si-O rings do not exist in Si
+    assert "rdf" in report.reference_results
+    assert report.summary().count("mean ring size") == 1  # the frames' own, no "vs"

@@ -8,9 +8,15 @@ import numpy as np
 import pytest
 from ase import Atoms
 from ase.build import bulk
+from ase.neighborlist import neighbor_list as ase_neighbor_list
 from ase.spacegroup import crystal
+from ase.units import _Nav
 
 from amtoolkit.analysis.rings import RingsResult, rings
+from tests.known_values import QUARTZ_DENSITY, QUARTZ_SI_O_BONDS
+
+QUARTZ_BOND_TOL = 1e-3  # Å, the published bond lengths are given to 3 decimals
+QUARTZ_DENSITY_TOL = 0.01  # g/cm^3
 
 
 def beta_cristobalite(a: float = 7.16) -> Atoms:
@@ -23,11 +29,12 @@ def beta_cristobalite(a: float = 7.16) -> Atoms:
 
 
 def alpha_quartz() -> Atoms:
-    """alpha-quartz, P3_121, Si 3a (x, 0, 1/3), O 6c (Levien et al., Am. Mineral. 65, 920)."""
+    """alpha-quartz, P3_221: Si 3a (x, 0, 2/3), O 6c (Levien et al., Am. Mineral. 65, 920;
+    their z shifted by 2/3 to the origin of the International Tables)."""
     return crystal(
         ["Si", "O"],
-        basis=[(0.4697, 0.0, 1 / 3), (0.4135, 0.2669, 0.1191)],
-        spacegroup=152,
+        basis=[(0.4697, 0.0, 2 / 3), (0.4135, 0.2669, 0.1191 + 2 / 3)],
+        spacegroup=154,
         cellpar=[4.916, 4.916, 5.405, 90, 90, 120],
     )
 
@@ -61,6 +68,21 @@ def test_cristobalite_rings_in_si_count():
     # the same rings counted in atoms (Si + O) are 12-membered
     assert rings(atoms, maxlength=12).counts == {12: 2 * n_si}
     assert rings(atoms, count_species="Si", maxlength=5).counts == {}
+
+
+def test_alpha_quartz_cell_has_the_published_bonds_and_density():
+    # the cell used before had Si-O bonds of 1.295 and 1.871 Å
+    atoms = alpha_quartz()
+    assert atoms.get_chemical_formula() == "O6Si3"
+    i, j, d = ase_neighbor_list("ijd", atoms, 2.0)  # Si-O bonds only: O-O is 2.6 Å
+    assert np.all(atoms.numbers[i] != atoms.numbers[j])
+    assert np.bincount(i, minlength=len(atoms)).tolist() == [4] * 3 + [2] * 6  # SiO4, O-Si2
+    for si in range(3):
+        np.testing.assert_allclose(
+            np.sort(d[i == si]), np.repeat(QUARTZ_SI_O_BONDS, 2), rtol=0, atol=QUARTZ_BOND_TOL
+        )
+    density = atoms.get_masses().sum() / atoms.get_volume() * 1e24 / _Nav  # g/cm^3
+    assert density == pytest.approx(QUARTZ_DENSITY, abs=QUARTZ_DENSITY_TOL)
 
 
 def test_quartz_six_and_eight_rings():

@@ -23,6 +23,7 @@ from amtoolkit.errors import StructureError
 DEBYE_TOL = 2e-3  # histogram (dr = 0.01 Å) vs exact pair positions
 IDEAL_GAS_TOL = 0.1  # |S - 1| for 1000 random points at q > 2 1/Å (statistical)
 LARGE_Q_TOL = 0.02  # |S - 1| at q > 20 1/Å for a thermally disordered crystal
+SAME_STRUCTURE_TOL = 1e-10  # one structure in two cells: the same pairs, up to rounding
 
 
 def rattled_diamond() -> Atoms:
@@ -68,14 +69,45 @@ def test_large_q_limit_is_one():
     assert np.abs(result.s[result.q > 20.0] - 1.0).max() < LARGE_Q_TOL
 
 
-def test_default_rmax_is_half_the_shortest_width():
+def sheared_copy(atoms: Atoms) -> Atoms:
+    """The same periodic structure in a cell of the same lattice written far from reduced."""
+    a, b, c = atoms.cell.array
+    sheared = atoms.copy()
+    sheared.set_cell([a, b + 3 * a, c + 2 * b - a], scale_atoms=False)  # unimodular
+    sheared.wrap()
+    return sheared
+
+
+def test_default_rmax_is_half_the_shortest_lattice_vector():
     atoms = Atoms("Si", cell=[[6.0, 0, 0], [3.0, 5.0, 0], [0, 0, 9.0]], pbc=True)
-    assert half_width(atoms) == pytest.approx(2.5)  # width along y is 5 Å
+    # the width along y is 5 Å, but no lattice vector is shorter than |(3, 5, 0)|
+    assert half_width(atoms) == pytest.approx(0.5 * np.sqrt(34.0))
     cubic = bulk("Si", "diamond", a=5.431, cubic=True)
     result = structure_factor([cubic.repeat(3), cubic.repeat((3, 3, 4))], nq=10)
     assert result.rmax == pytest.approx(1.5 * 5.431)
     assert result.per_structure.shape == (2, 10)
     np.testing.assert_allclose(result.s, result.per_structure.mean(axis=0))
+
+
+def test_default_rmax_does_not_depend_on_how_the_cell_is_written():
+    # it was half the perpendicular width of the cell as written: 5.43 Å for the cube,
+    # 0.71 Å for the same structure in a sheared cell of the same lattice
+    atoms = bulk("Si", "diamond", a=5.43, cubic=True).repeat(2)
+    atoms.rattle(0.1, seed=0)
+    cube, sheared = structure_factor(atoms, nq=50), structure_factor(sheared_copy(atoms), nq=50)
+    assert cube.rmax == sheared.rmax == pytest.approx(5.43)
+    np.testing.assert_allclose(sheared.s, cube.s, rtol=0, atol=SAME_STRUCTURE_TOL)
+
+
+def test_half_width_is_a_property_of_the_lattice():
+    # fcc, a = 4 Å: nearest lattice points a / sqrt(2) apart, however the cell is written
+    # (the perpendicular widths of its Minkowski-reduced cells are 2.0 or 2.31 Å)
+    primitive = bulk("Cu", "fcc", a=4.0)
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        shear = np.eye(3, dtype=int) + np.triu(rng.integers(-3, 4, (3, 3)), 1)  # det 1
+        rewritten = Atoms("Cu", cell=shear[rng.permutation(3)] @ primitive.cell.array, pbc=True)
+        assert half_width(rewritten) == pytest.approx(4.0 / np.sqrt(2.0) / 2.0)
 
 
 def test_result_contract():
@@ -100,9 +132,32 @@ def test_peak_position_refuses_a_window_edge_on_a_rising_curve():
         peaked.peak_position(2.5, 4.0)  # S falling from q = 2.5: the peak is below it
 
 
+@pytest.mark.parametrize(
+    ("option", "value", "shown"),
+    [
+        ("qmax", -1.0, "-1.0"),
+        ("qmax", float("inf"), "inf"),  # gave S(q) all NaN without a word
+        ("qmax", float("nan"), "nan"),
+        ("nq", 0, "0"),
+        ("nq", 2.5, "2.5"),
+        ("nq", True, "True"),
+        ("rmax", float("inf"), "inf"),  # raised OverflowError
+        ("rmax", 0.0, "0.0"),
+        ("rmax", "5", "'5'"),
+        ("dr", float("inf"), "inf"),  # gave one bin
+        ("dr", -0.01, "-0.01"),
+        ("dr", np.float64("nan"), "nan"),
+    ],
+)
+def test_bad_option_is_named_with_its_value(diamond_si, option, value, shown):
+    with pytest.raises(ValueError) as error:
+        structure_factor(diamond_si, **{option: value})
+    message = str(error.value)
+    assert message.startswith(f"{option} must be ") and message.endswith(f", got {shown}")
+    assert "\n" not in message
+
+
 def test_bad_input():
-    with pytest.raises(ValueError, match="qmax"):
-        structure_factor(rattled_diamond(), qmax=-1.0)
     atoms = rattled_diamond()
     atoms.pbc = False
     with pytest.raises(StructureError, match="not periodic"):

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 from ase import Atoms
+from ase.calculators.calculator import Calculator, all_changes
 from ase.units import _amu, _e
 from matscipy.calculators.manybody import Manybody
 from matscipy.calculators.manybody.explicit_forms import StillingerWeber
@@ -15,6 +16,7 @@ from matscipy.calculators.manybody.explicit_forms.stillinger_weber import (
 )
 
 from amtoolkit.analysis.vdos import VDOSResult, broadened_dos, gamma_frequencies, vdos
+from amtoolkit.analyzer import Analyzer
 from amtoolkit.potentials import get_calculator
 
 ACOUSTIC_TOL = 1e-3  # THz, translational invariance at Gamma
@@ -140,5 +142,37 @@ def test_bad_arguments(diamond_si, sw):
     with pytest.raises(ValueError, match="nbins"):
         vdos(diamond_si, sw, nbins=1)
     for bad in (0.0, -0.01, float("nan")):  # 0 gave every mode at 0 THz without a word
-        with pytest.raises(ValueError, match="displacement must be a positive length in Å"):
+        with pytest.raises(ValueError, match="displacement must be a positive, finite length"):
             vdos(diamond_si, sw, displacement=bad, relax=False)
+
+
+class NoForceCalls(Calculator):
+    """A calculator that fails the test when asked for anything."""
+
+    implemented_properties = ["energy", "forces", "stress"]
+
+    def calculate(self, atoms=None, properties=None, system_changes=all_changes):
+        raise AssertionError("a force call before the options were checked")
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "shown"),
+    [
+        ("sigma", 0, "0"),  # failed after the 6N force calls
+        ("sigma", float("inf"), "inf"),
+        ("nbins", 100.5, "100.5"),
+        ("nbins", 1, "1"),
+        ("frequency_range", (5.0, 1.0), "(5.0, 1.0)"),
+        ("frequency_range", (0.0, float("inf")), "(0.0, inf)"),
+        ("frequency_range", "0-20", "'0-20'"),
+        ("displacement", float("inf"), "inf"),
+        ("fmax", 0.0, "0.0"),
+    ],
+)
+def test_bad_option_fails_before_any_force_call(diamond_si, option, value, shown):
+    with pytest.raises(ValueError) as error:
+        vdos(diamond_si, NoForceCalls(), **{option: value})
+    message = str(error.value)
+    assert message.startswith(f"{option} must be ") and message.endswith(f", got {shown}")
+    with pytest.raises(ValueError, match=f"^{option} must be "):  # the Analyzer's way in
+        Analyzer(NoForceCalls()).vdos(diamond_si, **{option: value})

@@ -1,0 +1,65 @@
+"""Checks of the numeric options of the analysis functions, made before any work is done.
+
+Each check raises a one-line ValueError that names the option and the value it got.
+"""
+
+from __future__ import annotations
+
+import math
+from numbers import Integral, Real
+from typing import Any
+
+
+def _shown(value: Any) -> str:
+    """`value` as a message shows it: strings quoted, numpy scalars as plain numbers."""
+    return repr(value) if isinstance(value, (str, bytes)) else str(value)
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, Real) and not isinstance(value, bool)  # numpy numbers are Real
+
+
+def positive(name: str, value: Any, what: str = "number") -> float:
+    """`value` as a float when it is a finite real number > 0.
+
+    Args:
+        name: the option, as the caller spells it.
+        value: what the caller passed.
+        what: what the number is, with its unit (``"length in Å"``), for the message.
+
+    Raises:
+        ValueError: a non-number (string, bool, None), NaN, an infinity, or a value <= 0.
+    """
+    if not (_is_real(value) and math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a positive, finite {what}, got {_shown(value)}")
+    return float(value)
+
+
+def integer(name: str, value: Any, minimum: int) -> int:
+    """`value` as an int when it is an integer (not a bool or a float) >= `minimum`.
+
+    Raises:
+        ValueError: naming `name` and the value.
+    """
+    if isinstance(value, bool) or not isinstance(value, Integral) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {_shown(value)}")
+    return int(value)
+
+
+def interval(name: str, value: Any, what: str = "numbers") -> tuple[float, float]:
+    """`value` as ``(low, high)`` floats when it is a pair of finite reals with low < high.
+
+    Raises:
+        ValueError: naming `name` and the value.
+    """
+    pair = () if isinstance(value, (str, bytes)) else value
+    try:
+        low, high = pair
+    except (TypeError, ValueError):
+        low = high = None
+    finite = _is_real(low) and _is_real(high) and math.isfinite(low) and math.isfinite(high)
+    if not (finite and low < high):
+        raise ValueError(
+            f"{name} must be (low, high), finite {what} with low < high, got {_shown(value)}"
+        )
+    return float(low), float(high)
