@@ -1172,6 +1172,7 @@ def namespace_for(name: str, args: argparse.Namespace) -> argparse.Namespace:
             noise_scale=args.noise_scale,
             score_gain=args.score_gain,
             potential=args.sio2_potential,
+            rebalance=args.rebalance,
             max_reference=args.max_reference,
             all_reference=args.all_reference,
         )
