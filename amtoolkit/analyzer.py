@@ -49,6 +49,7 @@ from amtoolkit.analysis.report import (
     select_analyses,
     serial_frames,
 )
+from amtoolkit.errors import StructureError
 
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike
@@ -161,10 +162,21 @@ class Analyzer:
         """Raise if `atoms` cannot be analysed (one-line StructureError / CoverageError).
 
         Checks: atoms present, finite positions, 3D-periodic cell with volume, at least
-        one real atom; with `with_potential` and a named potential, that the potential
-        covers every element.
+        one real atom, no two atoms on one site (nearer than
+        `potentials.calculator.COINCIDENT`: an atom entered twice, which bond counts take
+        for a bond and the RDF leaves out); with `with_potential` and a named potential,
+        that the potential covers every element.
         """
-        real = prepare(atoms)
+        from amtoolkit.potentials.calculator import COINCIDENT, overlapping_pair
+
+        (real,) = prepare(atoms)
+        pair = overlapping_pair(real, COINCIDENT)
+        if pair is not None:
+            i, j, d = pair
+            raise StructureError(
+                f"atoms {i} and {j} are {d:.3g} Å apart (under {COINCIDENT} Å): one site "
+                "holds two atoms"
+            )
         if with_potential:
             self._check_coverage(real)
 

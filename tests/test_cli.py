@@ -352,12 +352,13 @@ def test_labels_name_the_frame_in_the_file(runner, tmp_path, diamond_si, index, 
         assert result.exit_code == 0, result.output
 
 
-def test_a_frame_crystallinity_fails_on_is_skipped(runner, tmp_path, diamond_si):
-    doubled = diamond_si + diamond_si[:1]  # an atom on top of another: spglib gives up
+def test_a_frame_with_two_atoms_on_one_site_is_skipped(runner, tmp_path, diamond_si):
+    doubled = diamond_si + diamond_si[:1]  # an atom entered twice: spglib gives up
     path = frames_file(tmp_path, [diamond_si, doubled, diamond_si])
     result = runner.invoke(main, ["analyze", path, "--crystallinity", "--json", "-"])
     assert result.exit_code == 1, result.output
-    assert f"skipped {path}[1]: spglib could not find the space group" in result.stderr
+    assert f"skipped {path}[1]: atoms 0 and 8 are 0 Å apart" in result.stderr
+    assert "one site holds two atoms" in result.stderr
     report = json.loads(result.stdout)
     assert report["crystallinity"]["spacegroup"] == ["Fd-3m", "Fd-3m"]
     # with a potential it relaxes first: an element the potential lacks skips the frame

@@ -4,9 +4,10 @@ A *cutoff specification* says which atom pairs are bonded (neighbours):
 
 - ``None``: the covalent rule ``d < 1.3 (r_cov,i + r_cov,j)`` with
   ``ase.data.covalent_radii`` (Si-O < 2.30 Å, Si-Si < 2.89 Å). In oxides (structures
-  that contain O) only cation-O pairs bond under this rule: cation-cation and O-O
-  contacts are not bonds there (the Si-Si distance of edge-sharing tetrahedra, ~2.4-2.9
-  Å, would otherwise count as Si-Si bonds);
+  that contain O) only cation-anion pairs bond under this rule, the anions being O and
+  the N, F and Cl of oxynitride and oxyfluoride glasses (`OXIDE_ANIONS`): cation-cation
+  and anion-anion contacts are not bonds there (the Si-Si distance of edge-sharing
+  tetrahedra, ~2.4-2.9 Å, would otherwise count as Si-Si bonds);
 - a float ``r``: every pair with ``d < r`` (Å);
 - a mapping ``{("Si", "O"): 2.3, ("O", "O"): 3.0}`` (symmetric; ``"Si-O"`` string keys
   are accepted too): only the listed element pairs bond, each with its own cutoff.
@@ -27,6 +28,10 @@ COVALENT_FACTOR = 1.3
 """Bond when d < COVALENT_FACTOR * (r_cov,i + r_cov,j) (DESIGN section 6)."""
 
 OXYGEN = atomic_numbers["O"]
+
+OXIDE_ANIONS = tuple(atomic_numbers[s] for s in ("N", "O", "F", "Cl"))
+"""Atomic numbers of the anions of the covalent rule in oxides: O, and N, F, Cl as they
+sit in oxynitride and oxyfluoride glasses (bonded to the cations, not to O)."""
 
 Cutoffs = float | Mapping[tuple[str, str] | str, float] | None
 
@@ -84,10 +89,8 @@ def cutoff_table(cutoffs: Cutoffs, numbers: np.ndarray) -> np.ndarray:
         radii = np.asarray(covalent_radii[: zmax + 1], dtype=float)
         table = COVALENT_FACTOR * (radii[:, None] + radii[None, :])
         if OXYGEN in np.asarray(numbers) and zmax >= OXYGEN:
-            to_oxygen = table[OXYGEN].copy()
-            table[:] = 0.0
-            table[OXYGEN, :] = table[:, OXYGEN] = to_oxygen
-            table[OXYGEN, OXYGEN] = 0.0
+            anion = np.isin(np.arange(zmax + 1), OXIDE_ANIONS)
+            table[anion[:, None] == anion[None, :]] = 0.0  # cation-cation, anion-anion
         return table
     r = float(cutoffs)
     if not np.isfinite(r) or r <= 0:

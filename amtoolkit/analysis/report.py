@@ -15,6 +15,7 @@ import dataclasses
 import math
 import os
 import sys
+import textwrap
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -283,7 +284,8 @@ class AnalysisReport(Result):
             _drop_lone_legend(ax)
         for ax in list(axes.flat)[len(panels) :]:
             ax.set_visible(False)
-        fig.suptitle(self._figure_title())
+        # about 11 characters of the medium title font per inch: wrap to the figure width
+        fig.suptitle(textwrap.fill(self._figure_title(), width=int(11 * 4.6 * ncols)))
         if path is not None:
             save_figure(fig, path)
         return fig

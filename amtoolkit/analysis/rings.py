@@ -71,6 +71,13 @@ silica's 12 Si atoms; beyond it the search cost explodes (216-atom a-Si takes 4 
 exhausts 23 GB at 50)."""
 
 
+MAX_RING_COORDINATION = 8.0
+"""Largest mean number of bonds per atom a ring search takes: shortest-path rings describe
+covalent networks (a-Si 4, silica 2.7 per atom); a close-packed metal under the covalent
+rule (rattled fcc Cu, 13.5) has a ring through nearly every pair of neighbours, and the
+search took over 2 minutes and 3.8 GB on 108 atoms without finishing."""
+
+
 def _replicas(atoms: Atoms, bonds_per_ring: int, bond_length: float) -> tuple[int, int, int]:
     """Repetitions that make each perpendicular width >= bonds_per_ring * bond_length / 2."""
     cell = atoms.cell.array
@@ -122,6 +129,15 @@ def ring_histogram(
     i, j, d, vectors = _network_bonds(atoms, cutoff, mask)
     if len(i) == 0:
         return hist
+    per_atom = len(i) / len(atoms)  # every bond is listed from both ends
+    if per_atom > MAX_RING_COORDINATION:
+        raise ValueError(
+            f"{atoms.get_chemical_formula()}: mean coordination {per_atom:.1f} under this "
+            f"bond rule, above the {MAX_RING_COORDINATION:g} a ring search takes: "
+            "shortest-path rings describe "
+            "covalent networks, and in a close-packed structure the search does not end; "
+            "give a shorter cutoff"
+        )
     reps = _replicas(atoms, max_bonds, float(d.mean()))
     n_rep = int(np.prod(reps))
     if n_rep > 1:
@@ -170,8 +186,8 @@ def rings(
     Raises:
         StructureError: non-periodic cell, zero volume, non-finite positions.
         ValueError: maxlength < 2 or over `MAX_RING_BONDS` bonds, unknown element,
-            a structure made only of count_species atoms, or count_species absent from a
-            structure.
+            a structure made only of count_species atoms, count_species absent from a
+            structure, or a mean coordination above `MAX_RING_COORDINATION`.
 
     References:
         D. S. Franzblau, Phys. Rev. B 44, 4925 (1991) (shortest-path rings);

@@ -88,6 +88,25 @@ def test_default_rule_in_oxides_bonds_cations_to_oxygen_only():
     assert table[14, 14] == 0.0 and table[8, 8] == 0.0
 
 
+def test_oxynitride_nitrogen_bonds_to_the_cations_as_oxygen_does():
+    from ase.spacegroup import crystal
+
+    cristobalite = crystal(
+        ["Si", "O"],
+        basis=[(0, 0, 0), (0.125, 0.125, 0.125)],
+        spacegroup=227,
+        cellpar=[7.16] * 3 + [90] * 3,
+    )
+    symbols = cristobalite.get_chemical_symbols()
+    symbols[symbols.index("O")] = "N"  # one bridging O made N: the network is unchanged
+    cristobalite.set_chemical_symbols(symbols)
+    result = coordination(cristobalite, None)
+    assert result.distribution == {"N": {2: 1.0}, "O": {2: 1.0}, "Si": {4: 1.0}}
+    table = cutoff_table(None, np.array([7, 8, 9, 14]))
+    assert table[7, 8] == table[8, 9] == table[7, 7] == 0.0  # anions do not bond
+    assert table[14, 7] > 0 and table[14, 9] > 0
+
+
 @pytest.mark.parametrize(
     ("cutoffs", "message"),
     [

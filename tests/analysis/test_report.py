@@ -125,6 +125,29 @@ def test_failing_frame_is_skipped_with_one_line(diamond_si):
         )
 
 
+def test_a_frame_crystallinity_fails_on_is_skipped(diamond_si):
+    from amtoolkit.analysis.crystallinity import crystallinity
+
+    def run(name, structures, **options):
+        frames = [structures] if isinstance(structures, Atoms) else list(structures)
+        if len(frames) == 1 and len(frames[0]) == 16:
+            raise ValueError("spglib could not find the space group")
+        return crystallinity(frames) if name == "crystallinity" else rdf(frames)
+
+    skipped = []
+    frames = [diamond_si, diamond_si * (1, 1, 2), diamond_si]
+    report = build_report(
+        frames,
+        ["rdf", "crystallinity"],
+        run=run,
+        check=no_check,
+        on_skip=lambda label, why: skipped.append((label, why)),
+    )
+    assert skipped == [("frame 1", "spglib could not find the space group")]
+    assert report.labels == ["frame 0", "frame 2"]
+    assert report.results["crystallinity"].spacegroup == ["Fd-3m", "Fd-3m"]
+
+
 def test_every_frame_failing_the_check_raises_the_first(diamond_si):
     def check(atoms):
         if len(atoms) == 16:

@@ -165,3 +165,15 @@ def test_silica_ring_sizes(dm2_sio2_path):
     assert sorted(most_common) == [6, 7]
     assert 6.0 < result.mean_size < 7.0
     assert min(result.counts) >= 2 and max(result.counts) <= 12
+
+
+def test_a_close_packed_structure_is_refused_not_searched():
+    from ase.build import bulk
+
+    from amtoolkit.analysis.rings import MAX_RING_COORDINATION
+
+    copper = bulk("Cu", "fcc", a=3.61, cubic=True).repeat(3)
+    copper.rattle(0.2, seed=0)  # 13.5 bonds per atom under the covalent rule
+    with pytest.raises(ValueError, match=r"Cu108: mean coordination 13\.5 .* shorter cutoff"):
+        rings(copper)
+    assert MAX_RING_COORDINATION >= 4  # a-Si and silica are searched
