@@ -499,8 +499,8 @@ class Generator:
         max_restarts: int | None = None,
         restart_t: float = RESTART_T,
         rebalance: bool | None = None,
-        hmc_range: tuple[float, float] = HMC_RANGE,
-        dt0: float = HMC_DT0,
+        hmc_range: tuple[float, float] | None = None,
+        dt0: float | None = None,
         noise_scale: float | None = None,
         score_gain: float | None = None,
         timesteps: Any = None,
@@ -540,14 +540,15 @@ class Generator:
             sampler = defaults.sampler if defaults.sampler in usable else usable[0]
         method = sampling_method(info.objective, sampler, info.kind)
         sampler_options: dict[str, Any] = {}
-        hmc_given = hmc_range is None or tuple(hmc_range) != HMC_RANGE or dt0 != HMC_DT0
-        if not method.needs_energy and hmc_given:
+        if not method.needs_energy and (hmc_range is not None or dt0 is not None):
             raise ValueError(
                 f"hmc_range and dt0 are options of sampler 'hmc'; sampler {sampler!r} does not "
                 "take them"
             )
         if method.needs_energy:
-            sampler_options = _hmc_options(hmc_range, dt0)
+            sampler_options = _hmc_options(
+                HMC_RANGE if hmc_range is None else hmc_range, HMC_DT0 if dt0 is None else dt0
+            )
             if guidance:
                 raise ValueError(
                     f"sampler 'hmc' runs without guidance (w = 0), got guidance={guidance}"
@@ -881,8 +882,8 @@ class Generator:
         max_restarts: int | None = None,
         restart_t: float = RESTART_T,
         rebalance: bool | None = None,
-        hmc_range: tuple[float, float] = HMC_RANGE,
-        dt0: float = HMC_DT0,
+        hmc_range: tuple[float, float] | None = None,
+        dt0: float | None = None,
         noise_scale: float | None = None,
         score_gain: float | None = None,
         timesteps: Any = None,
@@ -926,8 +927,10 @@ class Generator:
                 change) and denoise them again from `restart_t` with those elements held
                 (default True for oxide models; `amtoolkit.diffusion.rebalance`).
             hmc_range: ``sampler="hmc"``: the (t_min, t_max) window of diffusion times
-                in which each reverse step is preceded by one HMC iteration.
-            dt0: ``sampler="hmc"``: base leapfrog step, dt = sigma_X(t) dt0.
+                in which each reverse step is preceded by one HMC iteration (default
+                `HMC_RANGE`); refused with another sampler, as is `dt0`.
+            dt0: ``sampler="hmc"``: base leapfrog step, dt = sigma_X(t) dt0 (default
+                `HMC_DT0`).
             noise_scale: ``sampler="sde"`` or ``"hmc"``: factor on the noise injected at
                 each reverse step (default: the model card's, else 1 = the reverse SDE).
                 Below 1 the samples concentrate where the model's density is high:

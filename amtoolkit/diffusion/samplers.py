@@ -64,29 +64,38 @@ def check_timesteps(ts: torch.Tensor, name: str = "ts") -> torch.Tensor:
     return ts
 
 
-def _non_negative(name: str, value: float) -> float:
-    """`value` as a float, or a ValueError naming `name` unless it is a finite number >= 0
-    (a string or a bool is not a number here)."""
+MAX_NOISE_SCALE = 10.0
+"""Largest noise scale taken: 1 is the reverse SDE, below 1 colder; far above it the
+injected noise outgrows the cell and the positions overflow (1e30 ends in NaN)."""
+
+MAX_SCORE_GAIN = 100.0
+"""Largest score gain taken: the shipped models use 0-6; far above it the position step
+overshoots by orders of magnitude (1e30 ends in NaN)."""
+
+
+def _bounded(name: str, value: float, largest: float) -> float:
+    """`value` as a float, or a ValueError naming `name` unless it is a number in
+    [0, `largest`] (a string or a bool is not a number here)."""
     if isinstance(value, (str, bytes, bool)):
-        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+        raise ValueError(f"{name} must be a number in [0, {largest:g}], got {value!r}")
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}") from None
-    if not (math.isfinite(number) and number >= 0.0):
-        raise ValueError(f"{name} must be a finite number >= 0, got {value}")
+        raise ValueError(f"{name} must be a number in [0, {largest:g}], got {value!r}") from None
+    if not (math.isfinite(number) and 0.0 <= number <= largest):
+        raise ValueError(f"{name} must be a number in [0, {largest:g}], got {value}")
     return number
 
 
 def check_noise_scale(noise_scale: float) -> float:
-    """A valid noise scale of the reverse SDE: a finite number >= 0."""
-    return _non_negative("noise_scale", noise_scale)
+    """A valid noise scale of the reverse SDE: a number in [0, `MAX_NOISE_SCALE`]."""
+    return _bounded("noise_scale", noise_scale, MAX_NOISE_SCALE)
 
 
 def check_score_gain(score_gain: float) -> float:
-    """A valid score gain (`score_factor`) of the sde, ode and shortcut samplers: a finite
-    number >= 0."""
-    return _non_negative("score_gain", score_gain)
+    """A valid score gain (`score_factor`) of the sde, ode and shortcut samplers: a number
+    in [0, `MAX_SCORE_GAIN`]."""
+    return _bounded("score_gain", score_gain, MAX_SCORE_GAIN)
 
 
 def score_factor(score_gain: float, t: float, dt: float = 0.0) -> float:

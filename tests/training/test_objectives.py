@@ -69,7 +69,7 @@ def test_config_reads_and_checks_the_shortcut_score_gain(tmp_path):
     )
     config = load_config(path)
     assert config.shortcut_score_gain == 5.0 and config.to_dict()["shortcut_score_gain"] == 5.0
-    with pytest.raises(ConfigError, match="shortcut_score_gain must be a finite number >= 0"):
+    with pytest.raises(ConfigError, match="shortcut_score_gain must be a number in \\[0, 100\\]"):
         TrainConfig.from_dict({**shortcut, "shortcut_score_gain": -1})
     with pytest.raises(ConfigError, match="shortcut_score_gain is for objective 'shortcut'"):
         TrainConfig.from_dict({"data": data, "shortcut_score_gain": 2.0})
@@ -100,7 +100,7 @@ def test_config_reads_per_sampler_score_gains():
     assert config.to_dict()["sampling"]["score_gain"] == {"sde": 6.0}
     number = TrainConfig.from_dict({"data": data, "sampling": {"score_gain": 3}})
     assert number.sampling.gain_for("shortcut") == 3.0
-    with pytest.raises(ConfigError, match="score_gain must be a finite number >= 0"):
+    with pytest.raises(ConfigError, match="score_gain must be a number in \\[0, 100\\]"):
         TrainConfig.from_dict({"data": data, "sampling": {"score_gain": {"sde": -1}}})
     with pytest.raises(ConfigError, match="must be a number or a mapping"):
         TrainConfig.from_dict({"data": data, "sampling": {"score_gain": "hot"}})
