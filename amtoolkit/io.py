@@ -28,7 +28,7 @@ import ase.io
 import numpy as np
 from ase import Atoms
 from ase.data import atomic_masses, atomic_numbers, chemical_symbols
-from ase.io.formats import filetype
+from ase.io.formats import UnknownFileTypeError, filetype, ioformats
 
 from amtoolkit.data._files import atomic_path, check_writable
 
@@ -190,8 +190,9 @@ def read_structures(
         frames = [_read_lammps_data(path, numbers_of_type, units, atom_style)]
         frames = _select(frames, index, path)
     else:
+        found = format or _guess_format(path)
+        options: dict[str, Any] = {}
         try:
-            found = format or _guess_format(path)
             binary = found == _LAMMPS_DUMP_BINARY
             options = {"colnames": _binary_dump_columns(path)} if binary else {}
             wanted = _parse_index(index, path) if isinstance(index, str) else index
@@ -482,8 +483,23 @@ def _elements_of_types(
 
 def _guess_format(path: Path) -> str | None:
     """The ASE format of `path` as ``ase.io.read`` would guess it, except that LAMMPS binary
-    dumps (which ASE takes for another format) are recognised by their header."""
-    return _LAMMPS_DUMP_BINARY if _binary_dump_header(path) else filetype(str(path))
+    dumps (which ASE takes for another format) are recognised by their header.
+
+    Raises:
+        ReadError: ASE recognises neither the ending nor the contents.
+    """
+    if _binary_dump_header(path):
+        return _LAMMPS_DUMP_BINARY
+    try:
+        found = filetype(str(path))
+    except UnknownFileTypeError:
+        found = None
+    if found is None or found not in ioformats:  # e.g. "txt": an ending ASE cannot read
+        raise ReadError(
+            f"{path}: cannot read: not a structure format ASE recognises; name it with "
+            "format= (amtool: --format), e.g. extxyz, vasp, cif, lammps-data"
+        )
+    return found
 
 
 def _binary_dump_header(path: Path) -> tuple[int, bytes] | None:

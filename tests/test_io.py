@@ -478,3 +478,11 @@ def test_an_amtoolkit_dataset_reads_as_frames_with_its_properties(tmp_path):
         fh["x"] = np.zeros(3)
     with pytest.raises(ReadError, match=f"{other}: not an amtoolkit dataset"):
         read_structures(other)
+
+
+@pytest.mark.parametrize("name", ["notes.txt", "passwd"])
+def test_a_file_of_no_structure_format_is_named(tmp_path, name):
+    path = tmp_path / name
+    path.write_text("root:x:0:0:root:/root:/bin/bash\nhello world\n")
+    with pytest.raises(ReadError, match=f"{path}: cannot read: not a structure format"):
+        read_structures(path)
