@@ -627,18 +627,23 @@ def _warn_skip(label: str, reason: str) -> None:
 
 
 @contextlib.contextmanager
-def _user_errors(debug: bool) -> Iterator[None]:
-    """Turn exceptions into ``amtool: error: <one line>`` and exit status 2 (1 for bugs)."""
+def _user_errors(debug: bool, quiet: bool = False) -> Iterator[None]:
+    """Turn exceptions into ``amtool: error: <one line>`` and exit status 2 (1 for bugs);
+    `quiet` exits with the same status but prints nothing (the other processes of a
+    torchrun, whose rank 0 says it once)."""
     try:
         yield
     except (OSError, ValueError, ImportError, KeyError) as exc:  # bad input or missing extra
         if debug:
             traceback.print_exc()
-        click.echo(f"amtool: error: {_one_line(exc)}", err=True)
+        if not quiet:
+            click.echo(f"amtool: error: {_one_line(exc)}", err=True)
         sys.exit(2)
     except Exception as exc:  # a bug: say so in one line unless debugging
         if debug:
             traceback.print_exc()
+        if quiet:
+            sys.exit(1)
         click.echo(
             f"amtool: error: internal error ({type(exc).__name__}: {_one_line(exc)}); "
             "rerun with --debug for the traceback",

@@ -54,7 +54,8 @@ def train(
         sigterm_as_interrupt,
     )
 
-    with _user_errors(debug):
+    main_rank = _is_main_rank()
+    with _user_errors(debug, quiet=not main_rank):
         check_outputs(json_path)
         if resume and overwrite:
             raise ValueError(
@@ -73,7 +74,6 @@ def train(
         }
         if changes:
             config = config.replace(**changes)
-        main_rank = _is_main_rank()
         log = (lambda line: _echo_above_bar(line)) if main_rank and not no_progress else None
         try:
             with sigterm_as_interrupt():
@@ -86,11 +86,14 @@ def train(
                     command=_command_line(config_path, resume, overwrite, changes),
                 )
         except KeyboardInterrupt:
-            click.echo(
-                f"amtool: interrupted; the finished epochs are kept: rerun with --resume to "
-                f"continue {config.output_dir}",
-                err=True,
-            )
+            if main_rank:
+                if not no_progress and sys.stderr.isatty():
+                    click.echo(err=True)  # off the progress bar's unfinished line
+                click.echo(
+                    f"amtool: interrupted; the finished epochs are kept: rerun with --resume "
+                    f"to continue {config.output_dir}",
+                    err=True,
+                )
             sys.exit(130)
         except FloatingPointError as err:  # the run diverged: a setting, not a bug
             raise ValueError(f"{config_path}: {err}") from None

@@ -30,6 +30,7 @@ import platform
 import shutil
 import sys
 import time
+import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -238,21 +239,13 @@ class Trainer:
             self.best_epoch = 0
             self.best_loss = math.inf
             self.best_state: dict[str, torch.Tensor] | None = None
+            self.world_sizes = [self.context.world_size]
+            self.finished = False  # resumed after its last epoch, for the missing export
             if resume:
                 self.load_state_dict(read_tensors(state_path, self.device, "resume state"))
-                if self.epoch >= config.epochs:
-                    raise ConfigError(
-                        f"nothing to do: the run in {self.out_dir} has trained {self.epoch} "
-                        f"epochs and epochs is {config.epochs}; give more epochs (--epochs) "
-                        "to continue it"
-                    )
-                limit = config.max_minutes
-                if limit is not None and self.wall_time_s >= 60.0 * limit:
-                    raise ConfigError(
-                        f"nothing to do: the run in {self.out_dir} has trained "
-                        f"{self.wall_time_s / 60.0:.3g} minutes and max_minutes is {limit:g}; "
-                        "raise max_minutes in the config to continue it"
-                    )
+                self._check_resume_has_work(state_path)
+                if self.log is not None and self.context.is_main and not self.finished:
+                    self.log(f"resuming {self.out_dir} after epoch {self.epoch} of {config.epochs}")
             self.network: nn.Module = self.model
             if self.context.enabled:
                 # zero-size parameters (e.g. the property embedding of an unconditional
@@ -271,6 +264,36 @@ class Trainer:
             teardown_distributed(self.context)
             raise
 
+    def _check_resume_has_work(self, state_path: Path) -> None:
+        """On resume: refuse a run with nothing left to do, unless it finished training
+        but its export (``<name>.pt`` / ``.json``) is missing or older than its state (an
+        interrupt between the two): then `fit` only writes the export."""
+        config = self.config
+        limit = config.max_minutes
+        if self.epoch >= config.epochs:
+            reason = (
+                f"has trained {self.epoch} epochs and epochs is {config.epochs}; give more "
+                "epochs (--epochs) to continue it"
+            )
+        elif limit is not None and self.wall_time_s >= 60.0 * limit:
+            reason = (
+                f"has trained {self.wall_time_s / 60.0:.3g} minutes and max_minutes is "
+                f"{limit:g}; raise max_minutes in the config to continue it"
+            )
+        else:
+            return
+        stem = self.out_dir / config.name
+        exports = [stem.with_suffix(".pt"), stem.with_suffix(".json")]
+        written = state_path.stat().st_mtime
+        if all(p.is_file() and p.stat().st_mtime >= written for p in exports):
+            raise ConfigError(f"nothing to do: the run in {self.out_dir} {reason}")
+        self.finished = True
+        if self.log is not None and self.context.is_main:
+            self.log(
+                f"the run in {self.out_dir} finished training but its export is missing: "
+                f"writing {stem.name}.pt and .json from its best weights"
+            )
+
     # ------------------------------------------------------------------ running
 
     def fit(self) -> TrainResult:
@@ -284,7 +307,7 @@ class Trainer:
                 self.out_dir.mkdir(parents=True, exist_ok=True)
                 save_config(cfg, self.out_dir / CONFIG_FILE)
                 writer = self._tensorboard()
-            while self.epoch < cfg.epochs:
+            while self.epoch < cfg.epochs and not self.finished:
                 self._set_learning_rate()
                 start = time.perf_counter()
                 row: dict[str, float] = {"epoch": float(self.epoch + 1)}
@@ -531,6 +554,7 @@ class Trainer:
                 "state": None if self.best_state is None else _cpu(self.best_state),
             },
             "history": [dict(row) for row in self.history],
+            "world_sizes": list(self.world_sizes),
             "rng": {"torch": torch.get_rng_state()},
         }
 
@@ -583,6 +607,18 @@ class Trainer:
         )
         self.history = [dict(row) for row in state["history"]]
         torch.set_rng_state(state["rng"]["torch"].cpu())
+        before = [int(n) for n in state.get("world_sizes", [])]  # older states: unknown
+        now = self.context.world_size
+        if before and before[-1] != now and self.context.is_main:
+            batch = self.config.data.batch_size
+            warnings.warn(
+                f"resuming with {now} process(es) a run that trained with {before[-1]}: the "
+                f"structures per optimiser step change from {batch * before[-1]} to "
+                f"{batch * now}, so it will not repeat an uninterrupted run",
+                UserWarning,
+                stacklevel=2,
+            )
+        self.world_sizes = before + [now] if before and before[-1] != now else before or [now]
 
     def model_info(self, epoch: int | None = None) -> ModelInfo:
         """The model card of the exported (or, for `epoch`, a periodic) checkpoint."""
@@ -596,7 +632,7 @@ class Trainer:
             "weights": self.weights_kind,
             "weights_epoch": self.best_epoch if epoch is None else epoch,
             "wall_time_s": self.wall_time_s,
-            "hardware": _hardware(self.device, self.context.world_size),
+            "hardware": _hardware(self.device, self.world_sizes),
             "command": self.command,
             "final": self.history[-1] if self.history else None,
         }
@@ -934,15 +970,19 @@ def _jsonable_floats(data: Any) -> Any:
     return data
 
 
-def _hardware(device: torch.device, world_size: int) -> dict[str, Any]:
+def _hardware(device: torch.device, world_sizes: list[int]) -> dict[str, Any]:
+    """The machine of the run; ``world_size`` the processes of its last part, and
+    ``world_sizes`` every count it ran with when a resume changed it."""
     name = platform.processor() or platform.machine()
     if device.type == "cuda":
         with contextlib.suppress(Exception):
             name = torch.cuda.get_device_name(device)
+    extra = {"world_sizes": list(world_sizes)} if len(world_sizes) > 1 else {}
     return {
         "device": str(device),
         "device_name": name,
-        "world_size": world_size,
+        "world_size": world_sizes[-1],
+        **extra,
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "python": platform.python_version(),

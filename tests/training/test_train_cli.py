@@ -69,6 +69,16 @@ def test_bad_config_exits_2_with_one_line(runner, tmp_path):
     assert "neither a file nor a shipped dataset" in line
 
 
+def test_under_torchrun_only_rank_0_says_the_error(runner, tmp_path, monkeypatch):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("data: {dataset: x.extxyz, batchsize: 2}\n")
+    monkeypatch.setenv("RANK", "1")
+    result = runner.invoke(main, ["train", str(bad)])
+    assert result.exit_code == 2 and result.stderr == ""
+    monkeypatch.setenv("RANK", "0")
+    assert "unknown config key" in _one_error_line(runner.invoke(main, ["train", str(bad)]))
+
+
 def test_outputs_and_resume_state_are_checked_before_training(runner, tmp_path):
     out = tmp_path / "run"
     args = ["train", str(TINY_YAML), "--out", str(out), "--no-progress"]

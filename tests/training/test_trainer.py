@@ -80,6 +80,35 @@ def test_resume_continues_exactly(tiny_dataset, tmp_path):
     assert len(read_metrics(tmp_path / "part" / "metrics.csv")) == 4
 
 
+def test_resume_writes_an_export_an_interrupt_left_out(tiny_dataset, tmp_path):
+    config = tiny_config(tiny_dataset, tmp_path / "run", epochs=2)
+    done = train(config)
+    exported = _state(done.checkpoint)
+    for suffix in (".pt", ".json"):  # interrupted after last.pt, before the export
+        (tmp_path / "run" / f"{config.name}{suffix}").unlink()
+    messages = []
+    again = Trainer(config, resume=True, log=messages.append).fit()
+    assert again.epochs == 2 and len(read_metrics(tmp_path / "run" / "metrics.csv")) == 2
+    assert any("export is missing" in m for m in messages)
+    assert _max_difference(exported, _state(again.checkpoint)) <= WEIGHT_TOL
+    with pytest.raises(ConfigError, match="nothing to do: .* has trained 2 epochs"):
+        train(config, resume=True)  # the export is there now
+
+
+def test_a_resume_with_another_process_count_warns_and_is_recorded(tiny_dataset, tmp_path):
+    config = tiny_config(tiny_dataset, tmp_path / "run", epochs=1)
+    train(config)
+    path = tmp_path / "run" / STATE_FILE
+    state = torch.load(path, weights_only=True)
+    assert state["world_sizes"] == [1]
+    state["world_sizes"] = [2]  # as if the first part ran under torchrun with 2 processes
+    torch.save(state, path)
+    with pytest.warns(UserWarning, match="resuming with 1 process.*trained with 2.*from 4 to 2"):
+        result = train(config.replace(epochs=2), resume=True)
+    hardware = load_checkpoint(result.checkpoint)[1].training["hardware"]
+    assert hardware["world_size"] == 1 and hardware["world_sizes"] == [2, 1]
+
+
 def test_resume_refuses_a_changed_config_and_a_missing_run(tiny_dataset, tmp_path):
     config = tiny_config(tiny_dataset, tmp_path / "run", epochs=1)
     train(config)
