@@ -265,6 +265,12 @@ def potentials() -> None:
 )
 @click.option("--device", default="cpu", show_default=True, help="torch device, e.g. cuda.")
 @click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Continue the interrupted run in OUT with its options: keep its structures, make "
+    "the rest (the seed is OUT's).",
+)
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
 def generate(
     model: str,
@@ -275,18 +281,19 @@ def generate(
     no_rebalance: bool,
     device: str,
     overwrite: bool,
+    resume: bool,
     debug: bool,
     **options: object,
 ) -> None:
     """Generate N structures with MODEL (a shipped name or a checkpoint path).
 
     Structures are appended to OUT as each batch finishes, so an interrupted run keeps
-    what it made.
+    what it made, and --resume makes the rest.
     """
     from amtoolkit.generator import Generator, parse_cell, parse_target, resolve_property
 
     with _user_errors(debug), _warnings_as_lines():
-        _check_structure_output(output, overwrite)
+        _check_structure_output(output, overwrite, resume)
         kwargs = {k: v for k, v in options.items() if v is not None and v is not False}
         if cell is not None:
             kwargs["cell"] = parse_cell(cell)
@@ -305,8 +312,14 @@ def generate(
             if key in kwargs:
                 raise ValueError(f"--target {text}: {key[7:]!r} is given twice")
             kwargs[key] = value
-        last = _stream(gen.generate_iter(n, progress=None, **kwargs), output)
-        click.echo(f"wrote {n} structures to {output} (seed {last.info['seed']})")
+        made = _made_structures(output) if resume else []
+        if len(made) == n:
+            click.echo(f"{output} holds all {n} structures (seed {made[-1].info['seed']})")
+            return
+        frames = gen.generate_iter(n, progress=None, resume=made, **kwargs)
+        last = _stream(frames, output, append=bool(made))
+        kept = f"; {len(made)} kept from the interrupted run" if made else ""
+        click.echo(f"wrote {n - len(made)} structures to {output} (seed {last.info['seed']}{kept})")
 
 
 @main.command()
@@ -569,35 +582,68 @@ def echo_summary(text: str, json_path: str | None) -> None:
     click.echo(text, err=json_path == STDOUT)
 
 
-def _check_structure_output(path: str, overwrite: bool) -> None:
-    """Fail before any work on an OUT that cannot take the extended XYZ stream."""
+def _check_structure_output(path: str, overwrite: bool, resume: bool = False) -> None:
+    """Fail before any work on an OUT that cannot take the extended XYZ stream (or, with
+    `resume`, that holds no run to continue)."""
     check_outputs(path)
     if os.path.splitext(path)[1].lower() not in STREAM_SUFFIXES:
         raise ValueError(
             f"-o {path}: structures are written as extended XYZ; name the file "
             f"{' or '.join(STREAM_SUFFIXES)} (amtoolkit.io.write_structures converts them)"
         )
-    if os.path.exists(path) and not overwrite:
-        raise ValueError(f"{path} exists; pass --overwrite to replace it")
+    if resume and overwrite:
+        raise ValueError("give --resume (continue OUT) or --overwrite (start afresh), not both")
+    if resume and not os.path.exists(path):
+        raise ValueError(f"nothing to resume: {path} does not exist")
+    if os.path.exists(path) and not (overwrite or resume):
+        raise ValueError(f"{path} exists; pass --overwrite to replace it or --resume")
 
 
-def _stream(frames: Iterator[Atoms], output: str) -> Atoms:
-    """Append each structure of `frames` to `output` (extended XYZ) as it comes, and
-    return the last. The file is opened at the first structure, so a run that fails
-    before one is made leaves no file (and an existing one untouched); an interrupted run
-    keeps what it wrote."""
+def _made_structures(path: str) -> list[Atoms]:
+    """The whole structures in `path`; a last one cut short (the run was killed while
+    writing it) is dropped from the file, which is rewritten atomically without it."""
+    import ase.io
+
+    from amtoolkit.io import write_structures
+
+    made: list[Atoms] = []
+    try:
+        for atoms in ase.io.iread(path, format="extxyz"):
+            made.append(atoms)
+    except Exception:  # noqa: BLE001 - any parse failure is a frame cut short
+        if not made:
+            raise ValueError(f"nothing to resume: {path} holds no whole structure") from None
+        click.echo(
+            f"amtool: {path}: dropping a structure cut short after the {len(made)} whole ones",
+            err=True,
+        )
+        write_structures(path, made, format="extxyz")
+    if not made:
+        raise ValueError(f"nothing to resume: {path} holds no structure")
+    return made
+
+
+def _stream(frames: Iterator[Atoms], output: str, append: bool = False) -> Atoms:
+    """Write each structure of `frames` to `output` (extended XYZ) as it comes, after
+    what it holds when `append`, and return the last. The file is opened at the first
+    structure, so a run that fails before one is made leaves no file (and an existing one
+    untouched); an interrupted run keeps what it wrote."""
     import ase.io
 
     written, fh, last = 0, None, None
     try:
         for last in frames:
-            if fh is None:
-                fh = open(output, "w", encoding="utf-8")  # held over the loop, closed below
+            if fh is None:  # held over the loop, closed below
+                fh = open(output, "a" if append else "w", encoding="utf-8")
             ase.io.write(fh, last, format="extxyz")
             fh.flush()
             written += 1
     except KeyboardInterrupt:
-        click.echo(f"amtool: interrupted; {written} structure(s) kept in {output}", err=True)
+        click.echo(
+            f"amtool: interrupted; {written} structure(s) kept in {output}: rerun with "
+            "--resume to make the rest",
+            err=True,
+        )
         sys.exit(130)
     finally:
         if fh is not None:

@@ -1004,6 +1004,7 @@ class Generator:
         n: int,
         *,
         progress: bool | None = True,
+        resume: Sequence[Atoms] = (),
         _stacklevel: int = 2,
         **kwargs: Any,
     ) -> Iterator[Atoms]:
@@ -1011,14 +1012,61 @@ class Generator:
 
         Arguments are validated now (errors raise at the call, not at the first
         ``next``); sampling happens while iterating.
-        """
-        plan = self.plan(n, _stacklevel=_stacklevel + 1, **kwargs)
-        return self._run(plan, progress, _stacklevel)
 
-    def _run(self, plan: GenerationPlan, progress: bool | None, stacklevel: int) -> Iterator[Atoms]:
+        Args:
+            n: number of structures of the whole run.
+            progress: show a progress bar (see `generate`).
+            resume: the structures an interrupted run of the same call made (index 0 on,
+                in order, as it wrote them). They are checked against this call's plan
+                (model, seed, sampler, steps, targets, ... in their ``atoms.info``; the
+                seed, when not given, is theirs) and only the structures after them are
+                made: the same ones the uninterrupted run would have made, since a
+                partly made batch is sampled again whole.
+            **kwargs: the arguments of `generate`.
+
+        Raises:
+            ValueError: as `generate`; or a resumed structure that this call would not
+                have made (naming it and the first differing record), or more of them
+                than `n`.
+        """
+        if len(resume) and kwargs.get("seed") is None:
+            kwargs["seed"] = resume[0].info.get("seed")
+        plan = self.plan(n, _stacklevel=_stacklevel + 1, **kwargs)
+        self._check_resumed(plan, resume)
+        return self._run(plan, progress, _stacklevel, start=len(resume))
+
+    def _check_resumed(self, plan: GenerationPlan, made: Sequence[Atoms]) -> None:
+        """Raise unless `made` are structures 0.. of `plan` (by their recorded info)."""
+        if len(made) > plan.n:
+            raise ValueError(f"resuming a run of {plan.n} structures from {len(made)} made ones")
+        for index, atoms in enumerate(made):
+            for key, wanted in self._structure_info(plan, index).items():
+                got = atoms.info.get(key)
+                if not _same_record(got, wanted):
+                    raise ValueError(
+                        f"structure {index} of the resumed run has {key}={_shown(got)}, this "
+                        f"run {key}={_shown(wanted)}: resume with the options of the "
+                        "interrupted run"
+                    )
+        if made:
+            target_keys = {k for a in made for k in a.info if k.startswith(TARGET_PREFIX)}
+            planned = {f"{TARGET_PREFIX}{name}" for name in plan.targets}
+            if not target_keys <= planned:
+                extra = ", ".join(sorted(target_keys - planned))
+                raise ValueError(
+                    f"the resumed structures have {extra}, which this run does not target"
+                )
+
+    def _run(
+        self, plan: GenerationPlan, progress: bool | None, stacklevel: int, start: int = 0
+    ) -> Iterator[Atoms]:
+        """Sample the batches of `plan` that hold structures from `start` on and yield
+        those structures (the first batch whole, so its draws are the planned ones)."""
         from tqdm.auto import tqdm
 
-        runs = len(plan.batches)
+        batches = [(first, stop) for first, stop in plan.batches if stop > start]
+        runs = len(batches)
+        made = plan.n - start
         bar = tqdm(
             total=runs * plan.steps,
             unit="step",
@@ -1030,11 +1078,13 @@ class Generator:
         close = self.close_pair_distance
         crowded, empty = 0, []
         try:
-            for k, (start, stop) in enumerate(plan.batches):
+            for k, (first, stop) in enumerate(batches):
                 bar.set_description(f"{self.name} {k + 1}/{runs}")
-                structures, balanced, counts, extra = self._sample_batch(plan, start, stop, bar)
+                structures, balanced, counts, extra = self._sample_batch(plan, first, stop, bar)
                 for offset, atoms in enumerate(structures):
-                    index = start + offset
+                    index = first + offset
+                    if index < start:  # made by the interrupted run
+                        continue
                     atoms.set_cell(plan.cell)  # the planned cell, not its float32 copy
                     atoms.wrap()
                     atoms.info.update(self._structure_info(plan, index))
@@ -1057,7 +1107,7 @@ class Generator:
         if empty:
             shown = ", ".join(str(k) for k in empty[:10]) + (", ..." if len(empty) > 10 else "")
             warnings.warn(
-                f"{len(empty)} of {plan.n} structures (index {shown}) have no atoms: every "
+                f"{len(empty)} of {made} structures (index {shown}) have no atoms: every "
                 "atom was decoded as a ghost. The model may be undertrained, or the cell far "
                 "from the densities it trained on",
                 UserWarning,
@@ -1068,7 +1118,7 @@ class Generator:
             if "noise_scale" in plan.sampler_options:
                 remedy += " or a lower noise scale"
             warnings.warn(
-                f"{crowded} of {plan.n} structures have two atoms nearer than {close:.2f} Å "
+                f"{crowded} of {made} structures have two atoms nearer than {close:.2f} Å "
                 f"({CLOSE_PAIR_FACTOR:g} x the training set's closest pair); their "
                 f"atoms.info['closest_pair'] gives the distance. {remedy} usually remove "
                 "such pairs",
@@ -1082,7 +1132,7 @@ class Generator:
             else:
                 why += ", rebalance=False"
             warnings.warn(
-                f"{unbalanced} of {plan.n} structures are not charge balanced "
+                f"{unbalanced} of {made} structures are not charge balanced "
                 f"({why}); atoms.info['charge_balanced'] is False",
                 UserWarning,
                 stacklevel=stacklevel,
@@ -1291,6 +1341,28 @@ class _RealElements:
 
     def __call__(self, batch: Batch) -> torch.Tensor:
         return self.accept(_real_elements(batch, self.max_density))
+
+
+def _shown(value: Any) -> str:
+    """An ``atoms.info`` value as a message shows it: numpy scalars as plain numbers."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def _same_record(got: Any, wanted: Any) -> bool:
+    """Whether an ``atoms.info`` value read back (extended XYZ) records `wanted`: strings,
+    booleans and integers (63-bit seeds) exactly, floats and grids to round-off."""
+    if got is None:
+        return False
+    if isinstance(wanted, (str, bool, np.bool_)):
+        return bool(got == wanted) and type(got) is type(wanted)
+    if isinstance(wanted, (int, np.integer)):
+        return isinstance(got, (int, np.integer)) and int(got) == int(wanted)
+    try:
+        return np.allclose(np.asarray(got, float), np.asarray(wanted, float), rtol=1e-12, atol=0)
+    except (TypeError, ValueError):
+        return False
 
 
 def _concat(batches: Sequence[Batch]) -> Batch:

@@ -161,7 +161,7 @@ def test_unwritable_output_exits_2_before_any_work(runner, model_path, tmp_path,
 def test_a_run_that_fails_before_its_first_structure_leaves_no_file(
     runner, model_path, tmp_path, monkeypatch
 ):
-    def failing(self, plan, progress, stacklevel):
+    def failing(self, plan, progress, stacklevel, start=0):
         raise ValueError("the sampler gave up")
         yield  # a generator, like the real one
 
@@ -180,16 +180,49 @@ def test_unknown_model_exits_2(runner, tmp_path):
 def test_interrupted_run_keeps_finished_structures(runner, model_path, tmp_path, monkeypatch):
     real_run = Generator._run
 
-    def interrupted(self, plan, progress, stacklevel):
-        stream = real_run(self, plan, progress, stacklevel)
+    def interrupted(self, plan, progress, stacklevel, start=0):
+        stream = real_run(self, plan, progress, stacklevel, start)
+        yield next(stream)
         yield next(stream)
         yield next(stream)
         raise KeyboardInterrupt
 
     monkeypatch.setattr(Generator, "_run", interrupted)
     out = tmp_path / "part.extxyz"
-    args = ["generate", model_path, "-n", "5", "--seed", "1", "--max-restarts", "0"]
+    args = ["generate", model_path, "-n", "5", "--seed", "1", "--batch-size", "2"]
     result = runner.invoke(main, [*args, "-o", str(out)])
     assert result.exit_code == 130
-    assert "interrupted; 2 structure(s) kept" in result.stderr
-    assert [a.info["index"] for a in ase.io.read(out, index=":")] == [0, 1]
+    assert "interrupted; 3 structure(s) kept" in result.stderr
+    assert "--resume" in result.stderr
+    assert [a.info["index"] for a in ase.io.read(out, index=":")] == [0, 1, 2]
+    monkeypatch.setattr(Generator, "_run", real_run)
+    # killed while writing a fourth: half a frame at the end of the file
+    whole = out.read_text()
+    out.write_text(whole + whole[: len(whole) // 6])
+    resumed = runner.invoke(main, [*args[:4], "--batch-size", "2", "-o", str(out), "--resume"])
+    assert resumed.exit_code == 0, resumed.output
+    assert "dropping a structure cut short after the 3 whole ones" in resumed.stderr
+    assert f"wrote 2 structures to {out} (seed 1; 3 kept from the interrupted run)" in (
+        resumed.stdout
+    )
+    uninterrupted = tmp_path / "whole.extxyz"
+    assert runner.invoke(main, [*args, "-o", str(uninterrupted)]).exit_code == 0
+    for a, b in zip(
+        ase.io.read(out, index=":"), ase.io.read(uninterrupted, index=":"), strict=True
+    ):
+        assert a.info["index"] == b.info["index"]
+        assert np.array_equal(a.numbers, b.numbers) and np.allclose(a.positions, b.positions)
+    again = runner.invoke(main, [*args, "-o", str(out), "--resume"])
+    assert again.exit_code == 0 and f"{out} holds all 5 structures (seed 1)" in again.stdout
+
+
+def test_resume_refuses_another_run_and_a_missing_file(runner, model_path, tmp_path):
+    out = tmp_path / "run.extxyz"
+    args = ["generate", model_path, "-n", "4", "--seed", "2", "-o", str(out)]
+    assert_one_line_error(runner.invoke(main, [*args, "--resume"]), "nothing to resume")
+    assert runner.invoke(main, [*args[:3], "2", *args[4:]]).exit_code == 0
+    result = runner.invoke(main, [*args, "--resume", "--steps", str(STEPS + 1)])
+    assert_one_line_error(
+        result, f"structure 0 of the resumed run has steps={STEPS}, this run steps={STEPS + 1}"
+    )
+    assert_one_line_error(runner.invoke(main, [*args, "--resume", "--overwrite"]), "not both")

@@ -790,3 +790,15 @@ def test_structures_with_a_close_pair_are_flagged(tmp_path, training_closest):
     else:
         assert messages == [] and not any("closest_pair" in a.info for a in structures)
     assert ModelInfo.from_dict(gen.info.to_dict()).typical.closest_pair == training_closest
+
+
+def test_a_resumed_run_makes_what_the_uninterrupted_one_made(ghost_sio2):
+    options = {"shear": [30, 35, 40, 42, 44], "batch_size": 2, "progress": False}
+    full = ghost_sio2.generate(5, seed=7, **options)
+    rest = list(ghost_sio2.generate_iter(5, resume=full[:3], **options))  # seed from them
+    assert [a.info["index"] for a in rest] == [3, 4]
+    assert all(same(a, b) for a, b in zip(rest, full[3:], strict=True))
+    with pytest.raises(ValueError, match=r"structure 1 of the resumed run has target_shear"):
+        ghost_sio2.generate_iter(5, resume=full[:3], **{**options, "shear": 30})
+    with pytest.raises(ValueError, match="resuming a run of 2 structures from 3 made ones"):
+        ghost_sio2.generate_iter(2, resume=full[:3], seed=7, batch_size=2)
