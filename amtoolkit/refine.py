@@ -327,8 +327,10 @@ def _partial_diffusion(
     targets: Mapping[str, float | None] | None,
     seed: int,
 ) -> list[Atoms]:
-    """Re-noise to t with the forward process, then the reverse SDE from t to 0."""
-    from amtoolkit.diffusion import add_noise, get_timesteps, guided, sample_sde
+    """Re-noise to t with the forward process, then the reverse SDE from t to 0 with the
+    structures' elements held (`HeldElements`): the positions are denoised for the
+    elements they carry, not for whatever the element channel would drift to."""
+    from amtoolkit.diffusion import HeldElements, add_noise, get_timesteps, guided, sample_sde
 
     info = model.info
     state = _state(chunk, info, network, targets)
@@ -337,7 +339,11 @@ def _partial_diffusion(
     t_systems = torch.full((len(chunk),), float(t), dtype=state.positions.dtype, device=device)
     noisy, _, _ = add_noise(state, t_systems, info.sde, generator)
     ts = get_timesteps(int(steps), info.sde, t_start=float(t), device=device)
-    denoiser = guided(network, 0.0, generator=generator)  # null embeddings from `seed`
+    denoiser = HeldElements(
+        guided(network, 0.0, generator=generator),  # null embeddings from `seed`
+        state.elements,
+        info.sde,
+    )
     out = sample_sde(
         denoiser, noisy, ts, sde=info.sde, generator=generator, noise_scale=noise_scale
     )

@@ -167,6 +167,27 @@ def test_partial_diffusion_with_the_exact_score_returns_the_data(score_model):
     assert out.info["noise_scale"] == 1.0 and "noise_energy" not in out.info
 
 
+def test_partial_diffusion_holds_the_structures_elements(score_model, monkeypatch):
+    """The positions are denoised for the elements the structures carry: the model the
+    reverse SDE sees answers the element channel with the exact noise of those."""
+    import amtoolkit.diffusion as diffusion
+
+    seen = []
+    real = diffusion.sample_sde
+
+    def recording(model, state, ts, **kwargs):
+        seen.append(model)
+        return real(model, state, ts, **kwargs)
+
+    monkeypatch.setattr(diffusion, "sample_sde", recording)
+    cells = [bulk("Si", "diamond", 5.431, cubic=True) for _ in range(2)]
+    refine(cells, score_model, method="sde", t=0.1, steps=3, seed=0)
+    (model,) = seen
+    assert isinstance(model, diffusion.HeldElements)
+    expected = from_atoms(cells, score_model.vocabulary).elements
+    assert torch.equal(model.elements.cpu().to(expected.dtype), expected)
+
+
 def test_partial_diffusion_runs_a_trained_network_and_its_cli(tmp_path, score_model):
     cells = _cells(3)
     out = refine(cells, score_model, method="sde", t=0.05, steps=3, batch_size=2, seed=0)
