@@ -171,7 +171,7 @@ def analyze(
         if plot_path and not _drawable(analyses, frames):
             raise ValueError(
                 f"--plot: nothing to draw for {', '.join(analyses)}; add --rdf, --adf, "
-                "--coordination, --rings, --sq or --vdos"
+                "--coordination, --rings, --sq, --energy, --elastic or --vdos"
             )
         report = analyzer.report(
             frames,

@@ -138,8 +138,8 @@ def test_unknown_figure_format_exits_2_before_any_work(runner, si_file, tmp_path
         (["--plot", "-"], ["--plot needs a file name", "- is for --json only"]),
         (["--plot", "out.png", "--json", "out.png"], ["--json and --plot name the same file"]),
         (
-            ["-p", "sw-si", "--energy", "--plot", "out.png"],
-            ["--plot: nothing to draw for energy", "--rdf"],
+            ["--crystallinity", "--plot", "out.png"],
+            ["--plot: nothing to draw for crystallinity", "--rdf"],
         ),
     ],
 )
@@ -160,11 +160,20 @@ def test_targets_no_analysis_measured_leave_no_figure_but_the_run_counts(
     si.info["target_shear_modulus"] = 40.0  # drawable only with --elastic
     path = frames_file(tmp_path, [si])
     png = tmp_path / "fig.png"
-    result = runner.invoke(main, ["analyze", path, "-p", "sw-si", "--energy", "--plot", str(png)])
+    result = runner.invoke(main, ["analyze", path, "--crystallinity", "--plot", str(png)])
     assert result.exit_code == 0, result.output
     assert "amtool: warning: no figure written: nothing to plot" in result.stderr
-    assert "energy (eV/atom, relaxed)" in result.stdout
+    assert "Fd-3m" in result.stdout
     assert not png.exists()
+
+
+def test_energy_and_elastic_have_panels(runner, tmp_path, diamond_si):
+    path = frames_file(tmp_path, [diamond_si, diamond_si])
+    png = tmp_path / "fig.png"
+    args = ["analyze", path, "-p", "sw-si", "--energy", "--elastic", "--reference", path]
+    result = runner.invoke(main, [*args, "--plot", str(png)])
+    assert result.exit_code == 0, result.output
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.mark.parametrize("option", ["--json", "--plot"])

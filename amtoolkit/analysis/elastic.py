@@ -19,7 +19,7 @@ from ase import Atoms
 from ase.calculators.calculator import Calculator
 from ase.units import GPa
 
-from amtoolkit.analysis._result import Result
+from amtoolkit.analysis._result import Result, new_axes
 from amtoolkit.analysis._structures import prepare
 from amtoolkit.analysis.energy import relax_structure
 
@@ -117,6 +117,20 @@ class ElasticResult(Result):
         shear_modulus, youngs_modulus (GPa) and poisson_ratio, each shape [n_structures]."""
         per_structure = [hill_moduli(C) for C in self.C_per_structure]
         return {name: np.array([m[name] for m in per_structure]) for name in MODULI}
+
+    def plot(self, ax=None):
+        """Bulk, shear and Young's modulus of each structure (points) and their means
+        (bars); returns the Axes."""
+        ax = new_axes(ax)
+        names = ("bulk_modulus", "shear_modulus", "youngs_modulus")
+        for k, name in enumerate(names):
+            values = getattr(self, name)
+            ax.bar(k, float(np.mean(values)), width=0.6, color="C0", alpha=0.35)
+            spread = np.linspace(-0.15, 0.15, len(values)) if len(values) > 1 else [0.0]
+            ax.plot(k + np.asarray(spread), values, "o", color="C0", ms=4)
+        ax.set_xticks(range(len(names)), ["K", "G", "E"])
+        ax.set_ylabel("modulus (GPa)")
+        return ax
 
     def to_dict(self) -> dict:
         out = super().to_dict()

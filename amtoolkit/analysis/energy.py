@@ -14,7 +14,7 @@ from ase import Atoms
 from ase.calculators.calculator import Calculator
 from ase.units import GPa
 
-from amtoolkit.analysis._result import Result
+from amtoolkit.analysis._result import Result, new_axes
 from amtoolkit.analysis._structures import prepare
 from amtoolkit.data.properties import AMU_PER_A3_TO_G_PER_CM3
 
@@ -68,6 +68,18 @@ class EnergyResult(Result):
     def std_pressure(self) -> float:
         """Population standard deviation of the pressure over the set (GPa)."""
         return float(np.std(self.pressure))
+
+    def plot(self, ax=None):
+        """Energy per atom against density, one point per structure; returns the Axes."""
+        ax = new_axes(ax)
+        ax.plot(self.density, self.energy_per_atom, "o", color="C0", label="structures")
+        middle, span = float(np.mean(self.density)), float(np.ptp(self.density))
+        if span < 0.04:  # a few hundredths of a g/cm^3 at least: no axis of round-off
+            ax.set_xlim(middle - 0.02, middle + 0.02)
+        ax.set_xlabel("density (g/cm³)" + (", relaxed" if self.relaxed else ""))
+        ax.set_ylabel("energy (eV/atom)")
+        ax.ticklabel_format(useOffset=False)
+        return ax
 
     def to_dict(self) -> dict:
         out = super().to_dict()

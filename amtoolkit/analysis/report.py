@@ -73,7 +73,16 @@ ANALYSES = (
     "vdos",
 )
 #: analyses whose results `AnalysisReport.plot` draws (design targets get panels too)
-PLOTTED_ANALYSES = ("rdf", "adf", "coordination", "rings", "structure_factor", "vdos")
+PLOTTED_ANALYSES = (
+    "rdf",
+    "adf",
+    "coordination",
+    "rings",
+    "structure_factor",
+    "energy",
+    "elastic",
+    "vdos",
+)
 #: what a report runs when nothing is asked for: seconds on 3000 atoms
 DEFAULT_ANALYSES = ("rdf", "coordination")
 #: analyses that need a potential; run frame by frame (they are the slow ones)
@@ -265,8 +274,9 @@ class AnalysisReport(Result):
         ]
         if not panels:
             raise ValueError(
-                "nothing to plot: compute an RDF, ADF, coordination, rings, S(q) or VDOS, or "
-                "measure a property the frames have design targets for"
+                "nothing to plot: compute an RDF, ADF, coordination, rings, S(q), energy, "
+                "elastic moduli or VDOS, or measure a property the frames have design "
+                "targets for"
             )
         from matplotlib.figure import Figure  # no pyplot: no global backend or figure state
 
@@ -278,6 +288,8 @@ class AnalysisReport(Result):
             result.plot(ax=ax)
             if name in self.reference_results:
                 _draw_reference(ax, name, self.reference_results[name])
+            if name == "energy" and self.comparison is not None:
+                _draw_reference_energy(ax, self.comparison)
             ax.set_title(title, fontsize="medium")
             if name == "adf":
                 _mark_tetrahedral_angle(ax)
@@ -605,6 +617,15 @@ def _draw_reference(ax: Any, name: str, result: Result) -> None:
             )
     else:
         return
+    ax.legend(frameon=False)
+
+
+def _draw_reference_energy(ax: Any, comparison: Comparison) -> None:
+    """The reference set's mean relaxed energy across the energy panel, when the
+    comparison relaxed it."""
+    if comparison.energy_reference is None:
+        return
+    ax.axhline(comparison.energy_reference, label="reference mean", **REFERENCE_STYLE)
     ax.legend(frameon=False)
 
 

@@ -433,3 +433,38 @@ def test_reference_rings_are_counted_in_the_frames_atoms(diamond_si):
     assert "rings" not in report.reference_results  # Si-O rings do not exist in Si
     assert "rdf" in report.reference_results
     assert report.summary().count("mean ring size") == 1  # the frames' own, no "vs"
+
+
+def test_energy_and_elastic_results_draw_their_per_structure_values():
+    energy = EnergyResult(
+        energy_per_atom=np.array([-4.10, -4.05]),
+        density=np.array([2.30, 2.28]),
+        pressure=np.zeros(2),
+        relaxed=True,
+        n_atoms=np.array([216, 216]),
+    )
+    ax = energy.plot()
+    x, y = ax.lines[0].get_data()
+    np.testing.assert_array_equal(x, [2.30, 2.28])
+    np.testing.assert_array_equal(y, [-4.10, -4.05])
+    assert ax.get_ylabel() == "energy (eV/atom)"
+    C = np.diag([100.0, 100.0, 100.0, 40.0, 40.0, 40.0])
+    C[:3, :3] += 20.0 * (1 - np.eye(3))
+    elastic = ElasticResult(
+        C=C,
+        C_per_structure=np.stack([C, C]),
+        C_error=np.zeros((2, 6, 6)),
+        bulk_modulus=np.array([46.7, 46.7]),
+        shear_modulus=np.array([40.0, 42.0]),
+        youngs_modulus=np.array([90.0, 94.0]),
+        poisson_ratio=np.array([0.12, 0.12]),
+        residual=np.zeros(2),
+        relaxed=True,
+        relaxed_ions=True,
+        delta=0.01,
+        n_steps=3,
+    )
+    ax = elastic.plot()
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["K", "G", "E"]
+    np.testing.assert_allclose(ax.lines[1].get_data()[1], [40.0, 42.0])  # G of each
+    assert ax.patches[1].get_height() == pytest.approx(41.0)  # mean G
