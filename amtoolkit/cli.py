@@ -163,7 +163,7 @@ def analyze(
         analyzer = Analyzer(potential, workers=workers)
         frames, labels = _read(files, index, fmt, type_map, atom_style)
         analyses = [name for flag, name in _FLAGS.items() if flags[flag]] or DEFAULT_ANALYSES
-        ref_frames, ref_skipped = None, 0
+        ref_frames, ref_skipped = None, []
         if reference:
             ref_frames, ref_skipped = _usable_reference(
                 analyzer, *_read(reference, ":", fmt, type_map, atom_style), "energy" in analyses
@@ -183,7 +183,10 @@ def analyze(
             progress=None,
         )
         echo_summary(report.summary(), json_path)
-        emit_json(json_path, report.to_dict())
+        data = report.to_dict()
+        if ref_skipped:
+            data["reference_skipped"] = [{"frame": f, "reason": why} for f, why in ref_skipped]
+        emit_json(json_path, data)
         if plot_path:
             try:
                 report.plot(plot_path)
@@ -191,7 +194,7 @@ def analyze(
                 click.echo(f"amtool: warning: no figure written: {err}", err=True)
     if report.skipped or ref_skipped:
         what = [f"{len(report.skipped)} frame(s)"] if report.skipped else []
-        what += [f"{ref_skipped} reference frame(s)"] if ref_skipped else []
+        what += [f"{len(ref_skipped)} reference frame(s)"] if ref_skipped else []
         click.echo(f"amtool: {' and '.join(what)} skipped", err=True)
         sys.exit(1)
 
@@ -313,10 +316,10 @@ def generate(
                 raise ValueError(f"--target {text}: {key[7:]!r} is given twice")
             kwargs[key] = value
         made = _made_structures(output) if resume else []
+        frames = gen.generate_iter(n, progress=None, resume=made, **kwargs)  # checks `made`
         if len(made) == n:
             click.echo(f"{output} holds all {n} structures (seed {made[-1].info['seed']})")
             return
-        frames = gen.generate_iter(n, progress=None, resume=made, **kwargs)
         last = _stream(frames, output, append=bool(made))
         kept = f"; {len(made)} kept from the interrupted run" if made else ""
         click.echo(f"wrote {n - len(made)} structures to {output} (seed {last.info['seed']}{kept})")
@@ -447,10 +450,10 @@ def _read(
 
 def _usable_reference(
     analyzer: Any, frames: list, labels: list[str], relaxed: bool
-) -> tuple[list, int]:
+) -> tuple[list, list[tuple[str, str]]]:
     """The reference frames that pass the analyzer's checks (with the potential's coverage
-    when they are to be relaxed), each other one reported as skipped; and how many those
-    were.
+    when they are to be relaxed), each other one reported as skipped; and (label, reason)
+    of those.
 
     Raises:
         ValueError: no reference frame passes (naming the first one's problem).
@@ -471,7 +474,7 @@ def _usable_reference(
         raise ValueError(f"no usable reference frame: {label}: {reason}")
     for label, reason in problems:
         _warn_skip(f"reference {label}", reason)
-    return usable, len(problems)
+    return usable, problems
 
 
 def _drawable(analyses: Sequence[str], frames: Sequence) -> bool:
@@ -600,26 +603,56 @@ def _check_structure_output(path: str, overwrite: bool, resume: bool = False) ->
 
 
 def _made_structures(path: str) -> list[Atoms]:
-    """The whole structures in `path`; a last one cut short (the run was killed while
-    writing it) is dropped from the file, which is rewritten atomically without it."""
+    """The whole structures in `path` (extended XYZ). A last one cut short (the run was
+    killed while writing it: fewer lines than its header says, or a last line without its
+    newline) is dropped, and the file rewritten atomically without it.
+
+    Raises:
+        ValueError: a structure that cannot be read before the end of the file (the file
+            was damaged, not cut short), or no whole structure at all.
+    """
+    import io
+
     import ase.io
 
     from amtoolkit.io import write_structures
 
-    made: list[Atoms] = []
-    try:
-        for atoms in ase.io.iread(path, format="extxyz"):
-            made.append(atoms)
-    except Exception:  # noqa: BLE001 - any parse failure is a frame cut short
-        if not made:
-            raise ValueError(f"nothing to resume: {path} holds no whole structure") from None
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        lines = fh.readlines()
+    blocks: list[str] = []
+    pos = 0
+    while pos < len(lines):
+        try:
+            count = int(lines[pos].strip())
+        except ValueError:
+            count = -1
+        end = pos + count + 2
+        if count < 0 or end > len(lines) or not lines[end - 1].endswith("\n"):
+            if blocks and len(lines) - pos <= len(blocks[-1].splitlines()):
+                break  # the tail of the last structure written: cut short
+            raise ValueError(
+                f"cannot resume: {path}[{len(blocks)}] (line {pos + 1}) cannot be read, and "
+                "it is not the end of the file; repair the file or start afresh (--overwrite)"
+            )
+        blocks.append("".join(lines[pos:end]))
+        pos = end
+    made = []
+    for k, block in enumerate(blocks):
+        try:
+            made.append(ase.io.read(io.StringIO(block), format="extxyz"))
+        except Exception as err:  # noqa: BLE001 - ASE raises many types for a bad frame
+            raise ValueError(
+                f"cannot resume: {path}[{k}] cannot be read ({_one_line(err)}); repair the "
+                "file or start afresh (--overwrite)"
+            ) from None
+    if not made:
+        raise ValueError(f"nothing to resume: {path} holds no whole structure")
+    if pos < len(lines):
         click.echo(
             f"amtool: {path}: dropping a structure cut short after the {len(made)} whole ones",
             err=True,
         )
         write_structures(path, made, format="extxyz")
-    if not made:
-        raise ValueError(f"nothing to resume: {path} holds no structure")
     return made
 
 

@@ -952,11 +952,13 @@ class Generator:
         Returns:
             `n` Atoms (ghosts removed, positions wrapped), in index order. Each
             ``atoms.info`` has ``model``, ``sampler``, ``steps``, ``guidance``, ``seed``
-            (run), ``structure_seed``, ``index``, ``noise_scale`` for the stochastic
-            samplers, ``score_gain`` for sde, ode and shortcut, ``target_<property>`` for every
-            non-null target, ``max_density`` and ``n_initial`` with ghosts, and for
-            oxide models ``charge_balanced``, ``restarts`` and (with `rebalance`)
-            ``relabelled``, the number of atoms whose element the relabelling changed;
+            (run), ``structure_seed``, ``index``, ``batch_size``, ``noise_scale`` for the
+            stochastic samplers, ``score_gain`` for sde, ode and shortcut,
+            ``target_<property>`` for every non-null target, ``max_density`` and
+            ``n_initial`` with ghosts, and for oxide models ``max_restarts``,
+            ``restart_t``, ``rebalance``, ``charge_balanced``, ``restarts`` and (with
+            `rebalance`) ``relabelled``, the number of atoms whose element the
+            relabelling changed;
             with ``sampler="hmc"`` also ``hmc_range``, ``dt0`` and ``hmc_acceptance``
             (mean acceptance rate of the structure's batch).
 
@@ -1036,10 +1038,31 @@ class Generator:
         return self._run(plan, progress, _stacklevel, start=len(resume))
 
     def _check_resumed(self, plan: GenerationPlan, made: Sequence[Atoms]) -> None:
-        """Raise unless `made` are structures 0.. of `plan` (by their recorded info)."""
+        """Raise unless `made` are structures 0.. of `plan` (by their recorded info, cell
+        and, without ghosts, number of atoms)."""
         if len(made) > plan.n:
             raise ValueError(f"resuming a run of {plan.n} structures from {len(made)} made ones")
+        if made:  # first: a target left out also changes the default guidance
+            target_keys = {k for a in made for k in a.info if k.startswith(TARGET_PREFIX)}
+            planned = {f"{TARGET_PREFIX}{name}" for name in plan.targets}
+            if not target_keys <= planned:
+                extra = ", ".join(sorted(target_keys - planned))
+                raise ValueError(
+                    f"the resumed structures have {extra}, which this run does not target: "
+                    "resume with the options of the interrupted run"
+                )
         for index, atoms in enumerate(made):
+            if not np.allclose(atoms.cell.array, plan.cell, rtol=0.0, atol=1e-6):  # Å, as written
+                raise ValueError(
+                    f"structure {index} of the resumed run has another cell than this run's "
+                    f"{np.round(plan.cell.diagonal(), 4).tolist()} Å: resume with the "
+                    "options of the interrupted run"
+                )
+            if plan.max_density is None and len(atoms) != plan.n_initial:
+                raise ValueError(
+                    f"structure {index} of the resumed run has {len(atoms)} atoms, this run "
+                    f"{plan.n_initial}: resume with the options of the interrupted run"
+                )
             for key, wanted in self._structure_info(plan, index).items():
                 got = atoms.info.get(key)
                 if not _same_record(got, wanted):
@@ -1048,14 +1071,6 @@ class Generator:
                         f"run {key}={_shown(wanted)}: resume with the options of the "
                         "interrupted run"
                     )
-        if made:
-            target_keys = {k for a in made for k in a.info if k.startswith(TARGET_PREFIX)}
-            planned = {f"{TARGET_PREFIX}{name}" for name in plan.targets}
-            if not target_keys <= planned:
-                extra = ", ".join(sorted(target_keys - planned))
-                raise ValueError(
-                    f"the resumed structures have {extra}, which this run does not target"
-                )
 
     def _run(
         self, plan: GenerationPlan, progress: bool | None, stacklevel: int, start: int = 0
@@ -1228,7 +1243,12 @@ class Generator:
             "seed": plan.seed,
             "structure_seed": plan.structure_seeds[index],
             "index": index,
+            "batch_size": plan.batches[0][1] - plan.batches[0][0],
         }
+        if plan.charge_balance:
+            info.update(
+                max_restarts=plan.max_restarts, restart_t=plan.restart_t, rebalance=plan.rebalance
+            )
         for option in ("noise_scale", "score_gain"):
             if option in plan.sampler_options:
                 info[option] = plan.sampler_options[option]

@@ -327,7 +327,9 @@ def test_bad_reference_frames_are_named_and_skipped(runner, tmp_path, diamond_si
     assert result.exit_code == 1, result.output
     assert f"amtool: skipped reference {ref}[1]: non-finite position" in result.stderr
     assert "amtool: 1 reference frame(s) skipped" in result.stderr
-    assert json.loads(result.stdout)["comparison"]["n_reference"] == 2
+    report = json.loads(result.stdout)
+    assert report["comparison"]["n_reference"] == 2
+    assert [s["frame"] for s in report["reference_skipped"]] == [f"{ref}[1]"]
     only_bad = frames_file(tmp_path, [flat], name="flat.extxyz")
     result = runner.invoke(main, ["analyze", main_file, "--reference", only_bad])
     assert_one_line_error(result, f"no usable reference frame: {only_bad}[0]:", "periodic")

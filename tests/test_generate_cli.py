@@ -216,6 +216,43 @@ def test_interrupted_run_keeps_finished_structures(runner, model_path, tmp_path,
     assert again.exit_code == 0 and f"{out} holds all 5 structures (seed 1)" in again.stdout
 
 
+def test_resume_drops_a_last_line_without_its_newline(runner, model_path, tmp_path):
+    out = tmp_path / "run.extxyz"
+    args = ["generate", model_path, "-n", "3", "--seed", "5", "--batch-size", "1", "-o"]
+    assert runner.invoke(main, [*args, str(out)]).exit_code == 0
+    whole = out.read_text()
+    out.write_text(whole[:-1])  # killed before the last newline: that line may be cut
+    result = runner.invoke(main, [*args, str(out), "--resume"])
+    assert result.exit_code == 0, result.output
+    assert "cut short after the 2 whole ones" in result.stderr
+    assert out.read_text() == whole  # the third made again, exactly
+
+
+def test_resume_refuses_a_file_damaged_before_its_end(runner, model_path, tmp_path):
+    out = tmp_path / "run.extxyz"
+    args = ["generate", model_path, "-n", "3", "--seed", "5", "--batch-size", "1", "-o"]
+    assert runner.invoke(main, [*args, str(out)]).exit_code == 0
+    lines = out.read_text().splitlines(keepends=True)
+    n = int(lines[0])
+    lines[n + 2] = "garbage\n"  # the second structure's header
+    out.write_text("".join(lines))
+    result = runner.invoke(main, [*args, str(out), "--resume"])
+    assert_one_line_error(result, f"cannot resume: {out}[1]", "not the end of the file")
+
+
+@pytest.mark.parametrize(
+    "changed",
+    [["--cell", "7"], ["--batch-size", "2"], ["--no-rebalance"], ["--max-restarts", "1"]],
+)
+def test_resume_refuses_other_options_also_when_done(runner, model_path, tmp_path, changed):
+    out = tmp_path / "run.extxyz"
+    args = ["generate", model_path, "-n", "2", "--seed", "5", "--batch-size", "1", "-o", str(out)]
+    assert runner.invoke(main, args).exit_code == 0  # done: all 2 made
+    result = runner.invoke(main, [*args, *changed, "--resume"])
+    assert_one_line_error(result, "structure 0 of the resumed run has")
+    assert "options of the interrupted run" in result.stderr
+
+
 def test_resume_refuses_another_run_and_a_missing_file(runner, model_path, tmp_path):
     out = tmp_path / "run.extxyz"
     args = ["generate", model_path, "-n", "4", "--seed", "2", "-o", str(out)]

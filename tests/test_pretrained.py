@@ -57,3 +57,15 @@ def test_shipped_model_card_matches_its_dataset_by_digest():
     card = pretrained.model_info("a-sio2").dataset
     shipped = condensed_provenance(Dataset.load("a-sio2").provenance)
     assert card["samples"] == shipped["samples"] and card["samples"]["count"] == 300
+
+
+def test_a_file_named_like_a_shipped_model_does_not_hide_it(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a-si.json").write_text('{"frames": ["x.extxyz[0]"]}')  # an analyze --json
+    assert pretrained.resolve("a-si") == pretrained.checkpoint_stem("a-si")
+    assert Generator.load("a-si").name == "a-si"
+    # a whole checkpoint of that name in the folder is the user's choice: it wins
+    shipped = pretrained.checkpoint_stem("a-si")
+    for suffix in (".pt", ".json"):
+        (tmp_path / f"a-si{suffix}").write_bytes(shipped.with_suffix(suffix).read_bytes())
+    assert pretrained.resolve("a-si") == tmp_path.joinpath("a-si").relative_to(tmp_path)

@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from scipy import sparse
 from scipy.optimize import Bounds, LinearConstraint, milp
 
 from amtoolkit.data.batch import Batch
@@ -44,7 +45,7 @@ from amtoolkit.diffusion.schedules import MaterialSDE
 __all__ = ["HeldElements", "balanced_classes", "rebalance"]
 
 MILP_TIME_LIMIT = 30.0
-"""Seconds HiGHS may spend on one system's relabelling (a few ms for 10^3 atoms)."""
+"""Seconds HiGHS may spend on one system's relabelling (about 0.05 s for 260 atoms)."""
 
 
 def balanced_classes(scores: np.ndarray, charges: Sequence[int]) -> np.ndarray | None:
@@ -67,7 +68,10 @@ def balanced_classes(scores: np.ndarray, charges: Sequence[int]) -> np.ndarray |
         raise ValueError(f"{charge.size} charges for {c} element classes")
     allowed = np.isfinite(scores)
     cost = -np.where(allowed, scores, 0.0).ravel()
-    one_class = LinearConstraint(np.kron(np.eye(n), np.ones(c)), 1.0, 1.0)
+    # sparse: one row per atom over its c classes (a dense [n, n c] matrix is 3 GB at 10^4)
+    one_class = LinearConstraint(
+        sparse.kron(sparse.eye(n, format="csr"), np.ones((1, c)), format="csr"), 1.0, 1.0
+    )
     neutral = LinearConstraint(np.tile(charge, n)[None, :], 0.0, 0.0)
     real = LinearConstraint(np.tile(np.arange(c) != 0, n)[None, :].astype(float), 1.0, np.inf)
     result = milp(

@@ -13,10 +13,12 @@ Example:
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
 
+from amtoolkit.checkpoint import FORMAT as CARD_FORMAT
 from amtoolkit.checkpoint import (
     INFO_SUFFIX,
     WEIGHTS_SUFFIX,
@@ -75,19 +77,31 @@ def model_info(name: str) -> ModelInfo:
 
 def resolve(name_or_path: str | os.PathLike) -> Path:
     """The checkpoint stem of `name_or_path`: a checkpoint (stem, ``.pt`` or ``.json``) if
-    either file exists, else the shipped model of that name.
+    either file exists, else the shipped model of that name. A shipped model's bare name
+    (``"a-si"``) stays the shipped model when the files of that name in the working folder
+    are not a whole checkpoint (an ``a-si.json`` written by ``amtool analyze --json``).
 
     Raises:
         ValueError: neither; the message names the missing card and lists the shipped models.
     """
     weights, card = checkpoint_paths(name_or_path)
+    text = str(name_or_path)
+    if text in available() and not _is_checkpoint(weights, card):
+        return checkpoint_stem(text)
     if weights.is_file() or card.is_file():
         return card.with_suffix("")
-    text = str(name_or_path)
-    if text in available():
-        return checkpoint_stem(text)
     shipped = ", ".join(available()) or "none yet"
     raise ValueError(
         f"{text!r} is neither a checkpoint ({card} not found) nor a shipped model "
         f"(available: {shipped})"
     )
+
+
+def _is_checkpoint(weights: Path, card: Path) -> bool:
+    """Whether `weights` and `card` both exist and the card says it is a model card."""
+    if not (weights.is_file() and card.is_file()):
+        return False
+    try:
+        return json.loads(card.read_text(encoding="utf-8")).get("format") == CARD_FORMAT
+    except (OSError, ValueError, AttributeError):
+        return False
