@@ -14,14 +14,13 @@ Measures, in one run (best of --repeats):
 
 from __future__ import annotations
 
-import argparse
-import json
 import platform
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import _args  # benchmarks/_args.py: this script's folder is on sys.path
 import numpy as np
 from ase import Atoms
 from ase.build import bulk
@@ -53,7 +52,19 @@ def best_time(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:
 
 
 def read_sio2(path: Path) -> Atoms:
-    return read(path, format="lammps-data", atom_style="charge", units="real")
+    """The LAMMPS data file `path` (atom style charge, real units); exits with one line
+    when it is not one."""
+    try:
+        return read(path, format="lammps-data", atom_style="charge", units="real")
+    except Exception as err:  # noqa: BLE001 - ASE's reader fails on another format with any error
+        # its ValueError/OSError messages say what is wrong; other errors are its internals
+        said = str(err).strip().splitlines()
+        why = said[0] if said and isinstance(err, (ValueError, OSError)) else type(err).__name__
+        raise _args.fail(
+            f"--data {path}: cannot read it as a LAMMPS data file (atom style charge, real "
+            f"units): {why}",
+            "bench_analysis",
+        ) from None
 
 
 def interleaved_best_times(
@@ -170,10 +181,14 @@ def bench_elastic(atoms: Atoms) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = _args.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help="output JSON path")
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="SiO2 LAMMPS data file")
-    parser.add_argument("--repeats", type=int, default=5, help="repeats (best time kept)")
+    parser.add_argument(
+        "--data", type=_args.existing_file, default=DEFAULT_DATA, help="SiO2 LAMMPS data file"
+    )
+    parser.add_argument(
+        "--repeats", type=_args.positive_int, default=5, help="repeats (best time kept)"
+    )
     parser.add_argument("--skip-elastic", action="store_true", help="do not run bench_elastic")
     args = parser.parse_args(argv)
 
@@ -239,8 +254,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             report["elastic"] = bench_elastic(asi)
             print(f"elastic (a-Si, SW): {report['elastic']}")
 
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(report, indent=2, default=str))
+    _args.write_json(args.json, report)
     print(f"wrote {args.json}")
     return report
 

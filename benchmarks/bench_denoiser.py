@@ -31,6 +31,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import _args  # benchmarks/_args.py: this script's folder is on sys.path
 import numpy as np
 import torch
 
@@ -182,21 +183,33 @@ def run_point_subprocess(n_atoms: int, args: argparse.Namespace) -> dict[str, An
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = _args.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help="output JSON path")
-    parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
-    parser.add_argument("--device", default="cpu", help="cpu or cuda")
-    parser.add_argument("--repeats", type=int, default=5, help="timed calls per size")
-    parser.add_argument("--scaling-repeats", type=int, default=2, help="timed calls per point")
+    parser.add_argument(
+        "--threads", type=_args.positive_int, default=2, help="torch.set_num_threads"
+    )
+    parser.add_argument("--device", type=_args.device, default="cpu", help="cpu or cuda")
+    parser.add_argument(
+        "--repeats", type=_args.positive_int, default=5, help="timed calls per size"
+    )
+    parser.add_argument(
+        "--scaling-repeats", type=_args.positive_int, default=2, help="timed calls per point"
+    )
     parser.add_argument(
         "--edge-chunk",
-        type=int,
+        type=_args.non_negative_int,
         default=CONFIG.edge_chunk_size,
         help="DenoiserConfig.edge_chunk_size (0: all edges at once)",
     )
     parser.add_argument("--large", action="store_true", help=f"add the {LARGE_SIZE}-atom point")
-    parser.add_argument("--point", type=int, help=argparse.SUPPRESS)  # internal: one point
+    parser.add_argument("--point", type=_args.positive_int, help=argparse.SUPPRESS)  # one point
     args = parser.parse_args(argv)
+    with _args.user_errors("bench_denoiser"):
+        return run(args)
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """The benchmark of the module docstring (or, with ``--point``, one scaling point)."""
     torch.set_num_threads(args.threads)
 
     if args.point is not None:
@@ -262,8 +275,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print(f"log-log slope of forward time vs atoms: {slope:.3f} (1 = linear)")
     report["scaling"] = {"points": points, "loglog_slope": slope}
 
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(report, indent=2))
+    _args.write_json(args.json, report)
     print(f"wrote {args.json}")
     return report
 

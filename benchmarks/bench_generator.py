@@ -8,15 +8,20 @@
                                          [--elastic-method strain|hessian]
     python benchmarks/bench_generator.py speed [--threads 2] [--large]
     python benchmarks/bench_generator.py all            # the three (prefixed options:
-                                                        # --a-si-model, --sio2-model ...)
-    python benchmarks/bench_generator.py --smoke        # all three on tiny models trained
+                                                        # --a-si-model, --sio2-model ...;
+                                                        # hours)
+    python benchmarks/bench_generator.py all --smoke    # all three on tiny models trained
                                                         # into a temporary folder (seconds)
+
+The benchmark is always named: with none the script prints its usage and exits 2.
 
 A model is a shipped name (`amtoolkit.pretrained`) or a checkpoint path (stem, .pt or
 .json); a reference is a shipped dataset name, an amtoolkit HDF5 file, an extxyz file or
 anything ASE reads. Common options: ``--json PATH`` (default
 benchmarks/results/bench_generator[_<benchmark>][_smoke].json), ``--threads``,
-``--seed``, ``--device``, ``--smoke``, ``--workdir``.
+``--seed``, ``--device``, ``--smoke``, ``--workdir``. Bad input (a count below 1, an
+unknown sampler, model, reference or potential) ends with one line
+``bench_generator: error: ...`` and exit status 2 before any work.
 
 What is measured (DESIGN sections 6 and 8):
 
@@ -80,6 +85,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import _args  # benchmarks/_args.py: this script's folder is on sys.path
 import numpy as np
 import torch
 from ase import Atoms
@@ -159,21 +165,6 @@ def fmt(value: float | None, spec: str = ".4f") -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "n/a"
     return format(value, spec)
-
-
-def strict_json(value: Any) -> Any:
-    """`value` with NaN and infinities as None, so the file is standard JSON."""
-    if isinstance(value, dict):
-        return {str(k): strict_json(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [strict_json(v) for v in value]
-    if isinstance(value, (float, np.floating)):
-        return float(value) if math.isfinite(value) else None
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.ndarray):
-        return strict_json(value.tolist())
-    return value
 
 
 def mean_sd(values: Sequence[float]) -> tuple[float, float, int]:
@@ -284,9 +275,9 @@ def charge_balanced(atoms: Atoms) -> bool:
 
 
 def fail(message: str) -> SystemExit:
-    """Print one error line on stderr; the SystemExit (status 2) to raise."""
-    print(f"{Path(sys.argv[0]).stem or 'bench'}: error: {message}", file=sys.stderr)
-    return SystemExit(2)
+    """Print ``<script>: error: <message>`` on stderr; the SystemExit (status 2) to raise
+    (`_args.fail`, named for the running script)."""
+    return _args.fail(message)
 
 
 def load_generator(spec: str, device: str) -> Generator:
@@ -378,6 +369,7 @@ def quality_a_si(args: argparse.Namespace) -> dict[str, Any]:
     ref, ref_record = reference_frames(
         args.reference, gen.info.dataset, args.max_reference, args.seed, args.all_reference
     )
+    sw = Analyzer(args.potential, workers=args.workers)  # a bad name fails before generating
     if args.frames is None:
         frames, wall, caught = generate(
             gen,
@@ -398,7 +390,6 @@ def quality_a_si(args: argparse.Namespace) -> dict[str, Any]:
     angles = [adf(s, cutoff=SI_ADF_CUTOFF) for s in (frames, ref)]
     adf_si = distribution_rmsd(angles[0].p, angles[1].p)
     small = [small_angle_fraction(a) for a in angles]
-    sw = Analyzer(args.potential, workers=args.workers)
     energy_gen, energy_ref = relaxed_energies(sw, frames), relaxed_energies(sw, ref)
     r_cov = covalent_si_cutoff()
     fourfold = {
@@ -936,18 +927,20 @@ def add_common(
     )
     parser.add_argument(
         "--threads",
-        type=int,
+        type=_args.positive_int,
         default=default(None),
         help="torch.set_num_threads (default 2; 1 with --smoke)",
     )
-    parser.add_argument("--seed", type=int, default=default(0), help="generation seed")
+    parser.add_argument(
+        "--seed", type=_args.non_negative_int, default=default(0), help="generation seed"
+    )
     parser.add_argument(
         "--workers",
-        type=int,
+        type=_args.positive_int,
         default=default(os.cpu_count() or 1),
         help="processes for relaxations and elastic constants (default: the CPU count)",
     )
-    parser.add_argument("--device", default=default("cpu"), help="cpu or cuda")
+    parser.add_argument("--device", type=_args.device, default=default("cpu"), help="cpu or cuda")
     parser.add_argument(
         "--smoke",
         action="store_true",
@@ -986,8 +979,7 @@ def write_report(report: dict[str, Any], path: Path | None, script: str = "") ->
     `path`, to benchmarks/results/<script>[_smoke].json (the sibling scripts' default)."""
     if path is None:
         path = RESULTS / f"{script}{'_smoke' if report.get('smoke') else ''}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(strict_json(report), indent=2, default=str, allow_nan=False))
+    _args.write_json(path, report)
     print(f"\nwrote {path}")
 
 
@@ -1001,7 +993,7 @@ def add_reference_options(parser: argparse.ArgumentParser) -> None:
     """--max-reference and --all-reference (which reference frames a benchmark uses)."""
     parser.add_argument(
         "--max-reference",
-        type=int,
+        type=_args.positive_int,
         default=100,
         help="largest number of reference frames used (seeded subset)",
     )
@@ -1013,8 +1005,9 @@ def add_reference_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The command line: one subcommand per benchmark, and `all` (the default)."""
-    parser = argparse.ArgumentParser(
+    """The command line: one subcommand per benchmark, and `all` (named explicitly: with
+    no subcommand `main` prints the usage and exits 2)."""
+    parser = _args.ArgumentParser(
         description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
     add_common(parser, suppress=False)
@@ -1040,17 +1033,39 @@ def build_parser() -> argparse.ArgumentParser:
             default="a-si-anneal",
             help="a-Si reference: dataset name or file",
         )
-        own(p, "--steps", "a_si_steps", type=int, default=TARGET_STEPS, help="reverse steps")
-        p.add_argument("--n", type=int, default=32, help="a-Si structures to generate")
-        p.add_argument("--atoms", type=int, default=216, help="atoms per generated a-Si cell")
-        p.add_argument("--sampler", default=None, help="sde or ode (default: the card's)")
+        own(
+            p,
+            "--steps",
+            "a_si_steps",
+            type=_args.positive_int,
+            default=TARGET_STEPS,
+            help="reverse steps",
+        )
+        p.add_argument(
+            "--n", type=_args.positive_int, default=32, help="a-Si structures to generate"
+        )
+        p.add_argument(
+            "--atoms", type=_args.positive_int, default=216, help="atoms per generated a-Si cell"
+        )
+        p.add_argument(
+            "--sampler",
+            default=None,
+            choices=_args.sampler_choices(),
+            help="sde or ode for a score model (default: the card's)",
+        )
         p.add_argument(
             "--frames",
             default=None,
             help="measure the structures in this file (made by --model, e.g. on a GPU) "
             "instead of generating them",
         )
-        p.add_argument("--sw-potential", dest="a_si_potential", default="sw-si")
+        p.add_argument(
+            "--sw-potential",
+            dest="a_si_potential",
+            type=_args.potential,
+            default="sw-si",
+            help="potential for energies",
+        )
     for p in (sio2, every):
         own(p, "--model", "sio2_model", default="a-sio2", help="SiO2 model name or checkpoint")
         own(
@@ -1064,15 +1079,19 @@ def build_parser() -> argparse.ArgumentParser:
             p,
             "--steps",
             "sio2_steps",
-            type=int,
+            type=_args.positive_int,
             default=None,
             help="reverse steps (default: the model card's)",
         )
-        p.add_argument("--targets", type=int, default=8, help="target values per property")
-        p.add_argument("--per-target", type=int, default=4, help="structures per target")
+        p.add_argument(
+            "--targets", type=_args.positive_int, default=8, help="target values per property"
+        )
+        p.add_argument(
+            "--per-target", type=_args.positive_int, default=4, help="structures per target"
+        )
         p.add_argument(
             "--beyond",
-            type=float,
+            type=_args.non_negative_float,
             default=0.2,
             help="widen the training range by this fraction of it at each end",
         )
@@ -1088,7 +1107,13 @@ def build_parser() -> argparse.ArgumentParser:
             default=None,
             help="Analyzer.elastic(method=...), when this amtoolkit supports it",
         )
-        p.add_argument("--tersoff-potential", dest="sio2_potential", default="tersoff-sio2")
+        p.add_argument(
+            "--tersoff-potential",
+            dest="sio2_potential",
+            type=_args.potential,
+            default="tersoff-sio2",
+            help="potential for the shear modulus",
+        )
         p.add_argument(
             "--no-rebalance",
             dest="rebalance",
@@ -1098,41 +1123,35 @@ def build_parser() -> argparse.ArgumentParser:
     for p in (a_si, sio2, every):
         p.add_argument(
             "--noise-scale",
-            type=float,
+            type=_args.noise_scale,
             default=None,
-            help="sde: factor on the injected noise (default: the card's)",
+            help="sde: factor on the injected noise, 0-10 (default: the card's)",
         )
         p.add_argument(
             "--score-gain",
-            type=float,
+            type=_args.score_gain,
             default=None,
-            help="sde/ode/shortcut: score factor 1 + gain * t (default: the card's)",
+            help="sde/ode/shortcut: score factor 1 + gain * t, 0-100 (default: the card's)",
         )
-        p.add_argument(
-            "--max-reference",
-            type=int,
-            default=100,
-            help="largest number of reference frames used (seeded subset)",
-        )
-        p.add_argument(
-            "--all-reference",
-            action="store_true",
-            help="use every reference frame, not only the model's held-out split",
-        )
+        add_reference_options(p)
     for p in (fast, every):
         own(
             p,
             "--steps",
             "speed_steps",
-            type=int,
+            type=_args.positive_int,
             default=10,
             help="timed steps per size (a 1-step run is subtracted)",
         )
-        p.add_argument("--sizes", type=int, nargs="+", default=list(SPEED_SIZES))
-        p.add_argument("--repeats", type=int, default=3, help="best of this many runs")
-        p.add_argument("--scaling-sizes", type=int, nargs="+", default=list(SCALING_SIZES))
+        p.add_argument("--sizes", type=_args.positive_int, nargs="+", default=list(SPEED_SIZES))
+        p.add_argument(
+            "--repeats", type=_args.positive_int, default=3, help="best of this many runs"
+        )
+        p.add_argument(
+            "--scaling-sizes", type=_args.positive_int, nargs="+", default=list(SCALING_SIZES)
+        )
         p.add_argument("--large", action="store_true", help=f"add {LARGE_SIZES} atoms")
-    fast.add_argument("--point", type=int, help=argparse.SUPPRESS)  # internal: one size
+    fast.add_argument("--point", type=_args.positive_int, help=argparse.SUPPRESS)  # one size
     fast.add_argument("--checkpoint", help=argparse.SUPPRESS)
     return parser
 
@@ -1259,8 +1278,20 @@ def run_benchmarks(
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    args = build_parser().parse_args(argv)
-    args.benchmark = args.benchmark or "all"
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.benchmark is None:  # `all` takes hours: it is never started by default
+        parser.print_usage(sys.stderr)
+        raise _args.fail(
+            f"name a benchmark: {', '.join(BENCHMARKS)} or all (the three; hours)",
+            "bench_generator",
+        )
+    with _args.user_errors("bench_generator"):
+        return run(args, argv)
+
+
+def run(args: argparse.Namespace, argv: list[str] | None) -> dict[str, Any]:
+    """Run the benchmark(s) that `args` name and write the report."""
     if args.threads is None:
         args.threads = 1 if args.smoke else 2
     torch.set_num_threads(args.threads)

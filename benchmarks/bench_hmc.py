@@ -58,6 +58,7 @@ import torch
 from ase import Atoms
 
 sys.path.insert(0, str(Path(__file__).parent))
+import _args  # noqa: E402 - benchmarks/_args.py, on the path likewise
 import bench_generator as bg  # noqa: E402 - sibling script, importable once its folder is on the path
 
 from amtoolkit import Analyzer, Generator  # noqa: E402
@@ -429,7 +430,7 @@ def train_smoke_model(workdir: Path) -> dict[str, str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _args.ArgumentParser(
         description=__doc__.split("\n\n")[0].replace("\n", " "),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -455,7 +456,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="cells of the direct sample_hmc run for acceptance against t (default --n)",
     )
-    parser.add_argument("--potential", default="sw-si", help="potential of the relaxed energies")
+    parser.add_argument(
+        "--potential",
+        type=_args.potential,
+        default="sw-si",
+        help="potential of the relaxed energies",
+    )
     bg.add_reference_options(parser)
     bg.add_common(parser, suppress=False, script="bench_hmc")
     return parser
@@ -479,6 +485,12 @@ def check_args(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = build_parser().parse_args(argv)
     check_args(args)
+    with _args.user_errors("bench_hmc"):  # a bad model, reference or potential name
+        return run(args, argv)
+
+
+def run(args: argparse.Namespace, argv: list[str] | None) -> dict[str, Any]:
+    """The benchmark (the smoke model trained first with --smoke); the report, written."""
     report = bg.start_report("bench_hmc", args, argv)
     with contextlib.ExitStack() as stack:
         if args.smoke:

@@ -16,11 +16,11 @@ Prints a table and writes JSON (default benchmarks/results/bench_potentials.json
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import time
 from pathlib import Path
 
+import _args  # benchmarks/_args.py: this script's folder is on sys.path
 import numpy as np
 from ase import Atoms, units
 from ase.build import bulk
@@ -90,13 +90,24 @@ def time_relax(start: Atoms, name: str, method: str, repeat: int) -> dict:
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=1, help="repeats per timing (best kept)")
+def main(argv: list[str] | None = None) -> None:
+    parser = _args.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--json", type=Path, default=Path(__file__).parent / "results" / "bench_potentials.json"
+        "--repeat", type=_args.positive_int, default=1, help="repeats per timing (best kept)"
     )
-    args = parser.parse_args()
+    parser.add_argument(
+        "--json",
+        type=Path,
+        default=Path(__file__).parent / "results" / "bench_potentials.json",
+        help="output JSON path",
+    )
+    args = parser.parse_args(argv)
+    with _args.user_errors("bench_potentials"):  # e.g. LAMMPS or a potential file missing
+        run(args)
+
+
+def run(args: argparse.Namespace) -> None:
+    """Time every potential and relaxation engine; print the tables, write the JSON."""
 
     si512 = bulk("Si", "diamond", a=5.431, cubic=True).repeat(4)
     si512.rattle(0.05, seed=0)
@@ -142,7 +153,7 @@ def main() -> None:
         report["relax"][label]["faster"] = faster
         print(f"{'':24s} faster: {faster} ({ratio:.1f}x)")
 
-    args.json.write_text(json.dumps(report, indent=2))
+    _args.write_json(args.json, report)
     print(f"\nwrote {args.json}")
 
 

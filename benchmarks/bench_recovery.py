@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _args  # noqa: E402 - benchmarks/_args.py, on the path likewise
 import bench_generator as bg  # noqa: E402 - sibling script, importable once its folder is on the path
 
 from amtoolkit import Analyzer  # noqa: E402
@@ -124,20 +125,32 @@ def print_row(row: dict[str, Any], flush: bool = False) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _args.ArgumentParser(
         description=__doc__.split("\n\n")[0].replace("\n", " "),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--model", default="a-si", help="score or energy model, or checkpoint")
     parser.add_argument("--reference", default="a-si-anneal", help="dataset name or file")
-    parser.add_argument("--n", type=int, default=16, help="held-out frames re-noised")
-    parser.add_argument("--t", type=float, nargs="+", default=list(TIMES), help="noise levels")
     parser.add_argument(
-        "--noise-scale", type=float, nargs="+", default=list(NOISE_SCALES), help="SDE noise"
+        "--n", type=_args.positive_int, default=16, help="held-out frames re-noised"
+    )
+    parser.add_argument(
+        "--t",
+        type=_args.open_interval(0.0, 1.0),
+        nargs="+",
+        default=list(TIMES),
+        help="noise levels (diffusion times in (0, 1))",
+    )
+    parser.add_argument(
+        "--noise-scale",
+        type=_args.noise_scale,
+        nargs="+",
+        default=list(NOISE_SCALES),
+        help="factors on the SDE noise, 0-10",
     )
     parser.add_argument(
         "--steps-per-unit",
-        type=int,
+        type=_args.positive_int,
         default=bg.TARGET_STEPS,
         help="reverse steps per unit of t (200: the step of a 200-step generation)",
     )
@@ -148,8 +161,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = build_parser().parse_args(argv)
-    if args.n < 1 or args.steps_per_unit < 1:
-        raise bg.fail("--n and --steps-per-unit must be >= 1")
+    with _args.user_errors("bench_recovery"):  # e.g. a bad model or reference name
+        return run(args, argv)
+
+
+def run(args: argparse.Namespace, argv: list[str] | None) -> dict[str, Any]:
+    """The benchmark (the smoke model trained first with --smoke); the report, written."""
     report = bg.start_report("bench_recovery", args, argv)
     with contextlib.ExitStack() as stack:
         if args.smoke:

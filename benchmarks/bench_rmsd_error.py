@@ -21,11 +21,11 @@ independent draws, so no finite-population correction applies.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 from pathlib import Path
 from typing import Any
 
+import _args  # benchmarks/_args.py: this script's folder is on sys.path
 import numpy as np
 
 from amtoolkit.analysis.compare import COMPARE_RDF_NBINS, COMPARE_RDF_RMAX
@@ -35,6 +35,26 @@ from amtoolkit.data import open_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_JSON = ROOT / "benchmarks" / "results" / "bench_rmsd_error.json"
+MIN_SET = 3  # structures per set: rmsd_standard_error needs 3 to estimate a covariance
+MIN_DRAWS = 2  # draws per row: the scatter is a standard deviation (ddof 1)
+
+
+def set_sizes(text: str) -> tuple[int, int]:
+    """An argparse type: ``n_a,n_b``, two set sizes of at least `MIN_SET` structures."""
+    parts = text.split(",")
+    if len(parts) != 2:
+        raise argparse.ArgumentTypeError(
+            f"must be two set sizes n_a,n_b (e.g. 16,48), got {text!r}"
+        )
+    try:
+        n_a, n_b = (int(n) for n in parts)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be two integers n_a,n_b, got {text!r}") from None
+    if min(n_a, n_b) < MIN_SET:
+        raise argparse.ArgumentTypeError(
+            f"each set needs at least {MIN_SET} structures (for its standard error), got {text}"
+        )
+    return n_a, n_b
 
 
 def strained(frames, strain: float):
@@ -70,16 +90,43 @@ def scatter_and_error(
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = _args.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--dataset", default="a-si-anneal", help="shipped name or HDF5 file")
-    parser.add_argument("--draws", type=int, default=300)
-    parser.add_argument("--sizes", nargs="+", default=["16,48", "32,98"], help="n_a,n_b pairs")
-    parser.add_argument("--strain", type=float, default=0.004)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--json", type=Path, default=DEFAULT_JSON)
+    parser.add_argument(
+        "--draws",
+        type=_args.int_at_least(MIN_DRAWS),
+        default=300,
+        help="pairs of sets drawn per row",
+    )
+    parser.add_argument(
+        "--sizes",
+        type=set_sizes,
+        nargs="+",
+        default=[(16, 48), (32, 98)],
+        metavar="N_A,N_B",
+        help="set-size pairs (default 16,48 32,98)",
+    )
+    parser.add_argument(
+        "--strain",
+        type=_args.open_interval(-1.0, 1.0),
+        default=0.004,
+        help="strain of the first set's cells in the 'differ' case, in (-1, 1)",
+    )
+    parser.add_argument("--seed", type=_args.non_negative_int, default=0)
+    parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help="output JSON path")
     args = parser.parse_args(argv)
+    with _args.user_errors("bench_rmsd_error"):  # e.g. a bad dataset name or file
+        return run(args, parser)
 
+
+def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict[str, Any]:
+    """The table of the module docstring, printed and written as JSON."""
     frames = list(open_dataset(args.dataset))
+    for n_a, n_b in args.sizes:
+        if n_a + n_b > len(frames):
+            parser.error(
+                f"--sizes {n_a},{n_b}: needs {n_a + n_b} frames, the dataset has {len(frames)}"
+            )
     curves = {
         name: rdf(s, rmax=COMPARE_RDF_RMAX, nbins=COMPARE_RDF_NBINS).per_structure
         for name, s in (("same", frames), ("differ", strained(frames, args.strain)))
@@ -87,12 +134,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     rows = []
     print(f"{args.dataset}: {len(frames)} frames, {args.draws} draws per row")
     print(f"{'sizes':>8} {'case':>7} {'RMSD':>7} {'scatter':>8} {'SE':>8} {'SE/scatter':>11}")
-    for sizes in args.sizes:
-        n_a, n_b = (int(n) for n in sizes.split(","))
-        if n_a + n_b > len(frames):
-            parser.error(
-                f"--sizes {sizes}: needs {n_a + n_b} frames, the dataset has {len(frames)}"
-            )
+    for n_a, n_b in args.sizes:
+        sizes = f"{n_a},{n_b}"
         for case in ("same", "differ"):
             row = {"n_a": n_a, "n_b": n_b, "case": case}
             row |= scatter_and_error(curves[case], curves["same"], n_a, n_b, args.draws, args.seed)
@@ -110,8 +153,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "rows": rows,
         "machine": platform.platform(),
     }
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(result, indent=2) + "\n")
+    _args.write_json(args.json, result)
     print(f"wrote {args.json}")
     return result
 

@@ -70,6 +70,7 @@ import torch
 from ase import Atoms
 
 sys.path.insert(0, str(Path(__file__).parent))
+import _args  # noqa: E402 - benchmarks/_args.py, on the path likewise
 import bench_generator as bg  # noqa: E402 - sibling script, importable once its folder is on the path
 
 from amtoolkit import Analyzer, Generator  # noqa: E402
@@ -475,7 +476,7 @@ def train_smoke_models(workdir: Path) -> dict[str, str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _args.ArgumentParser(
         description=__doc__.split("\n\n")[0].replace("\n", " "),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -511,7 +512,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--sio2-steps", type=int, nargs="+", default=list(SIO2_STEPS), help="SiO2 step counts"
     )
-    parser.add_argument("--sio2-potential", default="tersoff-sio2", help="potential for G")
+    parser.add_argument(
+        "--sio2-potential", type=_args.potential, default="tersoff-sio2", help="potential for G"
+    )
     parser.add_argument(
         "--sio2-fmax",
         type=float,
@@ -551,6 +554,12 @@ def check_args(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = build_parser().parse_args(argv)
     check_args(args)
+    with _args.user_errors("bench_shortcut"):  # a bad model, reference or potential name
+        return run(args, argv)
+
+
+def run(args: argparse.Namespace, argv: list[str] | None) -> dict[str, Any]:
+    """The benchmarks (the smoke models trained first with --smoke); the report, written."""
     report = bg.start_report("bench_shortcut", args, argv)
     with contextlib.ExitStack() as stack:
         if args.smoke:
@@ -565,7 +574,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             )
             args.model, args.score_model = models["model"], models["score-model"]
             args.reference = models["reference"]
-            args.sio2_model, args.sio2_reference = models["sio2-model"], models["sio2-reference"]
+            args.sio2_model, args.sio2_reference = (
+                models["sio2-model"],
+                models["sio2-reference"],
+            )
             args.n, args.atoms, args.steps = SMOKE["n"], SMOKE["atoms"], SMOKE["steps"]
             args.max_reference = min(args.max_reference, SMOKE["max_reference"])
             args.sio2_n, args.sio2_targets = SMOKE["sio2_n"], SMOKE["sio2_targets"]

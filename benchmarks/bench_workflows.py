@@ -20,13 +20,14 @@ overhead 1 - rate_workflow / rate_bare, end to end and MD only. Target: <= 10 %.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+import _args  # benchmarks/_args.py: this script's folder is on sys.path
 
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "bench_workflows.json"
 
@@ -87,27 +88,44 @@ def bare_run(k: int, seed: int, steps: tuple[int, int, int], potfile: str) -> di
     return {"wall_s": wall, "final_temperature": temperature, "final_pe_per_atom": energy}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--samples", type=int, default=2, help="samples per side")
-    parser.add_argument("--atoms", type=int, default=216)
-    parser.add_argument("--melt-time", type=float, default=20.0, help="ps at 3000 K")
-    parser.add_argument("--liquid-time", type=float, default=20.0, help="ps at 2500 K")
-    parser.add_argument("--final-time", type=float, default=10.0, help="ps at 300 K")
+def main(argv: list[str] | None = None) -> None:
+    parser = _args.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--samples", type=_args.positive_int, default=2, help="samples per side")
+    parser.add_argument(
+        "--atoms", type=_args.positive_int, default=216, help="atoms, 8 k^3 (64, 216, 512, ...)"
+    )
+    parser.add_argument(
+        "--melt-time", type=_args.non_negative_float, default=20.0, help="ps at 3000 K"
+    )
+    parser.add_argument(
+        "--liquid-time", type=_args.non_negative_float, default=20.0, help="ps at 2500 K"
+    )
+    parser.add_argument(
+        "--final-time", type=_args.non_negative_float, default=10.0, help="ps at 300 K"
+    )
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help="output JSON file")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    with _args.user_errors("bench_workflows"):  # e.g. --atoms not 8 k^3, LAMMPS missing
+        run(args)
 
+
+def run(args: argparse.Namespace) -> None:
+    """Time the workflow and the bare LAMMPS run; print the figures, write the JSON."""
     from amtoolkit.potentials._lammps import potentials_dir
     from amtoolkit.workflows import ASiProtocol, make_dataset
     from amtoolkit.workflows.lammps_md import lammps_seed
 
-    protocol = ASiProtocol(
+    protocol = ASiProtocol(  # checks the size (8 k^3 atoms) and times before any MD
         atoms=args.atoms,
         melt_time=args.melt_time,
         liquid_time=args.liquid_time,
         final_time=args.final_time,
     )
     stage_steps = tuple(s.steps for s in protocol.stages() if s.is_md)
+    if not sum(stage_steps):
+        raise _args.fail(
+            "--melt-time, --liquid-time and --final-time give no MD step to time", "bench_workflows"
+        )
     atom_steps = args.atoms * sum(stage_steps)
     k = round((args.atoms / 8) ** (1 / 3))
 
@@ -164,8 +182,7 @@ def main() -> None:
         f"(in worker {sample_wall / args.samples:.1f} s, MD {md_wall / args.samples:.1f} s), "
         f"bare {bare_wall / args.samples:.1f} s"
     )
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(result, indent=2))
+    _args.write_json(args.json, result)
     print(f"wrote {args.json}")
 
 

@@ -17,7 +17,9 @@ and 2 = Si, melt-quenched at 100, 10, 1 and 0.1 K/ps (``100k``, ``10k``, ``1k``,
 - the number-weighted structure factor S(q) and its first sharp diffraction peak.
 
 It prints the values side by side with ``Analyzer.compare`` (RMSD of the set-averaged
-RDF and ADF, densities) and saves a four-panel figure. About 20 s on one core.
+RDF and ADF, densities) and saves a four-panel figure. About 20 s on one core. The two
+rates must differ and ``--samples`` lie between 1 and the glasses FOLDER holds per
+rate; anything else is a usage error (exit status 2) before any work.
 """
 
 from __future__ import annotations
@@ -43,11 +45,35 @@ COLORS = ("C0", "C3")
 RDF_OFFSETS = {("O", "Si"): 0.0, ("O", "O"): 5.0, ("Si", "Si"): 12.0}
 
 
+def sample_paths(folder: Path, rate: str) -> list[Path]:
+    """Every glass file quenched at `rate` (e.g. "100k") in `folder`, in order."""
+    return sorted(folder.glob(f"sio2_3000_glass_{rate}_sample*.dat"))
+
+
+def input_problem(folder: Path, rates: tuple[str, str], samples: int) -> str | None:
+    """What is wrong with these inputs, in one line; None when nothing is."""
+    if samples < 1:
+        return f"--samples must be >= 1 (glasses per rate), got {samples}"
+    if len(rates) != 2 or rates[0] == rates[1]:
+        return f"--rates needs two different cooling rates, got {' '.join(rates)}"
+    unknown = [rate for rate in rates if rate not in RATES]
+    if unknown:
+        return f"unknown cooling rate {unknown[0]!r} (choose from {', '.join(RATES)})"
+    if not folder.is_dir():
+        return f"{folder}: no such folder"
+    for rate in rates:
+        found = len(sample_paths(folder, rate))
+        pattern = f"sio2_3000_glass_{rate}_sample*.dat"
+        if not found:
+            return f"no {pattern} in {folder}"
+        if found < samples:
+            return f"--samples {samples}: {folder} has only {found} {pattern} files"
+    return None
+
+
 def read_rate(folder: Path, rate: str, samples: int) -> list:
     """The first `samples` glasses quenched at `rate` (e.g. "100k")."""
-    paths = sorted(folder.glob(f"sio2_3000_glass_{rate}_sample*.dat"))[:samples]
-    if not paths:
-        raise SystemExit(f"no sio2_3000_glass_{rate}_sample*.dat in {folder}")
+    paths = sample_paths(folder, rate)[:samples]
     return [atoms for p in paths for atoms in read_structures(p, type_map=TYPE_MAP)]
 
 
@@ -147,6 +173,9 @@ def main(
     samples: int = 5,
     out: Path = Path("sio2_cooling_rates.png"),
 ) -> dict[str, dict]:
+    problem = input_problem(folder, rates, samples)
+    if problem:
+        raise ValueError(problem)
     analyzer = Analyzer()
     sets = {f"{RATES[rate]:g} K/ps": read_rate(folder, rate, samples) for rate in rates}
     results = {label: measure(analyzer, frames) for label, frames in sets.items()}
@@ -166,4 +195,9 @@ if __name__ == "__main__":
     parser.add_argument("--samples", type=int, default=5, help="glasses per rate (1-5)")
     parser.add_argument("--out", type=Path, default=Path("sio2_cooling_rates.png"))
     args = parser.parse_args()
+    problem = input_problem(args.folder, tuple(args.rates), args.samples)
+    if problem is None and not args.out.parent.is_dir():
+        problem = f"--out {args.out}: folder {args.out.parent} does not exist"
+    if problem:
+        parser.error(problem)
     main(args.folder, tuple(args.rates), args.samples, args.out)

@@ -6,16 +6,19 @@ Usage:
 FOLDER defaults to ../shared/data/dm2-sio2 (next to the repository), OUTPUT to
 dm2_sio2.h5. The 20 structures (4 cooling rates x 5 samples, 3000 atoms each) become
 one dataset with the properties ``cooling_rate`` (K/ps) and ``density`` (g/cm^3).
+A FOLDER without DM2 glass files, or an OUTPUT that cannot be written, is a usage
+error (exit status 2).
 """
 
 from __future__ import annotations
 
-import sys
+import argparse
 from pathlib import Path
 
 import numpy as np
 
-from amtoolkit.data import Dataset, import_dm2_sio2
+from amtoolkit.data import Dataset, DatasetError, import_dm2_sio2
+from amtoolkit.io import check_writable
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_FOLDER = REPO.parent / "shared" / "data" / "dm2-sio2"
@@ -40,5 +43,29 @@ def main(folder: Path = DEFAULT_FOLDER, output: Path = Path("dm2_sio2.h5")) -> D
 
 
 if __name__ == "__main__":
-    args = [Path(a) for a in sys.argv[1:3]]
-    main(*args)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "folder",
+        nargs="?",
+        type=Path,
+        default=DEFAULT_FOLDER,
+        help=f"the DM2 dm2-sio2 folder (default {DEFAULT_FOLDER})",
+    )
+    parser.add_argument(
+        "output",
+        nargs="?",
+        type=Path,
+        default=Path("dm2_sio2.h5"),
+        help="HDF5 dataset to write (default dm2_sio2.h5)",
+    )
+    args = parser.parse_args()
+    if not args.folder.is_dir():
+        parser.error(f"{args.folder}: no such folder")
+    try:
+        check_writable(args.output)
+    except OSError as err:
+        parser.error(str(err))
+    try:
+        main(args.folder, args.output)
+    except DatasetError as err:  # e.g. a folder without DM2 glass files
+        parser.error(str(err))
