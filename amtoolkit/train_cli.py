@@ -99,8 +99,9 @@ def train(
             raise ValueError(f"{config_path}: {err}") from None
         if not main_rank:
             return
+        did = "trained" if result.trained else "exported (no epoch left to train)"
         echo_summary(
-            f"trained {config.name}: {result.epochs} epochs in {result.wall_time_s:.1f} s; "
+            f"{did} {config.name}: {result.epochs} epochs in {result.wall_time_s:.1f} s; "
             f"best {result.selected_by} {result.best_loss:.4f} at epoch {result.best_epoch} "
             f"({result.weights} weights)\n"
             f"model: {result.checkpoint}.pt + {result.checkpoint}.json\n"

@@ -105,6 +105,8 @@ class TrainResult(Result):
         weights: ``"ema"`` or ``"raw"``.
         wall_time_s: training time over all sessions of the run, s.
         history: the metrics rows (as in ``metrics.csv``).
+        trained: whether this call trained any epoch (False when a resume only wrote the
+            export an interrupt had left out).
     """
 
     out_dir: str
@@ -116,6 +118,7 @@ class TrainResult(Result):
     weights: str
     wall_time_s: float
     history: list[dict[str, float]]
+    trained: bool = True
 
 
 def resolve_device(name: str, local_rank: int = 0) -> torch.device:
@@ -339,6 +342,7 @@ class Trainer:
                 weights=self.weights_kind,
                 wall_time_s=self.wall_time_s,
                 history=list(self.history),
+                trained=not self.finished,
             )
         finally:
             if writer is not None:

@@ -89,6 +89,7 @@ def test_resume_writes_an_export_an_interrupt_left_out(tiny_dataset, tmp_path):
     messages = []
     again = Trainer(config, resume=True, log=messages.append).fit()
     assert again.epochs == 2 and len(read_metrics(tmp_path / "run" / "metrics.csv")) == 2
+    assert done.trained and not again.trained
     assert any("export is missing" in m for m in messages)
     assert _max_difference(exported, _state(again.checkpoint)) <= WEIGHT_TOL
     with pytest.raises(ConfigError, match="nothing to do: .* has trained 2 epochs"):
