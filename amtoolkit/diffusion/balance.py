@@ -60,6 +60,10 @@ def balanced_classes(scores: np.ndarray, charges: Sequence[int]) -> np.ndarray |
         Class indices [n_atoms] whose charges sum to zero with at least one non-ghost
         atom, maximising the sum of the chosen scores; None when no such labelling
         exists (e.g. 100 real atoms of SiO2 without ghosts: a multiple of 3 is needed).
+
+    References:
+        Q. Huangfu, J. A. J. Hall, Math. Prog. Comp. 10, 119 (2018) (HiGHS, the
+        mixed-integer solver behind `scipy.optimize.milp`).
     """
     scores = np.asarray(scores, dtype=float)
     charge = np.asarray(charges, dtype=float)
@@ -105,7 +109,9 @@ class HeldElements:
     elements: torch.Tensor
     sde: MaterialSDE
 
-    def __call__(self, batch: Batch, t: torch.Tensor, **kwargs: Any):
+    def __call__(
+        self, batch: Batch, t: torch.Tensor, **kwargs: Any
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         eps_x, _ = self.model(batch, t, **kwargs)
         t_atoms = t[batch.system_idx].unsqueeze(-1)
         alpha, sigma = self.sde.alpha_e(t_atoms), self.sde.sigma_e(t_atoms)
