@@ -15,7 +15,6 @@ exit status is 1 at the end.
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
 import sys
 import traceback
@@ -430,7 +429,7 @@ def _read(
     atom_style: str | None = None,
 ) -> tuple[list, list[str]]:
     """All frames of `files` and one label ``file[k]`` per frame, k its place in the file."""
-    from amtoolkit.io import frame_numbers, parse_type_map, read_structures
+    from amtoolkit.io import parse_type_map, read_numbered
 
     numbers_of_type = parse_type_map(type_map)
     frames, labels = [], []
@@ -438,11 +437,13 @@ def _read(
         if name.startswith(HELD_OUT_PREFIX):
             read, numbers = _held_out(name[len(HELD_OUT_PREFIX) :], index)
         else:
-            path = _resolve(name)
-            options = {"format": fmt, "type_map": numbers_of_type, "atom_style": atom_style}
-            read = read_structures(path, index=index, **options)
-            count = functools.partial(_count_frames, path, options)
-            numbers = frame_numbers(index, len(read), count)
+            read, numbers = read_numbered(
+                _resolve(name),
+                index,
+                format=fmt,
+                type_map=numbers_of_type,
+                atom_style=atom_style,
+            )
         frames += read
         labels += [f"{name}[{k}]" for k in numbers]
     return frames, labels
@@ -486,12 +487,6 @@ def _drawable(analyses: Sequence[str], frames: Sequence) -> bool:
     if any(name in PLOTTED_ANALYSES for name in analyses):
         return True
     return any(key.startswith(TARGET_PREFIX) for atoms in frames for key in atoms.info)
-
-
-def _count_frames(path: str, options: dict[str, Any]) -> int:
-    from amtoolkit.io import read_structures
-
-    return len(read_structures(path, index=":", **options))
 
 
 def _held_out(model: str, index: str) -> tuple[list, list[int]]:
@@ -603,51 +598,19 @@ def _check_structure_output(path: str, overwrite: bool, resume: bool = False) ->
 
 
 def _made_structures(path: str) -> list[Atoms]:
-    """The whole structures in `path` (extended XYZ). A last one cut short (the run was
-    killed while writing it: fewer lines than its header says, or a last line without its
-    newline) is dropped, and the file rewritten atomically without it.
+    """The whole structures in `path`; a last one cut short (the run was killed while
+    writing it) is dropped from the file, which is rewritten atomically without it."""
+    from amtoolkit.io import ReadError, read_stream, write_structures
 
-    Raises:
-        ValueError: a structure that cannot be read before the end of the file (the file
-            was damaged, not cut short), or no whole structure at all.
-    """
-    import io
-
-    import ase.io
-
-    from amtoolkit.io import write_structures
-
-    with open(path, encoding="utf-8", errors="replace") as fh:
-        lines = fh.readlines()
-    blocks: list[str] = []
-    pos = 0
-    while pos < len(lines):
-        try:
-            count = int(lines[pos].strip())
-        except ValueError:
-            count = -1
-        end = pos + count + 2
-        if count < 0 or end > len(lines) or not lines[end - 1].endswith("\n"):
-            if blocks and len(lines) - pos <= len(blocks[-1].splitlines()):
-                break  # the tail of the last structure written: cut short
-            raise ValueError(
-                f"cannot resume: {path}[{len(blocks)}] (line {pos + 1}) cannot be read, and "
-                "it is not the end of the file; repair the file or start afresh (--overwrite)"
-            )
-        blocks.append("".join(lines[pos:end]))
-        pos = end
-    made = []
-    for k, block in enumerate(blocks):
-        try:
-            made.append(ase.io.read(io.StringIO(block), format="extxyz"))
-        except Exception as err:  # noqa: BLE001 - ASE raises many types for a bad frame
-            raise ValueError(
-                f"cannot resume: {path}[{k}] cannot be read ({_one_line(err)}); repair the "
-                "file or start afresh (--overwrite)"
-            ) from None
+    try:
+        made, cut = read_stream(path)
+    except ReadError as err:
+        raise ValueError(
+            f"cannot resume: {err}; repair the file or start afresh (--overwrite)"
+        ) from None
     if not made:
         raise ValueError(f"nothing to resume: {path} holds no whole structure")
-    if pos < len(lines):
+    if cut:
         click.echo(
             f"amtool: {path}: dropping a structure cut short after the {len(made)} whole ones",
             err=True,

@@ -32,6 +32,7 @@ from ase import Atoms
 from ase.data import atomic_masses, atomic_numbers
 from torch import nn
 
+from amtoolkit.analysis._options import shown
 from amtoolkit.analysis.compare import CLOSE_PAIR_FACTOR, closest_pair
 from amtoolkit.checkpoint import ModelInfo, load_checkpoint
 from amtoolkit.data.batch import Batch, to_atoms
@@ -1067,8 +1068,8 @@ class Generator:
                 got = atoms.info.get(key)
                 if not _same_record(got, wanted):
                     raise ValueError(
-                        f"structure {index} of the resumed run has {key}={_shown(got)}, this "
-                        f"run {key}={_shown(wanted)}: resume with the options of the "
+                        f"structure {index} of the resumed run has {key}={shown(got)}, this "
+                        f"run {key}={shown(wanted)}: resume with the options of the "
                         "interrupted run"
                     )
 
@@ -1361,13 +1362,6 @@ class _RealElements:
 
     def __call__(self, batch: Batch) -> torch.Tensor:
         return self.accept(_real_elements(batch, self.max_density))
-
-
-def _shown(value: Any) -> str:
-    """An ``atoms.info`` value as a message shows it: numpy scalars as plain numbers."""
-    if isinstance(value, np.generic):
-        value = value.item()
-    return repr(value) if isinstance(value, str) else str(value)
 
 
 def _same_record(got: Any, wanted: Any) -> bool:

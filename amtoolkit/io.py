@@ -37,6 +37,8 @@ __all__ = [
     "DATASET_SUFFIXES",
     "check_writable",
     "frame_numbers",
+    "read_numbered",
+    "read_stream",
     "LAMMPS_DATA_SUFFIXES",
     "MASS_TOLERANCE",
     "ReadError",
@@ -237,6 +239,86 @@ def frame_numbers(
     if wanted >= 0:
         return [wanted]
     return [range(count_frames())[wanted]]
+
+
+def read_numbered(
+    path: str | os.PathLike, index: str | int | slice = ":", **options: Any
+) -> tuple[list[Atoms], list[int]]:
+    """`read_structures` of `path` with each frame's place in the file (`frame_numbers`).
+
+    An index that counts from the end (``-1``, ``"-2:"``, ``"::-1"``) reads the file once,
+    whole, and selects in memory; any other reads only what it selects.
+
+    Args:
+        path: file to read.
+        index: frames to return, as in `read_structures`.
+        **options: the other arguments of `read_structures`.
+
+    Returns:
+        (frames, their 0-based places in the file).
+
+    Raises:
+        As `read_structures`.
+    """
+    path = Path(path)
+    wanted = _parse_index(index, path) if isinstance(index, str) else index
+    if isinstance(wanted, slice):
+        from_start = (wanted.start is None or wanted.start >= 0) and (
+            wanted.step is None or wanted.step > 0
+        )
+    else:
+        from_start = wanted >= 0
+    if from_start:
+        frames = read_structures(path, index, **options)
+        return frames, frame_numbers(wanted, len(frames), lambda: len(frames))
+    everything = read_structures(path, ":", **options)
+    places = _select(list(range(len(everything))), wanted, path)
+    if not places:
+        raise ReadError(f"{path}: no frames selected by index {index!r}")
+    return [everything[k] for k in places], places
+
+
+def read_stream(path: str | os.PathLike) -> tuple[list[Atoms], bool]:
+    """The whole structures of an extended XYZ file that a run was appending to.
+
+    A last structure cut short (the writer was killed: fewer lines than its header says,
+    or a last line without its newline) is left out.
+
+    Returns:
+        (the whole structures, none for an empty file; whether a structure cut short
+        followed them).
+
+    Raises:
+        ReadError: a structure that cannot be read before the end of the file (the file
+            was damaged, not cut short).
+    """
+    path = Path(path)
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        lines = fh.readlines()
+    blocks: list[str] = []
+    pos = 0
+    while pos < len(lines):
+        try:
+            count = int(lines[pos].strip())
+        except ValueError:
+            count = -1
+        end = pos + count + 2
+        if count < 0 or end > len(lines) or not lines[end - 1].endswith("\n"):
+            if blocks and len(lines) - pos <= len(blocks[-1].splitlines()):
+                break  # the tail of the last structure written: cut short
+            raise ReadError(
+                f"{path}[{len(blocks)}] (line {pos + 1}) cannot be read, and it is not the "
+                "end of the file"
+            )
+        blocks.append("".join(lines[pos:end]))
+        pos = end
+    frames = []
+    for k, block in enumerate(blocks):
+        try:
+            frames.append(ase.io.read(io.StringIO(block), format="extxyz"))
+        except Exception as exc:  # ASE raises many types; all mean "cannot read this frame"
+            raise ReadError(f"{path}[{k}] cannot be read ({_one_line(exc)})") from exc
+    return frames, pos < len(lines)
 
 
 def write_structures(

@@ -9,9 +9,14 @@ import math
 from numbers import Integral, Real
 from typing import Any
 
+import numpy as np
 
-def _shown(value: Any) -> str:
-    """`value` as a message shows it: strings quoted, numpy scalars as plain numbers."""
+
+def shown(value: Any) -> str:
+    """`value` as a message shows it: strings quoted, numpy scalars as plain numbers and
+    strings (``3``, ``'x'``, not ``np.int64(3)``)."""
+    if isinstance(value, np.generic):
+        value = value.item()
     return repr(value) if isinstance(value, (str, bytes)) else str(value)
 
 
@@ -31,7 +36,7 @@ def positive(name: str, value: Any, what: str = "number") -> float:
         ValueError: a non-number (string, bool, None), NaN, an infinity, or a value <= 0.
     """
     if not (_is_real(value) and math.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a positive, finite {what}, got {_shown(value)}")
+        raise ValueError(f"{name} must be a positive, finite {what}, got {shown(value)}")
     return float(value)
 
 
@@ -42,7 +47,7 @@ def integer(name: str, value: Any, minimum: int) -> int:
         ValueError: naming `name` and the value.
     """
     if isinstance(value, bool) or not isinstance(value, Integral) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {_shown(value)}")
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {shown(value)}")
     return int(value)
 
 
@@ -60,6 +65,6 @@ def interval(name: str, value: Any, what: str = "numbers") -> tuple[float, float
     finite = _is_real(low) and _is_real(high) and math.isfinite(low) and math.isfinite(high)
     if not (finite and low < high):
         raise ValueError(
-            f"{name} must be (low, high), finite {what} with low < high, got {_shown(value)}"
+            f"{name} must be (low, high), finite {what} with low < high, got {shown(value)}"
         )
     return float(low), float(high)

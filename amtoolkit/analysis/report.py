@@ -266,7 +266,7 @@ class AnalysisReport(Result):
         panels = [
             (name, TITLES[name], result)
             for name, result in self.results.items()
-            if callable(getattr(result, "plot", None))
+            if name in PLOTTED_ANALYSES
         ]
         panels += [
             (f"target:{name}", f"{name}: measured vs target", check)

@@ -622,7 +622,7 @@ class Trainer:
                 UserWarning,
                 stacklevel=2,
             )
-        self.world_sizes = before + [now] if before and before[-1] != now else before or [now]
+        self.world_sizes = before if before and before[-1] == now else [*before, now]
 
     def model_info(self, epoch: int | None = None) -> ModelInfo:
         """The model card of the exported (or, for `epoch`, a periodic) checkpoint."""
