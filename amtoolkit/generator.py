@@ -41,10 +41,12 @@ from amtoolkit.data.properties import TARGET_PREFIX  # also a prefix of target a
 from amtoolkit.data.vocabulary import ElementVocabulary
 from amtoolkit.diffusion import (
     FORMAL_CHARGES,
+    balanced_composition,
     charge_balance,
     check_noise_scale,
     check_score_gain,
     check_timesteps,
+    class_charges,
     guided,
     is_charge_balanced,
     rebalance,
@@ -647,8 +649,9 @@ class Generator:
                 restart_timesteps(ts, restart_t)
             except ValueError as err:
                 raise ValueError(
-                    f"{err}; give a smaller restart_t, or max_restarts=0 and rebalance=False"
+                    f"{err}; give a restart_t in that range, or max_restarts=0 and rebalance=False"
                 ) from None
+            self._check_balance_possible(n_initial, ghosts=rho_max is not None)
         if method.needs_energy:
             low, high = sampler_options["hmc_range"]
             if not any(low <= float(t) <= high for t in ts[:-1]):
@@ -807,6 +810,33 @@ class Generator:
                 UserWarning,
                 stacklevel=stacklevel,
             )
+
+    def _check_balance_possible(self, n_atoms: int, *, ghosts: bool) -> None:
+        """Refuse charge-balance restarts and relabelling when no labelling of `n_atoms`
+        atoms balances (every restart would be wasted), naming counts that can."""
+        charges = class_charges(self.vocabulary).tolist()
+        if balanced_composition(n_atoms, charges, ghosts=ghosts) is not None:
+            return
+        formal = ", ".join(
+            f"{el} {FORMAL_CHARGES[z]:+d}"
+            for el, z in zip(self.vocabulary.elements, self.vocabulary.numbers[1:], strict=True)
+        )
+        near = [  # the nearest counts that balance, nearer first
+            m
+            for d in range(1, 13)
+            for m in (n_atoms - d, n_atoms + d)
+            if m > 0 and balanced_composition(m, charges, ghosts=ghosts) is not None
+        ]
+        kind = "atoms, ghosts included," if ghosts else "real atoms"
+        if ghosts:  # the cell and max_density fix the count
+            remedy = "give a larger cell or max_density"
+        else:
+            remedy = f"ask for {near[0]} atoms" if near else "ask for more atoms"
+        raise ValueError(
+            f"no charge-balanced structure of {n_atoms} {kind} of {self.name} exists "
+            f"(formal charges {formal}): {remedy}, or give max_restarts=0 and "
+            "rebalance=False"
+        )
 
     def _check_density(self, cell: np.ndarray, n_real: int | None, stacklevel: int) -> None:
         """Warn when `n_real` atoms in `cell` are far from the training densities."""
@@ -1144,7 +1174,7 @@ class Generator:
         if unbalanced:
             why = f"max_restarts={plan.max_restarts}"
             if plan.rebalance:
-                why += ", and no balanced labelling of their atoms exists"
+                why += ", and the relabelling found no balanced labelling"
             else:
                 why += ", rebalance=False"
             warnings.warn(

@@ -249,8 +249,10 @@ def test_targets_are_normalised_per_structure(sio2):
         ({"noise_scale": 1e30}, "noise_scale must be a number in \\[0, 10\\], got 1e\\+30"),
         (
             {"timesteps": [0.2, 0.1, 0.0], "max_restarts": 1},
-            r"restart_t=0.3 must lie in \(0, 0.2\), the grid's first time; .*max_restarts=0",
+            r"restart_t=0.3 must lie in \(0, 0.2\), the grid's first time; give a restart_t "
+            r"in that range, or max_restarts=0",
         ),
+        ({"restart_t": 0.0}, r"restart_t=0 must lie in \(0, 0.99\), .*; give a restart_t in"),
         ({"shear": 30.0, "shear_modulus": 31.0}, "given twice"),
         ({"viscosity": 1.0}, "unknown target 'viscosity'.*shear_modulus, ring_size"),
         ({"timesteps": [0.9, 0.5, 0.1]}, "timesteps must end at 0, got 0.1"),
@@ -547,10 +549,20 @@ def test_rebalance_makes_every_structure_balanced(sio2, ghost_sio2):
     assert all(a.info["charge_balanced"] and _net_charge(a) == 0 for a in ghosts)
 
 
-def test_rebalance_warns_when_no_balanced_labelling_exists(sio2):
-    with pytest.warns(UserWarning, match=r"no balanced labelling of their atoms exists"):
-        frames = sio2.generate(2, n_atoms=10, seed=0, max_restarts=0, progress=False)
-    assert all(not a.info["charge_balanced"] and a.info["relabelled"] == 0 for a in frames)
+def test_restarts_and_rebalance_are_refused_when_no_balanced_labelling_exists(sio2):
+    # 10 real atoms of SiO2 (no ghosts) cannot balance: 9 or 12 can
+    message = (
+        r"no charge-balanced structure of 10 real atoms of .* exists \(formal charges O -2, "
+        r"Si \+4\): ask for 9 atoms, or give max_restarts=0 and rebalance=False"
+    )
+    for options in ({}, {"max_restarts": 0}, {"rebalance": False}):
+        with pytest.raises(ValueError, match=message):
+            sio2.plan(2, n_atoms=10, seed=0, **options)
+    with pytest.warns(UserWarning, match=r"2 of 2 structures are not charge balanced"):
+        frames = sio2.generate(
+            2, n_atoms=10, seed=0, max_restarts=0, rebalance=False, progress=False
+        )
+    assert all(not a.info["charge_balanced"] for a in frames)
 
 
 def test_rebalance_argument_errors(sio2, si):

@@ -20,7 +20,12 @@ Nothing here reads files or builds `ase.Atoms`; use `amtoolkit.data.batch.to_ato
 
 from __future__ import annotations
 
-from amtoolkit.diffusion.balance import HeldElements, balanced_classes, rebalance
+from amtoolkit.diffusion.balance import (
+    HeldElements,
+    balanced_classes,
+    balanced_composition,
+    rebalance,
+)
 from amtoolkit.diffusion.charge import (
     FORMAL_CHARGES,
     ChargeBalance,
@@ -92,6 +97,7 @@ __all__ = [
     "MaterialSDE",
     "add_noise",
     "balanced_classes",
+    "balanced_composition",
     "charge_balance",
     "check_noise_scale",
     "check_score_gain",

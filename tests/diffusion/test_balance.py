@@ -15,6 +15,7 @@ from amtoolkit.diffusion import (
     HeldElements,
     MaterialSDE,
     add_noise,
+    balance,
     balanced_classes,
     class_charges,
     get_timesteps,
@@ -58,6 +59,41 @@ def test_balanced_classes_is_the_best_balanced_labelling(elements, n_atoms):
         assert sum(charges[k] for k in chosen) == 0
         assert scores[np.arange(n_atoms), chosen].sum() == pytest.approx(value, abs=1e-9)
         assert tuple(chosen) == labels
+
+
+@pytest.mark.parametrize("first_free", [1, 4, 64])
+def test_solving_over_the_least_sure_atoms_is_exact(monkeypatch, first_free):
+    """The reduced program (least sure atoms free, grown until no held atom could pay)
+    finds the optimum of the program over all atoms."""
+    monkeypatch.setattr(balance, "FIRST_FREE", first_free)
+    rng = np.random.default_rng(first_free)
+    for noise in (0.1, 0.3, 0.6):
+        labels = rng.choice(3, size=300, p=[0.1, 0.6, 0.3])
+        scores = np.eye(3)[labels] + rng.normal(0.0, noise, size=(300, 3))
+        scores[:20, 0] = -np.inf
+        chosen = balanced_classes(scores, CHARGES)
+        full = balance._best_balanced(scores, np.asarray(CHARGES, float), net=0.0, held_real=0)
+        assert np.dot(np.asarray(CHARGES)[chosen], np.ones(300)) == 0
+        assert np.all(chosen[:20] != 0)
+        value = scores[np.arange(300), chosen].sum()
+        assert value == pytest.approx(scores[np.arange(300), full].sum(), abs=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("n_atoms", "ghosts", "counts"),
+    [(99, False, [0, 66, 33]), (100, False, None), (2, True, None), (3, True, [0, 2, 1])],
+)
+def test_balanced_composition(n_atoms, ghosts, counts):
+    got = balance.balanced_composition(n_atoms, CHARGES, ghosts=ghosts)
+    assert (got is None) if counts is None else got.tolist() == counts
+    if ghosts:  # any count from 3 up balances with ghosts
+        found = balance.balanced_composition(100, CHARGES, ghosts=True)
+        assert found.sum() == 100 and np.dot(found, CHARGES) == 0 and found[1:].sum() > 0
+    # Na2O-SiO2 (+1, -2, +4) also needs a multiple of 3 real atoms; with Al (+3) too, 100
+    na = class_charges(ElementVocabulary(["O", "Na", "Si"])).tolist()
+    assert balance.balanced_composition(100, na, ghosts=False) is None
+    na_al = class_charges(ElementVocabulary(["O", "Na", "Al", "Si"])).tolist()
+    assert balance.balanced_composition(100, na_al, ghosts=False) is not None
 
 
 def test_balanced_argmax_is_kept_and_forbidden_classes_are_never_chosen():
