@@ -17,7 +17,7 @@ that fail, and is what ``amtool analyze`` prints (:mod:`amtoolkit.analysis.repor
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -277,6 +277,7 @@ class Analyzer:
         rmax: float | None = None,
         window: bool = True,
         dr: float = 0.01,
+        weighting: str = "number",
     ) -> StructureFactorResult:
         """Static structure factor S(q) from g(r) (see `analysis.structure_factor`).
 
@@ -288,13 +289,17 @@ class Analyzer:
                 vector, `analysis.structure_factor.half_width`).
             window: apply the Lorch window.
             dr: bin width of the g(r) that is transformed, Å.
+            weighting: "number" (all atoms alike), "neutron" (coherent scattering
+                lengths) or "xray" (atomic form factors), to compare with diffraction data.
 
         Returns:
             StructureFactorResult (``q``, ``s``, ``per_structure``; ``.plot()``).
         """
         from amtoolkit.analysis.structure_factor import structure_factor
 
-        return structure_factor(structures, qmax=qmax, nq=nq, rmax=rmax, window=window, dr=dr)
+        return structure_factor(
+            structures, qmax=qmax, nq=nq, rmax=rmax, window=window, dr=dr, weighting=weighting
+        )
 
     def crystallinity(
         self, structures: Atoms | Sequence[Atoms], symprec: float = 0.1, relax: bool | None = None
@@ -553,6 +558,7 @@ class Analyzer:
         skip_errors: bool = True,
         on_skip: Callable[[str, str], None] | None = None,
         progress: bool | None = False,
+        options: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> AnalysisReport:
         """Run several analyses on a set, skipping frames that fail (`analysis.report`).
 
@@ -572,6 +578,9 @@ class Analyzer:
             on_skip: called with (label, one-line reason) for each skipped frame.
             progress: show a tqdm progress bar over frames on stderr (None: only on a
                 terminal).
+            options: keyword arguments of the analyses by name, over the report's own
+                (`analysis.report.REPORT_OPTIONS`), e.g. ``{"sq": {"weighting":
+                "neutron"}}``; the reference set is analysed with them too.
 
         Returns:
             AnalysisReport (``.summary()``, ``.to_dict()``, ``.plot(path)``).
@@ -601,6 +610,7 @@ class Analyzer:
             potential=self.potential_name,
             run_frames=self._frame_runner(),
             reference=reference,
+            options=options,
         )
 
     def per_frame(

@@ -90,7 +90,14 @@ def main() -> None:
 @click.option("--adf", is_flag=True, help="Bond-angle distribution (covalent bonds).")
 @click.option("--coordination", is_flag=True, help="Coordination numbers (covalent bond rule).")
 @click.option("--rings", is_flag=True, help="Shortest-path ring statistics.")
-@click.option("--sq", is_flag=True, help="Structure factor S(q), number-weighted, g(r) to 20 Å.")
+@click.option("--sq", is_flag=True, help="Structure factor S(q) from g(r) to 20 Å.")
+@click.option(
+    "--sq-weighting",
+    type=click.Choice(["number", "neutron", "xray"]),
+    default="number",
+    show_default=True,
+    help="Weight the atoms of S(q) as neutrons or X-rays see them (implies --sq).",
+)
 @click.option("--crystallinity", is_flag=True, help="Space groups (group 1 = amorphous).")
 @click.option("--energy", is_flag=True, help="Energy after relaxation (needs --potential).")
 @click.option("--elastic", is_flag=True, help="Elastic moduli (needs --potential; slow).")
@@ -136,6 +143,7 @@ def analyze(
     index: str,
     fmt: str | None,
     debug: bool,
+    sq_weighting: str,
     **flags: bool,
 ) -> None:
     """Analyse the structures in FILES and print a summary.
@@ -161,7 +169,9 @@ def analyze(
             )
         analyzer = Analyzer(potential, workers=workers)
         frames, labels = _read(files, index, fmt, type_map, atom_style)
+        flags["sq"] = flags["sq"] or sq_weighting != "number"
         analyses = [name for flag, name in _FLAGS.items() if flags[flag]] or DEFAULT_ANALYSES
+        options = {"sq": {"weighting": sq_weighting}} if flags["sq"] else {}
         ref_frames, ref_skipped = None, []
         if reference:
             ref_frames, ref_skipped = _usable_reference(
@@ -180,6 +190,7 @@ def analyze(
             skip_errors=not debug,
             on_skip=_warn_skip,
             progress=None,
+            options=options,
         )
         echo_summary(report.summary(), json_path)
         data = report.to_dict()

@@ -125,6 +125,28 @@ def test_plot_writes_png(runner, si_file, tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_sq_weighting_implies_sq_and_reaches_the_reference(runner, tmp_path):
+    from ase.build import bulk
+
+    quartz_like = bulk("NaCl", "rocksalt", a=4.6, cubic=True).repeat(2)
+    quartz_like.set_chemical_symbols(["Si" if z == 11 else "O" for z in quartz_like.numbers])
+    quartz_like.rattle(0.2, seed=1)
+    path = frames_file(tmp_path, [quartz_like])
+    result = runner.invoke(
+        main, ["analyze", path, "--sq-weighting", "xray", "--reference", path, "--json", "-"]
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["structure_factor"]["weighting"] == "xray"
+    assert "weighting              X-ray" in result.stderr
+    assert "rdf" not in data  # --sq-weighting alone asks for S(q) alone
+    number = json.loads(runner.invoke(main, ["analyze", path, "--sq", "--json", "-"]).stdout)
+    assert number["structure_factor"]["weighting"] == "number"
+    assert number["structure_factor"]["s"] != data["structure_factor"]["s"]
+    result = runner.invoke(main, ["analyze", path, "--sq-weighting", "electron"])
+    assert_one_line_error(result, "'electron' is not one of 'number', 'neutron', 'xray'")
+
+
 def test_unknown_figure_format_exits_2_before_any_work(runner, si_file, tmp_path):
     result = runner.invoke(main, ["analyze", si_file, "--plot", str(tmp_path / "fig.xyz")])
     assert_one_line_error(result, "unknown figure format 'xyz'", ".png")

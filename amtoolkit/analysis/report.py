@@ -53,6 +53,7 @@ __all__ = [
     "mean_std",
     "merge_frame_results",
     "one_line",
+    "report_options",
     "run_frame",
     "save_figure",
     "select_analyses",
@@ -112,7 +113,7 @@ TITLES = {
     "adf": "bond-angle distribution (covalent bonds)",
     "coordination": "coordination",
     "rings": "rings",
-    "structure_factor": "structure factor S(q), number-weighted",
+    "structure_factor": "structure factor S(q)",
     "crystallinity": "crystallinity",
     "energy": "energy",
     "elastic": "elastic moduli",
@@ -349,6 +350,7 @@ def build_report(
     potential: str | None = None,
     run_frames: FrameRunner | None = None,
     reference: Sequence[Atoms] | None = None,
+    options: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> AnalysisReport:
     """Run several analyses on a set, leaving out the frames that fail.
 
@@ -379,6 +381,8 @@ def build_report(
             processes); default :func:`serial_frames` with `run`.
         reference: a reference set on which the structure analyses asked for
             (`REFERENCE_ANALYSES`) run too, for the side-by-side summary and figure.
+        options: keyword arguments of analyses, by name, over `REPORT_OPTIONS` (e.g.
+            ``{"sq": {"weighting": "neutron"}}``); the reference set gets them too.
 
     Returns:
         AnalysisReport.
@@ -392,6 +396,7 @@ def build_report(
 
     frames = as_structure_list(structures)
     wanted = select_analyses(analyses)
+    chosen = report_options(wanted, options)
     per_frame = [a for a in wanted if a in FRAME_ANALYSES]
     labels = list(labels) if labels is not None else [f"frame {k}" for k in range(len(frames))]
     if len(labels) != len(frames):
@@ -423,7 +428,7 @@ def build_report(
     )
     bar.update(len(problems))
     runner = serial_frames(run) if run_frames is None else run_frames
-    tasks = [(name, REPORT_OPTIONS.get(name, {})) for name in per_frame]
+    tasks = [(name, chosen[name]) for name in per_frame]
     for j, outcome in runner(tasks, [frames[k] for k in todo]):
         k = todo[j]
         if isinstance(outcome, Exception):
@@ -458,7 +463,7 @@ def build_report(
     results = {
         name: merge_frame_results(name, frame_results[name])
         if name in per_frame
-        else _run(run, name, real)
+        else run(name, real, **chosen[name])
         for name in wanted
     }
     reference_results: dict[str, Result] = {}
@@ -469,7 +474,7 @@ def build_report(
                 continue
             try:
                 reference_results[name] = run(
-                    name, reference_real, **_reference_options(name, results)
+                    name, reference_real, **_reference_options(name, results, chosen[name])
                 )
             except ValueError:
                 if name != "rings":
@@ -701,20 +706,36 @@ def merge_frame_results(name: str, results: Sequence[Result]) -> Result:
     return dataclasses.replace(first, **joined)
 
 
-def _reference_options(name: str, results: Mapping[str, Result]) -> dict[str, Any]:
+def report_options(
+    analyses: Sequence[str], options: Mapping[str, Mapping[str, Any]] | None
+) -> dict[str, dict[str, Any]]:
+    """The keyword arguments of each of `analyses` in a report: `REPORT_OPTIONS`, updated
+    by `options` (keyed by analysis name or alias).
+
+    Raises:
+        ValueError: options for an analysis that is not among `analyses`.
+    """
+    given = {ANALYSIS_ALIASES.get(k, k): dict(v) for k, v in (options or {}).items()}
+    extra = [name for name in given if name not in analyses]
+    if extra:
+        raise ValueError(
+            f"options for {extra[0]!r}, which the report does not run ({', '.join(analyses)})"
+        )
+    return {name: {**REPORT_OPTIONS.get(name, {}), **given.get(name, {})} for name in analyses}
+
+
+def _reference_options(
+    name: str, results: Mapping[str, Result], chosen: Mapping[str, Any]
+) -> dict[str, Any]:
     """Options of analysis `name` on the reference set: the report's, with ring sizes
     counted in the same atoms as the frames' (Si atoms for silica frames, else all), so
     that the two are comparable whatever the reference holds (a reference where that
     rule does not apply gets no ring statistics)."""
-    options = dict(REPORT_OPTIONS.get(name, {}))
+    options = dict(chosen)
     if name == "rings":
         species = results["rings"].count_species
         options["count_species"] = list(species) if species else None
     return options
-
-
-def _run(run: AnalysisRunner, name: str, structures: Atoms | list[Atoms]) -> Result:
-    return run(name, structures, **REPORT_OPTIONS.get(name, {}))
 
 
 def _composition(frames: Sequence[Atoms]) -> dict[str, int]:
@@ -812,12 +833,15 @@ def _rings_rows(result) -> list[tuple[str, str]]:
 
 
 def _structure_factor_rows(result) -> list[tuple[str, str]]:
+    from amtoolkit.analysis.structure_factor import WEIGHTING_NAMES
+
+    rows = [("weighting", WEIGHTING_NAMES[result.weighting])]
     try:
         q = result.peak_position()
     except ValueError:  # S(q) largest at an end of the grid: no peak to report
-        return [("main peak q (1/A)", f"none in (0.5, {result.q[-1]:.1f}]")]
+        return [*rows, ("main peak q (1/A)", f"none in (0.5, {result.q[-1]:.1f}]")]
     s = float(np.interp(q, result.q, result.s))
-    rows = [("main peak q (1/A)", f"{q:.3f}"), ("S(q) at main peak", f"{s:.3f}")]
+    rows += [("main peak q (1/A)", f"{q:.3f}"), ("S(q) at main peak", f"{s:.3f}")]
     first = first_sq_peak(result.q, result.s)
     if first is not None and first < q:
         rows += [

@@ -1,15 +1,17 @@
-"""Static structure factor S(q) from the Fourier transform of the total g(r)."""
+"""Static structure factor S(q) from the Fourier transform of g(r): number-weighted, or
+weighted as neutrons (coherent scattering lengths) or X-rays (atomic form factors) see
+the atoms, to compare with diffraction data (Faber-Ziman)."""
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 from ase import Atoms
 from ase.geometry import minkowski_reduce
 
-from amtoolkit.analysis._options import integer, positive
+from amtoolkit.analysis._options import integer, positive, shown
 from amtoolkit.analysis._result import Result, new_axes
 from amtoolkit.analysis._structures import prepare
 from amtoolkit.analysis.rdf import pair_histogram, shell_volumes
@@ -21,10 +23,12 @@ class StructureFactorResult(Result):
 
     Attributes:
         q: scattering vector magnitudes, 1/Å, shape ``[nq]``.
-        s: S(q) (number-number, all atoms weighted equally), shape ``[nq]``.
+        s: S(q), shape ``[nq]``: number-number (all atoms weighted equally), or the
+            Faber-Ziman total of the `weighting`.
         per_structure: S(q) of each structure, shape ``[n_structures, nq]``.
         rmax: upper limit of the r integral, Å.
         window: whether the Lorch window was applied.
+        weighting: "number", "neutron" or "xray" (`WEIGHTINGS`).
     """
 
     q: np.ndarray
@@ -32,6 +36,7 @@ class StructureFactorResult(Result):
     per_structure: np.ndarray
     rmax: float
     window: bool
+    weighting: str = "number"
 
     def peak_position(self, qmin: float = 0.5, qmax: float | None = None) -> float:
         """Position (1/Å) of the largest S(q) in ``[qmin, qmax]`` (e.g. (1, 2.5) for the
@@ -62,9 +67,68 @@ class StructureFactorResult(Result):
         ax.plot(self.q, self.s, color="k", lw=1.5)
         ax.axhline(1.0, color="0.6", lw=0.5)
         ax.set_xlabel("q (1/Å)")
-        ax.set_ylabel("S(q)")
+        ax.set_ylabel(
+            "S(q)" if self.weighting == "number" else f"S(q), {WEIGHTING_NAMES[self.weighting]}"
+        )
         ax.set_xlim(0.0, float(self.q[-1]))
         return ax
+
+
+WEIGHTINGS = ("number", "neutron", "xray")
+"""How the atoms are weighted in S(q): all alike, by coherent neutron scattering length,
+or by X-ray atomic form factor."""
+
+WEIGHTING_NAMES = {"number": "number", "neutron": "neutron", "xray": "X-ray"}
+"""The weightings in words, for reports and plots."""
+
+
+def _check_weighting(weighting: str) -> None:
+    if weighting not in WEIGHTINGS:
+        raise ValueError(
+            f"weighting must be one of {', '.join(WEIGHTINGS)}, got {shown(weighting)}"
+        )
+
+
+def scattering_weights(elements: Sequence[str], q: np.ndarray, weighting: str) -> np.ndarray:
+    """How strongly each element scatters at each q, shape ``[n_elements, nq]``.
+
+    Args:
+        elements: chemical symbols.
+        q: scattering vector magnitudes, 1/Å.
+        weighting: "number" (1 for every atom), "neutron" (the bound coherent scattering
+            length b_c of the natural isotope mix, fm, the same at every q) or "xray"
+            (the atomic form factor f(q) of the neutral atom, electrons; Cromer-Mann
+            fit, q = 4 pi sin(theta) / lambda).
+
+    Raises:
+        ValueError: an unknown weighting, or an element without tabulated data.
+
+    References:
+        V. F. Sears, Neutron News 3, 26 (1992) (scattering lengths); D. T. Cromer and
+        J. B. Mann, Acta Cryst. A 24, 321 (1968) (form factors); both as tabulated by
+        the `periodictable` package (NIST).
+    """
+    _check_weighting(weighting)
+    q = np.asarray(q, dtype=float)
+    if weighting == "number":
+        return np.ones((len(elements), len(q)))
+    import periodictable
+    from periodictable import cromermann
+
+    rows = []
+    for symbol in elements:
+        if weighting == "neutron":
+            neutron = getattr(getattr(periodictable, symbol, None), "neutron", None)
+            b = getattr(neutron, "b_c", None)
+            if b is None or not np.isfinite(b):
+                raise ValueError(f"no coherent neutron scattering length is tabulated for {symbol}")
+            rows.append(np.full(len(q), float(b)))
+        else:
+            try:
+                rows.append(np.asarray(cromermann.fxrayatq(symbol, q), dtype=float))
+            except (KeyError, ValueError):
+                raise ValueError(f"no X-ray form factor is tabulated for {symbol}") from None
+    return np.array(rows).reshape(len(elements), len(q))
 
 
 def half_width(atoms: Atoms) -> float:
@@ -129,13 +193,21 @@ def structure_factor(
     rmax: float | None = None,
     window: bool = True,
     dr: float = 0.01,
+    weighting: str = "number",
 ) -> StructureFactorResult:
-    """Static structure factor from the total radial distribution function.
+    """Static structure factor from the radial distribution functions.
 
     g(r) is computed on the vesin neighbour list up to `rmax` with bins of about `dr`
     (normalised as ``amtoolkit.analysis.rdf``) and Fourier transformed per structure
     with its own density; S(q) is averaged over the set. The Lorch window damps the
     truncation ripples (period about 2 pi / rmax) at the cost of broader peaks.
+
+    With ``weighting="neutron"`` or ``"xray"`` the partial S_ab(q) are combined as a
+    diffraction experiment sees them (Faber-Ziman):
+    ``S(q) - 1 = sum_ab c_a c_b w_a(q) w_b(q) (S_ab(q) - 1) / (sum_a c_a w_a(q))^2``,
+    with c the atomic fractions and w the scattering lengths or form factors
+    (`scattering_weights`); for one element, or ``"number"`` (w = 1), this is the
+    number-number S(q).
 
     Args:
         structures: one Atoms or a sequence (periodic, ghosts ignored).
@@ -146,6 +218,7 @@ def structure_factor(
             the cell is written).
         window: apply the Lorch window.
         dr: target bin width of g(r), Å.
+        weighting: "number", "neutron" or "xray" (`WEIGHTINGS`).
 
     Returns:
         StructureFactorResult with ``q`` [nq], ``s`` [nq], ``per_structure``.
@@ -153,12 +226,16 @@ def structure_factor(
     Raises:
         StructureError: non-periodic cell, zero volume, non-finite positions.
         ValueError: qmax, rmax or dr not a positive, finite number; nq not an integer
-            >= 1.
+            >= 1; an unknown weighting, an element without tabulated scattering data, or
+            a mean scattering length of zero (a null-scattering mixture).
 
     References:
         Allen & Tildesley, Computer Simulation of Liquids (2017), eq. 2.104;
-        E. Lorch, J. Phys. C 2, 229 (1969).
+        E. Lorch, J. Phys. C 2, 229 (1969); T. E. Faber and J. M. Ziman, Phil. Mag. 11,
+        153 (1965); D. A. Keen, J. Appl. Cryst. 34, 172 (2001) (total scattering
+        conventions).
     """
+    _check_weighting(weighting)
     qmax = positive("qmax", qmax, "wavenumber in 1/Å")
     nq = integer("nq", nq, 1)
     dr = positive("dr", dr, "length in Å")
@@ -172,18 +249,45 @@ def structure_factor(
     edges = np.linspace(0.0, rmax, nbins + 1)
     r = 0.5 * (edges[:-1] + edges[1:])
     shells = shell_volumes(rmax, nbins)
+    elements = sorted({s for a in frames for s in a.get_chemical_symbols()})
+    weights = scattering_weights(elements, q, weighting)  # [n_elements, nq]
     per_structure = np.zeros((len(frames), len(q)))
     for k, atoms in enumerate(frames):
         n_atoms = len(atoms)
         volume = abs(float(np.linalg.det(atoms.cell.array)))
         density = n_atoms / volume
-        counts = pair_histogram(atoms, rmax, nbins, np.zeros(n_atoms, dtype=np.intp), 1)[0, 0]
-        g = counts / (n_atoms * density * shells)
-        per_structure[k] = sq_from_gr(r, g, density, q, window=window)
+        if weighting == "number":
+            types = np.zeros(n_atoms, dtype=np.intp)
+            counts = pair_histogram(atoms, rmax, nbins, types, 1)[0, 0]
+            g = counts / (n_atoms * density * shells)
+            per_structure[k] = sq_from_gr(r, g, density, q, window=window)
+            continue
+        present, types = np.unique(atoms.get_chemical_symbols(), return_inverse=True)
+        n_types = len(present)
+        w = weights[[elements.index(e) for e in present]]  # [n_types, nq]
+        c = np.bincount(types, minlength=n_types) / n_atoms  # atomic fractions
+        mean_w = c @ w  # [nq]
+        if np.any(mean_w == 0.0):
+            raise ValueError(
+                f"the {WEIGHTING_NAMES[weighting]} scattering of {atoms.get_chemical_formula()} "
+                "averages to zero (a null-scattering mixture): its weighted S(q) is undefined"
+            )
+        counts = pair_histogram(atoms, rmax, nbins, types, n_types)  # [a, b, nbins]
+        # c_a c_b (g_ab(r) - 1), whose transform is c_a c_b (S_ab(q) - 1)
+        h = counts / (n_atoms * density * shells) - np.outer(c, c)[:, :, None]
+        partial = np.stack(
+            [
+                sq_from_gr(r, 1.0 + h_ab, density, q, window=window) - 1.0
+                for h_ab in h.reshape(-1, nbins)
+            ]
+        ).reshape(n_types, n_types, len(q))
+        weighted = np.einsum("aq,bq,abq->q", w, w, partial)
+        per_structure[k] = 1.0 + weighted / mean_w**2
     return StructureFactorResult(
         q=q,
         s=per_structure.mean(axis=0),
         per_structure=per_structure,
         rmax=float(rmax),
         window=bool(window),
+        weighting=weighting,
     )

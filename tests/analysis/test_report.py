@@ -105,6 +105,26 @@ def test_report_options_reach_the_analysis(diamond_si):
     assert REPORT_SQ_RMAX == 20.0
 
 
+def test_given_options_join_the_reports_own_for_frames_and_reference(diamond_si):
+    calls = []
+
+    def run(name, structures, **options):
+        calls.append((name, options))
+        return structure_factor(structures, **options)
+
+    frames = [diamond_si * 2]
+    options = {"sq": {"weighting": "neutron", "nq": 50}}
+    report = build_report(
+        frames, ["sq"], run=run, check=no_check, reference=frames, options=options
+    )
+    expected = {"rmax": REPORT_SQ_RMAX, "weighting": "neutron", "nq": 50}
+    assert calls == [("structure_factor", expected)] * 2  # the frames, then the reference
+    assert report.reference_results["structure_factor"].weighting == "neutron"
+    assert re.search(r"^weighting +neutron$", report.summary(), re.MULTILINE)
+    with pytest.raises(ValueError, match="options for 'rdf', which the report does not run"):
+        build_report(frames, ["sq"], run=run, check=no_check, options={"rdf": {"rmax": 4.0}})
+
+
 def test_failing_frame_is_skipped_with_one_line(diamond_si):
     frames = [diamond_si, diamond_si * (1, 1, 2), diamond_si * (1, 2, 2)]
     skipped = []

@@ -15,6 +15,7 @@ from amtoolkit.analysis.structure_factor import (
     StructureFactorResult,
     half_width,
     lorch_window,
+    scattering_weights,
     sq_from_gr,
     structure_factor,
 )
@@ -47,6 +48,62 @@ def test_matches_direct_pair_sum():
     integrand = r * lorch_window(r, rmax) * np.sin(np.outer(q, r))
     uniform = 4 * np.pi * rho / q * np.trapezoid(integrand, r, axis=1)
     np.testing.assert_allclose(result.s, 1.0 + pair_sum - uniform, rtol=0, atol=DEBYE_TOL)
+
+
+def rattled_oxide() -> Atoms:
+    """A rattled two-element crystal (rock salt, Si and O): every partial is non-trivial."""
+    atoms = bulk("NaCl", "rocksalt", a=4.6, cubic=True).repeat(2)
+    atoms.set_chemical_symbols(["Si" if z == 11 else "O" for z in atoms.numbers])
+    atoms.rattle(0.2, seed=5)
+    return atoms
+
+
+@pytest.mark.parametrize("weighting", ["neutron", "xray"])
+def test_weighted_s_matches_a_weighted_direct_pair_sum(weighting):
+    # S(q) = 1 + sum_{i != j} w_i(q) w_j(q) W(r_ij) sinc(q r_ij) / (N <w(q)>^2)
+    #          - 4 pi rho / q * integral_0^rmax r W(r) sin(q r) dr
+    atoms = rattled_oxide()
+    rmax = 6.0
+    result = structure_factor(atoms, qmax=12.0, nq=60, rmax=rmax, weighting=weighting)
+    assert result.weighting == weighting
+    q = result.q
+    i, j, d = ase_neighbor_list("ijd", atoms, rmax)
+    symbols = np.array(atoms.get_chemical_symbols())
+    w = {el: scattering_weights([el], q, weighting)[0] for el in ("O", "Si")}
+    w_atoms = np.array([w[el] for el in symbols])  # [n, nq]
+    n = len(atoms)
+    mean_w = w_atoms.mean(axis=0)
+    terms = w_atoms[i] * w_atoms[j] * np.sinc(np.outer(d, q) / np.pi)  # [pairs, nq]
+    pair_sum = (terms * lorch_window(d, rmax)[:, None]).sum(axis=0) / (n * mean_w**2)
+    r = np.linspace(0.0, rmax, 40_001)
+    integrand = r * lorch_window(r, rmax) * np.sin(np.outer(q, r))
+    uniform = 4 * np.pi * n / atoms.get_volume() / q * np.trapezoid(integrand, r, axis=1)
+    np.testing.assert_allclose(result.s, 1.0 + pair_sum - uniform, rtol=0, atol=DEBYE_TOL)
+    number = structure_factor(atoms, qmax=12.0, nq=60, rmax=rmax)
+    assert np.abs(result.s - number.s).max() > 0.02  # the weighting matters here
+
+
+def test_weightings_agree_for_one_element():
+    atoms = rattled_diamond()
+    number = structure_factor(atoms, qmax=12.0, nq=60, rmax=7.0)
+    for weighting in ("neutron", "xray"):
+        weighted = structure_factor(atoms, qmax=12.0, nq=60, rmax=7.0, weighting=weighting)
+        np.testing.assert_allclose(weighted.s, number.s, rtol=0, atol=1e-12)
+
+
+def test_scattering_weights_are_the_tabulated_ones():
+    q = np.array([1e-6, 2.0])
+    neutron = scattering_weights(["Si", "O"], q, "neutron")
+    np.testing.assert_allclose(neutron, [[4.15071] * 2, [5.8037] * 2])  # fm (NIST)
+    xray = scattering_weights(["Si", "O"], q, "xray")
+    np.testing.assert_allclose(xray[:, 0], [14.0, 8.0], atol=0.01)  # f(0) = Z electrons
+    assert np.all(xray[:, 1] < xray[:, 0])  # form factors fall with q
+    with pytest.raises(ValueError, match="no coherent neutron scattering length .* for Og"):
+        scattering_weights(["Og"], q, "neutron")
+    with pytest.raises(ValueError, match="no X-ray form factor is tabulated for Og"):
+        scattering_weights(["Og"], q, "xray")
+    with pytest.raises(ValueError, match="weighting must be one of number, neutron, xray"):
+        structure_factor(rattled_diamond(), weighting="electron")
 
 
 def test_uniform_g_gives_one():
@@ -172,3 +229,7 @@ def test_silica_first_sharp_diffraction_peak(dm2_sio2_path):
     assert 1.45 <= result.peak_position(1.0, 2.5) <= 1.75
     assert 4.5 <= result.peak_position(4.0, 6.0) <= 5.5
     assert result.s[(result.q > 1.0) & (result.q < 2.5)].max() > 1.2
+    # neutron-weighted: the FSDP of vitreous silica's diffraction data, near 1.55 1/Å
+    neutron = structure_factor(atoms, weighting="neutron")
+    assert 1.45 <= neutron.peak_position(1.0, 2.5) <= 1.65
+    assert 2.7 <= neutron.peak_position(2.5, 3.3) <= 3.1  # the second neutron peak
