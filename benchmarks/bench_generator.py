@@ -571,6 +571,7 @@ def property_sweep(
         steps=args.steps,
         noise_scale=args.noise_scale,
         score_gain=args.score_gain,
+        guidance=args.guidance,
         seed=args.seed,
         progress=args.progress,
         rebalance=args.rebalance,
@@ -663,6 +664,7 @@ def quality_sio2(args: argparse.Namespace) -> dict[str, Any]:
         "model_name": gen.name,
         "noise_scale": args.noise_scale,
         "score_gain": args.score_gain,
+        "guidance": args.guidance,
         "reference": ref_record,
         "potential": args.potential,
         "elastic_options": options,
@@ -1120,6 +1122,12 @@ def build_parser() -> argparse.ArgumentParser:
             action="store_false",
             help="leave structures unbalanced after the restarts as they are (rebalance=False)",
         )
+        p.add_argument(
+            "--guidance",
+            type=_args.non_negative_float,
+            default=None,
+            help="classifier-free guidance weight w (default: the card's)",
+        )
     for p in (a_si, sio2, every):
         p.add_argument(
             "--noise-scale",
@@ -1192,6 +1200,7 @@ def namespace_for(name: str, args: argparse.Namespace) -> argparse.Namespace:
             score_gain=args.score_gain,
             potential=args.sio2_potential,
             rebalance=args.rebalance,
+            guidance=args.guidance,
             max_reference=args.max_reference,
             all_reference=args.all_reference,
         )
