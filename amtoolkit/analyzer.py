@@ -17,6 +17,8 @@ that fail, and is what ``amtool analyze`` prints (:mod:`amtoolkit.analysis.repor
 
 from __future__ import annotations
 
+import dataclasses
+import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -46,6 +48,7 @@ from amtoolkit.analysis.report import (
     build_report,
     merge_frame_results,
     one_line,
+    report_options,
     select_analyses,
     serial_frames,
 )
@@ -63,7 +66,7 @@ if TYPE_CHECKING:
     from amtoolkit.analysis.metrics import PropertyErrors
     from amtoolkit.analysis.rdf import RDFResult
     from amtoolkit.analysis.rings import RingsResult
-    from amtoolkit.analysis.structure_factor import StructureFactorResult
+    from amtoolkit.analysis.structure_factor import MeasuredSq, StructureFactorResult
     from amtoolkit.analysis.vdos import VDOSResult
 
 # the report and comparison names stay importable from here (they used to live here)
@@ -559,6 +562,7 @@ class Analyzer:
         on_skip: Callable[[str, str], None] | None = None,
         progress: bool | None = False,
         options: Mapping[str, Mapping[str, Any]] | None = None,
+        measured_sq: MeasuredSq | str | os.PathLike | None = None,
     ) -> AnalysisReport:
         """Run several analyses on a set, skipping frames that fail (`analysis.report`).
 
@@ -581,6 +585,11 @@ class Analyzer:
             options: keyword arguments of the analyses by name, over the report's own
                 (`analysis.report.REPORT_OPTIONS`), e.g. ``{"sq": {"weighting":
                 "neutron"}}``; the reference set is analysed with them too.
+            measured_sq: a measured S(q) (`analysis.structure_factor.MeasuredSq`, or a
+                two-column file of q in 1/Å and S(q)) to set beside the computed one
+                (give the weighting of the measurement in `options`): the report's
+                ``sq_agreement`` (RMSD and R factor), a summary section, the JSON and the
+                S(q) panel. Needs the "sq" analysis.
 
         Returns:
             AnalysisReport (``.summary()``, ``.to_dict()``, ``.plot(path)``).
@@ -592,12 +601,15 @@ class Analyzer:
                 potential.
         """
         wanted = select_analyses(analyses)
+        measured = self._measured_sq(measured_sq, wanted, options)
+        if measured is not None:
+            _warn_unweighted(structures, report_options(wanted, options)["structure_factor"])
         with_potential = [name for name in wanted if name in POTENTIAL_ANALYSES]
         for name in with_potential:
             self.calculator(name)  # fail now, not on every frame
         if "crystallinity" in wanted and self.potential is not None:
             with_potential.append("crystallinity")  # it relaxes with the potential first
-        return build_report(
+        report = build_report(
             structures,
             wanted,
             run=self._run,
@@ -612,6 +624,30 @@ class Analyzer:
             reference=reference,
             options=options,
         )
+        return report if measured is None else dataclasses.replace(report, measured_sq=measured)
+
+    @staticmethod
+    def _measured_sq(
+        measured_sq: MeasuredSq | str | os.PathLike | None,
+        wanted: Sequence[str],
+        options: Mapping[str, Mapping[str, Any]] | None,
+    ) -> MeasuredSq | None:
+        """The measured S(q) of a report, read and checked against the computed q grid
+        before any analysis runs."""
+        from amtoolkit.analysis.structure_factor import DEFAULT_NQ, DEFAULT_QMAX, MeasuredSq
+
+        if measured_sq is None:
+            return None
+        if "structure_factor" not in wanted:
+            raise ValueError(
+                "measured_sq is compared with the computed S(q): add 'sq' to the analyses"
+            )
+        if not isinstance(measured_sq, MeasuredSq):
+            measured_sq = MeasuredSq.read(measured_sq)
+        sq = report_options(wanted, options)["structure_factor"]
+        qmax, nq = sq.get("qmax", DEFAULT_QMAX), sq.get("nq", DEFAULT_NQ)
+        measured_sq.inside(qmax / nq, qmax)
+        return measured_sq
 
     def per_frame(
         self, name: str, structures: Atoms | Sequence[Atoms], **options: Any
@@ -721,3 +757,20 @@ def frame_error(k: int, error: Exception) -> Exception:
         return type(error)(message)
     except Exception:  # noqa: BLE001 - a type that takes other arguments
         return RuntimeError(message)
+
+
+def _warn_unweighted(structures: Atoms | Sequence[Atoms], sq_options: Mapping[str, Any]) -> None:
+    """Warn when a measured S(q) of several elements meets a number-weighted one."""
+    import warnings
+
+    frames = [structures] if isinstance(structures, Atoms) else list(structures)
+    elements = species_of(prepare(frames))
+    if sq_options.get("weighting", "number") == "number" and len(elements) > 1:
+        warnings.warn(
+            f"a measured S(q) of {', '.join(elements)} is weighted by how the radiation sees "
+            "each element, and this S(q) is number-weighted: give the measurement's "
+            "weighting (options={'sq': {'weighting': 'neutron'}} or 'xray'; amtool analyze "
+            "--sq-weighting)",
+            UserWarning,
+            stacklevel=3,
+        )

@@ -98,6 +98,11 @@ def main() -> None:
     show_default=True,
     help="Weight the atoms of S(q) as neutrons or X-rays see them (implies --sq).",
 )
+@click.option(
+    "--sq-data",
+    metavar="FILE",
+    help="A measured S(q) (two columns, q in 1/Å and S) to compare with (implies --sq).",
+)
 @click.option("--crystallinity", is_flag=True, help="Space groups (group 1 = amorphous).")
 @click.option("--energy", is_flag=True, help="Energy after relaxation (needs --potential).")
 @click.option("--elastic", is_flag=True, help="Elastic moduli (needs --potential; slow).")
@@ -144,6 +149,7 @@ def analyze(
     fmt: str | None,
     debug: bool,
     sq_weighting: str,
+    sq_data: str | None,
     **flags: bool,
 ) -> None:
     """Analyse the structures in FILES and print a summary.
@@ -167,9 +173,14 @@ def analyze(
                 f"{' '.join(needing)} needs a classical potential: add -p NAME "
                 "(amtool potentials lists them)"
             )
+        measured_sq = None
+        if sq_data is not None:
+            from amtoolkit.analysis.structure_factor import MeasuredSq
+
+            measured_sq = MeasuredSq.read(sq_data)
         analyzer = Analyzer(potential, workers=workers)
         frames, labels = _read(files, index, fmt, type_map, atom_style)
-        flags["sq"] = flags["sq"] or sq_weighting != "number"
+        flags["sq"] = flags["sq"] or sq_weighting != "number" or sq_data is not None
         analyses = [name for flag, name in _FLAGS.items() if flags[flag]] or DEFAULT_ANALYSES
         options = {"sq": {"weighting": sq_weighting}} if flags["sq"] else {}
         ref_frames, ref_skipped = None, []
@@ -191,6 +202,7 @@ def analyze(
             on_skip=_warn_skip,
             progress=None,
             options=options,
+            measured_sq=measured_sq,
         )
         echo_summary(report.summary(), json_path)
         data = report.to_dict()

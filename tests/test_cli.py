@@ -145,6 +145,18 @@ def test_sq_weighting_implies_sq_and_reaches_the_reference(runner, tmp_path):
     assert number["structure_factor"]["s"] != data["structure_factor"]["s"]
     result = runner.invoke(main, ["analyze", path, "--sq-weighting", "electron"])
     assert_one_line_error(result, "'electron' is not one of 'number', 'neutron', 'xray'")
+    # a measured curve (here the X-ray S(q) itself) implies --sq and is compared
+    measured = tmp_path / "xrd.dat"
+    sq = data["structure_factor"]
+    measured.write_text("".join(f"{q} {s}\n" for q, s in zip(sq["q"], sq["s"], strict=True)))
+    args = ["analyze", path, "--sq-weighting", "xray", "--sq-data", str(measured), "--json", "-"]
+    result = runner.invoke(main, args)
+    assert result.exit_code == 0, result.output
+    agreement = json.loads(result.stdout)["measured_sq"]
+    assert agreement["rmsd"] < 1e-6 and agreement["n_points"] == len(sq["q"])
+    measured.write_text("1 2\nthree 4\n")
+    result = runner.invoke(main, ["analyze", path, "--sq-data", str(measured)])
+    assert_one_line_error(result, "xrd.dat: line 2 is not two numbers")
 
 
 def test_unknown_figure_format_exits_2_before_any_work(runner, si_file, tmp_path):

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 
     from amtoolkit.analysis.compare import Comparison
     from amtoolkit.analysis.metrics import PropertyErrors, TargetCheck
+    from amtoolkit.analysis.structure_factor import MeasuredSq, SqAgreement
 
 __all__ = [
     "ANALYSES",
@@ -168,6 +169,8 @@ class AnalysisReport(Result):
         targets: property -> `TargetCheck` (per-frame target and measured value, and
             their errors) for the frames' design targets (``atoms.info["target_<property>"]``,
             as `Generator.generate` records them) that a computed analysis measures.
+        measured_sq: a measured S(q) set beside the computed one (summary, JSON, and
+            drawn in the S(q) panel), or None.
     """
 
     labels: list[str]
@@ -182,6 +185,15 @@ class AnalysisReport(Result):
     potential: str | None
     reference_results: dict[str, Result] = dataclasses.field(default_factory=dict)
     targets: dict[str, TargetCheck] = dataclasses.field(default_factory=dict)
+    measured_sq: MeasuredSq | None = None
+
+    @property
+    def sq_agreement(self) -> SqAgreement | None:
+        """The computed S(q) against `measured_sq`, when both are there."""
+        computed = self.results.get("structure_factor")
+        if self.measured_sq is None or computed is None:
+            return None
+        return self.measured_sq.agreement(computed)
 
     @property
     def target_errors(self) -> dict[str, PropertyErrors]:
@@ -211,6 +223,9 @@ class AnalysisReport(Result):
         if self.targets:
             out["target_errors"] = {name: e.to_dict() for name, e in self.target_errors.items()}
             out["targets"] = {name: c.to_dict() for name, c in self.targets.items()}
+        agreement = self.sq_agreement
+        if agreement is not None:
+            out["measured_sq"] = {**self.measured_sq.to_dict(), **agreement.to_dict()}
         return out
 
     @property
@@ -242,6 +257,16 @@ class AnalysisReport(Result):
         rows = _reference_rows(self.results, self.reference_results)
         if rows:
             sections.append(format_table("structure vs reference", rows))
+        agreement = self.sq_agreement
+        if agreement is not None:
+            lo, hi = agreement.q_range
+            rows = [
+                ("measured", agreement.label),
+                ("q range compared (1/A)", f"{lo:.3f}-{hi:.3f} ({agreement.n_points} points)"),
+                ("S(q) RMSD", f"{agreement.rmsd:.4f}"),
+                ("R factor", f"{agreement.r_factor:.4f}"),
+            ]
+            sections.append(format_table("S(q) vs measured", rows))
         if self.targets:
             sections.append(format_table("measured vs target", _target_rows(self.target_errors)))
         return "\n\n".join(sections)
@@ -291,6 +316,8 @@ class AnalysisReport(Result):
                 _draw_reference(ax, name, self.reference_results[name])
             if name == "energy" and self.comparison is not None:
                 _draw_reference_energy(ax, self.comparison)
+            if name == "structure_factor" and self.measured_sq is not None:
+                _draw_measured_sq(ax, self.measured_sq)
             ax.set_title(title, fontsize="medium")
             if name == "adf":
                 _mark_tetrahedral_angle(ax)
@@ -595,6 +622,12 @@ ELASTIC_PROPERTIES = ("shear_modulus", "bulk_modulus", "youngs_modulus", "poisso
 
 REFERENCE_STYLE = {"color": "0.45", "ls": "--", "lw": 1.2}
 """Line style of the reference set's curves in `AnalysisReport.plot`."""
+
+
+def _draw_measured_sq(ax: Any, measured: MeasuredSq) -> None:
+    """A measured S(q) as points over the S(q) panel."""
+    ax.plot(measured.q, measured.s, "o", ms=2.5, mfc="none", color="tab:red", label=measured.label)
+    ax.legend(frameon=False)
 
 
 def _draw_reference(ax: Any, name: str, result: Result) -> None:

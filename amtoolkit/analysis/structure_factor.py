@@ -5,7 +5,9 @@ the atoms, to compare with diffraction data (Faber-Ziman)."""
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 
 import numpy as np
 from ase import Atoms
@@ -72,6 +74,145 @@ class StructureFactorResult(Result):
         )
         ax.set_xlim(0.0, float(self.q[-1]))
         return ax
+
+
+DEFAULT_QMAX = 20.0
+"""Largest q of a computed S(q) by default, 1/Å."""
+
+DEFAULT_NQ = 400
+"""Points of a computed S(q) by default, on (0, qmax]."""
+
+MIN_MEASURED_POINTS = 5
+"""Fewest points of a measured S(q) inside the computed q range that are compared."""
+
+
+@dataclasses.dataclass(frozen=True)
+class SqAgreement(Result):
+    """How a computed S(q) agrees with a measured one, on the measured q points.
+
+    Attributes:
+        label: what the measured curve is (its file name).
+        q_range: the compared q range, 1/Å: the measured points inside the computed grid.
+        n_points: measured points compared.
+        rmsd: root-mean-square difference of S(q).
+        r_factor: sqrt(sum (S_calc - S_meas)^2 / sum (S_meas - 1)^2): 0 for perfect
+            agreement, 1 for a featureless S(q) = 1 (in the style of Wright's R_chi,
+            on S(q) rather than T(r)).
+    """
+
+    label: str
+    q_range: tuple[float, float]
+    n_points: int
+    rmsd: float
+    r_factor: float
+
+
+@dataclasses.dataclass(frozen=True)
+class MeasuredSq(Result):
+    """A measured structure factor (e.g. neutron or X-ray diffraction), to set beside a
+    computed one of the same weighting.
+
+    Attributes:
+        label: what it is (the file name when read with `read`).
+        q: scattering vector magnitudes, 1/Å, strictly increasing, shape ``[n]``.
+        s: S(q), shape ``[n]``.
+
+    References:
+        A. C. Wright, J. Non-Cryst. Solids 159, 264 (1993) (the R_chi agreement factor).
+    """
+
+    label: str
+    q: np.ndarray
+    s: np.ndarray
+
+    def __post_init__(self) -> None:
+        q = np.asarray(self.q, dtype=float)
+        s = np.asarray(self.s, dtype=float)
+        where = self.label
+        if q.ndim != 1 or q.shape != s.shape:
+            raise ValueError(f"{where}: q and S(q) must be two columns of equal length")
+        if len(q) < MIN_MEASURED_POINTS:
+            raise ValueError(
+                f"{where}: {len(q)} points; a measured S(q) needs at least {MIN_MEASURED_POINTS}"
+            )
+        bad = np.flatnonzero(~(np.isfinite(q) & np.isfinite(s)))
+        if len(bad):
+            raise ValueError(
+                f"{where}: point {bad[0] + 1} is not finite (q={q[bad[0]]}, S={s[bad[0]]})"
+            )
+        if q[0] <= 0.0 or np.any(np.diff(q) <= 0.0):
+            k = 0 if q[0] <= 0.0 else int(np.flatnonzero(np.diff(q) <= 0.0)[0]) + 1
+            raise ValueError(
+                f"{where}: q must be positive and strictly increasing (1/Å); point {k + 1} "
+                f"has q = {q[k]:g}"
+            )
+        object.__setattr__(self, "q", q)
+        object.__setattr__(self, "s", s)
+
+    @classmethod
+    def read(cls, path: str | os.PathLike) -> MeasuredSq:
+        """Two whitespace- or comma-separated columns, q (1/Å) and S(q); lines starting
+        with ``#`` are comments, further columns (e.g. errors) are ignored.
+
+        Raises:
+            FileNotFoundError: no such file.
+            ValueError: not two numeric columns, fewer than 5 points, or q not positive
+                and increasing (one line naming the file).
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"no measured S(q) file {str(path)!r}")
+        text = path.read_text(errors="replace").replace(",", " ")
+        rows = []
+        for number, line in enumerate(text.splitlines(), start=1):
+            fields = line.split("#", 1)[0].split()
+            if not fields:
+                continue
+            try:
+                values = [float(f) for f in fields[:2]]
+            except ValueError:
+                raise ValueError(
+                    f"{path}: line {number} is not two numbers (q, S(q)): {line.strip()[:60]!r}"
+                ) from None
+            if len(values) < 2:
+                raise ValueError(f"{path}: line {number} has one column; q and S(q) are needed")
+            rows.append(values)
+        data = np.array(rows, dtype=float).reshape(-1, 2)
+        return cls(label=path.name, q=data[:, 0], s=data[:, 1])
+
+    def inside(self, qmin: float, qmax: float) -> np.ndarray:
+        """Mask of the measured points in ``[qmin, qmax]`` (a computed q grid's range).
+
+        Raises:
+            ValueError: fewer than 5 of them.
+        """
+        mask = (self.q >= qmin) & (self.q <= qmax)
+        if np.count_nonzero(mask) < MIN_MEASURED_POINTS:
+            raise ValueError(
+                f"{self.label}: {np.count_nonzero(mask)} measured points lie in the computed "
+                f"q range [{qmin:.3g}, {qmax:.3g}] 1/Å; at least {MIN_MEASURED_POINTS} are "
+                "needed (are its q in 1/Å?)"
+            )
+        return mask
+
+    def agreement(self, computed: StructureFactorResult) -> SqAgreement:
+        """Compare with a computed S(q) on the measured points inside its q grid (the
+        computed curve linearly interpolated).
+
+        Raises:
+            ValueError: fewer than 5 measured points inside the computed q range.
+        """
+        inside = self.inside(float(computed.q[0]), float(computed.q[-1]))
+        q, measured = self.q[inside], self.s[inside]
+        diff = np.interp(q, computed.q, computed.s) - measured
+        signal = float(np.sum((measured - 1.0) ** 2))
+        return SqAgreement(
+            label=self.label,
+            q_range=(float(q[0]), float(q[-1])),
+            n_points=int(len(q)),
+            rmsd=float(np.sqrt(np.mean(diff**2))),
+            r_factor=float(np.sqrt(np.sum(diff**2) / signal)) if signal > 0 else float("inf"),
+        )
 
 
 WEIGHTINGS = ("number", "neutron", "xray")
@@ -188,8 +329,8 @@ def sq_from_gr(
 
 def structure_factor(
     structures: Atoms | Iterable[Atoms],
-    qmax: float = 20.0,
-    nq: int = 400,
+    qmax: float = DEFAULT_QMAX,
+    nq: int = DEFAULT_NQ,
     rmax: float | None = None,
     window: bool = True,
     dr: float = 0.01,

@@ -125,6 +125,34 @@ def test_given_options_join_the_reports_own_for_frames_and_reference(diamond_si)
         build_report(frames, ["sq"], run=run, check=no_check, options={"rdf": {"rmax": 4.0}})
 
 
+def test_a_measured_sq_is_compared_summarised_and_drawn(diamond_si, tmp_path):
+    from amtoolkit import Analyzer
+    from amtoolkit.analysis.structure_factor import MeasuredSq
+
+    frames = [diamond_si * 2]
+    computed = structure_factor(frames, rmax=REPORT_SQ_RMAX, nq=100, weighting="xray")
+    measured = MeasuredSq("xrd.dat", computed.q[::2], computed.s[::2] + 0.05)
+    options = {"sq": {"nq": 100, "weighting": "xray"}}
+    report = Analyzer().report(frames, ["sq"], options=options, measured_sq=measured)
+    assert report.sq_agreement.rmsd == pytest.approx(0.05, abs=1e-9)
+    assert re.search(r"^S\(q\) RMSD +0\.0500$", report.summary(), re.MULTILINE)
+    data = report.to_dict()["measured_sq"]
+    assert data["label"] == "xrd.dat" and data["n_points"] == 50
+    fig = report.plot(tmp_path / "sq.png")
+    labels = [line.get_label() for line in fig.axes[0].get_lines()]
+    assert "xrd.dat" in labels
+    with pytest.raises(ValueError, match="add 'sq' to the analyses"):
+        Analyzer().report(frames, ["rdf"], measured_sq=measured)
+    far = MeasuredSq("far.dat", np.linspace(30.0, 40.0, 10), np.ones(10))
+    with pytest.raises(ValueError, match="far.dat: 0 measured points lie in the computed q"):
+        Analyzer().report(frames, ["sq"], measured_sq=far)
+    # a measurement of two elements set beside a number-weighted S(q) gets a warning
+    oxide = diamond_si * 2
+    oxide.symbols[::2] = "O"
+    with pytest.warns(UserWarning, match="a measured S\\(q\\) of O, Si .* number-weighted"):
+        Analyzer().report([oxide], ["sq"], options={"sq": {"nq": 100}}, measured_sq=measured)
+
+
 def test_failing_frame_is_skipped_with_one_line(diamond_si):
     frames = [diamond_si, diamond_si * (1, 1, 2), diamond_si * (1, 2, 2)]
     skipped = []

@@ -12,6 +12,7 @@ from ase.io import read
 from ase.neighborlist import neighbor_list as ase_neighbor_list
 
 from amtoolkit.analysis.structure_factor import (
+    MeasuredSq,
     StructureFactorResult,
     half_width,
     lorch_window,
@@ -104,6 +105,53 @@ def test_scattering_weights_are_the_tabulated_ones():
         scattering_weights(["Og"], q, "xray")
     with pytest.raises(ValueError, match="weighting must be one of number, neutron, xray"):
         structure_factor(rattled_diamond(), weighting="electron")
+
+
+def test_measured_sq_is_read_and_compared(tmp_path):
+    computed = structure_factor(rattled_diamond(), qmax=12.0, nq=120, rmax=7.0)
+    path = tmp_path / "measured.dat"
+    pairs = zip(computed.q, computed.s, strict=True)
+    rows = "\n".join(f"{q:.6f}, {s + 0.1:.9f}, 0.01" for q, s in pairs)
+    path.write_text(f"# q (1/A), S(q), error\n{rows}\n\n")
+    measured = MeasuredSq.read(path)
+    assert measured.label == "measured.dat" and len(measured.q) == 120
+    agreement = measured.agreement(computed)
+    assert agreement.rmsd == pytest.approx(0.1, abs=1e-8)  # a constant offset of 0.1
+    expected_r = np.sqrt(120 * 0.01 / np.sum((computed.s + 0.1 - 1.0) ** 2))
+    assert agreement.r_factor == pytest.approx(expected_r, rel=1e-6)
+    assert agreement.q_range == (pytest.approx(0.1), pytest.approx(12.0))
+    same = MeasuredSq("self", computed.q, computed.s).agreement(computed)
+    assert same.rmsd == 0.0 and same.r_factor == 0.0
+    # only the measured points inside the computed grid count
+    wide = MeasuredSq("wide", np.linspace(5.0, 30.0, 26), np.ones(26))
+    assert wide.agreement(computed).n_points == 8 and wide.agreement(computed).q_range[1] == 12.0
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("1 1.0\n2 abc\n", "line 2 is not two numbers"),
+        ("1\n", "line 1 has one column"),
+        ("1 1\n2 1\n3 1\n", r"3 points; a measured S\(q\) needs at least 5"),
+        ("1 1\n2 1\n2 1\n3 1\n4 1\n", "q must be positive and strictly increasing .* point 3"),
+        ("0 1\n1 1\n2 1\n3 1\n4 1\n", r"q must be positive .*; point 1 has q = 0"),
+        ("1 1\n2 nan\n3 1\n4 1\n5 1\n", "point 2 is not finite"),
+    ],
+)
+def test_bad_measured_sq_files_are_named(tmp_path, text, message):
+    path = tmp_path / "bad.dat"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=f"bad.dat: {message}"):
+        MeasuredSq.read(path)
+
+
+def test_measured_sq_outside_the_computed_range_is_refused(tmp_path):
+    computed = structure_factor(rattled_diamond(), qmax=12.0, nq=60, rmax=7.0)
+    in_per_nm = MeasuredSq("nm.dat", np.linspace(15.0, 200.0, 40), np.ones(40))
+    with pytest.raises(ValueError, match=r"nm.dat: 0 measured points .* \(are its q in 1/Å\?\)"):
+        in_per_nm.agreement(computed)
+    with pytest.raises(FileNotFoundError, match="no measured S\\(q\\) file"):
+        MeasuredSq.read(tmp_path / "missing.dat")
 
 
 def test_uniform_g_gives_one():
