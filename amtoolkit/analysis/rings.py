@@ -66,9 +66,9 @@ def mean_ring_size(counts: dict[int, int]) -> float:
 
 MAX_RING_BONDS = 24
 """Largest ring searched, in bonds (``maxlength``, or twice it with ``count_species``):
-silica's 12 Si atoms; beyond it the search cost explodes (216-atom a-Si takes 4 / 13 /
-37 s at 16 / 20 / 24 bonds; an 8-atom diamond cell takes over a minute at 20 and
-exhausts 23 GB at 50)."""
+silica's 12 Si atoms; beyond it the search cost explodes (216-atom a-Si, repeated 2x2x2,
+takes 1 / 5 / 13 s at 12 / 16 / 18 bonds; an 8-atom diamond cell took over a minute at
+20 and exhausted 23 GB at 50). `MAX_RING_PATHS` limits the search below this too."""
 
 
 MAX_RING_COORDINATION = 8.0
@@ -78,13 +78,48 @@ rule (rattled fcc Cu, 13.5) has a ring through nearly every pair of neighbours, 
 search took over 2 minutes and 3.8 GB on 108 atoms without finishing."""
 
 
+MAX_RING_PATHS = 4.0e8
+"""Largest estimated ring search, in paths walked (`ring_search_paths`). Measured on this
+CPU: 216-atom a-Si (repeated 2x2x2) 1 s at 12 bonds (estimate 1.3e6), 13 s at 18 (8e7),
+about a minute at 20 (3e8); stishovite 7 s at 16 bonds (2e7), 4 minutes at 20 (2e8).
+Beyond the limit the search takes many minutes or exhausts memory and aborts the whole
+process (rocksalt SiO at 24 bonds, 6 bonds per atom: 2e8 paths per atom)."""
+
+
 def _replicas(atoms: Atoms, bonds_per_ring: int, bond_length: float) -> tuple[int, int, int]:
-    """Repetitions that make each perpendicular width >= bonds_per_ring * bond_length / 2."""
+    """Repetitions that make each perpendicular width > bonds_per_ring * bond_length / 2
+    (a width equal to it counts as too narrow)."""
     cell = atoms.cell.array
     volume = abs(np.linalg.det(cell))
     widths = volume / np.linalg.norm(np.cross(cell[[1, 2, 0]], cell[[2, 0, 1]]), axis=1)
     need = 0.5 * bonds_per_ring * bond_length
-    return tuple(int(max(1, np.ceil(need / w - 1e-9))) for w in widths)
+    return tuple(int(np.floor(need / w * (1.0 + 1e-9))) + 1 for w in widths)
+
+
+def _reduced(atoms: Atoms) -> Atoms:
+    """The same structure in the Minkowski-reduced cell of its lattice (the widest
+    perpendicular widths, so a skewed cell is not repeated more than its lattice needs)."""
+    from ase.geometry import minkowski_reduce
+
+    reduced, _ = minkowski_reduce(atoms.cell.array)
+    out = atoms.copy()
+    out.set_cell(reduced, scale_atoms=False)
+    out.wrap()
+    return out
+
+
+def ring_search_paths(n_atoms: int, i: np.ndarray, j: np.ndarray, max_bonds: int) -> float:
+    """Estimated paths a shortest-path ring search walks: ``n_atoms * b^(max_bonds / 2)``
+    with b the branching per bond (the geometric mean of z_j - 1 over the directed bonds
+    i -> j of atoms with z_j >= 2; 3 for a-Si, sqrt(3) for silica's Si-O network), as
+    each atom's search runs half a ring deep."""
+    z = np.bincount(i, minlength=n_atoms)
+    onward = z[j] - 1
+    onward = onward[onward >= 1]
+    if not len(onward):
+        return 0.0
+    branching = float(np.exp(np.mean(np.log(onward))))
+    return float(n_atoms * branching ** (0.5 * max_bonds))
 
 
 def _network_bonds(
@@ -102,12 +137,14 @@ def ring_histogram(
 ) -> np.ndarray:
     """Histogram of shortest-path rings by number of bonds, ``hist[n]`` for n <= max_bonds.
 
-    matscipy identifies ring vertices by atom index, so a cell narrower than a fully
-    stretched ring (``max_bonds * mean_bond / 2``) can confuse a ring with periodic images
-    of its own atoms (the 8-atom diamond cell shows no ring at all). Such a cell is
-    repeated until every perpendicular width reaches that length, and the counts of
-    the supercell are divided by the number of repetitions (each ring appears once per
-    repetition).
+    matscipy identifies ring vertices by atom index, so a cell not wider than the longest
+    a ring can stretch (``max_bonds * longest_bond / 2``) can confuse a ring with
+    periodic images of its own atoms (the 8-atom diamond cell shows no ring at all, the
+    conventional rocksalt cell too few squares). Such a cell is taken to its
+    Minkowski-reduced form and repeated until every perpendicular width exceeds that
+    length, and the counts of the supercell are divided by the number of repetitions
+    (each ring appears once per repetition). A search estimated past `MAX_RING_PATHS`
+    (`ring_search_paths`) is refused before it starts.
 
     Args:
         atoms: periodic structure without ghosts.
@@ -138,8 +175,20 @@ def ring_histogram(
             "covalent networks, and in a close-packed structure the search does not end; "
             "give a shorter cutoff"
         )
-    reps = _replicas(atoms, max_bonds, float(d.mean()))
+    formula = atoms.get_chemical_formula()
+    reps = _replicas(atoms, max_bonds, float(d.max()))
+    if any(r > 1 for r in reps):
+        atoms = _reduced(atoms)
+        reps = _replicas(atoms, max_bonds, float(d.max()))
     n_rep = int(np.prod(reps))
+    paths = ring_search_paths(len(atoms), i, j, max_bonds) * n_rep
+    if paths > MAX_RING_PATHS:
+        raise ValueError(
+            f"{formula}: a ring search to {max_bonds} bonds would walk about {paths:.1e} paths "
+            f"({len(atoms) * n_rep} atoms, {len(i) / len(atoms):.1f} bonds per atom), above "
+            f"the {MAX_RING_PATHS:.0e} searched (minutes, or memory exhausted beyond); give a "
+            "smaller maxlength or a shorter cutoff"
+        )
     if n_rep > 1:
         atoms = atoms.repeat(reps)
         mask = None if mask is None else np.tile(mask, n_rep)
@@ -187,7 +236,8 @@ def rings(
         StructureError: non-periodic cell, zero volume, non-finite positions.
         ValueError: maxlength < 2 or over `MAX_RING_BONDS` bonds, unknown element,
             a structure made only of count_species atoms, count_species absent from a
-            structure, or a mean coordination above `MAX_RING_COORDINATION`.
+            structure, a mean coordination above `MAX_RING_COORDINATION`, or a search
+            estimated past `MAX_RING_PATHS` paths.
 
     References:
         D. S. Franzblau, Phys. Rev. B 44, 4925 (1991) (shortest-path rings);
@@ -201,7 +251,7 @@ def rings(
         raise ValueError(
             f"maxlength {maxlength} means rings of {bonds} bonds, above the {MAX_RING_BONDS} "
             "searched: the shortest-path search grows steeply with ring size (216-atom a-Si "
-            "4 s at 16 bonds, 37 s at 24; a crystalline cell past 30 exhausts memory)"
+            "5 s at 16 bonds, 13 s at 18; a crystalline cell past 30 exhausts memory)"
         )
     frames = prepare(structures)
     species: tuple[str, ...] | None = None

@@ -177,3 +177,61 @@ def test_a_close_packed_structure_is_refused_not_searched():
     with pytest.raises(ValueError, match=r"Cu108: mean coordination 13\.5 .* shorter cutoff"):
         rings(copper)
     assert MAX_RING_COORDINATION >= 4  # a-Si and silica are searched
+
+
+def rocksalt_sio(a: float = 4.2) -> Atoms:
+    """Conventional rocksalt with Si and O: square rings of one bond length everywhere."""
+    atoms = bulk("NaCl", "rocksalt", a=a, cubic=True)
+    atoms.set_chemical_symbols(["Si" if z == 11 else "O" for z in atoms.numbers])
+    return atoms
+
+
+def test_a_cell_exactly_as_wide_as_a_stretched_ring_is_repeated():
+    # 4-bond squares in a cell of two bonds: the width ties the stretched ring, which
+    # undercounted (2 squares per atom instead of 3)
+    cell = rocksalt_sio()
+    supercell = cell.repeat(3)
+    per_atom = [
+        sum(rings(a, count_species="Si", maxlength=2).counts.values()) / len(a)
+        for a in (cell, supercell)
+    ]
+    assert per_atom == [3.0, 3.0]
+    # a tetragonal cell whose long axis only beats the mean bond: the longest bond counts
+    tall = rocksalt_sio()
+    tall.set_cell(np.diag([4.2, 4.2, 4.6]), scale_atoms=True)
+    assert sum(rings(tall, cutoff=2.6, maxlength=4).counts.values()) / len(tall) == 3.0
+
+
+def test_a_skewed_cell_is_reduced_before_it_is_repeated(monkeypatch, diamond_si):
+    from ase.build import make_supercell
+    from matscipy import ffi
+
+    searched = []
+    search = ffi.find_sp_rings
+
+    def recording(i, j, *args):
+        searched.append(int(i.max()))
+        return search(i, j, *args)
+
+    monkeypatch.setattr(ffi, "find_sp_rings", recording)
+    plain = diamond_si.repeat(2)
+    skewed = make_supercell(plain, [[1, 5, 3], [0, 1, 7], [0, 0, 1]])
+    assert rings(skewed).counts == rings(plain).counts == {6: 128}
+    assert searched[0] == searched[1]  # the same supercell searched for both
+
+
+def test_a_search_too_large_to_finish_is_refused_before_it_starts(diamond_si):
+    from amtoolkit.analysis.bonds import bonded_pairs
+    from amtoolkit.analysis.rings import ring_search_paths
+
+    i, j = bonded_pairs(diamond_si, None, "ij")
+    assert ring_search_paths(8, i, j, 12) == pytest.approx(8 * 3.0**6)  # branching 3
+    stishovite = crystal(  # SiO2 with six-fold Si: branching sqrt(5 x 2) per bond
+        ["Si", "O"],
+        basis=[(0, 0, 0), (0.3062, 0.3062, 0)],
+        spacegroup=136,
+        cellpar=[4.1773, 4.1773, 2.6655, 90, 90, 90],
+    )
+    with pytest.raises(ValueError, match=r"O4Si2: a ring search to 24 bonds would walk about"):
+        rings(stishovite, count_species="Si", maxlength=12)
+    assert rings(stishovite, count_species="Si", maxlength=4).counts == {2: 2, 3: 8, 4: 12}
