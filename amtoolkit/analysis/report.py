@@ -16,6 +16,7 @@ import math
 import os
 import sys
 import textwrap
+import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -138,8 +139,22 @@ _PER_STRUCTURE_FIELDS = {
 #: runs one analysis: ``run(name, structures, **options) -> Result``
 AnalysisRunner = Callable[..., Result]
 
+
+class FrameResults(dict):
+    """The per-frame results of one frame by analysis name, with the warnings its
+    analyses raised (category, message), to be raised again under the frame's label."""
+
+    def __init__(
+        self,
+        results: Mapping[str, Result],
+        raised: Sequence[tuple[type[Warning], str]] = (),
+    ) -> None:
+        super().__init__(results)
+        self.raised = list(raised)
+
+
 #: the potential-based results of one frame by analysis name, or why the frame failed
-FrameOutcome = dict[str, Result] | Exception
+FrameOutcome = FrameResults | Exception
 
 #: analyses to run on each frame: (name, keyword options) pairs
 FrameTasks = Sequence[tuple[str, Mapping[str, Any]]]
@@ -458,6 +473,8 @@ def build_report(
     tasks = [(name, chosen[name]) for name in per_frame]
     for j, outcome in runner(tasks, [frames[k] for k in todo]):
         k = todo[j]
+        for category, message in getattr(outcome, "raised", ()):
+            warnings.warn(f"{labels[k]}: {message}", category, stacklevel=3)
         if isinstance(outcome, Exception):
             if not skip_errors:
                 bar.close()
@@ -667,9 +684,15 @@ def _draw_reference_energy(ax: Any, comparison: Comparison) -> None:
     ax.legend(frameon=False)
 
 
-def run_frame(run: AnalysisRunner, tasks: FrameTasks, atoms: Atoms) -> dict[str, Result]:
-    """The analyses of one frame: ``{name: run(name, atoms, **options)}`` over `tasks`."""
-    return {name: run(name, atoms, **options) for name, options in tasks}
+def run_frame(run: AnalysisRunner, tasks: FrameTasks, atoms: Atoms) -> FrameResults:
+    """The analyses of one frame: ``{name: run(name, atoms, **options)}`` over `tasks`,
+    with the warnings they raised kept (each message once) rather than shown, so that the
+    report can name the frame (also from a worker process)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        results = {name: run(name, atoms, **options) for name, options in tasks}
+    raised = {(w.category, str(w.message)): None for w in caught}
+    return FrameResults(results, list(raised))
 
 
 def serial_frames(run: AnalysisRunner) -> FrameRunner:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import warnings
 
 import numpy as np
 import pytest
@@ -151,6 +152,30 @@ def test_a_measured_sq_is_compared_summarised_and_drawn(diamond_si, tmp_path):
     oxide.symbols[::2] = "O"
     with pytest.warns(UserWarning, match="a measured S\\(q\\) of O, Si .* number-weighted"):
         Analyzer().report([oxide], ["sq"], options={"sq": {"nq": 100}}, measured_sq=measured)
+
+
+def test_warnings_of_a_frames_analyses_name_the_frame(diamond_si):
+    import pickle
+
+    from amtoolkit.analysis.report import FrameResults, run_frame
+
+    def run(name, structures, **options):
+        warnings.warn("relax did not reach fmax=0.01 eV/Å", RuntimeWarning, stacklevel=1)
+        warnings.warn("relax did not reach fmax=0.01 eV/Å", RuntimeWarning, stacklevel=1)
+        return fake_energy(structures)
+
+    frames = [diamond_si, diamond_si * (1, 1, 2)]
+    labels = ["run.extxyz[3]", "run.extxyz[4]"]
+    with pytest.warns(RuntimeWarning) as caught:
+        build_report(frames, ["energy"], run=run, check=no_check, labels=labels)
+    assert [str(w.message) for w in caught] == [
+        "run.extxyz[3]: relax did not reach fmax=0.01 eV/Å",  # each message once per frame
+        "run.extxyz[4]: relax did not reach fmax=0.01 eV/Å",
+    ]
+    # the record travels back from a worker process
+    outcome = pickle.loads(pickle.dumps(run_frame(run, [("energy", {})], diamond_si)))
+    assert isinstance(outcome, FrameResults) and list(outcome) == ["energy"]
+    assert outcome.raised == [(RuntimeWarning, "relax did not reach fmax=0.01 eV/Å")]
 
 
 def test_failing_frame_is_skipped_with_one_line(diamond_si):
