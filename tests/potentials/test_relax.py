@@ -125,6 +125,19 @@ def test_relax_rejects_bad_arguments(diamond_si):
             relax(diamond_si, "sw-si", fmax=bad)
 
 
+def test_the_box_relaxes_even_when_a_fire_run_spends_its_budget():
+    # 216-atom a-Si 3% expanded: the first FIRE uses its 100 steps; the box relaxation
+    # must still run (it was skipped, and 200 steps left a-Si unconverged)
+    from amtoolkit import examples
+
+    atoms = examples.load("a-si")[0].copy()
+    atoms.set_cell(atoms.cell * 1.03, scale_atoms=True)
+    atoms.rattle(0.05, seed=2)
+    result = relax(atoms, "sw-si", fmax=FMAX, steps=100)
+    assert result.info["relax_converged"] and result.info["relax_steps"] > 100
+    assert np.abs(result.get_stress()).max() <= cell_force_bound(result) * 1.0001
+
+
 def test_unconverged_relax_warns(strained_si):
     with pytest.warns(RuntimeWarning, match="did not reach fmax"):
         result = relax(strained_si, "sw-si", fmax=1e-9, steps=3)
