@@ -764,7 +764,8 @@ def _warn_unweighted(structures: Atoms | Sequence[Atoms], sq_options: Mapping[st
     import warnings
 
     frames = [structures] if isinstance(structures, Atoms) else list(structures)
-    elements = species_of(prepare(frames))
+    # the symbols as given (no structure checks here: a bad frame is the report's to skip)
+    elements = sorted({s for a in frames for s in a.get_chemical_symbols()} - {"X"})
     if sq_options.get("weighting", "number") == "number" and len(elements) > 1:
         warnings.warn(
             f"a measured S(q) of {', '.join(elements)} is weighted by how the radiation sees "
