@@ -628,6 +628,12 @@ def _reference_rows(
             peaks = []
         if peaks:
             rows.append(("S(q) main peak q (1/A)", f"{peaks[0]:.3f} vs {peaks[1]:.3f}"))
+            # the first sharp diffraction peak of network glasses, when both have one first
+            firsts = [first_sq_peak(r.q, r.s) for r in pair]
+            if all(f is not None and f < p for f, p in zip(firsts, peaks, strict=True)):
+                heights = [float(np.interp(f, r.q, r.s)) for f, r in zip(firsts, pair, strict=True)]
+                rows.append(("S(q) first peak q (1/A)", f"{firsts[0]:.3f} vs {firsts[1]:.3f}"))
+                rows.append(("S(q) at first peak", f"{heights[0]:.3f} vs {heights[1]:.3f}"))
     return rows
 
 

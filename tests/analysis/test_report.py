@@ -541,3 +541,29 @@ def test_energy_and_elastic_results_draw_their_per_structure_values():
     assert [t.get_text() for t in ax.get_xticklabels()] == ["K", "G", "E"]
     np.testing.assert_allclose(ax.lines[1].get_data()[1], [40.0, 42.0])  # G of each
     assert ax.patches[1].get_height() == pytest.approx(41.0)  # mean G
+
+
+def test_reference_rows_compare_the_first_sharp_diffraction_peaks():
+    from amtoolkit.analysis.report import _reference_rows
+    from amtoolkit.analysis.structure_factor import StructureFactorResult
+
+    q = np.linspace(0.05, 10.0, 200)
+
+    def sq(first: float, height: float) -> StructureFactorResult:
+        s = 1.0 + (height - 1.0) * np.exp(-((q - first) ** 2) / 0.02)
+        s += 0.8 * np.exp(-((q - 5.0) ** 2) / 0.1)  # the main peak, higher
+        return StructureFactorResult(q=q, s=s, per_structure=s[None], rmax=20.0, window=True)
+
+    rows = dict(
+        _reference_rows({"structure_factor": sq(1.6, 1.3)}, {"structure_factor": sq(1.5, 1.4)})
+    )
+    assert rows["S(q) main peak q (1/A)"] == "5.000 vs 5.000"
+    first = rows["S(q) first peak q (1/A)"].split(" vs ")
+    assert [float(x) for x in first] == pytest.approx([1.6, 1.5], abs=0.03)
+    heights = [float(x) for x in rows["S(q) at first peak"].split(" vs ")]
+    assert heights == pytest.approx([1.3, 1.4], abs=0.02)
+    # a-Si-like curves whose first peak is the main one get no first-peak row
+    single = dict(
+        _reference_rows({"structure_factor": sq(5.0, 1.0)}, {"structure_factor": sq(5.0, 1.0)})
+    )
+    assert "S(q) first peak q (1/A)" not in single
