@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import Calculator
 
@@ -646,7 +647,18 @@ class Analyzer:
             measured_sq = MeasuredSq.read(measured_sq)
         sq = report_options(wanted, options)["structure_factor"]
         qmax, nq = sq.get("qmax", DEFAULT_QMAX), sq.get("nq", DEFAULT_NQ)
-        measured_sq.inside(qmax / nq, qmax)
+        inside = measured_sq.inside(qmax / nq, qmax)
+        outside = len(inside) - int(np.count_nonzero(inside))
+        if outside:
+            import warnings
+
+            warnings.warn(
+                f"{measured_sq.label}: {outside} of {len(inside)} measured points lie outside "
+                f"the computed q range ({qmax / nq:.3g}-{qmax:.3g} 1/Å) and are not compared "
+                "(q must be in 1/Å; a larger qmax compares more)",
+                UserWarning,
+                stacklevel=3,
+            )
         return measured_sq
 
     def per_frame(

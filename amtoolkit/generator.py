@@ -649,7 +649,9 @@ class Generator:
                 restart_timesteps(ts, restart_t)
             except ValueError as err:
                 raise ValueError(
-                    f"{err}; give a restart_t in that range, or max_restarts=0 and rebalance=False"
+                    f"{err}; give a restart_t in that range, or max_restarts=0 and "
+                    "rebalance=False (amtool generate: --restart-t, or --max-restarts 0 "
+                    "--no-rebalance)"
                 ) from None
             self._check_balance_possible(n_initial, ghosts=rho_max is not None)
         if method.needs_energy:
@@ -829,13 +831,13 @@ class Generator:
         ]
         kind = "atoms, ghosts included," if ghosts else "real atoms"
         if ghosts:  # the cell and max_density fix the count
-            remedy = "give a larger cell or max_density"
+            remedy = "give a larger cell or max_density (--cell, --max-density)"
         else:
             remedy = f"ask for {near[0]} atoms" if near else "ask for more atoms"
         raise ValueError(
             f"no charge-balanced structure of {n_atoms} {kind} of {self.name} exists "
             f"(formal charges {formal}): {remedy}, or give max_restarts=0 and "
-            "rebalance=False"
+            "rebalance=False (amtool generate --max-restarts 0 --no-rebalance)"
         )
 
     def _check_density(self, cell: np.ndarray, n_real: int | None, stacklevel: int) -> None:

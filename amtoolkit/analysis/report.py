@@ -621,10 +621,13 @@ def _reference_rows(
         unit = f" ({'+'.join(mine.count_species)} atoms)" if mine.count_species else ""
         rows.append((f"mean ring size{unit}", f"{mine.mean_size:.3f} vs {theirs.mean_size:.3f}"))
     if "structure_factor" in reference:
+        pair = (results["structure_factor"], reference["structure_factor"])
         try:
-            pair = (results["structure_factor"], reference["structure_factor"])
-            peaks = [r.peak_position() for r in pair]
-        except ValueError:  # no peak inside one of the grids
+            # the reference's peak nearest the frames' main one: the tallest peaks of two
+            # sets can be different peaks (the FSDP of one, the principal peak of another)
+            mine = pair[0].peak_position()
+            peaks = [mine, pair[1].peak_position(max(mine - 0.5, 0.0), mine + 0.5)]
+        except ValueError:  # no peak inside one of the grids or windows
             peaks = []
         if peaks:
             rows.append(("S(q) main peak q (1/A)", f"{peaks[0]:.3f} vs {peaks[1]:.3f}"))

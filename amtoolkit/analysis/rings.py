@@ -243,8 +243,14 @@ def rings(
         D. S. Franzblau, Phys. Rev. B 44, 4925 (1991) (shortest-path rings);
         matscipy.rings.ring_statistics.
     """
-    if int(maxlength) != maxlength or maxlength < 2:
-        raise ValueError(f"maxlength must be an integer >= 2, got {maxlength}")
+    if (
+        isinstance(maxlength, bool)
+        or not isinstance(maxlength, (int, float, np.integer, np.floating))
+        or not np.isfinite(maxlength)
+        or int(maxlength) != maxlength
+        or maxlength < 2
+    ):
+        raise ValueError(f"maxlength must be an integer >= 2, got {maxlength!r}")
     maxlength = int(maxlength)
     bonds = maxlength if count_species is None else 2 * maxlength
     if bonds > MAX_RING_BONDS:

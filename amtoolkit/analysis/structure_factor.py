@@ -126,9 +126,12 @@ class MeasuredSq(Result):
     s: np.ndarray
 
     def __post_init__(self) -> None:
-        q = np.asarray(self.q, dtype=float)
-        s = np.asarray(self.s, dtype=float)
         where = self.label
+        try:
+            q = np.array(self.q, dtype=float)
+            s = np.array(self.s, dtype=float)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"{where}: q and S(q) must be numbers ({err})") from None
         if q.ndim != 1 or q.shape != s.shape:
             raise ValueError(f"{where}: q and S(q) must be two columns of equal length")
         if len(q) < MIN_MEASURED_POINTS:
@@ -146,6 +149,8 @@ class MeasuredSq(Result):
                 f"{where}: q must be positive and strictly increasing (1/Å); point {k + 1} "
                 f"has q = {q[k]:g}"
             )
+        q.flags.writeable = False  # checked once: keep them as checked
+        s.flags.writeable = False
         object.__setattr__(self, "q", q)
         object.__setattr__(self, "s", s)
 
@@ -160,12 +165,14 @@ class MeasuredSq(Result):
                 and increasing (one line naming the file).
         """
         path = Path(path)
+        if path.is_dir():
+            raise ValueError(f"{path} is a directory, not a measured S(q) file")
         if not path.is_file():
             raise FileNotFoundError(f"no measured S(q) file {str(path)!r}")
-        text = path.read_text(errors="replace").replace(",", " ")
+        text = path.read_text(encoding="utf-8-sig", errors="replace")  # -sig: Excel's BOM
         rows = []
         for number, line in enumerate(text.splitlines(), start=1):
-            fields = line.split("#", 1)[0].split()
+            fields = line.split("#", 1)[0].replace(",", " ").replace(";", " ").split()
             if not fields:
                 continue
             try:
@@ -173,6 +180,7 @@ class MeasuredSq(Result):
             except ValueError:
                 raise ValueError(
                     f"{path}: line {number} is not two numbers (q, S(q)): {line.strip()[:60]!r}"
+                    " (start a header line with #; decimal points, not commas)"
                 ) from None
             if len(values) < 2:
                 raise ValueError(f"{path}: line {number} has one column; q and S(q) are needed")
@@ -214,6 +222,10 @@ class MeasuredSq(Result):
             r_factor=float(np.sqrt(np.sum(diff**2) / signal)) if signal > 0 else float("inf"),
         )
 
+
+MIN_SCATTERING_CONTRAST = 0.01
+"""Smallest <w>^2 / <w^2> a weighted S(q) accepts: below it the mean scattering length
+nearly cancels (Ti-Zr alloys for neutrons) and S(q) - 1 is amplified over 100-fold."""
 
 WEIGHTINGS = ("number", "neutron", "xray")
 """How the atoms are weighted in S(q): all alike, by coherent neutron scattering length,
@@ -408,10 +420,13 @@ def structure_factor(
         w = weights[[elements.index(e) for e in present]]  # [n_types, nq]
         c = np.bincount(types, minlength=n_types) / n_atoms  # atomic fractions
         mean_w = c @ w  # [nq]
-        if np.any(mean_w == 0.0):
+        contrast = mean_w**2 / (c @ w**2)  # <w>^2 / <w^2>: 1 for one element
+        if np.any(contrast < MIN_SCATTERING_CONTRAST):
             raise ValueError(
                 f"the {WEIGHTING_NAMES[weighting]} scattering of {atoms.get_chemical_formula()} "
-                "averages to zero (a null-scattering mixture): its weighted S(q) is undefined"
+                f"nearly averages to zero (<w>^2 / <w^2> = {contrast.min():.2g}, below "
+                f"{MIN_SCATTERING_CONTRAST:g}: a null-scattering mixture), so its weighted "
+                "S(q) is undefined or dominated by noise"
             )
         counts = pair_histogram(atoms, rmax, nbins, types, n_types)  # [a, b, nbins]
         # c_a c_b (g_ab(r) - 1), whose transform is c_a c_b (S_ab(q) - 1)

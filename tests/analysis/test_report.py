@@ -567,3 +567,30 @@ def test_reference_rows_compare_the_first_sharp_diffraction_peaks():
         _reference_rows({"structure_factor": sq(5.0, 1.0)}, {"structure_factor": sq(5.0, 1.0)})
     )
     assert "S(q) first peak q (1/A)" not in single
+
+
+def test_measured_points_beyond_the_computed_range_are_named(diamond_si):
+    from amtoolkit import Analyzer
+    from amtoolkit.analysis.structure_factor import MeasuredSq
+
+    per_nm = MeasuredSq("per-nm.dat", np.linspace(5.0, 200.0, 100), np.ones(100))
+    with pytest.warns(UserWarning, match=r"per-nm.dat: 92 of 100 measured points lie outside"):
+        Analyzer().report([diamond_si * 2], ["sq"], measured_sq=per_nm)
+
+
+def test_reference_main_peak_is_the_peak_nearest_the_frames_one():
+    from amtoolkit.analysis.report import _reference_rows
+    from amtoolkit.analysis.structure_factor import StructureFactorResult
+
+    q = np.linspace(0.05, 10.0, 200)
+
+    def sq(first: float, main: float) -> StructureFactorResult:
+        s = 1.0 + (first - 1.0) * np.exp(-((q - 1.6) ** 2) / 0.02)
+        s += (main - 1.0) * np.exp(-((q - 5.0) ** 2) / 0.1)
+        return StructureFactorResult(q=q, s=s, per_structure=s[None], rmax=20.0, window=True)
+
+    # the reference's tallest peak is its FSDP; the frames' is the principal peak
+    rows = dict(
+        _reference_rows({"structure_factor": sq(1.3, 1.6)}, {"structure_factor": sq(1.7, 1.5)})
+    )
+    assert rows["S(q) main peak q (1/A)"] == "5.000 vs 5.000"

@@ -139,6 +139,9 @@ def test_bad_arguments(diamond_si):
         rings(diamond_si, count_species="Qq")
     with pytest.raises(ValueError, match="maxlength"):
         rings(diamond_si, maxlength=1)
+    for bad in (None, "12", float("nan"), True):
+        with pytest.raises(ValueError, match=f"maxlength must be an integer >= 2, got {bad!r}"):
+            rings(diamond_si, maxlength=bad)
     with pytest.raises(ValueError, match="maxlength 25 means rings of 25 bonds, above the 24"):
         rings(diamond_si, maxlength=25)  # refused before a search that would never end
     with pytest.raises(ValueError, match="maxlength 13 means rings of 26 bonds"):

@@ -281,3 +281,34 @@ def test_silica_first_sharp_diffraction_peak(dm2_sio2_path):
     neutron = structure_factor(atoms, weighting="neutron")
     assert 1.45 <= neutron.peak_position(1.0, 2.5) <= 1.65
     assert 2.7 <= neutron.peak_position(2.5, 3.3) <= 3.1  # the second neutron peak
+
+
+def test_a_null_scattering_mixture_is_refused():
+    # Ti (b = -3.37 fm) and Zr (+7.16 fm) at 44:20 nearly cancel for neutrons
+    alloy = bulk("Ti", "hcp", a=2.95, c=4.68).repeat((4, 4, 2))
+    symbols = alloy.get_chemical_symbols()
+    for k in range(20):
+        symbols[3 * k] = "Zr"
+    alloy.set_chemical_symbols(symbols)
+    alloy.rattle(0.05, seed=1)
+    with pytest.raises(ValueError, match=r"Ti44Zr20 nearly averages to zero .* 0\.00026"):
+        structure_factor(alloy, weighting="neutron")
+    assert structure_factor(alloy, weighting="xray").s.max() < 3.0  # X-rays see it well
+
+
+def test_measured_sq_files_from_spreadsheets_and_their_mistakes(tmp_path):
+    rows = "".join(f"{q};{1.0 + 0.1 * np.sin(q)}\r\n" for q in np.linspace(0.5, 10.0, 20))
+    excel = tmp_path / "excel.csv"
+    excel.write_bytes(b"\xef\xbb\xbf" + rows.encode())  # UTF-8 with a byte-order mark
+    measured = MeasuredSq.read(excel)
+    assert len(measured.q) == 20 and measured.q[0] == 0.5
+    with pytest.raises(ValueError, match="read-only"):
+        measured.q[0] = -5.0  # checked once, kept as checked
+    header = tmp_path / "header.csv"
+    header.write_text("q,S\n" + rows)
+    with pytest.raises(ValueError, match=r"line 1 is not two numbers .*'q,S' \(start a header"):
+        MeasuredSq.read(header)
+    with pytest.raises(ValueError, match="is a directory, not a measured S"):
+        MeasuredSq.read(tmp_path)
+    with pytest.raises(ValueError, match="bad: q and S\\(q\\) must be numbers"):
+        MeasuredSq("bad", ["a"] * 6, np.ones(6))
