@@ -602,9 +602,10 @@ class Analyzer:
                 potential.
         """
         wanted = select_analyses(analyses)
-        measured = self._measured_sq(measured_sq, wanted, options)
+        chosen = report_options(wanted, options)
+        measured = self._measured_sq(measured_sq, chosen)
         if measured is not None:
-            _warn_unweighted(structures, report_options(wanted, options)["structure_factor"])
+            _warn_unweighted(structures, chosen["structure_factor"])
         with_potential = [name for name in wanted if name in POTENTIAL_ANALYSES]
         for name in with_potential:
             self.calculator(name)  # fail now, not on every frame
@@ -630,22 +631,21 @@ class Analyzer:
     @staticmethod
     def _measured_sq(
         measured_sq: MeasuredSq | str | os.PathLike | None,
-        wanted: Sequence[str],
-        options: Mapping[str, Mapping[str, Any]] | None,
+        chosen: Mapping[str, Mapping[str, Any]],
     ) -> MeasuredSq | None:
         """The measured S(q) of a report, read and checked against the computed q grid
-        before any analysis runs."""
+        (`chosen`: the report's options by analysis) before any analysis runs."""
         from amtoolkit.analysis.structure_factor import DEFAULT_NQ, DEFAULT_QMAX, MeasuredSq
 
         if measured_sq is None:
             return None
-        if "structure_factor" not in wanted:
+        if "structure_factor" not in chosen:
             raise ValueError(
                 "measured_sq is compared with the computed S(q): add 'sq' to the analyses"
             )
         if not isinstance(measured_sq, MeasuredSq):
             measured_sq = MeasuredSq.read(measured_sq)
-        sq = report_options(wanted, options)["structure_factor"]
+        sq = chosen["structure_factor"]
         qmax, nq = sq.get("qmax", DEFAULT_QMAX), sq.get("nq", DEFAULT_NQ)
         inside = measured_sq.inside(qmax / nq, qmax)
         outside = len(inside) - int(np.count_nonzero(inside))

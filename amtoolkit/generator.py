@@ -823,17 +823,19 @@ class Generator:
             f"{el} {FORMAL_CHARGES[z]:+d}"
             for el, z in zip(self.vocabulary.elements, self.vocabulary.numbers[1:], strict=True)
         )
-        near = [  # the nearest counts that balance, nearer first
-            m
-            for d in range(1, 13)
-            for m in (n_atoms - d, n_atoms + d)
-            if m > 0 and balanced_composition(m, charges, ghosts=ghosts) is not None
-        ]
-        kind = "atoms, ghosts included," if ghosts else "real atoms"
         if ghosts:  # the cell and max_density fix the count
+            kind = "atoms, ghosts included,"
             remedy = "give a larger cell or max_density (--cell, --max-density)"
         else:
-            remedy = f"ask for {near[0]} atoms" if near else "ask for more atoms"
+            near = (  # the nearest count that balances, the smaller first
+                m
+                for d in range(1, 13)
+                for m in (n_atoms - d, n_atoms + d)
+                if m > 0 and balanced_composition(m, charges, ghosts=False) is not None
+            )
+            count = next(near, None)
+            kind = "real atoms"
+            remedy = f"ask for {count} atoms" if count else "ask for more atoms"
         raise ValueError(
             f"no charge-balanced structure of {n_atoms} {kind} of {self.name} exists "
             f"(formal charges {formal}): {remedy}, or give max_restarts=0 and "

@@ -231,14 +231,21 @@ def frame_numbers(
         ReadError: a malformed index string.
     """
     wanted = _parse_index(index, Path("index")) if isinstance(index, str) else index
+    if not _from_start(wanted):
+        places = range(count_frames())[wanted]
+        return list(places) if isinstance(wanted, slice) else [places]
     if isinstance(wanted, slice):
-        start, step = wanted.start, wanted.step
-        if (start is None or start >= 0) and (step is None or step > 0):
-            return [(start or 0) + k * (step or 1) for k in range(n_selected)]
-        return list(range(count_frames()))[wanted]
-    if wanted >= 0:
-        return [wanted]
-    return [range(count_frames())[wanted]]
+        return [(wanted.start or 0) + k * (wanted.step or 1) for k in range(n_selected)]
+    return [wanted]
+
+
+def _from_start(wanted: int | slice) -> bool:
+    """Whether a parsed index selects frames without counting from the end of the file."""
+    if isinstance(wanted, slice):
+        return (wanted.start is None or wanted.start >= 0) and (
+            wanted.step is None or wanted.step > 0
+        )
+    return wanted >= 0
 
 
 def read_numbered(
@@ -262,13 +269,7 @@ def read_numbered(
     """
     path = Path(path)
     wanted = _parse_index(index, path) if isinstance(index, str) else index
-    if isinstance(wanted, slice):
-        from_start = (wanted.start is None or wanted.start >= 0) and (
-            wanted.step is None or wanted.step > 0
-        )
-    else:
-        from_start = wanted >= 0
-    if from_start:
+    if _from_start(wanted):
         frames = read_structures(path, index, **options)
         return frames, frame_numbers(wanted, len(frames), lambda: len(frames))
     everything = read_structures(path, ":", **options)

@@ -317,13 +317,13 @@ def sq_from_gr(
 
     Args:
         r: equally spaced bin centres starting at dr/2, Å, shape ``[nbins]``.
-        g: g(r) at `r`, shape ``[nbins]``.
+        g: g(r) at `r`, shape ``[nbins]``, or several curves ``[..., nbins]``.
         density: number density rho, 1/Å^3.
         q: scattering vector magnitudes (> 0), 1/Å, shape ``[nq]``.
         window: multiply by the Lorch window W(r) with rmax = r[-1] + dr/2.
 
     Returns:
-        S(q), shape ``[nq]``.
+        S(q), shape ``[nq]`` (``[..., nq]`` for several curves).
 
     References:
         Allen & Tildesley, Computer Simulation of Liquids (2017), eq. 2.104;
@@ -332,10 +332,10 @@ def sq_from_gr(
     r = np.asarray(r, dtype=float)
     q = np.asarray(q, dtype=float)
     dr = float(r[1] - r[0]) if len(r) > 1 else 2.0 * float(r[0])
-    weight = r * (np.asarray(g) - 1.0) * dr  # [nbins]
+    weight = r * (np.asarray(g) - 1.0) * dr  # [..., nbins]
     if window:
         weight = weight * lorch_window(r, float(r[-1] + 0.5 * dr))
-    integral = np.sin(np.outer(q, r)) @ weight  # [nq]
+    integral = weight @ np.sin(np.outer(r, q))  # [..., nq]: one sine table for all curves
     return 1.0 + 4.0 * np.pi * density * integral / q
 
 
@@ -431,12 +431,7 @@ def structure_factor(
         counts = pair_histogram(atoms, rmax, nbins, types, n_types)  # [a, b, nbins]
         # c_a c_b (g_ab(r) - 1), whose transform is c_a c_b (S_ab(q) - 1)
         h = counts / (n_atoms * density * shells) - np.outer(c, c)[:, :, None]
-        partial = np.stack(
-            [
-                sq_from_gr(r, 1.0 + h_ab, density, q, window=window) - 1.0
-                for h_ab in h.reshape(-1, nbins)
-            ]
-        ).reshape(n_types, n_types, len(q))
+        partial = sq_from_gr(r, 1.0 + h, density, q, window=window) - 1.0  # [a, b, nq]
         weighted = np.einsum("aq,bq,abq->q", w, w, partial)
         per_structure[k] = 1.0 + weighted / mean_w**2
     return StructureFactorResult(
