@@ -454,7 +454,9 @@ class Generator:
 
         For the dataset its card records (the default), the test split of the training
         run, redrawn from the recorded fractions and seed; for that dataset grown by later
-        samples, also every later frame; for any other dataset, all of its frames.
+        samples, also every later frame; for any other dataset, all of its frames less
+        those found by content among the frames the model trained or validated on (a
+        copy of its training data under another name; warned about).
 
         Args:
             dataset: a shipped dataset name or a dataset file; None = the card's dataset.

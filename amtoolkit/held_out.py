@@ -16,23 +16,36 @@ Which part is held out (`held_out_part`):
   trained without a test split;
 - the card's dataset grown by later samples (a resumed workflow, `grown_from`): that
   part of the frames the model saw, plus every later frame;
-- any other dataset: all of its frames.
+- any other dataset: all of its frames, less those found by content (`FrameIndex`) among
+  the frames the model trained or validated on, when the card's dataset can be opened
+  (a copy of the training data under another name holds out only what the model did
+  not see).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Mapping, Sequence
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from ase import Atoms
 
 from amtoolkit.data._files import records_digest
 from amtoolkit.data.dataset import Dataset, open_dataset
 
-__all__ = ["HeldOut", "frame_key", "grown_from", "held_out_by_all", "held_out_part", "same_dataset"]
+__all__ = [
+    "FrameIndex",
+    "HeldOut",
+    "frame_key",
+    "grown_from",
+    "held_out_by_all",
+    "held_out_part",
+    "same_dataset",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,6 +117,16 @@ def held_out_part(
     Raises:
         FileNotFoundError: `spec` is neither a file nor a shipped dataset.
     """
+    return _held_out(spec, card, dataset, whole, check_overlap=True)
+
+
+def _held_out(
+    spec: str | os.PathLike,
+    card: Mapping[str, Any],
+    dataset: Dataset | None,
+    whole: bool,
+    check_overlap: bool,
+) -> HeldOut:
     dataset = open_dataset(str(spec)) if dataset is None else dataset
     n = len(dataset)
     split = card.get("split") or {}
@@ -131,7 +154,39 @@ def held_out_part(
         return HeldOut(frames, part, n)
     if same:
         return HeldOut(list(dataset), "all frames (the model card records no split)", n)
-    return HeldOut(list(dataset), "all frames (the model card names other training data)", n)
+    seen = _trained_frames(card) if check_overlap else None
+    if seen is None:
+        unchecked = ", not at hand to check for shared frames" if check_overlap else ""
+        part = f"all frames (the model card names other training data{unchecked})"
+        return HeldOut(list(dataset), part, n)
+    frames = [a for a in dataset if a not in seen]
+    if len(frames) == n:
+        return HeldOut(frames, "all frames (none is among the model's training data)", n)
+    recorded = card.get("dataset")
+    warnings.warn(
+        f"{spec}: {n - len(frames)} of its {n} frames are frames the model trained or validated "
+        f"on (found in {recorded}); they are left out of the held-out reference",
+        stacklevel=3,
+    )
+    part = f"all frames but the {n - len(frames)} found in the model's training data ({recorded})"
+    return HeldOut(frames, part, n)
+
+
+def _trained_frames(card: Mapping[str, Any]) -> FrameIndex | None:
+    """The frames the model with `card` trained or validated on, or None when its dataset
+    cannot be opened here."""
+    recorded = card.get("dataset")
+    if recorded is None:
+        return None
+    try:
+        trained = open_dataset(str(recorded))
+    except (OSError, ValueError):
+        return None
+    unseen = _held_out(recorded, card, trained, whole=False, check_overlap=False).frames
+    if len(unseen) == len(trained):  # the record no longer matches that file
+        return None
+    held = {frame_key(a) for a in unseen}
+    return FrameIndex(a for a in trained if frame_key(a) not in held)
 
 
 def held_out_by_all(
@@ -168,3 +223,43 @@ def held_out_by_all(
 def frame_key(atoms: Atoms) -> bytes:
     """Identity of a frame by content: element numbers, positions and cell."""
     return atoms.numbers.tobytes() + atoms.positions.tobytes() + atoms.cell.array.tobytes()
+
+
+SAME_FRAME_TOLERANCE = 1e-3
+"""Largest displacement (Å, minimum image) between the atoms of two copies of one frame
+(`FrameIndex`): a copy written to another format or wrapped into the cell keeps to it."""
+
+
+class FrameIndex:
+    """Frames looked up by content, to a tolerance: ``atoms in index`` is True when a
+    frame with the same elements in the same order, the same cell (to 0.01 Å) and every
+    atom within `SAME_FRAME_TOLERANCE` of its place (minimum image) is indexed."""
+
+    def __init__(self, frames: Iterable[Atoms]) -> None:
+        self._buckets: dict[bytes, list[Atoms]] = {}
+        for atoms in frames:
+            self._buckets.setdefault(self._bucket(atoms), []).append(atoms)
+
+    @staticmethod
+    def _bucket(atoms: Atoms) -> bytes:
+        cell = np.round(atoms.cell.array, 2) + 0.0  # -0.0 and 0.0 in one bucket
+        return atoms.numbers.astype(np.int64).tobytes() + cell.tobytes()
+
+    def __contains__(self, atoms: object) -> bool:
+        if not isinstance(atoms, Atoms):
+            return False
+        for other in self._buckets.get(self._bucket(atoms), ()):
+            if _displacement(atoms, other, slice(0, 1)) <= SAME_FRAME_TOLERANCE and (
+                _displacement(atoms, other, slice(None)) <= SAME_FRAME_TOLERANCE
+            ):
+                return True
+        return False
+
+
+def _displacement(a: Atoms, b: Atoms, atoms: slice) -> float:
+    """Largest minimum-image distance between the atoms `atoms` of `a` and `b`, Å."""
+    delta = a.positions[atoms] - b.positions[atoms]
+    if a.cell.rank == 3:
+        fractions = np.linalg.solve(a.cell.array.T, delta.T).T
+        delta = (fractions - np.round(fractions)) @ a.cell.array
+    return float(np.sqrt((delta**2).sum(axis=1)).max()) if len(delta) else 0.0

@@ -11,7 +11,7 @@ from ase.build import bulk
 
 from amtoolkit import Generator
 from amtoolkit.data import Dataset, condensed_provenance
-from amtoolkit.held_out import frame_key, held_out_by_all, held_out_part
+from amtoolkit.held_out import FrameIndex, frame_key, held_out_by_all, held_out_part
 from amtoolkit.pretrained import model_info
 from amtoolkit.training import ConfigError, Trainer
 from amtoolkit.training.config import load_config
@@ -158,3 +158,32 @@ def test_held_out_by_one_model_is_its_part():
     ]
     with pytest.raises(ValueError, match="at least one model card"):
         held_out_by_all("tiny.h5", [], dataset=data)
+
+
+def test_frame_index_finds_copies_and_only_copies():
+    atoms = bulk("Si", "diamond", a=5.43, cubic=True)
+    atoms.rattle(0.05, seed=1)
+    index = FrameIndex([atoms])
+    moved = atoms.copy()
+    moved.positions[3] += moved.cell[0]  # a periodic image: the same frame
+    moved.positions += 4e-4 * (np.arange(24).reshape(8, 3) % 2)  # written to fewer decimals
+    assert moved in index
+    rattled, other_order = atoms.copy(), atoms[[1, 0, *range(2, 8)]]
+    rattled.positions[5, 0] += 0.01
+    assert rattled not in index and other_order not in index
+    assert atoms[:7] not in index and "not atoms" not in index
+
+
+def test_a_copy_of_the_training_data_holds_out_only_what_the_model_did_not_see(tmp_path):
+    """The a-si training data under another name and format: the frames a-si trained or
+    validated on are found by content and left out, with a warning."""
+    gen = Generator.from_pretrained("a-si")
+    copy = tmp_path / "my-a-si.extxyz"
+    Dataset.load("a-si-anneal").to_extxyz(copy)
+    with pytest.warns(UserWarning, match=r"my-a-si\.extxyz: \d+ of its \d+ frames are frames"):
+        frames = gen.held_out(str(copy))
+    unseen = gen.held_out()
+    assert len(frames) == len(unseen) and all(a in FrameIndex(unseen) for a in frames)
+    elsewhere = held_out_part(str(copy), {**gen.info.dataset, "dataset": str(tmp_path / "gone")})
+    assert len(elsewhere.frames) == len(Dataset.load("a-si-anneal"))
+    assert "not at hand to check" in elsewhere.part
