@@ -622,21 +622,42 @@ def _reference_rows(
         rows.append((f"mean ring size{unit}", f"{mine.mean_size:.3f} vs {theirs.mean_size:.3f}"))
     if "structure_factor" in reference:
         pair = (results["structure_factor"], reference["structure_factor"])
+        rows += _sq_reference_rows(*pair)
+    return rows
+
+
+SAME_PEAK_WINDOW = 0.5
+"""Main S(q) peaks of two sets further apart than this (1/Å) are different peaks (the FSDP
+of one, the principal peak of the other)."""
+
+
+def _sq_reference_rows(mine: Any, theirs: Any) -> list[tuple[str, str]]:
+    """S(q) peaks of the frames against the reference's: each set's own main (tallest)
+    peak; when those are different peaks, also the reference's peak nearest the frames'
+    main one; and the first sharp diffraction peaks when either set has one before its
+    main peak."""
+    rows: list[tuple[str, str]] = []
+    pair = (mine, theirs)
+    try:
+        mains = [r.peak_position() for r in pair]
+    except ValueError:  # no peak inside one of the grids
+        return rows
+    rows.append(("S(q) main peak q (1/A)", f"{mains[0]:.3f} vs {mains[1]:.3f}"))
+    if abs(mains[0] - mains[1]) > SAME_PEAK_WINDOW:
+        window = (max(mains[0] - SAME_PEAK_WINDOW, 0.0), mains[0] + SAME_PEAK_WINDOW)
         try:
-            # the reference's peak nearest the frames' main one: the tallest peaks of two
-            # sets can be different peaks (the FSDP of one, the principal peak of another)
-            mine = pair[0].peak_position()
-            peaks = [mine, pair[1].peak_position(max(mine - 0.5, 0.0), mine + 0.5)]
-        except ValueError:  # no peak inside one of the grids or windows
-            peaks = []
-        if peaks:
-            rows.append(("S(q) main peak q (1/A)", f"{peaks[0]:.3f} vs {peaks[1]:.3f}"))
-            # the first sharp diffraction peak of network glasses, when both have one first
-            firsts = [first_sq_peak(r.q, r.s) for r in pair]
-            if all(f is not None and f < p for f, p in zip(firsts, peaks, strict=True)):
-                heights = [float(np.interp(f, r.q, r.s)) for f, r in zip(firsts, pair, strict=True)]
-                rows.append(("S(q) first peak q (1/A)", f"{firsts[0]:.3f} vs {firsts[1]:.3f}"))
-                rows.append(("S(q) at first peak", f"{heights[0]:.3f} vs {heights[1]:.3f}"))
+            near = theirs.peak_position(*window)
+        except ValueError:
+            near = None
+        value = "none" if near is None else f"{near:.3f}"
+        rows.append(("reference S(q) peak nearest the frames' main (1/A)", value))
+    firsts = [first_sq_peak(r.q, r.s) for r in pair]
+    if all(f is not None for f in firsts) and any(
+        f < m for f, m in zip(firsts, mains, strict=True)
+    ):
+        heights = [float(np.interp(f, r.q, r.s)) for f, r in zip(firsts, pair, strict=True)]
+        rows.append(("S(q) first peak q (1/A)", f"{firsts[0]:.3f} vs {firsts[1]:.3f}"))
+        rows.append(("S(q) at first peak", f"{heights[0]:.3f} vs {heights[1]:.3f}"))
     return rows
 
 

@@ -578,7 +578,10 @@ def test_measured_points_beyond_the_computed_range_are_named(diamond_si):
         Analyzer().report([diamond_si * 2], ["sq"], measured_sq=per_nm)
 
 
-def test_reference_main_peak_is_the_peak_nearest_the_frames_one():
+def test_main_peaks_that_are_different_peaks_are_shown_as_they_are():
+    """Each set's main peak is its own tallest; when the two are different peaks (the FSDP
+    of one, the principal peak of the other) the reference's peak nearest the frames' main
+    one is added, and the first sharp diffraction peaks are compared."""
     from amtoolkit.analysis.report import _reference_rows
     from amtoolkit.analysis.structure_factor import StructureFactorResult
 
@@ -589,8 +592,20 @@ def test_reference_main_peak_is_the_peak_nearest_the_frames_one():
         s += (main - 1.0) * np.exp(-((q - 5.0) ** 2) / 0.1)
         return StructureFactorResult(q=q, s=s, per_structure=s[None], rmax=20.0, window=True)
 
+    def rows(frames: StructureFactorResult, reference: StructureFactorResult) -> dict:
+        return dict(_reference_rows({"structure_factor": frames}, {"structure_factor": reference}))
+
     # the reference's tallest peak is its FSDP; the frames' is the principal peak
-    rows = dict(
-        _reference_rows({"structure_factor": sq(1.3, 1.6)}, {"structure_factor": sq(1.7, 1.5)})
-    )
-    assert rows["S(q) main peak q (1/A)"] == "5.000 vs 5.000"
+    got = rows(sq(1.3, 1.6), sq(1.7, 1.5))
+    assert got["S(q) main peak q (1/A)"] == "5.000 vs 1.600"
+    assert got["reference S(q) peak nearest the frames' main (1/A)"] == "5.000"
+    assert got["S(q) first peak q (1/A)"] == "1.600 vs 1.600"
+    # frames with only an FSDP-like main peak against a reference with both: no row may
+    # read as a perfect match of two different peaks
+    got = rows(sq(1.7, 1.0), sq(1.3, 1.6))
+    assert got["S(q) main peak q (1/A)"] == "1.600 vs 5.000"
+    assert got["reference S(q) peak nearest the frames' main (1/A)"] == "1.600"
+    assert got["S(q) at first peak"] == "1.700 vs 1.300"
+    # the same peak in both: one row, no nearest-peak row
+    same = rows(sq(1.3, 1.6), sq(1.2, 1.5))
+    assert "reference S(q) peak nearest the frames' main (1/A)" not in same
