@@ -518,24 +518,28 @@ class Analyzer:
         generated: Atoms | Sequence[Atoms],
         reference: Atoms | Sequence[Atoms],
         *,
-        energy: bool = True,
+        energy: bool | None = None,
         generated_energy: float | None = None,
     ) -> Comparison:
         """Compare a generated set with a reference set (`analysis.compare.compare`).
 
         RDF (rmax 5 Å, 100 bins) and ADF (cutoff 3.0 Å, 180 bins) are averaged over each
         set, then compared by RMSD; densities are compared as given. With a potential,
-        both sets are relaxed and their mean energies per atom compared (``energy=False``
-        skips that; `generated_energy`: the generated set's, when already known).
+        both sets are relaxed and their mean energies per atom compared (``energy=None``,
+        the default: when the Analyzer has a potential; ``True``: always, ``False``:
+        never; `generated_energy`: the generated set's, when already known).
 
         Returns:
             Comparison (``.summary()`` prints a table).
 
         Raises:
             CoverageError: the potential lacks an element of either set.
+            ValueError: ``energy=True`` on an Analyzer without a potential.
         """
         calc = None
-        if self.potential is not None and energy:
+        if energy and self.potential is None:
+            self.calculator("the energies of compare(energy=True)")
+        if self.potential is not None and energy is not False:
             calc = self._calculator_for("energy", generated)
             self._check_coverage(reference)
         return compare(

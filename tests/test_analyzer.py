@@ -175,6 +175,14 @@ def test_compare_with_potential_compares_relaxed_energies(diamond_si):
     assert "energy (eV/atom, relaxed, sw-si)" in comparison.summary()
 
 
+def test_compare_asked_for_energies_without_a_potential_says_so(diamond_si, rattled):
+    with pytest.raises(ValueError, match=r"Analyzer\(potential=\.\.\.\) is needed for the energ"):
+        Analyzer().compare([rattled], [diamond_si], energy=True)
+    assert Analyzer().compare([rattled], [diamond_si]).energy_generated is None
+    skipped = Analyzer("sw-si").compare([rattled], [diamond_si], energy=False)
+    assert skipped.energy_generated is None and skipped.rdf_rmsd > 0
+
+
 def test_report_with_energy_and_reference_relaxes_each_frame_once(diamond_si, monkeypatch):
     """The comparison reuses the energy analysis' relaxations of the generated frames."""
     import amtoolkit.analysis.energy as energy_module
