@@ -447,7 +447,7 @@ class Dataset:
     def from_lammps_data(
         cls,
         paths: str | os.PathLike | Sequence[str | os.PathLike],
-        type_map: Mapping[int, str | int],
+        type_map: Mapping[int, str | int] | str,
         properties: Mapping[str, Any] | Callable[[Path], Mapping[str, Any]] | None = None,
         provenance: Mapping[str, Any] | None = None,
         *,
@@ -460,9 +460,11 @@ class Dataset:
 
         Args:
             paths: one path or a sequence of paths; frame k comes from ``paths[k]``.
-            type_map: LAMMPS atom type -> element (symbol or Z), e.g. ``{1: "O", 2: "Si"}``.
+            type_map: LAMMPS atom type -> element (symbol or Z), e.g. ``{1: "O", 2: "Si"}``,
+                or the command-line form ``"1=O,2=Si"``.
             properties: name -> values aligned with `paths`, or a callable
-                ``f(path) -> {name: value}`` called once per file.
+                ``f(path) -> {name: value}`` called once per file with its
+                `pathlib.Path` (``path.name`` is the file name).
             provenance: extra provenance entries.
             wrap: wrap positions into the cell (the same periodic structure, without the
                 MD image-flag offsets).
@@ -471,13 +473,16 @@ class Dataset:
             FileNotFoundError: naming a missing file.
             DatasetError: if property values do not align with the files.
         """
-        from amtoolkit.io import read_structures
+        from amtoolkit.io import parse_type_map, read_structures
 
+        numbers_of_type = parse_type_map(type_map)
+        if not numbers_of_type:
+            raise ValueError("type_map is empty: give the element of each LAMMPS type, e.g. 1=O")
         path_list = [Path(paths)] if isinstance(paths, (str, os.PathLike)) else list(paths)
         path_list = [check_readable(p, "LAMMPS data file") for p in map(Path, path_list)]
         frames = []
         for p in path_list:
-            read = read_structures(p, index=":", format="lammps-data", type_map=type_map)
+            read = read_structures(p, index=":", format="lammps-data", type_map=numbers_of_type)
             if len(read) != 1:
                 raise DatasetError(f"{p}: expected one structure, found {len(read)}")
             if wrap:
@@ -493,7 +498,7 @@ class Dataset:
             [str(p) for p in path_list],
             f"Dataset.from_lammps_data(<{len(path_list)} files>)",
             format="lammps-data",
-            type_map={str(k): v for k, v in type_map.items()},
+            type_map={str(k): chemical_symbols[z] for k, z in numbers_of_type.items()},
             wrapped=wrap,
         )
         record.update(provenance or {})

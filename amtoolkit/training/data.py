@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -86,7 +87,13 @@ def load_training_data(config: DataConfig) -> TrainingData:
     try:
         opened = open_dataset(config.dataset)
     except (FileNotFoundError, IsADirectoryError) as err:
-        raise type(err)(f"data.dataset: {err}") from None
+        where = ""
+        if not Path(config.dataset).is_absolute() and isinstance(err, FileNotFoundError):
+            where = (
+                "; a relative path is looked for next to the config file and in the working "
+                f"folder ({Path.cwd()})"
+            )
+        raise type(err)(f"data.dataset: {err}{where}") from None
     dataset = run_frames(config, opened)
     missing = [p for p in config.property_names if p not in dataset.property_names]
     if missing:

@@ -52,6 +52,11 @@ def test_from_lammps_data_with_type_map_and_properties(tmp_path):
     )
     np.testing.assert_array_equal(from_callable.properties["sample"], [0, 1])
     assert ds.provenance["source"] == [str(p) for p in paths]
+    as_typed = Dataset.from_lammps_data(paths, "1=O,2=Si")  # the command-line form
+    np.testing.assert_array_equal(as_typed.atoms(0).numbers, [14, 8, 8])
+    assert as_typed.provenance["type_map"] == {"1": "O", "2": "Si"}
+    by_number = Dataset.from_lammps_data(paths, {1: 8, 2: 14})
+    assert by_number.provenance["type_map"] == {"1": "O", "2": "Si"}
 
 
 def test_from_lammps_data_errors_name_type_file_and_counts(tmp_path):
@@ -65,6 +70,10 @@ def test_from_lammps_data_errors_name_type_file_and_counts(tmp_path):
         Dataset.from_lammps_data(good, {1: "O", 2: "Si"}, properties=lambda p: [1.0])
     with pytest.raises(FileNotFoundError, match="missing.data"):
         Dataset.from_lammps_data([good, tmp_path / "missing.data"], {1: "O", 2: "Si"})
+    with pytest.raises(ValueError, match="bad type map entry '1:O'"):
+        Dataset.from_lammps_data(good, "1:O,2:Si")
+    with pytest.raises(ValueError, match="type_map is empty"):
+        Dataset.from_lammps_data(good, {})
 
 
 def test_cooling_rate_from_file_name():

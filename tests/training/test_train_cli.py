@@ -67,6 +67,7 @@ def test_bad_config_exits_2_with_one_line(runner, tmp_path):
     bad.write_text("data: {dataset: no-such-data.h5}\n")
     line = _one_error_line(runner.invoke(main, ["train", str(bad), "--out", str(tmp_path / "o")]))
     assert "neither a file nor a shipped dataset" in line
+    assert "looked for next to the config file and in the working folder" in line
 
 
 def test_under_torchrun_only_rank_0_says_the_error(runner, tmp_path, monkeypatch):
