@@ -364,7 +364,7 @@ def read_info(path_or_stem: str | os.PathLike) -> ModelInfo:
     """Read only the model card (``<stem>.json``) of a checkpoint."""
     _, info_path = checkpoint_paths(path_or_stem)
     if not info_path.is_file():
-        raise FileNotFoundError(f"model card not found: {info_path}{_card_hint(path_or_stem)}")
+        raise FileNotFoundError(f"model card not found: {info_path}{card_hint(path_or_stem)}")
     try:
         data = json.loads(info_path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
@@ -375,10 +375,11 @@ def read_info(path_or_stem: str | os.PathLike) -> ModelInfo:
         raise CheckpointError(f"{info_path}: {err}") from None
 
 
-def _card_hint(path_or_stem: str | os.PathLike) -> str:
+def card_hint(path_or_stem: str | os.PathLike) -> str:
     """Where the model is, when a training run's folder or resume state was given."""
     given = Path(path_or_stem)
-    folder = given if given.is_dir() else given.parent if given.name == "last.pt" else None
+    resume_state = given.name in ("last", "last.pt", "last.json")
+    folder = given if given.is_dir() else given.parent if resume_state else None
     if folder is None:
         return ""
     cards = sorted(p.with_suffix("") for p in folder.glob("*.json"))

@@ -318,6 +318,7 @@ def generate(
     from amtoolkit.generator import Generator, parse_cell, parse_target, resolve_property
 
     with _user_errors(debug), _warnings_as_lines():
+        gen = Generator.load(model, device=device)  # a bad model is named before OUT
         _check_structure_output(output, overwrite, resume)
         kwargs = {k: v for k, v in options.items() if v is not None and v is not False}
         if cell is not None:
@@ -330,7 +331,6 @@ def generate(
                 kwargs["timesteps"] = [float(w) for w in text.split(",")]
             except ValueError:
                 raise ValueError(f"--timesteps {text!r} must be comma-separated times") from None
-        gen = Generator.load(model, device=device)
         for text in targets:  # as target_<property>: `density` also names the cell density
             name, value = parse_target(text)
             key = f"target_{resolve_property(name, gen.property_names)}"
@@ -417,9 +417,9 @@ def refine(
     from amtoolkit.refine import refine_iter
 
     with _user_errors(debug), _warnings_as_lines():
+        gen = Generator.load(model, device=device)  # a bad model is named before OUT
         _check_structure_output(output, overwrite)
         structures, labels = _read(files, ":", None, type_map)
-        gen = Generator.load(model, device=device)
         target_values = dict(parse_target(text) for text in targets)
         given = {k: v for k, v in options.items() if v is not None}  # else refine's defaults
         frames = refine_iter(

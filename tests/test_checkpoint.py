@@ -176,6 +176,13 @@ def test_a_run_folder_or_its_resume_state_points_at_the_model(tmp_path):
     for given in (tmp_path / "run", tmp_path / "run" / "last.pt"):
         with pytest.raises(FileNotFoundError, match=r"resume state\): .*run/tiny$"):
             load_checkpoint(given)
+    # the same by the name Generator and amtool take (a folder is no checkpoint stem)
+    from amtoolkit.pretrained import resolve
+
+    with pytest.raises(ValueError, match=r"resume state\): .*run/tiny$"):
+        resolve(tmp_path / "run")
+    with pytest.raises(FileNotFoundError, match=r"resume state\): .*run/tiny$"):
+        load_checkpoint(resolve(tmp_path / "run" / "last.pt"))
 
 
 @pytest.mark.parametrize(

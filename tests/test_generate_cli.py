@@ -113,6 +113,8 @@ def test_existing_output_needs_overwrite(runner, model_path, tmp_path):
     base = ["generate", model_path, "-n", "1", "--atoms", "8", "--seed", "0", "-o", str(out)]
     assert_one_line_error(runner.invoke(main, base), "exists", "--overwrite")
     assert out.read_text() == "keep me\n"
+    unknown = ["generate", str(tmp_path / "no-such-model"), *base[2:]]
+    assert_one_line_error(runner.invoke(main, unknown), "no-such-model", "neither a checkpoint")
     result = runner.invoke(main, [*base, "--overwrite", "--max-restarts", "0"])
     assert result.exit_code == 0, result.output
     assert len(ase.io.read(out, index=":")) == 1

@@ -23,6 +23,7 @@ from amtoolkit.checkpoint import (
     INFO_SUFFIX,
     WEIGHTS_SUFFIX,
     ModelInfo,
+    card_hint,
     checkpoint_paths,
     read_info,
 )
@@ -93,7 +94,7 @@ def resolve(name_or_path: str | os.PathLike) -> Path:
     shipped = ", ".join(available()) or "none yet"
     raise ValueError(
         f"{text!r} is neither a checkpoint ({card} not found) nor a shipped model "
-        f"(available: {shipped})"
+        f"(available: {shipped}){card_hint(name_or_path)}"
     )
 
 
