@@ -584,8 +584,12 @@ class Generator:
         if guidance is None:  # the model's default, but only when there is something to guide
             guidance = (defaults.guidance or 0.0) if target_table else 0.0
         guidance = _real("guidance", guidance)
-        if not math.isfinite(guidance):
-            raise ValueError(f"guidance must be a finite number, got {guidance}")
+        if not (math.isfinite(guidance) and guidance >= 0):
+            raise ValueError(
+                f"guidance must be a number >= 0 (0: the conditional model alone, larger: "
+                f"closer to the targets), got {guidance}; a negative weight steers away "
+                "from the targets"
+            )
         if guidance and not self.property_names:
             raise ValueError(
                 f"guidance={guidance:g} steers towards property targets, but {self.name} is "
@@ -702,6 +706,13 @@ class Generator:
         elif not (math.isfinite(_real("max_density", max_density)) and max_density > 0):
             raise ValueError(
                 f"max_density must be a positive number of atoms/Å^3, got {max_density}"
+            )
+        elif self.info.max_density and abs(max_density / self.info.max_density - 1) > 0.1:
+            warnings.warn(
+                f"max_density={max_density:g}/Å^3 differs from the {self.info.max_density:g} "
+                f"{self.name} was trained with: its training cells always held atoms and "
+                "ghosts at that density, so other values ask it about cells it never saw",
+                stacklevel=4,
             )
         if n_atoms is not None:
             n_atoms = _check_int("n_atoms", n_atoms, 1)

@@ -189,7 +189,11 @@ def test_ghosts_start_from_n_target(ghost_sio2):
     plan = ghost_sio2.plan(1, seed=0)  # typical size at typical density, then padded
     assert plan.n_atoms == 12 and plan.n_initial == int(0.09 * np.linalg.det(plan.cell))
     # a caller's max_density overrides the card's (and adds ghosts to a model without)
-    assert ghost_sio2.plan(1, cell=8.0, max_density=0.05, seed=0).n_initial == 25
+    with pytest.warns(
+        UserWarning, match=r"max_density=0.05/Å\^3 differs from the 0.09 .* never saw"
+    ):
+        assert ghost_sio2.plan(1, cell=8.0, max_density=0.05, seed=0).n_initial == 25
+    assert ghost_sio2.plan(1, cell=8.0, max_density=0.095, seed=0).n_initial == 48  # within 10 %
 
 
 def test_sampling_defaults_and_batches(ghost_sio2, sio2):
@@ -325,6 +329,12 @@ def test_guidance_needs_a_conditional_model(si):
     with pytest.raises(ValueError, match="guidance=2 steers .* but tiny-si is unconditional"):
         si.plan(1, seed=0, guidance=2.0)
     assert si.plan(1, seed=0, guidance=0.0).guidance == 0.0
+
+
+@pytest.mark.parametrize("w", [-1.0, float("nan")])
+def test_guidance_must_not_steer_away_from_the_targets(ghost_sio2, w):
+    with pytest.raises(ValueError, match=r"guidance must be a number >= 0 .*, got"):
+        ghost_sio2.plan(1, seed=0, shear=40, guidance=w)
 
 
 def test_restarts_only_for_oxides(si):
