@@ -634,18 +634,28 @@ class Dataset:
             out[name] = (values - mean) / std
         return out
 
-    def with_properties(self, columns: Mapping[str, Any]) -> Dataset:
+    def with_properties(self, columns: Mapping[str, Any], how: str | None = None) -> Dataset:
         """A view of the same frames with property columns added or replaced.
+
+        The provenance records the change: ``labels`` gets one entry ``{"properties":
+        [names], "how": how}`` per call, so the dataset's file and the cards of models
+        trained on it say where the labels came from.
 
         Args:
             columns: name -> values aligned with this dataset's frames (None/NaN = missing).
+            how: how the values were made, in words or as code (e.g.
+                ``"Analyzer().rings(frames).mean_size_per_structure"``); default
+                ``"Dataset.with_properties"``.
 
         Returns:
             A new Dataset (the frames are shared; this one is unchanged). Frames of the
             underlying store outside this view get NaN in a new column.
         """
         new = table_from_columns(columns, len(self), "with_properties")
-        view = self._view(self._index)
+        record = dict(self._provenance)
+        entry = {"properties": list(new), "how": how or "Dataset.with_properties"}
+        record["labels"] = [*record.get("labels", []), entry]
+        view = self._view(self._index, provenance=record)
         view._table = dict(self._table)
         for name, values in new.items():
             column = view._table.get(name, np.full(len(self._frames), np.nan)).copy()

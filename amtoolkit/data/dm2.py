@@ -97,4 +97,4 @@ def import_dm2_sio2(folder: str | os.PathLike, *, wrap: bool = True) -> Dataset:
         wrap=wrap,
     )
     density = [mass_density(f.numbers, f.cell) for f in map(dataset.frame, range(len(dataset)))]
-    return dataset.with_properties({"density": density})
+    return dataset.with_properties({"density": density}, how="mass density of each cell")

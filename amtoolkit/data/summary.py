@@ -87,6 +87,10 @@ class DatasetSummary:
         command = self.provenance.get("command")
         if command:
             rows.append(("made by", str(command), ""))
+        for entry in self.provenance.get("labels", []):
+            if isinstance(entry, dict):
+                names = ", ".join(map(str, entry.get("properties", [])))
+                rows.append((f"labels {names}", str(entry.get("how", "")), ""))
         width = max(len(r[0]) for r in rows)
         return "\n".join(f"{k:<{width}}  {v}{'  ' + u if u else ''}" for k, v, u in rows)
 

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from ase import Atoms
+from ase.data import chemical_symbols
 
 from amtoolkit.analysis.compare import closest_pair
 from amtoolkit.checkpoint import Typical
@@ -123,6 +125,14 @@ def load_training_data(config: DataConfig) -> TrainingData:
                 vocabulary.encode(atoms.numbers)
         except ValueError as err:
             raise ConfigError(f"data.elements: {err}") from None
+        present = {int(z) for a in train for z in np.unique(a.numbers)}
+        absent = [chemical_symbols[z] for z in vocabulary.numbers[1:] if z not in present]
+        if absent:
+            warnings.warn(
+                f"data.elements: {absent} in no training frame; the model learns never to "
+                "place them, so they cannot be asked for",
+                stacklevel=2,
+            )
     else:
         vocabulary = ElementVocabulary.from_structures(everything)
     if config.max_density is not None and any(ghost_mask(a).any() for a in everything):

@@ -75,6 +75,20 @@ def test_with_properties_on_a_view(frames):
         ds[[1, 3]].with_properties({"density": [1, 2, 3]})
 
 
+def test_added_labels_are_recorded_in_the_provenance(tmp_path, frames):
+    ds = Dataset.from_atoms(frames, provenance={"source": "mine"})
+    labelled = ds.with_properties({"density": [2.0] * 6}).with_properties(
+        {"ring_size": [6.1] * 6}, how="Analyzer().rings(frames).mean_size_per_structure"
+    )
+    assert labelled.provenance["labels"] == [
+        {"properties": ["density"], "how": "Dataset.with_properties"},
+        {"properties": ["ring_size"], "how": "Analyzer().rings(frames).mean_size_per_structure"},
+    ]
+    assert "labels" not in ds.provenance and labelled.provenance["source"] == "mine"
+    path = labelled.to_hdf5(tmp_path / "labelled.h5")
+    assert Dataset.from_hdf5(path).provenance["labels"] == labelled.provenance["labels"]
+
+
 def test_extxyz_round_trip(tmp_path, frames):
     ds = Dataset.from_atoms(frames)
     path = ds.to_extxyz(tmp_path / "set.extxyz")

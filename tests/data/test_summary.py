@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -35,6 +36,8 @@ def test_summary_counts_composition_density_and_properties():
     assert (g.n, g.mean, g.sd, g.min, g.max) == (2, 20.0, 10.0, 10.0, 30.0)
     table = s.table()
     assert "shear_modulus" in table and "(1 missing)" in table and "made by hand" in table
+    relabelled = _dataset().with_properties({"ring_size": [6.5] * 3}, how="rings by hand")
+    assert re.search(r"labels ring_size +rings by hand", summarize(relabelled).table())
 
 
 def test_dataset_info_cli(tmp_path):

@@ -94,6 +94,12 @@ def test_unknown_property_and_element_are_config_errors(tiny_dataset):
         load_training_data(DataConfig(dataset="no-such-dataset"))
 
 
+def test_an_element_in_no_training_frame_is_warned_about(tiny_dataset):
+    with pytest.warns(UserWarning, match=r"data.elements: \['Ge'\] in no training frame"):
+        data = load_training_data(DataConfig(dataset=str(tiny_dataset), elements=("Si", "Ge")))
+    assert data.vocabulary.numbers == (0, 14, 32)
+
+
 def test_frames_without_a_cell_or_denser_than_max_density_are_named(tiny_dataset, tmp_path):
     frames = ase.io.read(tiny_dataset, index=":")
     rho = max(len(a) / a.get_volume() for a in frames)
