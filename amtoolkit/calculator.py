@@ -16,6 +16,7 @@ References:
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -188,12 +189,25 @@ class NoiseEnergyCalculator(Calculator):
         self.max_density = max_density
         self.seed = int(seed)
         targets = None if targets is None else {str(k): v for k, v in targets.items()}
-        super().__init__(t=checked_t(t), targets=targets, **kwargs)
+        super().__init__(t=self._trained_t(t), targets=targets, **kwargs)
         self.properties_row()  # unknown target names fail here, not at the first call
+
+    def _trained_t(self, t: Any) -> float:
+        """`checked_t`, with a warning below the model's smallest training time."""
+        t = checked_t(t)
+        if t < self.sde.t_min:
+            warnings.warn(
+                f"t={t:g} is below the model's smallest training time t_min="
+                f"{self.sde.t_min:g}: E_hat and its forces there are extrapolated (they grow "
+                "as 1/sigma_X(t))",
+                UserWarning,
+                stacklevel=3,
+            )
+        return t
 
     def set(self, **kwargs: Any) -> dict[str, Any]:
         if "t" in kwargs:
-            kwargs["t"] = checked_t(kwargs["t"])
+            kwargs["t"] = self._trained_t(kwargs["t"])
         if kwargs.get("targets") is not None:  # unknown names fail here, as at construction
             kwargs["targets"] = {str(k): v for k, v in kwargs["targets"].items()}
             property_row(kwargs["targets"], self.property_names, self.normalisation)

@@ -392,9 +392,16 @@ def generate(
     "--temperature", type=float, default=300.0, show_default=True, help="MD temperature, K."
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed.")
+@click.option("--batch-size", type=int, help="Structures per model batch (default 16).")
 @click.option("--type-map", metavar="1=O,2=Si", help="LAMMPS atom types to elements.")
 @click.option("--device", default="cpu", show_default=True, help="torch device, e.g. cuda.")
 @click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Continue the interrupted run in OUT (same FILES and options): keep its "
+    "structures, refine the rest.",
+)
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
 def refine(
     files: Sequence[str],
@@ -404,6 +411,7 @@ def refine(
     type_map: str | None,
     device: str,
     overwrite: bool,
+    resume: bool,
     debug: bool,
     **options: Any,
 ) -> None:
@@ -418,14 +426,24 @@ def refine(
 
     with _user_errors(debug), _warnings_as_lines():
         gen = Generator.load(model, device=device)  # a bad model is named before OUT
-        _check_structure_output(output, overwrite)
+        _check_structure_output(output, overwrite, resume)
         structures, labels = _read(files, ":", None, type_map)
         target_values = dict(parse_target(text) for text in targets)
         given = {k: v for k, v in options.items() if v is not None}  # else refine's defaults
+        made = _made_structures(output) if resume else []
         frames = refine_iter(
-            structures, gen, targets=target_values, device=device, labels=labels, **given
+            structures,
+            gen,
+            targets=target_values,
+            device=device,
+            labels=labels,
+            resume=made,
+            **given,
         )
-        _stream(frames, output)
+        if len(made) == len(structures):
+            click.echo(f"nothing to do: {output} holds all {len(made)} refined structures")
+            return
+        _stream(frames, output, append=bool(made))
         click.echo(f"wrote {len(structures)} refined structures to {output}")
 
 

@@ -47,7 +47,7 @@ from amtoolkit.calculator import checked_t
 from amtoolkit.data.batch import from_atoms
 from amtoolkit.diffusion.hmc import hmc_step, noise_energy_fn
 
-__all__ = ["CLASSICAL", "METHODS", "REFINE_DT0", "refine", "refine_iter"]
+__all__ = ["CLASSICAL", "METHODS", "REFINE_DT0", "refine", "refine_iter", "refine_record"]
 
 METHODS = ("hmc", "relax", "sde")
 """Model stages."""
@@ -66,6 +66,12 @@ structures still carry noise) accepts 0-8%."""
 
 LOW_ACCEPTANCE = 0.1
 """Below this HMC acceptance rate `refine` warns that a structure hardly moved."""
+
+METHOD_OPTION = {"sde": "noise_scale", "hmc": "dt0", "relax": "fmax"}
+"""The option each method records (``refine_<option>``)."""
+
+CLASSICAL_DEFAULTS = {"classical": "relax", "md_steps": 1000, "temperature": 300.0}
+"""Defaults of the classical stage's options, refused when changed without a potential."""
 
 METHOD_OPTIONS = {
     "noise_scale": ("sde", 1.0),
@@ -104,6 +110,7 @@ def refine_iter(
     seed: int = 0,
     device: torch.device | str = "cpu",
     labels: Sequence[str] | None = None,
+    resume: Sequence[Atoms] = (),
 ) -> Iterator[Atoms]:
     """Refine structures with the diffusion model `model`, yielding them batch by batch.
 
@@ -133,13 +140,20 @@ def refine_iter(
         seed: seed of the momenta, Metropolis draws, null embeddings and MD velocities.
         device: torch device of the model.
         labels: one name per structure for error messages (default "structure k").
+        resume: the structures an interrupted run of the same call yielded (read back
+            from its output): each must carry this run's record, and the run continues
+            after them with the draws they would have had in the whole run (the batch of
+            the first one left is still computed); `amtool refine --resume`.
 
     Yields:
-        Refined Atoms in input order; ``atoms.info`` gains ``refine_method``,
-        ``refine_t``, ``refine_steps``, for "sde" ``noise_scale``, for "hmc" and "relax"
-        ``noise_energy`` (E_hat after the stage), for HMC ``hmc_acceptance`` and ``dt0``,
-        with a potential ``refine_potential`` and ``refine_classical``, and
-        ``refine_index`` (the structure's position among the inputs).
+        Refined Atoms in input order; ``atoms.info`` keeps the input's entries and gains
+        `refine_record` (``refine_model``, ``refine_method``, ``refine_t``,
+        ``refine_steps``, ``refine_seed``, ``refine_batch_size``, the method's option,
+        ``refine_target_<property>``, with a potential ``refine_potential`` and
+        ``refine_classical``), ``refine_index`` (the structure's position among the
+        inputs), for "hmc" and "relax" ``refine_noise_energy`` (E_hat after the stage),
+        for "hmc" ``refine_hmc_acceptance``, and ``closest_pair`` (Å) when two atoms end
+        nearer than the model's close-pair distance (warned about).
 
     Raises:
         ValueError: at the call, before any structure is refined: "hmc" or "relax" with a
@@ -147,7 +161,9 @@ def refine_iter(
             (flow models), a bad option, or a structure (named by its label) that is not
             3D-periodic or holds an element the model does not know; an option of
             another method (`noise_scale` for "sde", `dt0` and `n_leapfrog` for "hmc",
-            `fmax` for "relax") set away from its default.
+            `fmax` for "relax") set away from its default; `classical`, `md_steps` or
+            `temperature` set away from its default without a `potential`; `resume`
+            structures that another run made (the first differing entry named).
     """
     info = getattr(model, "info", None)
     network = getattr(model, "model", None)
@@ -163,9 +179,18 @@ def refine_iter(
             raise ValueError(
                 f"{name}={value} applies to method {METHOD_OPTIONS[name][0]!r}, not {method!r}"
             )
+    if potential is None:
+        stage = {"classical": classical, "md_steps": md_steps, "temperature": temperature}
+        for name, value in stage.items():
+            if value != CLASSICAL_DEFAULTS[name]:
+                raise ValueError(
+                    f"{name}={value} applies to the classical stage, which runs only with a "
+                    "potential (potential=..., amtool refine --potential)"
+                )
     _check_options(
         t, method, steps, dt0, n_leapfrog, fmax, classical, potential, md_steps, temperature
     )
+    batch_size = _count("batch_size", batch_size, 1)
     if method in ENERGY_METHODS and info.kind != "energy":
         raise ValueError(
             f"model {info.name!r} is a {info.kind!r} model; refining on the noise energy needs "
@@ -179,33 +204,169 @@ def refine_iter(
             info.vocabulary.encode(atoms.numbers)
         except ValueError as err:
             raise type(err)(f"{_label(labels, k)}: {err}") from None
-    batch_size = max(1, int(batch_size))
     network = network.to(device).eval()
+    record = refine_record(
+        model,
+        method=method,
+        t=t,
+        steps=steps,
+        seed=seed,
+        batch_size=batch_size,
+        option={"sde": noise_scale, "hmc": dt0, "relax": fmax}[method],
+        targets=targets,
+        potential=potential,
+        classical=classical,
+    )
+    _check_resumed(resume, record, len(structures))
+    start = len(resume)
+    close = getattr(model, "close_pair_distance", None)
 
     def batches() -> Iterator[Atoms]:  # a generator: the checks above run at the call
-        for start in range(0, len(structures), batch_size):
-            chunk = [a.copy() for a in structures[start : start + batch_size]]
+        first = start - start % batch_size  # the batch that holds `start`: same draws
+        for begin in range(first, len(structures), batch_size):
+            chunk = [_fresh_copy(a) for a in structures[begin : begin + batch_size]]
             if method == "sde":
                 refined = _partial_diffusion(
-                    chunk, model, network, t, steps, noise_scale, targets, seed + start
+                    chunk, model, network, t, steps, noise_scale, targets, seed + begin
                 )
             elif method == "hmc":
                 refined = _hmc(
-                    chunk, model, network, t, steps, dt0, n_leapfrog, targets, seed + start
+                    chunk, model, network, t, steps, dt0, n_leapfrog, targets, seed + begin
                 )
             else:
                 refined = [_relax_on_noise(a, model, t, steps, fmax, targets, seed) for a in chunk]
             if method == "hmc" and steps:
-                _warn_low_acceptance(refined, start, labels, t, dt0)
+                _warn_low_acceptance(refined, begin, labels, t, dt0)
+            _mark_close_pairs(refined, close, begin, labels)
             for offset, atoms in enumerate(refined):
-                atoms.info.update(refine_method=method, refine_t=float(t), refine_steps=int(steps))
+                if begin + offset < start:
+                    continue
+                atoms.info.update(record)
                 if potential is not None and classical != "none":
                     atoms = _classical(atoms, potential, classical, md_steps, temperature, seed)
-                    atoms.info.update(refine_potential=potential, refine_classical=classical)
-                atoms.info["refine_index"] = start + offset
+                atoms.info["refine_index"] = begin + offset
                 yield atoms
 
     return batches()
+
+
+def refine_record(
+    model: Any,
+    *,
+    method: str,
+    t: float,
+    steps: int,
+    seed: int,
+    batch_size: int,
+    option: float,
+    targets: Mapping[str, float | None] | None,
+    potential: str | None,
+    classical: str,
+) -> dict[str, Any]:
+    """The ``atoms.info`` entries that say how `refine_iter` refined a structure (what
+    `amtool refine --resume` checks): model, method, t, steps, seed, batch size, the
+    method's own option (``refine_noise_scale``, ``refine_dt0`` or ``refine_fmax``),
+    targets by their full property names, and the classical stage."""
+    from amtoolkit.generator import resolve_property
+
+    record: dict[str, Any] = {
+        "refine_model": model.info.name,
+        "refine_method": method,
+        "refine_t": float(t),
+        "refine_steps": int(steps),
+        "refine_seed": int(seed),
+        "refine_batch_size": int(batch_size),
+        f"refine_{METHOD_OPTION[method]}": float(option),
+    }
+    for name, value in (targets or {}).items():
+        if value is not None:
+            key = resolve_property(name, model.info.property_names)
+            record[f"refine_target_{key}"] = float(value)
+    if potential is not None and classical != "none":
+        record.update(refine_potential=potential, refine_classical=classical)
+    return record
+
+
+def _check_resumed(made: Sequence[Atoms], record: Mapping[str, Any], n: int) -> None:
+    """ValueError unless `made` are the first structures of a run with `record`."""
+    if len(made) > n:
+        raise ValueError(f"cannot resume: {len(made)} refined structures for {n} inputs")
+    for k, atoms in enumerate(made):
+        mine = {key: v for key, v in atoms.info.items() if key in record or _is_refine(key)}
+        mine.pop("refine_index", None)
+        for key in sorted(set(record) | set(mine)):
+            if key in ("refine_noise_energy", "refine_hmc_acceptance"):
+                continue  # results, not options
+            if not _same(mine.get(key), record.get(key)):
+                theirs, ours = (_plain(v) for v in (mine.get(key), record.get(key)))
+                raise ValueError(
+                    f"cannot resume: structure {k} has {key}={theirs!r}, this run "
+                    f"{ours!r}; continue with the options that made it"
+                )
+        if atoms.info.get("refine_index") != k:
+            raise ValueError(
+                f"cannot resume: structure {k} has refine_index "
+                f"{atoms.info.get('refine_index')!r}, expected {k}"
+            )
+
+
+def _fresh_copy(atoms: Atoms) -> Atoms:
+    """A copy of `atoms` without the record of an earlier refinement (this one replaces
+    it)."""
+    copy = atoms.copy()
+    for key in [k for k in copy.info if _is_refine(k)]:
+        del copy.info[key]
+    return copy
+
+
+def _is_refine(key: str) -> bool:
+    return key.startswith("refine_")
+
+
+def _plain(value: Any) -> Any:
+    """A numpy scalar (as extended XYZ reads numbers back) as the Python number."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal records; floats to the precision extended XYZ keeps."""
+    if isinstance(a, float) and isinstance(b, float):
+        return math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-12)
+    return a == b
+
+
+def _count(name: str, value: Any, least: int) -> int:
+    """`value` as an int >= `least`; ValueError naming `name` otherwise."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
+        raise ValueError(f"{name} must be an integer >= {least}, got {value!r}")
+    return int(value)
+
+
+def _mark_close_pairs(
+    refined: Sequence[Atoms], close: float | None, start: int, labels: Sequence[str] | None
+) -> None:
+    """Record ``closest_pair`` on structures with two atoms nearer than `close` (Å, the
+    model's close-pair distance) and warn, naming them."""
+    if not close:
+        return
+    from amtoolkit.analysis.compare import closest_pair
+
+    named = []
+    for k, atoms in enumerate(refined):
+        d = closest_pair(atoms)
+        if d is not None and d < close:
+            atoms.info["closest_pair"] = float(d)
+            named.append(f"{_label(labels, start + k)} ({d:.2f} Å)")
+        else:  # a close pair the input had is gone
+            atoms.info.pop("closest_pair", None)
+    if named:
+        warnings.warn(
+            f"refined structures with two atoms nearer than {close:.2f} Å (0.8 x the model's "
+            f"training set's closest pair): {', '.join(named)}; atoms.info['closest_pair'] "
+            "gives the distance",
+            UserWarning,
+            stacklevel=3,
+        )
 
 
 def _label(labels: Sequence[str] | None, k: int) -> str:
@@ -220,7 +381,7 @@ def _warn_low_acceptance(
     stuck = [
         _label(labels, start + k)
         for k, atoms in enumerate(refined)
-        if atoms.info["hmc_acceptance"] < LOW_ACCEPTANCE
+        if atoms.info["refine_hmc_acceptance"] < LOW_ACCEPTANCE
     ]
     if stuck:
         warnings.warn(
@@ -347,10 +508,7 @@ def _partial_diffusion(
     out = sample_sde(
         denoiser, noisy, ts, sde=info.sde, generator=generator, noise_scale=noise_scale
     )
-    refined = _as_inputs(out, chunk)
-    for atoms in refined:
-        atoms.info["noise_scale"] = float(noise_scale)
-    return refined
+    return _as_inputs(out, chunk)
 
 
 def _hmc(
@@ -379,11 +537,9 @@ def _hmc(
     energy, _ = energy_fn(state.positions)
     out = _as_inputs(state, chunk)
     for k, atoms in enumerate(out):
-        atoms.info.update(
-            noise_energy=float(energy[k]),
-            hmc_acceptance=float(accepted[k] / steps) if steps else math.nan,
-            dt0=float(dt0),
-        )
+        atoms.info["refine_noise_energy"] = float(energy[k])
+        if steps:
+            atoms.info["refine_hmc_acceptance"] = float(accepted[k] / steps)
     return out
 
 
@@ -408,7 +564,7 @@ def _relax_on_noise(
     FIRE(atoms, logfile=None).run(fmax=fmax, steps=int(steps))
     energy = float(atoms.get_potential_energy())
     atoms.calc = None
-    atoms.info["noise_energy"] = energy
+    atoms.info["refine_noise_energy"] = energy
     return atoms
 
 

@@ -142,6 +142,10 @@ def test_unknown_element_and_bad_structures_raise():
             NoiseEnergyCalculator(energy_model(), t=t, sde=SDE, vocabulary=VOCABULARY)
     with pytest.raises(ValueError, match=r"t must lie in \(0, 1\), got -0.1"):
         calculator().set(t=-0.1)
+    with pytest.warns(UserWarning, match=r"t=0.005 is below the model's smallest training"):
+        NoiseEnergyCalculator(energy_model(), t=0.005, sde=SDE, vocabulary=VOCABULARY)
+    with pytest.warns(UserWarning, match=r"t=0.001 is below"):
+        calculator().set(t=0.001)
 
 
 def test_ghost_atoms_are_class_zero():

@@ -11,6 +11,7 @@ from ase.io import read, write
 from click.testing import CliRunner
 
 from amtoolkit.calculator import NoiseEnergyCalculator
+from amtoolkit.checkpoint import Typical
 from amtoolkit.cli import main
 from amtoolkit.data.batch import from_atoms
 from amtoolkit.generator import Generator
@@ -51,10 +52,10 @@ def test_hmc_refinement_keeps_elements_and_cells_and_records_acceptance(energy_m
         np.testing.assert_allclose(after.cell.array, before.cell.array)
         assert after.info["label"] == before.info["label"]  # input info is kept
         assert after.info["refine_method"] == "hmc" and after.info["refine_steps"] == 5
-        assert 0.0 <= after.info["hmc_acceptance"] <= 1.0
-        assert np.isfinite(after.info["noise_energy"])
+        assert 0.0 <= after.info["refine_hmc_acceptance"] <= 1.0
+        assert np.isfinite(after.info["refine_noise_energy"])
     moved = [not np.allclose(a.positions, b.positions) for a, b in zip(cells, out, strict=True)]
-    accepted = [a.info["hmc_acceptance"] > 0 for a in out]
+    accepted = [a.info["refine_hmc_acceptance"] > 0 for a in out]
     assert moved == accepted  # a structure moves exactly when a move was accepted
     again = refine(cells, energy_model, t=0.2, steps=5, dt0=0.2, seed=1)
     np.testing.assert_array_equal(out[0].positions, again[0].positions)  # seeded
@@ -69,7 +70,7 @@ def test_structures_whose_hmc_moves_are_all_rejected_are_named(energy_model):
         UserWarning, match=r"HMC accepted under 10% .* for a\[0\], a\[1\] \(t=0.05, dt0=10000\)"
     ):
         out = refine(cells, energy_model, t=0.05, steps=3, dt0=1e4, seed=0, labels=["a[0]", "a[1]"])
-    assert [a.info["hmc_acceptance"] for a in out] == [0.0, 0.0]
+    assert [a.info["refine_hmc_acceptance"] for a in out] == [0.0, 0.0]
     for before, after in zip(cells, out, strict=True):
         np.testing.assert_allclose(after.positions, before.positions, atol=1e-5)  # not moved
 
@@ -92,7 +93,7 @@ def test_relax_refinement_lowers_the_noise_energy(energy_model):
     cell.calc = NoiseEnergyCalculator(energy_model, t=0.2, seed=0)
     before = cell.get_potential_energy()
     (out,) = refine([cell], energy_model, t=0.2, method="relax", steps=30, fmax=1e-6, seed=0)
-    assert out.info["noise_energy"] < before
+    assert out.info["refine_noise_energy"] < before
 
 
 class _Oracle(torch.nn.Module):
@@ -164,7 +165,7 @@ def test_partial_diffusion_with_the_exact_score_returns_the_data(score_model):
     np.testing.assert_allclose(out.cell.array, clean.cell.array)
     assert out.info["label"] == "kept" and out.info["refine_method"] == "sde"
     assert out.info["refine_t"] == 0.3 and out.info["refine_steps"] == 30
-    assert out.info["noise_scale"] == 1.0 and "noise_energy" not in out.info
+    assert out.info["refine_noise_scale"] == 1.0 and "refine_noise_energy" not in out.info
 
 
 def test_partial_diffusion_holds_the_structures_elements(score_model, monkeypatch):
@@ -201,7 +202,7 @@ def test_partial_diffusion_runs_a_trained_network_and_its_cli(tmp_path, score_mo
     )
     assert result.exit_code == 0, result.output
     frames = read(dst, ":")
-    assert len(frames) == 3 and frames[0].info["noise_scale"] == 0.5
+    assert len(frames) == 3 and frames[0].info["refine_noise_scale"] == 0.5
     bad = CliRunner().invoke(main, [*args, "--t", "0.995", "--overwrite"])
     assert bad.exit_code == 2 and "t_start must lie in" in bad.output
 
@@ -278,3 +279,72 @@ def test_bad_structures_are_refused_at_the_call_naming_the_structure(tmp_path, e
     )
     assert result.exit_code == 2 and f"{src}[1]: element Ge" in result.output
     assert not out.exists()  # refused before OUT was opened
+
+
+def test_a_resumed_refinement_equals_the_uninterrupted_one(score_model):
+    """Resumed after 3 of 5 structures in batches of 2 (mid-batch), the last two get the
+    draws they get in the whole run."""
+    cells = _cells(5)
+    whole = refine(cells, score_model, method="sde", t=0.05, steps=3, batch_size=2, seed=4)
+    rest = refine(
+        cells, score_model, method="sde", t=0.05, steps=3, batch_size=2, seed=4, resume=whole[:3]
+    )
+    assert [a.info["refine_index"] for a in rest] == [3, 4]
+    for a, b in zip(whole[3:], rest, strict=True):
+        np.testing.assert_array_equal(a.positions, b.positions)
+    with pytest.raises(ValueError, match=r"structure 0 has refine_seed=4, this run 5"):
+        refine(cells, score_model, method="sde", t=0.05, steps=3, batch_size=2, seed=5,
+               resume=whole[:3])  # fmt: skip
+    with pytest.raises(ValueError, match=r"structure 0 has refine_batch_size=2, this run 16"):
+        refine(cells, score_model, method="sde", t=0.05, steps=3, seed=4, resume=whole[:3])
+
+
+def test_the_record_names_the_refinement_and_leaves_the_generation_record(score_model):
+    cells = _cells(1)
+    cells[0].info.update(noise_scale=0.4, model="a-si", refine_potential="sw-si")  # earlier
+    (out,) = refine(cells, score_model, method="sde", t=0.05, steps=2, noise_scale=0.5, seed=3)
+    assert out.info["noise_scale"] == 0.4 and out.info["model"] == "a-si"  # generation's
+    assert out.info["refine_noise_scale"] == 0.5 and out.info["refine_model"] == score_model.name
+    assert out.info["refine_seed"] == 3 and out.info["refine_batch_size"] == 16
+    assert "refine_potential" not in out.info  # an earlier refinement's record is replaced
+
+
+def test_options_that_would_be_ignored_are_refused(energy_model):
+    for option in ({"temperature": -300.0}, {"md_steps": 5}, {"classical": "md"}):
+        with pytest.raises(ValueError, match="applies to the classical stage, which runs only"):
+            refine(_cells(1), energy_model, **option)
+    for size in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match=r"batch_size must be an integer >= 1"):
+            refine(_cells(1), energy_model, batch_size=size)
+
+
+def test_atoms_left_too_close_are_named_and_recorded(tmp_path):
+    typical = Typical(n_atoms=8, density=2.33, composition={"Si": 1.0}, closest_pair=2.2)
+    stem = save_tiny_model(tmp_path / "c", elements=("Si",), property_names=(), typical=typical)
+    score_model = Generator.from_checkpoint(stem)
+    cells = _cells(2)
+    cells[1].positions[1] = cells[1].positions[0] + [0.3, 0.0, 0.0]
+    cells[0].info["closest_pair"] = 0.5  # a close pair the input had, gone after refining
+    with pytest.warns(UserWarning, match=r"nearer than [\d.]+ Å .*: structure 1 \("):
+        out = refine(cells, score_model, method="sde", t=0.01, steps=1, seed=0)
+    assert out[1].info["closest_pair"] < 1.0 and "closest_pair" not in out[0].info
+
+
+def test_refine_cli_resumes_an_interrupted_run(tmp_path, score_model):
+    src, dst = tmp_path / "in.extxyz", tmp_path / "out.extxyz"
+    write(src, _cells(3))
+    args = ["refine", str(src), "-m", str(tmp_path / "s"), "-o", str(dst), "--method", "sde"]
+    args += ["--t", "0.05", "--steps", "2", "--batch-size", "2"]
+    assert CliRunner().invoke(main, args).exit_code == 0
+    whole = read(dst, ":")
+    write(dst, whole[:1])  # killed after the first structure
+    resumed = CliRunner().invoke(main, [*args, "--resume"])
+    assert resumed.exit_code == 0, resumed.output
+    again = read(dst, ":")
+    assert [a.info["refine_index"] for a in again] == [0, 1, 2]
+    for a, b in zip(whole, again, strict=True):
+        np.testing.assert_allclose(a.positions, b.positions, atol=1e-7)
+    done = CliRunner().invoke(main, [*args, "--resume"])
+    assert done.exit_code == 0 and "nothing to do" in done.output
+    other = CliRunner().invoke(main, [*args[:-2], "--batch-size", "3", "--resume"])
+    assert other.exit_code == 2 and "refine_batch_size=2, this run 3" in other.output
