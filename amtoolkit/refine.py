@@ -235,16 +235,16 @@ def refine_iter(
                 )
             else:
                 refined = [_relax_on_noise(a, model, t, steps, fmax, targets, seed) for a in chunk]
+            done = max(0, start - begin)  # written by the interrupted run: not again
+            refined, at = refined[done:], begin + done
             if method == "hmc" and steps:
-                _warn_low_acceptance(refined, begin, labels, t, dt0)
-            _mark_close_pairs(refined, close, begin, labels)
+                _warn_low_acceptance(refined, at, labels, t, dt0)
+            _mark_close_pairs(refined, close, at, labels)
             for offset, atoms in enumerate(refined):
-                if begin + offset < start:
-                    continue
                 atoms.info.update(record)
                 if potential is not None and classical != "none":
                     atoms = _classical(atoms, potential, classical, md_steps, temperature, seed)
-                atoms.info["refine_index"] = begin + offset
+                atoms.info["refine_index"] = at + offset
                 yield atoms
 
     return batches()
@@ -292,7 +292,7 @@ def _check_resumed(made: Sequence[Atoms], record: Mapping[str, Any], n: int) -> 
     if len(made) > n:
         raise ValueError(f"cannot resume: {len(made)} refined structures for {n} inputs")
     for k, atoms in enumerate(made):
-        mine = {key: v for key, v in atoms.info.items() if key in record or _is_refine(key)}
+        mine = {key: v for key, v in atoms.info.items() if _is_refine(key)}
         mine.pop("refine_index", None)
         for key in sorted(set(record) | set(mine)):
             if key in ("refine_noise_energy", "refine_hmc_acceptance"):
