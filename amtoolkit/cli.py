@@ -361,9 +361,10 @@ def generate(
 @click.option(
     "--method",
     type=click.Choice(["hmc", "relax", "sde"]),
-    default="hmc",
+    default="sde",
     show_default=True,
-    help="HMC or FIRE relaxation on the noise energy, or re-noise to t and run the reverse SDE.",
+    help="Re-noise to t and run the reverse SDE back (any score or energy model), or HMC "
+    "or FIRE relaxation on an energy model's noise energy.",
 )
 @click.option(
     "--steps",

@@ -45,7 +45,7 @@ def _cells(n: int = 2) -> list:
 
 def test_hmc_refinement_keeps_elements_and_cells_and_records_acceptance(energy_model):
     cells = _cells()
-    out = refine(cells, energy_model, t=0.2, steps=5, dt0=0.2, seed=1)
+    out = refine(cells, energy_model, method="hmc", t=0.2, steps=5, dt0=0.2, seed=1)
     assert len(out) == 2
     for before, after in zip(cells, out, strict=True):
         assert list(after.numbers) == list(before.numbers)
@@ -57,10 +57,10 @@ def test_hmc_refinement_keeps_elements_and_cells_and_records_acceptance(energy_m
     moved = [not np.allclose(a.positions, b.positions) for a, b in zip(cells, out, strict=True)]
     accepted = [a.info["refine_hmc_acceptance"] > 0 for a in out]
     assert moved == accepted  # a structure moves exactly when a move was accepted
-    again = refine(cells, energy_model, t=0.2, steps=5, dt0=0.2, seed=1)
+    again = refine(cells, energy_model, method="hmc", t=0.2, steps=5, dt0=0.2, seed=1)
     np.testing.assert_array_equal(out[0].positions, again[0].positions)  # seeded
-    (alone,) = refine(cells[0], energy_model, t=0.2, steps=5, dt0=0.2, seed=1)  # one Atoms
-    (listed,) = refine(cells[:1], energy_model, t=0.2, steps=5, dt0=0.2, seed=1)
+    (alone,) = refine(cells[0], energy_model, method="hmc", t=0.2, steps=5, dt0=0.2, seed=1)  # one Atoms
+    (listed,) = refine(cells[:1], energy_model, method="hmc", t=0.2, steps=5, dt0=0.2, seed=1)
     np.testing.assert_array_equal(alone.positions, listed.positions)
 
 
@@ -69,7 +69,7 @@ def test_structures_whose_hmc_moves_are_all_rejected_are_named(energy_model):
     with pytest.warns(
         UserWarning, match=r"HMC accepted under 10% .* for a\[0\], a\[1\] \(t=0.05, dt0=10000\)"
     ):
-        out = refine(cells, energy_model, t=0.05, steps=3, dt0=1e4, seed=0, labels=["a[0]", "a[1]"])
+        out = refine(cells, energy_model, method="hmc", t=0.05, steps=3, dt0=1e4, seed=0, labels=["a[0]", "a[1]"])
     assert [a.info["refine_hmc_acceptance"] for a in out] == [0.0, 0.0]
     for before, after in zip(cells, out, strict=True):
         np.testing.assert_allclose(after.positions, before.positions, atol=1e-5)  # not moved
@@ -221,7 +221,7 @@ def test_partial_diffusion_refuses_bad_options(score_model):
 def test_refine_refuses_a_score_model_and_bad_options(score_model, energy_model):
     score = score_model
     with pytest.raises(ValueError, match="needs an energy model"):
-        refine(_cells(1), score)
+        refine(_cells(1), score, method="hmc")
     with pytest.raises(ValueError, match="unknown refine method 'md'"):
         refine(_cells(1), energy_model, method="md")
     with pytest.raises(ValueError, match="t must lie in"):
@@ -229,7 +229,7 @@ def test_refine_refuses_a_score_model_and_bad_options(score_model, energy_model)
     with pytest.raises(ValueError, match="nope"):
         refine(_cells(1), energy_model, potential="nope")
     with pytest.raises(ValueError, match="noise_scale=0.5 applies to method 'sde', not 'hmc'"):
-        refine(_cells(1), energy_model, noise_scale=0.5)
+        refine(_cells(1), energy_model, method="hmc", noise_scale=0.5)
     with pytest.raises(ValueError, match="dt0=0.1 applies to method 'hmc', not 'relax'"):
         refine(_cells(1), energy_model, method="relax", dt0=0.1)
     with pytest.raises(ValueError, match="1 labels for 2 structures"):
