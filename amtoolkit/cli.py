@@ -416,8 +416,8 @@ def refine(
     debug: bool,
     **options: Any,
 ) -> None:
-    """Refine FILES with a model: HMC or relaxation on an energy model's noise energy, or
-    partial diffusion (re-noise to --t, reverse SDE back; any score model), optionally
+    """Refine FILES with a model: partial diffusion (re-noise to --t, reverse SDE back;
+    the default), or HMC or relaxation on an energy model's noise energy, optionally
     followed by a relaxation or MD with a classical potential.
 
     Structures are appended to OUT as each batch finishes.

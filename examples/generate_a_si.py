@@ -114,7 +114,13 @@ def main() -> None:
 
         energy_model = Generator.from_pretrained("a-si-energy")
         sets["generated + HMC + SW relax"] = refine(
-            frames, energy_model, t=0.05, steps=10, potential="sw-si", classical="relax"
+            frames,
+            energy_model,
+            method="hmc",
+            t=0.05,
+            steps=10,
+            potential="sw-si",
+            classical="relax",
         )
     print(f"\n{'set':<28} {'E_SW relaxed (eV/atom)':>24} {'four-fold Si':>14}")
     for name, structures in sets.items():
