@@ -375,6 +375,12 @@ def generate(
 )
 @click.option("--dt0", type=float, help="HMC base step (hmc; default 0.2).")
 @click.option(
+    "--n-leapfrog", type=int, help="Velocity-Verlet steps per HMC iteration (hmc; default 15)."
+)
+@click.option(
+    "--fmax", type=float, help="FIRE criterion on the noise energy (relax; default 0.05)."
+)
+@click.option(
     "--noise-scale", type=float, help="Factor on the noise of the reverse SDE (sde; default 1)."
 )
 @click.option(

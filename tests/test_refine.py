@@ -59,7 +59,9 @@ def test_hmc_refinement_keeps_elements_and_cells_and_records_acceptance(energy_m
     assert moved == accepted  # a structure moves exactly when a move was accepted
     again = refine(cells, energy_model, method="hmc", t=0.2, steps=5, dt0=0.2, seed=1)
     np.testing.assert_array_equal(out[0].positions, again[0].positions)  # seeded
-    (alone,) = refine(cells[0], energy_model, method="hmc", t=0.2, steps=5, dt0=0.2, seed=1)  # one Atoms
+    (alone,) = refine(
+        cells[0], energy_model, method="hmc", t=0.2, steps=5, dt0=0.2, seed=1
+    )  # one Atoms
     (listed,) = refine(cells[:1], energy_model, method="hmc", t=0.2, steps=5, dt0=0.2, seed=1)
     np.testing.assert_array_equal(alone.positions, listed.positions)
 
@@ -69,7 +71,16 @@ def test_structures_whose_hmc_moves_are_all_rejected_are_named(energy_model):
     with pytest.warns(
         UserWarning, match=r"HMC accepted under 10% .* for a\[0\], a\[1\] \(t=0.05, dt0=10000\)"
     ):
-        out = refine(cells, energy_model, method="hmc", t=0.05, steps=3, dt0=1e4, seed=0, labels=["a[0]", "a[1]"])
+        out = refine(
+            cells,
+            energy_model,
+            method="hmc",
+            t=0.05,
+            steps=3,
+            dt0=1e4,
+            seed=0,
+            labels=["a[0]", "a[1]"],
+        )
     assert [a.info["refine_hmc_acceptance"] for a in out] == [0.0, 0.0]
     for before, after in zip(cells, out, strict=True):
         np.testing.assert_allclose(after.positions, before.positions, atol=1e-5)  # not moved
@@ -348,3 +359,18 @@ def test_refine_cli_resumes_an_interrupted_run(tmp_path, score_model):
     assert done.exit_code == 0 and "nothing to do" in done.output
     other = CliRunner().invoke(main, [*args[:-2], "--batch-size", "3", "--resume"])
     assert other.exit_code == 2 and "refine_batch_size=2, this run 3" in other.output
+
+
+def test_refine_cli_passes_the_hmc_and_relax_options(tmp_path, energy_model):
+    src, dst = tmp_path / "in.extxyz", tmp_path / "out.extxyz"
+    write(src, _cells(1))
+    args = ["refine", str(src), "-m", str(tmp_path / "e"), "-o", str(dst), "--steps", "2"]
+    relaxed = CliRunner().invoke(main, [*args, "--method", "relax", "--fmax", "0.5"])
+    assert relaxed.exit_code == 0, relaxed.output
+    assert read(dst).info["refine_fmax"] == 0.5
+    wrong = CliRunner().invoke(main, [*args, "--n-leapfrog", "3", "--overwrite"])
+    assert (
+        wrong.exit_code == 2 and "n_leapfrog=3 applies to method 'hmc', not 'sde'" in wrong.output
+    )
+    hmc = [*args, "--method", "hmc", "--n-leapfrog", "3", "--t", "0.2", "--overwrite"]
+    assert CliRunner().invoke(main, hmc).exit_code == 0
