@@ -70,6 +70,14 @@ LOW_ACCEPTANCE = 0.1
 METHOD_OPTION = {"sde": "noise_scale", "hmc": "dt0", "relax": "fmax"}
 """The option each method records (``refine_<option>``)."""
 
+REFINE_RESULTS = (
+    "refine_noise_energy",
+    "refine_hmc_acceptance",
+    "refine_fire_steps",
+    "refine_converged",
+)
+"""``atoms.info`` entries of a structure's refinement that are results, not settings."""
+
 CLASSICAL_DEFAULTS = {"classical": "relax", "md_steps": 1000, "temperature": 300.0}
 """Defaults of the classical stage's options, refused when changed without a potential."""
 
@@ -155,8 +163,9 @@ def refine_iter(
         ``refine_target_<property>``, with a potential ``refine_potential`` and
         ``refine_classical``), ``refine_index`` (the structure's position among the
         inputs), for "hmc" and "relax" ``refine_noise_energy`` (E_hat after the stage),
-        for "hmc" ``refine_hmc_acceptance``, and ``closest_pair`` (Å) when two atoms end
-        nearer than the model's close-pair distance (warned about).
+        for "hmc" ``refine_hmc_acceptance``, for "relax" ``refine_fire_steps`` (taken)
+        and ``refine_converged`` (max force below `fmax`), and ``closest_pair`` (Å) when
+        two atoms end nearer than the model's close-pair distance (warned about).
 
     Raises:
         ValueError: at the call, before any structure is refined: "hmc" or "relax" with a
@@ -298,7 +307,7 @@ def _check_resumed(made: Sequence[Atoms], record: Mapping[str, Any], n: int) -> 
         mine = {key: v for key, v in atoms.info.items() if _is_refine(key)}
         mine.pop("refine_index", None)
         for key in sorted(set(record) | set(mine)):
-            if key in ("refine_noise_energy", "refine_hmc_acceptance"):
+            if key in REFINE_RESULTS:
                 continue  # results, not options
             if not _same(mine.get(key), record.get(key)):
                 theirs, ours = (_plain(v) for v in (mine.get(key), record.get(key)))
@@ -564,10 +573,15 @@ def _relax_on_noise(
     atoms.calc = NoiseEnergyCalculator(
         model, t=t, targets=targets, device=param.device, seed=seed + NULL_SEED_OFFSET
     )
-    FIRE(atoms, logfile=None).run(fmax=fmax, steps=int(steps))
+    optimizer = FIRE(atoms, logfile=None)
+    converged = bool(optimizer.run(fmax=fmax, steps=int(steps)))
     energy = float(atoms.get_potential_energy())
     atoms.calc = None
-    atoms.info["refine_noise_energy"] = energy
+    atoms.info.update(
+        refine_noise_energy=energy,
+        refine_fire_steps=int(optimizer.nsteps),
+        refine_converged=converged,
+    )
     return atoms
 
 

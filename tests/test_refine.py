@@ -105,6 +105,9 @@ def test_relax_refinement_lowers_the_noise_energy(energy_model):
     before = cell.get_potential_energy()
     (out,) = refine([cell], energy_model, t=0.2, method="relax", steps=30, fmax=1e-6, seed=0)
     assert out.info["refine_noise_energy"] < before
+    assert out.info["refine_fire_steps"] == 30 and out.info["refine_converged"] is False
+    (loose,) = refine([cell], energy_model, t=0.2, method="relax", steps=30, fmax=1e3, seed=0)
+    assert loose.info["refine_fire_steps"] == 0 and loose.info["refine_converged"] is True
 
 
 class _Oracle(torch.nn.Module):
