@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -654,8 +655,6 @@ class Analyzer:
         inside = measured_sq.inside(qmax / nq, qmax)
         outside = len(inside) - int(np.count_nonzero(inside))
         if outside:
-            import warnings
-
             warnings.warn(
                 f"{measured_sq.label}: {outside} of {len(inside)} measured points lie outside "
                 f"the computed q range ({qmax / nq:.3g}-{qmax:.3g} 1/Å) and are not compared "
@@ -777,8 +776,6 @@ def frame_error(k: int, error: Exception) -> Exception:
 
 def _warn_unweighted(structures: Atoms | Sequence[Atoms], sq_options: Mapping[str, Any]) -> None:
     """Warn when a measured S(q) of several elements meets a number-weighted one."""
-    import warnings
-
     frames = [structures] if isinstance(structures, Atoms) else list(structures)
     # the symbols as given (no structure checks here: a bad frame is the report's to skip)
     elements = sorted({s for a in frames for s in a.get_chemical_symbols()} - {"X"})

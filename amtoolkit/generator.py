@@ -259,7 +259,9 @@ def _check_size(n_atoms: int, cell: np.ndarray) -> None:
         )
 
 
-def _check_int(name: str, value: Any, minimum: int) -> int:
+def check_int(name: str, value: Any, minimum: int) -> int:
+    """`value` as an int >= `minimum` (a bool or a float is not one); ValueError naming
+    `name` otherwise."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
     return int(value)
@@ -518,7 +520,7 @@ class Generator:
             ValueError: one line naming the bad argument (see `generate`).
         """
         info = self.info
-        n = _check_int("n", n, 1)
+        n = check_int("n", n, 1)
         cell_array, n_initial, n_real, rho_max = self._plan_cell(
             cell, n_atoms, density, max_density
         )
@@ -539,7 +541,7 @@ class Generator:
         grid = None if timesteps is None else _check_grid(timesteps, steps, info.sde.t_max)
         if grid is not None:
             steps = len(grid) - 1
-        steps = _check_int("steps", defaults.steps if steps is None else steps, 1)
+        steps = check_int("steps", defaults.steps if steps is None else steps, 1)
         usable = sampler_names(info.objective, info.kind)
         if sampler is None:
             sampler = defaults.sampler if defaults.sampler in usable else usable[0]
@@ -597,7 +599,7 @@ class Generator:
             )
         if seed is None:
             seed = secrets.randbits(63)
-        seed = _check_int("seed", seed, 0)
+        seed = check_int("seed", seed, 0)
         if seed >= 2**63:  # info and extxyz keep integers up to 2^63 - 1 exactly
             raise ValueError(f"seed must be below 2^63, got {seed}")
         seeds = tuple(structure_seed(seed, i) for i in range(n))
@@ -613,7 +615,7 @@ class Generator:
         if batch_size is None:
             per_system = n_initial * (2 if guidance != 0.0 else 1)
             batch_size = max(1, min(n, MAX_BATCH_ATOMS // per_system))
-        batch_size = _check_int("batch_size", batch_size, 1)
+        batch_size = check_int("batch_size", batch_size, 1)
         batches = tuple((i, min(i + batch_size, n)) for i in range(0, n, batch_size))
 
         # charge balance: oxides whose elements all have a formal charge
@@ -622,7 +624,7 @@ class Generator:
         )
         if max_restarts is None:
             max_restarts = DEFAULT_RESTARTS_OXIDE if balance and method.restarts else 0
-        max_restarts = _check_int("max_restarts", max_restarts, 0)
+        max_restarts = check_int("max_restarts", max_restarts, 0)
         if max_restarts and not method.restarts:
             raise ValueError(
                 f"max_restarts > 0 re-noises with the score process; sampler {sampler!r} of "
@@ -715,7 +717,7 @@ class Generator:
                 stacklevel=4,
             )
         if n_atoms is not None:
-            n_atoms = _check_int("n_atoms", n_atoms, 1)
+            n_atoms = check_int("n_atoms", n_atoms, 1)
         if density is not None and not (math.isfinite(_real("density", density)) and density > 0):
             raise ValueError(f"density must be a positive number of g/cm3, got {density}")
 

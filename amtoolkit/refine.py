@@ -46,6 +46,7 @@ from amtoolkit.analysis._structures import check_structure
 from amtoolkit.calculator import checked_t
 from amtoolkit.data.batch import from_atoms
 from amtoolkit.diffusion.hmc import hmc_step, noise_energy_fn
+from amtoolkit.generator import check_int, resolve_property
 
 __all__ = ["CLASSICAL", "METHODS", "REFINE_DT0", "refine", "refine_iter", "refine_record"]
 
@@ -66,9 +67,6 @@ structures still carry noise) accepts 0-8%."""
 
 LOW_ACCEPTANCE = 0.1
 """Below this HMC acceptance rate `refine` warns that a structure hardly moved."""
-
-METHOD_OPTION = {"sde": "noise_scale", "hmc": "dt0", "relax": "fmax"}
-"""The option each method records (``refine_<option>``)."""
 
 REFINE_RESULTS = (
     "refine_noise_energy",
@@ -159,7 +157,7 @@ def refine_iter(
     Yields:
         Refined Atoms in input order; ``atoms.info`` keeps the input's entries and gains
         `refine_record` (``refine_model``, ``refine_method``, ``refine_t``,
-        ``refine_steps``, ``refine_seed``, ``refine_batch_size``, the method's option,
+        ``refine_steps``, ``refine_seed``, ``refine_batch_size``, the method's options,
         ``refine_target_<property>``, with a potential ``refine_potential`` and
         ``refine_classical``), ``refine_index`` (the structure's position among the
         inputs), for "hmc" and "relax" ``refine_noise_energy`` (E_hat after the stage),
@@ -202,7 +200,7 @@ def refine_iter(
     _check_options(
         t, method, steps, dt0, n_leapfrog, fmax, classical, potential, md_steps, temperature
     )
-    batch_size = _count("batch_size", batch_size, 1)
+    batch_size = check_int("batch_size", batch_size, 1)
     if method in ENERGY_METHODS and info.kind != "energy":
         raise ValueError(
             f"model {info.name!r} is a {info.kind!r} model; refining on the noise energy needs "
@@ -224,7 +222,11 @@ def refine_iter(
         steps=steps,
         seed=seed,
         batch_size=batch_size,
-        option={"sde": noise_scale, "hmc": dt0, "relax": fmax}[method],
+        options={  # as the default's type: 1 is recorded as 1.0, as the default 1.0
+            name: type(METHOD_OPTIONS[name][1])(value)
+            for name, value in given.items()
+            if METHOD_OPTIONS[name][0] == method
+        },
         targets=targets,
         potential=potential,
         classical=classical,
@@ -270,17 +272,16 @@ def refine_record(
     steps: int,
     seed: int,
     batch_size: int,
-    option: float,
+    options: Mapping[str, float],
     targets: Mapping[str, float | None] | None,
     potential: str | None,
     classical: str,
 ) -> dict[str, Any]:
     """The ``atoms.info`` entries that say how `refine_iter` refined a structure (what
     `amtool refine --resume` checks): model, method, t, steps, seed, batch size, the
-    method's own option (``refine_noise_scale``, ``refine_dt0`` or ``refine_fmax``),
-    targets by their full property names, and the classical stage."""
-    from amtoolkit.generator import resolve_property
-
+    method's own `options` (``refine_noise_scale``; ``refine_dt0`` and
+    ``refine_n_leapfrog``; or ``refine_fmax``), targets by their full property names,
+    and the classical stage."""
     record: dict[str, Any] = {
         "refine_model": model.info.name,
         "refine_method": method,
@@ -288,7 +289,7 @@ def refine_record(
         "refine_steps": int(steps),
         "refine_seed": int(seed),
         "refine_batch_size": int(batch_size),
-        f"refine_{METHOD_OPTION[method]}": float(option),
+        **{f"refine_{name}": value for name, value in options.items()},
     }
     for name, value in (targets or {}).items():
         if value is not None:
@@ -347,13 +348,6 @@ def _same(a: Any, b: Any) -> bool:
     return a == b
 
 
-def _count(name: str, value: Any, least: int) -> int:
-    """`value` as an int >= `least`; ValueError naming `name` otherwise."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
-        raise ValueError(f"{name} must be an integer >= {least}, got {value!r}")
-    return int(value)
-
-
 def _mark_close_pairs(
     refined: Sequence[Atoms], close: float | None, start: int, labels: Sequence[str] | None
 ) -> None:
@@ -365,8 +359,8 @@ def _mark_close_pairs(
 
     named = []
     for k, atoms in enumerate(refined):
-        d = closest_pair(atoms)
-        if d is not None and d < close:
+        d = closest_pair(atoms, cutoff=close)  # inf: no pair that near
+        if d < close:
             atoms.info["closest_pair"] = float(d)
             named.append(f"{_label(labels, start + k)} ({d:.2f} Å)")
         else:  # a close pair the input had is gone

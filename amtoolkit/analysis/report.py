@@ -621,8 +621,7 @@ def _reference_rows(
         unit = f" ({'+'.join(mine.count_species)} atoms)" if mine.count_species else ""
         rows.append((f"mean ring size{unit}", f"{mine.mean_size:.3f} vs {theirs.mean_size:.3f}"))
     if "structure_factor" in reference:
-        pair = (results["structure_factor"], reference["structure_factor"])
-        rows += _sq_reference_rows(*pair)
+        rows += _sq_reference_rows(results["structure_factor"], reference["structure_factor"])
     return rows
 
 

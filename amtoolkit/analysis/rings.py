@@ -175,7 +175,6 @@ def ring_histogram(
             "covalent networks, and in a close-packed structure the search does not end; "
             "give a shorter cutoff"
         )
-    formula = atoms.get_chemical_formula()
     reps = _replicas(atoms, max_bonds, float(d.max()))
     if any(r > 1 for r in reps):
         atoms = _reduced(atoms)
@@ -184,7 +183,8 @@ def ring_histogram(
     paths = ring_search_paths(len(atoms), i, j, max_bonds) * n_rep
     if paths > MAX_RING_PATHS:
         raise ValueError(
-            f"{formula}: a ring search to {max_bonds} bonds would walk about {paths:.1e} paths "
+            f"{atoms.get_chemical_formula()}: a ring search to {max_bonds} bonds would walk "
+            f"about {paths:.1e} paths "
             f"({len(atoms) * n_rep} atoms, {len(i) / len(atoms):.1f} bonds per atom), above "
             f"the {MAX_RING_PATHS:.0e} searched (minutes, or memory exhausted beyond); give a "
             "smaller maxlength or a shorter cutoff"
