@@ -26,6 +26,7 @@ from ase import Atoms
 from ase.calculators.calculator import Calculator, all_changes
 
 from amtoolkit.analysis._structures import check_structure
+from amtoolkit.analysis.energy import density
 from amtoolkit.checkpoint import usable_device
 from amtoolkit.data.batch import Batch, from_atoms
 from amtoolkit.data.vocabulary import ElementVocabulary
@@ -34,6 +35,10 @@ from amtoolkit.diffusion.schedules import MaterialSDE
 from amtoolkit.errors import StructureError
 
 __all__ = ["NoiseEnergyCalculator", "noise_energy", "property_row"]
+
+GHOST_COUNT_TOLERANCE = 0.1
+"""Relative difference of the atom count, ghosts included, from floor(max_density V)
+beyond which `NoiseEnergyCalculator` warns."""
 
 
 def noise_energy(
@@ -187,6 +192,7 @@ class NoiseEnergyCalculator(Calculator):
         self.property_names: tuple[str, ...] = tuple(network.config.property_names)
         self.normalisation = dict(normalisation or {})
         self.max_density = max_density
+        self.typical = info.typical if info is not None else None
         self.seed = int(seed)
         targets = None if targets is None else {str(k): v for k, v in targets.items()}
         super().__init__(t=self._trained_t(t), targets=targets, **kwargs)
@@ -227,6 +233,41 @@ class NoiseEnergyCalculator(Calculator):
         """The normalised property row of the current targets. [m]"""
         return property_row(self.parameters["targets"], self.property_names, self.normalisation)
 
+    def _check_density(self, atoms: Atoms) -> None:
+        """Warn when `atoms` are far from the densities the model was trained at.
+
+        With ghost atoms (`max_density`) the model saw floor(max_density V) atoms per
+        cell, ghosts included; without them, real-atom mass densities within the
+        training range. Far off either, E_hat is an extrapolation (compressed cells
+        reach E_hat of 1e5 and more).
+        """
+        volume = atoms.get_volume()
+        if self.max_density is not None:
+            expected = math.floor(self.max_density * volume)
+            if abs(len(atoms) - expected) > GHOST_COUNT_TOLERANCE * expected:
+                warnings.warn(
+                    f"NoiseEnergyCalculator: {len(atoms)} atoms, ghosts (X) included, in "
+                    f"{volume:.4g} Å^3; the model saw floor(max_density V) = {expected} per "
+                    f"cell (max_density {self.max_density:g} /Å^3): add or remove X atoms",
+                    UserWarning,
+                    stacklevel=4,
+                )
+            return
+        if self.typical is None or self.typical.density_range is None:
+            return
+        from amtoolkit.generator import far_outside  # light: no model is loaded
+
+        low, high = self.typical.density_range
+        rho = density(atoms)
+        if far_outside(np.array([rho]), low, high).any():
+            warnings.warn(
+                f"NoiseEnergyCalculator: density {rho:.3g} g/cm3 is far outside the "
+                f"training range [{low:.3g}, {high:.3g}] g/cm3; E_hat there is an "
+                "extrapolation",
+                UserWarning,
+                stacklevel=4,
+            )
+
     def calculate(
         self,
         atoms: Atoms | None = None,
@@ -241,6 +282,8 @@ class NoiseEnergyCalculator(Calculator):
                 check_structure(self.atoms, periodic=True)
             except StructureError as err:
                 raise StructureError(f"NoiseEnergyCalculator: {err}") from None
+            if {"cell", "numbers"} & set(system_changes):
+                self._check_density(self.atoms)
         batch = from_atoms(
             [self.atoms],
             self.vocabulary,

@@ -68,6 +68,7 @@ __all__ = [
     "GenerationPlan",
     "Generator",
     "cubic_cell",
+    "far_outside",
     "number_density",
     "parse_cell",
     "parse_target",
@@ -182,7 +183,7 @@ def mean_atomic_mass(composition: Mapping[str, float]) -> float:
     return mass / total
 
 
-def _far_outside(values: np.ndarray, low: float, high: float) -> np.ndarray:
+def far_outside(values: np.ndarray, low: float, high: float) -> np.ndarray:
     """Which `values` lie past [low, high] by more than OUT_OF_RANGE_FRACTION of its width."""
     margin = OUT_OF_RANGE_FRACTION * (high - low) if high > low else 0.0
     return (values < low - margin) | (values > high + margin)
@@ -793,7 +794,7 @@ class Generator:
             known = values[~np.isnan(values)]
             outside = known[(known < low) | (known > high)]
             if outside.size:
-                far = "far " if _far_outside(outside, low, high).any() else ""
+                far = "far " if far_outside(outside, low, high).any() else ""
                 warnings.warn(
                     f"target {name}={outside[0]:g} is {far}outside the training range "
                     f"[{low:g}, {high:g}]; the model is extrapolating and may fall short of it",
@@ -865,7 +866,7 @@ class Generator:
         volume = float(abs(np.linalg.det(cell)))
         rho = n_real / volume / number_density(1.0, typical.composition)
         low, high = typical.density_range
-        if _far_outside(np.array([rho]), low, high).any():
+        if far_outside(np.array([rho]), low, high).any():
             atoms = f"{n_real} atom{'s' * (n_real != 1)} in {volume:.4g} Å^3"
             warnings.warn(
                 f"density {rho:.3g} g/cm3 ({atoms}) is far outside the training range "

@@ -3,8 +3,10 @@ targets, determinism, caching) and the ASE HMC driver (agreement with batched HM
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -16,7 +18,7 @@ from ase.md.verlet import VelocityVerlet
 from ase.optimize import BFGS, FIRE
 
 from amtoolkit.calculator import NoiseEnergyCalculator, noise_energy
-from amtoolkit.checkpoint import ModelInfo, save_checkpoint
+from amtoolkit.checkpoint import ModelInfo, Typical, save_checkpoint
 from amtoolkit.data.batch import from_atoms
 from amtoolkit.data.vocabulary import ElementVocabulary
 from amtoolkit.diffusion import MaterialSDE, hmc_step, noise_energy_fn
@@ -189,6 +191,35 @@ def test_generator_card_and_normalised_targets():
     with pytest.raises(ValueError, match="unknown target"):
         calc.set(targets={"hardness": 1.0})  # at once, not at the next evaluation
     assert calc.parameters["targets"] == {"shear": 40.0}
+
+
+def test_cells_far_from_the_training_density_warn_once_per_cell():
+    """Compressed cells (E_hat 1e5 and more) and ghost counts the model never saw warn
+    when the cell or atoms change, not at every move of the positions."""
+    model = energy_model()
+    atoms = structure()  # Si4O8 in 125 Å^3: 3.19 g/cm3
+    typical = Typical(
+        n_atoms=12, density=3.2, composition={"Si": 1 / 3, "O": 2 / 3}, density_range=(3.1, 3.3)
+    )
+    info = ModelInfo(name="tiny", model=model.config, sde=SDE, vocabulary=VOCABULARY)
+    calc = NoiseEnergyCalculator(Generator(model, dataclasses.replace(info, typical=typical)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with_calc(atoms, calc).get_potential_energy()  # in range: silent
+    atoms.set_cell(0.8 * atoms.cell, scale_atoms=True)  # 6.24 g/cm3
+    with pytest.warns(UserWarning, match=r"density 6.24 g/cm3 is far outside .*\[3.1, 3.3\]"):
+        atoms.get_potential_energy()
+    atoms.positions += 0.01
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        atoms.get_potential_energy()  # same cell: checked already
+
+    ghosts = NoiseEnergyCalculator(Generator(model, dataclasses.replace(info, max_density=0.1)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with_calc(structure(symbols="Si4O6X2"), ghosts).get_potential_energy()  # 12 = 0.1 V
+    with pytest.warns(UserWarning, match=r"8 atoms, ghosts \(X\) included.* = 12 per cell"):
+        with_calc(structure(symbols="Si4O4"), ghosts).get_potential_energy()
 
 
 def test_structures_without_pairs_in_range_have_zero_forces():
