@@ -145,8 +145,17 @@ class MemoryFrames(FrameStore):
 
 
 def _check_property_name(name: object, where: str) -> str:
+    """`name` if it can name a property everywhere: an HDF5 dataset (no '/'), an extxyz
+    info key and ``amtool generate --target NAME=VALUE`` (no '=' or '"', no control
+    characters, no surrounding spaces). Spaces inside and units are fine:
+    ``"shear modulus (GPa)"``."""
     if not isinstance(name, str) or not name or "/" in name or name in (".", ".."):
         raise DatasetError(f"{where}: invalid property name {name!r} (non-empty, no '/')")
+    if "=" in name or '"' in name or not name.isprintable() or name != name.strip():
+        raise DatasetError(
+            f"{where}: invalid property name {name!r}: no '=', '\"', control characters or "
+            "leading/trailing spaces (it must survive extxyz files and --target NAME=VALUE)"
+        )
     return name
 
 

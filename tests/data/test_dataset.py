@@ -14,6 +14,7 @@ from ase import Atoms
 from amtoolkit.data import PROPERTY_UNITS, Dataset, DatasetError, compute_normalisation
 from amtoolkit.data._files import atomic_path
 from amtoolkit.errors import StructureError
+from amtoolkit.generator import parse_target
 from tests.data.helpers import make_frames
 
 EXTXYZ_POSITION_TOL = 1e-8  # Å; ASE's extxyz writer prints positions with 8 decimals
@@ -203,6 +204,22 @@ def test_bad_frames_and_properties(frames):
         Dataset.from_atoms([bad])
     with pytest.raises(DatasetError, match="invalid property name 'a/b'"):
         Dataset.from_atoms(frames, properties={"a/b": np.zeros(6)})
+    for name in ("G=x", 'G"', "G\n", " G"):  # lost or mangled in extxyz and --target
+        message = re.escape(f"invalid property name {name!r}: no '='")
+        with pytest.raises(DatasetError, match=message):
+            Dataset.from_atoms(frames, properties={name: np.zeros(6)})
+
+
+def test_property_names_with_spaces_and_units_round_trip(frames, tmp_path):
+    name = "shear modulus (GPa)"
+    ds = Dataset.from_atoms(frames, properties={name: np.arange(6.0)})
+    for back in (
+        Dataset.from_extxyz(ds.to_extxyz(tmp_path / "g.extxyz")),
+        Dataset.from_hdf5(ds.to_hdf5(tmp_path / "g.h5")),
+    ):
+        assert name in back.property_names
+        np.testing.assert_array_equal(back.properties[name], np.arange(6.0))
+    assert parse_target(f"{name}=40") == (name, 40.0)
 
 
 def test_split_is_deterministic_disjoint_and_complete():
