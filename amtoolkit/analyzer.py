@@ -9,7 +9,7 @@ calculator (when it needs one) and calls the pure function::
     an.rdf(frames).plot()
     print(an.compare(generated, reference).summary())
 
-Structure-only methods (rdf, adf, coordination, rings, structure_factor, crystallinity)
+Structure-only methods (rdf, adf, coordination, network, rings, structure_factor, crystallinity)
 need no potential; energy, elastic and vdos do (``Analyzer(potential=...)``).
 :meth:`Analyzer.report` runs a chosen list of analyses frame by frame, skipping frames
 that fail, and is what ``amtool analyze`` prints (:mod:`amtoolkit.analysis.report`).
@@ -66,6 +66,7 @@ if TYPE_CHECKING:
     from amtoolkit.analysis.energy import EnergyResult
     from amtoolkit.analysis.entropy import EntropyResult, OverlapResult
     from amtoolkit.analysis.metrics import PropertyErrors
+    from amtoolkit.analysis.network import NetworkResult
     from amtoolkit.analysis.rdf import RDFResult
     from amtoolkit.analysis.rings import RingsResult
     from amtoolkit.analysis.structure_factor import MeasuredSq, StructureFactorResult
@@ -240,6 +241,32 @@ class Analyzer:
         from amtoolkit.analysis.coordination import coordination
 
         return coordination(structures, cutoffs)
+
+    def network(
+        self,
+        structures: Atoms | Sequence[Atoms],
+        cutoffs: Cutoffs = None,
+        formers: str | Sequence[str] | None = None,
+        anion: str = "O",
+    ) -> NetworkResult:
+        """Q^n speciation of the network formers and anion types of oxide glasses (see
+        `analysis.network.network`).
+
+        Args:
+            structures: one Atoms or a set (pooled).
+            cutoffs: bond cutoff specification; only former-anion bonds count (default:
+                the covalent rule, Si-O < 2.30 Å).
+            formers: network formers (default: every element but the anion and the
+                alkali and alkaline-earth modifiers).
+            anion: the bridging element.
+
+        Returns:
+            NetworkResult (``qn``, ``connectivity``, ``anion_types``, ``per_structure``;
+            ``.plot()``).
+        """
+        from amtoolkit.analysis.network import network
+
+        return network(structures, cutoffs, formers=formers, anion=anion)
 
     def rings(
         self,

@@ -40,6 +40,7 @@ _FLAGS = {
     "rdf": "rdf",
     "adf": "adf",
     "coordination": "coordination",
+    "network": "network",
     "rings": "rings",
     "sq": "structure_factor",
     "crystallinity": "crystallinity",
@@ -89,6 +90,9 @@ def main() -> None:
 @click.option("--rdf", is_flag=True, help="Radial distribution function (first peaks).")
 @click.option("--adf", is_flag=True, help="Bond-angle distribution (covalent bonds).")
 @click.option("--coordination", is_flag=True, help="Coordination numbers (covalent bond rule).")
+@click.option(
+    "--network", is_flag=True, help="Q^n speciation and bridging-oxygen fractions (oxides)."
+)
 @click.option("--rings", is_flag=True, help="Shortest-path ring statistics.")
 @click.option("--sq", is_flag=True, help="Structure factor S(q) from g(r) to 20 Å.")
 @click.option(
@@ -191,7 +195,7 @@ def analyze(
         if plot_path and not _drawable(analyses, frames):
             raise ValueError(
                 f"--plot: nothing to draw for {', '.join(analyses)}; add --rdf, --adf, "
-                "--coordination, --rings, --sq, --energy, --elastic or --vdos"
+                "--coordination, --network, --rings, --sq, --energy, --elastic or --vdos"
             )
         report = analyzer.report(
             frames,

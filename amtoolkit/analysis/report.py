@@ -68,6 +68,7 @@ ANALYSES = (
     "rdf",
     "adf",
     "coordination",
+    "network",
     "rings",
     "structure_factor",
     "crystallinity",
@@ -80,6 +81,7 @@ PLOTTED_ANALYSES = (
     "rdf",
     "adf",
     "coordination",
+    "network",
     "rings",
     "structure_factor",
     "energy",
@@ -114,6 +116,7 @@ TITLES = {
     "rdf": "radial distribution function",
     "adf": "bond-angle distribution (covalent bonds)",
     "coordination": "coordination",
+    "network": "network connectivity (Q^n)",
     "rings": "rings",
     "structure_factor": "structure factor S(q)",
     "crystallinity": "crystallinity",
@@ -616,6 +619,15 @@ def _reference_rows(
             for el in mine
             if el in theirs
         ]
+    if "network" in reference:
+        mine, theirs = results["network"], reference["network"]
+        rows += [
+            (f"{el} connectivity <n>", f"{n:.3f} vs {theirs.connectivity[el]:.3f}")
+            for el, n in mine.connectivity.items()
+            if el in theirs.connectivity
+        ]
+        bridging = (mine.anion_types["bridging"], theirs.anion_types["bridging"])
+        rows.append((f"bridging {mine.anion} fraction", f"{bridging[0]:.3f} vs {bridging[1]:.3f}"))
     if "rings" in reference:
         mine, theirs = results["rings"], reference["rings"]
         unit = f" ({'+'.join(mine.count_species)} atoms)" if mine.count_species else ""
@@ -660,7 +672,7 @@ def _sq_reference_rows(mine: Any, theirs: Any) -> list[tuple[str, str]]:
     return rows
 
 
-REFERENCE_ANALYSES = ("rdf", "adf", "coordination", "rings", "structure_factor")
+REFERENCE_ANALYSES = ("rdf", "adf", "coordination", "network", "rings", "structure_factor")
 """Analyses a report also runs on its reference set, to show the two side by side."""
 
 ELASTIC_PROPERTIES = ("shear_modulus", "bulk_modulus", "youngs_modulus", "poisson_ratio")
@@ -688,8 +700,9 @@ def _draw_reference(ax: Any, name: str, result: Result) -> None:
         sizes = sorted(result.fractions)
         fractions = [result.fractions[n] for n in sizes]
         ax.plot(sizes, fractions, "o", mfc="none", color="k", label="reference")
-    elif name == "coordination":
-        for k, (element, distribution) in enumerate(result.distribution.items()):
+    elif name in ("coordination", "network"):
+        groups = result.distribution if name == "coordination" else result.qn
+        for k, (element, distribution) in enumerate(groups.items()):
             cns = sorted(distribution)
             ax.plot(
                 cns,
@@ -894,6 +907,16 @@ def _coordination_rows(result) -> list[tuple[str, str]]:
     return rows
 
 
+def _network_rows(result) -> list[tuple[str, str]]:
+    rows = []
+    for el, qn in result.qn.items():
+        top = ", ".join(f"Q{n}: {f:.3f}" for n, f in sorted(qn.items()) if f >= 0.001)
+        rows.append((f"{el} connectivity <n>", f"{result.connectivity[el]:.3f}  ({top})"))
+    types = ", ".join(f"{name} {f:.3f}" for name, f in result.anion_types.items() if f >= 0.001)
+    rows.append((f"{result.anion} types", types))
+    return rows
+
+
 def _adf_rows(result) -> list[tuple[str, str]]:
     if not np.any(result.p > 0):
         return [("most likely angle (deg)", "n/a (no angles)")]
@@ -1000,6 +1023,7 @@ def _vdos_rows(result) -> list[tuple[str, str]]:
 
 _SUMMARY_ROWS: dict[str, Callable[[Any], list[tuple[str, str]]]] = {
     "coordination": _coordination_rows,
+    "network": _network_rows,
     "adf": _adf_rows,
     "rings": _rings_rows,
     "structure_factor": _structure_factor_rows,
