@@ -5,8 +5,9 @@
 Measures, in one run (best of --repeats):
 - RDF (total + partials) and ADF of a 3000-atom a-SiO2 cell (dm2-sio2) against
   ``ase.geometry.rdf.get_rdf`` (total only) on the same cell; target >= 20x;
-- coordination, ring statistics (Si count) and S(q) of that cell, with the physical
-  figures they give (Si-O peak, Si coordination, ring-size peak, first sharp peak);
+- coordination, Q^n speciation, ring statistics (Si count) and S(q) of that cell, with
+  the physical figures they give (Si-O peak, Si coordination, Q^n, ring-size peak, first
+  sharp peak);
 - ring statistics of a 216-atom a-Si cell (SW melt-quench with amtoolkit.potentials
   when available, else a strongly rattled diamond cell, recorded in the JSON);
 - elastic constants timing via ``bench_elastic`` when amtoolkit.analysis.elastic exists.
@@ -29,6 +30,7 @@ from ase.io import read
 
 from amtoolkit.analysis.adf import adf
 from amtoolkit.analysis.coordination import coordination
+from amtoolkit.analysis.network import network
 from amtoolkit.analysis.rdf import first_peak, rdf
 from amtoolkit.analysis.rings import rings
 from amtoolkit.analysis.structure_factor import structure_factor
@@ -98,6 +100,7 @@ def bench_sio2(atoms: Atoms, repeats: int) -> dict[str, Any]:
     g_ase, res_rdf, res_adf = outputs["ase"], outputs["rdf"], outputs["adf"]
     t_cn, res_cn = best_time(lambda: coordination(atoms, {("Si", "O"): 2.3}), repeats)
     cn_20 = coordination(atoms, {("Si", "O"): 2.0})
+    t_net, res_net = best_time(lambda: network(atoms), repeats)
     t_rings, res_rings = best_time(lambda: rings(atoms, count_species="Si"), max(1, repeats // 2))
     t_sq, res_sq = best_time(lambda: structure_factor(atoms), 1)
     fractions = res_rings.fractions
@@ -122,6 +125,10 @@ def bench_sio2(atoms: Atoms, repeats: int) -> dict[str, Any]:
         "si_mean_cn_cutoff_2.3": res_cn.mean["Si"],
         "si_cn_cutoff_2.0": cn_20.distribution["Si"],
         "o_mean_cn_cutoff_2.3": res_cn.mean["O"],
+        "time_network_s": t_net,
+        "si_qn": res_net.qn["Si"],
+        "si_connectivity": res_net.connectivity["Si"],
+        "o_types": res_net.anion_types,
         "rings_si_count": res_rings.counts,
         "ring_peak_si_count": max(fractions, key=fractions.get) if fractions else None,
         "ring_mean_size_si_count": res_rings.mean_size,
@@ -214,6 +221,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         f"(target {TARGET_SPEEDUP:.0f}x); max |g - g_ase| = {s['max_abs_diff_g_vs_ase']:.1e}"
     )
     print(f"  coordination             {1e3 * s['time_coordination_s']:8.1f} ms")
+    print(f"  network (Q^n)            {1e3 * s['time_network_s']:8.1f} ms")
     print(f"  rings (Si count, <= 12)  {1e3 * s['time_rings_si_count_s']:8.1f} ms")
     print(f"  structure factor         {1e3 * s['time_structure_factor_s']:8.1f} ms")
     print(
@@ -224,6 +232,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         f"  Si CN (Si-O < 2.3 Å) mean {s['si_mean_cn_cutoff_2.3']:.4f}: {s['si_cn_cutoff_2.3']}; "
         f"(< 2.0 Å): {s['si_cn_cutoff_2.0']}"
     )
+    print(f"  Si Q^n {s['si_qn']}, connectivity {s['si_connectivity']:.4f}; O types {s['o_types']}")
     print(
         f"  rings (Si count) peak {s['ring_peak_si_count']}, "
         f"mean {s['ring_mean_size_si_count']:.3f}: {s['rings_si_count']}"
