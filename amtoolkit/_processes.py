@@ -12,6 +12,8 @@ import contextlib
 import multiprocessing
 import os
 import signal
+import threading
+import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 
@@ -54,8 +56,13 @@ def single_thread_environment() -> Iterator[None]:
                 os.environ[name] = value
 
 
-def init_worker() -> None:
-    """Worker start: one thread per library; Ctrl-C is handled by the parent only."""
+OWNER_POLL_S = 1.0
+"""How often a worker checks that the process that started its pool is alive, s."""
+
+
+def init_worker(owner: int | None = None) -> None:
+    """Worker start: one thread per library; Ctrl-C is handled by the parent only; the
+    worker exits when `owner` (the pid of the process that made the pool) is gone."""
     for name in SINGLE_THREAD_ENV:
         os.environ[name] = "1"
     with contextlib.suppress(ImportError):  # optional; the environment already asks for 1
@@ -63,12 +70,32 @@ def init_worker() -> None:
 
         threadpool_limits(limits=1)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if owner is not None:
+        threading.Thread(target=_exit_without, args=(owner,), daemon=True).start()
+
+
+def _exit_without(owner: int) -> None:
+    """Exit this worker once process `owner` no longer exists: a parent killed with
+    SIGKILL cannot stop its pool, and the sample a worker runs then is lost anyway
+    (LAMMPS, called through ctypes, releases the GIL, so this thread runs beside it)."""
+    while True:
+        time.sleep(OWNER_POLL_S)
+        try:
+            os.kill(owner, 0)
+        except ProcessLookupError:
+            os._exit(1)
+        except PermissionError:  # the pid now belongs to another user's process
+            os._exit(1)
 
 
 def new_executor(workers: int, preload: Sequence[str] = ()) -> ProcessPoolExecutor:
-    """A pool of `workers` processes (start it inside `single_thread_environment`)."""
+    """A pool of `workers` processes (start it inside `single_thread_environment`); the
+    workers exit by themselves when this process dies."""
     return ProcessPoolExecutor(
-        max_workers=workers, mp_context=mp_context(preload), initializer=init_worker
+        max_workers=workers,
+        mp_context=mp_context(preload),
+        initializer=init_worker,
+        initargs=(os.getpid(),),
     )
 
 
