@@ -52,11 +52,25 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     try:
         yield tmp
         os.chmod(tmp, _mode_for(target))  # mkstemp makes 0600 files
+        _fsync(tmp)  # the data reach the disk before the name does: a crash leaves old or new
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise
+
+
+def _fsync(path: Path) -> None:
+    """Flush `path`'s data to the disk (no-op where a file cannot be opened to sync)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        with contextlib.suppress(OSError):
+            os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _mode_for(target: Path) -> int:

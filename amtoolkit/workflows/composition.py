@@ -160,7 +160,19 @@ def composition_label(fractions: Mapping[str, float]) -> str:
 
 
 def check_oxides(oxides: Iterable[str], what: str) -> None:
-    """Raise ValueError naming any of `oxides` that is not a key of OXIDES."""
+    """Raise ValueError naming any of `oxides` that is not a key of OXIDES, that is named
+    twice, or (`what` "formers" / "modifiers") that belongs to the other group."""
+    oxides = list(oxides)
     unknown = [ox for ox in oxides if ox not in OXIDES]
     if unknown:
         raise ValueError(f"unknown oxide(s) in {what}: {unknown} (known: {', '.join(OXIDES)})")
+    repeated = sorted({ox for ox in oxides if oxides.count(ox) > 1})
+    if repeated:
+        raise ValueError(f"{what} name {', '.join(repeated)} more than once")
+    allowed = {"formers": FORMERS, "modifiers": MODIFIERS}.get(what)
+    misplaced = [ox for ox in oxides if allowed is not None and ox not in allowed]
+    if misplaced:
+        raise ValueError(
+            f"{', '.join(misplaced)} cannot be among the {what} (the {what}: "
+            f"{', '.join(allowed)})"
+        )

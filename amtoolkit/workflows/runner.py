@@ -62,6 +62,8 @@ PROTOCOLS: dict[str, type[MeltQuenchProtocol]] = {
 """Protocol name -> protocol dataclass."""
 
 PARTS_FORMAT = "amtoolkit.workflows.parts"
+HDF5_SUFFIXES = (".h5", ".hdf5")
+"""Endings of the output of `make_dataset` (an amtoolkit HDF5 dataset)."""
 PARTS_VERSION = 1
 MAX_ATTEMPTS = 2  # the first try and one retry with a new seed
 MAX_BARREN_POOLS = 3  # fresh worker pools in a row that die before finishing any sample
@@ -209,6 +211,11 @@ def make_dataset(
         raise WorkflowError(f"output folder does not exist: {out.parent}")
     if out.is_dir():
         raise WorkflowError(f"output is a folder, expected a file path: {out}")
+    if out.suffix.lower() not in HDF5_SUFFIXES:
+        raise WorkflowError(
+            f"{out}: make_dataset writes an HDF5 dataset; name the output .h5 (convert it "
+            "afterwards with Dataset.to_extxyz if you need extxyz)"
+        )
     parts = _Parts(parts_folder(out))
     manifest = {
         "format": PARTS_FORMAT,
@@ -225,13 +232,21 @@ def make_dataset(
     command = command if command is not None else shlex.join(sys.argv)
     log = _EventLog(log_path(out))
     imported = False
-    if parts.folder.exists():
-        parts.check_manifest(manifest)
+    continued = parts.folder.exists()
+    if continued:
+        history = parts.check_manifest(manifest)
     else:
-        parts.create(manifest)
+        history = {"command": command, "resumed": [], "labels": []}
+        parts.create({**manifest, **history})
         if resume and out.exists():
-            parts.import_dataset(out, manifest)
-            imported = True
+            history = parts.import_dataset(out, manifest)
+            imported = continued = True
+    if history.get("command") is None:  # a work folder that recorded no command
+        history["command"] = command
+        parts.update_history(history)
+    elif continued:
+        history["resumed"] = [*history["resumed"], command]
+        parts.update_history(history)
     beyond = sorted(i for i in parts.finished() if i >= n_samples)
     if beyond:  # a smaller n would drop finished samples from the output
         if imported:
@@ -275,7 +290,7 @@ def make_dataset(
         log.write(message)
         raise RunStoppedError(message, len(finished), n_samples, out)
     dataset = _assemble(
-        proto.name, proto.to_dict(), proto.potential, parts, n_samples, seed, command, failures
+        proto.name, proto.to_dict(), proto.potential, parts, n_samples, seed, history, failures
     )
     dataset.to_hdf5(out)
     if failures:
@@ -444,10 +459,14 @@ def _assemble(
     parts: _Parts,
     n_samples: int,
     seed: int,
-    command: str,
+    history: Mapping[str, Any],
     failures: list[dict[str, Any]],
 ) -> Dataset:
-    """The dataset of all finished samples (index order) with its provenance."""
+    """The dataset of all finished samples (index order) with its provenance.
+
+    `history`: the run's first ``command``, the commands that ``resumed`` it and the
+    ``labels`` its output had gained (`Dataset.with_properties`) before it was extended.
+    """
     from amtoolkit import __version__
     from amtoolkit.potentials import get_spec
 
@@ -479,7 +498,7 @@ def _assemble(
     versions = {s.get("lammps_version") for s in samples} - {None}
     provenance = {
         "source": f"amtoolkit.workflows.make_dataset({protocol!r})",
-        "command": command,
+        "command": history["command"],
         "format": "melt-quench",
         "protocol": protocol,
         "parameters": dict(parameters),
@@ -495,6 +514,10 @@ def _assemble(
         "samples": samples,
         "failed_samples": failures,
     }
+    if history.get("resumed"):
+        provenance["resumed"] = list(history["resumed"])
+    if history.get("labels"):
+        provenance["labels"] = list(history["labels"])
     return Dataset.from_atoms(frames, columns, provenance)
 
 
@@ -524,10 +547,19 @@ def collect_parts(out: str | os.PathLike, output: str | os.PathLike | None = Non
     finished = parts.finished()
     if not finished:
         raise WorkflowError(f"{parts.folder} holds no finished sample yet")
-    command = f"collect_parts({str(out)!r})"
+    history = {
+        "command": manifest.get("command", f"collect_parts({str(out)!r})"),
+        "resumed": manifest.get("resumed", []),
+        "labels": manifest.get("labels", []),
+    }
     potential = PROTOCOLS[name].potential if name in PROTOCOLS else ""
-    ds = _assemble(name, parameters, potential, parts, max(finished) + 1, seed, command, [])
-    provenance = {**ds.provenance, "complete": False, "collected_from_parts": True}
+    ds = _assemble(name, parameters, potential, parts, max(finished) + 1, seed, history, [])
+    provenance = {
+        **ds.provenance,
+        "complete": False,
+        "collected_from_parts": True,
+        "collected_by": f"collect_parts({str(out)!r})",
+    }
     ds = Dataset.from_atoms(list(ds), ds.properties, provenance)
     if output is not None:
         ds.to_hdf5(output)
@@ -574,15 +606,17 @@ class _Parts:
         self.folder.mkdir()
         self._write_json(self.manifest, manifest)
 
-    def check_manifest(self, manifest: Mapping[str, Any]) -> None:
-        """Raise WorkflowError if the folder belongs to a run with other settings.
+    def check_manifest(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
+        """Raise WorkflowError if the folder belongs to a run with other settings; return
+        the run's history (first command, resumes, labels; see `_assemble`).
 
         A folder without manifest and without samples (a run killed right after
-        creating it) gets the manifest now.
+        creating it) gets the manifest now. Sample files that do not parse are deleted
+        (they are run again).
         """
         if not self.manifest.exists() and not self.finished():
             self._write_json(self.manifest, manifest)
-            return
+            return {"command": None, "resumed": [], "labels": []}
         try:
             found = json.loads(self.manifest.read_text())
         except (OSError, ValueError):
@@ -590,6 +624,30 @@ class _Parts:
                 f"{self.folder} is not a make_dataset work folder (no readable manifest.json)"
             ) from None
         _check_same_run(found, manifest, str(self.folder))
+        self._drop_unreadable()
+        return {
+            "command": found.get("command"),
+            "resumed": list(found.get("resumed", [])),
+            "labels": list(found.get("labels", [])),
+        }
+
+    def update_history(self, history: Mapping[str, Any]) -> None:
+        """Record the run's first command, its resumes and earlier labels in the manifest."""
+        found = json.loads(self.manifest.read_text())
+        self._write_json(self.manifest, {**found, **history})
+
+    def _drop_unreadable(self) -> None:
+        """Delete sample files that do not parse (a crash of the machine after the rename
+        but before the data reached the disk), with a warning: they are recomputed."""
+        for index in self.finished():
+            path = self.path(index)
+            try:
+                record = json.loads(path.read_text())
+                if not isinstance(record, dict) or "positions" not in record:
+                    raise ValueError("not a sample record")
+            except (OSError, ValueError) as err:
+                logger.warning("%s is unreadable (%s); sample %d is run again", path, err, index)
+                path.unlink()
 
     def finished(self) -> list[int]:
         """Indices of the complete sample files."""
@@ -603,7 +661,13 @@ class _Parts:
         self._write_json(self.path(index), record)
 
     def read(self, index: int) -> dict[str, Any]:
-        return json.loads(self.path(index).read_text())
+        path = self.path(index)
+        try:
+            return json.loads(path.read_text())
+        except ValueError as err:
+            raise WorkflowError(
+                f"{path} is unreadable ({err}); delete it and resume to run sample {index} again"
+            ) from None
 
     def remove(self) -> None:
         """Delete the folder: first renamed away (atomic), so a kill never leaves half of it."""
@@ -617,16 +681,36 @@ class _Parts:
             with contextlib.suppress(FileNotFoundError):
                 p.unlink()
 
-    def import_dataset(self, out: Path, manifest: Mapping[str, Any]) -> None:
-        """Turn the frames of a finished output `out` back into parts (to extend a run)."""
+    def import_dataset(self, out: Path, manifest: Mapping[str, Any]) -> dict[str, Any]:
+        """Turn the frames of a finished output `out` back into parts (to extend a run);
+        return its history (see `_assemble`). On any failure the work folder is removed
+        again, so the output stays as it was and nothing is left behind."""
+        try:
+            return self._import_dataset(out, manifest)
+        except BaseException:
+            shutil.rmtree(self.folder, ignore_errors=True)
+            raise
+
+    def _import_dataset(self, out: Path, manifest: Mapping[str, Any]) -> dict[str, Any]:
         from amtoolkit.data import DatasetError
 
         try:
             ds = Dataset.from_hdf5(out)
         except (DatasetError, OSError) as err:
-            shutil.rmtree(self.folder)
             raise WorkflowError(f"cannot resume from {out}: {err}") from None
         prov = ds.provenance
+        samples = prov.get("samples", [])
+        if "split" in prov or len(samples) != len(ds):
+            what = (
+                f"the {prov['split'].get('part', '?')} part of a split"
+                if isinstance(prov.get("split"), dict)
+                else f"{len(ds)} frames for {len(samples)} sample records"
+            )
+            ds.close()
+            raise WorkflowError(
+                f"cannot resume {out}: it holds {what}, not the whole output of a "
+                "make_dataset run; resume the run's own output file"
+            )
         found = {
             "format": PARTS_FORMAT,
             "version": PARTS_VERSION,
@@ -634,13 +718,9 @@ class _Parts:
             "parameters": prov.get("parameters"),
             "seed": prov.get("seed"),
         }
-        try:
-            _check_same_run(found, manifest, str(out))
-        except WorkflowError:
-            shutil.rmtree(self.folder)
-            raise
+        _check_same_run(found, manifest, str(out))
         properties = ds.properties
-        for k, sample in enumerate(prov.get("samples", [])):
+        for k, sample in enumerate(samples):
             atoms = ds.atoms(k)
             metadata = {
                 key: v
@@ -668,6 +748,13 @@ class _Parts:
                 },
             )
         ds.close()
+        history = {
+            "command": prov.get("command"),
+            "resumed": list(prov.get("resumed", [])),
+            "labels": list(prov.get("labels", [])),
+        }
+        self.update_history(history)
+        return history
 
     @staticmethod
     def _write_json(path: Path, data: Mapping[str, Any]) -> None:
@@ -686,10 +773,12 @@ def _check_same_run(found: Mapping[str, Any], expected: Mapping[str, Any], where
         diffs.append(f"seed {found.get('seed')} != {expected['seed']}")
     old = found.get("parameters") or {}
     new = json.loads(json.dumps(expected["parameters"]))
-    for key in sorted(set(old) | set(new)):
-        if old.get(key) != new.get(key):
-            diffs.append(f"{key} {old.get(key)!r} != {new.get(key)!r}")
+    if not diffs or found.get("protocol") == expected["protocol"]:  # one protocol's options
+        for key in sorted(set(old) | set(new)):
+            if old.get(key) != new.get(key):
+                diffs.append(f"{key} {old.get(key)!r} != {new.get(key)!r}")
     if diffs:
         raise WorkflowError(
-            f"cannot resume {where}: it was made with other settings ({'; '.join(diffs)})"
+            f"cannot resume {where}: it was made with other settings ({'; '.join(diffs)}); "
+            f"resume it with its own settings, or delete {where} to start afresh"
         )

@@ -194,3 +194,10 @@ def test_meg_oxide_lists_from_the_command_line():
     assert protocol.modifiers == ("CaO", "Li2O") and protocol.formers == ("SiO2",)
     with pytest.raises(ValueError, match=r"unknown oxide\(s\) in modifiers: \['Xx'\]"):
         MEGProtocol(modifiers="CaO,Xx")
+    # a repeated oxide skewed the mole fractions (they summed to 0.6-1.0)
+    with pytest.raises(ValueError, match="modifiers name CaO more than once"):
+        MEGProtocol(modifiers="CaO,CaO")
+    with pytest.raises(ValueError, match="SiO2 cannot be among the modifiers"):
+        MEGProtocol(modifiers="SiO2,CaO")
+    with pytest.raises(ValueError, match="CaO cannot be among the formers"):
+        MEGProtocol(formers="SiO2,CaO")

@@ -274,3 +274,58 @@ def test_collect_parts_of_an_unfinished_run_keeps_it_resumable(tmp_path):
     assert parts_folder(out).is_dir()  # untouched: the run can still be resumed
     with pytest.raises(WorkflowError, match="no work folder"):
         collect_parts(tmp_path / "never-run.h5")
+
+
+def test_resuming_a_split_part_is_refused_and_leaves_nothing(tmp_path):
+    proto = toy(tmp_path)
+    out = tmp_path / "whole.h5"
+    make_dataset(proto, 5, out, workers=1, seed=5, progress=False)
+    train, _, _ = Dataset.from_hdf5(out).split(val=0.2, test=0.2, seed=0)
+    part = train.to_hdf5(tmp_path / "train.h5")
+    before = part.read_bytes()
+    for _ in range(2):  # refused the same way again: no work folder was left behind
+        with pytest.raises(WorkflowError, match="holds the train part of a split"):
+            make_dataset(proto, 6, part, workers=1, seed=5, resume=True, progress=False)
+        assert not parts_folder(part).exists() and part.read_bytes() == before
+
+
+def test_output_must_be_hdf5(tmp_path):
+    with pytest.raises(WorkflowError, match="out.xyz: make_dataset writes an HDF5 dataset"):
+        make_dataset(toy(tmp_path), 1, tmp_path / "out.xyz", progress=False)
+    assert not parts_folder(tmp_path / "out.xyz").exists()
+
+
+def test_an_unreadable_sample_file_is_run_again(tmp_path):
+    proto = toy(tmp_path, sleep=0.2)
+    out = tmp_path / "crash.h5"
+    with pytest.raises(RunStoppedError):
+        make_dataset(proto, 3, out, workers=1, seed=2, max_minutes=0.002, progress=False)
+    broken = parts_folder(out) / "sample-000000.json"
+    broken.write_text(broken.read_text()[:100])  # what a machine crash could leave
+    n_calls = len(calls(proto.record_dir))
+    ds = make_dataset(proto, 3, out, workers=1, seed=2, resume=True, progress=False)
+    assert sorted(i for i, _ in calls(proto.record_dir)[n_calls:]) == [0, 1, 2]
+    np.testing.assert_array_equal(ds.properties["index_label"], [0, 1, 2])
+
+
+def test_resumes_keep_the_first_command_and_the_labels(tmp_path):
+    proto = toy(tmp_path)
+    out = tmp_path / "history.h5"
+    ds = make_dataset(proto, 2, out, workers=1, seed=1, progress=False, command="first")
+    labelled = ds.with_properties({"hardness": [1.0, 2.0]}, how="measured by hand")
+    labelled.to_hdf5(tmp_path / "labelled.h5")
+    ds.close()
+    os.replace(tmp_path / "labelled.h5", out)
+    grown = make_dataset(
+        proto, 3, out, workers=1, seed=1, resume=True, progress=False, command="second"
+    )
+    again = make_dataset(
+        proto, 3, out, workers=1, seed=1, resume=True, progress=False, command="third"
+    )
+    for result in (grown, again):
+        prov = result.provenance
+        assert prov["command"] == "first"
+        assert prov["labels"] == [{"properties": ["hardness"], "how": "measured by hand"}]
+    assert grown.provenance["resumed"] == ["second"]
+    assert again.provenance["resumed"] == ["second", "third"]
+    np.testing.assert_array_equal(again.properties["hardness"], [1.0, 2.0, np.nan])
