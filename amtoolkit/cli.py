@@ -50,6 +50,11 @@ _FLAGS = {
 }
 
 
+def counted(n: int, noun: str) -> str:
+    """``"1 structure"``, ``"3 structures"``."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 _NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())
 """click >= 8.2 raises this for a group called without a command (then shows its help)."""
 
@@ -348,7 +353,8 @@ def generate(
             return
         last = _stream(frames, output, append=bool(made))
         kept = f"; {len(made)} kept from the interrupted run" if made else ""
-        click.echo(f"wrote {n - len(made)} structures to {output} (seed {last.info['seed']}{kept})")
+        written = counted(n - len(made), "structure")
+        click.echo(f"wrote {written} to {output} (seed {last.info['seed']}{kept})")
 
 
 @main.command()
@@ -455,7 +461,9 @@ def refine(
             click.echo(f"nothing to do: {output} holds all {len(made)} refined structures")
             return
         _stream(frames, output, append=bool(made))
-        click.echo(f"wrote {len(structures)} refined structures to {output}")
+        kept = f" ({len(made)} kept from the interrupted run)" if made else ""
+        written = counted(len(structures) - len(made), "refined structure")
+        click.echo(f"wrote {written} to {output}{kept}")
 
 
 def _add_subcommands() -> None:

@@ -102,6 +102,7 @@ def test_generate_on_an_explicit_grid(runner, model_path, tmp_path):
     args += ["--timesteps", "0.9,0.4,0.1,0", "--max-restarts", "0", "-o", str(out)]
     result = runner.invoke(main, args)
     assert result.exit_code == 0, result.output
+    assert f"wrote 1 structure to {out} (seed 2)" in result.stdout
     (atoms,) = ase.io.read(out, index=":")
     assert atoms.info["steps"] == 3
     np.testing.assert_allclose(atoms.info["timesteps"], [0.9, 0.4, 0.1, 0.0])

@@ -354,6 +354,9 @@ def test_refine_cli_resumes_an_interrupted_run(tmp_path, score_model):
     write(dst, whole[:1])  # killed after the first structure
     resumed = CliRunner().invoke(main, [*args, "--resume"])
     assert resumed.exit_code == 0, resumed.output
+    assert f"wrote 2 refined structures to {dst} (1 kept from the interrupted run)" in (
+        resumed.output
+    )
     again = read(dst, ":")
     assert [a.info["refine_index"] for a in again] == [0, 1, 2]
     for a, b in zip(whole, again, strict=True):

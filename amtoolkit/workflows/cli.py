@@ -86,7 +86,7 @@ def make(
     debug: bool,
 ) -> None:
     """Generate N melt-quench samples of PROTOCOL (a-si, a-sio2, meg) into OUT.h5."""
-    from amtoolkit.cli import check_outputs, echo_summary, sigterm_as_interrupt
+    from amtoolkit.cli import check_outputs, counted, echo_summary, sigterm_as_interrupt
     from amtoolkit.workflows.runner import (
         RunStoppedError,
         SampleFailedError,
@@ -137,7 +137,8 @@ def make(
     wall = time.perf_counter() - start
     labels = ", ".join(f"{name} {float(col.mean()):.4g}" for name, col in ds.properties.items())
     echo_summary(
-        f"wrote {len(ds)} samples of {protocol} to {out} in {wall:.1f} s (means: {labels})",
+        f"wrote {counted(len(ds), 'sample')} of {protocol} to {out} in {wall:.1f} s "
+        f"(means: {labels})",
         json_path,
     )
     _write_summary(json_path, out, protocol, n_samples, ds, [], start)
@@ -151,7 +152,7 @@ def make(
 def collect(out: str, output: str, overwrite: bool, debug: bool) -> None:
     """Write the samples finished so far by an unfinished run into OUT.h5 to PARTIAL.h5
     (the run's OUT.h5.parts folder is left as it is, so it can still be resumed)."""
-    from amtoolkit.cli import check_outputs
+    from amtoolkit.cli import check_outputs, counted
     from amtoolkit.workflows.runner import WorkflowError, collect_parts
 
     try:
@@ -161,7 +162,7 @@ def collect(out: str, output: str, overwrite: bool, debug: bool) -> None:
         ds = collect_parts(out, output)
     except (WorkflowError, OSError) as exc:
         _fail(exc, debug, status=2)
-    click.echo(f"wrote {len(ds)} finished samples of {out} to {output}")
+    click.echo(f"wrote {counted(len(ds), 'finished sample')} of {out} to {output}")
 
 
 @dataset.command("info")
