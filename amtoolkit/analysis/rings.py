@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 from ase import Atoms
 from ase.data import atomic_numbers
 
-from amtoolkit.analysis._result import Result, new_axes
+from amtoolkit.analysis._result import Result, new_axes, to_jsonable
 from amtoolkit.analysis._structures import prepare
 from amtoolkit.analysis.bonds import Cutoffs, bonded_pairs
 
@@ -43,6 +44,15 @@ class RingsResult(Result):
         """Ring size -> fraction of all rings in the set."""
         total = sum(self.counts.values())
         return {n: c / total for n, c in self.counts.items()} if total else {}
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields, plus ``fractions`` and ``mean_size_per_structure`` (NaN as null)."""
+        out = super().to_dict()
+        out["fractions"] = to_jsonable(self.fractions)
+        out["mean_size_per_structure"] = [
+            None if not np.isfinite(m) else float(m) for m in self.mean_size_per_structure
+        ]
+        return out
 
     def plot(self, ax=None):
         """Bar chart of the fraction of rings per size; returns the Axes."""

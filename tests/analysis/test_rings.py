@@ -124,6 +124,9 @@ def test_result_contract(diamond_si):
     data = result.to_dict()
     json.dumps(data)
     assert data["counts"] == {"6": 16}
+    assert data["fractions"] == {"6": 1.0} and data["mean_size_per_structure"] == [6.0]
+    empty = rings([diamond_si, diamond_si], cutoff=2.0).to_dict()  # no rings: null, not NaN
+    assert empty["mean_size_per_structure"] == [None, None] and empty["fractions"] == {}
     assert result.plot() is not None
 
 
