@@ -112,7 +112,8 @@ class SamplingDefaults:
     """Default generation settings stored with a model.
 
     Attributes:
-        sampler: key of `amtoolkit.diffusion.SAMPLERS` ("sde" or "ode").
+        sampler: "sde" or "ode" (`amtoolkit.diffusion.SAMPLERS`), "shortcut" (shortcut
+            models) or "hmc" (energy models).
         steps: number of reverse steps (model evaluations).
         guidance: classifier-free guidance weight w, or None for none.
         noise_scale: factor on the injected noise of the stochastic samplers (1 = the
