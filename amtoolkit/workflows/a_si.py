@@ -28,7 +28,9 @@ from amtoolkit.workflows.base import (
     check_integers,
     check_non_negative,
     check_positive,
+    check_range,
     relaxed_labels,
+    warn_below,
 )
 from amtoolkit.workflows.lammps_md import Stage, md_stage, run_stages
 from amtoolkit.workflows.structures import diamond_supercell
@@ -114,6 +116,29 @@ class ASiProtocol(MeltQuenchProtocol):
         )
         check_non_negative(self, "melt_time", "liquid_time", "final_time")
         diamond_supercell(int(self.atoms), self.lattice_constant)  # raises for non-8k^3 sizes
+        check_range(
+            self,
+            "lattice_constant",
+            4.8,
+            6.5,
+            "diamond Si has 5.431 Å (2.33 g/cm3); outside "
+            "this range (3.4-1.4 g/cm3) the start is far from any silicon",
+        )
+        warn_below(
+            self,
+            "atoms",
+            64,
+            "a cell this small stays crystalline (its periodic images hold "
+            "the diamond order through the melt)",
+        )
+        for name in ("melt_temperature", "liquid_temperature"):
+            warn_below(
+                self,
+                name,
+                1800.0,
+                "Stillinger-Weber silicon melts near 1690 K; below about "
+                "1800 K the diamond start does not melt and the samples stay crystalline",
+            )
         if self.variant == "anneal" and not self.liquid_temperature > self.final_temperature:
             raise ValueError("anneal needs liquid_temperature > final_temperature")
 

@@ -23,17 +23,27 @@ from typing import ClassVar
 import numpy as np
 from ase import Atoms
 
-from amtoolkit.analysis.energy import density
+from amtoolkit.analysis.energy import AMU_PER_A3_TO_G_PER_CM3, density
 from amtoolkit.analysis.rings import rings
 from amtoolkit.workflows.base import (
+    ELASTIC_DELTA_MAX,
+    RING_MAXLENGTH_MIN,
     MeltQuenchProtocol,
     check_integers,
     check_non_negative,
     check_positive,
+    check_range,
     relaxed_labels,
+    warn_below,
 )
 from amtoolkit.workflows.lammps_md import Stage, md_stage, run_stages
-from amtoolkit.workflows.structures import random_packing
+from amtoolkit.workflows.structures import check_packing, random_packing
+
+SIO2_MEAN_MASS = (28.0855 + 2 * 15.999) / 3
+"""Mean atomic mass of SiO2, u."""
+
+MIN_NETWORK_ATOMS = 48
+"""Fewest atoms of an a-SiO2 cell that the protocol runs without a warning."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,6 +134,39 @@ class ASiO2Protocol(MeltQuenchProtocol):
             raise ValueError(
                 f"no multiple of 3 in [min_atoms, max_atoms] = [{self.min_atoms}, {self.max_atoms}]"
             )
+        check_range(
+            self,
+            "start_density",
+            1.0,
+            5.0,
+            "silica lies between 2.2 (glass) and 4.3 g/cm3 "
+            "(stishovite); far outside it the start is a gas or cannot be packed",
+        )
+        check_range(
+            self, "elastic_delta", 0.0, ELASTIC_DELTA_MAX, "the elastic fit needs small strains"
+        )
+        if self.ring_maxlength < RING_MAXLENGTH_MIN:
+            raise ValueError(
+                f"ring_maxlength must be >= {RING_MAXLENGTH_MIN}, got {self.ring_maxlength}"
+            )
+        n_per_volume = self.start_density / AMU_PER_A3_TO_G_PER_CM3 / SIO2_MEAN_MASS
+        check_packing(
+            n_per_volume, self.min_distance, f"start_density {self.start_density:g} g/cm3"
+        )
+        warn_below(
+            self,
+            "atoms" if self.atoms is not None else "min_atoms",
+            MIN_NETWORK_ATOMS,
+            "cells this small make no silica network (labels such as the Poisson ratio "
+            "come out unphysical)",
+        )
+        warn_below(
+            self,
+            "melt_temperature",
+            2000.0,
+            "silica melts near 2000 K; a colder 'melt' "
+            "keeps the random start instead of equilibrating a liquid",
+        )
 
     def sizes(self) -> list[int]:
         """The cell sizes a sample is drawn from (multiples of 3)."""

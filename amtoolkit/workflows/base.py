@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import math
 import warnings
 from typing import Any, ClassVar, TypeVar
 
@@ -115,6 +116,51 @@ def check_non_negative(obj: object, *names: str) -> None:
         value = getattr(obj, name)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
             raise ValueError(f"{type(obj).__name__}.{name} must be a number >= 0, got {value!r}")
+
+
+def check_range(obj: object, name: str, low: float, high: float, why: str) -> None:
+    """Raise ValueError naming option `name` of `obj` when it lies outside [low, high]
+    (`why`: what breaks beyond the range, for the message)."""
+    value = getattr(obj, name)
+    if not low <= value <= high:
+        raise ValueError(f"{name}={value:g} is outside [{low:g}, {high:g}]: {why}")
+
+
+def warn_below(obj: object, name: str, floor: float, why: str) -> None:
+    """Warn (the run goes on) when option `name` of `obj` is below `floor`."""
+    value = getattr(obj, name)
+    if value is not None and value < floor:
+        warnings.warn(f"{name}={value:g} is below {floor:g}: {why}", UserWarning, stacklevel=3)
+
+
+ELASTIC_DELTA_MAX = 0.05
+"""Largest strain increment of the elastic fits: beyond a few percent strain the
+stress-strain response of a glass is no longer linear (a 0.5 step gave nu = -0.92)."""
+
+RING_MAXLENGTH_MIN = 3
+"""The smallest ring a ring search can find."""
+
+
+PLAUSIBLE_LABELS: dict[str, tuple[float, float]] = {
+    "shear_modulus": (0.0, 1000.0),
+    "bulk_modulus": (0.0, 1000.0),
+    "youngs_modulus": (0.0, 2000.0),
+    "poisson_ratio": (-1.0, 0.5),
+    "density": (0.5, 10.0),
+}
+"""Open ranges (GPa, g/cm^3) outside which a label says the sample went wrong (a gas, a
+cell too small to be a material, a broken elastic fit)."""
+
+
+def implausible_labels(labels: dict[str, float]) -> list[str]:
+    """The labels of one sample that are non-finite or outside `PLAUSIBLE_LABELS`, as
+    ``"name value"`` strings (empty when all are plausible)."""
+    odd = []
+    for name, value in labels.items():
+        low, high = PLAUSIBLE_LABELS.get(name, (-math.inf, math.inf))
+        if not (math.isfinite(value) and low < value < high):
+            odd.append(f"{name} {value:.4g}")
+    return odd
 
 
 def relaxed_labels(

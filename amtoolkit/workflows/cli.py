@@ -66,7 +66,9 @@ def dataset() -> None:
     metavar="OUT.json",
     help="Write a JSON summary (- for standard output).",
 )
-@click.option("--no-progress", is_flag=True, help="No progress bar.")
+@click.option(
+    "--no-progress", is_flag=True, help="No progress bar (none is drawn off a terminal either)."
+)
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
 def make(
     protocol: str,
@@ -116,7 +118,7 @@ def make(
                 seed=seed,
                 resume=resume,
                 full=full,
-                progress=not no_progress,
+                progress=not no_progress and sys.stderr.isatty(),  # logs: OUT.h5.log
                 command=" ".join(["amtool", *sys.argv[1:]]),
                 max_minutes=max_minutes,
                 **options,

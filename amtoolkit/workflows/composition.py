@@ -173,6 +173,5 @@ def check_oxides(oxides: Iterable[str], what: str) -> None:
     misplaced = [ox for ox in oxides if allowed is not None and ox not in allowed]
     if misplaced:
         raise ValueError(
-            f"{', '.join(misplaced)} cannot be among the {what} (the {what}: "
-            f"{', '.join(allowed)})"
+            f"{', '.join(misplaced)} cannot be among the {what} (the {what}: {', '.join(allowed)})"
         )

@@ -33,10 +33,12 @@ from ase import Atoms
 from amtoolkit.analysis.energy import density
 from amtoolkit.potentials.registry import get_spec
 from amtoolkit.workflows.base import (
+    ELASTIC_DELTA_MAX,
     MeltQuenchProtocol,
     check_integers,
     check_non_negative,
     check_positive,
+    check_range,
     relaxed_labels,
 )
 from amtoolkit.workflows.composition import (
@@ -176,6 +178,17 @@ class MEGProtocol(MeltQuenchProtocol):
             raise ValueError("MEGProtocol.formers must name at least one network former")
         if self.final_temperature >= self.melt_base_temperature:
             raise ValueError("final_temperature must be below melt_base_temperature")
+        check_range(
+            self,
+            "start_density",
+            1.0,
+            6.0,
+            "oxide glasses lie near 2-4 g/cm3; far outside "
+            "this range the start is a gas or cannot be packed",
+        )
+        check_range(
+            self, "elastic_delta", 0.0, ELASTIC_DELTA_MAX, "the elastic fit needs small strains"
+        )
 
     def composition(self, rng: np.random.Generator) -> dict[str, int]:
         """Draw a composition and return whole formula units per oxide."""

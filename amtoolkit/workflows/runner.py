@@ -33,7 +33,7 @@ import shutil
 import sys
 import time
 import traceback
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -48,7 +48,7 @@ from amtoolkit.data import Dataset
 from amtoolkit.data._files import atomic_path
 from amtoolkit.workflows.a_si import ASiProtocol
 from amtoolkit.workflows.a_sio2 import ASiO2Protocol
-from amtoolkit.workflows.base import MeltQuenchProtocol
+from amtoolkit.workflows.base import MeltQuenchProtocol, implausible_labels
 from amtoolkit.workflows.lammps_md import LAMMPS_SEED_MAX
 from amtoolkit.workflows.meg import MEGProtocol
 
@@ -267,7 +267,7 @@ def make_dataset(
         f"start {proto.name} n_samples={n_samples} seed={seed} workers={workers} "
         f"done={len(done)} todo={len(todo)} command={command}"
     )
-    with single_thread_environment():  # inherited by the workers, started lazily
+    with single_thread_environment(), _logged_interrupt(log, parts, n_samples):
         failures = _run_pool(
             proto,
             todo,
@@ -405,6 +405,14 @@ def _run_pool(
                         f"sample {index} done (seed {s}, attempt {attempt}, "
                         f"{record['wall_s']:.1f} s)"
                     )
+                    odd = implausible_labels(record["properties"])
+                    if odd:
+                        note = (
+                            f"sample {index} has implausible labels ({', '.join(odd)}): check "
+                            "the protocol settings"
+                        )
+                        log.write(note)
+                        logger.warning("%s", note)
                     bar.update(1)
                     continue
                 errors.setdefault(index, []).append(
@@ -564,6 +572,17 @@ def collect_parts(out: str | os.PathLike, output: str | os.PathLike | None = Non
     if output is not None:
         ds.to_hdf5(output)
     return ds
+
+
+@contextlib.contextmanager
+def _logged_interrupt(log: _EventLog, parts: _Parts, n_samples: int) -> Iterator[None]:
+    """Write an interrupt (Ctrl-C, or SIGTERM turned into one) to the run's log."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        done = len([i for i in parts.finished() if i < n_samples])
+        log.write(f"interrupted: {done} of {n_samples} samples done; resume to continue")
+        raise
 
 
 def _past(deadline: float | None) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -42,6 +43,25 @@ def cube_for_density(symbols: Sequence[str], density: float) -> float:
         raise ValueError(f"density must be > 0 g/cm^3, got {density}")
     mass = sum(atomic_masses[atomic_numbers[s]] for s in symbols)  # amu
     return float((mass * AMU_PER_A3_TO_G_PER_CM3 / density) ** (1.0 / 3.0))
+
+
+PACKING_LIMIT = 0.3
+"""Largest packing fraction of spheres of diameter min_distance that random sequential
+addition is asked to reach (it jams near 0.38 in 3D, and slows long before)."""
+
+
+def check_packing(n_per_volume: float, min_distance: float, what: str) -> None:
+    """Raise ValueError when atoms at `n_per_volume` (1/Å^3) kept `min_distance` apart
+    fill more than `PACKING_LIMIT` of space: random sequential addition cannot place them
+    (`what` names the settings in the message)."""
+    fraction = n_per_volume * math.pi / 6.0 * min_distance**3
+    if fraction > PACKING_LIMIT:
+        largest = (PACKING_LIMIT * 6.0 / (math.pi * n_per_volume)) ** (1.0 / 3.0)
+        raise ValueError(
+            f"{what}: spheres of min_distance {min_distance:g} Å would fill "
+            f"{100 * fraction:.0f}% of the cell, more than random placement reaches "
+            f"({100 * PACKING_LIMIT:.0f}%); give min_distance <= {largest:.2f} Å or a lower density"
+        )
 
 
 def random_packing(

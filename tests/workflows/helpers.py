@@ -3,7 +3,7 @@
 `ToyProtocol` runs no MD: it builds a 4-atom cell from the seed, so the runner's
 bookkeeping (order, seeds, retries, resume) is tested in milliseconds. It records
 every call as a line "index seed" in `record_dir/calls.txt` and can fail, fail once
-or kill its worker process for chosen indices.
+or kill its worker process for chosen indices, and add fixed `extra_labels`.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ class ToyProtocol(MeltQuenchProtocol):
     flaky_indices: tuple[int, ...] = ()
     crash_indices: tuple[int, ...] = ()
     always_crash: bool = False
+    extra_labels: tuple[tuple[str, float], ...] = ()
 
     def run_sample(self, index: int, seed: int) -> tuple[Atoms, dict[str, float]]:
         record = Path(self.record_dir)
@@ -48,7 +49,8 @@ class ToyProtocol(MeltQuenchProtocol):
         rng = np.random.default_rng(seed)
         atoms = Atoms("Si4", positions=rng.random((4, 3)) * 5.0, cell=[5.0] * 3, pbc=True)
         atoms.info["workflow"] = {"toy_note": f"sample {index}"}
-        return atoms, {"index_label": float(index), "seed_label": float(seed)}
+        labels = {"index_label": float(index), "seed_label": float(seed)}
+        return atoms, {**labels, **dict(self.extra_labels)}
 
 
 def calls(record_dir: str | os.PathLike) -> list[tuple[int, int]]:

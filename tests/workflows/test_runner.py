@@ -214,6 +214,14 @@ def test_resume_with_other_settings_names_the_difference(tmp_path):
         (("a-sio2", 2), {"variant": "anneal"}, "unknown option\\(s\\) variant for protocol"),
         (("a-sio2", 2), {"atoms": 100}, "multiple of 3"),
         (("meg", 2), {"modifiers": ["Na2O"]}, "Na2O"),
+        # settings that ran to the end before, giving a gas or unphysical labels
+        (("a-si", 2), {"lattice_constant": 50.0}, "lattice_constant=50 is outside \\[4.8, 6.5\\]"),
+        (("a-sio2", 2), {"start_density": 0.01}, "start_density=0.01 is outside \\[1, 5\\]"),
+        (("a-sio2", 2), {"elastic_delta": 0.5}, "elastic_delta=0.5 is outside \\[0, 0.05\\]"),
+        (("meg", 2), {"start_density": 100.0}, "start_density=100 is outside \\[1, 6\\]"),
+        # settings that failed only inside the workers, after the MD
+        (("a-sio2", 2), {"ring_maxlength": 1}, "ring_maxlength must be >= 3, got 1"),
+        (("a-sio2", 2), {"min_distance": 5.0}, "min_distance 5 Å would fill 433% of the cell"),
     ],
 )
 def test_bad_input_is_a_one_line_workflow_error(tmp_path, args, kwargs, message):
@@ -329,3 +337,53 @@ def test_resumes_keep_the_first_command_and_the_labels(tmp_path):
     assert grown.provenance["resumed"] == ["second"]
     assert again.provenance["resumed"] == ["second", "third"]
     np.testing.assert_array_equal(again.properties["hardness"], [1.0, 2.0, np.nan])
+
+
+@pytest.mark.parametrize(
+    ("args", "options", "message"),
+    [
+        ("a-si", {"atoms": 8}, "atoms=8 is below 64: a cell this small stays crystalline"),
+        ("a-si", {"melt_temperature": 100.0}, "melt_temperature=100 is below 1800"),
+        ("a-sio2", {"atoms": 24}, "atoms=24 is below 48: cells this small make no silica"),
+        ("a-sio2", {"melt_temperature": 1500.0}, "melt_temperature=1500 is below 2000"),
+    ],
+)
+def test_settings_that_make_crystals_or_no_network_warn(args, options, message):
+    with pytest.warns(UserWarning, match=message):
+        get_protocol(args, **options)
+
+
+def test_implausible_labels_are_logged(tmp_path, caplog):
+    from amtoolkit.workflows.base import implausible_labels
+
+    assert implausible_labels({"poisson_ratio": 0.2, "shear_modulus": 30.0}) == []
+    assert implausible_labels({"poisson_ratio": 8.41, "shear_modulus": 0.0}) == [
+        "poisson_ratio 8.41",
+        "shear_modulus 0",
+    ]
+    assert implausible_labels({"ring_size": float("nan")}) == ["ring_size nan"]
+    proto = toy(tmp_path, extra_labels=(("poisson_ratio", 8.41),))
+    out = tmp_path / "odd.h5"
+    make_dataset(proto, 1, out, workers=1, progress=False)
+    assert "sample 0 has implausible labels (poisson_ratio 8.41)" in log_path(out).read_text()
+    assert "implausible labels" in caplog.text
+
+
+def test_an_interrupt_is_written_to_the_log(tmp_path):
+    proto = toy(tmp_path, sleep=0.3)
+    out = tmp_path / "stopped.h5"
+    script = (
+        "from amtoolkit.workflows import make_dataset\n"
+        "from tests.workflows.helpers import ToyProtocol\n"
+        f"make_dataset(ToyProtocol(record_dir={proto.record_dir!r}, sleep=0.3), 20, {str(out)!r},"
+        " workers=1, seed=3, progress=False)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], cwd=REPO, stderr=subprocess.PIPE)
+    first = parts_folder(out) / "sample-000000.json"
+    while proc.poll() is None and not first.exists():
+        time.sleep(POLL_S)
+    proc.send_signal(signal.SIGINT)
+    proc.wait()
+    assert proc.returncode != 0
+    assert "interrupted: " in log_path(out).read_text()
+    assert "of 20 samples done; resume to continue" in log_path(out).read_text()
