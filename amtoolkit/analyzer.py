@@ -768,10 +768,20 @@ class Analyzer:
         return calc
 
     def _check_coverage(self, structures: Atoms | Sequence[Atoms]) -> None:
+        """The named potential covers every element, and gives no frame a net charge
+        (the energy and stress of a charged periodic cell are not a material's)."""
         if isinstance(self.potential, str):
-            from amtoolkit.potentials import check_elements
+            from amtoolkit.potentials import check_elements, get_spec
+            from amtoolkit.potentials.calculator import charge_message
 
-            check_elements(self.potential, species_of(prepare(structures)))
+            frames = prepare(structures)
+            check_elements(self.potential, species_of(frames))
+            spec = get_spec(self.potential)
+            for k, atoms in enumerate(frames):
+                message = charge_message(atoms, spec)
+                if message is not None:
+                    where = f"frame {k}: " if len(frames) > 1 else ""
+                    raise StructureError(f"{where}{message}; give a charge-balanced cell")
 
 
 def _materialised(structures: Atoms | Iterable[Atoms]) -> Atoms | Sequence[Atoms]:

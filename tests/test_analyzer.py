@@ -157,6 +157,16 @@ def test_coverage_error_names_element():
         Analyzer("sw-si").energy(cristobalite())
 
 
+def test_charged_cells_are_refused_by_a_charged_potential(diamond_si):
+    """bmp-glass covers Si, but pure Si under its +2.4 e charges is no material: the
+    relaxation blew the cell up to 0.03 g/cm3 with only a warning."""
+    with pytest.raises(StructureError, match=r"Si8 is not neutral under 'bmp-glass': .*\+19.2 e"):
+        Analyzer("bmp-glass").energy(diamond_si)
+    report = Analyzer("bmp-glass").report([cristobalite(), diamond_si], ["energy"], on_skip=None)
+    assert [k for k, _ in report.skipped] == ["frame 1"]
+    assert "not neutral" in report.skipped[0][1]
+
+
 def test_crystallinity_relaxes_first_when_a_potential_is_set(rattled):
     symprec = 0.01  # Å, below the 0.05 Å rattle
     assert Analyzer().crystallinity(rattled, symprec=symprec).number == [1]

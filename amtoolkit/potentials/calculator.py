@@ -65,18 +65,31 @@ NEUTRAL_TOLERANCE = 1e-6
 """e: a cell whose fixed charges sum to more than this (in magnitude) is charged."""
 
 
+def net_charge(atoms: Atoms, spec: PotentialSpec) -> float:
+    """Sum of the potential's fixed charges over `atoms`, e (0 for an uncharged potential)."""
+    if not spec.charges:
+        return 0.0
+    return float(sum(spec.charges[symbol] for symbol in atoms.get_chemical_symbols()))
+
+
+def charge_message(atoms: Atoms, spec: PotentialSpec) -> str | None:
+    """Why `atoms` is charged under `spec`, or None when it is neutral."""
+    net = net_charge(atoms, spec)
+    if abs(net) <= NEUTRAL_TOLERANCE:
+        return None
+    return (
+        f"the cell {atoms.get_chemical_formula()} is not neutral under {spec.name!r}: "
+        f"its charges sum to {net:+.3g} e"
+    )
+
+
 def _warn_if_charged(atoms: Atoms, spec: PotentialSpec) -> None:
     """Warn when the potential's fixed charges of `atoms` do not sum to zero: the Coulomb
     energy of a charged periodic cell depends on the summation (DSF here) and its
     stress and energy are not those of a real glass."""
-    net = sum(spec.charges[symbol] for symbol in atoms.get_chemical_symbols())
-    if abs(net) > NEUTRAL_TOLERANCE:
-        warnings.warn(
-            f"the cell {atoms.get_chemical_formula()} is not neutral under {spec.name!r}: "
-            f"its charges sum to {net:+.3g} e",
-            UserWarning,
-            stacklevel=4,
-        )
+    message = charge_message(atoms, spec)
+    if message is not None:
+        warnings.warn(message, UserWarning, stacklevel=4)
 
 
 def species_of(atoms: Atoms) -> list[str]:
