@@ -37,7 +37,7 @@ from amtoolkit.analysis.compare import CLOSE_PAIR_FACTOR, closest_pair
 from amtoolkit.checkpoint import ModelInfo, load_checkpoint
 from amtoolkit.data.batch import Batch, to_atoms
 from amtoolkit.data.ghosts import n_target
-from amtoolkit.data.properties import TARGET_PREFIX  # also a prefix of target arguments
+from amtoolkit.data.properties import TARGET_PREFIX, check_physical
 from amtoolkit.data.vocabulary import ElementVocabulary
 from amtoolkit.diffusion import (
     FORMAL_CHARGES,
@@ -786,6 +786,9 @@ class Generator:
                 raise ValueError(f"target {name!r} given twice (as {given[name]!r} and {key!r})")
             table[name] = _target_values(key, value, n)
             given[name] = key
+        for name, values in table.items():
+            for value in np.unique(values[~np.isnan(values)]):
+                check_physical(name, float(value))
         ranges = self.info.typical.property_ranges if self.info.typical else {}
         for name, values in table.items():
             if name not in ranges:

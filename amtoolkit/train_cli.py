@@ -48,6 +48,7 @@ def train(
     """
     from amtoolkit.cli import (
         _user_errors,
+        _warnings_as_lines,
         check_outputs,
         echo_summary,
         emit_json,
@@ -55,7 +56,7 @@ def train(
     )
 
     main_rank = _is_main_rank()
-    with _user_errors(debug, quiet=not main_rank):
+    with _user_errors(debug, quiet=not main_rank), _warnings_as_lines():
         check_outputs(json_path)
         if resume and overwrite:
             raise ValueError(

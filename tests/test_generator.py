@@ -347,13 +347,21 @@ def test_out_of_range_target_warns_with_the_range(sio2):
     with pytest.warns(UserWarning, match=r"shear_modulus=70 is far outside .*\[25, 45\]") as record:
         sio2.plan(1, seed=0, shear=70.0)  # 45 + 0.5 * 20 = 55 < 70
     assert record[0].filename == __file__  # points at the caller
-    with pytest.warns(UserWarning, match=r"ring_size=2 "):
-        sio2.plan(2, seed=0, rings=[6.0, 2.0])  # 5 - 0.5 * 2 = 4 > 2
+    with pytest.warns(UserWarning, match=r"ring_size=3.5 "):
+        sio2.plan(2, seed=0, rings=[6.0, 3.5])  # 5 - 0.5 * 2 = 4 > 3.5
     with pytest.warns(UserWarning, match=r"shear_modulus=46 is outside the training range"):
         sio2.plan(1, seed=0, shear=46.0)  # just outside: not "far", still a warning
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         sio2.plan(1, seed=0, shear=45.0, rings=5.0)  # at the ends of the range
+
+
+def test_unphysical_targets_are_refused(sio2):
+    with pytest.raises(ValueError, match=r"shear_modulus=-30 is not physical: it must be > 0"):
+        sio2.plan(1, seed=0, shear=-30.0)
+    with pytest.raises(ValueError, match=r"ring_size=2 is not physical: it must be >= 3"):
+        sio2.plan(2, seed=0, rings=[6.0, 2.0])
+    sio2.plan(1, seed=0, rings=3.0)  # the smallest ring: allowed (far outside: a warning)
 
 
 def test_small_cells_and_density_with_ghosts_warn(tmp_path):

@@ -7,6 +7,8 @@ Other names are allowed; these are the ones the project documents and uses.
 
 from __future__ import annotations
 
+import math
+
 AMU_PER_A3_TO_G_PER_CM3 = 1.66053906660
 """Mass density: 1 amu/Å^3 in g/cm^3."""
 
@@ -22,6 +24,30 @@ PROPERTY_UNITS: dict[str, str] = {
     "cooling_rate": "K/ps",  # melt-quench cooling rate
 }
 """Documented property keys -> unit string ("1" = dimensionless)."""
+
+PHYSICAL_RANGES: dict[str, tuple[float, float]] = {
+    "density": (0.0, math.inf),
+    "shear_modulus": (0.0, math.inf),
+    "bulk_modulus": (0.0, math.inf),
+    "youngs_modulus": (0.0, math.inf),
+    "poisson_ratio": (-1.0, 0.5),
+    "ring_size": (3.0, math.inf),  # the one closed end: 3-rings exist
+    "li_fraction": (0.0, 1.0),
+    "cooling_rate": (0.0, math.inf),
+}
+"""Open ranges no material leaves (moduli > 0, -1 < nu < 0.5, rings of 3 or more atoms):
+a design target outside one is refused."""
+
+
+def check_physical(name: str, value: float) -> None:
+    """Raise ValueError when `value` of property `name` lies outside `PHYSICAL_RANGES`."""
+    low, high = PHYSICAL_RANGES.get(name, (-math.inf, math.inf))
+    closed = name == "ring_size"
+    if not ((low <= value if closed else low < value) and value < high):
+        bound = f"{'>=' if closed else '>'} {low:g}"
+        span = bound if high == math.inf else f"in ({low:g}, {high:g})"
+        raise ValueError(f"target {name}={value:g} is not physical: it must be {span}")
+
 
 TARGET_PREFIX = "target_"
 """``atoms.info["target_<property>"]``: the design target a structure was generated for."""

@@ -88,7 +88,13 @@ def make(
     debug: bool,
 ) -> None:
     """Generate N melt-quench samples of PROTOCOL (a-si, a-sio2, meg) into OUT.h5."""
-    from amtoolkit.cli import check_outputs, counted, echo_summary, sigterm_as_interrupt
+    from amtoolkit.cli import (
+        _warnings_as_lines,
+        check_outputs,
+        counted,
+        echo_summary,
+        sigterm_as_interrupt,
+    )
     from amtoolkit.workflows.runner import (
         RunStoppedError,
         SampleFailedError,
@@ -109,7 +115,7 @@ def make(
                 )
             if value is not None:
                 options[name] = value
-        with sigterm_as_interrupt():
+        with sigterm_as_interrupt(), _warnings_as_lines():
             ds = make_dataset(
                 protocol,
                 n_samples,
