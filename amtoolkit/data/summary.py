@@ -84,15 +84,55 @@ class DatasetSummary:
                 text += f" ({self.n_structures - stats.n} missing)"
             unit = PROPERTY_UNITS.get(name, "")
             rows.append((name, text, "" if unit == "1" else unit))
-        command = self.provenance.get("command")
-        if command:
-            rows.append(("made by", str(command), ""))
+        rows += _provenance_rows(self.provenance)
         for entry in self.provenance.get("labels", []):
             if isinstance(entry, dict):
                 names = ", ".join(map(str, entry.get("properties", [])))
                 rows.append((f"labels {names}", str(entry.get("how", "")), ""))
         width = max(len(r[0]) for r in rows)
         return "\n".join(f"{k:<{width}}  {v}{'  ' + u if u else ''}" for k, v, u in rows)
+
+
+def _provenance_rows(prov: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """How the set was made: command, protocol and seed, whether the run is complete
+    (with its failed samples and unconverged relaxations), resumes, and which split
+    part it is."""
+    rows = []
+    command = prov.get("command")
+    if command:
+        rows.append(("made by", str(command), ""))
+    if prov.get("protocol"):
+        rows.append(("protocol", f"{prov['protocol']}, seed {prov.get('seed')}", ""))
+    if "complete" in prov:
+        failed = prov.get("failed_samples") or []
+        text = "yes" if prov["complete"] else "no"
+        if failed:
+            indices = ", ".join(str(f.get("index")) for f in failed[:10] if isinstance(f, dict))
+            text += f": {len(failed)} failed sample(s) (indices {indices})"
+        elif not prov["complete"] and prov.get("n_samples"):
+            text += f": {len(prov.get('samples', []))} of {prov['n_samples']} samples"
+        rows.append(("complete", text, ""))
+    unconverged = [
+        s.get("index")
+        for s in prov.get("samples", [])
+        if isinstance(s, dict) and s.get("unconverged_relaxations")
+    ]
+    if unconverged:
+        shown = ", ".join(map(str, unconverged[:10])) + (", ..." if len(unconverged) > 10 else "")
+        rows.append(("unconverged relaxations", f"in {len(unconverged)} samples ({shown})", ""))
+    if prov.get("resumed"):
+        rows.append(("resumed", f"{len(prov['resumed'])} time(s), last: {prov['resumed'][-1]}", ""))
+    split = prov.get("split")
+    if isinstance(split, dict):
+        rows.append(
+            (
+                "split part",
+                f"{split.get('part')} ({split.get('frames')} of {split.get('parent_frames')} frames; "
+                f"val {split.get('val')}, test {split.get('test')}, seed {split.get('seed')})",
+                "",
+            )
+        )
+    return rows
 
 
 def _stats_text(stats: ColumnStats, fmt: str) -> str:

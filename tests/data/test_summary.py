@@ -40,6 +40,27 @@ def test_summary_counts_composition_density_and_properties():
     assert re.search(r"labels ring_size +rings by hand", summarize(relabelled).table())
 
 
+def test_summary_says_how_the_run_went_and_which_split_part_it_is():
+    provenance = {
+        "command": "amtool dataset make a-si -n 3 -o a.h5",
+        "protocol": "a-si",
+        "seed": 4,
+        "complete": False,
+        "n_samples": 3,
+        "samples": [{"index": 0}, {"index": 2, "unconverged_relaxations": ["quench"]}],
+        "failed_samples": [{"index": 1, "attempts": []}],
+        "resumed": ["amtool dataset make a-si -n 3 -o a.h5 --resume"],
+    }
+    ds = Dataset.from_atoms(list(_dataset())[:2], provenance=provenance)
+    table = summarize(ds).table()
+    assert re.search(r"protocol +a-si, seed 4", table)
+    assert re.search(r"complete +no: 1 failed sample\(s\) \(indices 1\)", table)
+    assert re.search(r"unconverged relaxations +in 1 samples \(2\)", table)
+    assert re.search(r"resumed +1 time\(s\), last: .* --resume", table)
+    train, _, _ = _dataset().split(val=1 / 3, test=1 / 3, seed=0)
+    assert re.search(r"split part +train \(1 of 3 frames; val .*seed 0\)", summarize(train).table())
+
+
 def test_dataset_info_cli(tmp_path):
     path = _dataset().to_hdf5(tmp_path / "d.h5")
     out = tmp_path / "s.json"
