@@ -99,7 +99,7 @@ def check_integers(obj: object) -> None:
     for field in dataclasses.fields(obj):  # type: ignore[arg-type]
         value = getattr(obj, field.name)
         if field.type in (int, "int") and (isinstance(value, bool) or not isinstance(value, int)):
-            raise ValueError(f"{type(obj).__name__}.{field.name} must be an integer, got {value!r}")
+            raise ValueError(f"{field.name} must be an integer, got {value!r}")
 
 
 def check_positive(obj: object, *names: str) -> None:
@@ -107,7 +107,7 @@ def check_positive(obj: object, *names: str) -> None:
     for name in names:
         value = getattr(obj, name)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-            raise ValueError(f"{type(obj).__name__}.{name} must be a number > 0, got {value!r}")
+            raise ValueError(f"{name} must be a number > 0, got {value!r}")
 
 
 def check_non_negative(obj: object, *names: str) -> None:
@@ -115,7 +115,7 @@ def check_non_negative(obj: object, *names: str) -> None:
     for name in names:
         value = getattr(obj, name)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-            raise ValueError(f"{type(obj).__name__}.{name} must be a number >= 0, got {value!r}")
+            raise ValueError(f"{name} must be a number >= 0, got {value!r}")
 
 
 def check_range(obj: object, name: str, low: float, high: float, why: str) -> None:

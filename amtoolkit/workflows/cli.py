@@ -210,7 +210,10 @@ def parse_settings(settings: Sequence[str]) -> dict[str, Any]:
             value = json.loads(text)
         except ValueError:
             value = text
-        out[name.strip().replace("-", "_")] = value
+        key = name.strip().replace("-", "_")
+        if key in out:
+            raise click.BadParameter(f"{key} is set twice; give it once", param_hint="--set")
+        out[key] = value
     return out
 
 

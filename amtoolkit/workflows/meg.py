@@ -175,7 +175,7 @@ class MEGProtocol(MeltQuenchProtocol):
         if missing:
             raise ValueError(f"oxide(s) {missing} are not covered by potential {POTENTIAL!r}")
         if not self.formers:
-            raise ValueError("MEGProtocol.formers must name at least one network former")
+            raise ValueError("formers must name at least one network former")
         if self.final_temperature >= self.melt_base_temperature:
             raise ValueError("final_temperature must be below melt_base_temperature")
         check_range(

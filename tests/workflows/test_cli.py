@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -52,7 +53,7 @@ def one_line_error(result) -> str:
         (["a-si", "-n", "2", "--workers", "0"], "workers must be an integer >= 1"),
         (
             ["a-si", "-n", "2", "--set", "atoms=8.5"],
-            "ASiProtocol.atoms must be an integer, got 8.5",
+            "atoms must be an integer, got 8.5",
         ),
         (
             ["a-sio2", "-n", "2", "--set", "max_atoms=1e2"],
@@ -171,3 +172,5 @@ def test_parse_settings_reads_json_values():
         "variant": "anneal",
         "modifiers": ["Li2O"],
     }
+    with pytest.raises(click.BadParameter, match="melt_time is set twice"):
+        parse_settings(["melt_time=1", "melt-time=2"])  # the last one used to win silently
