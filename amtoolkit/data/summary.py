@@ -127,8 +127,9 @@ def _provenance_rows(prov: dict[str, Any]) -> list[tuple[str, str, str]]:
         rows.append(
             (
                 "split part",
-                f"{split.get('part')} ({split.get('frames')} of {split.get('parent_frames')} frames; "
-                f"val {split.get('val')}, test {split.get('test')}, seed {split.get('seed')})",
+                f"{split.get('part')} ({split.get('frames')} of "
+                f"{split.get('parent_frames')} frames; val {split.get('val')}, "
+                f"test {split.get('test')}, seed {split.get('seed')})",
                 "",
             )
         )

@@ -206,6 +206,8 @@ def make_dataset(
     if max_minutes is not None and not (isinstance(max_minutes, (int, float)) and max_minutes > 0):
         raise WorkflowError(f"max_minutes must be a positive number, got {max_minutes!r}")
     deadline = None if max_minutes is None else time.monotonic() + 60.0 * float(max_minutes)
+    if not str(out).strip():
+        raise WorkflowError("the output path is empty: name an .h5 file")
     out = Path(out)
     if not out.parent.is_dir():
         raise WorkflowError(f"output folder does not exist: {out.parent}")
@@ -216,6 +218,8 @@ def make_dataset(
             f"{out}: make_dataset writes an HDF5 dataset; name the output .h5 (convert it "
             "afterwards with Dataset.to_extxyz if you need extxyz)"
         )
+    if not os.access(out.parent, os.W_OK):
+        raise WorkflowError(f"cannot write to folder {out.parent} (no permission)")
     parts = _Parts(parts_folder(out))
     manifest = {
         "format": PARTS_FORMAT,
@@ -622,7 +626,12 @@ class _Parts:
         return self.folder / f"{self.PREFIX}{index:06d}.json"
 
     def create(self, manifest: Mapping[str, Any]) -> None:
-        self.folder.mkdir()
+        try:
+            self.folder.mkdir()
+        except OSError as err:
+            raise WorkflowError(
+                f"cannot create the work folder {self.folder}: {err.strerror}"
+            ) from None
         self._write_json(self.manifest, manifest)
 
     def check_manifest(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
