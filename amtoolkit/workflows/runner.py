@@ -342,7 +342,7 @@ def run_one(protocol: MeltQuenchProtocol, index: int, seed: int) -> dict[str, An
     except Exception as err:  # noqa: BLE001 - any failure of a sample is recorded, not raised
         return {
             "ok": False,
-            "error": f"{type(err).__name__}: {err}".strip(),
+            "error": _one_line(f"{type(err).__name__}: {err}"),
             "traceback": traceback.format_exc(),
             "wall_s": time.perf_counter() - start,
         }
@@ -576,6 +576,13 @@ def collect_parts(out: str | os.PathLike, output: str | os.PathLike | None = Non
     if output is not None:
         ds.to_hdf5(output)
     return ds
+
+
+def _one_line(message: str) -> str:
+    """The first non-empty line of `message` (LAMMPS adds "For more information see ..."
+    lines; the full text is in the traceback the log keeps)."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    return lines[0] if lines else message.strip()
 
 
 @contextlib.contextmanager

@@ -44,7 +44,7 @@ class ToyProtocol(MeltQuenchProtocol):
         if self.always_crash or (index in self.crash_indices and first_call):
             os._exit(3)  # the worker process dies without a Python exception
         if index in self.fail_indices or (index in self.flaky_indices and first_call):
-            raise RuntimeError(f"toy failure of sample {index}")
+            raise RuntimeError(f"toy failure of sample {index}\nFor more information see the log")
         time.sleep(self.sleep)
         rng = np.random.default_rng(seed)
         atoms = Atoms("Si4", positions=rng.random((4, 3)) * 5.0, cell=[5.0] * 3, pbc=True)

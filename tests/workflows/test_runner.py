@@ -253,8 +253,9 @@ def test_get_protocol_registry_full_and_float_coercion():
 
 def test_run_one_returns_errors_as_records(tmp_path):
     record = run_one(toy(tmp_path, fail_indices=(0,)), 0, 17)
-    assert record["ok"] is False and "toy failure of sample 0" in record["error"]
-    assert "Traceback" in record["traceback"]
+    assert record["ok"] is False
+    assert record["error"] == "RuntimeError: toy failure of sample 0"  # one line, as LAMMPS'
+    assert "Traceback" in record["traceback"] and "For more information" in record["traceback"]
     good = run_one(toy(tmp_path), 1, 17)
     assert good["ok"] is True and len(good["positions"]) == 4
     json.dumps(good)  # what goes into a part file is plain JSON
