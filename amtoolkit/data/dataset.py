@@ -387,6 +387,48 @@ class Dataset:
         return cls(MemoryFrames.from_structures(frames), table, record)
 
     @classmethod
+    def concat(cls, datasets: Sequence[Dataset], names: Sequence[str] | None = None) -> Dataset:
+        """One dataset of the frames of several, in order (runs at several cooling
+        rates, or a set grown by another run).
+
+        Property columns are joined by name: a property one part lacks is missing (NaN)
+        for its frames. The provenance keeps each part's (``parts``: name, frames and
+        provenance); normalisation is dropped (a training run computes its own).
+
+        Args:
+            datasets: two or more datasets (or views).
+            names: a name per part for the provenance (default "part k").
+
+        Raises:
+            DatasetError: fewer than two parts, or names that do not match them.
+        """
+        parts = list(datasets)
+        if len(parts) < 2:
+            raise DatasetError(f"concat needs at least two datasets, got {len(parts)}")
+        labels = list(names) if names is not None else [f"part {k}" for k in range(len(parts))]
+        if len(labels) != len(parts):
+            raise DatasetError(f"{len(labels)} names for {len(parts)} datasets")
+        columns: dict[str, list[np.ndarray]] = {}
+        for part in parts:
+            for name in part.property_names:
+                columns.setdefault(name, [])
+        for part in parts:
+            table = part.properties
+            for name, pieces in columns.items():
+                pieces.append(table.get(name, np.full(len(part), np.nan)))
+        frames = [part.frame(i).to_atoms({}) for part in parts for i in range(len(part))]
+        joined = {name: np.concatenate(pieces) for name, pieces in columns.items()}
+        record = {
+            "source": "Dataset.concat",
+            "command": f"Dataset.concat({', '.join(labels)})",
+            "parts": [
+                {"name": label, "frames": len(part), "provenance": part.provenance}
+                for label, part in zip(labels, parts, strict=True)
+            ],
+        }
+        return cls.from_atoms(frames, joined, record)
+
+    @classmethod
     def from_extxyz(cls, path: str | os.PathLike, index: str | int = ":") -> Dataset:
         """Read an extxyz file; properties are the numeric scalars of each frame's info line.
 

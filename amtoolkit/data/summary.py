@@ -101,6 +101,10 @@ def _provenance_rows(prov: dict[str, Any]) -> list[tuple[str, str, str]]:
     command = prov.get("command")
     if command:
         rows.append(("made by", str(command), ""))
+    parts = [p for p in prov.get("parts", []) if isinstance(p, dict)]
+    if parts:
+        text = ", ".join(f"{p.get('name')} ({p.get('frames')})" for p in parts)
+        rows.append(("merged from", text, ""))
     if prov.get("protocol"):
         rows.append(("protocol", f"{prov['protocol']}, seed {prov.get('seed')}", ""))
     if "complete" in prov:

@@ -173,6 +173,33 @@ def collect(out: str, output: str, overwrite: bool, debug: bool) -> None:
     click.echo(f"wrote {counted(len(ds), 'finished sample')} of {out} to {output}")
 
 
+@dataset.command("merge")
+@click.argument("datasets", nargs=-1, required=True, metavar="DATASET...")
+@click.option("-o", "--output", required=True, metavar="OUT.h5", help="Merged HDF5 dataset.")
+@click.option("--overwrite", is_flag=True, help="Replace OUT.h5 if it exists.")
+@click.option("--debug", is_flag=True, help="Show tracebacks.")
+def merge(datasets: tuple[str, ...], output: str, overwrite: bool, debug: bool) -> None:
+    """Join two or more datasets (files or shipped names) into OUT.h5, frames in order,
+    properties joined by name (missing where a part lacks one)."""
+    from amtoolkit.cli import check_outputs, counted
+    from amtoolkit.data import Dataset, open_dataset
+
+    try:
+        check_outputs(output)
+        if not output.lower().endswith((".h5", ".hdf5")):
+            raise ValueError(f"{output}: the merged dataset is HDF5; name it .h5")
+        if os.path.exists(output) and not overwrite:
+            raise ValueError(f"{output} exists; pass --overwrite to replace it")
+        if any(os.path.abspath(spec) == os.path.abspath(output) for spec in datasets):
+            raise ValueError(f"{output} is one of the inputs; write the merge elsewhere")
+        merged = Dataset.concat([open_dataset(spec) for spec in datasets], names=datasets)
+        merged.to_hdf5(output)
+    except (OSError, ValueError) as exc:
+        _fail(exc, debug, status=2)
+    sizes = ", ".join(str(p["frames"]) for p in merged.provenance["parts"])
+    click.echo(f"wrote {counted(len(merged), 'structure')} ({sizes}) to {output}")
+
+
 @dataset.command("info")
 @click.argument("dataset_spec", metavar="DATASET")
 @click.option(

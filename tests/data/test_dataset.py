@@ -377,3 +377,44 @@ def test_infinite_property_values_are_kept_as_missing_with_a_warning():
     column = ds.properties["shear_modulus"]
     assert np.isnan(column[1]) and np.isnan(column[2]) and list(column[[0, 3]]) == [30.0, 40.0]
     assert compute_normalisation(ds.properties)["shear_modulus"] == pytest.approx((35.0, 5.0))
+
+
+def test_concat_joins_frames_and_properties_and_keeps_each_provenance(frames, tmp_path):
+    first = Dataset.from_atoms(frames[:2], properties={"a": [1.0, 2.0]}, provenance={"x": 1})
+    second = Dataset.from_atoms(frames[2:5], properties={"b": [3.0, 4.0, 5.0]})
+    merged = Dataset.concat([first, second], names=["slow", "fast"])
+    assert len(merged) == 5
+    for k, atoms in enumerate([*frames[:2], *frames[2:5]]):
+        np.testing.assert_allclose(merged.atoms(k).positions, atoms.positions, atol=1e-12)
+    np.testing.assert_array_equal(merged.properties["a"], [1.0, 2.0, np.nan, np.nan, np.nan])
+    np.testing.assert_array_equal(merged.properties["b"], [np.nan, np.nan, 3.0, 4.0, 5.0])
+    parts = merged.provenance["parts"]
+    assert [(p["name"], p["frames"]) for p in parts] == [("slow", 2), ("fast", 3)]
+    assert parts[0]["provenance"]["x"] == 1
+    back = Dataset.from_hdf5(merged.to_hdf5(tmp_path / "m.h5"))
+    assert len(back) == 5 and back.provenance["parts"][1]["name"] == "fast"
+    with pytest.raises(DatasetError, match="at least two datasets, got 1"):
+        Dataset.concat([first])
+    with pytest.raises(DatasetError, match="1 names for 2 datasets"):
+        Dataset.concat([first, second], names=["one"])
+
+
+def test_dataset_merge_cli(frames, tmp_path):
+    from click.testing import CliRunner
+
+    from amtoolkit.cli import main
+
+    a = Dataset.from_atoms(frames[:2]).to_hdf5(tmp_path / "a.h5")
+    b = Dataset.from_atoms(frames[2:3]).to_hdf5(tmp_path / "b.h5")
+    out = tmp_path / "ab.h5"
+    result = CliRunner().invoke(main, ["dataset", "merge", str(a), str(b), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert f"wrote 3 structures (2, 1) to {out}" in result.output
+    info = CliRunner().invoke(main, ["dataset", "info", str(out)])
+    assert re.search(r"merged from +.*a\.h5 \(2\), .*b\.h5 \(1\)", info.output)
+    again = CliRunner().invoke(main, ["dataset", "merge", str(a), str(b), "-o", str(out)])
+    assert again.exit_code == 2 and "exists; pass --overwrite" in again.output
+    wrong = CliRunner().invoke(
+        main, ["dataset", "merge", str(a), str(b), "-o", str(tmp_path / "m.xyz")]
+    )
+    assert wrong.exit_code == 2 and "name it .h5" in wrong.output
