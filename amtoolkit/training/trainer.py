@@ -323,9 +323,13 @@ class Trainer:
                 self.history.append(row)
                 self._update_best(row)
                 stop = self.out_of_time()  # on every process (a collective under DDP)
+                written = time.perf_counter()
                 if self.context.is_main:
                     self._write_epoch_outputs(row, writer, last=stop or self.epoch == cfg.epochs)
                 barrier(self.context)
+                # the outputs (metrics, checkpoints) count towards max_minutes from the
+                # next epoch on: a run of many short epochs spent half its time on them
+                self.wall_time_s += time.perf_counter() - written
                 if stop:
                     break
             stem = self.out_dir / cfg.name
