@@ -361,7 +361,8 @@ def test_unphysical_targets_are_refused(sio2):
         sio2.plan(1, seed=0, shear=-30.0)
     with pytest.raises(ValueError, match=r"ring_size=2 is not physical: it must be >= 3"):
         sio2.plan(2, seed=0, rings=[6.0, 2.0])
-    sio2.plan(1, seed=0, rings=3.0)  # the smallest ring: allowed (far outside: a warning)
+    with pytest.warns(UserWarning, match="ring_size=3 is far outside"):
+        sio2.plan(1, seed=0, rings=3.0)  # the smallest ring: allowed, but far from the data
 
 
 def test_small_cells_and_density_with_ghosts_warn(tmp_path):
