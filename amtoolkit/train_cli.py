@@ -106,7 +106,8 @@ def train(
             f"best {result.selected_by} {result.best_loss:.4f} at epoch {result.best_epoch} "
             f"({result.weights} weights)\n"
             f"model: {result.checkpoint}.pt + {result.checkpoint}.json\n"
-            f"metrics: {result.out_dir}/metrics.csv; resume state: {result.out_dir}/last.pt",
+            f"metrics: {result.out_dir}/metrics.csv (curves: loss.png); resume state: "
+            f"{result.out_dir}/last.pt",
             json_path,
         )
         emit_json(json_path, result.to_dict())

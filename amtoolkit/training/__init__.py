@@ -5,7 +5,7 @@
 - `train(config)` / `Trainer`: Adam, EMA, gradient clipping, per-epoch train and
   validation losses (also per bin of t) in ``metrics.csv``, resume from ``last.pt``,
   periodic and best-by-validation model checkpoints (`amtoolkit.checkpoint`),
-  data-parallel runs under ``torchrun``.
+  data-parallel runs under ``torchrun``; ``loss.png`` (`plot_metrics`) at the end.
 - `compute_typical`, `epoch_batches`, `make_batch`: the data side.
 
 Command line: ``amtool train CONFIG.yaml [--resume]`` or
@@ -35,6 +35,7 @@ from amtoolkit.training.data import (
     open_dataset,
 )
 from amtoolkit.training.ema import ema_decay_at, ema_init, ema_update
+from amtoolkit.training.plots import LOSS_FIGURE, plot_metrics
 from amtoolkit.training.trainer import (
     Trainer,
     TrainResult,
@@ -48,6 +49,7 @@ from amtoolkit.training.trainer import (
 )
 
 __all__ = [
+    "LOSS_FIGURE",
     "ConfigError",
     "DataConfig",
     "ModelConfig",
@@ -68,6 +70,7 @@ __all__ = [
     "make_batch",
     "mass_density",
     "open_dataset",
+    "plot_metrics",
     "read_metrics",
     "resolve_device",
     "save_config",

@@ -67,6 +67,7 @@ from amtoolkit.training.distributed import (
     teardown_distributed,
 )
 from amtoolkit.training.ema import ema_init, ema_update
+from amtoolkit.training.plots import LOSS_FIGURE, plot_metrics
 
 STATE_FORMAT = "amtoolkit-trainer"
 STATE_VERSION = 1
@@ -335,6 +336,8 @@ class Trainer:
             stem = self.out_dir / cfg.name
             if self.context.is_main:
                 save_checkpoint(stem, self.model_for(self.best_state), self.model_info())
+                if self.history:
+                    plot_metrics(self.history, self.out_dir / LOSS_FIGURE)
             barrier(self.context)
             return TrainResult(
                 out_dir=str(self.out_dir),

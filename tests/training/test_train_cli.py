@@ -36,7 +36,7 @@ def test_train_tiny_config_writes_a_loadable_model(runner, tmp_path):
     assert result.exit_code == 0, result.output + result.stderr
     config = load_config(TINY_YAML)
     assert f"trained {config.name}: {config.epochs} epochs" in result.stdout
-    for name in ("config.yaml", "metrics.csv", "last.pt", "tiny-si.pt", "tiny-si.json"):
+    for name in ("config.yaml", "metrics.csv", "loss.png", "last.pt", "tiny-si.pt", "tiny-si.json"):
         assert (out / name).is_file(), name
     assert len(list((out / "checkpoints").glob("epoch_*.pt"))) == config.epochs
     assert len(read_metrics(out / "metrics.csv")) == config.epochs
