@@ -12,7 +12,9 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -147,6 +149,24 @@ def _stats_text(stats: ColumnStats, fmt: str) -> str:
     return f"mean {mean}, sd {sd}, range {lo} to {hi}"
 
 
+def _sizes_and_densities(
+    dataset: Dataset, counts: Counter[int] | None = None
+) -> tuple[list[int], list[float]]:
+    """Real atoms and cell mass density (g/cm^3) of every frame; element counts are
+    added to `counts` when given."""
+    n_atoms, densities = [], []
+    for i in range(len(dataset)):
+        frame = dataset.frame(i)
+        numbers = frame.numbers[frame.numbers != GHOST_NUMBER]
+        if counts is not None:
+            counts.update(numbers.tolist())
+        n_atoms.append(numbers.size)
+        volume = abs(float(np.linalg.det(frame.cell)))
+        mass = float(atomic_masses[numbers].sum())
+        densities.append(mass / volume * AMU_PER_A3_TO_G_PER_CM3 if volume > 0 else np.nan)
+    return n_atoms, densities
+
+
 def summarize(dataset: Dataset) -> DatasetSummary:
     """Sizes, composition, cell densities and property statistics of `dataset`.
 
@@ -160,15 +180,7 @@ def summarize(dataset: Dataset) -> DatasetSummary:
         DatasetSummary.
     """
     counts: Counter[int] = Counter()
-    n_atoms, densities = [], []
-    for i in range(len(dataset)):
-        frame = dataset.frame(i)
-        numbers = frame.numbers[frame.numbers != GHOST_NUMBER]
-        counts.update(numbers.tolist())
-        n_atoms.append(numbers.size)
-        volume = abs(float(np.linalg.det(frame.cell)))
-        mass = float(atomic_masses[numbers].sum())
-        densities.append(mass / volume * AMU_PER_A3_TO_G_PER_CM3 if volume > 0 else np.nan)
+    n_atoms, densities = _sizes_and_densities(dataset, counts)
     total = sum(counts.values()) or 1
     composition = {chemical_symbols[z]: counts[z] / total for z in sorted(counts)}
     return DatasetSummary(
@@ -179,3 +191,41 @@ def summarize(dataset: Dataset) -> DatasetSummary:
         properties={name: ColumnStats.of(col) for name, col in dataset.properties.items()},
         provenance=dataset.provenance,
     )
+
+
+def plot_dataset(dataset: Dataset, path: str | os.PathLike) -> Path:
+    """Histograms of atoms per structure, cell density and every property of `dataset`,
+    one panel each (format by the ending of `path`, written atomically).
+
+    Where the labels cluster and where they thin out is what decides which targets a
+    model trained on the set can reach.
+
+    Returns:
+        `path`.
+    """
+    from matplotlib.figure import Figure  # no pyplot: no global backend or figure state
+
+    from amtoolkit.data._files import atomic_path
+
+    n_atoms, densities = _sizes_and_densities(dataset)
+    panels = [("atoms per structure", n_atoms), ("cell density (g/cm3)", densities)]
+    for name, column in dataset.properties.items():
+        unit = PROPERTY_UNITS.get(name, "")
+        panels.append((f"{name} ({unit})" if unit and unit != "1" else name, column))
+    ncols = min(3, len(panels))
+    nrows = -(-len(panels) // ncols)
+    figure = Figure(figsize=(4.0 * ncols, 3.0 * nrows), layout="constrained")
+    axes = figure.subplots(nrows, ncols, squeeze=False)
+    for ax, (label, values) in zip(axes.flat, panels, strict=False):
+        values = np.asarray(values, dtype=np.float64)
+        known = values[np.isfinite(values)]
+        ax.hist(known, bins=min(30, max(5, int(np.sqrt(max(known.size, 1))))), color="tab:blue")
+        missing = values.size - known.size
+        ax.set_xlabel(label + (f", {missing} missing" if missing else ""))
+        ax.set_ylabel("structures")
+    for ax in list(axes.flat)[len(panels) :]:
+        ax.set_axis_off()
+    figure.suptitle(f"{len(dataset)} structures")
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, dpi=110)
+    return Path(path)

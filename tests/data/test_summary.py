@@ -93,3 +93,15 @@ def test_dataset_info_refuses_folders_and_unwritable_json_in_one_line(tmp_path):
     assert result.exit_code == 2
     assert f"cannot write {summary}: folder" in result.output
     assert "Traceback" not in result.output
+
+
+def test_dataset_info_plot_draws_one_histogram_per_label(tmp_path):
+    path = _dataset().to_hdf5(tmp_path / "d.h5")
+    png = tmp_path / "labels.png"
+    result = CliRunner().invoke(main, ["dataset", "info", str(path), "--plot", str(png)])
+    assert result.exit_code == 0, result.output
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    bad = CliRunner().invoke(
+        main, ["dataset", "info", str(path), "--plot", str(tmp_path / "x.foo")]
+    )
+    assert bad.exit_code == 2 and "unknown figure format 'foo'" in bad.output
