@@ -88,12 +88,15 @@ def property_row(
     Returns:
         The row ``[m]`` (float64).
     """
+    from amtoolkit.data.properties import check_physical
     from amtoolkit.generator import resolve_property  # light: no model is loaded
 
     row = np.full(len(property_names), np.nan)
     for key, value in (targets or {}).items():
         name = resolve_property(key, property_names)
         value = math.nan if value is None else float(value)
+        if not math.isnan(value):
+            check_physical(name, value)
         mean, std = normalisation.get(name, (0.0, 1.0))
         row[list(property_names).index(name)] = (value - mean) / std
     return row

@@ -190,6 +190,8 @@ def test_generator_card_and_normalised_targets():
         NoiseEnergyCalculator(Generator(model, info), targets={"hardness": 1.0})
     with pytest.raises(ValueError, match="unknown target"):
         calc.set(targets={"hardness": 1.0})  # at once, not at the next evaluation
+    with pytest.raises(ValueError, match="shear_modulus=-5 is not physical"):
+        calc.set(targets={"shear": -5.0})
     assert calc.parameters["targets"] == {"shear": 40.0}
 
 
