@@ -240,7 +240,7 @@ def make_dataset(
     if continued:
         history = parts.check_manifest(manifest)
     else:
-        history = {"command": command, "resumed": [], "labels": []}
+        history = {**_history({}), "command": command}
         parts.create({**manifest, **history})
         if resume and out.exists():
             history = parts.import_dataset(out, manifest)
@@ -559,11 +559,8 @@ def collect_parts(out: str | os.PathLike, output: str | os.PathLike | None = Non
     finished = parts.finished()
     if not finished:
         raise WorkflowError(f"{parts.folder} holds no finished sample yet")
-    history = {
-        "command": manifest.get("command", f"collect_parts({str(out)!r})"),
-        "resumed": manifest.get("resumed", []),
-        "labels": manifest.get("labels", []),
-    }
+    history = _history(manifest)
+    history["command"] = history["command"] or f"collect_parts({str(out)!r})"
     potential = PROTOCOLS[name].potential if name in PROTOCOLS else ""
     ds = _assemble(name, parameters, potential, parts, max(finished) + 1, seed, history, [])
     provenance = {
@@ -576,6 +573,17 @@ def collect_parts(out: str | os.PathLike, output: str | os.PathLike | None = Non
     if output is not None:
         ds.to_hdf5(output)
     return ds
+
+
+def _history(record: Mapping[str, Any]) -> dict[str, Any]:
+    """A run's history from its manifest or an output's provenance: the first
+    ``command`` (None if not recorded), the commands that ``resumed`` it and the
+    ``labels`` added to its output."""
+    return {
+        "command": record.get("command"),
+        "resumed": list(record.get("resumed", [])),
+        "labels": list(record.get("labels", [])),
+    }
 
 
 def _one_line(message: str) -> str:
@@ -651,7 +659,7 @@ class _Parts:
         """
         if not self.manifest.exists() and not self.finished():
             self._write_json(self.manifest, manifest)
-            return {"command": None, "resumed": [], "labels": []}
+            return _history({})
         try:
             found = json.loads(self.manifest.read_text())
         except (OSError, ValueError):
@@ -660,11 +668,7 @@ class _Parts:
             ) from None
         _check_same_run(found, manifest, str(self.folder))
         self._drop_unreadable()
-        return {
-            "command": found.get("command"),
-            "resumed": list(found.get("resumed", [])),
-            "labels": list(found.get("labels", [])),
-        }
+        return _history(found)
 
     def update_history(self, history: Mapping[str, Any]) -> None:
         """Record the run's first command, its resumes and earlier labels in the manifest."""
@@ -783,11 +787,7 @@ class _Parts:
                 },
             )
         ds.close()
-        history = {
-            "command": prov.get("command"),
-            "resumed": list(prov.get("resumed", [])),
-            "labels": list(prov.get("labels", [])),
-        }
+        history = _history(prov)
         self.update_history(history)
         return history
 
