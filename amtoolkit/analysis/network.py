@@ -1,12 +1,11 @@
 """Network connectivity of oxide glasses: Q^n speciation and anion types.
 
-A network former (Si in a-SiO2) bonded to n *bridging* anions (each bonded to at least one
-other former) is a Q^n unit; an anion
-bonded to two formers bridges, to one it is non-bridging (NBO), to none it is free, and
-to three or more over-coordinated (a tricluster). Pure silica glass is nearly all Q^4
-with bridging oxygens; a Q^3 unit and its NBO mark a broken Si-O-Si link, the defect a
-melt-quench or a generated structure most often carries. The connectivity <n> is the
-mean n of a former.
+A network former (Si in a-SiO2; `FORMERS`) bonded to n *bridging* anions (each bonded
+to at least one other former) is a Q^n unit; an anion bonded to two formers bridges, to
+one it is non-bridging (NBO), to none it is free, and to three or more over-coordinated
+(a tricluster). Pure silica glass is nearly all Q^4 with bridging oxygens; a Q^3 unit
+and its NBO mark a broken Si-O-Si link, the defect a melt-quench or a generated
+structure most often carries. The connectivity <n> is the mean n of a former.
 
 Bonds are former-anion pairs under the usual cutoff specification
 (`amtoolkit.analysis.bonds`; the covalent rule bonds Si-O below 2.30 Å).
@@ -29,10 +28,16 @@ from amtoolkit.analysis._result import Result, new_axes
 from amtoolkit.analysis._structures import prepare, species_of
 from amtoolkit.analysis.bonds import Cutoffs, bonded_pairs
 
-__all__ = ["ANION_TYPES", "MODIFIERS", "NetworkResult", "network", "network_formers"]
+__all__ = ["ANIONS", "ANION_TYPES", "FORMERS", "NetworkResult", "network", "network_formers"]
 
-MODIFIERS = frozenset({"H", "Li", "Na", "K", "Rb", "Cs", "Mg", "Ca", "Sr", "Ba"})
-"""Network modifiers: cations left out of the default formers."""
+FORMERS = ("B", "Si", "P", "Ge", "As")
+"""The network formers Q^n counts by default (Zachariasen's glass formers). Intermediates
+such as Al, Ti or Zn, and modifiers, are not: an O they bond to does not bridge unless
+it also bonds to a second former. Name others with ``formers=`` (e.g. Al in
+aluminosilicates, where it sits in tetrahedra)."""
+
+ANIONS = ("N", "O", "F", "S", "Cl")
+"""Elements that can be the bridging anion."""
 
 ANION_TYPES = ("free", "non-bridging", "bridging", "over-coordinated")
 """Anion types by the number of formers bonded to them: 0, 1, 2, 3 or more."""
@@ -75,10 +80,9 @@ class NetworkResult(Result):
         return ax
 
 
-def network_formers(species: Sequence[str], anion: str) -> list[str]:
-    """The default formers among `species`: every element but the anion and the
-    `MODIFIERS`."""
-    return [s for s in species if s != anion and s not in MODIFIERS]
+def network_formers(species: Sequence[str]) -> list[str]:
+    """The default formers among `species`: those in `FORMERS`."""
+    return [s for s in species if s in FORMERS]
 
 
 def network(
@@ -93,30 +97,41 @@ def network(
         structures: one Atoms or a sequence (periodic, ghosts ignored).
         cutoffs: bond cutoff specification (`amtoolkit.analysis.bonds`); only
             former-anion bonds count. Default: the covalent rule (Si-O < 2.30 Å).
-        formers: the network formers (default: every element of the set but the anion
-            and the `MODIFIERS`).
-        anion: the bridging element.
+        formers: the network formers (default: those of the set in `FORMERS`: B, Si, P,
+            Ge, As).
+        anion: the bridging element (one of `ANIONS`).
 
     Returns:
         NetworkResult (``qn``, ``connectivity``, ``anion_types``, ``per_structure``).
 
     Raises:
         StructureError: non-periodic cell, zero volume, non-finite positions.
-        ValueError: the anion or a former is not in the set, or there is no former.
+        ValueError: a frame without the anion (a set mixing oxides with other
+            structures would count their formers as Q^0), an anion that is not one,
+            a former not in the set, or no former.
     """
     frames = prepare(structures)
     species = species_of(frames)
-    if anion not in species:
-        raise ValueError(
-            f"no {anion} atoms in the structures (elements {', '.join(species)}): Q^n "
-            "speciation needs the bridging anion; give anion="
-        )
-    formers = network_formers(species, anion) if formers is None else formers
+    if anion not in ANIONS:
+        raise ValueError(f"anion {anion!r} is not one of {', '.join(ANIONS)}")
+    for k, atoms in enumerate(frames):
+        if not np.any(atoms.numbers == atomic_numbers[anion]):
+            where = f"frame {k} has" if len(frames) > 1 else "the structure has"
+            raise ValueError(
+                f"{where} no {anion} atoms (elements {', '.join(species_of([atoms]))}): Q^n "
+                f"speciation is for {anion}-bridged networks"
+            )
+    formers = network_formers(species) if formers is None else formers
     formers = [formers] if isinstance(formers, str) else list(formers)
-    missing = [f for f in formers if f not in species or f == anion]
-    if missing or not formers:
+    if not formers:
         raise ValueError(
-            f"formers {missing or formers} are not cations of the structures (elements "
+            f"no network former ({', '.join(FORMERS)}) in the structures (elements "
+            f"{', '.join(species)}); name the formers, e.g. formers=['Al']"
+        )
+    missing = [f for f in formers if f not in species or f == anion]
+    if missing:
+        raise ValueError(
+            f"formers {missing} are not cations of the structures (elements "
             f"{', '.join(species)}, anion {anion})"
         )
     anion_z = atomic_numbers[anion]

@@ -523,11 +523,16 @@ def build_report(
                 reference_results[name] = run(
                     name, reference_real, **_reference_options(name, results, chosen[name])
                 )
-            except ValueError:
-                if name != "rings":
+            except ValueError as err:
+                if name not in ("rings", "network"):
                     raise
                 # the frames' ring atoms are not the reference's (silica frames, an
-                # Si-only reference): sizes in different atoms do not compare
+                # Si-only reference): sizes in different atoms do not compare; a
+                # reference without the anion has no Q^n to compare
+                if name == "network":
+                    warnings.warn(
+                        f"reference: no Q^n comparison ({err})", UserWarning, stacklevel=2
+                    )
     frame_density = np.array([density(a) for a in real])
     return AnalysisReport(
         labels=kept_labels,

@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 from ase import Atoms
+from ase.build import bulk
 from ase.neighborlist import neighbor_list as ase_neighbor_list
 
 from amtoolkit.analysis.network import network
@@ -82,6 +83,15 @@ def test_pooled_over_a_set_and_per_structure():
     assert pooled.qn["Si"][4] == pytest.approx(expected_q4)
 
 
+def test_a_reference_without_oxygen_drops_the_comparison_with_a_warning():
+    silicon = bulk("Si", "diamond", a=5.431, cubic=True)
+    with pytest.warns(UserWarning) as caught:
+        report = Analyzer().report([beta_cristobalite()], ["network"], reference=[silicon])
+    assert any("reference: no Q^n comparison" in str(w.message) for w in caught)
+    assert any("compare different compositions" in str(w.message) for w in caught)
+    assert "network" in report.results and "network" not in report.reference_results
+
+
 def test_modifiers_are_not_formers_and_formers_can_be_named():
     atoms = beta_cristobalite()
     atoms.symbols[0] = "Na"  # a modifier where a Si was: its O become non-bridging
@@ -93,8 +103,18 @@ def test_modifiers_are_not_formers_and_formers_can_be_named():
 
 
 def test_bad_input_names_the_problem():
-    with pytest.raises(ValueError, match="no O atoms in the structures \\(elements Si\\)"):
-        network(Atoms("Si2", positions=[[0, 0, 0], [1.2, 1.2, 1.2]], cell=5 * np.eye(3), pbc=True))
+    silicon = Atoms("Si2", positions=[[0, 0, 0], [1.2, 1.2, 1.2]], cell=5 * np.eye(3), pbc=True)
+    with pytest.raises(ValueError, match="the structure has no O atoms \\(elements Si\\)"):
+        network(silicon)
+    with pytest.raises(ValueError, match="frame 1 has no O atoms \\(elements Si\\)"):
+        network([beta_cristobalite(), silicon])  # its Si would be pooled in as Q^0
+    with pytest.raises(ValueError, match="anion 'Si' is not one of N, O, F, S, Cl"):
+        network(beta_cristobalite(), anion="Si")
+    alumina = beta_cristobalite()
+    alumina.symbols[alumina.numbers == 14] = "Al"
+    with pytest.raises(ValueError, match="no network former \\(B, Si, P, Ge, As\\)"):
+        network(alumina)
+    assert network(alumina, formers="Al").qn == {"Al": {4: 1.0}}
     with pytest.raises(ValueError, match="formers \\['Ge'\\] are not cations"):
         network(beta_cristobalite(), formers="Ge")
     with pytest.raises(ValueError, match="formers \\['O'\\] are not cations"):
@@ -127,4 +147,4 @@ def test_cli_network_flag(tmp_path):
     assert "Si connectivity <n>         4.000  (Q4: 1.000)" in out.output
     assert "O types                     bridging 1.000" in out.output
     bad = CliRunner().invoke(main, ["analyze", "example:a-si", "--network"])
-    assert bad.exit_code != 0 and "no O atoms in the structures (elements Si)" in bad.output
+    assert bad.exit_code != 0 and "has no O atoms (elements Si)" in bad.output
