@@ -24,7 +24,7 @@ import numpy as np
 from ase import Atoms
 
 from amtoolkit.analysis.energy import AMU_PER_A3_TO_G_PER_CM3, density
-from amtoolkit.analysis.rings import rings
+from amtoolkit.analysis.rings import MAX_RING_BONDS, rings
 from amtoolkit.workflows.base import (
     ELASTIC_DELTA_MAX,
     RING_MAXLENGTH_MIN,
@@ -145,9 +145,12 @@ class ASiO2Protocol(MeltQuenchProtocol):
         check_range(
             self, "elastic_delta", 0.0, ELASTIC_DELTA_MAX, "the elastic fit needs small strains"
         )
-        if self.ring_maxlength < RING_MAXLENGTH_MIN:
+        largest = MAX_RING_BONDS // 2  # rings counted in Si atoms: two bonds per Si
+        if not RING_MAXLENGTH_MIN <= self.ring_maxlength <= largest:
             raise ValueError(
-                f"ring_maxlength must be >= {RING_MAXLENGTH_MIN}, got {self.ring_maxlength}"
+                f"ring_maxlength must be in [{RING_MAXLENGTH_MIN}, {largest}] (Si atoms per "
+                f"ring; the ring search stops at {MAX_RING_BONDS} bonds), got "
+                f"{self.ring_maxlength}"
             )
         n_per_volume = self.start_density / AMU_PER_A3_TO_G_PER_CM3 / SIO2_MEAN_MASS
         check_packing(

@@ -231,7 +231,7 @@ def make_dataset(
     if not resume and (out.exists() or parts.folder.exists()):
         found = out if out.exists() else parts.folder
         raise WorkflowError(
-            f"{found} exists: pass resume=True (--resume) to continue it, or choose another output"
+            f"{found} exists: resume it (resume=True, amtool --resume), or choose another output"
         )
     command = command if command is not None else shlex.join(sys.argv)
     log = _EventLog(log_path(out))
@@ -289,7 +289,7 @@ def make_dataset(
     if len(finished) + len(failed) < n_samples:
         message = (
             f"stopped at the time limit ({max_minutes:g} min): {len(finished)} of {n_samples} "
-            f"samples done; run again with resume=True (--resume) to continue {out}"
+            f"samples done; resume (resume=True, amtool --resume) to continue {out}"
         )
         log.write(message)
         raise RunStoppedError(message, len(finished), n_samples, out)
@@ -302,7 +302,7 @@ def make_dataset(
         message = (
             f"{len(failures)} of {n_samples} samples failed twice (indices {indices}); "
             f"the other {len(dataset)} are in {out}; see {log.path}; "
-            "resume=True retries the failed ones"
+            "resuming (resume=True, amtool --resume) retries the failed ones"
         )
         log.write(message)
         raise SampleFailedError(message, failures, out)

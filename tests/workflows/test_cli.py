@@ -82,7 +82,7 @@ def test_existing_output_needs_resume(tmp_path):
     out.write_text("someone else's file")
     result = invoke("make", "a-si", "-n", "1", "-o", str(out))
     assert result.exit_code == 2
-    assert "exists: pass resume=True (--resume)" in one_line_error(result)
+    assert "exists: resume it (resume=True, amtool --resume)" in one_line_error(result)
 
 
 def test_make_writes_the_dataset_and_summary(tmp_path, toy_registered):
@@ -118,7 +118,7 @@ def test_time_limit_exits_3_and_resume_continues(tmp_path, toy_registered):
     args = ["make", "toy", "-n", "3", "-o", str(out), "--workers", "1", "--no-progress"]
     result = invoke(*args, "--set", "sleep=0.5", "--max-minutes", "0.002")
     assert result.exit_code == 3, result.output
-    assert "1 of 3 samples done; run again with resume=True (--resume)" in result.stderr
+    assert "1 of 3 samples done; resume (resume=True, amtool --resume)" in result.stderr
     assert not out.exists()
     partial = tmp_path / "partial.h5"
     assert invoke("collect", str(out), "-o", str(partial)).exit_code == 0
