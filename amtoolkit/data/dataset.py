@@ -387,7 +387,12 @@ class Dataset:
         return cls(MemoryFrames.from_structures(frames), table, record)
 
     @classmethod
-    def concat(cls, datasets: Sequence[Dataset], names: Sequence[str] | None = None) -> Dataset:
+    def concat(
+        cls,
+        datasets: Sequence[Dataset],
+        names: Sequence[str] | None = None,
+        command: str | None = None,
+    ) -> Dataset:
         """One dataset of the frames of several, in order (runs at several cooling
         rates, or a set grown by another run).
 
@@ -395,16 +400,30 @@ class Dataset:
         for its frames. The provenance keeps each part's (``parts``: name, frames and
         provenance); normalisation is dropped (a training run computes its own).
 
+        A frame that repeats one of an earlier part (same elements, cell and positions to
+        0.001 Å: the same file given twice, or sets that overlap) is warned about: a
+        later train/test split would put copies on both sides.
+
         Args:
             datasets: two or more datasets (or views).
             names: a name per part for the provenance (default "part k").
+            command: how the merge was asked for, for the provenance (default
+                ``Dataset.concat(<names>)``).
 
         Raises:
-            DatasetError: fewer than two parts, or names that do not match them.
+            DatasetError: fewer than two parts, a part that is not a Dataset, or names
+                that do not match them.
         """
+        from amtoolkit.held_out import FrameIndex  # light; held_out imports this module
+
         parts = list(datasets)
         if len(parts) < 2:
             raise DatasetError(f"concat needs at least two datasets, got {len(parts)}")
+        for k, part in enumerate(parts):
+            if not isinstance(part, Dataset):
+                raise DatasetError(f"part {k} is a {type(part).__name__}, not a Dataset")
+        if isinstance(names, str):
+            raise DatasetError(f"names must be a list of names, one per dataset, got {names!r}")
         labels = list(names) if names is not None else [f"part {k}" for k in range(len(parts))]
         if len(labels) != len(parts):
             raise DatasetError(f"{len(labels)} names for {len(parts)} datasets")
@@ -416,11 +435,24 @@ class Dataset:
             table = part.properties
             for name, pieces in columns.items():
                 pieces.append(table.get(name, np.full(len(part), np.nan)))
-        frames = [part.frame(i).to_atoms({}) for part in parts for i in range(len(part))]
+        frames = []
+        seen = FrameIndex([])
+        for label, part in zip(labels, parts, strict=True):
+            own = [part.frame(i).to_atoms({}) for i in range(len(part))]
+            repeated = sum(atoms in seen for atoms in own)
+            if repeated:
+                warnings.warn(
+                    f"{repeated} of the {len(own)} frames of {label} repeat frames of the "
+                    "parts before it; a split of the merge would put copies on both sides",
+                    UserWarning,
+                    stacklevel=2,
+                )
+            seen = FrameIndex([*frames, *own])
+            frames += own
         joined = {name: np.concatenate(pieces) for name, pieces in columns.items()}
         record = {
             "source": "Dataset.concat",
-            "command": f"Dataset.concat({', '.join(labels)})",
+            "command": command or f"Dataset.concat({', '.join(labels)})",
             "parts": [
                 {"name": label, "frames": len(part), "provenance": part.provenance}
                 for label, part in zip(labels, parts, strict=True)

@@ -181,18 +181,23 @@ def collect(out: str, output: str, overwrite: bool, debug: bool) -> None:
 def merge(datasets: tuple[str, ...], output: str, overwrite: bool, debug: bool) -> None:
     """Join two or more datasets (files or shipped names) into OUT.h5, frames in order,
     properties joined by name (missing where a part lacks one)."""
-    from amtoolkit.cli import check_outputs, counted
+    from amtoolkit.cli import _warnings_as_lines, check_outputs, counted
     from amtoolkit.data import Dataset, open_dataset
 
     try:
         check_outputs(output)
+        if len(datasets) < 2:
+            raise ValueError(f"give two or more datasets to merge, got {len(datasets)}")
         if not output.lower().endswith((".h5", ".hdf5")):
             raise ValueError(f"{output}: the merged dataset is HDF5; name it .h5")
-        if os.path.exists(output) and not overwrite:
-            raise ValueError(f"{output} exists; pass --overwrite to replace it")
         if any(os.path.abspath(spec) == os.path.abspath(output) for spec in datasets):
             raise ValueError(f"{output} is one of the inputs; write the merge elsewhere")
-        merged = Dataset.concat([open_dataset(spec) for spec in datasets], names=datasets)
+        if os.path.exists(output) and not overwrite:
+            raise ValueError(f"{output} exists; pass --overwrite to replace it")
+        command = " ".join(["amtool", *sys.argv[1:]])
+        parts = [open_dataset(spec) for spec in datasets]
+        with _warnings_as_lines():
+            merged = Dataset.concat(parts, names=datasets, command=command)
         merged.to_hdf5(output)
     except (OSError, ValueError) as exc:
         _fail(exc, debug, status=2)

@@ -397,6 +397,12 @@ def test_concat_joins_frames_and_properties_and_keeps_each_provenance(frames, tm
         Dataset.concat([first])
     with pytest.raises(DatasetError, match="1 names for 2 datasets"):
         Dataset.concat([first, second], names=["one"])
+    with pytest.raises(DatasetError, match="names must be a list of names"):
+        Dataset.concat([first, second], names="ab")
+    with pytest.raises(DatasetError, match="part 1 is a list, not a Dataset"):
+        Dataset.concat([first, frames])
+    with pytest.warns(UserWarning, match="2 of the 3 frames of again repeat frames"):
+        Dataset.concat([first, Dataset.from_atoms(frames[:3])], names=["first", "again"])
 
 
 def test_dataset_merge_cli(frames, tmp_path):
@@ -412,8 +418,13 @@ def test_dataset_merge_cli(frames, tmp_path):
     assert f"wrote 3 structures (2, 1) to {out}" in result.output
     info = CliRunner().invoke(main, ["dataset", "info", str(out)])
     assert re.search(r"merged from +.*a\.h5 \(2\), .*b\.h5 \(1\)", info.output)
+    assert re.search(r"made by +amtool ", info.output)
     again = CliRunner().invoke(main, ["dataset", "merge", str(a), str(b), "-o", str(out)])
     assert again.exit_code == 2 and "exists; pass --overwrite" in again.output
+    one = CliRunner().invoke(main, ["dataset", "merge", str(a), "-o", str(tmp_path / "one.h5")])
+    assert one.exit_code == 2 and "give two or more datasets to merge, got 1" in one.output
+    into = CliRunner().invoke(main, ["dataset", "merge", str(a), str(out), "-o", str(out)])
+    assert into.exit_code == 2 and "is one of the inputs" in into.output
     wrong = CliRunner().invoke(
         main, ["dataset", "merge", str(a), str(b), "-o", str(tmp_path / "m.xyz")]
     )
