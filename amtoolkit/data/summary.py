@@ -86,7 +86,7 @@ class DatasetSummary:
                 text += f" ({self.n_structures - stats.n} missing)"
             unit = PROPERTY_UNITS.get(name, "")
             rows.append((name, text, "" if unit == "1" else unit))
-        rows += _provenance_rows(self.provenance)
+        rows += _provenance_rows(self.provenance, self.n_structures)
         for entry in self.provenance.get("labels", []):
             if isinstance(entry, dict):
                 names = ", ".join(map(str, entry.get("properties", [])))
@@ -95,7 +95,7 @@ class DatasetSummary:
         return "\n".join(f"{k:<{width}}  {v}{'  ' + u if u else ''}" for k, v, u in rows)
 
 
-def _provenance_rows(prov: dict[str, Any]) -> list[tuple[str, str, str]]:
+def _provenance_rows(prov: dict[str, Any], n_structures: int) -> list[tuple[str, str, str]]:
     """How the set was made: command, protocol and seed, whether the run is complete
     (with its failed samples and unconverged relaxations), resumes, and which split
     part it is."""
@@ -117,6 +117,9 @@ def _provenance_rows(prov: dict[str, Any]) -> list[tuple[str, str, str]]:
             text += f": {len(failed)} failed sample(s) (indices {indices})"
         elif not prov["complete"] and prov.get("n_samples"):
             text += f": {len(prov.get('samples', []))} of {prov['n_samples']} samples"
+        samples = prov.get("samples")
+        if isinstance(samples, list) and len(samples) != n_structures:
+            text += f" (this set holds {n_structures} of the run's {len(samples)} samples)"
         rows.append(("complete", text, ""))
     unconverged = [
         s.get("index")
@@ -204,12 +207,17 @@ def plot_dataset(dataset: Dataset, path: str | os.PathLike) -> Path:
         `path`.
     """
     from matplotlib.figure import Figure  # no pyplot: no global backend or figure state
+    from matplotlib.ticker import MaxNLocator
 
     from amtoolkit.data._files import atomic_path
 
+    if not len(dataset):
+        raise ValueError("nothing to plot: the dataset holds no structures")
     n_atoms, densities = _sizes_and_densities(dataset)
     panels = [("atoms per structure", n_atoms), ("cell density (g/cm3)", densities)]
     for name, column in dataset.properties.items():
+        if name == "density" and np.allclose(column, densities, rtol=1e-3, equal_nan=True):
+            continue  # the label is the cell density: one panel is enough
         unit = PROPERTY_UNITS.get(name, "")
         panels.append((f"{name} ({unit})" if unit and unit != "1" else name, column))
     ncols = min(3, len(panels))
@@ -223,6 +231,9 @@ def plot_dataset(dataset: Dataset, path: str | os.PathLike) -> Path:
         missing = values.size - known.size
         ax.set_xlabel(label + (f", {missing} missing" if missing else ""))
         ax.set_ylabel("structures")
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+        if label == "atoms per structure":
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     for ax in list(axes.flat)[len(panels) :]:
         ax.set_axis_off()
     figure.suptitle(f"{len(dataset)} structures")

@@ -26,6 +26,9 @@ __all__ = ["LOSS_FIGURE", "plot_metrics"]
 LOSS_FIGURE = "loss.png"
 """File name of the training-curve figure in a run's output folder."""
 
+FEW_EPOCHS = 30
+"""Runs of at most this many epochs get a marker on every epoch."""
+
 _BIN = re.compile(r"^(train|val)_loss_t([0-9.]+)-([0-9.]+)$")
 
 
@@ -50,16 +53,23 @@ def plot_metrics(
     from amtoolkit.training.trainer import read_metrics
 
     rows = read_metrics(metrics) if isinstance(metrics, (str, os.PathLike)) else list(metrics)
-    if not rows or "train_loss" not in rows[0]:
-        raise ValueError(f"{metrics}: no training rows to plot (no train_loss column)")
+    where = metrics if isinstance(metrics, (str, os.PathLike)) else "metrics"
+    if not rows:
+        raise ValueError(f"{where}: no training rows to plot (no epoch finished)")
+    if "train_loss" not in rows[0]:
+        raise ValueError(f"{where}: no train_loss column to plot")
     figure = Figure(figsize=(9.5, 3.6), layout="constrained")
     left, right = figure.subplots(1, 2)
+    from matplotlib.ticker import MaxNLocator
+
     epochs = [row["epoch"] for row in rows]
     has_val = any(math.isfinite(row.get("val_loss", math.nan)) for row in rows)
-    left.plot(epochs, [row["train_loss"] for row in rows], label="train")
+    marker = "." if len(rows) <= FEW_EPOCHS else None  # a line of one point is invisible
+    left.plot(epochs, [row["train_loss"] for row in rows], marker=marker, label="train")
     key = "val_loss" if has_val else "train_loss"
     if has_val:
-        left.plot(epochs, [row["val_loss"] for row in rows], label="validation")
+        left.plot(epochs, [row["val_loss"] for row in rows], marker=marker, label="validation")
+    left.xaxis.set_major_locator(MaxNLocator(integer=True))
     best = min(rows, key=lambda row: _finite(row[key]))
     left.plot(best["epoch"], best[key], "o", mfc="none", color="k", label="exported")
     left.set_yscale("log")

@@ -57,6 +57,8 @@ def test_summary_says_how_the_run_went_and_which_split_part_it_is():
     assert re.search(r"complete +no: 1 failed sample\(s\) \(indices 1\)", table)
     assert re.search(r"unconverged relaxations +in 1 samples \(2\)", table)
     assert re.search(r"resumed +1 time\(s\), last: .* --resume", table)
+    subset = ds.with_properties({}).subset([0])  # a view of fewer frames than samples
+    assert "this set holds 1 of the run's 2 samples" in summarize(subset).table()
     train, _, _ = _dataset().split(val=1 / 3, test=1 / 3, seed=0)
     assert re.search(r"split part +train \(1 of 3 frames; val .*seed 0\)", summarize(train).table())
 
@@ -105,3 +107,11 @@ def test_dataset_info_plot_draws_one_histogram_per_label(tmp_path):
         main, ["dataset", "info", str(path), "--plot", str(tmp_path / "x.foo")]
     )
     assert bad.exit_code == 2 and "unknown figure format 'foo'" in bad.output
+
+
+def test_dataset_info_plot_of_an_empty_dataset_is_refused(tmp_path):
+    from amtoolkit.data.summary import plot_dataset
+
+    with pytest.raises(ValueError, match="nothing to plot: the dataset holds no structures"):
+        plot_dataset(_dataset().subset([]), tmp_path / "empty.png")
+    assert not (tmp_path / "empty.png").exists()

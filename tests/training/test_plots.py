@@ -34,3 +34,7 @@ def test_no_rows_is_an_error(tmp_path):
     with pytest.raises(ValueError, match="no training rows to plot"):
         plot_metrics([], tmp_path / "loss.png")
     assert not (tmp_path / "loss.png").exists()
+    header_only = tmp_path / "metrics.csv"
+    header_only.write_text("epoch,train_loss,val_loss\n")
+    with pytest.raises(ValueError, match="metrics.csv: no training rows to plot"):
+        plot_metrics(header_only, tmp_path / "loss.png")
