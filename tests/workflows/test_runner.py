@@ -117,19 +117,29 @@ def test_workers_that_always_die_stop_the_run_with_a_clear_error(tmp_path):
     assert len(calls(tmp_path / "record")) == 3  # one try per fresh pool, not 2 x 6 attempts
 
 
-def test_resume_after_kill_computes_only_missing_samples(tmp_path):
-    proto = toy(tmp_path, sleep=0.3)
-    out = tmp_path / "killed.h5"
+def _run_until_the_first_sample(
+    proto: ToyProtocol, n: int, out: Path, **popen: object
+) -> subprocess.Popen:
+    """`make_dataset` of `proto` (sleep 0.3 s a sample, seed 3) in another process,
+    returned once its first sample is written."""
     script = (
         "from amtoolkit.workflows import make_dataset\n"
         "from tests.workflows.helpers import ToyProtocol\n"
-        f"make_dataset(ToyProtocol(record_dir={proto.record_dir!r}, sleep=0.3), 6, {str(out)!r},"
-        " workers=1, seed=3, progress=False)\n"
+        f"make_dataset(ToyProtocol(record_dir={proto.record_dir!r}, sleep=0.3), {n}, "
+        f"{str(out)!r}, workers=1, seed=3, progress=False)\n"
     )
-    proc = subprocess.Popen([sys.executable, "-c", script], cwd=REPO, start_new_session=True)
+    proc = subprocess.Popen([sys.executable, "-c", script], cwd=REPO, **popen)
     first = parts_folder(out) / "sample-000000.json"
     while proc.poll() is None and not first.exists():
         time.sleep(POLL_S)
+    return proc
+
+
+def test_resume_after_kill_computes_only_missing_samples(tmp_path):
+    proto = toy(tmp_path, sleep=0.3)
+    out = tmp_path / "killed.h5"
+    proc = _run_until_the_first_sample(proto, 6, out, start_new_session=True)
+    first = parts_folder(out) / "sample-000000.json"
     os.killpg(proc.pid, signal.SIGKILL)  # the run's own process group: parent and workers
     proc.wait()
     assert first.exists() and not out.exists()
@@ -374,16 +384,7 @@ def test_implausible_labels_are_logged(tmp_path, caplog):
 def test_an_interrupt_is_written_to_the_log(tmp_path):
     proto = toy(tmp_path, sleep=0.3)
     out = tmp_path / "stopped.h5"
-    script = (
-        "from amtoolkit.workflows import make_dataset\n"
-        "from tests.workflows.helpers import ToyProtocol\n"
-        f"make_dataset(ToyProtocol(record_dir={proto.record_dir!r}, sleep=0.3), 20, {str(out)!r},"
-        " workers=1, seed=3, progress=False)\n"
-    )
-    proc = subprocess.Popen([sys.executable, "-c", script], cwd=REPO, stderr=subprocess.PIPE)
-    first = parts_folder(out) / "sample-000000.json"
-    while proc.poll() is None and not first.exists():
-        time.sleep(POLL_S)
+    proc = _run_until_the_first_sample(proto, 20, out, stderr=subprocess.PIPE)
     proc.send_signal(signal.SIGINT)
     proc.wait()
     assert proc.returncode != 0
