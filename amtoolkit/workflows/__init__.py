@@ -10,7 +10,7 @@ with sampled compositions; elastic and Li-fraction labels). Each protocol is a f
 dataclass of parameters with ``run_sample(index, seed) -> (Atoms, labels)``.
 `make_dataset` runs samples in parallel worker processes, appends each finished one to
 a crash-safe work folder, resumes, retries failures once and writes an HDF5 dataset.
-See docs/workflows.md.
+`label_dataset` gives one's own structures the same labels. See docs/workflows.md.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from __future__ import annotations
 from amtoolkit.workflows.a_si import ASiProtocol
 from amtoolkit.workflows.a_sio2 import ASiO2Protocol
 from amtoolkit.workflows.base import MeltQuenchProtocol
+from amtoolkit.workflows.label import label_dataset, labels_of
 from amtoolkit.workflows.lammps_md import MDSettings, MeltQuenchRun, Stage, run_stages
 from amtoolkit.workflows.meg import MEGProtocol
 from amtoolkit.workflows.runner import (
@@ -45,6 +46,8 @@ __all__ = [
     "WorkflowError",
     "collect_parts",
     "get_protocol",
+    "label_dataset",
+    "labels_of",
     "make_dataset",
     "run_stages",
     "sample_seed",

@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import click
+import numpy as np
 
 
 @click.group("dataset", context_settings={"help_option_names": ["-h", "--help"]})
@@ -171,6 +172,63 @@ def collect(out: str, output: str, overwrite: bool, debug: bool) -> None:
     except (WorkflowError, OSError) as exc:
         _fail(exc, debug, status=2)
     click.echo(f"wrote {counted(len(ds), 'finished sample')} of {out} to {output}")
+
+
+@dataset.command("label")
+@click.argument("dataset_spec", metavar="DATASET")
+@click.option("-o", "--output", required=True, metavar="OUT.h5", help="Labelled HDF5 dataset.")
+@click.option("--potential", "-p", metavar="NAME", help="Potential for energy and moduli.")
+@click.option("--elastic", is_flag=True, help="Relaxed-ion elastic moduli (needs -p).")
+@click.option("--rings", is_flag=True, help="Mean ring size (Si atoms in silica).")
+@click.option("--workers", type=int, default=1, show_default=True, help="Frames in parallel.")
+@click.option("--resume", is_flag=True, help="Continue an interrupted run into OUT.h5.")
+@click.option("--type-map", metavar="1=O,2=Si", help="LAMMPS atom types to elements.")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+@click.option("--debug", is_flag=True, help="Show tracebacks.")
+def label(
+    dataset_spec: str,
+    output: str,
+    potential: str | None,
+    elastic: bool,
+    rings: bool,
+    workers: int,
+    resume: bool,
+    type_map: str | None,
+    no_progress: bool,
+    debug: bool,
+) -> None:
+    """Measure the labels melt-quench datasets carry (density; with -p the relaxed energy,
+    with --elastic the moduli; with --rings the mean ring size) on every frame of DATASET
+    (a file or a shipped name) and write it with them to OUT.h5."""
+    from amtoolkit.cli import _warnings_as_lines, counted, sigterm_as_interrupt
+    from amtoolkit.workflows.label import label_dataset
+    from amtoolkit.workflows.runner import WorkflowError
+
+    try:
+        source: Any = dataset_spec
+        if type_map is not None:
+            from amtoolkit.data import Dataset
+
+            source = Dataset.from_lammps_data(dataset_spec, type_map)
+        with sigterm_as_interrupt(), _warnings_as_lines():
+            ds = label_dataset(
+                source,
+                output,
+                potential=potential,
+                elastic=elastic,
+                rings=rings,
+                workers=workers,
+                resume=resume,
+                progress=not no_progress and sys.stderr.isatty(),
+                command=" ".join(["amtool", *sys.argv[1:]]),
+            )
+    except (WorkflowError, OSError, ValueError) as exc:
+        _fail(exc, debug, status=2)
+    except KeyboardInterrupt:
+        click.echo(f"amtool: interrupted; rerun with --resume to continue {output}", err=True)
+        sys.exit(130)
+    means = ", ".join(f"{k} {float(np.nanmean(v)):.4g}" for k, v in ds.properties.items())
+    click.echo(f"wrote {counted(len(ds), 'labelled structure')} to {output} (means: {means})")
 
 
 @dataset.command("merge")

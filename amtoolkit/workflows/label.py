@@ -1,0 +1,263 @@
+"""Label one's own structures as the melt-quench workflows label theirs.
+
+`label_dataset` measures, frame by frame, the labels `make_dataset` gives its samples:
+``density`` of the structure as given, ``relaxed_energy`` (eV/atom) after relaxing
+positions and cell at zero pressure with a classical potential, with ``elastic`` the
+relaxed-ion moduli (``shear_modulus``, ``bulk_modulus``, ``youngs_modulus`` in GPa and
+``poisson_ratio``), and with ``rings`` the mean shortest-path ring size (``ring_size``,
+in Si atoms when Si and O are present). The same functions measure them
+(`workflows.base.relaxed_labels`), so own structures and generated datasets carry
+labels a model can be trained or checked on side by side.
+
+Frames run in worker processes; each finished frame is appended to ``<out>.labels.jsonl``
+(one line, flushed to the disk), so an interrupted run keeps what it measured and
+``resume=True`` measures only the rest. The output is the input dataset with the label
+columns added (`Dataset.with_properties`, which records how they were made).
+
+Example:
+    >>> from amtoolkit.workflows import label_dataset
+    >>> ds = label_dataset("my_glasses.extxyz", "labelled.h5", potential="tersoff-sio2",
+    ...                    elastic=True, rings=True, workers=2)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import sys
+from collections.abc import Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from ase import Atoms
+
+from amtoolkit._processes import new_executor, single_thread_environment, terminate
+from amtoolkit.data import Dataset, open_dataset
+from amtoolkit.data._files import atomic_path
+from amtoolkit.workflows.base import implausible_labels, relaxed_labels
+from amtoolkit.workflows.runner import HDF5_SUFFIXES, WorkflowError, logger
+
+__all__ = ["LABEL_FMAX", "label_dataset", "labels_of", "progress_path"]
+
+LABEL_FMAX = 0.01
+"""Force criterion of the relaxations, eV/Å (the melt-quench protocols' default)."""
+
+
+def progress_path(out: str | os.PathLike) -> Path:
+    """The file of finished frames of a labelling run into `out`: ``<out>.labels.jsonl``."""
+    p = Path(out)
+    return p.with_name(p.name + ".labels.jsonl")
+
+
+def labels_of(
+    atoms: Atoms,
+    potential: str | None,
+    elastic: bool = False,
+    rings: bool = False,
+    elastic_delta: float = 0.005,
+    elastic_steps: int = 3,
+) -> dict[str, float]:
+    """The labels of one structure (see the module docstring); NaN where one fails to
+    measure (a relaxation that breaks), so that one frame does not stop the run."""
+    from amtoolkit.analysis.energy import density
+    from amtoolkit.analysis.rings import rings as ring_stats
+
+    out: dict[str, float] = {"density": density(atoms)}
+    if potential is not None:
+        measured, _ = relaxed_labels(
+            atoms,
+            potential,
+            fmax=LABEL_FMAX,
+            elastic=elastic,
+            elastic_delta=elastic_delta,
+            elastic_steps=elastic_steps,
+        )
+        out.update(measured)
+    if rings:
+        symbols = set(atoms.get_chemical_symbols())
+        count = "Si" if {"Si", "O"} <= symbols else None
+        out["ring_size"] = float(ring_stats(atoms, count_species=count).mean_size)
+    return out
+
+
+def label_dataset(
+    dataset: str | os.PathLike | Dataset,
+    out: str | os.PathLike,
+    *,
+    potential: str | None = None,
+    elastic: bool = False,
+    rings: bool = False,
+    workers: int = 1,
+    resume: bool = False,
+    progress: bool = True,
+    command: str | None = None,
+) -> Dataset:
+    """Measure the labels of every frame of `dataset` and write it with them to `out`.
+
+    Args:
+        dataset: a Dataset, a file (extxyz, HDF5, anything `open_dataset` reads) or a
+            shipped dataset name.
+        out: the labelled dataset (HDF5, ``.h5``), written when every frame is done.
+        potential: classical potential (`amtool potentials`) for ``relaxed_energy`` and
+            the elastic moduli; None measures only ``density`` and, with `rings`, rings.
+        elastic: also the relaxed-ion elastic moduli (needs `potential`).
+        rings: also the mean ring size.
+        workers: worker processes (frames in parallel).
+        resume: continue an interrupted run into `out` (its ``.labels.jsonl``).
+        progress: a tqdm bar over the frames.
+        command: recorded with the labels (default: the command line).
+
+    Returns:
+        The labelled dataset, read back from `out`.
+
+    Raises:
+        WorkflowError: bad input (an output not ending in .h5, an existing output or
+            progress file without `resume`, `elastic` without a potential, a potential
+            that does not cover the elements), or a resume of another dataset.
+    """
+    from tqdm.auto import tqdm
+
+    out = Path(out)
+    if out.suffix.lower() not in HDF5_SUFFIXES:
+        raise WorkflowError(f"{out}: the labelled dataset is HDF5; name it .h5")
+    if not out.parent.is_dir():
+        raise WorkflowError(f"output folder does not exist: {out.parent}")
+    if elastic and potential is None:
+        raise WorkflowError("elastic moduli need a classical potential (potential=, -p NAME)")
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise WorkflowError(f"workers must be an integer >= 1, got {workers!r}")
+    journal = progress_path(out)
+    if not resume and (out.exists() or journal.exists()):
+        found = out if out.exists() else journal
+        raise WorkflowError(f"{found} exists: resume it (resume=True, amtool --resume)")
+    data = dataset if isinstance(dataset, Dataset) else _open(dataset)
+    source = str(dataset) if not isinstance(dataset, Dataset) else "a Dataset"
+    if potential is not None:
+        _check_coverage(data, potential)
+    options = {"potential": potential, "elastic": elastic, "rings": rings, "frames": len(data)}
+    done = _read_journal(journal, options) if resume else {}
+    if not journal.exists():
+        _append(journal, {"options": options})
+    command = command if command is not None else shlex.join(sys.argv)
+    todo = [k for k in range(len(data)) if k not in done]
+    bar = tqdm(total=len(data), initial=len(done), desc="label", unit="frame", disable=not progress)
+    try:
+        for k, labels in _measure(data, todo, potential, elastic, rings, workers):
+            done[k] = labels
+            _append(journal, {"frame": k, "labels": labels})
+            odd = implausible_labels(labels)
+            if odd:
+                logger.warning("frame %d has implausible labels (%s)", k, ", ".join(odd))
+            bar.update(1)
+    finally:
+        bar.close()
+    names = sorted({name for labels in done.values() for name in labels})
+    columns = {n: [done[k].get(n, np.nan) for k in range(len(data))] for n in names}
+    how = f"{command} (amtoolkit.workflows.label_dataset of {source})"
+    data.with_properties(columns, how=how).to_hdf5(out)
+    journal.unlink()
+    return Dataset.from_hdf5(out)
+
+
+def _open(spec: str | os.PathLike) -> Dataset:
+    try:
+        return open_dataset(spec)
+    except (OSError, ValueError) as err:
+        raise WorkflowError(str(err)) from None
+
+
+def _check_coverage(data: Dataset, potential: str) -> None:
+    from amtoolkit.potentials import check_elements
+
+    numbers = sorted({int(z) for i in range(len(data)) for z in np.unique(data.frame(i).numbers)})
+    from ase.data import chemical_symbols
+
+    try:
+        check_elements(potential, [chemical_symbols[z] for z in numbers if z])
+    except (KeyError, ValueError) as err:
+        raise WorkflowError(str(err)) from None
+
+
+def _measure(
+    data: Dataset,
+    todo: Sequence[int],
+    potential: str | None,
+    elastic: bool,
+    rings: bool,
+    workers: int,
+) -> Iterator[tuple[int, dict[str, float]]]:
+    """(frame, labels) as frames finish, at most `workers` in flight."""
+    if not todo:
+        return
+    if workers == 1 or len(todo) == 1:
+        for k in todo:
+            yield k, _safe_labels(data.atoms(k), potential, elastic, rings, k)
+        return
+    with single_thread_environment():
+        executor = new_executor(min(workers, len(todo)), preload=[__name__])
+    queue = list(reversed(todo))
+    pending: dict[Future, int] = {}
+    try:
+        while queue or pending:
+            while queue and len(pending) < workers:
+                k = queue.pop()
+                pending[
+                    executor.submit(_safe_labels, data.atoms(k), potential, elastic, rings, k)
+                ] = k
+            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in sorted(finished, key=pending.get):
+                yield pending.pop(future), future.result()
+    except BaseException:
+        terminate(executor)
+        raise
+    executor.shutdown(wait=True)
+
+
+def _safe_labels(
+    atoms: Atoms, potential: str | None, elastic: bool, rings: bool, k: int
+) -> dict[str, float]:
+    """`labels_of`, with a failure logged and its labels left missing (density kept)."""
+    try:
+        return labels_of(atoms, potential, elastic=elastic, rings=rings)
+    except Exception as err:  # noqa: BLE001 - one frame's failure leaves its labels missing
+        logger.warning("frame %d: labels not measured (%s: %s)", k, type(err).__name__, err)
+        from amtoolkit.analysis.energy import density
+
+        return {"density": density(atoms)}
+
+
+def _read_journal(path: Path, options: dict[str, Any]) -> dict[int, dict[str, float]]:
+    """The frames a run already measured; refuses a journal of other settings. A last
+    line cut short by a kill is ignored."""
+    if not path.exists():
+        return {}
+    done: dict[int, dict[str, float]] = {}
+    lines = path.read_text(encoding="utf-8").splitlines()
+    for number, line in enumerate(lines):
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            if number == len(lines) - 1:  # the line a kill interrupted: drop it
+                with atomic_path(path) as tmp:
+                    tmp.write_text("".join(f"{kept}\n" for kept in lines[:-1]), "utf-8")
+                break
+            raise WorkflowError(f"{path}: line {number + 1} is not JSON") from None
+        if "options" in entry and entry["options"] != json.loads(json.dumps(options)):
+            raise WorkflowError(
+                f"cannot resume {path}: it measured {entry['options']}, this run asks "
+                f"{options}; delete it to start afresh"
+            )
+        if "frame" in entry:
+            done[int(entry["frame"])] = {k: float(v) for k, v in entry["labels"].items()}
+    return done
+
+
+def _append(path: Path, entry: dict[str, Any]) -> None:
+    """One JSON line, on the disk before the call returns."""
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write(json.dumps(entry) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())

@@ -1,0 +1,92 @@
+"""Labelling one's own structures: the melt-quench labels, resume, bad input, the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from ase.build import bulk
+from click.testing import CliRunner
+
+from amtoolkit.cli import main
+from amtoolkit.data import Dataset
+from amtoolkit.workflows import WorkflowError, label_dataset, labels_of
+from amtoolkit.workflows.label import progress_path
+from tests.analysis.test_coordination import beta_cristobalite
+
+SW_DIAMOND_ENERGY = -4.3366  # eV/atom, Stillinger-Weber diamond Si
+
+
+def rattled_si(seed: int):
+    atoms = bulk("Si", "diamond", a=5.431, cubic=True)
+    atoms.rattle(0.05, seed=seed)
+    return atoms
+
+
+def test_labels_are_the_melt_quench_labels(tmp_path):
+    frames = [rattled_si(0), rattled_si(1)]
+    ds = label_dataset(
+        Dataset.from_atoms(frames), tmp_path / "si.h5", potential="sw-si", elastic=True,
+        progress=False, command="test",
+    )  # fmt: skip
+    assert set(ds.property_names) >= {"density", "relaxed_energy", "shear_modulus"}
+    np.testing.assert_allclose(ds.properties["relaxed_energy"], SW_DIAMOND_ENERGY, atol=1e-3)
+    direct = labels_of(frames[1], "sw-si", elastic=True)
+    for name, value in direct.items():
+        assert ds.properties[name][1] == pytest.approx(value, rel=1e-6)
+    assert ds.provenance["labels"][-1]["how"].startswith("test (amtoolkit.workflows")
+    assert not progress_path(tmp_path / "si.h5").exists()  # removed once written
+
+
+def test_rings_in_si_atoms_for_silica_and_in_parallel(tmp_path):
+    frames = [beta_cristobalite(), beta_cristobalite()]
+    serial = label_dataset(frames_set := Dataset.from_atoms(frames), tmp_path / "a.h5",
+                           rings=True, progress=False)  # fmt: skip
+    pooled = label_dataset(frames_set, tmp_path / "b.h5", rings=True, workers=2, progress=False)
+    np.testing.assert_array_equal(serial.properties["ring_size"], [6.0, 6.0])  # 6 Si a ring
+    for name in serial.property_names:
+        np.testing.assert_array_equal(serial.properties[name], pooled.properties[name])
+
+
+def test_resume_keeps_measured_frames_and_drops_a_cut_line(tmp_path):
+    source = Dataset.from_atoms([beta_cristobalite() for _ in range(3)])
+    out = tmp_path / "r.h5"
+    journal = progress_path(out)
+    options = {"potential": None, "elastic": False, "rings": True, "frames": 3}
+    journal.write_text(
+        json.dumps({"options": options}) + "\n"
+        + json.dumps({"frame": 1, "labels": {"density": 9.0, "ring_size": 9.0}}) + "\n"
+        + '{"frame": 2, "lab'  # a kill in the middle of a line
+    )  # fmt: skip
+    with pytest.raises(WorkflowError, match="r.h5.labels.jsonl exists: resume it"):
+        label_dataset(source, out, rings=True, progress=False)
+    ds = label_dataset(source, out, rings=True, resume=True, progress=False)
+    np.testing.assert_array_equal(ds.properties["ring_size"], [6.0, 9.0, 6.0])  # 1 not redone
+    progress_path(tmp_path / "r2.h5").write_text(json.dumps({"options": options}) + "\n")
+    with pytest.raises(WorkflowError, match="cannot resume .*delete it to start afresh"):
+        label_dataset(source, tmp_path / "r2.h5", rings=False, resume=True, progress=False)
+
+
+def test_bad_input_is_one_line(tmp_path):
+    source = Dataset.from_atoms([rattled_si(0)])
+    with pytest.raises(WorkflowError, match="x.xyz: the labelled dataset is HDF5"):
+        label_dataset(source, tmp_path / "x.xyz", progress=False)
+    with pytest.raises(WorkflowError, match="elastic moduli need a classical potential"):
+        label_dataset(source, tmp_path / "x.h5", elastic=True, progress=False)
+    with pytest.raises(WorkflowError, match="'O'"):
+        label_dataset(Dataset.from_atoms([beta_cristobalite()]), tmp_path / "y.h5",
+                      potential="sw-si", progress=False)  # fmt: skip
+    assert not list(tmp_path.iterdir())
+
+
+def test_cli_labels_an_extxyz(tmp_path):
+    path = tmp_path / "glass.extxyz"
+    beta_cristobalite().write(path)
+    out = tmp_path / "glass.h5"
+    result = CliRunner().invoke(main, ["dataset", "label", str(path), "--rings", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert f"wrote 1 labelled structure to {out} (means: density" in result.output
+    assert Dataset.from_hdf5(out).properties["ring_size"][0] == 6.0
+    again = CliRunner().invoke(main, ["dataset", "label", str(path), "--rings", "-o", str(out)])
+    assert again.exit_code == 2 and "exists: resume it" in again.output
