@@ -505,6 +505,7 @@ def _assemble(
                 "attempt": record["attempt"],
                 "wall_s": record["wall_s"],
                 **record.get("metadata", {}),
+                "digest": frame_digest(frames[-1]),
             }
         )
     versions = {s.get("lammps_version") for s in samples} - {None}
@@ -573,6 +574,18 @@ def collect_parts(out: str | os.PathLike, output: str | os.PathLike | None = Non
     if output is not None:
         ds.to_hdf5(output)
     return ds
+
+
+def frame_digest(atoms: Atoms) -> str:
+    """SHA-256 (hex, 16 characters) of a frame's elements, cell and positions (rounded
+    to 1e-6 Å): the sample records carry it, so a resume can tell that a file's frames
+    are the samples its records name."""
+    import hashlib
+
+    digest = hashlib.sha256(atoms.numbers.astype(np.int64).tobytes())
+    for array in (atoms.cell.array, atoms.positions):
+        digest.update((np.round(np.asarray(array, dtype=np.float64), 6) + 0.0).tobytes())
+    return digest.hexdigest()[:16]
 
 
 def _history(record: Mapping[str, Any]) -> dict[str, Any]:
@@ -761,10 +774,17 @@ class _Parts:
         properties = ds.properties
         for k, sample in enumerate(samples):
             atoms = ds.atoms(k)
+            if "digest" in sample and sample["digest"] != frame_digest(atoms):
+                ds.close()
+                raise WorkflowError(
+                    f"cannot resume {out}: frame {k} is not the structure of sample "
+                    f"{sample['index']} its record names (frames reordered or edited); "
+                    "resume the run's own output file"
+                )
             metadata = {
                 key: v
                 for key, v in sample.items()
-                if key not in ("index", "seed", "attempt", "wall_s")
+                if key not in ("index", "seed", "attempt", "wall_s", "digest")
             }
             self.write(
                 int(sample["index"]),

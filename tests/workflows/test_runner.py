@@ -390,3 +390,17 @@ def test_an_interrupt_is_written_to_the_log(tmp_path):
     assert proc.returncode != 0
     assert "interrupted: " in log_path(out).read_text()
     assert "of 20 samples done; resume to continue" in log_path(out).read_text()
+
+
+def test_resuming_reordered_frames_is_refused(tmp_path):
+    proto = toy(tmp_path)
+    out = tmp_path / "order.h5"
+    ds = make_dataset(proto, 3, out, workers=1, seed=2, progress=False)
+    assert all(len(s["digest"]) == 16 for s in ds.provenance["samples"])
+    swapped = tmp_path / "swapped.h5"
+    ds[[1, 0, 2]].to_hdf5(swapped)  # same count, same records, frames out of order
+    with pytest.raises(WorkflowError, match="frame 0 is not the structure of sample 0"):
+        make_dataset(proto, 4, swapped, workers=1, seed=2, resume=True, progress=False)
+    assert not parts_folder(swapped).exists()
+    grown = make_dataset(proto, 4, out, workers=1, seed=2, resume=True, progress=False)
+    assert len(grown) == 4  # the file's own frames pass the check
