@@ -14,8 +14,9 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from typing import Any
 
 SINGLE_THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 """Thread-count variables set to 1 in every worker."""
@@ -109,3 +110,29 @@ def terminate(executor: ProcessPoolExecutor) -> None:
     for process in processes:
         with contextlib.suppress(Exception):
             process.join(timeout=5)
+
+
+def run_unordered(
+    function: Callable[..., Any],
+    calls: Sequence[tuple[Any, ...]],
+    workers: int,
+    preload: Sequence[str] = (),
+) -> Iterator[tuple[int, Any]]:
+    """``(k, function(*calls[k]))`` as the calls finish in a pool of at most `workers`
+    processes. Stopping early (an exception here or in the caller's loop) terminates the
+    pool; `function` and its arguments must be picklable, and a call that raises raises
+    here."""
+    if not calls:
+        return
+    with single_thread_environment():
+        executor = new_executor(min(workers, len(calls)), preload=preload)
+        futures: dict[Future, int] = {
+            executor.submit(function, *arguments): k for k, arguments in enumerate(calls)
+        }
+    try:
+        for future in as_completed(futures):
+            yield futures[future], future.result()
+    except BaseException:
+        terminate(executor)  # also when the caller stops at a failed call
+        raise
+    executor.shutdown(wait=True)

@@ -238,7 +238,11 @@ class FrameIndex:
     def __init__(self, frames: Iterable[Atoms]) -> None:
         self._buckets: dict[bytes, list[Atoms]] = {}
         for atoms in frames:
-            self._buckets.setdefault(self._bucket(atoms), []).append(atoms)
+            self.add(atoms)
+
+    def add(self, atoms: Atoms) -> None:
+        """Index one more frame."""
+        self._buckets.setdefault(self._bucket(atoms), []).append(atoms)
 
     @staticmethod
     def _bucket(atoms: Atoms) -> bytes:

@@ -246,6 +246,25 @@ def generate(gen: Generator, n: int, **options: Any) -> tuple[list[Atoms], float
     return frames, time.perf_counter() - start, [str(w.message) for w in caught]
 
 
+def frames_to_measure(
+    args: argparse.Namespace, gen: Generator, **options: Any
+) -> tuple[list[Atoms], float | None, list[str]]:
+    """The structures a quality benchmark measures: those in ``args.frames`` when given
+    (wall time None, no warnings), else ``args.n`` generated now with ``args.atoms``,
+    ``args.steps``, ``args.seed``, ``args.progress`` and `options`."""
+    if args.frames is not None:
+        return read_generated(str(args.frames), gen.name), None, []
+    return generate(
+        gen,
+        args.n,
+        n_atoms=args.atoms,
+        steps=args.steps,
+        seed=args.seed,
+        progress=args.progress,
+        **options,
+    )
+
+
 def read_generated(path: str, model_name: str) -> list[Atoms]:
     """Structures generated elsewhere (`amtool generate -o`, for example on a GPU), read
     back to be measured; each must record the sampler and steps in its info, and a
@@ -370,20 +389,13 @@ def quality_a_si(args: argparse.Namespace) -> dict[str, Any]:
         args.reference, gen.info.dataset, args.max_reference, args.seed, args.all_reference
     )
     sw = Analyzer(args.potential, workers=args.workers)  # a bad name fails before generating
-    if args.frames is None:
-        frames, wall, caught = generate(
-            gen,
-            args.n,
-            n_atoms=args.atoms,
-            steps=args.steps,
-            sampler=args.sampler,
-            noise_scale=args.noise_scale,
-            score_gain=args.score_gain,
-            seed=args.seed,
-            progress=args.progress,
-        )
-    else:
-        frames, wall, caught = read_generated(args.frames, gen.name), None, []
+    frames, wall, caught = frames_to_measure(
+        args,
+        gen,
+        sampler=args.sampler,
+        noise_scale=args.noise_scale,
+        score_gain=args.score_gain,
+    )
     steps = frames[0].info["steps"]
 
     comparison = Analyzer().compare(frames, ref)

@@ -74,17 +74,8 @@ def bench_refine(args: argparse.Namespace) -> dict[str, Any]:
         also=[energy_model.info.dataset],
     )
     sw = Analyzer("sw-si", workers=args.workers)
-    if args.frames is None:
-        frames, wall, _ = bg.generate(
-            score_model,
-            args.n,
-            n_atoms=args.atoms,
-            steps=args.steps,
-            seed=args.seed,
-            progress=args.progress,
-        )
-    else:
-        frames, wall = bg.read_generated(str(args.frames), score_model.name)[: args.n], None
+    frames, wall, _ = bg.frames_to_measure(args, score_model)
+    frames = frames[: args.n]  # a file may hold more
     stages = [
         ("as given", None, {}),
         (f"sde ({score_model.name})", score_model, {"method": "sde", "steps": args.sde_steps}),

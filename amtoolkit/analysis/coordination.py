@@ -52,6 +52,13 @@ class CoordinationResult(Result):
         return ax
 
 
+def add_counts(total: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Two histograms of integer values (``np.bincount`` output) summed, the shorter
+    padded with zeros."""
+    size = max(len(total), len(counts))
+    return np.pad(total, (0, size - len(total))) + np.pad(counts, (0, size - len(counts)))
+
+
 def coordination_numbers(atoms: Atoms, cutoffs: Cutoffs) -> np.ndarray:
     """Number of bonded neighbours of every atom (periodic images count), shape ``[n_atoms]``.
 
@@ -92,10 +99,7 @@ def coordination(structures: Atoms | Iterable[Atoms], cutoffs: Cutoffs) -> Coord
             if len(cn_s) == 0:
                 continue
             means[s] = float(cn_s.mean())
-            h = np.bincount(cn_s)
-            total = histograms[s]
-            size = max(len(total), len(h))
-            histograms[s] = np.pad(total, (0, size - len(total))) + np.pad(h, (0, size - len(h)))
+            histograms[s] = add_counts(histograms[s], np.bincount(cn_s))
         per_structure.append(means)
     distribution = {}
     mean = {}

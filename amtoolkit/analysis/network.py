@@ -27,6 +27,7 @@ from ase.data import atomic_numbers
 from amtoolkit.analysis._result import Result, new_axes
 from amtoolkit.analysis._structures import prepare, species_of
 from amtoolkit.analysis.bonds import Cutoffs, bonded_pairs
+from amtoolkit.analysis.coordination import add_counts
 
 __all__ = ["ANIONS", "ANION_TYPES", "FORMERS", "NetworkResult", "network", "network_formers"]
 
@@ -147,7 +148,7 @@ def network(
             n_f = n_bridging[atoms.numbers == atomic_numbers[f]]
             if len(n_f):
                 means[f] = float(n_f.mean())
-                qn_counts[f] = _add_counts(qn_counts[f], np.bincount(n_f))
+                qn_counts[f] = add_counts(qn_counts[f], np.bincount(n_f))
         means["bridging"] = float(np.mean(bridges == 2)) if len(bridges) else float("nan")
         per_structure.append(means)
     qn = {}
@@ -181,8 +182,3 @@ def _bridging_counts(
     bridging = formers_of[j] >= 2
     n_bridging = np.bincount(i[bridging], minlength=len(atoms))
     return n_bridging, formers_of[numbers == anion_z]
-
-
-def _add_counts(total: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    size = max(len(total), len(counts))
-    return np.pad(total, (0, size - len(total))) + np.pad(counts, (0, size - len(counts)))

@@ -13,12 +13,11 @@ from __future__ import annotations
 import json
 import pickle
 from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import Future, as_completed
 from typing import Any
 
 from ase import Atoms
 
-from amtoolkit._processes import new_executor, single_thread_environment, terminate
+from amtoolkit._processes import run_unordered
 from amtoolkit.analysis.report import FrameOutcome, FrameRunner, FrameTasks, run_frame
 
 __all__ = ["pool_frames"]
@@ -65,22 +64,9 @@ def pool_frames(potential: str, options: Mapping[str, Any], workers: int) -> Fra
     def run_frames(
         tasks: FrameTasks, frames: Sequence[Atoms]
     ) -> Iterator[tuple[int, FrameOutcome]]:
-        if not frames:
-            return
-        with single_thread_environment():
-            executor = new_executor(
-                min(workers, len(frames)), preload=["amtoolkit.analyzer", __name__]
-            )
-            futures: dict[Future, int] = {
-                executor.submit(_frame_task, potential, dict(options), list(tasks), atoms): k
-                for k, atoms in enumerate(frames)
-            }
-        try:
-            for future in as_completed(futures):
-                yield futures[future], future.result()
-        except BaseException:
-            terminate(executor)  # also when the caller stops at a failed frame
-            raise
-        executor.shutdown(wait=True)
+        calls = [(potential, dict(options), list(tasks), atoms) for atoms in frames]
+        yield from run_unordered(
+            _frame_task, calls, workers, preload=["amtoolkit.analyzer", __name__]
+        )
 
     return run_frames

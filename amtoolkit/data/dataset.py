@@ -435,8 +435,8 @@ class Dataset:
             table = part.properties
             for name, pieces in columns.items():
                 pieces.append(table.get(name, np.full(len(part), np.nan)))
-        frames = []
-        seen = FrameIndex([])
+        frames: list[Atoms] = []
+        seen = FrameIndex([])  # the frames of the parts before this one
         for label, part in zip(labels, parts, strict=True):
             own = [part.frame(i).to_atoms({}) for i in range(len(part))]
             repeated = sum(atoms in seen for atoms in own)
@@ -447,7 +447,8 @@ class Dataset:
                     UserWarning,
                     stacklevel=2,
                 )
-            seen = FrameIndex([*frames, *own])
+            for atoms in own:
+                seen.add(atoms)
             frames += own
         joined = {name: np.concatenate(pieces) for name, pieces in columns.items()}
         record = {

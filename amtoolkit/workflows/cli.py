@@ -241,12 +241,13 @@ def merge(datasets: tuple[str, ...], output: str, overwrite: bool, debug: bool) 
     properties joined by name (missing where a part lacks one)."""
     from amtoolkit.cli import _warnings_as_lines, check_outputs, counted
     from amtoolkit.data import Dataset, open_dataset
+    from amtoolkit.io import DATASET_SUFFIXES
 
     try:
         check_outputs(output)
         if len(datasets) < 2:
             raise ValueError(f"give two or more datasets to merge, got {len(datasets)}")
-        if not output.lower().endswith((".h5", ".hdf5")):
+        if not output.lower().endswith(DATASET_SUFFIXES):
             raise ValueError(f"{output}: the merged dataset is HDF5; name it .h5")
         if any(os.path.abspath(spec) == os.path.abspath(output) for spec in datasets):
             raise ValueError(f"{output} is one of the inputs; write the merge elsewhere")

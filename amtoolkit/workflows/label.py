@@ -27,18 +27,18 @@ import os
 import shlex
 import sys
 from collections.abc import Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, wait
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from ase import Atoms
 
-from amtoolkit._processes import new_executor, single_thread_environment, terminate
+from amtoolkit._processes import run_unordered
 from amtoolkit.data import Dataset, open_dataset
 from amtoolkit.data._files import atomic_path
+from amtoolkit.io import DATASET_SUFFIXES
 from amtoolkit.workflows.base import implausible_labels, relaxed_labels
-from amtoolkit.workflows.runner import HDF5_SUFFIXES, WorkflowError, logger
+from amtoolkit.workflows.runner import WorkflowError, logger
 
 __all__ = ["LABEL_FMAX", "label_dataset", "labels_of", "progress_path"]
 
@@ -121,7 +121,7 @@ def label_dataset(
     from tqdm.auto import tqdm
 
     out = Path(out)
-    if out.suffix.lower() not in HDF5_SUFFIXES:
+    if out.suffix.lower() not in DATASET_SUFFIXES:
         raise WorkflowError(f"{out}: the labelled dataset is HDF5; name it .h5")
     if not out.parent.is_dir():
         raise WorkflowError(f"output folder does not exist: {out.parent}")
@@ -170,11 +170,11 @@ def _open(spec: str | os.PathLike) -> Dataset:
 
 
 def _check_coverage(data: Dataset, potential: str) -> None:
+    from ase.data import chemical_symbols
+
     from amtoolkit.potentials import check_elements
 
     numbers = sorted({int(z) for i in range(len(data)) for z in np.unique(data.frame(i).numbers)})
-    from ase.data import chemical_symbols
-
     try:
         check_elements(potential, [chemical_symbols[z] for z in numbers if z])
     except (KeyError, ValueError) as err:
@@ -189,31 +189,15 @@ def _measure(
     rings: bool,
     workers: int,
 ) -> Iterator[tuple[int, dict[str, float]]]:
-    """(frame, labels) as frames finish, at most `workers` in flight."""
-    if not todo:
-        return
+    """(frame, labels) as frames finish, in `workers` processes (frames are read one at
+    a time in one process)."""
     if workers == 1 or len(todo) == 1:
         for k in todo:
             yield k, _safe_labels(data.atoms(k), potential, elastic, rings, k)
         return
-    with single_thread_environment():
-        executor = new_executor(min(workers, len(todo)), preload=[__name__])
-    queue = list(reversed(todo))
-    pending: dict[Future, int] = {}
-    try:
-        while queue or pending:
-            while queue and len(pending) < workers:
-                k = queue.pop()
-                pending[
-                    executor.submit(_safe_labels, data.atoms(k), potential, elastic, rings, k)
-                ] = k
-            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for future in sorted(finished, key=pending.get):
-                yield pending.pop(future), future.result()
-    except BaseException:
-        terminate(executor)
-        raise
-    executor.shutdown(wait=True)
+    calls = [(data.atoms(k), potential, elastic, rings, k) for k in todo]
+    for j, labels in run_unordered(_safe_labels, calls, workers, preload=[__name__]):
+        yield todo[j], labels
 
 
 def _safe_labels(

@@ -46,6 +46,7 @@ from amtoolkit._processes import new_executor, single_thread_environment, termin
 from amtoolkit.analysis._result import to_jsonable
 from amtoolkit.data import Dataset
 from amtoolkit.data._files import atomic_path
+from amtoolkit.io import DATASET_SUFFIXES
 from amtoolkit.workflows.a_si import ASiProtocol
 from amtoolkit.workflows.a_sio2 import ASiO2Protocol
 from amtoolkit.workflows.base import MeltQuenchProtocol, implausible_labels
@@ -62,8 +63,6 @@ PROTOCOLS: dict[str, type[MeltQuenchProtocol]] = {
 """Protocol name -> protocol dataclass."""
 
 PARTS_FORMAT = "amtoolkit.workflows.parts"
-HDF5_SUFFIXES = (".h5", ".hdf5")
-"""Endings of the output of `make_dataset` (an amtoolkit HDF5 dataset)."""
 PARTS_VERSION = 1
 MAX_ATTEMPTS = 2  # the first try and one retry with a new seed
 MAX_BARREN_POOLS = 3  # fresh worker pools in a row that die before finishing any sample
@@ -213,7 +212,7 @@ def make_dataset(
         raise WorkflowError(f"output folder does not exist: {out.parent}")
     if out.is_dir():
         raise WorkflowError(f"output is a folder, expected a file path: {out}")
-    if out.suffix.lower() not in HDF5_SUFFIXES:
+    if out.suffix.lower() not in DATASET_SUFFIXES:
         raise WorkflowError(
             f"{out}: make_dataset writes an HDF5 dataset; name the output .h5 (convert it "
             "afterwards with Dataset.to_extxyz if you need extxyz)"
