@@ -30,6 +30,7 @@ from ase.calculators.calculator import Calculator
 
 from amtoolkit.analysis._structures import prepare, species_of
 from amtoolkit.analysis.bonds import Cutoffs
+from amtoolkit.analysis.cache import FrameCache, cached_frames
 from amtoolkit.analysis.compare import (
     COMPARE_ADF_CUTOFF,
     COMPARE_ADF_NBINS,
@@ -103,12 +104,18 @@ class Analyzer:
         workers: processes that share out the frames of a set in energy, elastic, vdos
             and report (one serial LAMMPS run each; same numbers as one process). Needs
             a potential name: a calculator object cannot be copied to other processes.
+        cache: a folder (or `analysis.cache.FrameCache`) that keeps the per-frame results
+            of energy, elastic, vdos and crystallinity as each frame of a set finishes
+            (``report``, ``per_frame``, and those methods on a set); a later Analyzer
+            with the same potential reads them back instead of measuring again, so an
+            interrupted analysis of many frames continues where it stopped. Needs a
+            potential name (or none). None: no cache.
         **potential_options: keyword arguments for ``get_calculator`` when `potential`
             is a name.
 
     Raises:
         ValueError: unknown potential name (the message lists the known ones), workers
-            below 1, or workers > 1 with a calculator object.
+            below 1, or workers > 1 or a cache with a calculator object.
         TypeError: `potential` is neither a name nor a calculator.
     """
 
@@ -117,6 +124,7 @@ class Analyzer:
         potential: str | Calculator | None = None,
         *,
         workers: int = 1,
+        cache: str | os.PathLike | FrameCache | None = None,
         **potential_options: Any,
     ):
         if potential is not None and not isinstance(potential, (str, Calculator)):
@@ -132,16 +140,25 @@ class Analyzer:
                 "workers > 1 needs a potential name (e.g. 'sw-si'): a calculator object "
                 "cannot be copied to worker processes"
             )
+        if cache is not None and isinstance(potential, Calculator):
+            raise ValueError(
+                "cache needs a potential name (e.g. 'sw-si'): the results of a calculator "
+                "object cannot be told apart from those of another"
+            )
         self.workers = workers
         self.potential = potential
         self._potential_options = dict(potential_options)
+        if cache is not None and not isinstance(cache, FrameCache):
+            cache = FrameCache(cache, potential, potential_options)
+        self.cache: FrameCache | None = cache
         self._calculator: Calculator | None = (
             potential if isinstance(potential, Calculator) else None
         )
 
     def __repr__(self) -> str:
         workers = f", workers={self.workers}" if self.workers > 1 else ""
-        return f"Analyzer(potential={self.potential_name!r}{workers})"
+        cache = f", cache={str(self.cache.directory)!r}" if self.cache is not None else ""
+        return f"Analyzer(potential={self.potential_name!r}{workers}{cache})"
 
     @property
     def potential_name(self) -> str | None:
@@ -396,8 +413,8 @@ class Analyzer:
         from amtoolkit.analysis.energy import energy
 
         calc = self._calculator_for("energy", structures)
-        if self._pooled(structures):
-            return self._in_pool("energy", structures, relax=relax, fmax=fmax)
+        if self._by_frame(structures):
+            return self._set_by_frame("energy", structures, relax=relax, fmax=fmax)
         return energy(structures, calc, relax=relax, fmax=fmax)
 
     def elastic(
@@ -449,8 +466,8 @@ class Analyzer:
             method=method,
             displacement=displacement,
         )
-        if self._pooled(structures):
-            return self._in_pool("elastic", structures, **options)
+        if self._by_frame(structures):
+            return self._set_by_frame("elastic", structures, **options)
         return elastic(structures, calc, **options)
 
     def elastic_defaults(self) -> dict[str, Any]:
@@ -507,8 +524,8 @@ class Analyzer:
             fmax=fmax,
             symmetrize=symmetrize,
         )
-        if self._pooled(structures):
-            return self._in_pool("vdos", structures, **options)
+        if self._by_frame(structures):
+            return self._set_by_frame("vdos", structures, **options)
         return vdos(structures, calc, **options)
 
     # -- information theory --------------------------------------------------------------
@@ -730,26 +747,30 @@ class Analyzer:
         """Analysis `name` (a method of this class) on `structures`."""
         return getattr(self, name)(structures, **options)
 
-    def _pooled(self, structures: Atoms | Sequence[Atoms]) -> bool:
-        """Whether a potential-based analysis of `structures` goes to worker processes."""
-        return self.workers > 1 and not isinstance(structures, Atoms) and len(structures) > 1
+    def _by_frame(self, structures: Atoms | Sequence[Atoms]) -> bool:
+        """Whether a potential-based analysis of a set runs frame by frame through
+        `_frame_runner` (worker processes, or the cache); one Atoms never does."""
+        if isinstance(structures, Atoms):
+            return False
+        return (self.workers > 1 and len(structures) > 1) or self.cache is not None
 
     def _frame_runner(self) -> FrameRunner:
-        """How the potential-based analyses of a set run frame by frame."""
+        """How the per-frame analyses of a set run: in this process or in worker
+        processes, through the cache when there is one."""
         serial = serial_frames(self._run)
-        if self.workers == 1 or not isinstance(self.potential, str):
-            return serial
-        from amtoolkit.analysis.parallel import pool_frames
+        runner = serial
+        if self.workers > 1 and isinstance(self.potential, str):
+            from amtoolkit.analysis.parallel import pool_frames
 
-        pooled = pool_frames(self.potential, self._potential_options, self.workers)
+            pooled = pool_frames(self.potential, self._potential_options, self.workers)
 
-        def run_frames(tasks, frames):  # one frame is not worth starting processes for
-            return (pooled if len(frames) > 1 else serial)(tasks, frames)
+            def runner(tasks, frames):  # one frame is not worth starting processes for
+                return (pooled if len(frames) > 1 else serial)(tasks, frames)
 
-        return run_frames
+        return runner if self.cache is None else cached_frames(runner, self.cache)
 
-    def _in_pool(self, name: str, structures: Sequence[Atoms], **options: Any) -> Any:
-        """Analysis `name` of a set, frame by frame in worker processes, as one result.
+    def _set_by_frame(self, name: str, structures: Sequence[Atoms], **options: Any) -> Any:
+        """Analysis `name` of a set, frame by frame (worker processes, the cache), as one result.
 
         Raises:
             The first failing frame's error (in frame order), its message prefixed with

@@ -144,6 +144,15 @@ def main() -> None:
     show_default=True,
     help="Processes sharing the frames of --energy, --elastic and --vdos.",
 )
+@click.option(
+    "--cache",
+    "cache_dir",
+    metavar="DIR",
+    help="Keep each frame's --energy, --elastic, --vdos and --crystallinity results in DIR "
+    "as it finishes; a rerun reads them back, so an interrupted run continues where it "
+    "stopped [default: $AMTOOLKIT_CACHE, else ~/.cache/amtoolkit/frames].",
+)
+@click.option("--no-cache", is_flag=True, help="Measure every frame afresh and keep nothing.")
 @click.option("--debug", is_flag=True, help="Show tracebacks; stop at the first failing frame.")
 def analyze(
     files: Sequence[str],
@@ -159,6 +168,8 @@ def analyze(
     debug: bool,
     sq_weighting: str,
     sq_data: str | None,
+    cache_dir: str | None,
+    no_cache: bool,
     **flags: bool,
 ) -> None:
     """Analyse the structures in FILES and print a summary.
@@ -168,6 +179,7 @@ def analyze(
     structures a model never trained on. Without analysis flags
     the summary has composition, density, RDF first peaks and coordination.
     """
+    from amtoolkit.analysis.report import FRAME_ANALYSES
     from amtoolkit.analyzer import DEFAULT_ANALYSES, Analyzer
 
     with _user_errors(debug), _warnings_as_lines():
@@ -187,10 +199,17 @@ def analyze(
             from amtoolkit.analysis.structure_factor import MeasuredSq
 
             measured_sq = MeasuredSq.read(sq_data)
-        analyzer = Analyzer(potential, workers=workers)
+        if no_cache and cache_dir is not None:
+            raise ValueError("give --cache DIR or --no-cache, not both")
         frames, labels = _read(files, index, fmt, type_map, atom_style)
         flags["sq"] = flags["sq"] or sq_weighting != "number" or sq_data is not None
         analyses = [name for flag, name in _FLAGS.items() if flags[flag]] or DEFAULT_ANALYSES
+        cache = None
+        if not no_cache and potential is not None and any(a in FRAME_ANALYSES for a in analyses):
+            from amtoolkit.analysis.cache import default_cache_dir
+
+            cache = cache_dir if cache_dir is not None else default_cache_dir()
+        analyzer = Analyzer(potential, workers=workers, cache=cache)
         options = {"sq": {"weighting": sq_weighting}} if flags["sq"] else {}
         ref_frames, ref_skipped = None, []
         if reference:
@@ -202,17 +221,24 @@ def analyze(
                 f"--plot: nothing to draw for {', '.join(analyses)}; add --rdf, --adf, "
                 "--coordination, --network, --rings, --sq, --energy, --elastic or --vdos"
             )
-        report = analyzer.report(
-            frames,
-            analyses,
-            labels=labels,
-            reference=ref_frames,
-            skip_errors=not debug,
-            on_skip=_warn_skip,
-            progress=None,
-            options=options,
-            measured_sq=measured_sq,
-        )
+        with sigterm_as_interrupt(), _kept_on_interrupt(analyzer.cache):
+            report = analyzer.report(
+                frames,
+                analyses,
+                labels=labels,
+                reference=ref_frames,
+                skip_errors=not debug,
+                on_skip=_warn_skip,
+                progress=None,
+                options=options,
+                measured_sq=measured_sq,
+            )
+        if analyzer.cache is not None and analyzer.cache.hits:
+            click.echo(
+                f"amtool: {counted(analyzer.cache.hits, 'frame')} read from the cache "
+                f"{analyzer.cache.directory} (--no-cache measures afresh)",
+                err=True,
+            )
         echo_summary(report.summary(), json_path)
         data = report.to_dict()
         if ref_skipped:
@@ -722,6 +748,24 @@ def _check_figure_format(path: str) -> None:
             f"--plot {path}: unknown figure format {fmt!r} (use .png, .pdf, .svg or "
             f"{', '.join(sorted(set(known) - {'png', 'pdf', 'svg'}))})"
         )
+
+
+@contextlib.contextmanager
+def _kept_on_interrupt(cache: Any) -> Iterator[None]:
+    """On Ctrl-C (or SIGTERM) say what the interrupted analysis kept, and exit 130."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        if cache is not None and (cache.stored or cache.hits):
+            kept = counted(cache.stored + cache.hits, "frame")
+            click.echo(
+                f"amtool: interrupted; {kept} measured and kept in {cache.directory}: rerun "
+                "the same command to continue",
+                err=True,
+            )
+        else:
+            click.echo("amtool: interrupted", err=True)
+        sys.exit(130)
 
 
 def _warn_skip(label: str, reason: str) -> None:

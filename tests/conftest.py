@@ -22,6 +22,13 @@ def _fixed_seed():
     np.random.seed(0)  # noqa: NPY002  (fixes the legacy global RNG that ASE rattle etc. use)
 
 
+@pytest.fixture(autouse=True)
+def _private_analysis_cache(tmp_path_factory, monkeypatch):
+    """`amtool analyze` keeps per-frame results in a cache folder: one per test, never the
+    user's (a test must measure what it asserts, not read another test's results)."""
+    monkeypatch.setenv("AMTOOLKIT_CACHE", str(tmp_path_factory.mktemp("analysis-cache")))
+
+
 @pytest.fixture
 def diamond_si():
     """Conventional 8-atom diamond Si cell at the SW lattice constant (5.431 Å)."""

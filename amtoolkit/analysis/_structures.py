@@ -25,6 +25,18 @@ def as_structure_list(structures: Atoms | Iterable[Atoms]) -> list[Atoms]:
     return out
 
 
+def frame_digest(atoms: Atoms) -> str:
+    """SHA-256 (hex, 16 characters) of a frame's elements, cell and positions (rounded
+    to 1e-6 Å): what identifies a frame to a resumed dataset run (its sample records
+    carry it) and to the per-frame analysis cache."""
+    import hashlib
+
+    digest = hashlib.sha256(atoms.numbers.astype(np.int64).tobytes())
+    for array in (atoms.cell.array, atoms.positions):
+        digest.update((np.round(np.asarray(array, dtype=np.float64), 6) + 0.0).tobytes())
+    return digest.hexdigest()[:16]
+
+
 def real_atoms(atoms: Atoms) -> Atoms:
     """Return `atoms` without ghost atoms (atomic number 0); the input is not modified."""
     mask = atoms.numbers != GHOST_NUMBER

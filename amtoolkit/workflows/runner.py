@@ -44,6 +44,7 @@ from ase import Atoms
 
 from amtoolkit._processes import new_executor, single_thread_environment, terminate
 from amtoolkit.analysis._result import to_jsonable
+from amtoolkit.analysis._structures import frame_digest
 from amtoolkit.data import Dataset
 from amtoolkit.data._files import atomic_path
 from amtoolkit.io import DATASET_SUFFIXES
@@ -573,18 +574,6 @@ def collect_parts(out: str | os.PathLike, output: str | os.PathLike | None = Non
     if output is not None:
         ds.to_hdf5(output)
     return ds
-
-
-def frame_digest(atoms: Atoms) -> str:
-    """SHA-256 (hex, 16 characters) of a frame's elements, cell and positions (rounded
-    to 1e-6 Å): the sample records carry it, so a resume can tell that a file's frames
-    are the samples its records name."""
-    import hashlib
-
-    digest = hashlib.sha256(atoms.numbers.astype(np.int64).tobytes())
-    for array in (atoms.cell.array, atoms.positions):
-        digest.update((np.round(np.asarray(array, dtype=np.float64), 6) + 0.0).tobytes())
-    return digest.hexdigest()[:16]
 
 
 def _history(record: Mapping[str, Any]) -> dict[str, Any]:
