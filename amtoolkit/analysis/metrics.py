@@ -233,7 +233,7 @@ class TargetCheck(Result):
             low, high = float(min(t.min(), m.min())), float(max(t.max(), m.max()))
             pad = 0.05 * (high - low) or 0.05 * max(abs(high), 1.0)
             ax.plot([low - pad, high + pad], [low - pad, high + pad], color="0.6", lw=0.8)
-        label = label_of(self.name)
+        label = label_of(self.name).replace("_", " ")
         ax.set_xlabel(f"target {label}")
         ax.set_ylabel(f"measured {label}")
         e = self.errors

@@ -313,7 +313,7 @@ class AnalysisReport(Result):
             if name in PLOTTED_ANALYSES
         ]
         panels += [
-            (f"target:{name}", f"{name}: measured vs target", check)
+            (f"target:{name}", f"{name.replace('_', ' ')}: measured vs target", check)
             for name, check in self.targets.items()
         ]
         if not panels:
