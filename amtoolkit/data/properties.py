@@ -49,6 +49,28 @@ def check_physical(name: str, value: float) -> None:
         raise ValueError(f"target {name}={value:g} is not physical: it must be {span}")
 
 
+PLAUSIBLE_LABELS: dict[str, tuple[float, float]] = {
+    "shear_modulus": (0.0, 1000.0),
+    "bulk_modulus": (0.0, 1000.0),
+    "youngs_modulus": (0.0, 2000.0),
+    "poisson_ratio": (-1.0, 0.5),
+    "density": (0.5, 10.0),
+}
+"""Open ranges (GPa, g/cm^3) outside which a label says the sample went wrong (a gas, a
+cell too small to be a material, a broken elastic fit)."""
+
+
+def implausible_labels(labels: dict[str, float]) -> list[str]:
+    """The labels of one sample that are non-finite or outside `PLAUSIBLE_LABELS`, as
+    ``"name value"`` strings (empty when all are plausible)."""
+    odd = []
+    for name, value in labels.items():
+        low, high = PLAUSIBLE_LABELS.get(name, (-math.inf, math.inf))
+        if not (math.isfinite(value) and low < value < high):
+            odd.append(f"{name} {value:.4g}")
+    return odd
+
+
 TARGET_PREFIX = "target_"
 """``atoms.info["target_<property>"]``: the design target a structure was generated for."""
 

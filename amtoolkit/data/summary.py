@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from ase.data import atomic_masses, chemical_symbols
 
 from amtoolkit.data.dataset import Dataset
 from amtoolkit.data.ghosts import GHOST_NUMBER
-from amtoolkit.data.properties import AMU_PER_A3_TO_G_PER_CM3, PROPERTY_UNITS
+from amtoolkit.data.properties import AMU_PER_A3_TO_G_PER_CM3, PLAUSIBLE_LABELS, PROPERTY_UNITS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,6 +61,8 @@ class DatasetSummary:
         density: mass density of each structure's cell, g/cm^3.
         properties: property name -> statistics of its column.
         provenance: the dataset's provenance (source, command, protocol ...).
+        implausible: property name -> indices of the structures whose label lies outside
+            `PLAUSIBLE_LABELS` (a broken elastic fit, a gas): only names with any.
     """
 
     n_structures: int
@@ -68,6 +71,7 @@ class DatasetSummary:
     density: ColumnStats
     properties: dict[str, ColumnStats]
     provenance: dict[str, Any]
+    implausible: dict[str, list[int]] = dataclasses.field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
@@ -86,6 +90,17 @@ class DatasetSummary:
                 text += f" ({self.n_structures - stats.n} missing)"
             unit = PROPERTY_UNITS.get(name, "")
             rows.append((name, text, "" if unit == "1" else unit))
+        for name, indices in self.implausible.items():
+            low, high = PLAUSIBLE_LABELS[name]
+            shown = ", ".join(map(str, indices[:10])) + (", ..." if len(indices) > 10 else "")
+            rows.append(
+                (
+                    f"implausible {name}",
+                    f"outside ({low:g}, {high:g}) in {len(indices)} of {self.n_structures} "
+                    f"structures ({shown})",
+                    "",
+                )
+            )
         rows += _provenance_rows(self.provenance, self.n_structures)
         for entry in self.provenance.get("labels", []):
             if isinstance(entry, dict):
@@ -193,7 +208,24 @@ def summarize(dataset: Dataset) -> DatasetSummary:
         density=ColumnStats.of(np.asarray(densities)),
         properties={name: ColumnStats.of(col) for name, col in dataset.properties.items()},
         provenance=dataset.provenance,
+        implausible=implausible_structures(dataset.properties),
     )
+
+
+def implausible_structures(properties: Mapping[str, np.ndarray]) -> dict[str, list[int]]:
+    """Property name -> indices of the structures whose label is outside
+    `PLAUSIBLE_LABELS` (names without such a range, missing values (NaN) and names
+    without an implausible label are left out)."""
+    found = {}
+    for name, column in properties.items():
+        if name not in PLAUSIBLE_LABELS:
+            continue
+        low, high = PLAUSIBLE_LABELS[name]
+        values = np.asarray(column, dtype=np.float64)
+        odd = ~np.isnan(values) & ~((values > low) & (values < high))
+        if odd.any():
+            found[name] = [int(i) for i in np.flatnonzero(odd)]
+    return found
 
 
 def plot_dataset(dataset: Dataset, path: str | os.PathLike) -> Path:

@@ -112,6 +112,7 @@ def load_training_data(config: DataConfig) -> TrainingData:
         )
     except DatasetError as err:
         raise ConfigError(f"data: {err}") from None
+    _warn_implausible(dataset, config)
     normalisation = train_set.normalisation or {}
     no_values = [p for p in config.property_names if p not in normalisation]
     if no_values:
@@ -152,6 +153,24 @@ def load_training_data(config: DataConfig) -> TrainingData:
         provenance=provenance,
         test=list(test_set),
     )
+
+
+def _warn_implausible(dataset: Dataset, config: DataConfig) -> None:
+    """Warn about conditioning labels outside `PLAUSIBLE_LABELS` (a broken elastic fit):
+    the model learns them as they are."""
+    from amtoolkit.data.properties import PLAUSIBLE_LABELS
+    from amtoolkit.data.summary import implausible_structures
+
+    wanted = {p: dataset.properties[p] for p in config.property_names}
+    for name, indices in implausible_structures(wanted).items():
+        low, high = PLAUSIBLE_LABELS[name]
+        shown = ", ".join(map(str, indices[:10])) + (", ..." if len(indices) > 10 else "")
+        warnings.warn(
+            f"data.dataset {config.dataset}: {len(indices)} of {len(dataset)} structures have "
+            f"{name} outside ({low:g}, {high:g}) (frames {shown}); the model learns them as "
+            "they are: drop them with Dataset.subset (docs/datasets.md, *Implausible labels*)",
+            stacklevel=3,
+        )
 
 
 def check_frames(dataset: Dataset, config: DataConfig) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-import math
 import warnings
 from typing import Any, ClassVar, TypeVar
 
@@ -139,28 +138,6 @@ stress-strain response of a glass is no longer linear (a 0.5 step gave nu = -0.9
 
 RING_MAXLENGTH_MIN = 3
 """The smallest ring a ring search can find."""
-
-
-PLAUSIBLE_LABELS: dict[str, tuple[float, float]] = {
-    "shear_modulus": (0.0, 1000.0),
-    "bulk_modulus": (0.0, 1000.0),
-    "youngs_modulus": (0.0, 2000.0),
-    "poisson_ratio": (-1.0, 0.5),
-    "density": (0.5, 10.0),
-}
-"""Open ranges (GPa, g/cm^3) outside which a label says the sample went wrong (a gas, a
-cell too small to be a material, a broken elastic fit)."""
-
-
-def implausible_labels(labels: dict[str, float]) -> list[str]:
-    """The labels of one sample that are non-finite or outside `PLAUSIBLE_LABELS`, as
-    ``"name value"`` strings (empty when all are plausible)."""
-    odd = []
-    for name, value in labels.items():
-        low, high = PLAUSIBLE_LABELS.get(name, (-math.inf, math.inf))
-        if not (math.isfinite(value) and low < value < high):
-            odd.append(f"{name} {value:.4g}")
-    return odd
 
 
 def relaxed_labels(

@@ -36,8 +36,9 @@ from ase import Atoms
 from amtoolkit._processes import run_unordered
 from amtoolkit.data import Dataset, open_dataset
 from amtoolkit.data._files import atomic_path
+from amtoolkit.data.properties import implausible_labels
 from amtoolkit.io import DATASET_SUFFIXES
-from amtoolkit.workflows.base import implausible_labels, relaxed_labels
+from amtoolkit.workflows.base import relaxed_labels
 from amtoolkit.workflows.runner import WorkflowError, logger
 
 __all__ = ["LABEL_FMAX", "label_dataset", "labels_of", "progress_path"]

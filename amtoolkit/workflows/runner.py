@@ -47,10 +47,11 @@ from amtoolkit.analysis._result import to_jsonable
 from amtoolkit.analysis._structures import frame_digest
 from amtoolkit.data import Dataset
 from amtoolkit.data._files import atomic_path
+from amtoolkit.data.properties import implausible_labels
 from amtoolkit.io import DATASET_SUFFIXES
 from amtoolkit.workflows.a_si import ASiProtocol
 from amtoolkit.workflows.a_sio2 import ASiO2Protocol
-from amtoolkit.workflows.base import MeltQuenchProtocol, implausible_labels
+from amtoolkit.workflows.base import MeltQuenchProtocol
 from amtoolkit.workflows.lammps_md import LAMMPS_SEED_MAX
 from amtoolkit.workflows.meg import MEGProtocol
 

@@ -40,6 +40,19 @@ def test_summary_counts_composition_density_and_properties():
     assert re.search(r"labels ring_size +rings by hand", summarize(relabelled).table())
 
 
+def test_summary_names_the_structures_with_implausible_labels():
+    ds = Dataset.from_atoms(
+        [bulk("Si", "diamond", 5.431, cubic=True)] * 4,
+        properties={"poisson_ratio": [0.2, 0.63, np.nan, -1.5], "ring_size": [6.0] * 4},
+    )
+    s = summarize(ds)
+    assert s.implausible == {"poisson_ratio": [1, 3]}  # NaN is missing, not implausible
+    assert re.search(
+        r"implausible poisson_ratio +outside \(-1, 0.5\) in 2 of 4 structures \(1, 3\)", s.table()
+    )
+    assert summarize(_dataset()).implausible == {}
+
+
 def test_summary_says_how_the_run_went_and_which_split_part_it_is():
     provenance = {
         "command": "amtool dataset make a-si -n 3 -o a.h5",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import ase.io
 import numpy as np
 import pytest
@@ -98,6 +100,18 @@ def test_an_element_in_no_training_frame_is_warned_about(tiny_dataset):
     with pytest.warns(UserWarning, match=r"data.elements: \['Ge'\] in no training frame"):
         data = load_training_data(DataConfig(dataset=str(tiny_dataset), elements=("Si", "Ge")))
     assert data.vocabulary.numbers == (0, 14, 32)
+
+
+def test_implausible_conditioning_labels_are_warned_about(tiny_dataset, tmp_path):
+    frames = ase.io.read(tiny_dataset, index=":")
+    frames[2].info["density"] = 0.01  # a gas: below PLAUSIBLE_LABELS' 0.5 g/cm3
+    path = tmp_path / "odd.extxyz"
+    ase.io.write(path, frames, format="extxyz")
+    with pytest.warns(UserWarning, match=r"1 of 8 structures have density outside \(0.5, 10\) "):
+        load_training_data(DataConfig(dataset=str(path), property_names=("density",)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # not a conditioning label: no warning
+        load_training_data(DataConfig(dataset=str(path)))
 
 
 def test_frames_without_a_cell_or_denser_than_max_density_are_named(tiny_dataset, tmp_path):

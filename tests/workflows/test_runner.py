@@ -366,7 +366,7 @@ def test_settings_that_make_crystals_or_no_network_warn(args, options, message):
 
 
 def test_implausible_labels_are_logged(tmp_path, caplog):
-    from amtoolkit.workflows.base import implausible_labels
+    from amtoolkit.data.properties import implausible_labels
 
     assert implausible_labels({"poisson_ratio": 0.2, "shear_modulus": 30.0}) == []
     assert implausible_labels({"poisson_ratio": 8.41, "shear_modulus": 0.0}) == [
