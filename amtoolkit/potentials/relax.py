@@ -22,7 +22,7 @@ from ase import Atoms, units
 from ase.calculators.calculator import Calculator
 from ase.calculators.singlepoint import SinglePointCalculator
 
-from amtoolkit.potentials.calculator import LammpsCalculator
+from amtoolkit.potentials.calculator import LammpsCalculator, overlapping_pair
 from amtoolkit.potentials.registry import get_spec
 
 RELAX_METHODS = ("auto", "lammps", "ase")
@@ -96,6 +96,7 @@ def relax(
         warnings.filterwarnings("ignore", message="logm result may be inaccurate")
         if method == "lammps":
             with calc.running(work):  # e.g. atoms lost: the next structure starts afresh
+                nsteps += _separate(work, calc, steps)
                 nsteps += _lammps_minimize(work, calc, fmax, relax_cell, steps, pressure)
         work.calc = calc
         target = _filtered(work, relax_cell, pressure)
@@ -250,6 +251,31 @@ def _set_from_lammps(atoms: Atoms, calc: LammpsCalculator, velocities: bool) -> 
     if velocities:
         atoms.set_velocities(v)
     calc.mark_box_changed()
+
+
+_SEPARATE_STEPS = 500
+"""Most ASE FIRE steps `_separate` spends pushing overlapping atoms apart."""
+
+
+def _separate(atoms: Atoms, calc: LammpsCalculator, steps: int) -> int:
+    """Push atoms nearer than `OVERLAP` apart with ASE FIRE on the positions, until none
+    is; returns the steps taken (0 for a structure without such a pair).
+
+    The forces between such atoms are huge (about 1e4 eV/Å for Si at 0.3 Å under SW),
+    and LAMMPS's minimisers move them so far in one step that atoms leave the box ("Lost
+    atoms"); FIRE's 0.2 Å cap on each step separates them, and LAMMPS takes over.
+    """
+    if overlapping_pair(atoms) is None:
+        return 0
+    from ase.optimize import FIRE
+
+    atoms.calc = calc
+    opt = FIRE(atoms, logfile=None)
+    for _ in opt.irun(fmax=0.0, steps=min(steps, _SEPARATE_STEPS)):
+        if overlapping_pair(atoms) is None:
+            break
+    atoms.calc = None
+    return opt.nsteps
 
 
 def _lammps_minimize(

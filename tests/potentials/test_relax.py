@@ -283,3 +283,17 @@ def test_a_failed_lammps_relaxation_does_not_break_the_next_structure(monkeypatc
     relaxed.calc = calc
     assert np.isclose(relaxed.get_potential_energy() / len(relaxed), SW_DIAMOND_ENERGY, atol=1e-3)
     calc.close()
+
+
+@pytest.mark.parametrize("distance", [0.15, 0.3, 0.45])
+def test_lammps_relaxation_pushes_overlapping_atoms_apart(distance):
+    """Atoms 0.1-0.5 Å apart (a rattled or generated start) relax: ASE FIRE separates
+    them first, where LAMMPS's minimisers alone lose atoms under the huge forces."""
+    atoms = bulk("Si", "diamond", SW_LATTICE, cubic=True) * (2, 2, 2)
+    bond = atoms.positions[5] - atoms.positions[2]
+    atoms.positions[5] = atoms.positions[2] + distance * bond / np.linalg.norm(bond)
+    relaxed = relax(atoms, "sw-si", fmax=FMAX)
+    assert relaxed.info["relax_converged"] and relaxed.info["relax_method"] == "lammps"
+    assert len(neighbor_list("d", relaxed, 2.0)) == 0  # every pair at a bond length or more
+    energy = relaxed.get_potential_energy() / len(relaxed)
+    assert SW_DIAMOND_ENERGY - 1e-6 < energy < SW_DIAMOND_ENERGY + 0.2  # diamond or a defect
