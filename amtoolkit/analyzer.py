@@ -273,8 +273,8 @@ class Analyzer:
             structures: one Atoms or a set (pooled).
             cutoffs: bond cutoff specification; only former-anion bonds count (default:
                 the covalent rule, Si-O < 2.30 Å).
-            formers: network formers (default: every element but the anion and the
-                alkali and alkaline-earth modifiers).
+            formers: network formers (default: those of `analysis.network.FORMERS`
+                present: B, Si, P, Ge, As).
             anion: the bridging element.
 
         Returns:

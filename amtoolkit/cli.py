@@ -103,9 +103,8 @@ def main() -> None:
 @click.option(
     "--sq-weighting",
     type=click.Choice(["number", "neutron", "xray"]),
-    default="number",
-    show_default=True,
-    help="Weight the atoms of S(q) as neutrons or X-rays see them (implies --sq).",
+    help="Weight the atoms of S(q) as neutrons or X-rays see them (implies --sq) "
+    "[default: number].",
 )
 @click.option(
     "--sq-data",
@@ -166,7 +165,7 @@ def analyze(
     index: str,
     fmt: str | None,
     debug: bool,
-    sq_weighting: str,
+    sq_weighting: str | None,
     sq_data: str | None,
     cache_dir: str | None,
     no_cache: bool,
@@ -202,7 +201,7 @@ def analyze(
         if no_cache and cache_dir is not None:
             raise ValueError("give --cache DIR or --no-cache, not both")
         frames, labels = _read(files, index, fmt, type_map, atom_style)
-        flags["sq"] = flags["sq"] or sq_weighting != "number" or sq_data is not None
+        flags["sq"] = flags["sq"] or sq_weighting is not None or sq_data is not None
         analyses = [name for flag, name in _FLAGS.items() if flags[flag]] or DEFAULT_ANALYSES
         cache = None
         if not no_cache and potential is not None and any(a in FRAME_ANALYSES for a in analyses):
@@ -210,7 +209,7 @@ def analyze(
 
             cache = cache_dir if cache_dir is not None else default_cache_dir()
         analyzer = Analyzer(potential, workers=workers, cache=cache)
-        options = {"sq": {"weighting": sq_weighting}} if flags["sq"] else {}
+        options = {"sq": {"weighting": sq_weighting or "number"}} if flags["sq"] else {}
         ref_frames, ref_skipped = None, []
         if reference:
             ref_frames, ref_skipped = _usable_reference(
@@ -311,7 +310,19 @@ def potentials() -> None:
 @click.option("--icg", is_flag=True, help="Independent condition guidance.")
 @click.option("--seed", type=int, help="Run seed (default: random, printed).")
 @click.option("--batch-size", type=int, help="Structures per sampler call.")
-@click.option("--max-restarts", type=int, help="Charge-balance restarts (oxides; default 3).")
+@click.option(
+    "--accept",
+    "accept_texts",
+    multiple=True,
+    metavar="TEST",
+    help="Restart structures that fail TEST: closest>=D (Å), bridging>=F (bridging O "
+    "fraction), Si4>=F (fraction of Si with 4 bonds); repeatable, all must hold.",
+)
+@click.option(
+    "--max-restarts",
+    type=int,
+    help="Restarts of structures that fail the charge balance (oxides) or --accept [default: 3].",
+)
 @click.option(
     "--restart-t",
     type=float,
@@ -339,6 +350,7 @@ def generate(
     targets: Sequence[str],
     cell: str | None,
     no_rebalance: bool,
+    accept_texts: Sequence[str],
     device: str,
     overwrite: bool,
     resume: bool,
@@ -360,6 +372,10 @@ def generate(
             kwargs["cell"] = parse_cell(cell)
         if no_rebalance:
             kwargs["rebalance"] = False
+        if accept_texts:
+            from amtoolkit.analysis.criteria import parse_criterion
+
+            kwargs["accept"] = parse_criterion(accept_texts)
         if "timesteps" in kwargs:
             text = str(kwargs["timesteps"])
             try:

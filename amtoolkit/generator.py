@@ -34,6 +34,7 @@ from torch import nn
 
 from amtoolkit.analysis._options import shown
 from amtoolkit.analysis.compare import CLOSE_PAIR_FACTOR, closest_pair
+from amtoolkit.analysis.criteria import describe
 from amtoolkit.checkpoint import ModelInfo, load_checkpoint
 from amtoolkit.data.batch import Batch, to_atoms
 from amtoolkit.data.ghosts import n_target
@@ -305,6 +306,8 @@ class GenerationPlan:
         restart_t: time unbalanced samples are re-noised to.
         rebalance: relabel samples still unbalanced after the restarts to their most
             likely balanced elements and denoise them again with those held.
+        accept: the caller's test of a finished structure (`generate`'s `accept`), whose
+            failures are restarted too; None: none.
     """
 
     n: int
@@ -327,6 +330,7 @@ class GenerationPlan:
     max_restarts: int
     restart_t: float
     rebalance: bool = False
+    accept: Callable[[Atoms], bool] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary (without the per-structure arrays)."""
@@ -349,6 +353,7 @@ class GenerationPlan:
             "max_restarts": self.max_restarts,
             "restart_t": self.restart_t,
             "rebalance": self.rebalance,
+            "accept": None if self.accept is None else describe(self.accept),
         }
 
 
@@ -507,6 +512,7 @@ class Generator:
         max_restarts: int | None = None,
         restart_t: float = RESTART_T,
         rebalance: bool | None = None,
+        accept: Callable[[Atoms], bool] | None = None,
         hmc_range: tuple[float, float] | None = None,
         dt0: float | None = None,
         noise_scale: float | None = None,
@@ -623,18 +629,31 @@ class Generator:
         balance = _is_oxide(self.vocabulary) and all(
             z in FORMAL_CHARGES for z in self.vocabulary.numbers
         )
+        if accept is not None and not callable(accept):
+            raise ValueError(
+                f"accept must be a function of one Atoms returning True to keep it, got "
+                f"{type(accept).__name__}"
+            )
+        if accept is not None and not method.restarts:
+            raise ValueError(
+                f"accept restarts the structures it fails, which re-noises with the score "
+                f"process; sampler {sampler!r} of this {info.objective} model cannot restart"
+            )
         if max_restarts is None:
-            max_restarts = DEFAULT_RESTARTS_OXIDE if balance and method.restarts else 0
+            restarting = (balance or accept is not None) and method.restarts
+            max_restarts = DEFAULT_RESTARTS_OXIDE if restarting else 0
         max_restarts = check_int("max_restarts", max_restarts, 0)
         if max_restarts and not method.restarts:
             raise ValueError(
                 f"max_restarts > 0 re-noises with the score process; sampler {sampler!r} of "
                 f"this {info.objective} model cannot restart"
             )
-        if max_restarts and not balance:
+        if max_restarts and not balance and accept is None:
             raise ValueError(
-                "max_restarts > 0 needs an oxide model whose elements have formal charges "
-                f"(charge-balance restarts); this model's elements are {self.vocabulary.elements}"
+                "max_restarts > 0 restarts the structures that fail a test: give accept= (a "
+                "function of one Atoms), or use an oxide model whose elements have formal "
+                f"charges (charge-balance restarts); this model's elements are "
+                f"{self.vocabulary.elements}"
             )
         if rebalance is None:
             rebalance = balance and method.restarts
@@ -662,7 +681,8 @@ class Generator:
                     "rebalance=False (amtool generate: --restart-t, or --max-restarts 0 "
                     "--no-rebalance)"
                 ) from None
-            self._check_balance_possible(n_initial, ghosts=rho_max is not None)
+            if balance:
+                self._check_balance_possible(n_initial, ghosts=rho_max is not None)
         if method.needs_energy:
             low, high = sampler_options["hmc_range"]
             if not any(low <= float(t) <= high for t in ts[:-1]):
@@ -693,6 +713,7 @@ class Generator:
             max_restarts=max_restarts,
             restart_t=restart_t,
             rebalance=rebalance,
+            accept=accept,
         )
 
     def _plan_cell(
@@ -936,6 +957,7 @@ class Generator:
         max_restarts: int | None = None,
         restart_t: float = RESTART_T,
         rebalance: bool | None = None,
+        accept: Callable[[Atoms], bool] | None = None,
         hmc_range: tuple[float, float] | None = None,
         dt0: float | None = None,
         noise_scale: float | None = None,
@@ -973,13 +995,21 @@ class Generator:
             batch_size: systems per sampler call (default: all `n`, capped at
                 `MAX_BATCH_ATOMS` atoms per call).
             seed: run seed (default: a fresh random one, recorded in ``atoms.info``).
-            max_restarts: charge-balance restarts per structure (default 3 for oxide
-                models, 0 otherwise; only oxide models may restart).
+            max_restarts: restarts per structure of those that fail the charge balance
+                (oxide models) or `accept` (default 3 for oxide models and with `accept`,
+                0 otherwise).
             restart_t: time that unbalanced samples are re-noised to.
             rebalance: relabel the oxide structures still unbalanced after the restarts
                 to their most likely balanced elements (the fewest, least sure atoms
                 change) and denoise them again from `restart_t` with those elements held
                 (default True for oxide models; `amtoolkit.diffusion.rebalance`).
+            accept: your test of a finished structure, ``accept(atoms) -> bool`` (ghosts
+                removed, elements decoded; e.g. ``analysis.criteria.BridgingFraction(0.9)``
+                or a function of your own): the structures it fails are re-noised to
+                `restart_t` and denoised again, at most `max_restarts` times; those that
+                still fail are kept with ``atoms.info["accepted"] = False`` and a warning.
+                It picks among the model's samples, so it trades their spread for the
+                property it tests. Score models only (sde, ode, hmc samplers).
             hmc_range: ``sampler="hmc"``: the (t_min, t_max) window of diffusion times
                 in which each reverse step is preceded by one HMC iteration (default
                 `HMC_RANGE`); refused with another sampler, as is `dt0`.
@@ -1012,7 +1042,8 @@ class Generator:
             ``n_initial`` with ghosts, and for oxide models ``max_restarts``,
             ``restart_t``, ``rebalance``, ``charge_balanced``, ``restarts`` and (with
             `rebalance`) ``relabelled``, the number of atoms whose element the
-            relabelling changed;
+            relabelling changed; with `accept`, ``accept`` (the test, e.g.
+            ``"bridging>=0.9"``), ``accepted`` and ``restarts``;
             with ``sampler="hmc"`` also ``hmc_range``, ``dt0`` and ``hmc_acceptance``
             (mean acceptance rate of the structure's batch).
 
@@ -1023,7 +1054,8 @@ class Generator:
 
         Warns:
             UserWarning: a target more than 50% of the training range past either end;
-                after the run, how many oxide structures stayed charge-unbalanced.
+                after the run, how many oxide structures stayed charge-unbalanced and how
+                many structures still fail `accept`.
 
         References:
             AMDEN (generation with ghosts, guidance and charge-balance rejection).
@@ -1044,6 +1076,7 @@ class Generator:
                 max_restarts=max_restarts,
                 restart_t=restart_t,
                 rebalance=rebalance,
+                accept=accept,
                 hmc_range=hmc_range,
                 dt0=dt0,
                 noise_scale=noise_scale,
@@ -1143,7 +1176,7 @@ class Generator:
             disable=(not progress) if progress is not None else None,
             leave=False,
         )
-        unbalanced = 0
+        unbalanced = failed = 0
         close = self.close_pair_distance
         crowded, empty = 0, []
         try:
@@ -1160,9 +1193,12 @@ class Generator:
                     atoms.info.update(extra)
                     if balanced is not None:
                         atoms.info["charge_balanced"] = bool(balanced[offset])
-                        for key, values in counts.items():
-                            atoms.info[key] = int(values[offset])
                         unbalanced += not balanced[offset]
+                    if balanced is not None or plan.accept is not None:
+                        for key, values in counts.items():
+                            atoms.info[key] = values[offset].item()
+                    if plan.accept is not None:
+                        failed += not counts["accepted"][offset]
                     if len(atoms) == 0:
                         empty.append(index)
                     elif close is not None:
@@ -1173,6 +1209,14 @@ class Generator:
                     yield atoms
         finally:
             bar.close()
+        if failed:
+            warnings.warn(
+                f"{failed} of {made} structures fail accept={describe(plan.accept)} after "
+                f"max_restarts={plan.max_restarts}; atoms.info['accepted'] is False (more "
+                "restarts, or a looser test, keep more)",
+                UserWarning,
+                stacklevel=stacklevel,
+            )
         if empty:
             shown = ", ".join(str(k) for k in empty[:10]) + (", ..." if len(empty) > 10 else "")
             warnings.warn(
@@ -1211,8 +1255,8 @@ class Generator:
         self, plan: GenerationPlan, start: int, stop: int, bar: Any
     ) -> tuple[list[Atoms], np.ndarray | None, dict[str, np.ndarray], dict[str, Any]]:
         """Sample structures ``start..stop-1``: (Atoms, charge balanced or None, per-structure
-        counts (``restarts``, ``relabelled``) of oxide models, batch-wide ``atoms.info``
-        entries)."""
+        records (``restarts``, ``relabelled`` of oxide models; ``accepted`` with an accept
+        test), batch-wide ``atoms.info`` entries)."""
         param = next(self.model.parameters())
         device, dtype = param.device, param.dtype
         sde = self.info.sde
@@ -1251,7 +1295,9 @@ class Generator:
                 model,
                 state,
                 ts,
-                accept=_RealElements(charge_balance(self.vocabulary), plan.max_density),
+                accept=_Acceptance(
+                    self.vocabulary, plan.max_density, plan.charge_balance, plan.accept
+                ),
                 restart_t=plan.restart_t,
                 max_restarts=plan.max_restarts,
                 sde=sde,
@@ -1278,6 +1324,9 @@ class Generator:
         balanced = None
         if plan.charge_balance:
             balanced = is_charge_balanced(out, self.vocabulary).cpu().numpy()
+        structures = to_atoms(out, self.vocabulary)
+        if plan.accept is not None:
+            counts["accepted"] = np.array([_passes(plan.accept, a) for a in structures])
         extra: dict[str, Any] = {}
         if method.needs_energy:
             extra = {
@@ -1285,7 +1334,7 @@ class Generator:
                 "dt0": plan.sampler_options["dt0"],
                 "hmc_acceptance": _mean_acceptance(hmc_stats),
             }
-        return to_atoms(out, self.vocabulary), balanced, counts, extra
+        return structures, balanced, counts, extra
 
     def _structure_info(self, plan: GenerationPlan, index: int) -> dict[str, Any]:
         """``atoms.info`` entries recording how structure `index` was made."""
@@ -1302,6 +1351,12 @@ class Generator:
         if plan.charge_balance:
             info.update(
                 max_restarts=plan.max_restarts, restart_t=plan.restart_t, rebalance=plan.rebalance
+            )
+        if plan.accept is not None:
+            info.update(
+                accept=describe(plan.accept),
+                max_restarts=plan.max_restarts,
+                restart_t=plan.restart_t,
             )
         for option in ("noise_scale", "score_gain"):
             if option in plan.sampler_options:
@@ -1407,14 +1462,34 @@ def _real_elements(batch: Batch, max_density: float | None) -> Batch:
 
 
 @dataclasses.dataclass(frozen=True)
-class _RealElements:
-    """An accept test applied to the decoding `to_atoms` will use (see `_real_elements`)."""
+class _Acceptance:
+    """The restart test of a batch on the decoding `to_atoms` will use (see
+    `_real_elements`): charge balance (oxide models, `balance`) and the caller's
+    `accept`, which sees only the structures that balance."""
 
-    accept: Callable[[Batch], torch.Tensor]
+    vocabulary: ElementVocabulary
     max_density: float | None
+    balance: bool
+    accept: Callable[[Atoms], bool] | None
 
     def __call__(self, batch: Batch) -> torch.Tensor:
-        return self.accept(_real_elements(batch, self.max_density))
+        real = _real_elements(batch, self.max_density)
+        if self.balance:
+            ok = charge_balance(self.vocabulary)(real).clone()
+        else:
+            ok = torch.ones(real.n_systems, dtype=torch.bool, device=real.positions.device)
+        if self.accept is not None:
+            for k, atoms in enumerate(to_atoms(real, self.vocabulary)):
+                if ok[k]:
+                    ok[k] = _passes(self.accept, atoms)
+        return ok
+
+
+def _passes(accept: Callable[[Atoms], bool], atoms: Atoms) -> bool:
+    """`accept` on a finished structure, positions wrapped into the cell."""
+    atoms = atoms.copy()
+    atoms.wrap()
+    return bool(accept(atoms))
 
 
 def _same_record(got: Any, wanted: Any) -> bool:

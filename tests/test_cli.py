@@ -142,6 +142,8 @@ def test_sq_weighting_implies_sq_and_reaches_the_reference(runner, tmp_path):
     assert "rdf" not in data  # --sq-weighting alone asks for S(q) alone
     number = json.loads(runner.invoke(main, ["analyze", path, "--sq", "--json", "-"]).stdout)
     assert number["structure_factor"]["weighting"] == "number"
+    asked = ["analyze", path, "--sq-weighting", "number", "--json", "-"]
+    assert json.loads(runner.invoke(main, asked).stdout) == number  # implies --sq too
     assert number["structure_factor"]["s"] != data["structure_factor"]["s"]
     result = runner.invoke(main, ["analyze", path, "--sq-weighting", "electron"])
     assert_one_line_error(result, "'electron' is not one of 'number', 'neutron', 'xray'")

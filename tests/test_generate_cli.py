@@ -96,6 +96,22 @@ def test_no_rebalance_keeps_unbalanced_structures(runner, model_path, tmp_path):
     assert [a.get_chemical_formula() for a in frames] == [a.get_chemical_formula() for a in same]
 
 
+def test_accept_restarts_and_records_the_test(runner, model_path, tmp_path):
+    out = tmp_path / "kept.extxyz"
+    args = ["generate", model_path, "-n", "2", "--atoms", "9", "--seed", "0", "-o", str(out)]
+    args += ["--accept", "closest>=50", "--accept", "bridging>=0", "--max-restarts", "1"]
+    result = runner.invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert "2 of 2 structures fail accept=closest>=50,bridging>=0 after max_restarts=1" in (
+        result.stderr
+    )
+    frames = ase.io.read(out, index=":")
+    assert [(a.info["accept"], a.info["accepted"]) for a in frames] == [
+        ("closest>=50,bridging>=0", False)
+    ] * 2
+    assert all(a.info["restarts"] == 1 for a in frames)
+
+
 def test_generate_on_an_explicit_grid(runner, model_path, tmp_path):
     out = tmp_path / "grid.extxyz"
     args = ["generate", model_path, "-n", "1", "--cell", "6", "--seed", "2", "--sampler", "ode"]
@@ -137,6 +153,8 @@ def test_existing_output_needs_overwrite(runner, model_path, tmp_path):
         (["--score-gain", "-1"], ["score_gain must be a number in [0, 100]"]),
         (["--timesteps", "0.9,fast,0"], ["--timesteps '0.9,fast,0' must be comma-separated"]),
         (["--timesteps", "0.9,0.5"], ["timesteps must end at 0, got 0.5"]),
+        (["--accept", "shear>=3"], ["criterion 'shear>=3': use closest>=D"]),
+        (["--accept", "bridging>=2"], ["bridging>=2: the fraction must lie in [0, 1]"]),
     ],
 )
 def test_bad_input_exits_2_with_one_line(runner, model_path, tmp_path, extra, fragments):

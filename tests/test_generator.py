@@ -15,6 +15,7 @@ from ase.data import atomic_masses
 
 from amtoolkit import pretrained
 from amtoolkit.analysis.compare import closest_pair
+from amtoolkit.analysis.criteria import ClosestPair
 from amtoolkit.checkpoint import ModelInfo, SamplingDefaults, Typical, save_checkpoint
 from amtoolkit.data import ElementVocabulary
 from amtoolkit.diffusion import FORMAL_CHARGES, MaterialSDE, get_timesteps
@@ -337,10 +338,45 @@ def test_guidance_must_not_steer_away_from_the_targets(ghost_sio2, w):
         ghost_sio2.plan(1, seed=0, shear=40, guidance=w)
 
 
-def test_restarts_only_for_oxides(si):
-    with pytest.raises(ValueError, match="needs an oxide model whose elements have formal charges"):
+def test_restarts_need_a_test_to_fail(si):
+    with pytest.raises(ValueError, match="give accept= .* or use an oxide model"):
         si.plan(1, seed=0, max_restarts=1)
     assert si.plan(1, seed=0).max_restarts == 0
+    assert si.plan(1, seed=0, accept=ClosestPair(2.0)).max_restarts == 3
+    with pytest.raises(ValueError, match="accept must be a function of one Atoms"):
+        si.plan(1, seed=0, accept=2.0)
+
+
+def test_accept_restarts_the_structures_it_fails(si):
+    seen = []
+
+    def only_the_first_sample_fails(atoms):
+        seen.append(atoms.positions.copy())
+        assert len(atoms) == 8 and (atoms.get_scaled_positions(wrap=False) < 1 + 1e-9).all()
+        return len(seen) > 3  # the first three looks fail: 3 samples, one restart each
+
+    frames = si.generate(
+        3, n_atoms=8, seed=0, steps=4, accept=only_the_first_sample_fails, progress=False
+    )
+    assert [a.info["restarts"] for a in frames] == [1, 1, 1]
+    assert all(a.info["accepted"] is True for a in frames)
+    assert frames[0].info["accept"] == only_the_first_sample_fails.__qualname__
+    plain = si.generate(3, n_atoms=8, seed=0, steps=4, progress=False)
+    pairs = zip(frames, plain, strict=True)
+    assert not any(np.allclose(a.positions, b.positions) for a, b in pairs)
+    assert "accepted" not in plain[0].info and "restarts" not in plain[0].info
+
+
+def test_structures_that_never_pass_are_flagged_and_warned_about(si, tmp_path):
+    with pytest.warns(UserWarning, match=r"2 of 2 structures fail accept=closest>=9 after "):
+        frames = si.generate(
+            2, n_atoms=8, seed=0, steps=4, accept=ClosestPair(9.0), max_restarts=2, progress=False
+        )
+    assert [(a.info["accepted"], a.info["restarts"]) for a in frames] == [(False, 2)] * 2
+    path = tmp_path / "kept.extxyz"
+    ase.io.write(path, frames)
+    again = ase.io.read(path, ":")
+    assert again[0].info["accept"] == "closest>=9" and again[0].info["accepted"] is False
 
 
 def test_out_of_range_target_warns_with_the_range(sio2):

@@ -488,31 +488,46 @@ def build_report(
         bar.update(1)
     bar.close()
 
-    kept: list[Atoms] = []
-    kept_labels: list[str] = []
+    kept: list[int] = []
     skipped: list[tuple[str, str]] = []
     failures: dict[int, Exception] = {}
-    frame_results: dict[str, list[Result]] = {name: [] for name in per_frame}
-    for k, (atoms, label) in enumerate(zip(frames, labels, strict=True)):
+    for k, label in enumerate(labels):
         outcome = outcomes[k]
         if isinstance(outcome, Exception):
             failures[k] = outcome
             skipped.append((label, one_line(outcome)))
-            continue
-        for name, result in outcome.items():
-            frame_results[name].append(result)
-        kept.append(atoms)
-        kept_labels.append(label)
+        else:
+            kept.append(k)
     if not kept:
         raise _nothing_to_analyse(labels, failures)
 
-    real = prepare(kept)
-    results = {
-        name: merge_frame_results(name, frame_results[name])
-        if name in per_frame
-        else run(name, real, **chosen[name])
-        for name in wanted
-    }
+    set_wide = [name for name in wanted if name not in per_frame]
+    while True:  # a set analysis that fails on some frames: leave them out, run again
+        real = prepare([frames[k] for k in kept])
+        try:
+            results = {
+                name: merge_frame_results(name, [outcomes[k][name] for k in kept])  # type: ignore[index]
+                if name in per_frame
+                else run(name, real, **chosen[name])
+                for name in wanted
+            }
+            break
+        except (StructureError, ValueError):
+            culprits = _failing_frames(run, set_wide, chosen, real)
+            if not culprits:
+                raise
+        for j, exc in culprits.items():
+            k = kept[j]
+            if not skip_errors:
+                raise type(exc)(f"{labels[k]}: {one_line(exc)}") from exc
+            failures[k] = exc
+            skipped.append((labels[k], one_line(exc)))
+            if on_skip is not None:
+                on_skip(labels[k], one_line(exc))
+        kept = [k for j, k in enumerate(kept) if j not in culprits]
+        if not kept:
+            raise _nothing_to_analyse(labels, failures)
+    kept_labels = [labels[k] for k in kept]
     reference_results: dict[str, Result] = {}
     if reference is not None:
         reference_real = prepare(reference)
@@ -529,10 +544,10 @@ def build_report(
                 # the frames' ring atoms are not the reference's (silica frames, an
                 # Si-only reference): sizes in different atoms do not compare; a
                 # reference without the anion has no Q^n to compare
-                if name == "network":
-                    warnings.warn(
-                        f"reference: no Q^n comparison ({err})", UserWarning, stacklevel=2
-                    )
+                what = "Q^n" if name == "network" else "ring-size"
+                warnings.warn(
+                    f"reference: no {what} comparison ({one_line(err)})", UserWarning, stacklevel=2
+                )
     frame_density = np.array([density(a) for a in real])
     return AnalysisReport(
         labels=kept_labels,
@@ -546,8 +561,27 @@ def build_report(
         comparison=None if compare is None else _compare(compare, real, results.get("energy")),
         potential=potential,
         reference_results=reference_results,
-        targets=target_checks(kept, results, frame_density),
+        targets=target_checks([frames[k] for k in kept], results, frame_density),
     )
+
+
+def _failing_frames(
+    run: AnalysisRunner,
+    names: Sequence[str],
+    options: Mapping[str, Mapping[str, Any]],
+    frames: Sequence[Atoms],
+) -> dict[int, Exception]:
+    """Position -> error of every frame on which one of the set analyses `names` fails on
+    its own (what a failing set analysis is traced back to)."""
+    failing: dict[int, Exception] = {}
+    for j, atoms in enumerate(frames):
+        for name in names:
+            try:
+                run(name, [atoms], **options[name])
+            except (StructureError, ValueError) as exc:
+                failing[j] = exc
+                break
+    return failing
 
 
 def _compare(compare: Callable[..., Comparison], real: list[Atoms], energy: Any) -> Comparison:

@@ -221,6 +221,50 @@ def test_a_frame_crystallinity_fails_on_is_skipped(diamond_si):
     assert report.results["crystallinity"].spacegroup == ["Fd-3m", "Fd-3m"]
 
 
+def test_a_frame_a_set_analysis_fails_on_is_skipped_and_named(diamond_si):
+    """A set analysis (rings, network) that refuses one frame of the set: that frame is
+    named and left out of every analysis, the others are measured."""
+    from amtoolkit.analysis.rings import rings
+
+    fcc = Atoms(
+        "Si4",
+        scaled_positions=[[0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]],
+        cell=[3.0] * 3,
+        pbc=True,
+    )  # 12 neighbours: the ring search refuses it
+
+    def run(name, structures, **options):
+        frames = [structures] if isinstance(structures, Atoms) else list(structures)
+        return rings(frames) if name == "rings" else coordination(frames, None)
+
+    skipped = []
+    frames = [diamond_si, fcc * (2, 2, 2), diamond_si * (1, 1, 2)]
+    report = build_report(
+        frames,
+        ["coordination", "rings"],
+        run=run,
+        check=no_check,
+        labels=["a", "fcc.extxyz[3]", "c"],
+        on_skip=lambda label, why: skipped.append((label, why)),
+    )
+    assert report.labels == ["a", "c"]
+    assert [label for label, _ in skipped] == [label for label, _ in report.skipped]
+    assert skipped[0][0] == "fcc.extxyz[3]" and "mean coordination 12.0" in skipped[0][1]
+    assert report.results["coordination"].distribution["Si"] == {4: 1.0}
+    assert report.results["rings"].mean_size == pytest.approx(6.0)
+    with pytest.raises(ValueError, match=r"^fcc.extxyz\[3\]: .*mean coordination 12.0"):
+        build_report(
+            frames,
+            ["rings"],
+            run=run,
+            check=no_check,
+            skip_errors=False,
+            labels=["a", "fcc.extxyz[3]", "c"],
+        )
+    with pytest.raises(StructureError, match=r"^no frame could be analysed; b: .*coordination"):
+        build_report([fcc * (2, 2, 2)] * 2, ["rings"], run=run, check=no_check, labels=["b", "d"])
+
+
 def test_every_frame_failing_the_check_raises_the_first(diamond_si):
     def check(atoms):
         if len(atoms) == 16:
@@ -501,7 +545,8 @@ def test_reference_rings_are_counted_in_the_frames_atoms(diamond_si):
     assert report.results["rings"].count_species is None
     assert report.reference_results["rings"].count_species is None  # not Si, as alone
     with pytest.warns(UserWarning, match="compare different compositions"):
-        report = analyzer.report(quartz, ["rings", "rdf"], reference=[diamond_si])
+        with pytest.warns(UserWarning, match="reference: no ring-size comparison"):
+            report = analyzer.report(quartz, ["rings", "rdf"], reference=[diamond_si])
     assert report.results["rings"].count_species == ("Si",)
     assert "rings" not in report.reference_results  # Si-O rings do not exist in Si
     assert "rdf" in report.reference_results
