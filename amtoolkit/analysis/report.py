@@ -959,13 +959,40 @@ def _network_rows(result) -> list[tuple[str, str]]:
 def _adf_rows(result) -> list[tuple[str, str]]:
     if not np.any(result.p > 0):
         return [("most likely angle (deg)", "n/a (no angles)")]
-    rows = [("most likely angle (deg)", f"{_mode(result.theta, result.p):.1f}")]
+    theta = np.asarray(result.theta, dtype=float)
+    mean = float(np.sum(theta * result.p) / np.sum(result.p))
+    rows = [
+        ("mean angle (deg)", f"{mean:.1f}"),
+        ("most likely angle (deg)", f"{_smoothed_mode(theta, result.p):.1f}"),
+    ]
     rows += [
-        (f"most likely angle at {el} (deg)", f"{_mode(result.theta, p):.1f}")
+        (f"most likely angle at {el} (deg)", f"{_smoothed_mode(theta, p):.1f}")
         for el, p in result.by_center.items()
         if np.any(p > 0)
     ]
     return rows
+
+
+ADF_MODE_SMOOTHING = 2.0
+"""Degrees: sd of the Gaussian the ADF is smoothed with before its maximum is read, so
+that the most likely angle of a glass is its peak's, not the noise of one 1° bin."""
+
+
+def _smoothed_mode(theta: np.ndarray, p: np.ndarray) -> float:
+    """The angle of the maximum of `p` smoothed with a Gaussian of `ADF_MODE_SMOOTHING`
+    degrees, refined by a parabola through it and its neighbours."""
+    step = float(theta[1] - theta[0]) if len(theta) > 1 else 1.0
+    sigma = ADF_MODE_SMOOTHING / step
+    half = int(np.ceil(4 * sigma))
+    kernel = np.exp(-0.5 * (np.arange(-half, half + 1) / sigma) ** 2)
+    smooth = np.convolve(np.asarray(p, dtype=float), kernel / kernel.sum(), mode="same")
+    k = int(np.argmax(smooth))
+    if 0 < k < len(smooth) - 1:
+        a, b, c = smooth[k - 1 : k + 2]
+        curvature = a - 2 * b + c
+        if curvature < 0:
+            return float(theta[k] + 0.5 * step * (a - c) / curvature)
+    return float(theta[k])
 
 
 def _rings_rows(result) -> list[tuple[str, str]]:

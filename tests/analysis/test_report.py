@@ -320,6 +320,20 @@ def test_an_adf_without_angles_has_no_most_likely_angle():
     assert re.search(r"most likely angle \(deg\) +n/a \(no angles\)", report.summary())
 
 
+def test_most_likely_angle_is_the_peaks_not_a_noisy_bins():
+    from amtoolkit.analysis.report import _smoothed_mode
+
+    theta = np.arange(180) + 0.5  # 1° bins
+    peak = np.exp(-0.5 * ((theta - 109.4) / 8.0) ** 2)
+    noisy = peak * (1 + 0.04 * (-1.0) ** np.arange(180))  # bin-to-bin counting noise
+    noisy[106] *= 1.12  # and one lucky bin, 3° off
+    assert theta[np.argmax(noisy)] == 106.5  # the raw argmax is noise
+    assert _smoothed_mode(theta, noisy) == pytest.approx(109.4, abs=0.6)
+    sharp = np.zeros(180)
+    sharp[109] = 1.0  # diamond: every angle in the 109-110° bin
+    assert _smoothed_mode(theta, sharp) == pytest.approx(109.5, abs=1e-9)
+
+
 def test_merge_elastic_recomputes_the_mean_stiffness():
     rng = np.random.default_rng(3)
 
