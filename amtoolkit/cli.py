@@ -339,8 +339,8 @@ def potentials() -> None:
 @click.option(
     "--resume",
     is_flag=True,
-    help="Continue the interrupted run in OUT with its options: keep its structures, make "
-    "the rest (the seed is OUT's).",
+    help="Continue the interrupted run in OUT: give its options again (the seed, when not "
+    "given, is OUT's); keeps its structures and makes the rest.",
 )
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
 def generate(
@@ -737,11 +737,14 @@ def _stream(frames: Iterator[Atoms], output: str, append: bool = False) -> Atoms
             fh.flush()
             written += 1
     except KeyboardInterrupt:
-        click.echo(
-            f"amtool: interrupted; {written} structure(s) kept in {output}: rerun with "
-            "--resume to make the rest",
-            err=True,
-        )
+        if written:
+            said = f"{counted(written, 'structure')} written to {output}"
+        elif append:
+            said = f"{output} is as it was"
+        else:  # nothing to resume: OUT was never opened
+            click.echo("amtool: interrupted before the first structure; nothing written", err=True)
+            sys.exit(130)
+        click.echo(f"amtool: interrupted; {said}: rerun with --resume to make the rest", err=True)
         sys.exit(130)
     finally:
         if fh is not None:

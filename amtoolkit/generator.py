@@ -1036,7 +1036,8 @@ class Generator:
         Returns:
             `n` Atoms (ghosts removed, positions wrapped), in index order. Each
             ``atoms.info`` has ``model``, ``sampler``, ``steps``, ``guidance``, ``seed``
-            (run), ``structure_seed``, ``index``, ``batch_size``, ``noise_scale`` for the
+            (run), ``structure_seed``, ``index``, ``n_structures`` (`n`), ``batch_size``,
+            ``noise_scale`` for the
             stochastic samplers, ``score_gain`` for sde, ode and shortcut,
             ``target_<property>`` for every non-null target, ``max_density`` and
             ``n_initial`` with ghosts, and for oxide models ``max_restarts``,
@@ -1346,6 +1347,7 @@ class Generator:
             "seed": plan.seed,
             "structure_seed": plan.structure_seeds[index],
             "index": index,
+            "n_structures": plan.n,  # with batch_size, fixes the batch (and its draws)
             "batch_size": plan.batches[0][1] - plan.batches[0][0],
         }
         if plan.charge_balance:

@@ -193,6 +193,23 @@ def test_a_run_that_fails_before_its_first_structure_leaves_no_file(
     assert not out.exists()  # so the same command can run again without --overwrite
 
 
+def test_interrupted_before_the_first_structure_says_nothing_was_written(
+    runner, model_path, tmp_path, monkeypatch
+):
+    def interrupted(self, plan, progress, stacklevel, start=0):
+        raise KeyboardInterrupt
+        yield
+
+    monkeypatch.setattr(Generator, "_run", interrupted)
+    out = tmp_path / "none.extxyz"
+    result = runner.invoke(main, ["generate", model_path, "-n", "2", "-o", str(out)])
+    assert result.exit_code == 130
+    assert (
+        result.stderr.strip() == "amtool: interrupted before the first structure; nothing written"
+    )
+    assert not out.exists()
+
+
 def test_unknown_model_exits_2(runner, tmp_path):
     result = runner.invoke(main, ["generate", "no-such-model", "-n", "1", "-o", "x.extxyz"])
     assert_one_line_error(result, "no-such-model", "shipped model")
@@ -213,8 +230,7 @@ def test_interrupted_run_keeps_finished_structures(runner, model_path, tmp_path,
     args = ["generate", model_path, "-n", "5", "--seed", "1", "--batch-size", "2"]
     result = runner.invoke(main, [*args, "-o", str(out)])
     assert result.exit_code == 130
-    assert "interrupted; 3 structure(s) kept" in result.stderr
-    assert "--resume" in result.stderr
+    assert f"interrupted; 3 structures written to {out}: rerun with --resume" in result.stderr
     assert [a.info["index"] for a in ase.io.read(out, index=":")] == [0, 1, 2]
     monkeypatch.setattr(Generator, "_run", real_run)
     # killed while writing a fourth: half a frame at the end of the file
@@ -263,7 +279,14 @@ def test_resume_refuses_a_file_damaged_before_its_end(runner, model_path, tmp_pa
 
 @pytest.mark.parametrize(
     "changed",
-    [["--cell", "7"], ["--batch-size", "2"], ["--no-rebalance"], ["--max-restarts", "1"]],
+    [
+        ["--cell", "7"],
+        ["--batch-size", "2"],
+        ["--no-rebalance"],
+        ["--max-restarts", "1"],
+        ["-n", "3"],  # another n: another last batch, whose draws differ
+        ["--accept", "closest>=0.1"],
+    ],
 )
 def test_resume_refuses_other_options_also_when_done(runner, model_path, tmp_path, changed):
     out = tmp_path / "run.extxyz"

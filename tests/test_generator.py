@@ -545,7 +545,9 @@ def test_generated_structures_read_as_a_dataset_carry_no_record_properties(ghost
     from amtoolkit.data import Dataset
     from amtoolkit.data.dataset import is_record_key
 
-    frames = ghost_sio2.generate(2, steps=2, seed=0, shear=40, progress=False)
+    frames = ghost_sio2.generate(
+        2, steps=2, seed=0, shear=40, accept=ClosestPair(0.1), progress=False
+    )
     frames[0].info["shear_modulus"] = 38.5  # a measured label
     assert all(is_record_key(k) for k in frames[1].info)  # every key the generator writes
     assert list(Dataset.from_atoms(frames).property_names) == ["shear_modulus"]

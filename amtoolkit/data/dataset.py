@@ -255,7 +255,8 @@ RECORD_KEYS = frozenset(
     {
         # Generator.generate: how the structure was made
         "model", "sampler", "steps", "guidance", "seed", "structure_seed", "index",
-        "batch_size", "max_restarts", "restart_t", "rebalance",
+        "n_structures", "batch_size", "max_restarts", "restart_t", "rebalance", "accept",
+        "accepted",
         "noise_scale", "score_gain", "timesteps", "icg", "max_density", "n_initial",
         "restarts", "relabelled", "charge_balanced", "closest_pair", "hmc_range", "dt0",
         "hmc_acceptance",
