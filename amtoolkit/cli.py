@@ -480,14 +480,20 @@ def refine(
 
     Structures are appended to OUT as each batch finishes.
     """
-    from amtoolkit.generator import Generator, parse_target
+    from amtoolkit.generator import Generator, parse_target, resolve_property
     from amtoolkit.refine import refine_iter
 
     with _user_errors(debug), _warnings_as_lines():
         gen = Generator.load(model, device=device)  # a bad model is named before OUT
         _check_structure_output(output, overwrite, resume)
         structures, labels = _read(files, ":", None, type_map)
-        target_values = dict(parse_target(text) for text in targets)
+        target_values: dict[str, Any] = {}
+        for text in targets:
+            name, value = parse_target(text)
+            key = resolve_property(name, gen.property_names)
+            if key in target_values:
+                raise ValueError(f"--target {text}: {key!r} is given twice")
+            target_values[key] = value
         given = {k: v for k, v in options.items() if v is not None}  # else refine's defaults
         made = _made_structures(output) if resume else []
         frames = refine_iter(

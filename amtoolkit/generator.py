@@ -217,8 +217,9 @@ def structure_seed(seed: int, index: int) -> int:
     return int(state[0]) >> 1
 
 
-def _batch_seed(seed: int, start: int, stop: int) -> int:
-    """Seed of the sampler noise of the batch holding structures ``start..stop-1``."""
+def batch_seed(seed: int, start: int, stop: int) -> int:
+    """Seed of the sampler noise of the batch holding structures ``start..stop-1`` of a run
+    with seed `seed` (a SeedSequence child: runs and batches draw independent streams)."""
     state = np.random.SeedSequence(seed, spawn_key=(1, start, stop)).generate_state(1, np.uint64)
     return int(state[0]) >> 1
 
@@ -1276,7 +1277,7 @@ class Generator:
             for i in range(start, stop)
         ]
         state = _concat(priors)
-        generator = torch.Generator(device=device).manual_seed(_batch_seed(plan.seed, start, stop))
+        generator = torch.Generator(device=device).manual_seed(batch_seed(plan.seed, start, stop))
         icg = None
         if plan.icg_properties is not None:
             icg = torch.as_tensor(plan.icg_properties, dtype=dtype, device=device)

@@ -42,11 +42,11 @@ import numpy as np
 import torch
 from ase import Atoms
 
-from amtoolkit.analysis._structures import check_structure
+from amtoolkit.analysis._structures import check_structure, frame_digest
 from amtoolkit.calculator import checked_t
 from amtoolkit.data.batch import from_atoms
 from amtoolkit.diffusion.hmc import hmc_step, noise_energy_fn
-from amtoolkit.generator import check_int, resolve_property
+from amtoolkit.generator import batch_seed, check_int, resolve_property
 
 __all__ = ["CLASSICAL", "METHODS", "REFINE_DT0", "refine", "refine_iter", "refine_record"]
 
@@ -189,6 +189,12 @@ def refine_iter(
             raise ValueError(
                 f"{name}={value} applies to method {METHOD_OPTIONS[name][0]!r}, not {method!r}"
             )
+    seed = check_int("seed", seed, 0)
+    targets = _resolved_targets(targets, info.property_names)
+    if potential is not None and classical != "md":
+        for name, value in {"md_steps": md_steps, "temperature": temperature}.items():
+            if value != CLASSICAL_DEFAULTS[name]:
+                raise ValueError(f"{name}={value} applies to classical='md', not {classical!r}")
     if potential is None:
         stage = {"classical": classical, "md_steps": md_steps, "temperature": temperature}
         for name, value in stage.items():
@@ -231,7 +237,7 @@ def refine_iter(
         potential=potential,
         classical=classical,
     )
-    _check_resumed(resume, record, len(structures))
+    _check_resumed(resume, record, structures)
     start = len(resume)
     close = getattr(model, "close_pair_distance", None)
 
@@ -239,16 +245,18 @@ def refine_iter(
         first = start - start % batch_size  # the batch that holds `start`: same draws
         for begin in range(first, len(structures), batch_size):
             chunk = [_fresh_copy(a) for a in structures[begin : begin + batch_size]]
+            draws = batch_seed(seed, begin, begin + len(chunk))  # apart from other seeds' streams
             if method == "sde":
                 refined = _partial_diffusion(
-                    chunk, model, network, t, steps, noise_scale, targets, seed + begin
+                    chunk, model, network, t, steps, noise_scale, targets, draws
                 )
             elif method == "hmc":
-                refined = _hmc(
-                    chunk, model, network, t, steps, dt0, n_leapfrog, targets, seed + begin
-                )
+                refined = _hmc(chunk, model, network, t, steps, dt0, n_leapfrog, targets, draws)
             else:
-                refined = [_relax_on_noise(a, model, t, steps, fmax, targets, seed) for a in chunk]
+                refined = [
+                    _relax_on_noise(a, model, t, steps, fmax, targets, batch_seed(seed, k, k + 1))
+                    for k, a in enumerate(chunk, start=begin)
+                ]
             done = max(0, start - begin)  # written by the interrupted run: not again
             refined, at = refined[done:], begin + done
             if method == "hmc" and steps:
@@ -257,8 +265,12 @@ def refine_iter(
             for offset, atoms in enumerate(refined):
                 atoms.info.update(record)
                 if potential is not None and classical != "none":
-                    atoms = _classical(atoms, potential, classical, md_steps, temperature, seed)
+                    velocities = batch_seed(seed, at + offset, at + offset + 1) % (2**31 - 1) + 1
+                    atoms = _classical(
+                        atoms, potential, classical, md_steps, temperature, velocities
+                    )
                 atoms.info["refine_index"] = at + offset
+                atoms.info["refine_input"] = frame_digest(structures[at + offset])
                 yield atoms
 
     return batches()
@@ -300,13 +312,29 @@ def refine_record(
     return record
 
 
-def _check_resumed(made: Sequence[Atoms], record: Mapping[str, Any], n: int) -> None:
-    """ValueError unless `made` are the first structures of a run with `record`."""
-    if len(made) > n:
-        raise ValueError(f"cannot resume: {len(made)} refined structures for {n} inputs")
+def _check_resumed(
+    made: Sequence[Atoms], record: Mapping[str, Any], inputs: Sequence[Atoms]
+) -> None:
+    """ValueError unless `made` are the first structures of a run with `record` on
+    `inputs` (refinement keeps each structure's elements in order, and its cell unless a
+    classical relaxation moved it)."""
+    if len(made) > len(inputs):
+        raise ValueError(f"cannot resume: {len(made)} refined structures for {len(inputs)} inputs")
     for k, atoms in enumerate(made):
+        given = inputs[k]
         mine = {key: v for key, v in atoms.info.items() if _is_refine(key)}
         mine.pop("refine_index", None)
+        digest = mine.pop("refine_input", None)  # absent in files of older versions
+        same_cell = "refine_classical" in record or np.allclose(
+            atoms.cell.array, given.cell.array, atol=1e-6
+        )
+        same_input = digest is None or digest == frame_digest(given)
+        if not (np.array_equal(atoms.numbers, given.numbers) and same_cell and same_input):
+            raise ValueError(
+                f"cannot resume: refined structure {k} ({atoms.get_chemical_formula()}) is "
+                f"not input {k} ({given.get_chemical_formula()}"
+                f"{'' if same_cell else ', another cell'}): resume with the same input files"
+            )
         for key in sorted(set(record) | set(mine)):
             if key in REFINE_RESULTS:
                 continue  # results, not options
@@ -325,9 +353,12 @@ def _check_resumed(made: Sequence[Atoms], record: Mapping[str, Any], n: int) -> 
 
 def _fresh_copy(atoms: Atoms) -> Atoms:
     """A copy of `atoms` without the record of an earlier refinement (this one replaces
-    it)."""
+    it) and without measured labels (`PROPERTY_UNITS` keys: ``density``,
+    ``shear_modulus`` ...), which describe the input, not the refined structure."""
+    from amtoolkit.data.properties import PROPERTY_UNITS
+
     copy = atoms.copy()
-    for key in [k for k in copy.info if _is_refine(k)]:
+    for key in [k for k in copy.info if _is_refine(k) or k in PROPERTY_UNITS]:
         del copy.info[key]
     return copy
 
@@ -397,6 +428,21 @@ def _warn_low_acceptance(
             UserWarning,
             stacklevel=3,
         )
+
+
+def _resolved_targets(
+    targets: Mapping[str, float | None] | None, property_names: Sequence[str]
+) -> dict[str, float | None]:
+    """`targets` by full property name; a property named twice (an alias and its name)
+    is refused."""
+    out: dict[str, float | None] = {}
+    named: dict[str, str] = {}
+    for name, value in (targets or {}).items():
+        key = resolve_property(name, property_names)
+        if key in out:
+            raise ValueError(f"target {key} is given twice ({named[key]} and {name})")
+        out[key], named[key] = value, name
+    return out
 
 
 def _check_options(

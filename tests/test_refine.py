@@ -311,6 +311,27 @@ def test_a_resumed_refinement_equals_the_uninterrupted_one(score_model):
                resume=whole[:3])  # fmt: skip
     with pytest.raises(ValueError, match=r"structure 0 has refine_batch_size=2, this run 16"):
         refine(cells, score_model, method="sde", t=0.05, steps=3, seed=4, resume=whole[:3])
+    others = _cells(6)[1:]  # other inputs: the refined ones are not theirs
+    with pytest.raises(
+        ValueError, match=r"refined structure 0 \(Si8\) is not input 0 .*same input"
+    ):
+        refine(others, score_model, method="sde", t=0.05, steps=3, batch_size=2, seed=4,
+               resume=whole[:3])  # fmt: skip
+    bigger = [c * (1, 1, 2) for c in cells]
+    with pytest.raises(ValueError, match=r"\(Si8\) is not input 0 \(Si16, another cell\)"):
+        refine(bigger, score_model, method="sde", t=0.05, steps=3, batch_size=2, seed=4,
+               resume=whole[:3])  # fmt: skip
+
+
+def test_seeds_draw_independent_streams(score_model):
+    """Run seed s + k must not repeat structure k of run s (the draws of a batch come from
+    a SeedSequence child of the run seed and the batch's place)."""
+    cell = _cells(1)[0]
+    options = {"method": "sde", "t": 0.1, "steps": 3, "batch_size": 1}
+    two = refine([cell, cell], score_model, seed=0, **options)
+    next_seed = refine([cell], score_model, seed=1, **options)
+    assert not np.allclose(two[1].positions, next_seed[0].positions)
+    assert not np.allclose(two[0].positions, two[1].positions)
 
 
 def test_the_record_names_the_refinement_and_leaves_the_generation_record(score_model):
@@ -330,6 +351,18 @@ def test_options_that_would_be_ignored_are_refused(energy_model):
     for size in (0, -1, 1.5, True):
         with pytest.raises(ValueError, match=r"batch_size must be an integer >= 1"):
             refine(_cells(1), energy_model, batch_size=size)
+    with pytest.raises(ValueError, match=r"seed must be an integer >= 0"):
+        refine(_cells(1), energy_model, seed=-1)
+    with pytest.raises(ValueError, match=r"temperature=500.0 applies to classical='md', not "):
+        refine(_cells(1), energy_model, potential="sw-si", temperature=500.0)
+
+
+def test_a_target_named_twice_is_refused(tmp_path):
+    conditional = Generator.from_checkpoint(
+        save_tiny_model(tmp_path / "c", elements=("Si",), property_names=("shear_modulus",))
+    )
+    with pytest.raises(ValueError, match=r"target shear_modulus is given twice \(shear and "):
+        refine(_cells(1), conditional, targets={"shear": 40.0, "shear_modulus": 30.0})
 
 
 def test_atoms_left_too_close_are_named_and_recorded(tmp_path):
@@ -380,3 +413,11 @@ def test_refine_cli_passes_the_hmc_and_relax_options(tmp_path, energy_model):
     )
     hmc = [*args, "--method", "hmc", "--n-leapfrog", "3", "--t", "0.2", "--overwrite"]
     assert CliRunner().invoke(main, hmc).exit_code == 0
+
+
+def test_measured_labels_of_the_input_are_dropped(score_model):
+    cell = _cells(1)[0]
+    cell.info.update(density=2.33, shear_modulus=40.0, target_shear_modulus=40.0)
+    (out,) = refine([cell], score_model, method="sde", t=0.05, steps=2, seed=0)
+    assert "density" not in out.info and "shear_modulus" not in out.info
+    assert out.info["target_shear_modulus"] == 40.0 and out.info["label"] == 0  # records stay
