@@ -262,6 +262,26 @@ def _check_size(n_atoms: int, cell: np.ndarray) -> None:
         )
 
 
+MIN_CELL_THICKNESS = 1.0
+"""Å: the thinnest cell a model without a recorded closest pair samples."""
+
+
+def _check_thickness(cell: np.ndarray, closest_pair: float | None) -> None:
+    """Refuse a cell thinner (distance between opposite faces) than the closest pair of
+    atoms the model saw: every atom would sit that near its own periodic image."""
+    volume = abs(float(np.linalg.det(cell)))
+    areas = np.linalg.norm(np.cross(cell[[1, 2, 0]], cell[[2, 0, 1]]), axis=1)
+    heights = volume / areas
+    limit = closest_pair or MIN_CELL_THICKNESS
+    k = int(np.argmin(heights))
+    if heights[k] < limit:
+        raise ValueError(
+            f"the cell is {heights[k]:.3g} Å thick across its {'abc'[k]} faces, less than the "
+            f"{limit:.3g} Å closest pair of atoms the model saw: every atom would sit that "
+            "near its own periodic image; give a thicker cell"
+        )
+
+
 def check_int(name: str, value: Any, minimum: int) -> int:
     """`value` as an int >= `minimum` (a bool or a float is not one); ValueError naming
     `name` otherwise."""
@@ -592,7 +612,8 @@ class Generator:
             f"sampler {sampler!r} does not take it",
         )
         if guidance is None:  # the model's default, but only when there is something to guide
-            guidance = (defaults.guidance or 0.0) if target_table else 0.0
+            targeted = any(np.isfinite(v).any() for v in target_table.values())
+            guidance = (defaults.guidance or 0.0) if targeted else 0.0
         guidance = _real("guidance", guidance)
         if not (math.isfinite(guidance) and guidance >= 0):
             raise ValueError(
@@ -773,6 +794,7 @@ class Generator:
             rho = number_density(density or typical.density, typical.composition)
             cell_array = cubic_cell(n_atoms, rho)
 
+        _check_thickness(cell_array, typical.closest_pair if typical is not None else None)
         if max_density is None:
             _check_size(int(n_atoms), cell_array)  # type: ignore[arg-type]
             return cell_array, int(n_atoms), int(n_atoms), None  # type: ignore[arg-type]

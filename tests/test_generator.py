@@ -22,6 +22,7 @@ from amtoolkit.diffusion import FORMAL_CHARGES, MaterialSDE, get_timesteps
 from amtoolkit.generator import (
     AVOGADRO,
     MAX_BATCH_ATOMS,
+    MIN_CELL_THICKNESS,
     PROPERTY_ALIASES,
     Generator,
     number_density,
@@ -324,6 +325,22 @@ def test_structures_left_without_atoms_are_named_in_a_warning(si, monkeypatch):
     with pytest.warns(UserWarning, match=r"1 of 3 structures \(index 0\) have no atoms"):
         frames = si.generate(3, steps=2, seed=0, batch_size=2, progress=False)
     assert [len(a) == 0 for a in frames] == [True, False, False]
+
+
+def test_default_guidance_only_when_a_target_is_given(ghost_sio2):
+    assert ghost_sio2.plan(2, seed=0, shear=40).guidance == 1.0  # the card's
+    assert ghost_sio2.plan(2, seed=0).guidance == 0.0
+    assert ghost_sio2.plan(2, seed=0, shear=[None, None]).guidance == 0.0  # nothing to guide
+
+
+def test_a_cell_thinner_than_a_bond_is_refused(si):
+    limit = si.info.typical.closest_pair or MIN_CELL_THICKNESS
+    with pytest.raises(
+        ValueError, match=rf"the cell is 0.8 Å thick across its c faces, .*{limit:.3g}"
+    ):
+        si.plan(1, seed=0, cell=[60.0, 60.0, 0.8])
+    with pytest.raises(ValueError, match=r"thick across its b faces"):
+        si.plan(1, seed=0, cell=[[16, 0, 0], [15.9, 0.5, 0], [0, 0, 16]])  # tilted, thin
 
 
 def test_guidance_needs_a_conditional_model(si):
