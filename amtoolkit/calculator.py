@@ -202,9 +202,11 @@ class NoiseEnergyCalculator(Calculator):
         self.properties_row()  # unknown target names fail here, not at the first call
 
     def _trained_t(self, t: Any) -> float:
-        """`checked_t`, with a warning below the model's smallest training time."""
+        """`checked_t`, with a warning below the model's smallest training time (once
+        per value: ASE's constructor sets the parameters again)."""
         t = checked_t(t)
-        if t < self.sde.t_min:
+        if t < self.sde.t_min and t != getattr(self, "_warned_t", None):
+            self._warned_t = t
             warnings.warn(
                 f"t={t:g} is below the model's smallest training time t_min="
                 f"{self.sde.t_min:g}: E_hat and its forces there are extrapolated (they grow "

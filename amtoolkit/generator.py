@@ -952,7 +952,13 @@ class Generator:
             high = np.array([ranges[p][1] for p in names])
             raw = low + (high - low) * rng.random((ICG_ROWS, len(names)))
         else:
-            raw = np.asarray(icg, dtype=float)
+            try:
+                raw = np.asarray(icg, dtype=float)
+            except (TypeError, ValueError):
+                raise ValueError(
+                    f"icg must be True, False or a table of property rows [K, {len(names)}] "
+                    f"(columns {list(names)}), got {icg!r}"
+                ) from None
             if raw.ndim != 2 or raw.shape[1] != len(names) or raw.shape[0] == 0:
                 raise ValueError(
                     f"icg table must have shape [K, {len(names)}] (columns {list(names)}), "

@@ -144,8 +144,9 @@ def test_unknown_element_and_bad_structures_raise():
             NoiseEnergyCalculator(energy_model(), t=t, sde=SDE, vocabulary=VOCABULARY)
     with pytest.raises(ValueError, match=r"t must lie in \(0, 1\), got -0.1"):
         calculator().set(t=-0.1)
-    with pytest.warns(UserWarning, match=r"t=0.005 is below the model's smallest training"):
+    with pytest.warns(UserWarning, match=r"t=0.005 is below the model's smallest training") as w:
         NoiseEnergyCalculator(energy_model(), t=0.005, sde=SDE, vocabulary=VOCABULARY)
+    assert len([x for x in w if "below the model" in str(x.message)]) == 1  # said once
     with pytest.warns(UserWarning, match=r"t=0.001 is below"):
         calculator().set(t=0.001)
 
