@@ -6,8 +6,9 @@ positions and cell at zero pressure with a classical potential, with ``elastic``
 relaxed-ion moduli (``shear_modulus``, ``bulk_modulus``, ``youngs_modulus`` in GPa and
 ``poisson_ratio``), and with ``rings`` the mean shortest-path ring size (``ring_size``,
 in Si atoms when Si and O are present). The same functions measure them
-(`workflows.base.relaxed_labels`), so own structures and generated datasets carry
-labels a model can be trained or checked on side by side.
+(`workflows.base.relaxed_labels`), with the elastic settings ``amtool analyze
+--elastic`` uses for the potential, so own structures, generated datasets and analysed
+structures carry labels a model can be trained or checked on side by side.
 
 Frames run in worker processes; each finished frame is appended to ``<out>.labels.jsonl``
 (one line, flushed to the disk), so an interrupted run keeps what it measured and
@@ -59,22 +60,33 @@ def labels_of(
     elastic: bool = False,
     rings: bool = False,
     elastic_delta: float = 0.005,
-    elastic_steps: int = 3,
 ) -> dict[str, float]:
     """The labels of one structure (see the module docstring); NaN where one fails to
-    measure (a relaxation that breaks), so that one frame does not stop the run."""
+    measure (a relaxation that breaks), so that one frame does not stop the run.
+
+    With `elastic` the relaxations stop at the potential's elastic settings, those of
+    ``amtool analyze --elastic`` (`Analyzer.elastic_defaults`: fmax 1e-2 eV/Å and 3
+    strains for `tersoff-sio2`, 1e-4 and 5 for `sw-si`), so the moduli equal what
+    analyze measures; without it at `LABEL_FMAX`.
+    """
     from amtoolkit.analysis.energy import density
     from amtoolkit.analysis.rings import rings as ring_stats
 
     out: dict[str, float] = {"density": density(atoms)}
     if potential is not None:
+        fmax, steps = LABEL_FMAX, None
+        if elastic:
+            from amtoolkit.analyzer import Analyzer
+
+            settings = Analyzer(potential).elastic_defaults()
+            fmax, steps = settings["fmax"], settings["n_steps"]
         measured, _ = relaxed_labels(
             atoms,
             potential,
-            fmax=LABEL_FMAX,
+            fmax=fmax,
             elastic=elastic,
             elastic_delta=elastic_delta,
-            elastic_steps=elastic_steps,
+            **({} if steps is None else {"elastic_steps": steps}),
         )
         out.update(measured)
     if rings:

@@ -39,6 +39,19 @@ def test_labels_are_the_melt_quench_labels(tmp_path):
     assert not progress_path(tmp_path / "si.h5").exists()  # removed once written
 
 
+def test_elastic_labels_equal_what_analyze_measures(tmp_path):
+    """The labels and ``amtool analyze --elastic`` use the potential's elastic settings,
+    so a model trained on labels is scored on the same scale."""
+    from amtoolkit.analyzer import Analyzer
+
+    atoms = rattled_si(3) * (2, 1, 1)
+    atoms.rattle(0.15, seed=4)
+    labels = labels_of(atoms, "sw-si", elastic=True)
+    analysed = Analyzer("sw-si").elastic(atoms)
+    for name in ("shear_modulus", "bulk_modulus", "poisson_ratio"):
+        assert labels[name] == pytest.approx(float(getattr(analysed, name)[0]), rel=1e-6)
+
+
 def test_rings_in_si_atoms_for_silica_and_in_parallel(tmp_path):
     frames = [beta_cristobalite(), beta_cristobalite()]
     serial = label_dataset(frames_set := Dataset.from_atoms(frames), tmp_path / "a.h5",
