@@ -33,8 +33,9 @@ from ase.data import atomic_masses, atomic_numbers
 from torch import nn
 
 from amtoolkit.analysis._options import shown
+from amtoolkit.analysis._structures import frame_digest
 from amtoolkit.analysis.compare import CLOSE_PAIR_FACTOR, closest_pair
-from amtoolkit.analysis.criteria import describe
+from amtoolkit.analysis.criteria import describe, unmeetable
 from amtoolkit.checkpoint import ModelInfo, load_checkpoint
 from amtoolkit.data.batch import Batch, to_atoms
 from amtoolkit.data.ghosts import n_target
@@ -656,6 +657,13 @@ class Generator:
                 f"accept must be a function of one Atoms returning True to keep it, got "
                 f"{type(accept).__name__}"
             )
+        if accept is not None:
+            why = unmeetable(accept, self.vocabulary.elements)
+            if why is not None:
+                raise ValueError(
+                    f"accept: {why}, and {self.name} places only {self.vocabulary.elements}: "
+                    "no structure could pass"
+                )
         if accept is not None and not method.restarts:
             raise ValueError(
                 f"accept restarts the structures it fails, which re-noises with the score "
@@ -1180,13 +1188,21 @@ class Generator:
                     f"structure {index} of the resumed run has {len(atoms)} atoms, this run "
                     f"{plan.n_initial}: resume with the options of the interrupted run"
                 )
-            for key, wanted in self._structure_info(plan, index).items():
+            record = self._structure_info(plan, index)
+            for key, wanted in record.items():
                 got = atoms.info.get(key)
                 if not _same_record(got, wanted):
                     raise ValueError(
                         f"structure {index} of the resumed run has {key}={shown(got)}, this "
                         f"run {key}={shown(wanted)}: resume with the options of the "
                         "interrupted run"
+                    )
+            for key in _OPTIONAL_RECORDS:  # an option the interrupted run had, this one not
+                if key in atoms.info and key not in record:
+                    raise ValueError(
+                        f"structure {index} of the resumed run has {key}="
+                        f"{shown(atoms.info[key])}, which this run does not set: resume "
+                        "with the options of the interrupted run"
                     )
 
     def _run(
@@ -1319,15 +1335,16 @@ class Generator:
         if method.needs_energy:
             options.update(stats=hmc_stats, energy_model=self.model)
         sampler = functools.partial(method.sampler, callback=_progress(bar, plan, ts), **options)
+        acceptance = _Acceptance(
+            self.vocabulary, plan.max_density, plan.charge_balance, plan.accept
+        )
         if plan.max_restarts:
             out, restarts = sample_with_restarts(
                 sampler,
                 model,
                 state,
                 ts,
-                accept=_Acceptance(
-                    self.vocabulary, plan.max_density, plan.charge_balance, plan.accept
-                ),
+                accept=acceptance,
                 restart_t=plan.restart_t,
                 max_restarts=plan.max_restarts,
                 sde=sde,
@@ -1356,7 +1373,7 @@ class Generator:
             balanced = is_charge_balanced(out, self.vocabulary).cpu().numpy()
         structures = to_atoms(out, self.vocabulary)
         if plan.accept is not None:
-            counts["accepted"] = np.array([_passes(plan.accept, a) for a in structures])
+            counts["accepted"] = np.array([acceptance.verdict(a) for a in structures])
         extra: dict[str, Any] = {}
         if method.needs_energy:
             extra = {
@@ -1503,6 +1520,8 @@ class _Acceptance:
     balance: bool
     accept: Callable[[Atoms], bool] | None
 
+    verdicts: dict[str, bool] = dataclasses.field(default_factory=dict)
+
     def __call__(self, batch: Batch) -> torch.Tensor:
         real = _real_elements(batch, self.max_density)
         if self.balance:
@@ -1512,15 +1531,34 @@ class _Acceptance:
         if self.accept is not None:
             for k, atoms in enumerate(to_atoms(real, self.vocabulary)):
                 if ok[k]:
-                    ok[k] = _passes(self.accept, atoms)
+                    ok[k] = self.verdict(atoms)
         return ok
 
+    def verdict(self, atoms: Atoms) -> bool:
+        """`accept` on a finished structure (positions wrapped into the cell), asked once
+        per structure: the record of a structure the restarts tested is that test's."""
+        key = frame_digest(atoms)
+        if key not in self.verdicts:
+            wrapped = atoms.copy()
+            wrapped.wrap()
+            self.verdicts[key] = bool(self.accept(wrapped))  # type: ignore[misc]
+        return self.verdicts[key]
 
-def _passes(accept: Callable[[Atoms], bool], atoms: Atoms) -> bool:
-    """`accept` on a finished structure, positions wrapped into the cell."""
-    atoms = atoms.copy()
-    atoms.wrap()
-    return bool(accept(atoms))
+
+_OPTIONAL_RECORDS = (
+    "accept",
+    "max_restarts",
+    "restart_t",
+    "rebalance",
+    "noise_scale",
+    "score_gain",
+    "timesteps",
+    "icg",
+    "max_density",
+    "n_initial",
+)
+"""``atoms.info`` records `Generator._structure_info` writes only for some options: a
+resumed structure holding one that the resuming run does not write was made otherwise."""
 
 
 def _same_record(got: Any, wanted: Any) -> bool:

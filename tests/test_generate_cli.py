@@ -297,6 +297,18 @@ def test_resume_refuses_other_options_also_when_done(runner, model_path, tmp_pat
     assert "options of the interrupted run" in result.stderr
 
 
+@pytest.mark.parametrize(
+    "dropped",
+    [["--accept", "closest>=0.1"], ["--timesteps", "0.9,0.4,0.1,0"]],
+)
+def test_resume_refuses_a_run_that_leaves_an_option_out(runner, model_path, tmp_path, dropped):
+    out = tmp_path / "run.extxyz"
+    args = ["generate", model_path, "-n", "2", "--seed", "5", "--batch-size", "1", "-o", str(out)]
+    assert runner.invoke(main, [*args, *dropped]).exit_code == 0
+    result = runner.invoke(main, [*args, "--resume"])
+    assert_one_line_error(result, "structure 0 of the resumed run has", "this run does not")
+
+
 def test_resume_refuses_another_run_and_a_missing_file(runner, model_path, tmp_path):
     out = tmp_path / "run.extxyz"
     args = ["generate", model_path, "-n", "4", "--seed", "2", "-o", str(out)]

@@ -15,7 +15,7 @@ from ase.data import atomic_masses
 
 from amtoolkit import pretrained
 from amtoolkit.analysis.compare import closest_pair
-from amtoolkit.analysis.criteria import ClosestPair
+from amtoolkit.analysis.criteria import BridgingFraction, ClosestPair, parse_criterion
 from amtoolkit.checkpoint import ModelInfo, SamplingDefaults, Typical, save_checkpoint
 from amtoolkit.data import ElementVocabulary
 from amtoolkit.diffusion import FORMAL_CHARGES, MaterialSDE, get_timesteps
@@ -382,6 +382,25 @@ def test_accept_restarts_the_structures_it_fails(si):
     pairs = zip(frames, plain, strict=True)
     assert not any(np.allclose(a.positions, b.positions) for a, b in pairs)
     assert "accepted" not in plain[0].info and "restarts" not in plain[0].info
+
+
+def test_each_structure_is_tested_once_when_it_passes(si):
+    calls = []
+
+    def passes(atoms):
+        calls.append(1)
+        return True
+
+    frames = si.generate(3, n_atoms=8, seed=0, steps=2, accept=passes, progress=False)
+    assert len(calls) == 3  # the record reuses the verdict that decided the restarts
+    assert all(a.info["accepted"] and a.info["restarts"] == 0 for a in frames)
+
+
+def test_a_test_no_structure_of_the_model_can_pass_is_refused(si):
+    with pytest.raises(ValueError, match=r"accept: bridging>=0.9 needs O and a network former"):
+        si.plan(1, seed=0, accept=BridgingFraction(0.9))
+    with pytest.raises(ValueError, match=r"O2>=0.5 counts O atoms, and tiny-si places only"):
+        si.plan(1, seed=0, accept=parse_criterion("closest>=1,O2>=0.5"))
 
 
 def test_structures_that_never_pass_are_flagged_and_warned_about(si, tmp_path):

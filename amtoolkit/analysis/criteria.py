@@ -30,6 +30,7 @@ __all__ = [
     "Criterion",
     "describe",
     "parse_criterion",
+    "unmeetable",
 ]
 
 Criterion = Callable[[Atoms], bool]
@@ -121,6 +122,22 @@ class AllOf:
 
     def __str__(self) -> str:
         return ",".join(describe(criterion) for criterion in self.criteria)
+
+
+def unmeetable(criterion: Criterion, elements: Sequence[str]) -> str | None:
+    """Why `criterion` can pass no structure made of `elements` (an element it counts is
+    not among them), or None: a test no model sample can pass is refused up front."""
+    if isinstance(criterion, AllOf):
+        reasons = (unmeetable(c, elements) for c in criterion.criteria)
+        return next((r for r in reasons if r is not None), None)
+    if isinstance(criterion, Coordinated) and criterion.element not in elements:
+        return f"{criterion} counts {criterion.element} atoms"
+    if isinstance(criterion, BridgingFraction):
+        from amtoolkit.analysis.network import network_formers
+
+        if criterion.anion not in elements or not network_formers(list(elements)):
+            return f"{criterion} needs {criterion.anion} and a network former (B, Si, P, Ge, As)"
+    return None
 
 
 def describe(criterion: Criterion) -> str:
