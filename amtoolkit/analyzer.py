@@ -572,7 +572,9 @@ class Analyzer:
         set, then compared by RMSD; densities are compared as given. With a potential,
         both sets are relaxed and their mean energies per atom compared (``energy=None``,
         the default: when the Analyzer has a potential; ``True``: always, ``False``:
-        never; `generated_energy`: the generated set's, when already known).
+        never; `generated_energy`: the generated set's, when already known). The
+        relaxations run as `energy` runs them: shared over the `workers` and kept in the
+        `cache`, the reference's too.
 
         Returns:
             Comparison (``.summary()`` prints a table).
@@ -582,17 +584,22 @@ class Analyzer:
             ValueError: ``energy=True`` on an Analyzer without a potential.
         """
         calc = None
+        reference_energy = None
         if energy and self.potential is None:
             self.calculator("the energies of compare(energy=True)")
         if self.potential is not None and energy is not False:
             calc = self._calculator_for("energy", generated)
             self._check_coverage(reference)
+            if generated_energy is None:
+                generated_energy = self.energy(generated).mean_energy
+            reference_energy = self.energy(reference).mean_energy
         return compare(
             generated,
             reference,
             calc,
             potential=self.potential_name,
             generated_energy=generated_energy,
+            reference_energy=reference_energy,
         )
 
     def property_errors(self, targets: ArrayLike, measured: ArrayLike) -> PropertyErrors:

@@ -192,6 +192,7 @@ def compare(
     *,
     potential: str | None = None,
     generated_energy: float | None = None,
+    reference_energy: float | None = None,
 ) -> Comparison:
     """Compare a generated set with a reference set.
 
@@ -216,6 +217,7 @@ def compare(
         generated_energy: the generated set's mean energy per atom after that same
             relaxation, when already known (e.g. ``energy(generated, calc).mean_energy``),
             so the set is not relaxed a second time; None: computed here.
+        reference_energy: the same for the reference set.
 
     Returns:
         Comparison (``.summary()`` prints a table).
@@ -267,7 +269,9 @@ def compare(
         e_gen = (
             energy(gen, calculator).mean_energy if generated_energy is None else generated_energy
         )
-        e_ref = energy(ref, calculator).mean_energy
+        e_ref = (
+            energy(ref, calculator).mean_energy if reference_energy is None else reference_energy
+        )
         e_diff = e_gen - e_ref
         potential = potential or type(calculator).__name__
     return Comparison(

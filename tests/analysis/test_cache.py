@@ -152,3 +152,15 @@ def test_amtool_analyze_reads_back_what_it_measured(tmp_path, diamond_si):
     both = runner.invoke(main, [*args, "--no-cache"])
     assert both.exit_code == 2
     assert "--cache DIR or --no-cache" in both.stderr
+
+
+def test_compare_relaxes_both_sets_through_the_cache(tmp_path, diamond_si):
+    generated, reference = rattled(diamond_si, 2), rattled(diamond_si, 3, scale=0.08)
+    plain = Analyzer("sw-si").compare(generated, reference)
+    first = Analyzer("sw-si", cache=tmp_path)
+    first.compare(generated, reference)
+    again = Analyzer("sw-si", cache=tmp_path)
+    cached = again.compare(generated, reference)
+    assert (first.cache.stored, again.cache.hits, again.cache.stored) == (5, 5, 0)
+    assert cached.energy_reference == pytest.approx(plain.energy_reference, abs=1e-9)
+    assert cached.energy_generated == pytest.approx(plain.energy_generated, abs=1e-9)
