@@ -120,7 +120,7 @@ def main() -> None:
     multiple=True,
     metavar="REF",
     help="Reference structures to compare with (repeatable); held-out:MODEL for the "
-    "structures a shipped model never trained on.",
+    "structures a model (shipped name or checkpoint) never trained on.",
 )
 @click.option(
     "--json", "json_path", metavar="OUT", help="Write all results as JSON (- for standard output)."

@@ -506,7 +506,8 @@ class Generator:
                 raise
             raise ValueError(
                 f"model {self.name!r} records its training data as {spec!r}, which is neither "
-                "a file here nor a shipped dataset; pass held_out(dataset=...)"
+                "a file here nor a shipped dataset; pass held_out(dataset=...) (amtool: give that "
+                "dataset's file as the reference instead of held-out:MODEL)"
             ) from None
 
     def __repr__(self) -> str:

@@ -23,7 +23,11 @@ import click
 @click.option("--out", "out_dir", metavar="DIR", help="Output folder (overrides out_dir).")
 @click.option("--epochs", type=int, help="Number of epochs (overrides epochs).")
 @click.option("--device", metavar="DEVICE", help="auto, cpu, cuda or cuda:N (overrides device).")
-@click.option("--no-progress", is_flag=True, help="No progress bar or per-epoch lines.")
+@click.option(
+    "--no-progress",
+    is_flag=True,
+    help="No progress bar or per-epoch lines (notes such as 'resuming ...' stay).",
+)
 @click.option(
     "--json",
     "json_path",
@@ -75,14 +79,16 @@ def train(
         }
         if changes:
             config = config.replace(**changes)
-        log = (lambda line: _echo_above_bar(line)) if main_rank and not no_progress else None
+        log = None
+        if main_rank:  # --no-progress keeps the notes (resuming ...), drops the epoch lines
+            log = _echo_above_bar if not no_progress else _notes_only
         try:
             with sigterm_as_interrupt():
                 result = run_training(
                     config,
                     resume=resume,
                     overwrite=overwrite,
-                    progress=not no_progress,
+                    progress=not no_progress and sys.stderr.isatty(),  # no bars in logs
                     log=log,
                     command=_command_line(config_path, resume, overwrite, changes),
                 )
@@ -128,6 +134,12 @@ def _is_main_rank() -> bool:
     import os
 
     return int(os.environ.get("RANK", "0")) == 0
+
+
+def _notes_only(line: str) -> None:
+    """A training log line on stderr, unless it is a per-epoch line."""
+    if not line.startswith("epoch "):
+        click.echo(line, err=True)
 
 
 def _echo_above_bar(line: str) -> None:

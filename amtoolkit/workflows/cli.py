@@ -276,7 +276,13 @@ def merge(datasets: tuple[str, ...], output: str, overwrite: bool, debug: bool) 
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
 def info(dataset_spec: str, json_path: str | None, plot_path: str | None, debug: bool) -> None:
     """Sizes, composition, density and label statistics of DATASET (a file or a shipped name)."""
-    from amtoolkit.cli import _check_figure_format, check_outputs, echo_summary, emit_json
+    from amtoolkit.cli import (
+        _check_figure_format,
+        _warnings_as_lines,
+        check_outputs,
+        echo_summary,
+        emit_json,
+    )
     from amtoolkit.data import open_dataset, summarize
     from amtoolkit.data.summary import plot_dataset
 
@@ -284,10 +290,11 @@ def info(dataset_spec: str, json_path: str | None, plot_path: str | None, debug:
         check_outputs(json_path, plot_path)
         if plot_path:
             _check_figure_format(plot_path)
-        data = open_dataset(dataset_spec)
-        summary = summarize(data)
-        if plot_path:
-            plot_dataset(data, plot_path)
+        with _warnings_as_lines():
+            data = open_dataset(dataset_spec)
+            summary = summarize(data)
+            if plot_path:
+                plot_dataset(data, plot_path)
     except (OSError, ValueError) as exc:
         _fail(exc, debug, status=2)
     echo_summary(summary.table(), json_path)

@@ -190,7 +190,9 @@ def _check_coverage(data: Dataset, potential: str) -> None:
     numbers = sorted({int(z) for i in range(len(data)) for z in np.unique(data.frame(i).numbers)})
     try:
         check_elements(potential, [chemical_symbols[z] for z in numbers if z])
-    except (KeyError, ValueError) as err:
+    except KeyError as err:  # an unknown name: its message, not the KeyError's repr
+        raise WorkflowError(str(err.args[0])) from None
+    except ValueError as err:
         raise WorkflowError(str(err)) from None
 
 

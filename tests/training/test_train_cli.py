@@ -52,6 +52,8 @@ def test_train_tiny_config_writes_a_loadable_model(runner, tmp_path):
     args = ["train", str(TINY_YAML), "--out", str(out), "--resume", "--epochs", str(more)]
     resumed = runner.invoke(main, [*args, "--no-progress"])
     assert resumed.exit_code == 0, resumed.stderr
+    assert f"resuming {out} after epoch {config.epochs}" in resumed.stderr  # a note stays
+    assert "epoch " not in resumed.stderr.replace("after epoch", "")  # epoch lines do not
     assert len(read_metrics(out / "metrics.csv")) == more
     done = runner.invoke(main, [*args, "--no-progress"])  # the same --epochs again
     assert f"nothing to do: the run in {out} has trained {more} epochs" in _one_error_line(done)
