@@ -1065,7 +1065,7 @@ def build_parser() -> argparse.ArgumentParser:
             "--sampler",
             default=None,
             choices=_args.sampler_choices(),
-            help="sde or ode for a score model (default: the card's)",
+            help="sampler (sde, ode, hmc, shortcut: those the model supports; default: the card's)",
         )
         p.add_argument(
             "--frames",

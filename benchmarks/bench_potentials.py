@@ -135,8 +135,8 @@ def run(args: argparse.Namespace) -> None:
     cases["silica 192 (bmp-glass)"] = (glass, "bmp-glass")
     report["relax"] = {}
     print(f"\nrelax to fmax={FMAX} eV/Å and zero pressure")
-    header = ("case", "method", "s", "steps", "E/atom", "fmax", "P GPa")
-    print("{:24s} {:7s} {:>8s} {:>6s} {:>10s} {:>8s} {:>8s}".format(*header))
+    header = ("case", "method", "s", "steps", "E/atom", "fmax", "P GPa", "converged")
+    print("{:24s} {:7s} {:>8s} {:>6s} {:>10s} {:>8s} {:>8s} {:>9s}".format(*header))
     for label, (start, name) in cases.items():
         report["relax"][label] = {}
         for method in ("lammps", "ase"):
@@ -145,13 +145,15 @@ def run(args: argparse.Namespace) -> None:
             print(
                 f"{label:24s} {method:7s} {r['seconds']:8.3f} {r['steps']:6d} "
                 f"{r['energy_per_atom_eV']:10.5f} {r['max_force_eV_A']:8.4f} "
-                f"{r['pressure_GPa']:8.4f}"
+                f"{r['pressure_GPa']:8.4f} {'yes' if r['converged'] else 'NO':>9s}"
             )
         lmp, ase_ = report["relax"][label]["lammps"], report["relax"][label]["ase"]
         faster = "lammps" if lmp["seconds"] < ase_["seconds"] else "ase"
         ratio = max(lmp["seconds"], ase_["seconds"]) / min(lmp["seconds"], ase_["seconds"])
         report["relax"][label]["faster"] = faster
-        print(f"{'':24s} faster: {faster} ({ratio:.1f}x)")
+        unfinished = [m for m in ("lammps", "ase") if not report["relax"][label][m]["converged"]]
+        caveat = f"; {' and '.join(unfinished)} stopped short of fmax" if unfinished else ""
+        print(f"{'':24s} faster: {faster} ({ratio:.1f}x){caveat}")
 
     _args.write_json(args.json, report)
     print(f"\nwrote {args.json}")

@@ -83,7 +83,9 @@ def main() -> None:
 
     gen = Generator.from_pretrained("a-sio2")
     targets = [g for g in args.targets for _ in range(args.per_target)]
-    frames = gen.generate(len(targets), shear=targets, steps=args.steps, seed=args.seed)
+    frames = gen.generate(  # progress bar only on a terminal
+        len(targets), shear=targets, steps=args.steps, seed=args.seed, progress=None
+    )
     write(args.out, frames)
     print(f"generated {len(frames)} cells with {gen.name} ({args.steps} steps) -> {args.out}")
 

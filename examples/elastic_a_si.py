@@ -64,4 +64,7 @@ def main() -> dict[str, ElasticResult]:
 
 
 if __name__ == "__main__":
+    import argparse
+
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()  # --help
     main()

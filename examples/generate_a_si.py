@@ -100,7 +100,9 @@ def main() -> None:
         parser.error(str(err))
 
     gen = Generator.from_pretrained("a-si")
-    frames = gen.generate(args.n, steps=args.steps, sampler=args.sampler, seed=0)
+    frames = gen.generate(  # progress bar only on a terminal
+        args.n, steps=args.steps, sampler=args.sampler, seed=0, progress=None
+    )
     write(args.out, frames)
     reference = gen.held_out()  # the a-si-anneal cells of the card's test split
     print(f"generated {len(frames)} cells with {gen.name} -> {args.out}")
