@@ -57,6 +57,10 @@ class RDFResult(Result):
         return ax
 
 
+_PAIR_CHUNK = 1 << 22
+"""Pairs binned at a time by `pair_histogram` (about 100 MB of temporaries)."""
+
+
 def pair_histogram(
     atoms: Atoms, rmax: float, nbins: int, types: np.ndarray, n_types: int
 ) -> np.ndarray:
@@ -77,12 +81,22 @@ def pair_histogram(
     """
     dr = float(rmax / nbins)
     # half list (each pair once): half the neighbour-list and histogram work; the
-    # ordered-pair counts are the half-list counts plus their transpose
-    i, j, d = neighbor_list(atoms, rmax * (1.0 + _CUTOFF_SLACK), "ijd", full_list=False)
-    # bin 0 takes d == 0, bin nbins + 1 what lies beyond rmax (the cutoff slack)
-    index = np.minimum(np.ceil(d / dr).astype(np.intp), nbins + 1)
-    pair_type = types[i] * n_types + types[j]
-    counts = np.bincount(pair_type * (nbins + 2) + index, minlength=n_types**2 * (nbins + 2))
+    # ordered-pair counts are the half-list counts plus their transpose. One element
+    # needs only the distances (a third of the memory of i, j, d)
+    found = neighbor_list(
+        atoms, rmax * (1.0 + _CUTOFF_SLACK), "d" if n_types == 1 else "ijd", full_list=False
+    )
+    d = found[-1]
+    size = n_types**2 * (nbins + 2)
+    counts = np.zeros(size, dtype=np.int64)
+    for start in range(0, len(d), _PAIR_CHUNK):  # binned in chunks: no array of every pair
+        part = slice(start, start + _PAIR_CHUNK)
+        # bin 0 takes d == 0, bin nbins + 1 what lies beyond rmax (the cutoff slack)
+        index = np.minimum(np.ceil(d[part] / dr).astype(np.intp), nbins + 1)
+        if n_types > 1:
+            pair_type = types[found[0][part]] * n_types + types[found[1][part]]
+            index += pair_type * (nbins + 2)
+        counts += np.bincount(index, minlength=size)
     counts = counts.reshape(n_types, n_types, nbins + 2)[:, :, 1 : nbins + 1].astype(float)
     return counts + counts.transpose(1, 0, 2)
 

@@ -214,3 +214,21 @@ def test_silica_si_o_peak(dm2_sio2_path):
     assert 1.58 <= first_peak(result, ("Si", "O")) <= 1.66  # Si-O bond, 1.61-1.63 Å
     assert 2.55 <= first_peak(result, ("O", "O")) <= 2.70  # O-O tetrahedron edge
     assert first_peak(result) == first_peak(result, ("Si", "O"))
+
+
+def test_pair_histogram_in_chunks_equals_one_pass(monkeypatch):
+    """Pairs are binned a chunk at a time (memory); the counts must not depend on it."""
+    from amtoolkit.analysis import rdf as rdf_module
+
+    rng = np.random.default_rng(3)
+    atoms = Atoms("Si10O20", positions=rng.uniform(0, 8.0, (30, 3)), cell=[8.0] * 3, pbc=True)
+    types = (atoms.numbers == 8).astype(int)
+    whole = rdf_module.pair_histogram(atoms, 6.0, 60, types, 2)
+    single = rdf_module.pair_histogram(atoms, 6.0, 60, np.zeros(30, dtype=int), 1)
+    monkeypatch.setattr(rdf_module, "_PAIR_CHUNK", 7)
+    np.testing.assert_array_equal(rdf_module.pair_histogram(atoms, 6.0, 60, types, 2), whole)
+    np.testing.assert_array_equal(
+        rdf_module.pair_histogram(atoms, 6.0, 60, np.zeros(30, dtype=int), 1), single
+    )
+    np.testing.assert_array_equal(single[0, 0], whole.sum(axis=(0, 1)))
+    assert whole.sum() > 30 * 29  # images within 6 Å of an 8 Å cell: more than one each
