@@ -199,7 +199,14 @@ def read_structures(
             options = {"colnames": _binary_dump_columns(path)} if binary else {}
             wanted = _parse_index(index, path) if isinstance(index, str) else index
             if isinstance(wanted, int) and wanted < 0:  # ASE clamps -k past the start to 0
-                read = _select(ase.io.read(path, index=":", format=found, **options), wanted, path)
+                every = ase.io.read(path, index=":", format=found, **options)
+                if found == _LAMMPS_DUMP_TEXT:  # -1 is the last whole frame
+                    every = _without_cut_last_frame(every, path)
+                read = _select(every, wanted, path)
+            elif isinstance(wanted, int):  # one frame: readers given K build K to the end
+                read = ase.io.read(path, index=slice(wanted, wanted + 1), format=found, **options)
+                if not read:
+                    raise IndexError(wanted)
             else:
                 read = ase.io.read(path, index=index, format=found, **options)
         except ReadError:
@@ -210,6 +217,8 @@ def read_structures(
             where = _failing_frame(path, found, options)
             raise ReadError(f"{path}{where}: cannot read{_as(format)}: {_one_line(exc)}") from exc
         frames = [read] if isinstance(read, Atoms) else list(read)
+        if found == _LAMMPS_DUMP_TEXT:
+            frames = _without_cut_last_frame(frames, path)
         if found in _LAMMPS_DUMP_FORMATS:
             _elements_of_dump(frames, path, numbers_of_type, found)
     if not frames:
@@ -436,6 +445,56 @@ def _failing_frame(path: Path, format: str | None, options: dict[str, Any]) -> s
     except Exception:  # the failure being located
         return f"[{count}]" if count else ""
     return ""
+
+
+_TAIL_BLOCK = 1 << 20
+"""Bytes read at a time from the end of a dump to find its last frame."""
+
+
+def _without_cut_last_frame(frames: list[Atoms], path: Path) -> list[Atoms]:
+    """`frames` less the dump's last frame when the file ends inside it (a run still
+    writing, a copy cut short): ASE builds such a frame from the atom lines it finds, so
+    a 1000-of-3000-atom frame would be analysed as a structure. Warned about."""
+    if not frames or path.suffix == ".gz":  # a compressed file cannot be read from its end
+        return frames
+    tail = _last_dump_frame(path)
+    if tail is None:
+        return frames
+    expected, found = tail
+    if found < expected and len(frames[-1]) == found:
+        warnings.warn(
+            f"{path}: the last frame holds {found} of its {expected} atoms (the file ends "
+            "inside it): left out",
+            UserWarning,
+            stacklevel=4,
+        )
+        return frames[:-1]
+    return frames
+
+
+def _last_dump_frame(path: Path) -> tuple[int, int] | None:
+    """(atoms its header announces, atom lines present) of a text dump's last frame,
+    read from the end of the file; None when no frame header is found."""
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        read = 0
+        while read < size:
+            read = min(size, read + _TAIL_BLOCK)
+            fh.seek(size - read)
+            text = fh.read(read).decode("utf-8", errors="replace")
+            start = text.rfind("ITEM: TIMESTEP")
+            if start >= 0:
+                break
+        else:
+            return None
+    lines = text[start:].splitlines()
+    try:
+        expected = int(lines[lines.index("ITEM: NUMBER OF ATOMS") + 1].split()[0])
+        first_atom = next(k for k, line in enumerate(lines) if line.startswith("ITEM: ATOMS")) + 1
+    except (ValueError, IndexError, StopIteration):
+        return None
+    found = sum(1 for line in lines[first_atom:] if line.strip())
+    return expected, found
 
 
 def _text_dump_frames(path: Path) -> Iterator[str]:

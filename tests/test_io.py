@@ -246,6 +246,23 @@ def test_lammps_dump_types_map_to_elements(tmp_path):
         read_structures(path, type_map="1=O")
 
 
+def test_a_dump_cut_inside_its_last_frame_leaves_that_frame_out(tmp_path):
+    """A run still writing: the last frame's header says 2 atoms and 1 follows. ASE
+    builds a 1-atom frame from it; it must not be analysed as a structure."""
+    path = tmp_path / "run.lammpstrj"
+    _write_dump(path, "id type x y z", frames=3)
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join(lines[:-1]) + "\n")  # the last atom line is missing
+    with pytest.warns(UserWarning, match=r"last frame holds 1 of its 2 atoms .*left out"):
+        frames = read_structures(path, type_map="1=O,2=Si")
+    assert [len(f) for f in frames] == [2, 2]
+    with pytest.warns(UserWarning, match="left out"):
+        (last,) = read_structures(path, index=-1, type_map="1=O,2=Si")  # the last whole one
+    assert len(last) == 2
+    (first,) = read_structures(path, index=0, type_map="1=O,2=Si")  # one frame, read alone
+    assert len(first) == 2
+
+
 def test_lammps_dump_element_column_wins(tmp_path):
     path = tmp_path / "run.lammpstrj"
     _write_dump(path, "id type element x y z", frames=1)

@@ -95,6 +95,11 @@ about a minute at 20 (3e8); stishovite 7 s at 16 bonds (2e7), 4 minutes at 20 (2
 Beyond the limit the search takes many minutes or exhausts memory and aborts the whole
 process (rocksalt SiO at 24 bonds, 6 bonds per atom: 2e8 paths per atom)."""
 
+MAX_RING_TABLE = 4.0e9
+"""Largest graph-distance table of a ring search, bytes (matscipy's dense int32 table of
+(N + 1)^2 entries: 2.3 GB at 24000 atoms, 26 GB at 81000, where it exhausts memory and
+the process dies without a message)."""
+
 
 def _replicas(atoms: Atoms, bonds_per_ring: int, bond_length: float) -> tuple[int, int, int]:
     """Repetitions that make each perpendicular width > bonds_per_ring * bond_length / 2
@@ -203,6 +208,15 @@ def ring_histogram(
         atoms = atoms.repeat(reps)
         mask = None if mask is None else np.tile(mask, n_rep)
         i, j, d, vectors = _network_bonds(atoms, cutoff, mask)
+    table = 4 * (len(atoms) + 1) ** 2  # bytes of matscipy's dense graph-distance table
+    if table > MAX_RING_TABLE:
+        raise ValueError(
+            f"{atoms.get_chemical_formula()}: the ring search of {len(atoms)} atoms"
+            f"{f' (the cell repeated {n_rep} times)' if n_rep > 1 else ''} needs a "
+            f"{table / 1e9:.1f} GB table of graph distances (it grows as the atom count "
+            f"squared), above the {MAX_RING_TABLE / 1e9:.0f} GB allowed; count rings in a "
+            "smaller cell (ring statistics of a cell of 20000 atoms are those of the glass)"
+        )
     # matscipy wants i sorted (bonded_pairs sorts it) and int32; its walkers encode
     # "returning" as a negative vertex, so vertex 0 is ambiguous: shift indices by one.
     i32 = (i + 1).astype(np.int32)

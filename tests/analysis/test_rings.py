@@ -241,3 +241,14 @@ def test_a_search_too_large_to_finish_is_refused_before_it_starts(diamond_si):
     with pytest.raises(ValueError, match=r"O4Si2: a ring search to 24 bonds would walk about"):
         rings(stishovite, count_species="Si", maxlength=12)
     assert rings(stishovite, count_species="Si", maxlength=4).counts == {2: 2, 3: 8, 4: 12}
+
+
+def test_a_cell_whose_distance_table_would_exhaust_memory_is_refused(monkeypatch):
+    from amtoolkit.analysis import rings as rings_module
+
+    atoms = bulk("Si", "diamond", a=5.431, cubic=True) * (2, 2, 2)  # 64 atoms: 16.9 kB table
+    monkeypatch.setattr(rings_module, "MAX_RING_TABLE", 1.0e4)
+    with pytest.raises(
+        ValueError, match=r"search of 512 atoms \(the cell repeated 8 times\) needs"
+    ):
+        rings_module.rings(atoms)
