@@ -12,13 +12,16 @@ Every failure is an exception whose message is one line naming the file.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import io
 import json
 import math
 import os
 import re
+import shutil
 import struct
+import tempfile
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
@@ -193,36 +196,75 @@ def read_structures(
         frames = _select(frames, index, path)
     else:
         found = format or _guess_format(path)
-        options: dict[str, Any] = {}
-        try:
-            binary = found == _LAMMPS_DUMP_BINARY
-            options = {"colnames": _binary_dump_columns(path)} if binary else {}
-            wanted = _parse_index(index, path) if isinstance(index, str) else index
-            if isinstance(wanted, int) and wanted < 0:  # ASE clamps -k past the start to 0
-                every = ase.io.read(path, index=":", format=found, **options)
-                if found == _LAMMPS_DUMP_TEXT:  # -1 is the last whole frame
-                    every = _without_cut_last_frame(every, path)
-                read = _select(every, wanted, path)
-            elif isinstance(wanted, int):  # one frame: readers given K build K to the end
-                read = ase.io.read(path, index=slice(wanted, wanted + 1), format=found, **options)
-                if not read:
-                    raise IndexError(wanted)
-            else:
-                read = ase.io.read(path, index=index, format=found, **options)
-        except ReadError:
-            raise
-        except (StopIteration, IndexError):  # an int index past the last frame
-            raise ReadError(f"{path}: frame {index} does not exist") from None
-        except Exception as exc:  # ASE raises many types; all mean "cannot read this file"
-            where = _failing_frame(path, found, options)
-            raise ReadError(f"{path}{where}: cannot read{_as(format)}: {_one_line(exc)}") from exc
-        frames = [read] if isinstance(read, Atoms) else list(read)
-        if found == _LAMMPS_DUMP_TEXT:
-            frames = _without_cut_last_frame(frames, path)
-        if found in _LAMMPS_DUMP_FORMATS:
-            _elements_of_dump(frames, path, numbers_of_type, found)
+        with _plain_copy(path) as source:
+            frames = _read_with_ase(source, path, index, found, format, numbers_of_type)
     if not frames:
         raise ReadError(f"{path}: no frames selected by index {index!r}")
+    return frames
+
+
+@contextlib.contextmanager
+def _plain_copy(path: Path) -> Iterator[Path]:
+    """`path`, or for a compressed file (.gz, .bz2, .xz) a decompressed temporary copy:
+    ASE reads a compressed trajectory again from its start for every frame (44 s for
+    the last of 400 frames of 3000 atoms against 3 s uncompressed)."""
+    from ase.io.formats import get_compression
+
+    if get_compression(path.name)[1] is None:
+        yield path
+        return
+    plain_name = Path(get_compression(path.name)[0]).name
+    with tempfile.TemporaryDirectory(prefix="amtoolkit-") as folder:
+        plain = Path(folder) / plain_name
+        with _open_binary(path) as fh, open(plain, "wb") as out:
+            shutil.copyfileobj(fh, out, 1 << 20)
+        yield plain
+
+
+def _open_binary(path: Path) -> IO[bytes]:
+    from ase.io.formats import open_with_compression
+
+    return open_with_compression(str(path), "rb")
+
+
+def _read_with_ase(
+    source: Path,
+    path: Path,
+    index: str | int | slice,
+    found: str | None,
+    format: str | None,
+    numbers_of_type: Any,
+) -> list[Atoms]:
+    """The frames `index` of `source` (`path` itself, or its decompressed copy; messages
+    name `path`) read by ASE as format `found` (`format`: what the caller asked for)."""
+    options: dict[str, Any] = {}
+    try:
+        binary = found == _LAMMPS_DUMP_BINARY
+        options = {"colnames": _binary_dump_columns(source)} if binary else {}
+        wanted = _parse_index(index, path) if isinstance(index, str) else index
+        if isinstance(wanted, int) and wanted < 0:  # ASE clamps -k past the start to 0
+            every = ase.io.read(source, index=":", format=found, **options)
+            if found == _LAMMPS_DUMP_TEXT:  # -1 is the last whole frame
+                every = _without_cut_last_frame(every, source, path)
+            read = _select(every, wanted, path)
+        elif isinstance(wanted, int):  # one frame: readers given K build K to the end
+            read = ase.io.read(source, index=slice(wanted, wanted + 1), format=found, **options)
+            if not read:
+                raise IndexError(wanted)
+        else:
+            read = ase.io.read(source, index=index, format=found, **options)
+    except ReadError:
+        raise
+    except (StopIteration, IndexError):  # an int index past the last frame
+        raise ReadError(f"{path}: frame {index} does not exist") from None
+    except Exception as exc:  # ASE raises many types; all mean "cannot read this file"
+        where = _failing_frame(source, found, options)
+        raise ReadError(f"{path}{where}: cannot read{_as(format)}: {_one_line(exc)}") from exc
+    frames = [read] if isinstance(read, Atoms) else list(read)
+    if found == _LAMMPS_DUMP_TEXT:
+        frames = _without_cut_last_frame(frames, source, path)
+    if found in _LAMMPS_DUMP_FORMATS:
+        _elements_of_dump(frames, path, numbers_of_type, found)
     return frames
 
 
@@ -451,13 +493,14 @@ _TAIL_BLOCK = 1 << 20
 """Bytes read at a time from the end of a dump to find its last frame."""
 
 
-def _without_cut_last_frame(frames: list[Atoms], path: Path) -> list[Atoms]:
+def _without_cut_last_frame(frames: list[Atoms], source: Path, path: Path) -> list[Atoms]:
     """`frames` less the dump's last frame when the file ends inside it (a run still
     writing, a copy cut short): ASE builds such a frame from the atom lines it finds, so
-    a 1000-of-3000-atom frame would be analysed as a structure. Warned about."""
-    if not frames or path.suffix == ".gz":  # a compressed file cannot be read from its end
+    a 1000-of-3000-atom frame would be analysed as a structure. Warned about, naming
+    `path` (`source`: the file read, `path` or its decompressed copy)."""
+    if not frames:
         return frames
-    tail = _last_dump_frame(path)
+    tail = _last_dump_frame(source)
     if tail is None:
         return frames
     expected, found = tail

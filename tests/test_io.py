@@ -503,3 +503,22 @@ def test_a_file_of_no_structure_format_is_named(tmp_path, name):
     path.write_text("root:x:0:0:root:/root:/bin/bash\nhello world\n")
     with pytest.raises(ReadError, match=f"{path}: cannot read: not a structure format"):
         read_structures(path)
+
+
+def test_a_compressed_trajectory_reads_as_the_plain_one_through_a_temporary_copy(
+    tmp_path, monkeypatch
+):
+    import gzip
+    import tempfile
+
+    frames = [bulk("Si", "diamond", a=5.431 + 0.01 * k) for k in range(5)]
+    plain = write_structures(tmp_path / "run.extxyz", frames)
+    packed = tmp_path / "run.extxyz.gz"
+    packed.write_bytes(gzip.compress(plain.read_bytes()))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    for index in (":", -1, 2, "1::2"):
+        got = read_structures(packed, index=index)
+        want = read_structures(plain, index=index)
+        assert [a.cell.cellpar()[0] for a in got] == [a.cell.cellpar()[0] for a in want]
+    assert list((tmp_path / "tmp").iterdir()) == []  # the decompressed copy is gone
