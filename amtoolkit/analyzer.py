@@ -39,7 +39,7 @@ from amtoolkit.analysis.compare import (
     Comparison,
     compare,
 )
-from amtoolkit.analysis.elastic import ELASTIC_DEFAULTS
+from amtoolkit.analysis.elastic import ELASTIC_DEFAULTS, elastic_settings
 from amtoolkit.analysis.report import (
     ANALYSES,
     DEFAULT_ANALYSES,
@@ -473,12 +473,7 @@ class Analyzer:
     def elastic_defaults(self) -> dict[str, Any]:
         """``fmax`` and ``n_steps`` that `elastic` uses when not given: the potential's
         label settings (`PotentialSpec.elastic_options`), else ``ELASTIC_DEFAULTS``."""
-        options = dict(ELASTIC_DEFAULTS)
-        if isinstance(self.potential, str):
-            from amtoolkit.potentials import get_spec
-
-            options.update(get_spec(self.potential).elastic_options)
-        return options
+        return elastic_settings(self.potential if isinstance(self.potential, str) else None)
 
     def vdos(
         self,
@@ -588,10 +583,11 @@ class Analyzer:
         if energy and self.potential is None:
             self.calculator("the energies of compare(energy=True)")
         if self.potential is not None and energy is not False:
-            calc = self._calculator_for("energy", generated)
-            self._check_coverage(reference)
+            calc = self.calculator("energy")  # energy() checks each set's coverage
             if generated_energy is None:
                 generated_energy = self.energy(generated).mean_energy
+            else:
+                self._check_coverage(generated)
             reference_energy = self.energy(reference).mean_energy
         return compare(
             generated,

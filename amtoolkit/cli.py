@@ -362,7 +362,7 @@ def generate(
     Structures are appended to OUT as each batch finishes, so an interrupted run keeps
     what it made, and --resume makes the rest.
     """
-    from amtoolkit.generator import Generator, parse_cell, parse_target, resolve_property
+    from amtoolkit.generator import Generator, parse_cell
 
     with _user_errors(debug), _warnings_as_lines():
         gen = Generator.load(model, device=device)  # a bad model is named before OUT
@@ -382,12 +382,8 @@ def generate(
                 kwargs["timesteps"] = [float(w) for w in text.split(",")]
             except ValueError:
                 raise ValueError(f"--timesteps {text!r} must be comma-separated times") from None
-        for text in targets:  # as target_<property>: `density` also names the cell density
-            name, value = parse_target(text)
-            key = f"target_{resolve_property(name, gen.property_names)}"
-            if key in kwargs:
-                raise ValueError(f"--target {text}: {key[7:]!r} is given twice")
-            kwargs[key] = value
+        for name, value in _targets(targets, gen.property_names).items():
+            kwargs[f"target_{name}"] = value  # `density` alone also names the cell density
         made = _made_structures(output) if resume else []
         frames = gen.generate_iter(n, progress=None, resume=made, **kwargs)  # checks `made`
         if len(made) == n:
@@ -480,20 +476,14 @@ def refine(
 
     Structures are appended to OUT as each batch finishes.
     """
-    from amtoolkit.generator import Generator, parse_target, resolve_property
+    from amtoolkit.generator import Generator
     from amtoolkit.refine import refine_iter
 
     with _user_errors(debug), _warnings_as_lines():
         gen = Generator.load(model, device=device)  # a bad model is named before OUT
         _check_structure_output(output, overwrite, resume)
         structures, labels = _read(files, ":", None, type_map)
-        target_values: dict[str, Any] = {}
-        for text in targets:
-            name, value = parse_target(text)
-            key = resolve_property(name, gen.property_names)
-            if key in target_values:
-                raise ValueError(f"--target {text}: {key!r} is given twice")
-            target_values[key] = value
+        target_values = _targets(targets, gen.property_names)
         given = {k: v for k, v in options.items() if v is not None}  # else refine's defaults
         made = _made_structures(output) if resume else []
         frames = refine_iter(
@@ -725,6 +715,21 @@ def _made_structures(path: str) -> list[Atoms]:
         )
         write_structures(path, made, format="extxyz")
     return made
+
+
+def _targets(texts: Sequence[str], property_names: Sequence[str]) -> dict[str, Any]:
+    """``--target NAME=VALUE`` options by full property name; one given twice (also as an
+    alias and its name) is refused, naming the option."""
+    from amtoolkit.generator import parse_target, resolve_property
+
+    out: dict[str, Any] = {}
+    for text in texts:
+        name, value = parse_target(text)
+        key = resolve_property(name, property_names)
+        if key in out:
+            raise ValueError(f"--target {text}: {key!r} is given twice")
+        out[key] = value
+    return out
 
 
 def _stream(frames: Iterator[Atoms], output: str, append: bool = False) -> Atoms:

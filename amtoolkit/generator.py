@@ -32,8 +32,8 @@ from ase import Atoms
 from ase.data import atomic_masses, atomic_numbers
 from torch import nn
 
-from amtoolkit.analysis._options import shown
-from amtoolkit.analysis._structures import frame_digest
+from amtoolkit.analysis._options import listed, shown
+from amtoolkit.analysis._structures import frame_digest, perpendicular_widths
 from amtoolkit.analysis.compare import CLOSE_PAIR_FACTOR, closest_pair
 from amtoolkit.analysis.criteria import describe, unmeetable
 from amtoolkit.checkpoint import ModelInfo, load_checkpoint
@@ -75,6 +75,7 @@ __all__ = [
     "parse_cell",
     "parse_target",
     "resolve_property",
+    "resolve_targets",
     "structure_seed",
 ]
 
@@ -170,6 +171,24 @@ def resolve_property(key: str, property_names: Sequence[str]) -> str:
         f"unknown target {key!r}: the model's properties are {', '.join(property_names)}"
         f"{alias_text}"
     )
+
+
+def resolve_targets(
+    targets: Mapping[str, Any], property_names: Sequence[str]
+) -> dict[str, tuple[str, Any]]:
+    """Targets by full property name, each as (the name it was given by, its value); a
+    property named twice (an alias and its name) is refused.
+
+    Raises:
+        ValueError: an unknown name (`resolve_property`), or a property given twice.
+    """
+    out: dict[str, tuple[str, Any]] = {}
+    for key, value in targets.items():
+        name = resolve_property(key, property_names)
+        if name in out:
+            raise ValueError(f"target {name} is given twice ({out[name][0]} and {key})")
+        out[name] = (key, value)
+    return out
 
 
 def mean_atomic_mass(composition: Mapping[str, float]) -> float:
@@ -270,9 +289,7 @@ MIN_CELL_THICKNESS = 1.0
 def _check_thickness(cell: np.ndarray, closest_pair: float | None) -> None:
     """Refuse a cell thinner (distance between opposite faces) than the closest pair of
     atoms the model saw: every atom would sit that near its own periodic image."""
-    volume = abs(float(np.linalg.det(cell)))
-    areas = np.linalg.norm(np.cross(cell[[1, 2, 0]], cell[[2, 0, 1]]), axis=1)
-    heights = volume / areas
+    heights = perpendicular_widths(cell)
     limit = closest_pair or MIN_CELL_THICKNESS
     k = int(np.argmin(heights))
     if heights[k] < limit:
@@ -831,14 +848,10 @@ class Generator:
         self, n: int, targets: Mapping[str, Any], stacklevel: int
     ) -> dict[str, np.ndarray]:
         """Raw per-structure targets by property name; warns for out-of-range values."""
-        table: dict[str, np.ndarray] = {}
-        given: dict[str, str] = {}
-        for key, value in targets.items():
-            name = resolve_property(key, self.property_names)
-            if name in table:
-                raise ValueError(f"target {name!r} given twice (as {given[name]!r} and {key!r})")
-            table[name] = _target_values(key, value, n)
-            given[name] = key
+        table = {
+            name: _target_values(key, value, n)
+            for name, (key, value) in resolve_targets(targets, self.property_names).items()
+        }
         for name, values in table.items():
             for value in np.unique(values[~np.isnan(values)]):
                 check_physical(name, float(value))
@@ -1265,7 +1278,7 @@ class Generator:
                 stacklevel=stacklevel,
             )
         if empty:
-            shown = ", ".join(str(k) for k in empty[:10]) + (", ..." if len(empty) > 10 else "")
+            shown = listed(empty)
             warnings.warn(
                 f"{len(empty)} of {made} structures (index {shown}) have no atoms: every "
                 "atom was decoded as a ghost. The model may be undertrained, or the cell far "

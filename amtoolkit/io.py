@@ -222,6 +222,7 @@ def _plain_copy(path: Path) -> Iterator[Path]:
 
 
 def _open_binary(path: Path) -> IO[bytes]:
+    """`path` opened for reading bytes, decompressed when it ends in .gz, .bz2 or .xz."""
     from ase.io.formats import open_with_compression
 
     return open_with_compression(str(path), "rb")
@@ -238,14 +239,16 @@ def _read_with_ase(
     """The frames `index` of `source` (`path` itself, or its decompressed copy; messages
     name `path`) read by ASE as format `found` (`format`: what the caller asked for)."""
     options: dict[str, Any] = {}
+    whole = found == _LAMMPS_DUMP_TEXT  # a cut last frame is left out below, once
     try:
         binary = found == _LAMMPS_DUMP_BINARY
         options = {"colnames": _binary_dump_columns(source)} if binary else {}
         wanted = _parse_index(index, path) if isinstance(index, str) else index
         if isinstance(wanted, int) and wanted < 0:  # ASE clamps -k past the start to 0
             every = ase.io.read(source, index=":", format=found, **options)
-            if found == _LAMMPS_DUMP_TEXT:  # -1 is the last whole frame
+            if whole:  # -1 is the last whole frame
                 every = _without_cut_last_frame(every, source, path)
+                whole = False
             read = _select(every, wanted, path)
         elif isinstance(wanted, int):  # one frame: readers given K build K to the end
             read = ase.io.read(source, index=slice(wanted, wanted + 1), format=found, **options)
@@ -261,7 +264,7 @@ def _read_with_ase(
         where = _failing_frame(source, found, options)
         raise ReadError(f"{path}{where}: cannot read{_as(format)}: {_one_line(exc)}") from exc
     frames = [read] if isinstance(read, Atoms) else list(read)
-    if found == _LAMMPS_DUMP_TEXT:
+    if whole:
         frames = _without_cut_last_frame(frames, source, path)
     if found in _LAMMPS_DUMP_FORMATS:
         _elements_of_dump(frames, path, numbers_of_type, found)
@@ -467,9 +470,7 @@ def _parse_index(text: str, path: Path) -> int | slice:
 def _open_text(path: Path) -> IO[str]:
     """`path` opened for reading text, decompressed when it ends in .gz, .bz2 or .xz (as
     ``ase.io.read`` reads it); undecodable bytes are replaced."""
-    from ase.io.formats import open_with_compression
-
-    return io.TextIOWrapper(open_with_compression(str(path), "rb"), errors="replace")
+    return io.TextIOWrapper(_open_binary(path), errors="replace")
 
 
 def _failing_frame(path: Path, format: str | None, options: dict[str, Any]) -> str:

@@ -46,7 +46,7 @@ from amtoolkit.analysis._structures import check_structure, frame_digest
 from amtoolkit.calculator import checked_t
 from amtoolkit.data.batch import from_atoms
 from amtoolkit.diffusion.hmc import hmc_step, noise_energy_fn
-from amtoolkit.generator import batch_seed, check_int, resolve_property
+from amtoolkit.generator import batch_seed, check_int, resolve_property, resolve_targets
 
 __all__ = ["CLASSICAL", "METHODS", "REFINE_DT0", "refine", "refine_iter", "refine_record"]
 
@@ -190,7 +190,8 @@ def refine_iter(
                 f"{name}={value} applies to method {METHOD_OPTIONS[name][0]!r}, not {method!r}"
             )
     seed = check_int("seed", seed, 0)
-    targets = _resolved_targets(targets, info.property_names)
+    resolved = resolve_targets(targets or {}, info.property_names)
+    targets = {name: value for name, (_, value) in resolved.items()}
     if potential is not None and classical != "md":
         for name, value in {"md_steps": md_steps, "temperature": temperature}.items():
             if value != CLASSICAL_DEFAULTS[name]:
@@ -428,21 +429,6 @@ def _warn_low_acceptance(
             UserWarning,
             stacklevel=3,
         )
-
-
-def _resolved_targets(
-    targets: Mapping[str, float | None] | None, property_names: Sequence[str]
-) -> dict[str, float | None]:
-    """`targets` by full property name; a property named twice (an alias and its name)
-    is refused."""
-    out: dict[str, float | None] = {}
-    named: dict[str, str] = {}
-    for name, value in (targets or {}).items():
-        key = resolve_property(name, property_names)
-        if key in out:
-            raise ValueError(f"target {key} is given twice ({named[key]} and {name})")
-        out[key], named[key] = value, name
-    return out
 
 
 def _check_options(

@@ -6,6 +6,7 @@ Each check raises a one-line ValueError that names the option and the value it g
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from numbers import Integral, Real
 from typing import Any
 
@@ -18,6 +19,13 @@ def shown(value: Any) -> str:
     if isinstance(value, np.generic):
         value = value.item()
     return repr(value) if isinstance(value, (str, bytes)) else str(value)
+
+
+def listed(items: Sequence[Any], limit: int = 10) -> str:
+    """The first `limit` of `items`, comma-separated, ``...`` after them when there are
+    more (frame or sample indices in a message)."""
+    text = ", ".join(str(item) for item in items[:limit])
+    return text + (", ..." if len(items) > limit else "")
 
 
 def _is_real(value: Any) -> bool:

@@ -25,6 +25,14 @@ def as_structure_list(structures: Atoms | Iterable[Atoms]) -> list[Atoms]:
     return out
 
 
+def perpendicular_widths(cell: np.ndarray) -> np.ndarray:
+    """Distances between the opposite faces of a cell (rows a, b, c), Å, shape ``[3]``:
+    the volume over the area of the face that each lattice vector leaves."""
+    cell = np.asarray(cell, dtype=float)
+    volume = abs(float(np.linalg.det(cell)))
+    return volume / np.linalg.norm(np.cross(cell[[1, 2, 0]], cell[[2, 0, 1]]), axis=1)
+
+
 def frame_digest(atoms: Atoms) -> str:
     """SHA-256 (hex, 16 characters) of a frame's elements, cell and positions (rounded
     to 1e-6 Å): what identifies a frame to a resumed dataset run (its sample records

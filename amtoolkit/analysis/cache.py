@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 
+from amtoolkit.analysis._result import to_jsonable
 from amtoolkit.analysis._structures import frame_digest
 from amtoolkit.analysis.report import FrameOutcome, FrameResults, FrameRunner, FrameTasks
 
@@ -159,12 +160,4 @@ def cached_frames(runner: FrameRunner, cache: FrameCache) -> FrameRunner:
 
 def _canonical(value: Any) -> str:
     """One JSON text per value (sorted keys; arrays as lists, other values by their repr)."""
-    return json.dumps(value, sort_keys=True, default=_plain, separators=(",", ":"))
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, (np.ndarray, np.generic)):
-        return value.tolist()
-    if isinstance(value, os.PathLike):
-        return os.fspath(value)
-    return repr(value)
+    return json.dumps(to_jsonable(value), sort_keys=True, default=repr, separators=(",", ":"))

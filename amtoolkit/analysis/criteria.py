@@ -22,6 +22,8 @@ import numpy as np
 from ase import Atoms
 from ase.data import atomic_numbers
 
+from amtoolkit.analysis._options import _is_real, integer
+
 __all__ = [
     "AllOf",
     "BridgingFraction",
@@ -94,8 +96,7 @@ class Coordinated:
     def __post_init__(self) -> None:
         if self.element not in atomic_numbers or self.element == "X":
             raise ValueError(f"coordination: unknown element {self.element!r}")
-        if isinstance(self.n, bool) or not isinstance(self.n, int) or self.n < 0:
-            raise ValueError(f"coordination: n must be an integer >= 0, got {self.n!r}")
+        integer("coordination: n", self.n, 0)
         _check_fraction(f"{self.element}{self.n}", self.minimum)
 
     def __call__(self, atoms: Atoms) -> bool:
@@ -187,18 +188,14 @@ def _one(text: str) -> Criterion:
 
 
 def _check_fraction(name: str, value: float) -> None:
-    if not (_is_number(value) and 0.0 <= value <= 1.0):
+    if not (_is_real(value) and 0.0 <= value <= 1.0):
         raise ValueError(f"{name}>={_shown(value)}: the fraction must lie in [0, 1]")
 
 
 def _check_positive(name: str, value: float) -> None:
-    if not (_is_number(value) and 0.0 < value < np.inf):
+    if not (_is_real(value) and 0.0 < value < np.inf):
         raise ValueError(f"{name}>={_shown(value)}: the distance must be a positive number of Å")
 
 
-def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-
-
 def _shown(value: object) -> str:
-    return f"{value:g}" if _is_number(value) else repr(value)
+    return f"{value:g}" if _is_real(value) else repr(value)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import warnings
 from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 from ase import Atoms
@@ -588,6 +589,17 @@ def stiffness_harmonic(
 ELASTIC_DEFAULTS = {"fmax": 1e-4, "n_steps": 5}
 """Default force criterion (eV/Å) and strains per pattern of `elastic`; `Analyzer.elastic`
 uses them for potentials without label settings of their own."""
+
+
+def elastic_settings(potential: str | None) -> dict[str, Any]:
+    """``fmax`` and ``n_steps`` of `elastic` for a named potential: its label settings
+    (`PotentialSpec.elastic_options`), else `ELASTIC_DEFAULTS` (also for None)."""
+    options = dict(ELASTIC_DEFAULTS)
+    if potential is not None:
+        from amtoolkit.potentials import get_spec
+
+        options.update(get_spec(potential).elastic_options)
+    return options
 
 
 def elastic(

@@ -11,7 +11,7 @@ from ase import Atoms
 from ase.data import atomic_numbers
 
 from amtoolkit.analysis._result import Result, new_axes, to_jsonable
-from amtoolkit.analysis._structures import prepare
+from amtoolkit.analysis._structures import perpendicular_widths, prepare
 from amtoolkit.analysis.bonds import Cutoffs, bonded_pairs
 
 
@@ -104,9 +104,7 @@ the process dies without a message)."""
 def _replicas(atoms: Atoms, bonds_per_ring: int, bond_length: float) -> tuple[int, int, int]:
     """Repetitions that make each perpendicular width > bonds_per_ring * bond_length / 2
     (a width equal to it counts as too narrow)."""
-    cell = atoms.cell.array
-    volume = abs(np.linalg.det(cell))
-    widths = volume / np.linalg.norm(np.cross(cell[[1, 2, 0]], cell[[2, 0, 1]]), axis=1)
+    widths = perpendicular_widths(atoms.cell.array)
     need = 0.5 * bonds_per_ring * bond_length
     return tuple(int(np.floor(need / w * (1.0 + 1e-9))) + 1 for w in widths)
 

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 from ase.data import atomic_masses, chemical_symbols
 
+from amtoolkit.analysis._options import listed
 from amtoolkit.data.dataset import Dataset
 from amtoolkit.data.ghosts import GHOST_NUMBER
 from amtoolkit.data.properties import AMU_PER_A3_TO_G_PER_CM3, PLAUSIBLE_LABELS, PROPERTY_UNITS
@@ -92,7 +93,7 @@ class DatasetSummary:
             rows.append((name, text, "" if unit == "1" else unit))
         for name, indices in self.implausible.items():
             low, high = PLAUSIBLE_LABELS[name]
-            shown = ", ".join(map(str, indices[:10])) + (", ..." if len(indices) > 10 else "")
+            shown = listed(indices)
             rows.append(
                 (
                     f"implausible {name}",
@@ -142,7 +143,7 @@ def _provenance_rows(prov: dict[str, Any], n_structures: int) -> list[tuple[str,
         if isinstance(s, dict) and s.get("unconverged_relaxations")
     ]
     if unconverged:
-        shown = ", ".join(map(str, unconverged[:10])) + (", ..." if len(unconverged) > 10 else "")
+        shown = listed(unconverged)
         rows.append(("unconverged relaxations", f"in {len(unconverged)} samples ({shown})", ""))
     if prov.get("resumed"):
         rows.append(("resumed", f"{len(prov['resumed'])} time(s), last: {prov['resumed'][-1]}", ""))

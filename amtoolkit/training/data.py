@@ -158,13 +158,14 @@ def load_training_data(config: DataConfig) -> TrainingData:
 def _warn_implausible(dataset: Dataset, config: DataConfig) -> None:
     """Warn about conditioning labels outside `PLAUSIBLE_LABELS` (a broken elastic fit):
     the model learns them as they are."""
+    from amtoolkit.analysis._options import listed
     from amtoolkit.data.properties import PLAUSIBLE_LABELS
     from amtoolkit.data.summary import implausible_structures
 
     wanted = {p: dataset.properties[p] for p in config.property_names}
     for name, indices in implausible_structures(wanted).items():
         low, high = PLAUSIBLE_LABELS[name]
-        shown = ", ".join(map(str, indices[:10])) + (", ..." if len(indices) > 10 else "")
+        shown = listed(indices)
         warnings.warn(
             f"data.dataset {config.dataset}: {len(indices)} of {len(dataset)} structures have "
             f"{name} outside ({low:g}, {high:g}) (frames {shown}); the model learns them as "

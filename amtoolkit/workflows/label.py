@@ -65,7 +65,7 @@ def labels_of(
     measure (a relaxation that breaks), so that one frame does not stop the run.
 
     With `elastic` the relaxations stop at the potential's elastic settings, those of
-    ``amtool analyze --elastic`` (`Analyzer.elastic_defaults`: fmax 1e-2 eV/Å and 3
+    ``amtool analyze --elastic`` (`analysis.elastic.elastic_settings`: fmax 1e-2 eV/Å and 3
     strains for `tersoff-sio2`, 1e-4 and 5 for `sw-si`), so the moduli equal what
     analyze measures; without it at `LABEL_FMAX`.
     """
@@ -76,9 +76,9 @@ def labels_of(
     if potential is not None:
         fmax, steps = LABEL_FMAX, None
         if elastic:
-            from amtoolkit.analyzer import Analyzer
+            from amtoolkit.analysis.elastic import elastic_settings
 
-            settings = Analyzer(potential).elastic_defaults()
+            settings = elastic_settings(potential)
             fmax, steps = settings["fmax"], settings["n_steps"]
         measured, _ = relaxed_labels(
             atoms,
