@@ -252,3 +252,27 @@ def test_a_cell_whose_distance_table_would_exhaust_memory_is_refused(monkeypatch
         ValueError, match=r"search of 512 atoms \(the cell repeated 8 times\) needs"
     ):
         rings_module.rings(atoms)
+
+
+def test_the_ring_search_frees_its_distance_table(diamond_si):
+    """matscipy's find_sp_rings keeps a reference to each array it is given; the wrapper
+    gives them back, so a trajectory's distance tables do not pile up in memory."""
+    import sys
+    import weakref
+
+    from matscipy.ffi import distances_on_graph
+
+    from amtoolkit.analysis.rings import _find_sp_rings, _network_bonds
+
+    atoms = diamond_si.repeat(2)
+    i, j, _, vectors = _network_bonds(atoms, None, None)
+    i32, j32 = (i + 1).astype(np.int32), (j + 1).astype(np.int32)
+    vectors = np.ascontiguousarray(vectors)
+    dist = distances_on_graph(i32, j32)
+    counts = [sys.getrefcount(a) for a in (i32, j32, vectors, dist)]
+    found = _find_sp_rings(i32, j32, vectors, dist, 7)
+    assert [sys.getrefcount(a) for a in (i32, j32, vectors, dist)] == counts
+    assert found[6] == 2 * len(atoms)  # diamond: two six-rings per atom
+    gone = weakref.ref(dist)
+    del dist
+    assert gone() is None
