@@ -314,7 +314,7 @@ class Trainer:
             while self.epoch < cfg.epochs and not self.finished:
                 self._set_learning_rate()
                 start = time.perf_counter()
-                row: dict[str, float] = {"epoch": float(self.epoch + 1)}
+                row: dict[str, float] = {"epoch": self.epoch + 1}  # an int, in CSV and JSON
                 row.update(self.train_epoch(self.epoch + 1))
                 row.update(self.validate())
                 elapsed = time.perf_counter() - start
@@ -616,7 +616,7 @@ class Trainer:
             if best["state"] is None
             else {k: v.to(self.device) for k, v in best["state"].items()}
         )
-        self.history = [dict(row) for row in state["history"]]
+        self.history = [_metrics_row(row) for row in state["history"]]
         torch.set_rng_state(state["rng"]["torch"].cpu())
         before = [int(n) for n in state.get("world_sizes", [])]  # older states: unknown
         now = self.context.world_size
@@ -912,9 +912,14 @@ def write_metrics(path: Path, history: list[dict[str, float]]) -> Path:
 
 
 def read_metrics(path: str | Path) -> list[dict[str, float]]:
-    """Read a ``metrics.csv`` back as rows of floats."""
+    """Read a ``metrics.csv`` back as rows of floats (``epoch`` an int)."""
     with open(path, encoding="utf-8", newline="") as fh:
-        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(fh)]
+        return [_metrics_row(row) for row in csv.DictReader(fh)]
+
+
+def _metrics_row(row: dict[str, Any]) -> dict[str, float]:
+    """A metrics row with float values and an int ``epoch`` (older states hold a float)."""
+    return {k: int(float(v)) if k == "epoch" else float(v) for k, v in row.items()}
 
 
 # ------------------------------------------------------------------------ helpers

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 
 import pytest
@@ -148,7 +149,10 @@ def test_metrics_csv_has_losses_per_t_bin(tiny_dataset, tmp_path):
     config = tiny_config(tiny_dataset, tmp_path / "run", epochs=2, t_bins=3)
     train(config)
     rows = read_metrics(tmp_path / "run" / "metrics.csv")
-    assert [r["epoch"] for r in rows] == [1.0, 2.0]
+    assert [r["epoch"] for r in rows] == [1, 2]
+    assert all(isinstance(r["epoch"], int) for r in rows)
+    record = json.loads((tmp_path / "run" / "checkpoints" / "epoch_0002.json").read_text())
+    assert json.dumps(record["training"]["final"]["epoch"]) == "2"
     columns = list(rows[0])
     bins = t_bin_names("train_loss", t_bin_edges(0.01, 0.99, 3))
     assert bins == ["train_loss_t0.01-0.34", "train_loss_t0.34-0.66", "train_loss_t0.66-0.99"]
