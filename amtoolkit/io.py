@@ -239,36 +239,42 @@ def _read_with_ase(
     """The frames `index` of `source` (`path` itself, or its decompressed copy; messages
     name `path`) read by ASE as format `found` (`format`: what the caller asked for)."""
     options: dict[str, Any] = {}
-    whole = found == _LAMMPS_DUMP_TEXT  # a cut last frame is left out below, once
-    try:
-        binary = found == _LAMMPS_DUMP_BINARY
-        options = {"colnames": _binary_dump_columns(source)} if binary else {}
-        wanted = _parse_index(index, path) if isinstance(index, str) else index
-        if isinstance(wanted, int) and wanted < 0:  # ASE clamps -k past the start to 0
-            every = ase.io.read(source, index=":", format=found, **options)
-            if whole:  # -1 is the last whole frame
-                every = _without_cut_last_frame(every, source, path)
-                whole = False
-            read = _select(every, wanted, path)
-        elif isinstance(wanted, int):  # one frame: readers given K build K to the end
-            read = ase.io.read(source, index=slice(wanted, wanted + 1), format=found, **options)
-            if not read:
-                raise IndexError(wanted)
-        else:
-            read = ase.io.read(source, index=index, format=found, **options)
-    except ReadError:
-        raise
-    except (StopIteration, IndexError):  # an int index past the last frame
-        raise ReadError(f"{path}: frame {index} does not exist") from None
-    except Exception as exc:  # ASE raises many types; all mean "cannot read this file"
-        where = _failing_frame(source, found, options)
-        raise ReadError(f"{path}{where}: cannot read{_as(format)}: {_one_line(exc)}") from exc
+    with contextlib.ExitStack() as stack:
+        readable: Any = source
+        if found == _LAMMPS_DUMP_TEXT:  # a cut last frame is left out: -1 the last whole one
+            readable = _whole_dump_frames(source, path, stack)
+        try:
+            read = _read_frames_with_ase(readable, path, index, found, options)
+        except ReadError:
+            raise
+        except (StopIteration, IndexError):  # an int index past the last frame
+            raise ReadError(f"{path}: frame {index} does not exist") from None
+        except Exception as exc:  # ASE raises many types; all mean "cannot read this file"
+            where = _failing_frame(source, found, options)
+            raise ReadError(f"{path}{where}: cannot read{_as(format)}: {_one_line(exc)}") from exc
     frames = [read] if isinstance(read, Atoms) else list(read)
-    if whole:
-        frames = _without_cut_last_frame(frames, source, path)
     if found in _LAMMPS_DUMP_FORMATS:
         _elements_of_dump(frames, path, numbers_of_type, found)
     return frames
+
+
+def _read_frames_with_ase(
+    source: Any, path: Path, index: str | int | slice, found: str | None, options: dict
+) -> Any:
+    """``ase.io.read`` of the frames `index` of `source` (a path, or an open text dump),
+    recording in `options` the reader options it passed."""
+    if found == _LAMMPS_DUMP_BINARY:
+        options["colnames"] = _binary_dump_columns(source)
+    wanted = _parse_index(index, path) if isinstance(index, str) else index
+    if isinstance(wanted, int) and wanted < 0:  # ASE clamps -k past the start to 0
+        every = ase.io.read(source, index=":", format=found, **options)
+        return _select(every, wanted, path)
+    if isinstance(wanted, int):  # one frame: readers given K build K to the end
+        read = ase.io.read(source, index=slice(wanted, wanted + 1), format=found, **options)
+        if not read:
+            raise IndexError(wanted)
+        return read
+    return ase.io.read(source, index=index, format=found, **options)
 
 
 def frame_numbers(
@@ -494,51 +500,82 @@ _TAIL_BLOCK = 1 << 20
 """Bytes read at a time from the end of a dump to find its last frame."""
 
 
-def _without_cut_last_frame(frames: list[Atoms], source: Path, path: Path) -> list[Atoms]:
-    """`frames` less the dump's last frame when the file ends inside it (a run still
-    writing, a copy cut short): ASE builds such a frame from the atom lines it finds, so
-    a 1000-of-3000-atom frame would be analysed as a structure. Warned about, naming
-    `path` (`source`: the file read, `path` or its decompressed copy)."""
-    if not frames:
-        return frames
+def _whole_dump_frames(source: Path, path: Path, stack: contextlib.ExitStack) -> Path | IO[str]:
+    """A text dump to read less its last frame when the file ends inside it (a run still
+    writing, a copy cut short, even inside an atom line): `source` itself when it is
+    whole, else an open stream of its bytes before that frame (closed by `stack`),
+    with a warning naming `path` (`source`: the file read, `path` or its decompressed
+    copy). ASE would build such a frame from the atom lines it finds (a 1000-of-3000-atom
+    frame analysed as a structure) or refuse the whole file at a cut line."""
     tail = _last_dump_frame(source)
     if tail is None:
-        return frames
-    expected, found = tail
-    if found < expected and len(frames[-1]) == found:
-        warnings.warn(
-            f"{path}: the last frame holds {found} of its {expected} atoms (the file ends "
-            "inside it): left out",
-            UserWarning,
-            stacklevel=4,
-        )
-        return frames[:-1]
-    return frames
+        return source
+    expected, found, start = tail
+    if found >= expected:
+        return source
+    warnings.warn(
+        f"{path}: the last frame holds {found} of its {expected} atoms (the file ends "
+        "inside it): left out",
+        UserWarning,
+        stacklevel=4,
+    )
+    raw = stack.enter_context(open(source, "rb"))
+    return io.TextIOWrapper(io.BufferedReader(_Prefix(raw, start)), encoding="utf-8")
 
 
-def _last_dump_frame(path: Path) -> tuple[int, int] | None:
-    """(atoms its header announces, atom lines present) of a text dump's last frame,
-    read from the end of the file; None when no frame header is found."""
+class _Prefix(io.RawIOBase):
+    """The first `end` bytes of a file opened for reading bytes, seekable."""
+
+    def __init__(self, raw: IO[bytes], end: int) -> None:
+        super().__init__()
+        self._raw, self._end = raw, end
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        left = self._end - self._raw.tell()
+        if left <= 0:
+            return 0
+        return self._raw.readinto(memoryview(buffer)[:left])
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        if whence == io.SEEK_END:
+            return self._raw.seek(self._end + offset)
+        return self._raw.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._raw.tell()
+
+
+def _last_dump_frame(path: Path) -> tuple[int, int, int] | None:
+    """(atoms its header announces, atom lines present, its byte offset) of a text dump's
+    last frame, read from the end of the file; None when no frame header is found."""
     size = path.stat().st_size
     with open(path, "rb") as fh:
         read = 0
         while read < size:
             read = min(size, read + _TAIL_BLOCK)
             fh.seek(size - read)
-            text = fh.read(read).decode("utf-8", errors="replace")
-            start = text.rfind("ITEM: TIMESTEP")
+            data = fh.read(read)
+            start = data.rfind(b"ITEM: TIMESTEP")
             if start >= 0:
                 break
         else:
             return None
-    lines = text[start:].splitlines()
+    lines = data[start:].decode("utf-8", errors="replace").splitlines()
     try:
         expected = int(lines[lines.index("ITEM: NUMBER OF ATOMS") + 1].split()[0])
         first_atom = next(k for k, line in enumerate(lines) if line.startswith("ITEM: ATOMS")) + 1
     except (ValueError, IndexError, StopIteration):
         return None
     found = sum(1 for line in lines[first_atom:] if line.strip())
-    return expected, found
+    if found and not data.endswith(b"\n"):  # the file ends inside an atom line
+        found -= 1
+    return expected, found, size - read + start
 
 
 def _text_dump_frames(path: Path) -> Iterator[str]:

@@ -259,8 +259,30 @@ def test_a_dump_cut_inside_its_last_frame_leaves_that_frame_out(tmp_path):
     with pytest.warns(UserWarning, match="left out"):
         (last,) = read_structures(path, index=-1, type_map="1=O,2=Si")  # the last whole one
     assert len(last) == 2
-    (first,) = read_structures(path, index=0, type_map="1=O,2=Si")  # one frame, read alone
+    with pytest.warns(UserWarning, match="left out"):
+        (first,) = read_structures(path, index=0, type_map="1=O,2=Si")  # one frame, alone
     assert len(first) == 2
+
+
+@pytest.mark.parametrize("atom", [0, 1], ids=["inside-its-first-atom", "inside-its-last-atom"])
+def test_a_dump_cut_inside_an_atom_line_leaves_that_frame_out(tmp_path, atom):
+    """A copy cut mid-line: ASE refused the whole file at the broken line; the whole
+    frames before it are read, and a cut last atom line does not count as an atom."""
+    path = tmp_path / "run.lammpstrj"
+    atoms = _write_dump(path, "id type x y z", frames=3)
+    text = path.read_text()
+    start = text.index("\n", text.rfind("ITEM: ATOMS")) + 1  # the last frame's atom lines
+    for _ in range(atom):
+        start = text.index("\n", start) + 1
+    path.write_text(text[: start + 5])  # 5 characters into the atom line
+    for index, count in ((":", 2), (-1, 1), ("::-1", 2)):
+        with pytest.warns(UserWarning, match=r"last frame holds [01] of its 2 atoms .*left out"):
+            frames = read_structures(path, index=index, type_map="1=O,2=Si")
+        assert len(frames) == count
+        for frame in frames:
+            assert np.allclose(frame.positions, atoms.positions, atol=POSITION_TOL)
+    with pytest.warns(UserWarning), pytest.raises(ReadError, match="frame 2 does not exist"):
+        read_structures(path, index=2, type_map="1=O,2=Si")
 
 
 def test_lammps_dump_element_column_wins(tmp_path):
