@@ -148,8 +148,13 @@ def relaxed_labels(
     elastic: bool = False,
     elastic_delta: float = 0.005,
     elastic_steps: int = 5,
+    elastic_fmax: float | None = None,
 ) -> tuple[dict[str, float], dict[str, Any]]:
     """Labels measured after relaxing positions and cell at zero pressure.
+
+    ``relaxed_energy`` is measured after the relaxation to `fmax` whether or not the
+    elastic labels are asked for; a tighter `elastic_fmax` relaxes further from there
+    for the elastic fit only.
 
     Args:
         atoms: the stored snapshot (not modified).
@@ -158,6 +163,8 @@ def relaxed_labels(
         elastic: also fit the relaxed-ion elastic tensor (`amtoolkit.analysis.elastic`).
         elastic_delta: strain increment of the elastic fit.
         elastic_steps: strains per strain pattern of the elastic fit.
+        elastic_fmax: force criterion of the elastic fit and of its relaxation (default
+            `fmax`).
 
     Returns:
         (labels, notes): labels ``relaxed_energy`` (eV/atom), and with `elastic`
@@ -179,12 +186,15 @@ def relaxed_labels(
             relaxed = relax_structure(atoms, calc, fmax=fmax, cell=True)
             out["relaxed_energy"] = float(energy(relaxed, calc, relax=False).energy_per_atom[0])
             if elastic:
+                tight = fmax if elastic_fmax is None else elastic_fmax
+                if tight < fmax:
+                    relaxed = relax_structure(relaxed, calc, fmax=tight, cell=True)
                 result = elastic_fit(
                     relaxed,
                     calc,
                     relax=False,
                     delta=elastic_delta,
-                    fmax=fmax,
+                    fmax=tight,
                     n_steps=elastic_steps,
                 )
                 for key in ("shear_modulus", "bulk_modulus", "youngs_modulus", "poisson_ratio"):

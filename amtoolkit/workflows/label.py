@@ -64,29 +64,30 @@ def labels_of(
     """The labels of one structure (see the module docstring); NaN where one fails to
     measure (a relaxation that breaks), so that one frame does not stop the run.
 
-    With `elastic` the relaxations stop at the potential's elastic settings, those of
-    ``amtool analyze --elastic`` (`analysis.elastic.elastic_settings`: fmax 1e-2 eV/Å and 3
-    strains for `tersoff-sio2`, 1e-4 and 5 for `sw-si`), so the moduli equal what
-    analyze measures; without it at `LABEL_FMAX`.
+    ``relaxed_energy`` is measured after a relaxation to `LABEL_FMAX`, as `amtool dataset
+    make` measures it, with or without `elastic`. The elastic fit then relaxes further to
+    the potential's elastic settings, those of ``amtool analyze --elastic``
+    (`analysis.elastic.elastic_settings`: fmax 1e-2 eV/Å and 3 strains for
+    `tersoff-sio2`, 1e-4 and 5 for `sw-si`), so the moduli equal what analyze measures.
     """
     from amtoolkit.analysis.energy import density
     from amtoolkit.analysis.rings import rings as ring_stats
 
     out: dict[str, float] = {"density": density(atoms)}
     if potential is not None:
-        fmax, steps = LABEL_FMAX, None
+        fit: dict[str, Any] = {}
         if elastic:
             from amtoolkit.analysis.elastic import elastic_settings
 
             settings = elastic_settings(potential)
-            fmax, steps = settings["fmax"], settings["n_steps"]
+            fit = {"elastic_fmax": settings["fmax"], "elastic_steps": settings["n_steps"]}
         measured, _ = relaxed_labels(
             atoms,
             potential,
-            fmax=fmax,
+            fmax=LABEL_FMAX,
             elastic=elastic,
             elastic_delta=elastic_delta,
-            **({} if steps is None else {"elastic_steps": steps}),
+            **fit,
         )
         out.update(measured)
     if rings:

@@ -50,6 +50,8 @@ def test_elastic_labels_equal_what_analyze_measures(tmp_path):
     analysed = Analyzer("sw-si").elastic(atoms)
     for name in ("shear_modulus", "bulk_modulus", "poisson_ratio"):
         assert labels[name] == pytest.approx(float(getattr(analysed, name)[0]), rel=1e-6)
+    # the energy label is the melt-quench one (fmax 0.01), with or without the moduli
+    assert labels["relaxed_energy"] == labels_of(atoms, "sw-si")["relaxed_energy"]
 
 
 def test_rings_in_si_atoms_for_silica_and_in_parallel(tmp_path):
