@@ -640,14 +640,26 @@ def sigterm_as_interrupt() -> Iterator[None]:
 
 @contextlib.contextmanager
 def _warnings_as_lines() -> Iterator[None]:
-    """Show Python warnings as ``amtool: warning: <message>`` lines on stderr."""
+    """Show Python warnings, and warnings logged by amtoolkit (e.g. a sample with
+    implausible labels), as ``amtool: warning: <message>`` lines on stderr."""
+    import logging
     import warnings
 
-    with warnings.catch_warnings():
-        warnings.showwarning = lambda message, *_, **__: click.echo(
-            f"amtool: warning: {message}", err=True
-        )
-        yield
+    class _Lines(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            click.echo(f"amtool: warning: {record.getMessage()}", err=True)
+
+    package = logging.getLogger("amtoolkit")
+    handler = _Lines(level=logging.WARNING)
+    package.addHandler(handler)
+    try:
+        with warnings.catch_warnings():
+            warnings.showwarning = lambda message, *_, **__: click.echo(
+                f"amtool: warning: {message}", err=True
+            )
+            yield
+    finally:
+        package.removeHandler(handler)
 
 
 STDOUT = "-"

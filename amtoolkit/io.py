@@ -825,9 +825,15 @@ def _warn_mass_mismatch(
     for lammps_type, mass in mass_of_type.items():
         z = numbers_of_type.get(lammps_type)
         if z and abs(atomic_masses[z] - mass) > MASS_TOLERANCE:
+            nearest = int(np.argmin(np.abs(atomic_masses[1:] - mass))) + 1
+            hint = (
+                f" ({chemical_symbols[nearest]}'s mass: is the type map swapped?)"
+                if abs(atomic_masses[nearest] - mass) <= MASS_TOLERANCE
+                else ""
+            )
             warnings.warn(
                 f"{path}: type map says type {lammps_type} is {chemical_symbols[z]} "
-                f"({atomic_masses[z]:.4g} u) but the Masses section gives {mass:g}",
+                f"({atomic_masses[z]:.4g} u) but the Masses section gives {mass:g}{hint}",
                 stacklevel=3,
             )
 

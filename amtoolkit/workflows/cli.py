@@ -41,7 +41,9 @@ def dataset() -> None:
 @click.option("-n", "--n-samples", type=int, required=True, help="Number of samples.")
 @click.option("-o", "--output", "out", required=True, metavar="OUT.h5", help="Output HDF5 file.")
 @click.option("--workers", type=int, default=None, help="Worker processes [default: all cores].")
-@click.option("--seed", type=int, default=0, show_default=True, help="Run seed.")
+@click.option(
+    "--seed", type=int, default=None, help="Run seed [default: 0; with --resume the run's own]."
+)
 @click.option("--resume", is_flag=True, help="Continue an interrupted run into OUT.")
 @click.option(
     "--full", is_flag=True, help="The paper's protocol settings (meg: 800 atoms, 5 K/ps)."
@@ -76,7 +78,7 @@ def make(
     n_samples: int,
     out: str,
     workers: int | None,
-    seed: int,
+    seed: int | None,
     resume: bool,
     full: bool,
     variant: str | None,
@@ -175,7 +177,7 @@ def collect(out: str, output: str, overwrite: bool, debug: bool) -> None:
 
 
 @dataset.command("label")
-@click.argument("dataset_spec", metavar="DATASET")
+@click.argument("dataset_specs", nargs=-1, required=True, metavar="DATASET...")
 @click.option("-o", "--output", required=True, metavar="OUT.h5", help="Labelled HDF5 dataset.")
 @click.option("--potential", "-p", metavar="NAME", help="Potential for energy and moduli.")
 @click.option("--elastic", is_flag=True, help="Relaxed-ion elastic moduli (needs -p).")
@@ -186,7 +188,7 @@ def collect(out: str, output: str, overwrite: bool, debug: bool) -> None:
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
 def label(
-    dataset_spec: str,
+    dataset_specs: tuple[str, ...],
     output: str,
     potential: str | None,
     elastic: bool,
@@ -199,18 +201,23 @@ def label(
 ) -> None:
     """Measure the labels melt-quench datasets carry (density; with -p the relaxed energy,
     with --elastic the moduli; with --rings the mean ring size) on every frame of DATASET
-    (a file or a shipped name) and write it with them to OUT.h5."""
+    (files, in order, or a shipped name) and write them with their labels to OUT.h5."""
     from amtoolkit.cli import _warnings_as_lines, counted, sigterm_as_interrupt
+    from amtoolkit.data import Dataset, open_dataset
     from amtoolkit.workflows.label import label_dataset
     from amtoolkit.workflows.runner import WorkflowError
 
     try:
-        source: Any = dataset_spec
-        if type_map is not None:
-            from amtoolkit.data import Dataset
-
-            source = Dataset.from_lammps_data(dataset_spec, type_map)
         with sigterm_as_interrupt(), _warnings_as_lines():
+            source: Any = dataset_specs[0]
+            if type_map is not None:
+                source = Dataset.from_lammps_data(list(dataset_specs), type_map)
+            elif len(dataset_specs) > 1:
+                source = Dataset.concat(
+                    [open_dataset(spec) for spec in dataset_specs],
+                    names=list(dataset_specs),
+                    command=" ".join(["amtool", *sys.argv[1:]]),
+                )
             ds = label_dataset(
                 source,
                 output,
@@ -222,12 +229,12 @@ def label(
                 progress=not no_progress and sys.stderr.isatty(),
                 command=" ".join(["amtool", *sys.argv[1:]]),
             )
-    except (WorkflowError, OSError, ValueError) as exc:
+    except (WorkflowError, OSError, ValueError) as exc:  # DatasetError is a ValueError
         _fail(exc, debug, status=2)
     except KeyboardInterrupt:
         click.echo(f"amtool: interrupted; rerun with --resume to continue {output}", err=True)
         sys.exit(130)
-    means = ", ".join(f"{k} {float(np.nanmean(v)):.4g}" for k, v in ds.properties.items())
+    means = ", ".join(f"{k} {_finite_mean(v)}" for k, v in ds.properties.items())
     click.echo(f"wrote {counted(len(ds), 'labelled structure')} to {output} (means: {means})")
 
 
@@ -357,3 +364,10 @@ def _fail(exc: BaseException, debug: bool, status: int, internal: bool = False) 
         message = f"internal error ({type(exc).__name__}: {message}); rerun with --debug"
     click.echo(f"amtool: error: {message}", err=True)
     sys.exit(status)
+
+
+def _finite_mean(values: Any) -> str:
+    """The mean of the finite values, or "not measured" when there are none."""
+    finite = np.asarray(values, dtype=float)
+    finite = finite[np.isfinite(finite)]
+    return f"{float(finite.mean()):.4g}" if finite.size else "not measured"

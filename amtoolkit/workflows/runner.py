@@ -157,7 +157,7 @@ def make_dataset(
     out: str | os.PathLike,
     *,
     workers: int | None = None,
-    seed: int = 0,
+    seed: int | None = None,
     resume: bool = False,
     full: bool = False,
     progress: bool = True,
@@ -176,7 +176,8 @@ def make_dataset(
         n_samples: number of samples (>= 1); sample k has index k.
         out: output HDF5 file (amtoolkit dataset format).
         workers: worker processes (default ``os.cpu_count()``, at most `n_samples`).
-        seed: run seed (>= 0); sample seeds follow from it (`sample_seed`).
+        seed: run seed (>= 0); sample seeds follow from it (`sample_seed`). None: 0 for
+            a new run, the run's own seed when `resume` continues one.
         resume: continue an interrupted run of the same protocol, options and seed:
             finished samples (in ``<out>.parts`` or an existing `out`) are kept and
             only the missing indices are computed.
@@ -202,7 +203,6 @@ def make_dataset(
     """
     proto = get_protocol(protocol, full=full, **protocol_options)
     n_samples = _check_int(n_samples, "n_samples", 1)
-    seed = _check_int(seed, "seed", 0)
     workers = _check_int(os.cpu_count() or 1 if workers is None else workers, "workers", 1)
     if max_minutes is not None and not (isinstance(max_minutes, (int, float)) and max_minutes > 0):
         raise WorkflowError(f"max_minutes must be a positive number, got {max_minutes!r}")
@@ -222,6 +222,9 @@ def make_dataset(
     if not os.access(out.parent, os.W_OK):
         raise WorkflowError(f"cannot write to folder {out.parent} (no permission)")
     parts = _Parts(parts_folder(out))
+    if seed is None:
+        seed = _recorded_seed(out, parts) if resume else 0
+    seed = _check_int(seed, "seed", 0)
     manifest = {
         "format": PARTS_FORMAT,
         "version": PARTS_VERSION,
@@ -246,12 +249,6 @@ def make_dataset(
         if resume and out.exists():
             history = parts.import_dataset(out, manifest)
             imported = continued = True
-    if history.get("command") is None:  # a work folder that recorded no command
-        history["command"] = command
-        parts.update_history(history)
-    elif continued:
-        history["resumed"] = [*history["resumed"], command]
-        parts.update_history(history)
     beyond = sorted(i for i in parts.finished() if i >= n_samples)
     if beyond:  # a smaller n would drop finished samples from the output
         if imported:
@@ -261,6 +258,11 @@ def make_dataset(
             f"would drop {len(beyond)} of them; give at least {beyond[-1] + 1} (the run is "
             "unchanged)"
         )
+    if history.get("command") is None:  # a work folder that recorded no command
+        history["command"] = command
+    elif continued:
+        history["resumed"] = [*history["resumed"], command]
+    parts.update_history({**history, "n_samples": n_samples})  # what collect_parts reports
     parts.remove_temporaries()
     stale = parts.folder.with_name(parts.folder.name + ".removing")
     if stale.exists():  # a completed run killed while deleting its work folder
@@ -564,7 +566,8 @@ def collect_parts(out: str | os.PathLike, output: str | os.PathLike | None = Non
     history = _history(manifest)
     history["command"] = history["command"] or f"collect_parts({str(out)!r})"
     potential = PROTOCOLS[name].potential if name in PROTOCOLS else ""
-    ds = _assemble(name, parameters, potential, parts, max(finished) + 1, seed, history, [])
+    n_samples = manifest.get("n_samples", max(finished) + 1)  # older folders did not say
+    ds = _assemble(name, parameters, potential, parts, n_samples, seed, history, [])
     provenance = {
         **ds.provenance,
         "complete": False,
@@ -575,6 +578,23 @@ def collect_parts(out: str | os.PathLike, output: str | os.PathLike | None = Non
     if output is not None:
         ds.to_hdf5(output)
     return ds
+
+
+def _recorded_seed(out: Path, parts: _Parts) -> int:
+    """The seed of the run being resumed into `out` (its work folder's, else its output's),
+    or 0 when neither records one (a new run, or an unreadable one the resume refuses)."""
+    try:
+        if parts.manifest.exists():
+            return int(json.loads(parts.manifest.read_text())["seed"])
+        if out.exists():
+            ds = Dataset.from_hdf5(out)
+            try:
+                return int(ds.provenance["seed"])
+            finally:
+                ds.close()
+    except Exception:  # noqa: BLE001 - unreadable: the resume's own checks name it
+        pass
+    return 0
 
 
 def _history(record: Mapping[str, Any]) -> dict[str, Any]:

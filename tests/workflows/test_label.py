@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+from ase import Atoms
 from ase.build import bulk
 from click.testing import CliRunner
 
@@ -105,3 +106,24 @@ def test_cli_labels_an_extxyz(tmp_path):
     assert Dataset.from_hdf5(out).properties["ring_size"][0] == 6.0
     again = CliRunner().invoke(main, ["dataset", "label", str(path), "--rings", "-o", str(out)])
     assert again.exit_code == 2 and "exists: resume it" in again.output
+
+
+def test_cli_labels_several_files_in_order_and_warns_in_its_own_lines(tmp_path):
+    paths = []
+    for k, atoms in enumerate([beta_cristobalite(), rattled_si(0), beta_cristobalite()]):
+        paths.append(tmp_path / f"part{k}.extxyz")
+        atoms.write(paths[-1])
+    out = tmp_path / "all.h5"
+    args = ["dataset", "label", *map(str, paths), "--rings", "-o", str(out)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert "wrote 3 labelled structures" in result.output
+    labelled = Dataset.from_hdf5(out)
+    assert labelled[1].get_chemical_formula() == "Si8"
+    np.testing.assert_array_equal(labelled.properties["ring_size"], [6.0, 6.0, 6.0])
+    # a warning amtoolkit logs (here: a frame whose labels could not be measured) is a line
+    lonely = tmp_path / "gas.extxyz"
+    Atoms("Si", cell=[20.0] * 3, pbc=True).write(lonely)
+    result = CliRunner().invoke(main, ["dataset", "label", str(lonely), "--rings", "-o",
+                                       str(tmp_path / "gas.h5")])  # fmt: skip
+    assert "amtool: warning: frame 0" in result.output, result.output

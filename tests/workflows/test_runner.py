@@ -196,6 +196,15 @@ def test_resume_with_fewer_samples_than_finished_is_refused(tmp_path):
     ):
         make_dataset(proto, 2, out, workers=1, seed=1, resume=True, progress=False)
     assert len(Dataset.from_hdf5(out)) == 4 and not parts_folder(out).exists()  # unchanged
+    # nor is a refused resume of a work folder recorded as a resume of the run
+    with pytest.raises(RunStoppedError):
+        make_dataset(proto, 6, out, workers=1, seed=1, resume=True, max_minutes=1e-6,
+                     progress=False)  # fmt: skip
+    with pytest.raises(WorkflowError, match="would drop"):
+        make_dataset(proto, 2, out, workers=1, seed=1, resume=True, progress=False, command="no")
+    ds = make_dataset(proto, 6, out, workers=1, resume=True, progress=False)  # its own seed
+    assert "no" not in ds.provenance["resumed"] and len(ds.provenance["resumed"]) == 2
+    assert ds.provenance["seed"] == 1
 
 
 def test_resume_with_other_settings_names_the_difference(tmp_path):
@@ -290,6 +299,7 @@ def test_collect_parts_of_an_unfinished_run_keeps_it_resumable(tmp_path):
     ds = collect_parts(out, tmp_path / "partial.h5")
     np.testing.assert_array_equal(ds.properties["index_label"], [0, 2, 3])
     assert ds.provenance["complete"] is False and ds.provenance["collected_from_parts"]
+    assert ds.provenance["n_samples"] == 4  # the run's size, not the highest index + 1
     assert len(Dataset.from_hdf5(tmp_path / "partial.h5")) == 3
     assert parts_folder(out).is_dir()  # untouched: the run can still be resumed
     with pytest.raises(WorkflowError, match="no work folder"):
