@@ -73,8 +73,9 @@ class EnergyResult(Result):
         """Energy per atom against density, one point per structure; returns the Axes."""
         ax = new_axes(ax)
         ax.plot(self.density, self.energy_per_atom, "o", color="C0", label="structures")
-        middle, span = float(np.mean(self.density)), float(np.ptp(self.density))
-        if span < 0.04:  # a few hundredths of a g/cm^3 at least: no axis of round-off
+        low, high = float(np.min(self.density)), float(np.max(self.density))
+        if high - low < 0.04:  # a few hundredths of a g/cm^3 at least: no axis of round-off
+            middle = 0.5 * (low + high)  # every point inside, however they are spread
             ax.set_xlim(middle - 0.02, middle + 0.02)
         ax.set_xlabel("density (g/cm³)" + (", relaxed" if self.relaxed else ""))
         ax.set_ylabel("energy (eV/atom)")

@@ -130,3 +130,21 @@ def test_bad_input_is_named(diamond_si, sw):
         energy(molecule, sw)
     with pytest.raises(StructureError, match="no structures"):
         energy([], sw)
+
+
+def test_the_energy_plot_shows_every_structure_of_a_narrow_skewed_set():
+    """Densities within 0.04 g/cm3 get a fixed-width axis; it must hold every point,
+    also when one lies far from the others (4 generated a-Si cells, one denser)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    dens = np.array([2.550, 2.551, 2.552, 2.5867])
+    result = EnergyResult(
+        energy_per_atom=np.array([-4.07, -4.06, -4.07, -4.0487]),
+        density=dens,
+        pressure=np.zeros(4),
+        relaxed=True,
+        n_atoms=np.full(4, 216),
+    )
+    low, high = result.plot().get_xlim()
+    assert low < dens.min() and dens.max() < high
