@@ -39,7 +39,7 @@ from amtoolkit.analysis.criteria import describe, unmeetable
 from amtoolkit.checkpoint import ModelInfo, load_checkpoint
 from amtoolkit.data.batch import Batch, to_atoms
 from amtoolkit.data.ghosts import n_target
-from amtoolkit.data.properties import TARGET_PREFIX, check_physical
+from amtoolkit.data.properties import TARGET_PREFIX, check_physical, unit_of
 from amtoolkit.data.vocabulary import ElementVocabulary
 from amtoolkit.diffusion import (
     FORMAL_CHARGES,
@@ -864,9 +864,12 @@ class Generator:
             outside = known[(known < low) | (known > high)]
             if outside.size:
                 far = "far " if far_outside(outside, low, high).any() else ""
+                unit = unit_of(name)
+                unit = f" {unit}" if unit not in (None, "1") else ""
                 warnings.warn(
                     f"target {name}={outside[0]:g} is {far}outside the training range "
-                    f"[{low:g}, {high:g}]; the model is extrapolating and may fall short of it",
+                    f"[{low:g}, {high:g}]{unit}; the model is extrapolating and may fall short "
+                    "of it",
                     UserWarning,
                     stacklevel=stacklevel,
                 )

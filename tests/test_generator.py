@@ -429,7 +429,7 @@ def test_out_of_range_target_warns_with_the_range(sio2):
 
 
 def test_unphysical_targets_are_refused(sio2):
-    with pytest.raises(ValueError, match=r"shear_modulus=-30 is not physical: it must be > 0"):
+    with pytest.raises(ValueError, match=r"shear_modulus=-30 is not physical: it must be in \(0, 1000\) GPa"):
         sio2.plan(1, seed=0, shear=-30.0)
     with pytest.raises(ValueError, match=r"ring_size=2 is not physical: it must be >= 3"):
         sio2.plan(2, seed=0, rings=[6.0, 2.0])
@@ -907,3 +907,13 @@ def test_a_resumed_run_makes_what_the_uninterrupted_one_made(ghost_sio2):
         ghost_sio2.generate_iter(5, resume=full[:3], **{**options, "shear": 30})
     with pytest.raises(ValueError, match="resuming a run of 2 structures from 3 made ones"):
         ghost_sio2.generate_iter(2, resume=full[:3], seed=7, batch_size=2)
+
+
+def test_a_modulus_in_pascal_is_refused_naming_the_unit():
+    from amtoolkit.data.properties import check_physical
+
+    with pytest.raises(ValueError, match=r"shear_modulus=3.6e\+10 is not physical: .*1000\) GPa"):
+        check_physical("shear_modulus", 36e9)
+    check_physical("shear_modulus", 535.0)  # diamond
+    with pytest.raises(ValueError, match=r"density=2330 .* in \(0, 30\) g/cm3"):
+        check_physical("density", 2330.0)  # kg/m3

@@ -26,17 +26,18 @@ PROPERTY_UNITS: dict[str, str] = {
 """Documented property keys -> unit string ("1" = dimensionless)."""
 
 PHYSICAL_RANGES: dict[str, tuple[float, float]] = {
-    "density": (0.0, math.inf),
-    "shear_modulus": (0.0, math.inf),
-    "bulk_modulus": (0.0, math.inf),
-    "youngs_modulus": (0.0, math.inf),
+    "density": (0.0, 30.0),  # osmium, the densest element: 22.6 g/cm3
+    "shear_modulus": (0.0, 1000.0),  # diamond, the stiffest solid: G 535, B 443, E 1220 GPa
+    "bulk_modulus": (0.0, 1000.0),
+    "youngs_modulus": (0.0, 2000.0),
     "poisson_ratio": (-1.0, 0.5),
     "ring_size": (3.0, math.inf),  # the one closed end: 3-rings exist
     "li_fraction": (0.0, 1.0),
     "cooling_rate": (0.0, math.inf),
 }
-"""Open ranges no material leaves (moduli > 0, -1 < nu < 0.5, rings of 3 or more atoms):
-a design target outside one is refused."""
+"""Open ranges no material leaves (moduli > 0 and below diamond's twice over, -1 < nu <
+0.5, rings of 3 or more atoms): a design target outside one is refused (a modulus in Pa,
+36e9, instead of GPa)."""
 
 
 def check_physical(name: str, value: float) -> None:
@@ -46,6 +47,8 @@ def check_physical(name: str, value: float) -> None:
     if not ((low <= value if closed else low < value) and value < high):
         bound = f"{'>=' if closed else '>'} {low:g}"
         span = bound if high == math.inf else f"in ({low:g}, {high:g})"
+        unit = unit_of(name)
+        span += f" {unit}" if unit not in (None, "1") else ""
         raise ValueError(f"target {name}={value:g} is not physical: it must be {span}")
 
 

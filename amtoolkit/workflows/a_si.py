@@ -28,6 +28,7 @@ from amtoolkit.workflows.base import (
     check_integers,
     check_non_negative,
     check_positive,
+    check_pressure,
     check_range,
     relaxed_labels,
     warn_below,
@@ -96,6 +97,7 @@ class ASiProtocol(MeltQuenchProtocol):
 
     def __post_init__(self) -> None:
         check_integers(self)
+        check_pressure(self)
         if self.variant not in VARIANTS:
             raise ValueError(
                 f"unknown a-si variant {self.variant!r} (choose from {', '.join(VARIANTS)})"

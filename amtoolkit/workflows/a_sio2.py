@@ -32,6 +32,7 @@ from amtoolkit.workflows.base import (
     check_integers,
     check_non_negative,
     check_positive,
+    check_pressure,
     check_range,
     relaxed_labels,
     warn_below,
@@ -108,6 +109,7 @@ class ASiO2Protocol(MeltQuenchProtocol):
 
     def __post_init__(self) -> None:
         check_integers(self)
+        check_pressure(self)
         check_positive(
             self,
             "min_atoms",

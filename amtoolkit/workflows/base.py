@@ -125,6 +125,22 @@ def check_range(obj: object, name: str, low: float, high: float, why: str) -> No
         raise ValueError(f"{name}={value:g} is outside [{low:g}, {high:g}]: {why}")
 
 
+PRESSURE_RANGE = (-20.0, 100.0)
+"""NPT target pressures a protocol takes, GPa: a value in bar (1e5 for 10 GPa) would
+squeeze a-Si to 19 g/cm3 and run to the end without an error."""
+
+
+def check_pressure(obj: object) -> None:
+    """Raise ValueError when the ``pressure`` option of `obj` lies outside `PRESSURE_RANGE`."""
+    check_range(
+        obj,
+        "pressure",
+        *PRESSURE_RANGE,
+        "pressure is in GPa (1 bar = 1e-4 GPa); beyond this range the potentials describe "
+        "no glass",
+    )
+
+
 def warn_below(obj: object, name: str, floor: float, why: str) -> None:
     """Warn (the run goes on) when option `name` of `obj` is below `floor`."""
     value = getattr(obj, name)

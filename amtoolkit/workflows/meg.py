@@ -38,6 +38,7 @@ from amtoolkit.workflows.base import (
     check_integers,
     check_non_negative,
     check_positive,
+    check_pressure,
     check_range,
     relaxed_labels,
 )
@@ -134,6 +135,7 @@ class MEGProtocol(MeltQuenchProtocol):
 
     def __post_init__(self) -> None:
         check_integers(self)
+        check_pressure(self)
         # lists from JSON, or one comma-separated string from the command line
         # (--set modifiers=CaO,Li2O); tuples keep the dataclass hashable
         for name in ("formers", "modifiers"):

@@ -49,6 +49,7 @@ def one_line_error(result, warned: bool = False) -> str:
         (["glass", "-n", "2"], "unknown protocol 'glass'"),
         (["a-si", "-n", "0"], "n_samples must be an integer >= 1"),
         (["a-si", "-n", "2", "--variant", "boil"], "unknown a-si variant 'boil'"),
+        (["a-si", "-n", "2", "--set", "pressure=1e5"], "pressure=100000 is outside [-20, 100]"),
         (["meg", "-n", "2", "--variant", "anneal"], "unknown option(s) variant for protocol 'meg'"),
         (["a-sio2", "-n", "2", "--cooling-rate", "5"], "unknown option(s) cooling_rate"),
         (["a-si", "-n", "2", "--atoms", "100"], "8 k^3"),
