@@ -429,7 +429,7 @@ def test_out_of_range_target_warns_with_the_range(sio2):
 
 
 def test_unphysical_targets_are_refused(sio2):
-    with pytest.raises(ValueError, match=r"shear_modulus=-30 is not physical: it must be in \(0, 1000\) GPa"):
+    with pytest.raises(ValueError, match=r"shear_modulus=-30 is not physical: .* \(0, 1000\) GPa"):
         sio2.plan(1, seed=0, shear=-30.0)
     with pytest.raises(ValueError, match=r"ring_size=2 is not physical: it must be >= 3"):
         sio2.plan(2, seed=0, rings=[6.0, 2.0])

@@ -136,8 +136,7 @@ def check_pressure(obj: object) -> None:
         obj,
         "pressure",
         *PRESSURE_RANGE,
-        "pressure is in GPa (1 bar = 1e-4 GPa); beyond this range the potentials describe "
-        "no glass",
+        "pressure is in GPa (1 bar = 1e-4 GPa); beyond this range the potentials describe no glass",
     )
 
 
