@@ -12,6 +12,7 @@ import contextlib
 import multiprocessing
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -89,9 +90,40 @@ def _exit_without(owner: int) -> None:
             os._exit(1)
 
 
+def check_main_guard() -> None:
+    """Raise RuntimeError when the script being run starts worker processes without an
+    ``if __name__ == "__main__":`` guard.
+
+    Workers import the main script again (forkserver and spawn do), so a script that
+    calls e.g. ``make_dataset(..., workers=2)`` at its top level runs it again in every
+    worker, which dies, and each task would fail as "a process in the pool was
+    terminated abruptly". A script without the text ``__main__`` cannot hold the guard.
+    """
+    if multiprocessing.current_process().name != "MainProcess":
+        return
+    path = getattr(sys.modules.get("__main__"), "__file__", None)
+    if not path:  # python -c, an interactive session, a notebook: nothing is re-imported
+        return
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            text = fh.read()
+    except OSError:
+        return
+    if "__main__" not in text:
+        raise RuntimeError(
+            f"{path} starts worker processes at its top level; each worker imports the "
+            'script again: put the calls under `if __name__ == "__main__":`'
+        )
+
+
 def new_executor(workers: int, preload: Sequence[str] = ()) -> ProcessPoolExecutor:
     """A pool of `workers` processes (start it inside `single_thread_environment`); the
-    workers exit by themselves when this process dies."""
+    workers exit by themselves when this process dies.
+
+    Raises:
+        RuntimeError: the script being run has no ``__main__`` guard (`check_main_guard`).
+    """
+    check_main_guard()
     return ProcessPoolExecutor(
         max_workers=workers,
         mp_context=mp_context(preload),

@@ -321,7 +321,8 @@ def potentials() -> None:
 @click.option(
     "--max-restarts",
     type=int,
-    help="Restarts of structures that fail the charge balance (oxides) or --accept [default: 3].",
+    help="Restarts of structures that fail the charge balance (oxides) or --accept "
+    "[default: 3 with either, else 0].",
 )
 @click.option(
     "--restart-t",

@@ -698,10 +698,10 @@ class Generator:
             )
         if max_restarts and not balance and accept is None:
             raise ValueError(
-                "max_restarts > 0 restarts the structures that fail a test: give accept= (a "
-                "function of one Atoms), or use an oxide model whose elements have formal "
-                f"charges (charge-balance restarts); this model's elements are "
-                f"{self.vocabulary.elements}"
+                "max_restarts > 0 restarts the structures that fail a test: give one "
+                "(accept=, amtool generate --accept, e.g. closest>=2.0), or use an oxide "
+                "model whose elements have formal charges (charge-balance restarts); this "
+                f"model's elements are {self.vocabulary.elements}"
             )
         if rebalance is None:
             rebalance = balance and method.restarts
