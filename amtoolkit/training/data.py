@@ -99,9 +99,17 @@ def load_training_data(config: DataConfig) -> TrainingData:
     dataset = run_frames(config, opened)
     missing = [p for p in config.property_names if p not in dataset.property_names]
     if missing:
+        from amtoolkit.generator import PROPERTY_ALIASES
+
+        meant = [
+            f"{p} -> {PROPERTY_ALIASES[p]}"
+            for p in missing
+            if PROPERTY_ALIASES.get(p) in dataset.property_names
+        ]
+        hint = f"; did you mean {', '.join(meant)}? (aliases are for targets only)" if meant else ""
         raise ConfigError(
             f"data.property_names: {missing} not in the dataset (it has "
-            f"{dataset.property_names or 'no properties'})"
+            f"{dataset.property_names or 'no properties'}){hint}"
         )
     try:
         train_set, val_set, test_set = dataset.split(
@@ -118,6 +126,7 @@ def load_training_data(config: DataConfig) -> TrainingData:
     if no_values:
         raise ConfigError(f"data.property_names: {no_values} have no values in the train split")
     train, val = list(train_set), list(val_set)
+    _warn_degenerate(train_set, len(val), config)
     everything = train + val
     if config.elements is not None:
         try:
@@ -153,6 +162,27 @@ def load_training_data(config: DataConfig) -> TrainingData:
         provenance=provenance,
         test=list(test_set),
     )
+
+
+def _warn_degenerate(train: Dataset, n_val: int, config: DataConfig) -> None:
+    """Warn about a split that leaves fewer training than validation frames, and about a
+    conditioning property with one value in the train split (nothing to learn from)."""
+    if len(train) < n_val:
+        warnings.warn(
+            f"data: the split leaves {len(train)} training frame(s) against {n_val} for "
+            f"validation (val_fraction {config.val_fraction:g}, test_fraction "
+            f"{config.test_fraction:g}); the model learns from the training frames only",
+            stacklevel=3,
+        )
+    for name in config.property_names:
+        values = np.asarray(train.properties[name], dtype=float)
+        known = np.unique(values[np.isfinite(values)])
+        if len(known) == 1:
+            warnings.warn(
+                f"data.property_names: {name} has one value ({known[0]:g}) in every training "
+                "frame; the model cannot learn what it changes, and targets of it do nothing",
+                stacklevel=3,
+            )
 
 
 def _warn_implausible(dataset: Dataset, config: DataConfig) -> None:

@@ -23,7 +23,7 @@ from amtoolkit.training import (
     t_bin_names,
 )
 from amtoolkit.training.data import train_ghost_key
-from tests.training.conftest import tiny_config
+from tests.training.conftest import make_structures, tiny_config
 
 SI_DIAMOND_DENSITY = 2.329  # g/cm^3 at a = 5.431 Å
 DENSITY_TOL = 1e-3
@@ -172,3 +172,20 @@ def test_per_sample_provenance_is_condensed_to_count_and_digest():
     assert condensed_provenance({"samples": reordered})["samples"] == condensed["samples"]
     runs[1]["seed"] = 13
     assert condensed_provenance(record)["samples"]["sha256"] != condensed["samples"]["sha256"]
+
+
+def test_degenerate_training_setups_warn_and_an_alias_is_suggested(tmp_path):
+    frames = make_structures(8)
+    for atoms in frames:
+        atoms.info["cooling_rate"] = 10.0
+    path = tmp_path / "one-rate.extxyz"
+    ase.io.write(path, frames, format="extxyz")
+    config = tiny_config(path, tmp_path / "run", data={"property_names": ("cooling_rate",)})
+    with pytest.warns(UserWarning, match="cooling_rate has one value .10. in every training"):
+        load_training_data(config.data)
+    config = tiny_config(path, tmp_path / "run", data={"val_fraction": 0.9})
+    with pytest.warns(UserWarning, match="leaves 1 training frame.s. against 7 for validation"):
+        load_training_data(config.data)
+    config = tiny_config(path, tmp_path / "run", data={"property_names": ("cooling",)})
+    with pytest.raises(ConfigError, match="did you mean cooling -> cooling_rate"):
+        load_training_data(config.data)
