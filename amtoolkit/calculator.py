@@ -16,6 +16,8 @@ References:
 from __future__ import annotations
 
 import math
+import os
+import sys
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -189,7 +191,6 @@ class NoiseEnergyCalculator(Calculator):
             device = next(network.parameters()).device
         self.device = usable_device(device)
         self.network = network.to(self.device).eval()
-        self.dtype = next(self.network.parameters()).dtype
         self.sde = sde
         self.vocabulary = vocabulary
         self.property_names: tuple[str, ...] = tuple(network.config.property_names)
@@ -255,7 +256,7 @@ class NoiseEnergyCalculator(Calculator):
                     f"{volume:.4g} Å^3; the model saw floor(max_density V) = {expected} per "
                     f"cell (max_density {self.max_density:g} /Å^3): add or remove X atoms",
                     UserWarning,
-                    stacklevel=4,
+                    stacklevel=_caller_level(),
                 )
             return
         if self.typical is None or self.typical.density_range is None:
@@ -270,8 +271,13 @@ class NoiseEnergyCalculator(Calculator):
                 f"training range [{low:.3g}, {high:.3g}] g/cm3; E_hat there is an "
                 "extrapolation",
                 UserWarning,
-                stacklevel=4,
+                stacklevel=_caller_level(),
             )
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The model's dtype, as it is now (``model.double()`` changes it)."""
+        return next(self.network.parameters()).dtype
 
     def calculate(
         self,
@@ -296,7 +302,7 @@ class NoiseEnergyCalculator(Calculator):
                 n: [v] for n, v in zip(self.property_names, self.properties_row(), strict=True)
             },
             property_names=self.property_names,
-            dtype=self.dtype,
+            dtype=self.dtype,  # read now: model.double() after building the calculator
         ).to(device=self.device)
         generator = torch.Generator(device=self.device).manual_seed(self.seed)
         energy, forces, energies = noise_energy(self.network, batch, self.t, self.sde, generator)
@@ -307,3 +313,16 @@ class NoiseEnergyCalculator(Calculator):
             "forces": forces.cpu().double().numpy(),
             "energies": energies.cpu().double().numpy(),
         }
+
+
+def _caller_level() -> int:
+    """The ``stacklevel`` of a warning raised here that points at the first caller outside
+    amtoolkit and ASE (a user's ``atoms.get_forces()`` or optimizer loop, not ASE's
+    calculator plumbing)."""
+    import ase
+
+    inside = tuple(os.path.dirname(f) + os.sep for f in (ase.__file__, __file__))
+    frame, level = sys._getframe(1), 1
+    while frame is not None and frame.f_code.co_filename.startswith(inside):
+        frame, level = frame.f_back, level + 1
+    return level

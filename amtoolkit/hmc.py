@@ -37,6 +37,7 @@ from ase.parallel import world
 from ase.utils import IOContext
 
 from amtoolkit.diffusion.hmc import draw_momenta, kinetic_energy, metropolis_accept
+from amtoolkit.generator import check_int
 
 __all__ = ["HMC"]
 
@@ -80,8 +81,7 @@ class HMC(IOContext):
             raise ValueError(f"HMC does not support constraints, got {atoms.constraints}")
         if not (math.isfinite(dt0) and dt0 > 0):
             raise ValueError(f"dt0 must be a positive number, got {dt0}")
-        if isinstance(n_leapfrog, bool) or not isinstance(n_leapfrog, int) or n_leapfrog < 1:
-            raise ValueError(f"n_leapfrog must be an integer >= 1, got {n_leapfrog!r}")
+        n_leapfrog = check_int("n_leapfrog", n_leapfrog, 1)
         self.atoms = atoms
         self.calc = atoms.calc
         if t is not None:
@@ -152,8 +152,7 @@ class HMC(IOContext):
 
     def run(self, n_iterations: int) -> float:
         """Run `n_iterations` iterations; returns their acceptance rate."""
-        if isinstance(n_iterations, bool) or not isinstance(n_iterations, int) or n_iterations < 0:
-            raise ValueError(f"n_iterations must be an integer >= 0, got {n_iterations!r}")
+        n_iterations = check_int("n_iterations", n_iterations, 0)
         accepted = sum(self.step() for _ in range(n_iterations))
         return accepted / n_iterations if n_iterations else math.nan
 

@@ -34,6 +34,7 @@ References:
 from __future__ import annotations
 
 import math
+import os
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -122,8 +123,9 @@ def refine_iter(
 
     Args:
         structures: periodic structures whose elements the model knows (or one).
-        model: an `amtoolkit.Generator`; for "hmc" and "relax" of an energy model
-            (``info.kind == "energy"``).
+        model: an `amtoolkit.Generator`, or what `Generator.load` takes (a shipped model's
+            name, a checkpoint); for "hmc" and "relax" an energy model (``info.kind ==
+            "energy"``).
         t: diffusion time, in (0, 1) (0.05: sigma_X = 0.075 Å); for "sde" at most the
             model's t_max, and above its t_min unless ``steps == 1``.
         method: "sde" (re-noise to t and integrate the reverse SDE back; the default),
@@ -175,10 +177,16 @@ def refine_iter(
             `temperature` set away from its default without a `potential`; `resume`
             structures that another run made (the first differing entry named).
     """
+    if isinstance(model, (str, os.PathLike)):  # a shipped name or a checkpoint, as load takes
+        from amtoolkit.generator import Generator
+
+        model = Generator.load(model, device=device)
     info = getattr(model, "info", None)
     network = getattr(model, "model", None)
     if info is None or network is None:
-        raise ValueError(f"refine needs an amtoolkit Generator, got {type(model).__name__}")
+        raise ValueError(
+            f"refine needs an amtoolkit Generator or a model name, got {type(model).__name__}"
+        )
     if isinstance(structures, Atoms):
         structures = [structures]
     if labels is not None and len(labels) != len(structures):
@@ -215,10 +223,21 @@ def refine_iter(
         )
     if method == "sde":
         _check_partial_diffusion(info, t, steps, noise_scale)
+    classical_stage = potential is not None and classical != "none"
     for k, atoms in enumerate(structures):  # every structure before any sampling
         try:
             check_structure(atoms, periodic=True)
             info.vocabulary.encode(atoms.numbers)
+            if atoms.constraints and method != "relax":
+                raise ValueError(
+                    f"it carries ASE constraints ({', '.join(map(str, atoms.constraints))}), "
+                    f"which method {method!r} would not respect (it moves every atom): "
+                    "remove them (del atoms.constraints) or use method 'relax'"
+                )
+            if classical_stage:
+                from amtoolkit.potentials import check_elements
+
+                check_elements(potential, sorted(set(atoms.get_chemical_symbols())))
         except ValueError as err:
             raise type(err)(f"{_label(labels, k)}: {err}") from None
     network = network.to(device).eval()
@@ -323,6 +342,11 @@ def _check_resumed(
         raise ValueError(f"cannot resume: {len(made)} refined structures for {len(inputs)} inputs")
     for k, atoms in enumerate(made):
         given = inputs[k]
+        if "refine_method" not in atoms.info:
+            raise ValueError(
+                f"cannot resume: structure {k} holds no refine record (refine_method ...): "
+                "the output was not written by refine (amtool refine); name another output"
+            )
         mine = {key: v for key, v in atoms.info.items() if _is_refine(key)}
         mine.pop("refine_index", None)
         digest = mine.pop("refine_input", None)  # absent in files of older versions
@@ -352,14 +376,30 @@ def _check_resumed(
             )
 
 
+MEASURED_INFO = (
+    "energy_per_atom",
+    "energy",
+    "free_energy",
+    "stress",
+    "potential",
+    "closest_pair",
+    "relax_converged",
+    "relax_steps",
+    "relax_method",
+)
+"""``atoms.info`` entries that describe a measurement of the input (an energy and the
+potential it came from, a relaxation, a close pair), dropped from refined copies."""
+
+
 def _fresh_copy(atoms: Atoms) -> Atoms:
     """A copy of `atoms` without the record of an earlier refinement (this one replaces
     it) and without measured labels (`PROPERTY_UNITS` keys: ``density``,
-    ``shear_modulus`` ...), which describe the input, not the refined structure."""
+    ``shear_modulus`` ..., and `MEASURED_INFO`), which describe the input, not the
+    refined structure."""
     from amtoolkit.data.properties import PROPERTY_UNITS
 
     copy = atoms.copy()
-    for key in [k for k in copy.info if _is_refine(k) or k in PROPERTY_UNITS]:
+    for key in [k for k in copy.info if _is_refine(k) or k in PROPERTY_UNITS or k in MEASURED_INFO]:
         del copy.info[key]
     return copy
 
@@ -450,8 +490,11 @@ def _check_options(
             f"unknown classical stage {classical!r}; use one of: {', '.join(CLASSICAL)}"
         )
     checked_t(t)
-    if isinstance(steps, bool) or int(steps) != steps or steps < 0:
-        raise ValueError(f"steps must be an integer >= 0, got {steps!r}")
+    least = 1 if method == "sde" else 0  # "sde" integrates at least one step
+    if isinstance(steps, bool) or int(steps) != steps or steps < least:
+        raise ValueError(
+            f"steps must be an integer >= {least} for method {method!r}, got {steps!r}"
+        )
     if not (math.isfinite(dt0) and dt0 > 0):
         raise ValueError(f"dt0 must be a positive number, got {dt0}")
     if isinstance(n_leapfrog, bool) or int(n_leapfrog) != n_leapfrog or n_leapfrog < 1:
@@ -479,12 +522,10 @@ def _check_partial_diffusion(info: Any, t: float, steps: int, noise_scale: float
 
     sampling_method(info.objective, "sde", info.kind)  # flow models have no reverse SDE
     check_noise_scale(noise_scale)
-    if steps < 1:
-        raise ValueError(f"steps must be >= 1 for method 'sde', got {steps}")
     try:
         get_timesteps(int(steps), info.sde, t_start=float(t))
-    except ValueError as err:
-        raise ValueError(f"t={t}: {err}") from None
+    except ValueError as err:  # the grid's start is t here
+        raise ValueError(f"t={t}: {str(err).replace('t_start', 't')}") from None
 
 
 def _state(chunk: list[Atoms], info: Any, network: Any, targets: Any) -> Any:

@@ -352,3 +352,13 @@ def test_ase_driver_rejects_a_nonfinite_energy():
     np.testing.assert_array_equal(atoms.positions, start)
     with pytest.raises(ValueError, match="calculator"):
         HMC(structure())
+
+
+def test_the_model_may_change_precision_after_the_calculator_is_built():
+    model = energy_model().float()
+    atoms = with_calc(structure(), calculator(model))
+    single = atoms.get_potential_energy()
+    model.double()  # docs/energy.md: finite differences in float64
+    atoms.positions[0, 0] += 1e-3
+    double = atoms.get_potential_energy()
+    assert atoms.calc.dtype == torch.float64 and np.isfinite(double) and double != single

@@ -218,13 +218,13 @@ def test_partial_diffusion_runs_a_trained_network_and_its_cli(tmp_path, score_mo
     frames = read(dst, ":")
     assert len(frames) == 3 and frames[0].info["refine_noise_scale"] == 0.5
     bad = CliRunner().invoke(main, [*args, "--t", "0.995", "--overwrite"])
-    assert bad.exit_code == 2 and "t_start must lie in" in bad.output
+    assert bad.exit_code == 2 and "t=0.995: t must lie in" in bad.output
 
 
 def test_partial_diffusion_refuses_bad_options(score_model):
-    with pytest.raises(ValueError, match="t=0.005: t_start must lie in"):
+    with pytest.raises(ValueError, match="t=0.005: t must lie in"):
         refine(_cells(1), score_model, method="sde", t=0.005, steps=10)
-    with pytest.raises(ValueError, match="steps must be >= 1"):
+    with pytest.raises(ValueError, match="steps must be an integer >= 1 for method 'sde'"):
         refine(_cells(1), score_model, method="sde", steps=0)
     with pytest.raises(ValueError, match="noise_scale must be"):
         refine(_cells(1), score_model, method="sde", noise_scale=-1.0)
@@ -421,3 +421,30 @@ def test_measured_labels_of_the_input_are_dropped(score_model):
     (out,) = refine([cell], score_model, method="sde", t=0.05, steps=2, seed=0)
     assert "density" not in out.info and "shear_modulus" not in out.info
     assert out.info["target_shear_modulus"] == 40.0 and out.info["label"] == 0  # records stay
+
+
+def test_constraints_stale_labels_and_outputs_of_other_runs(score_model, tmp_path):
+    from ase.constraints import FixAtoms
+
+    fixed = _cells(1)[0]
+    fixed.set_constraint(FixAtoms([0, 1]))
+    with pytest.raises(ValueError, match=r"structure 0: it carries ASE constraints \(FixAtoms"):
+        refine(fixed, score_model, steps=2)
+    measured = _cells(1)[0]
+    measured.info.update(energy_per_atom=-4.114, potential="sw-si", density=2.33, note="kept")
+    (out,) = refine(measured, score_model, steps=2)
+    assert "energy_per_atom" not in out.info and "potential" not in out.info
+    assert "density" not in out.info and out.info["note"] == "kept"
+    with pytest.raises(ValueError, match="structure 0 holds no refine record"):
+        refine(_cells(1), score_model, steps=2, resume=_cells(1))
+
+
+def test_a_model_name_is_loaded_and_a_numpy_integer_is_an_integer():
+    from amtoolkit import HMC, NoiseEnergyCalculator
+
+    gen = Generator.load("a-si-energy")
+    (out,) = refine(_cells(1), "a-si-energy", method="relax", steps=np.int64(2))
+    assert out.info["refine_model"] == gen.info.name
+    atoms = _cells(1)[0]
+    atoms.calc = NoiseEnergyCalculator(gen, t=0.05)
+    assert HMC(atoms, n_leapfrog=np.int64(2)).run(np.int64(1)) in (0.0, 1.0)
