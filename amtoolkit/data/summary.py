@@ -106,7 +106,7 @@ class DatasetSummary:
         for entry in self.provenance.get("labels", []):
             if isinstance(entry, dict):
                 names = ", ".join(map(str, entry.get("properties", [])))
-                rows.append((f"labels {names}", str(entry.get("how", "")), ""))
+                rows.append(("labels added", f"{names} by {entry.get('how', '?')}", ""))
         width = max(len(r[0]) for r in rows)
         return "\n".join(f"{k:<{width}}  {v}{'  ' + u if u else ''}" for k, v, u in rows)
 

@@ -118,6 +118,7 @@ def make(
                 )
             if value is not None:
                 options[name] = value
+        kept = _finished_samples(out) if resume else 0
         with sigterm_as_interrupt(), _warnings_as_lines():
             ds = make_dataset(
                 protocol,
@@ -147,9 +148,10 @@ def make(
         _fail(exc, debug, status=1, internal=True)
     wall = time.perf_counter() - start
     labels = ", ".join(f"{name} {float(col.mean()):.4g}" for name, col in ds.properties.items())
+    earlier = f", {min(kept, len(ds))} kept from the earlier run" if kept else ""
     echo_summary(
-        f"wrote {counted(len(ds), 'sample')} of {protocol} to {out} in {wall:.1f} s "
-        f"(means: {labels})",
+        f"wrote {counted(len(ds), 'sample')} of {protocol} to {out} in {wall:.1f} s"
+        f"{earlier} (means: {labels})",
         json_path,
     )
     _write_summary(json_path, out, protocol, n_samples, ds, [], start)
@@ -371,3 +373,24 @@ def _finite_mean(values: Any) -> str:
     finite = np.asarray(values, dtype=float)
     finite = finite[np.isfinite(finite)]
     return f"{float(finite.mean()):.4g}" if finite.size else "not measured"
+
+
+def _finished_samples(out: str) -> int:
+    """Samples a run into `out` has finished so far (its work folder's, else the
+    finished output's), 0 when there is none or it cannot be read (the run says why)."""
+    from amtoolkit.data import Dataset
+    from amtoolkit.workflows.runner import _Parts, parts_folder
+
+    try:
+        parts = _Parts(parts_folder(out))
+        if parts.folder.is_dir():
+            return len(parts.finished())
+        if os.path.exists(out):
+            ds = Dataset.from_hdf5(out)
+            try:
+                return len(ds)
+            finally:
+                ds.close()
+    except Exception:  # noqa: BLE001 - unreadable: make_dataset names the problem
+        pass
+    return 0

@@ -37,7 +37,7 @@ def test_summary_counts_composition_density_and_properties():
     table = s.table()
     assert "shear_modulus" in table and "(1 missing)" in table and "made by hand" in table
     relabelled = _dataset().with_properties({"ring_size": [6.5] * 3}, how="rings by hand")
-    assert re.search(r"labels ring_size +rings by hand", summarize(relabelled).table())
+    assert re.search(r"labels added +ring_size by rings by hand", summarize(relabelled).table())
 
 
 def test_summary_names_the_structures_with_implausible_labels():
