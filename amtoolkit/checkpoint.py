@@ -429,13 +429,39 @@ def load_checkpoint(
     model = build_denoiser(info.model)
     try:
         model.load_state_dict(state, strict=True)
-    except RuntimeError as err:
-        first = str(err).strip().splitlines()
+    except RuntimeError:
         raise CheckpointError(
             f"{weights_path}: weights do not match the model card "
-            f"({' '.join(line.strip() for line in first[:2])})"
+            f"({_state_mismatch(model.state_dict(), state)}): are the .pt and .json of one "
+            "model?"
         ) from None
     return model.to(device).eval(), info
+
+
+def _state_mismatch(expected: Mapping[str, Any], found: Mapping[str, Any]) -> str:
+    """What differs between a model's state_dict and a file's, in a few words: counts of
+    missing, unexpected and reshaped weights, each with its first name."""
+    missing = [k for k in expected if k not in found]
+    extra = [k for k in found if k not in expected]
+    reshaped = [
+        k
+        for k in expected
+        if k in found
+        and torch.is_tensor(found[k])
+        and tuple(found[k].shape) != tuple(expected[k].shape)
+    ]
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} weights the card needs are missing, e.g. {missing[0]!r}")
+    if extra:
+        parts.append(f"{len(extra)} in the file the card has no place for, e.g. {extra[0]!r}")
+    if reshaped:
+        k = reshaped[0]
+        parts.append(
+            f"{len(reshaped)} of another shape, e.g. {k!r} {list(found[k].shape)} in the file, "
+            f"{list(expected[k].shape)} in the card"
+        )
+    return "; ".join(parts) or "the weights differ"
 
 
 def usable_device(device: torch.device | str) -> torch.device:

@@ -127,7 +127,15 @@ def test_mismatched_weights_are_rejected(tmp_path):
     data = json.loads((tmp_path / "m.json").read_text())
     data["model"]["hidden"] = 32
     (tmp_path / "m.json").write_text(json.dumps(data))
-    with pytest.raises(CheckpointError, match="weights do not match the model card"):
+    with pytest.raises(CheckpointError, match="weights do not match the model card") as err:
+        load_checkpoint(tmp_path / "m")
+    message = str(err.value)
+    assert "of another shape, e.g." in message and "in the file" in message
+    assert "\n" not in message and len(message) < 400  # a summary, not every key
+    data["model"]["layers"] += 1  # one layer more than the weights hold
+    data["model"]["hidden"] = 16
+    (tmp_path / "m.json").write_text(json.dumps(data))
+    with pytest.raises(CheckpointError, match=r"weights the card needs are missing, e\.g\."):
         load_checkpoint(tmp_path / "m")
 
 

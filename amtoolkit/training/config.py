@@ -406,6 +406,11 @@ def load_config(path: str | os.PathLike) -> TrainConfig:
     if not Path(config.data.dataset).is_absolute() and beside.exists():
         data_section = dataclasses.replace(config.data, dataset=str(beside.resolve()))
         config = config.replace(data=data_section)
+    start = config.init_from
+    if start is not None and not Path(start).is_absolute():  # looked up as the dataset is
+        stem = p.parent / start
+        if any(stem.with_name(stem.name + end).exists() for end in ("", ".pt", ".json")):
+            config = config.replace(init_from=str(stem.resolve()))
     return config
 
 

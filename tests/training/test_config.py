@@ -116,6 +116,11 @@ def test_dataset_path_is_resolved_next_to_the_config(tmp_path):
     assert load_config(path).data.dataset == str((tmp_path / "sub" / "d.extxyz").resolve())
     path.write_text("data: {dataset: a-si}\n")  # not a file there: a shipped name, kept
     assert load_config(path).data.dataset == "a-si"
+    (tmp_path / "sub" / "start.pt").write_text("")  # init_from: a stem, found the same way
+    path.write_text("data: {dataset: d.extxyz}\ninit_from: start\n")
+    assert load_config(path).init_from == str((tmp_path / "sub" / "start").resolve())
+    path.write_text("data: {dataset: d.extxyz}\ninit_from: a-si\n")
+    assert load_config(path).init_from == "a-si"
 
 
 def test_model_section_mirrors_denoiser_config():
