@@ -356,7 +356,9 @@ def test_guidance_must_not_steer_away_from_the_targets(ghost_sio2, w):
 
 
 def test_restarts_need_a_test_to_fail(si):
-    with pytest.raises(ValueError, match="give accept= .* or use an oxide model"):
+    with pytest.raises(
+        ValueError, match=r"give one \(accept=, amtool generate --accept.* or use an oxide"
+    ):
         si.plan(1, seed=0, max_restarts=1)
     assert si.plan(1, seed=0).max_restarts == 0
     assert si.plan(1, seed=0, accept=ClosestPair(2.0)).max_restarts == 3
