@@ -16,8 +16,6 @@ References:
 from __future__ import annotations
 
 import math
-import os
-import sys
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -34,7 +32,7 @@ from amtoolkit.data.batch import Batch, from_atoms
 from amtoolkit.data.vocabulary import ElementVocabulary
 from amtoolkit.diffusion._batch_ops import remove_system_mean
 from amtoolkit.diffusion.schedules import MaterialSDE
-from amtoolkit.errors import StructureError
+from amtoolkit.errors import StructureError, user_stacklevel
 
 __all__ = ["NoiseEnergyCalculator", "noise_energy", "property_row"]
 
@@ -256,7 +254,7 @@ class NoiseEnergyCalculator(Calculator):
                     f"{volume:.4g} Å^3; the model saw floor(max_density V) = {expected} per "
                     f"cell (max_density {self.max_density:g} /Å^3): add or remove X atoms",
                     UserWarning,
-                    stacklevel=_caller_level(),
+                    stacklevel=user_stacklevel(),
                 )
             return
         if self.typical is None or self.typical.density_range is None:
@@ -271,7 +269,7 @@ class NoiseEnergyCalculator(Calculator):
                 f"training range [{low:.3g}, {high:.3g}] g/cm3; E_hat there is an "
                 "extrapolation",
                 UserWarning,
-                stacklevel=_caller_level(),
+                stacklevel=user_stacklevel(),
             )
 
     @property
@@ -313,16 +311,3 @@ class NoiseEnergyCalculator(Calculator):
             "forces": forces.cpu().double().numpy(),
             "energies": energies.cpu().double().numpy(),
         }
-
-
-def _caller_level() -> int:
-    """The ``stacklevel`` of a warning raised here that points at the first caller outside
-    amtoolkit and ASE (a user's ``atoms.get_forces()`` or optimizer loop, not ASE's
-    calculator plumbing)."""
-    import ase
-
-    inside = tuple(os.path.dirname(f) + os.sep for f in (ase.__file__, __file__))
-    frame, level = sys._getframe(1), 1
-    while frame is not None and frame.f_code.co_filename.startswith(inside):
-        frame, level = frame.f_back, level + 1
-    return level

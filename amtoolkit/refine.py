@@ -47,6 +47,7 @@ from amtoolkit.analysis._structures import check_structure, frame_digest
 from amtoolkit.calculator import checked_t
 from amtoolkit.data.batch import from_atoms
 from amtoolkit.diffusion.hmc import hmc_step, noise_energy_fn
+from amtoolkit.errors import user_stacklevel
 from amtoolkit.generator import batch_seed, check_int, resolve_property, resolve_targets
 
 __all__ = ["CLASSICAL", "METHODS", "REFINE_DT0", "refine", "refine_iter", "refine_record"]
@@ -281,6 +282,8 @@ def refine_iter(
             refined, at = refined[done:], begin + done
             if method == "hmc" and steps:
                 _warn_low_acceptance(refined, at, labels, t, dt0)
+            if method == "relax":
+                _warn_unconverged(refined, at, labels, steps, fmax)
             _mark_close_pairs(refined, close, at, labels)
             for offset, atoms in enumerate(refined):
                 atoms.info.update(record)
@@ -443,7 +446,7 @@ def _mark_close_pairs(
             f"training set's closest pair): {', '.join(named)}; atoms.info['closest_pair'] "
             "gives the distance",
             UserWarning,
-            stacklevel=3,
+            stacklevel=user_stacklevel(),
         )
 
 
@@ -467,7 +470,25 @@ def _warn_low_acceptance(
             f"(t={t:g}, dt0={dt0:g}), which hardly moved; a smaller dt0 takes smaller steps "
             f"that are accepted more often",
             UserWarning,
-            stacklevel=3,
+            stacklevel=user_stacklevel(),
+        )
+
+
+def _warn_unconverged(
+    refined: Sequence[Atoms], start: int, labels: Sequence[str] | None, steps: int, fmax: float
+) -> None:
+    """Warn, naming them, about structures whose FIRE stopped at `steps` above `fmax`."""
+    open_ = [
+        _label(labels, start + k)
+        for k, atoms in enumerate(refined)
+        if not atoms.info["refine_converged"]
+    ]
+    if open_:
+        warnings.warn(
+            f"FIRE stopped at {steps} steps above fmax={fmax:g} for {', '.join(open_)} "
+            "(refine_converged False); more steps relax them further",
+            UserWarning,
+            stacklevel=user_stacklevel(),
         )
 
 

@@ -210,8 +210,9 @@ def test_cells_far_from_the_training_density_warn_once_per_cell():
         warnings.simplefilter("error")
         with_calc(atoms, calc).get_potential_energy()  # in range: silent
     atoms.set_cell(0.8 * atoms.cell, scale_atoms=True)  # 6.24 g/cm3
-    with pytest.warns(UserWarning, match=r"density 6.24 g/cm3 is far outside .*\[3.1, 3.3\]"):
+    with pytest.warns(UserWarning, match=r"density 6.24 g/cm3 is far outside .*\[3.1, 3.3\]") as w:
         atoms.get_potential_energy()
+    assert w[0].filename == __file__  # the user's line, not ASE's calculator code
     atoms.positions += 0.01
     with warnings.catch_warnings():
         warnings.simplefilter("error")

@@ -103,7 +103,8 @@ def test_relax_refinement_lowers_the_noise_energy(energy_model):
     (cell,) = _cells(1)
     cell.calc = NoiseEnergyCalculator(energy_model, t=0.2, seed=0)
     before = cell.get_potential_energy()
-    (out,) = refine([cell], energy_model, t=0.2, method="relax", steps=30, fmax=1e-6, seed=0)
+    with pytest.warns(UserWarning, match=r"FIRE stopped at 30 steps above fmax=1e-06 for str"):
+        (out,) = refine([cell], energy_model, t=0.2, method="relax", steps=30, fmax=1e-6, seed=0)
     assert out.info["refine_noise_energy"] < before
     assert out.info["refine_fire_steps"] == 30 and out.info["refine_converged"] is False
     (loose,) = refine([cell], energy_model, t=0.2, method="relax", steps=30, fmax=1e3, seed=0)
@@ -443,7 +444,8 @@ def test_a_model_name_is_loaded_and_a_numpy_integer_is_an_integer():
     from amtoolkit import HMC, NoiseEnergyCalculator
 
     gen = Generator.load("a-si-energy")
-    (out,) = refine(_cells(1), "a-si-energy", method="relax", steps=np.int64(2))
+    with pytest.warns(UserWarning, match="FIRE stopped"):
+        (out,) = refine(_cells(1), "a-si-energy", method="relax", steps=np.int64(2))
     assert out.info["refine_model"] == gen.info.name
     atoms = _cells(1)[0]
     atoms.calc = NoiseEnergyCalculator(gen, t=0.05)
