@@ -190,6 +190,7 @@ class Analyzer:
         for a bond and the RDF leaves out); with `with_potential` and a named potential,
         that the potential covers every element.
         """
+        from amtoolkit.analysis._structures import atom_name
         from amtoolkit.potentials.calculator import COINCIDENT, overlapping_pair
 
         (real,) = prepare(atoms)
@@ -197,8 +198,8 @@ class Analyzer:
         if pair is not None:
             i, j, d = pair
             raise StructureError(
-                f"atoms {i} and {j} are {d:.3g} Å apart (under {COINCIDENT} Å): one site "
-                "holds two atoms"
+                f"{atom_name(real, i)} and {atom_name(real, j)} are {d:.3g} Å apart (under "
+                f"{COINCIDENT} Å): one site holds two atoms"
             )
         if with_potential:
             self._check_coverage(real)
@@ -844,8 +845,8 @@ def _warn_unweighted(structures: Atoms | Sequence[Atoms], sq_options: Mapping[st
         warnings.warn(
             f"a measured S(q) of {', '.join(elements)} is weighted by how the radiation sees "
             "each element, and this S(q) is number-weighted: give the measurement's "
-            "weighting (options={'sq': {'weighting': 'neutron'}} or 'xray'; amtool analyze "
-            "--sq-weighting)",
+            "weighting (amtool analyze --sq-weighting neutron or xray; in Python "
+            "options={'sq': {'weighting': 'neutron'}})",
             UserWarning,
             stacklevel=3,
         )

@@ -646,21 +646,33 @@ def _warnings_as_lines() -> Iterator[None]:
     import logging
     import warnings
 
+    def line(message: Any) -> None:
+        click.echo(f"amtool: warning: {_warning_line(str(message))}", err=True)
+
     class _Lines(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
-            click.echo(f"amtool: warning: {record.getMessage()}", err=True)
+            line(record.getMessage())
 
     package = logging.getLogger("amtoolkit")
     handler = _Lines(level=logging.WARNING)
     package.addHandler(handler)
     try:
         with warnings.catch_warnings():
-            warnings.showwarning = lambda message, *_, **__: click.echo(
-                f"amtool: warning: {message}", err=True
-            )
+            warnings.showwarning = lambda message, *_, **__: line(message)
             yield
     finally:
         package.removeHandler(handler)
+
+
+WARNING_WIDTH = 300
+"""Most characters of a warning line (a library's warning can quote a whole input:
+numpy's empty-file warning listed every line of a dump)."""
+
+
+def _warning_line(message: str) -> str:
+    """The first line of `message`, cut to `WARNING_WIDTH` characters."""
+    first = message.strip().splitlines()[0] if message.strip() else message
+    return first if len(first) <= WARNING_WIDTH else first[: WARNING_WIDTH - 5] + " ..."
 
 
 STDOUT = "-"
@@ -800,10 +812,11 @@ def _kept_on_interrupt(cache: Any) -> Iterator[None]:
         yield
     except KeyboardInterrupt:
         if cache is not None and (cache.stored or cache.hits):
-            kept = counted(cache.stored + cache.hits, "frame")
+            done = [f"{counted(cache.stored, 'frame')} measured"] if cache.stored else []
+            done += [f"{counted(cache.hits, 'frame')} read from the cache"] if cache.hits else []
             click.echo(
-                f"amtool: interrupted; {kept} measured and kept in {cache.directory}: rerun "
-                "the same command to continue",
+                f"amtool: interrupted; {' and '.join(done)}, kept in {cache.directory}: "
+                "rerun the same command to continue",
                 err=True,
             )
         else:

@@ -34,6 +34,7 @@ from ase.data import atomic_masses, atomic_numbers, chemical_symbols
 from ase.io.formats import UnknownFileTypeError, filetype, ioformats
 
 from amtoolkit.data._files import atomic_path, check_writable
+from amtoolkit.errors import user_stacklevel
 
 __all__ = [
     "atomic_output",
@@ -133,7 +134,9 @@ def _atomic_number(value: str | int, entry: str) -> int:
             return int(value)
     elif isinstance(value, str) and value in atomic_numbers:
         return atomic_numbers[value]
-    raise ValueError(f"bad type map entry {entry!r}: {value!r} is not an element symbol")
+    meant = str(value).strip().capitalize()
+    hint = f" (did you mean {meant}?)" if meant in atomic_numbers else ""
+    raise ValueError(f"bad type map entry {entry!r}: {value!r} is not an element symbol{hint}")
 
 
 def read_structures(
@@ -179,6 +182,16 @@ def read_structures(
         ValueError: `type_map` is malformed.
     """
     path = Path(path)
+    if format is not None and format not in ioformats:
+        import difflib
+
+        close = difflib.get_close_matches(format, list(ioformats), n=3)
+        raise ReadError(
+            f"unknown format {format!r}"
+            + (f" (did you mean {', '.join(close)}?)" if close else "")
+            + "; e.g. extxyz, vasp, cif, lammps-data, lammps-dump-text "
+            "(ase.io.formats.ioformats lists all)"
+        )
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file")
     if path.is_dir():
@@ -248,14 +261,32 @@ def _read_with_ase(
         except ReadError:
             raise
         except (StopIteration, IndexError):  # an int index past the last frame
-            raise ReadError(f"{path}: frame {index} does not exist") from None
+            raise ReadError(
+                f"{path}: frame {index} does not exist ({_frame_count(readable, found, options)})"
+            ) from None
         except Exception as exc:  # ASE raises many types; all mean "cannot read this file"
-            where = _failing_frame(source, found, options)
-            raise ReadError(f"{path}{where}: cannot read{_as(format)}: {_one_line(exc)}") from exc
+            whole = _whole_extxyz_frames(source, path) if found == "extxyz" else None
+            if whole is not None:  # the file ends inside its last frame: the others
+                frames = _select(whole, index, path)
+                return frames
+            where, why = _failing_frame(source, found, options)
+            why = why or f"cannot read{_as(format)}: {_one_line(exc)}"
+            raise ReadError(f"{path}{where}: {why}") from exc
     frames = [read] if isinstance(read, Atoms) else list(read)
     if found in _LAMMPS_DUMP_FORMATS:
         _elements_of_dump(frames, path, numbers_of_type, found)
     return frames
+
+
+def _frame_count(source: Any, format: str | None, options: dict[str, Any]) -> str:
+    """ "N frame(s)" in `source` (read once more; only for an error message)."""
+    if not isinstance(source, (str, os.PathLike)):
+        source.seek(0)
+    try:
+        count = sum(1 for _ in ase.io.iread(source, index=":", format=format, **options))
+        return f"{count} frame(s)"
+    except Exception:  # noqa: BLE001 - the count is a courtesy
+        return "the file has fewer"
 
 
 def _read_frames_with_ase(
@@ -479,21 +510,46 @@ def _open_text(path: Path) -> IO[str]:
     return io.TextIOWrapper(_open_binary(path), errors="replace")
 
 
-def _failing_frame(path: Path, format: str | None, options: dict[str, Any]) -> str:
-    """``"[k]"`` for the first frame of a multi-frame file that cannot be read (after k
-    good ones), or "" when the file fails before its first frame or cannot be iterated."""
+def _failing_frame(
+    path: Path, format: str | None, options: dict[str, Any]
+) -> tuple[str, str | None]:
+    """(``"[k]"`` for the first frame of a multi-frame file that cannot be read, after k
+    good ones, or "" when the file fails before its first frame or cannot be iterated;
+    why, when it is a dump frame holding fewer atom lines than its header says, else
+    None)."""
     count = 0
     try:
         if format == _LAMMPS_DUMP_TEXT:  # ASE parses a text dump whole: frame by frame here
             for frame in _text_dump_frames(path):
+                short = _short_dump_frame(frame)
+                if short is not None:
+                    return f"[{count}]", short
                 ase.io.read(io.StringIO(frame), format=format)
                 count += 1
         else:
             for _ in ase.io.iread(path, index=":", format=format, **options):
                 count += 1
     except Exception:  # the failure being located
-        return f"[{count}]" if count else ""
-    return ""
+        return (f"[{count}]" if count else ""), None
+    return "", None
+
+
+def _short_dump_frame(frame: str) -> str | None:
+    """Why a text dump frame with fewer atom lines than its header announces cannot be
+    read (what a crashed run restarted into the same dump leaves), or None."""
+    lines = frame.splitlines()
+    try:
+        expected = int(lines[lines.index("ITEM: NUMBER OF ATOMS") + 1].split()[0])
+        first = next(k for k, line in enumerate(lines) if line.startswith("ITEM: ATOMS")) + 1
+    except (ValueError, IndexError, StopIteration):
+        return None
+    found = sum(1 for line in lines[first:] if line.strip())
+    if found >= expected:
+        return None
+    return (
+        f"the frame holds {found} of the {expected} atoms its header announces, and more "
+        "frames follow (a run restarted into the same dump?); remove that frame"
+    )
 
 
 _TAIL_BLOCK = 1 << 20
@@ -517,10 +573,28 @@ def _whole_dump_frames(source: Path, path: Path, stack: contextlib.ExitStack) ->
         f"{path}: the last frame holds {found} of its {expected} atoms (the file ends "
         "inside it): left out",
         UserWarning,
-        stacklevel=4,
+        stacklevel=user_stacklevel(),
     )
     raw = stack.enter_context(open(source, "rb"))
     return io.TextIOWrapper(io.BufferedReader(_Prefix(raw, start)), encoding="utf-8")
+
+
+def _whole_extxyz_frames(source: Path, path: Path) -> list[Atoms] | None:
+    """The frames of an extended XYZ file before its last one when the file ends inside
+    that one (a run still writing, a copy cut short), with a warning naming `path`; None
+    when the file is not cut that way (a damaged frame elsewhere is reported as such)."""
+    try:
+        frames, cut = read_stream(source)
+    except (ReadError, OSError):
+        return None
+    if not cut or not frames:
+        return None
+    warnings.warn(
+        f"{path}: the file ends inside frame {len(frames)} (a run still writing?): left out",
+        UserWarning,
+        stacklevel=user_stacklevel(),
+    )
+    return frames
 
 
 class _Prefix(io.RawIOBase):

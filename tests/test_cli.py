@@ -404,7 +404,7 @@ def test_a_frame_with_two_atoms_on_one_site_is_skipped(runner, tmp_path, diamond
     path = frames_file(tmp_path, [diamond_si, doubled, diamond_si])
     result = runner.invoke(main, ["analyze", path, "--crystallinity", "--json", "-"])
     assert result.exit_code == 1, result.output
-    assert f"skipped {path}[1]: atoms 0 and 8 are 0 Å apart" in result.stderr
+    assert f"skipped {path}[1]: atom 0 and atom 8 are 0 Å apart" in result.stderr
     assert "one site holds two atoms" in result.stderr
     report = json.loads(result.stdout)
     assert report["crystallinity"]["spacegroup"] == ["Fd-3m", "Fd-3m"]

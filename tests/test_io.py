@@ -544,3 +544,56 @@ def test_a_compressed_trajectory_reads_as_the_plain_one_through_a_temporary_copy
         want = read_structures(plain, index=index)
         assert [a.cell.cellpar()[0] for a in got] == [a.cell.cellpar()[0] for a in want]
     assert list((tmp_path / "tmp").iterdir()) == []  # the decompressed copy is gone
+
+
+def test_an_extxyz_cut_inside_its_last_frame_leaves_that_frame_out(tmp_path):
+    """A run writing extended XYZ as it goes (ASE MD): the whole frames are read."""
+    path = tmp_path / "md.extxyz"
+    write_structures(
+        path, [bulk("Si", "diamond", a=5.431 + 0.01 * k, cubic=True) for k in range(3)]
+    )
+    text = path.read_text()
+    path.write_text(text[: len(text) - 40])
+    with pytest.warns(
+        UserWarning, match=r"md.extxyz: the file ends inside frame 2 .*left out"
+    ) as w:
+        frames = read_structures(path)
+    assert w[0].filename == __file__
+    assert [round(f.cell[0, 0], 3) for f in frames] == [5.431, 5.441]
+    with pytest.warns(UserWarning, match="left out"):
+        (last,) = read_structures(path, index=-1)
+    assert last.cell[0, 0] == pytest.approx(5.441)
+
+
+def test_a_short_dump_frame_inside_the_file_is_named(tmp_path):
+    path = tmp_path / "restarted.lammpstrj"
+    _write_dump(path, "id type x y z", frames=3)
+    lines = path.read_text().splitlines()
+    del lines[11 + 9]  # the first atom line of frame 1 (frames of 11 lines)
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ReadError, match=r"restarted.lammpstrj\[1\]: the frame holds 1 of the 2"):
+        read_structures(path, type_map="1=O,2=Si")
+    whole = tmp_path / "whole.lammpstrj"
+    _write_dump(whole, "id type x y z", frames=3)
+    with pytest.raises(ReadError, match=r"frame 7 does not exist \(3 frame\(s\)\)"):
+        read_structures(whole, index=7, type_map="1=O,2=Si")
+
+
+def test_typos_in_a_format_or_an_element_are_answered_with_the_likely_name(tmp_path):
+    path = tmp_path / "run.lammpstrj"
+    _write_dump(path, "id type x y z", frames=1)
+    with pytest.raises(ReadError, match=r"unknown format 'extxy' \(did you mean extxyz\?\)"):
+        read_structures(path, format="extxy")
+    with pytest.raises(ValueError, match=r"'si' is not an element symbol \(did you mean Si\?\)"):
+        read_structures(path, type_map="1=O,2=si")
+
+
+def test_a_bad_atom_of_a_data_file_is_named_with_its_lammps_id(charge_data):
+    from amtoolkit.analysis._structures import check_structure
+    from amtoolkit.errors import StructureError
+
+    (atoms,) = read_structures(charge_data)
+    atoms.arrays["id"][1] = 2  # ids need not follow the order of the atoms
+    atoms.positions[1, 0] = np.nan
+    with pytest.raises(StructureError, match=r"on atom 1 \(id 2\)"):
+        check_structure(atoms)

@@ -53,6 +53,13 @@ def real_atoms(atoms: Atoms) -> Atoms:
     return atoms[mask]
 
 
+def atom_name(atoms: Atoms, index: int) -> str:
+    """``"atom 10"`` (0-based, as in ASE), with the file's own id when it has one (LAMMPS:
+    ``"atom 10 (id 11)"``)."""
+    ids = atoms.arrays.get("id")
+    return f"atom {index}" + (f" (id {int(ids[index])})" if ids is not None else "")
+
+
 def check_structure(atoms: Atoms, *, periodic: bool = True, frame: int | None = None) -> None:
     """Raise StructureError naming the problem if `atoms` cannot be analysed.
 
@@ -65,7 +72,7 @@ def check_structure(atoms: Atoms, *, periodic: bool = True, frame: int | None = 
     pos = atoms.positions
     if not np.all(np.isfinite(pos)):
         bad = int(np.argwhere(~np.isfinite(pos))[0, 0])
-        raise StructureError(f"{where}non-finite position (NaN or inf) on atom {bad}")
+        raise StructureError(f"{where}non-finite position (NaN or inf) on {atom_name(atoms, bad)}")
     if periodic:
         if not all(atoms.pbc):
             hint = ""

@@ -453,8 +453,8 @@ def build_report(
         try:
             check(atoms)
         except (StructureError, CoverageError) as exc:
-            if not skip_errors:
-                raise
+            if not skip_errors:  # the first failure, named by its frame
+                raise type(exc)(f"{labels[k]}: {one_line(exc)}") from exc
             problems[k] = exc
     if len(problems) == len(frames):
         raise _nothing_to_analyse(labels, problems)
