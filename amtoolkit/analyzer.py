@@ -715,7 +715,7 @@ class Analyzer:
     def per_frame(
         self, name: str, structures: Atoms | Sequence[Atoms], **options: Any
     ) -> list[Any]:
-        """A per-frame analysis (`FRAME_ANALYSES`: potential-based, or crystallinity) of
+        """A per-frame analysis (`FRAME_ANALYSES`: potential-based, crystallinity, rings) of
         every frame on its own: each frame's result, or the exception that failed it, in
         frame order.
 
@@ -724,7 +724,7 @@ class Analyzer:
         the frames are shared out over worker processes.
 
         Args:
-            name: "energy", "elastic", "vdos" or "crystallinity".
+            name: "energy", "elastic", "vdos", "crystallinity" or "rings".
             structures: one Atoms or a set.
             **options: keyword arguments of that method (e.g. ``fmax=1e-2``).
 
@@ -763,7 +763,7 @@ class Analyzer:
         processes, through the cache when there is one."""
         serial = serial_frames(self._run)
         runner = serial
-        if self.workers > 1 and isinstance(self.potential, str):
+        if self.workers > 1 and (self.potential is None or isinstance(self.potential, str)):
             from amtoolkit.analysis.parallel import pool_frames
 
             pooled = pool_frames(self.potential, self._potential_options, self.workers)

@@ -203,8 +203,15 @@ def analyze(
         frames, labels = _read(files, index, fmt, type_map, atom_style)
         flags["sq"] = flags["sq"] or sq_weighting is not None or sq_data is not None
         analyses = [name for flag, name in _FLAGS.items() if flags[flag]] or DEFAULT_ANALYSES
+        per_frame = [a for a in analyses if a in FRAME_ANALYSES]
+        if workers > 1 and not per_frame:
+            click.echo(
+                f"amtool: warning: --workers {workers} shares out the frames of --rings, "
+                "--crystallinity and the potential-based analyses; these run in one process",
+                err=True,
+            )
         cache = None
-        if not no_cache and potential is not None and any(a in FRAME_ANALYSES for a in analyses):
+        if not no_cache and (potential is not None or "rings" in per_frame) and per_frame:
             from amtoolkit.analysis.cache import default_cache_dir
 
             cache = cache_dir if cache_dir is not None else default_cache_dir()

@@ -1,7 +1,7 @@
 """A cache of per-frame analysis results on disk.
 
 The per-frame analyses (`analysis.report.FRAME_ANALYSES`: relaxed energy, elastic
-moduli, VDOS, crystallinity) take seconds to minutes a frame, so a set of a few hundred
+moduli, VDOS, crystallinity, rings) take seconds to minutes a frame, so a set of a few hundred
 frames is a long run. With a cache every frame's results are written as the frame
 finishes, one file per frame (temporary file, then ``os.replace``: a file is whole or
 absent), and a later run of the same analyses with the same potential reads them back

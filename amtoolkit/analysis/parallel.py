@@ -26,7 +26,7 @@ _ANALYZERS: dict[str, Any] = {}
 """Per worker process: one Analyzer per (potential, options), built on first use."""
 
 
-def _analyzer(potential: str, options: Mapping[str, Any]) -> Any:
+def _analyzer(potential: str | None, options: Mapping[str, Any]) -> Any:
     from amtoolkit.analyzer import Analyzer
 
     key = json.dumps([potential, options], sort_keys=True, default=str)
@@ -36,7 +36,7 @@ def _analyzer(potential: str, options: Mapping[str, Any]) -> Any:
 
 
 def _frame_task(
-    potential: str, options: Mapping[str, Any], tasks: FrameTasks, atoms: Atoms
+    potential: str | None, options: Mapping[str, Any], tasks: FrameTasks, atoms: Atoms
 ) -> FrameOutcome:
     """One frame in a worker: its results, or the exception (made picklable) that failed it."""
     try:
@@ -49,11 +49,12 @@ def _frame_task(
         return exc
 
 
-def pool_frames(potential: str, options: Mapping[str, Any], workers: int) -> FrameRunner:
+def pool_frames(potential: str | None, options: Mapping[str, Any], workers: int) -> FrameRunner:
     """A `FrameRunner` that shares the frames out over `workers` processes.
 
     Args:
-        potential: potential name (``amtoolkit.potentials.POTENTIALS``).
+        potential: potential name (``amtoolkit.potentials.POTENTIALS``), or None for
+            analyses without one (rings, crystallinity).
         options: keyword arguments of ``get_calculator`` for that potential.
         workers: worker processes (at most one per frame).
 

@@ -94,3 +94,20 @@ def test_bad_worker_settings_are_one_line_errors():
     with pytest.raises(ValueError, match="needs a potential name"):
         Analyzer(get_calculator("sw-si"), workers=2)
     assert repr(Analyzer("sw-si", workers=2)) == "Analyzer(potential='sw-si', workers=2)"
+
+
+def test_rings_of_a_report_run_frame_by_frame_without_a_potential(tmp_path, diamond_si):
+    """Rings share out over workers and land in the cache (no potential needed); the
+    summed counts equal the set's, and a set mixing silica and silicon is refused."""
+    from amtoolkit.analysis.rings import rings
+    from tests.analysis.test_rings import beta_cristobalite
+
+    silica = [beta_cristobalite(), beta_cristobalite(7.2) * (1, 1, 2)]
+    whole = rings(silica, count_species="Si")
+    pooled = Analyzer(workers=2, cache=tmp_path).report(silica, ["rings"]).results["rings"]
+    assert pooled.counts == whole.counts and pooled.per_structure == whole.per_structure
+    again = Analyzer(cache=tmp_path)
+    assert again.report(silica, ["rings"]).results["rings"].counts == whole.counts
+    assert again.cache.hits == 2
+    with pytest.raises(ValueError, match="counted in different atoms"):
+        Analyzer().report([*silica, diamond_si], ["rings"])
