@@ -247,6 +247,9 @@ def analyze(
             )
         echo_summary(report.summary(), json_path)
         data = report.to_dict()
+        step_of = {label: a.info.get("timestep") for label, a in zip(labels, frames, strict=True)}
+        if any(step_of.get(label) is not None for label in report.labels):  # a dump's frames
+            data["timesteps"] = [step_of.get(label) for label in report.labels]
         if ref_skipped:
             data["reference_skipped"] = [{"frame": f, "reason": why} for f, why in ref_skipped]
         emit_json(json_path, data)

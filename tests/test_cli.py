@@ -440,3 +440,19 @@ def test_shipped_example_is_amorphous_silicon(runner, tmp_path):
     assert data["composition"] == {"Si": 216}
     assert data["crystallinity"]["number"] == [1]  # P1: no symmetry left
     assert 3.9 < data["coordination"]["mean"]["Si"] < 4.6  # tetrahedral-ish network
+
+
+def test_the_json_of_a_dump_gives_each_frame_its_timestep(runner, tmp_path):
+    from tests.test_io import _write_dump
+
+    path = tmp_path / "md.lammpstrj"
+    _write_dump(path, "id type x y z", frames=3)
+    out = tmp_path / "md.json"
+    result = runner.invoke(
+        main,
+        ["analyze", str(path), "--type-map", "1=O,2=Si", "--index", "1:", "--json", str(out),
+         "--no-cache"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    data = json.loads(out.read_text())
+    assert data["frames"] == [f"{path}[1]", f"{path}[2]"] and data["timesteps"] == [1, 2]
