@@ -58,6 +58,7 @@ from amtoolkit.diffusion import (
     sampler_names,
     sampling_method,
 )
+from amtoolkit.diffusion.streams import Streams
 
 __all__ = [
     "AVOGADRO",
@@ -234,6 +235,15 @@ def structure_seed(seed: int, index: int) -> int:
     depends only on the run seed and its index, not on how the run is batched.
     """
     state = np.random.SeedSequence(seed, spawn_key=(0, index)).generate_state(1, np.uint64)
+    return int(state[0]) >> 1
+
+
+def noise_seed(seed: int, index: int) -> int:
+    """Seed of the random stream structure `index` of a run with seed `seed` samples
+    with (the noise the SDE injects, its null embeddings and ICG rows, its restarts): a
+    SeedSequence child apart from its prior's (`structure_seed`), so the structure is
+    the same whatever the batch it is sampled in."""
+    state = np.random.SeedSequence(seed, spawn_key=(2, index)).generate_state(1, np.uint64)
     return int(state[0]) >> 1
 
 
@@ -1338,12 +1348,20 @@ class Generator:
             for i in range(start, stop)
         ]
         state = _concat(priors)
-        generator = torch.Generator(device=device).manual_seed(batch_seed(plan.seed, start, stop))
+        method = sampling_method(self.info.objective, plan.sampler, self.info.kind)
+        generator: torch.Generator | Streams
+        if method.needs_energy:  # HMC adapts its step to the batch's acceptance: per batch
+            generator = torch.Generator(device=device).manual_seed(
+                batch_seed(plan.seed, start, stop)
+            )
+        else:  # one stream per structure: the same structure in any batch
+            generator = Streams.from_seeds(
+                [noise_seed(plan.seed, i) for i in range(start, stop)], device
+            )
         icg = None
         if plan.icg_properties is not None:
             icg = torch.as_tensor(plan.icg_properties, dtype=dtype, device=device)
         model = guided(self.model, plan.guidance, icg_properties=icg, generator=generator)
-        method = sampling_method(self.info.objective, plan.sampler, self.info.kind)
         ts = method.timesteps(plan.steps, sde) if plan.timesteps is None else None
         if ts is None:
             ts = torch.tensor(plan.timesteps, dtype=torch.float64)

@@ -538,6 +538,36 @@ def test_ode_without_null_draws_is_independent_of_batch_size(si):
         assert np.abs(d).max() < POSITION_TOL
 
 
+@pytest.mark.parametrize(
+    ("model", "options"),
+    [
+        ("si", {"n_atoms": 8}),  # the SDE's noise
+        ("sio2", {"shear": [30, 35, 40, 45], "guidance": 1.0}),  # + nulls, restarts, relabels
+        ("sio2", {"shear": 40, "guidance": 0.5, "icg": True}),  # + ICG rows
+        ("ghost_sio2", {"shear": 40}),  # + ghosts
+    ],
+)
+def test_a_structure_is_the_same_in_any_batch_and_any_run_length(request, model, options):
+    """Every draw of structure k (prior, SDE noise, null embeddings, ICG rows, restarts)
+    comes from its own streams: `batch_size` and `n` do not change it."""
+    gen = request.getfixturevalue(model)
+    kwargs = {"seed": 5, "steps": 6, "sampler": "sde", "progress": False, **options}
+    together = gen.generate(4, batch_size=4, **kwargs)
+    alone = gen.generate(4, batch_size=1, **kwargs)
+    pairs = gen.generate(4, batch_size=2, **kwargs)
+    if isinstance(options.get("shear"), list):  # per-structure targets: the first two
+        kwargs["shear"] = options["shear"][:2]
+    first = gen.generate(2, **kwargs)
+    assert [a.info.get("restarts") for a in together] == [a.info.get("restarts") for a in alone]
+    for x, y, z in zip(together, alone, pairs, strict=True):
+        assert np.array_equal(x.numbers, y.numbers) and np.array_equal(x.numbers, z.numbers)
+        assert np.abs(x.positions - y.positions).max() < POSITION_TOL
+        assert np.abs(x.positions - z.positions).max() < POSITION_TOL
+    for x, y in zip(together[:2], first, strict=True):
+        assert np.array_equal(x.numbers, y.numbers)
+        assert np.abs(x.positions - y.positions).max() < POSITION_TOL
+
+
 def test_aliases_and_per_structure_targets(sio2):
     kwargs = {"seed": 2, "progress": False, "max_restarts": 0}
     by_alias = sio2.generate(3, shear=40, **kwargs)

@@ -84,6 +84,7 @@ from amtoolkit.diffusion.shortcut import (
     shortcut_loss,
     shortcut_timesteps,
 )
+from amtoolkit.diffusion.streams import Streams
 
 __all__ = [
     "CALLBACK_KEYS",
@@ -120,6 +121,7 @@ __all__ = [
     "sample_sde",
     "sample_time",
     "sample_with_restarts",
+    "Streams",
     "score_factor",
 ]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from amtoolkit.data.batch import Batch
+from amtoolkit.diffusion.streams import Generator, normal_rows
 
 
 def system_mean(values: torch.Tensor, system_idx: torch.Tensor, n_systems: int) -> torch.Tensor:
@@ -30,24 +31,29 @@ def remove_system_mean(
     return values - system_mean(values, system_idx, n_systems)[system_idx]
 
 
-def position_noise(batch: Batch, generator: torch.Generator | None) -> torch.Tensor:
-    """Standard normal position noise with the per-system mean removed. [n_atoms, 3]"""
-    z = torch.randn(
-        batch.positions.shape,
-        generator=generator,
+def position_noise(batch: Batch, generator: Generator) -> torch.Tensor:
+    """Standard normal position noise with the per-system mean removed (`Streams`: each
+    system's from its own stream). [n_atoms, 3]"""
+    z = normal_rows(
+        tuple(batch.positions.shape),
+        generator,
         dtype=batch.positions.dtype,
         device=batch.positions.device,
+        system_idx=batch.system_idx,
+        n_systems=batch.n_systems,
     )
     return remove_system_mean(z, batch.system_idx, batch.n_systems)
 
 
-def element_noise(batch: Batch, generator: torch.Generator | None) -> torch.Tensor:
+def element_noise(batch: Batch, generator: Generator) -> torch.Tensor:
     """Standard normal element-embedding noise. [n_atoms, n_classes]"""
-    return torch.randn(
-        batch.elements.shape,
-        generator=generator,
+    return normal_rows(
+        tuple(batch.elements.shape),
+        generator,
         dtype=batch.elements.dtype,
         device=batch.elements.device,
+        system_idx=batch.system_idx,
+        n_systems=batch.n_systems,
     )
 
 

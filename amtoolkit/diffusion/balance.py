@@ -38,9 +38,10 @@ from amtoolkit.data.batch import Batch
 from amtoolkit.diffusion._batch_ops import put_systems, select_systems
 from amtoolkit.diffusion.charge import class_charges, is_charge_balanced
 from amtoolkit.diffusion.forward import add_noise
-from amtoolkit.diffusion.restarts import restart_timesteps
+from amtoolkit.diffusion.restarts import model_for, restart_timesteps
 from amtoolkit.diffusion.samplers import Model, Sampler
 from amtoolkit.diffusion.schedules import MaterialSDE
+from amtoolkit.diffusion.streams import select_streams
 
 __all__ = ["HeldElements", "balanced_classes", "balanced_composition", "rebalance"]
 
@@ -256,7 +257,8 @@ def rebalance(
     t = torch.full(
         (part.n_systems,), restart_t, dtype=part.positions.dtype, device=part.positions.device
     )
-    noisy, _, _ = add_noise(part, t, sde, generator)
-    held_model = HeldElements(model, part.elements, sde)
-    out = sampler(held_model, noisy, short_ts, sde=sde, generator=generator)
+    streams = select_streams(generator, todo)  # the relabelled systems' own streams
+    noisy, _, _ = add_noise(part, t, sde, streams)
+    held_model = HeldElements(model_for(model, todo), part.elements, sde)
+    out = sampler(held_model, noisy, short_ts, sde=sde, generator=streams)
     return put_systems(state, todo, out.replace(elements=part.elements)), relabelled

@@ -18,6 +18,7 @@ import torch
 from amtoolkit.data.batch import Batch
 from amtoolkit.diffusion._batch_ops import concat_batches
 from amtoolkit.diffusion.samplers import Model
+from amtoolkit.diffusion.streams import Streams, integers, select_streams
 
 
 def null_properties(properties: torch.Tensor) -> torch.Tensor:
@@ -38,9 +39,7 @@ def icg_properties_draw(
     Returns:
         [n_systems, m]
     """
-    rows = torch.randint(
-        icg_properties.shape[0], (n_systems,), generator=generator, device=icg_properties.device
-    )
+    rows = integers(icg_properties.shape[0], n_systems, generator, icg_properties.device)
     return icg_properties[rows]
 
 
@@ -61,12 +60,20 @@ class GuidedModel:
     model: Model
     w: float
     icg_properties: torch.Tensor | None = None
-    generator: torch.Generator | None = None
+    generator: torch.Generator | Streams | None = None
+
+    def select_systems(self, mask: torch.Tensor) -> GuidedModel:
+        """This model for the systems where `mask` [S] is True (their streams, when the
+        generator is one stream per system; restarts re-run such a subset)."""
+        return dataclasses.replace(self, generator=select_streams(self.generator, mask))
 
     def _call_model(
         self, batch: Batch, t: torch.Tensor, step_size: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        kwargs: dict[str, Any] = {} if self.generator is None else {"generator": self.generator}
+        generator = self.generator
+        if isinstance(generator, Streams) and batch.n_systems == 2 * len(generator):
+            generator = generator + generator  # [conditional; unconditional] copies
+        kwargs: dict[str, Any] = {} if generator is None else {"generator": generator}
         if step_size is not None:  # only shortcut models take it
             kwargs["step_size"] = step_size
         return self.model(batch, t, **kwargs)  # type: ignore[call-arg]

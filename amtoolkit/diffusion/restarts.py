@@ -17,6 +17,7 @@ from amtoolkit.diffusion._batch_ops import put_systems, select_systems
 from amtoolkit.diffusion.forward import add_noise
 from amtoolkit.diffusion.samplers import Model, Sampler, check_timesteps
 from amtoolkit.diffusion.schedules import MaterialSDE
+from amtoolkit.diffusion.streams import select_streams
 
 Accept = Callable[[Batch], torch.Tensor]
 """Batch -> [S] bool, True for a sample that is kept."""
@@ -95,9 +96,17 @@ def sample_with_restarts(
         t = torch.full(
             (part.n_systems,), restart_t, dtype=part.positions.dtype, device=part.positions.device
         )
-        noisy, _, _ = add_noise(part, t, sde, generator)
-        part = sampler(model, noisy, short_ts, sde=sde, generator=generator)
+        streams = select_streams(generator, rejected)  # the rejected systems' own streams
+        noisy, _, _ = add_noise(part, t, sde, streams)
+        part = sampler(model_for(model, rejected), noisy, short_ts, sde=sde, generator=streams)
         out = put_systems(out, rejected, part)
         restarts[rejected] += 1
         accepted[rejected] = _accepted(accept, part)
     return out, restarts
+
+
+def model_for(model: Model, mask: torch.Tensor) -> Model:
+    """`model` for the systems where `mask` [S] is True: a model that draws from one
+    stream per system (`GuidedModel` with `Streams`) must draw from theirs."""
+    select = getattr(model, "select_systems", None)
+    return model if select is None else select(mask)

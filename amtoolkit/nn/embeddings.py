@@ -8,6 +8,7 @@ element features to form the node features H0 (DESIGN section 4).
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import nn
@@ -132,17 +133,16 @@ class PropertyEmbedding(nn.Module):
         return h.reshape(n_systems, self.dim)
 
 
-def _randn(
-    shape: tuple[int, ...], like: torch.Tensor, generator: torch.Generator | None
-) -> torch.Tensor:
-    device = generator.device if generator is not None else like.device
-    out = torch.randn(shape, generator=generator, device=device, dtype=like.dtype)
-    return out.to(like.device)
+def _randn(shape: tuple[int, ...], like: torch.Tensor, generator: Any) -> torch.Tensor:
+    """Normals of `shape` (first axis: systems) on `like`'s device and dtype, from a
+    generator or one stream per system (`amtoolkit.diffusion.streams.Streams`)."""
+    from amtoolkit.diffusion.streams import normal_rows
+
+    return normal_rows(shape, generator, dtype=like.dtype, device=like.device)
 
 
-def _rand(
-    shape: tuple[int, ...], like: torch.Tensor, generator: torch.Generator | None
-) -> torch.Tensor:
-    device = generator.device if generator is not None else like.device
-    out = torch.rand(shape, generator=generator, device=device, dtype=like.dtype)
-    return out.to(like.device)
+def _rand(shape: tuple[int, ...], like: torch.Tensor, generator: Any) -> torch.Tensor:
+    """Uniforms in [0, 1) of `shape`, drawn as `_randn` draws."""
+    from amtoolkit.diffusion.streams import uniform_rows
+
+    return uniform_rows(shape, generator, dtype=like.dtype, device=like.device)

@@ -261,7 +261,7 @@ def test_a_failed_lammps_relaxation_does_not_break_the_next_structure(monkeypatc
     good = bulk("Si", "diamond", SW_LATTICE, cubic=True)
     bad = good.copy()
     bad.positions[1] = bad.positions[0] + [0.01, 0.0, 0.0]
-    with pytest.raises(StructureError, match="atom 0 and atom 1 are 0.01 Å apart"):
+    with pytest.raises(StructureError, match="atoms 0 and 1 are 0.01 Å apart"):
         relax(bad, calc, cell=True)
     rattled = good.copy()
     rattled.rattle(0.05, seed=0)
