@@ -401,7 +401,7 @@ def generate(
             click.echo(f"{output} holds all {n} structures (seed {made[-1].info['seed']})")
             return
         last = _stream(frames, output, append=bool(made))
-        kept = f"; {len(made)} kept from the interrupted run" if made else ""
+        kept = f"; {len(made)} kept from the earlier run" if made else ""
         written = counted(n - len(made), "structure")
         click.echo(f"wrote {written} to {output} (seed {last.info['seed']}{kept})")
 

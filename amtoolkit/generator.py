@@ -1194,6 +1194,7 @@ class Generator:
         and, without ghosts, number of atoms)."""
         if len(made) > plan.n:
             raise ValueError(f"resuming a run of {plan.n} structures from {len(made)} made ones")
+        per_batch = sampling_method(self.info.objective, plan.sampler, self.info.kind).needs_energy
         if made:  # first: a target left out also changes the default guidance
             target_keys = {k for a in made for k in a.info if k.startswith(TARGET_PREFIX)}
             planned = {f"{TARGET_PREFIX}{name}" for name in plan.targets}
@@ -1216,6 +1217,8 @@ class Generator:
                     f"{plan.n_initial}: resume with the options of the interrupted run"
                 )
             record = self._structure_info(plan, index)
+            if not per_batch:  # its own streams: the same in any batch and any run length
+                record = {k: v for k, v in record.items() if k not in _RUN_SHAPE}
             for key, wanted in record.items():
                 got = atoms.info.get(key)
                 if not _same_record(got, wanted):
@@ -1236,10 +1239,16 @@ class Generator:
         self, plan: GenerationPlan, progress: bool | None, stacklevel: int, start: int = 0
     ) -> Iterator[Atoms]:
         """Sample the batches of `plan` that hold structures from `start` on and yield
-        those structures (the first batch whole, so its draws are the planned ones)."""
+        those structures (for HMC, which draws per batch, the first batch whole, so its
+        draws are the planned ones; the other samplers start at `start`)."""
         from tqdm.auto import tqdm
 
         batches = [(first, stop) for first, stop in plan.batches if stop > start]
+        if (
+            batches
+            and not sampling_method(self.info.objective, plan.sampler, self.info.kind).needs_energy
+        ):  # each structure's own streams: no need to redo the others
+            batches[0] = (max(batches[0][0], start), batches[0][1])
         runs = len(batches)
         made = plan.n - start
         bar = tqdm(
@@ -1428,7 +1437,7 @@ class Generator:
             "seed": plan.seed,
             "structure_seed": plan.structure_seeds[index],
             "index": index,
-            "n_structures": plan.n,  # with batch_size, fixes the batch (and its draws)
+            "n_structures": plan.n,  # with batch_size, fixes an HMC batch (and its draws)
             "batch_size": plan.batches[0][1] - plan.batches[0][0],
         }
         if plan.charge_balance:
@@ -1579,6 +1588,11 @@ class _Acceptance:
             self.verdicts[key] = bool(self.accept(wrapped))  # type: ignore[misc]
         return self.verdicts[key]
 
+
+_RUN_SHAPE = ("n_structures", "batch_size")
+"""Records that fix a structure's draws only for a sampler drawing per batch (HMC): a
+resumed run of another sampler may take another `n` (extending a finished run) or batch
+size."""
 
 _OPTIONAL_RECORDS = (
     "accept",

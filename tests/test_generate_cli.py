@@ -239,9 +239,7 @@ def test_interrupted_run_keeps_finished_structures(runner, model_path, tmp_path,
     resumed = runner.invoke(main, [*args[:4], "--batch-size", "2", "-o", str(out), "--resume"])
     assert resumed.exit_code == 0, resumed.output
     assert "dropping a structure cut short after the 3 whole ones" in resumed.stderr
-    assert f"wrote 2 structures to {out} (seed 1; 3 kept from the interrupted run)" in (
-        resumed.stdout
-    )
+    assert f"wrote 2 structures to {out} (seed 1; 3 kept from the earlier run)" in (resumed.stdout)
     uninterrupted = tmp_path / "whole.extxyz"
     assert runner.invoke(main, [*args, "-o", str(uninterrupted)]).exit_code == 0
     for a, b in zip(
@@ -281,10 +279,8 @@ def test_resume_refuses_a_file_damaged_before_its_end(runner, model_path, tmp_pa
     "changed",
     [
         ["--cell", "7"],
-        ["--batch-size", "2"],
         ["--no-rebalance"],
         ["--max-restarts", "1"],
-        ["-n", "3"],  # another n: another last batch, whose draws differ
         ["--accept", "closest>=0.1"],
     ],
 )
@@ -295,6 +291,22 @@ def test_resume_refuses_other_options_also_when_done(runner, model_path, tmp_pat
     result = runner.invoke(main, [*args, *changed, "--resume"])
     assert_one_line_error(result, "structure 0 of the resumed run has")
     assert "options of the interrupted run" in result.stderr
+
+
+def test_resume_extends_a_finished_run_with_any_batch_size(runner, model_path, tmp_path):
+    """Each structure has its own random streams: a finished run of 2 grown to 4, in
+    batches of another size, is the run of 4 made at once."""
+    out, whole = tmp_path / "grown.extxyz", tmp_path / "whole.extxyz"
+    args = ["generate", model_path, "--seed", "5", "--steps", str(STEPS)]
+    assert (
+        runner.invoke(main, [*args, "-n", "2", "--batch-size", "1", "-o", str(out)]).exit_code == 0
+    )
+    grown = runner.invoke(main, [*args, "-n", "4", "--batch-size", "3", "-o", str(out), "--resume"])
+    assert grown.exit_code == 0, grown.output
+    assert "wrote 2 structures" in grown.stdout and "2 kept from the earlier run" in grown.stdout
+    assert runner.invoke(main, [*args, "-n", "4", "-o", str(whole)]).exit_code == 0
+    for x, y in zip(ase.io.read(out, ":"), ase.io.read(whole, ":"), strict=True):
+        assert np.abs(x.positions - y.positions).max() < 1e-4
 
 
 @pytest.mark.parametrize(
