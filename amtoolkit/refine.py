@@ -47,6 +47,7 @@ from amtoolkit.analysis._structures import check_structure, frame_digest
 from amtoolkit.calculator import checked_t
 from amtoolkit.data.batch import from_atoms
 from amtoolkit.diffusion.hmc import hmc_step, noise_energy_fn
+from amtoolkit.diffusion.streams import Streams
 from amtoolkit.errors import user_stacklevel
 from amtoolkit.generator import batch_seed, check_int, resolve_property, resolve_targets
 
@@ -267,9 +268,10 @@ def refine_iter(
         for begin in range(first, len(structures), batch_size):
             chunk = [_fresh_copy(a) for a in structures[begin : begin + batch_size]]
             draws = batch_seed(seed, begin, begin + len(chunk))  # apart from other seeds' streams
-            if method == "sde":
+            if method == "sde":  # each structure from its own stream: the same in any batch
+                own = [batch_seed(seed, k, k + 1) for k in range(begin, begin + len(chunk))]
                 refined = _partial_diffusion(
-                    chunk, model, network, t, steps, noise_scale, targets, draws
+                    chunk, model, network, t, steps, noise_scale, targets, own
                 )
             elif method == "hmc":
                 refined = _hmc(chunk, model, network, t, steps, dt0, n_leapfrog, targets, draws)
@@ -586,7 +588,7 @@ def _partial_diffusion(
     steps: int,
     noise_scale: float,
     targets: Mapping[str, float | None] | None,
-    seed: int,
+    seeds: Sequence[int],
 ) -> list[Atoms]:
     """Re-noise to t with the forward process, then the reverse SDE from t to 0 with the
     structures' elements held (`HeldElements`): the positions are denoised for the
@@ -596,12 +598,12 @@ def _partial_diffusion(
     info = model.info
     state = _state(chunk, info, network, targets)
     device = state.positions.device
-    generator = torch.Generator(device=device).manual_seed(seed)
+    generator = Streams.from_seeds(seeds, device)  # one stream per structure
     t_systems = torch.full((len(chunk),), float(t), dtype=state.positions.dtype, device=device)
     noisy, _, _ = add_noise(state, t_systems, info.sde, generator)
     ts = get_timesteps(int(steps), info.sde, t_start=float(t), device=device)
     denoiser = HeldElements(
-        guided(network, 0.0, generator=generator),  # null embeddings from `seed`
+        guided(network, 0.0, generator=generator),  # null embeddings from the streams
         state.elements,
         info.sde,
     )

@@ -450,3 +450,11 @@ def test_a_model_name_is_loaded_and_a_numpy_integer_is_an_integer():
     atoms = _cells(1)[0]
     atoms.calc = NoiseEnergyCalculator(gen, t=0.05)
     assert HMC(atoms, n_leapfrog=np.int64(2)).run(np.int64(1)) in (0.0, 1.0)
+
+
+def test_partial_diffusion_of_a_structure_does_not_depend_on_its_batch(score_model):
+    cells = _cells(3)
+    together = refine(cells, score_model, steps=3, seed=4, batch_size=3)
+    apart = refine(cells, score_model, steps=3, seed=4, batch_size=2)
+    for x, y in zip(together, apart, strict=True):
+        assert np.abs(x.positions - y.positions).max() < 1e-5
