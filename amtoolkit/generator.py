@@ -837,14 +837,17 @@ class Generator:
         n_initial = n_target(Atoms(cell=cell_array, pbc=True), max_density)
         if n_atoms is not None and n_atoms > n_initial:  # before "fewer than 1 atom" below
             if density is not None:  # the cell was sized for n_atoms at this density
+                per_a3 = n_atoms / float(np.linalg.det(cell_array))
                 raise ValueError(
-                    f"density={density:g} g/cm3 ({n_atoms} atoms) is above max_density="
-                    f"{max_density:g}/Å^3, the most atoms the model's cells can hold: this "
-                    f"cell holds at most {n_initial}"
+                    f"density={density:g} g/cm3 is {per_a3:.3g} atoms/Å^3, above max_density="
+                    f"{max_density:g} atoms/Å^3, the most the model's cells can hold (this "
+                    f"cell of {n_atoms} atoms holds at most {n_initial}): give a lower "
+                    "density (--density), or a higher max_density (--max-density)"
                 )
             raise ValueError(
                 f"{n_atoms} atoms do not fit: the cell holds at most {n_initial} at "
-                f"max_density={max_density:g}/Å^3 (lower density= or n_atoms=)"
+                f"max_density={max_density:g} atoms/Å^3; give fewer atoms (--atoms, n_atoms=), "
+                "a larger cell (--cell) or a higher max_density (--max-density)"
             )
         if n_initial < 1:
             raise ValueError(

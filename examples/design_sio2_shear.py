@@ -83,10 +83,13 @@ def main() -> None:
 
     gen = Generator.from_pretrained("a-sio2")
     targets = [g for g in args.targets for _ in range(args.per_target)]
-    frames = gen.generate(  # progress bar only on a terminal
+    frames = []
+    Path(args.out).write_text("")  # a fresh file, then each cell appended as it comes
+    for atoms in gen.generate_iter(  # progress bar only on a terminal
         len(targets), shear=targets, steps=args.steps, seed=args.seed, progress=None
-    )
-    write(args.out, frames)
+    ):
+        write(args.out, atoms, format="extxyz", append=True)
+        frames.append(atoms)
     print(f"generated {len(frames)} cells with {gen.name} ({args.steps} steps) -> {args.out}")
 
     analyzer = Analyzer(POTENTIAL, workers=args.workers, cache=args.cache)

@@ -102,12 +102,12 @@ def test_accept_restarts_and_records_the_test(runner, model_path, tmp_path):
     args += ["--accept", "closest>=50", "--accept", "bridging>=0", "--max-restarts", "1"]
     result = runner.invoke(main, args)
     assert result.exit_code == 0, result.output
-    assert "2 of 2 structures fail accept=closest>=50,bridging>=0 after max_restarts=1" in (
+    assert "2 of 2 structures fail accept=bridging>=0,closest>=50 after max_restarts=1" in (
         result.stderr
     )
     frames = ase.io.read(out, index=":")
     assert [(a.info["accept"], a.info["accepted"]) for a in frames] == [
-        ("closest>=50,bridging>=0", False)
+        ("bridging>=0,closest>=50", False)
     ] * 2
     assert all(a.info["restarts"] == 1 for a in frames)
 

@@ -121,8 +121,8 @@ class AllOf:
     def __call__(self, atoms: Atoms) -> bool:
         return all(criterion(atoms) for criterion in self.criteria)
 
-    def __str__(self) -> str:
-        return ",".join(describe(criterion) for criterion in self.criteria)
+    def __str__(self) -> str:  # sorted: the order of the tests does not change the test
+        return ",".join(sorted(describe(criterion) for criterion in self.criteria))
 
 
 def unmeetable(criterion: Criterion, elements: Sequence[str]) -> str | None:
@@ -172,7 +172,13 @@ def parse_criterion(text: str | Sequence[str]) -> Criterion:
 def _one(text: str) -> Criterion:
     match = _FORM.match(text)
     if match is None:
-        raise ValueError(f"criterion {text.strip()!r}: use {FORMS}")
+        hint = ""
+        if ">" not in text and re.fullmatch(r"\s*[A-Za-z]+\d*\s*", text):
+            hint = (
+                " (on a command line quote the test, --accept 'bridging>=0.9': the shell "
+                "reads > as a redirection)"
+            )
+        raise ValueError(f"criterion {text.strip()!r}: use {FORMS}{hint}")
     name, count, number = match.groups()
     try:
         value = float(number)

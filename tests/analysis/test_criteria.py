@@ -60,9 +60,9 @@ def test_parse_forms_and_descriptions(diamond):
     assert parse_criterion("Si4>=0.95") == Coordinated("Si", 4, 0.95)
     both = parse_criterion(["closest>=2.1", "Si4>=0.95"])
     assert both == parse_criterion("closest>=2.1,Si4>=0.95")
-    assert isinstance(both, AllOf) and str(both) == "closest>=2.1,Si4>=0.95"
+    assert isinstance(both, AllOf) and str(both) == "Si4>=0.95,closest>=2.1"
     assert both(diamond)
-    assert describe(both) == "closest>=2.1,Si4>=0.95"
+    assert describe(both) == "Si4>=0.95,closest>=2.1"
 
     def mine(atoms):
         return True
