@@ -125,7 +125,9 @@ def main() -> None:
 @click.option(
     "--json", "json_path", metavar="OUT", help="Write all results as JSON (- for standard output)."
 )
-@click.option("--plot", "plot_path", metavar="OUT.png", help="Write a figure (.png, .pdf or .svg).")
+@click.option(
+    "--plot", "plot_path", metavar="OUT.png", help="Write a figure (.png, .pdf, .svg, ...)."
+)
 @click.option("--type-map", metavar="1=O,2=Si", help="LAMMPS atom types to elements.")
 @click.option(
     "--atom-style",
@@ -141,15 +143,17 @@ def main() -> None:
     type=click.IntRange(min=1),
     default=1,
     show_default=True,
-    help="Processes sharing the frames of --energy, --elastic and --vdos.",
+    help="Processes sharing the frames of --rings, --crystallinity, --energy, --elastic "
+    "and --vdos.",
 )
 @click.option(
     "--cache",
     "cache_dir",
     metavar="DIR",
-    help="Keep each frame's --energy, --elastic, --vdos and --crystallinity results in DIR "
-    "as it finishes; a rerun reads them back, so an interrupted run continues where it "
-    "stopped [default: $AMTOOLKIT_CACHE, else ~/.cache/amtoolkit/frames].",
+    help="Keep each frame's --rings results, and with -p its --energy, --elastic, --vdos and "
+    "--crystallinity results, in DIR as it finishes; a rerun reads them back, so an "
+    "interrupted run continues where it stopped [default: $AMTOOLKIT_CACHE, else "
+    "$XDG_CACHE_HOME/amtoolkit/frames, else ~/.cache/amtoolkit/frames].",
 )
 @click.option("--no-cache", is_flag=True, help="Measure every frame afresh and keep nothing.")
 @click.option("--debug", is_flag=True, help="Show tracebacks; stop at the first failing frame.")
@@ -400,8 +404,14 @@ def generate(
         if len(made) == n:
             click.echo(f"{output} holds all {n} structures (seed {made[-1].info['seed']})")
             return
-        last = _stream(frames, output, append=bool(made))
+        infos: list[dict] = []
+        last = _stream(frames, output, append=bool(made), notes=(len(made), n), infos=infos)
         kept = f"; {len(made)} kept from the earlier run" if made else ""
+        redone = sum(int(i.get("restarts", 0)) for i in infos)
+        relabelled = sum(int(i.get("relabelled", 0)) for i in infos)
+        extra = [counted(redone, "restart")] if redone else []
+        extra += [f"{counted(relabelled, 'atom')} relabelled"] if relabelled else []
+        kept += f"; {', '.join(extra)}" if extra else ""
         written = counted(n - len(made), "structure")
         click.echo(f"wrote {written} to {output} (seed {last.info['seed']}{kept})")
 
@@ -767,11 +777,20 @@ def _targets(texts: Sequence[str], property_names: Sequence[str]) -> dict[str, A
     return out
 
 
-def _stream(frames: Iterator[Atoms], output: str, append: bool = False) -> Atoms:
+def _stream(
+    frames: Iterator[Atoms],
+    output: str,
+    append: bool = False,
+    notes: tuple[int, int] | None = None,
+    infos: list[dict] | None = None,
+) -> Atoms:
     """Write each structure of `frames` to `output` (extended XYZ) as it comes, after
     what it holds when `append`, and return the last. The file is opened at the first
     structure, so a run that fails before one is made leaves no file (and an existing one
-    untouched); an interrupted run keeps what it wrote."""
+    untouched); an interrupted run keeps what it wrote. With `notes` = (structures made
+    before, all structures), a line per structure on stderr when it is not a terminal
+    (a log of a long run, where no progress bar is drawn); `infos` collects each written
+    structure's ``info``."""
     import ase.io
 
     written, fh, last = 0, None, None
@@ -782,6 +801,14 @@ def _stream(frames: Iterator[Atoms], output: str, append: bool = False) -> Atoms
             ase.io.write(fh, last, format="extxyz")
             fh.flush()
             written += 1
+            if infos is not None:
+                infos.append(dict(last.info))
+            if notes is not None and not sys.stderr.isatty():
+                before, total = notes
+                click.echo(
+                    f"amtool: structure {before + written} of {total} written to {output}",
+                    err=True,
+                )
     except KeyboardInterrupt:
         if written:
             said = f"{counted(written, 'structure')} written to {output}"
