@@ -78,6 +78,7 @@ __all__ = [
     "resolve_property",
     "resolve_targets",
     "structure_seed",
+    "noise_seed",
 ]
 
 PROPERTY_ALIASES: dict[str, str] = {
@@ -1197,7 +1198,7 @@ class Generator:
         and, without ghosts, number of atoms)."""
         if len(made) > plan.n:
             raise ValueError(f"resuming a run of {plan.n} structures from {len(made)} made ones")
-        per_batch = sampling_method(self.info.objective, plan.sampler, self.info.kind).needs_energy
+        per_batch = self._draws_per_batch(plan)
         if made:  # first: a target left out also changes the default guidance
             target_keys = {k for a in made for k in a.info if k.startswith(TARGET_PREFIX)}
             planned = {f"{TARGET_PREFIX}{name}" for name in plan.targets}
@@ -1238,6 +1239,11 @@ class Generator:
                         "with the options of the interrupted run"
                     )
 
+    def _draws_per_batch(self, plan: GenerationPlan) -> bool:
+        """Whether `plan`'s sampler draws one stream per batch (HMC, whose step adapts to
+        its batch's acceptance) rather than one per structure (`Streams`)."""
+        return sampling_method(self.info.objective, plan.sampler, self.info.kind).needs_energy
+
     def _run(
         self, plan: GenerationPlan, progress: bool | None, stacklevel: int, start: int = 0
     ) -> Iterator[Atoms]:
@@ -1247,10 +1253,7 @@ class Generator:
         from tqdm.auto import tqdm
 
         batches = [(first, stop) for first, stop in plan.batches if stop > start]
-        if (
-            batches
-            and not sampling_method(self.info.objective, plan.sampler, self.info.kind).needs_energy
-        ):  # each structure's own streams: no need to redo the others
+        if batches and not self._draws_per_batch(plan):  # own streams: redo no other
             batches[0] = (max(batches[0][0], start), batches[0][1])
         runs = len(batches)
         made = plan.n - start
@@ -1362,7 +1365,7 @@ class Generator:
         state = _concat(priors)
         method = sampling_method(self.info.objective, plan.sampler, self.info.kind)
         generator: torch.Generator | Streams
-        if method.needs_energy:  # HMC adapts its step to the batch's acceptance: per batch
+        if self._draws_per_batch(plan):
             generator = torch.Generator(device=device).manual_seed(
                 batch_seed(plan.seed, start, stop)
             )

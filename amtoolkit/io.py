@@ -267,8 +267,7 @@ def _read_with_ase(
         except Exception as exc:  # ASE raises many types; all mean "cannot read this file"
             whole = _whole_extxyz_frames(source, path) if found == "extxyz" else None
             if whole is not None:  # the file ends inside its last frame: the others
-                frames = _select(whole, index, path)
-                return frames
+                return _select(whole, index, path)
             where, why = _failing_frame(source, found, options)
             why = why or f"cannot read{_as(format)}: {_one_line(exc)}"
             raise ReadError(f"{path}{where}: {why}") from exc
@@ -279,7 +278,7 @@ def _read_with_ase(
 
 
 def _frame_count(source: Any, format: str | None, options: dict[str, Any]) -> str:
-    """ "N frame(s)" in `source` (read once more; only for an error message)."""
+    """How many frames `source` holds, as "N frame(s)" (read once more; for a message)."""
     if not isinstance(source, (str, os.PathLike)):
         source.seek(0)
     try:
@@ -534,18 +533,24 @@ def _failing_frame(
     return "", None
 
 
-def _short_dump_frame(frame: str) -> str | None:
-    """Why a text dump frame with fewer atom lines than its header announces cannot be
-    read (what a crashed run restarted into the same dump leaves), or None."""
-    lines = frame.splitlines()
+def _atom_lines(lines: list[str]) -> tuple[int, int] | None:
+    """(atoms the header announces, non-empty atom lines present) of the lines of one text
+    dump frame, or None when its header cannot be read."""
     try:
         expected = int(lines[lines.index("ITEM: NUMBER OF ATOMS") + 1].split()[0])
         first = next(k for k, line in enumerate(lines) if line.startswith("ITEM: ATOMS")) + 1
     except (ValueError, IndexError, StopIteration):
         return None
-    found = sum(1 for line in lines[first:] if line.strip())
-    if found >= expected:
+    return expected, sum(1 for line in lines[first:] if line.strip())
+
+
+def _short_dump_frame(frame: str) -> str | None:
+    """Why a text dump frame with fewer atom lines than its header announces cannot be
+    read (what a crashed run restarted into the same dump leaves), or None."""
+    counts = _atom_lines(frame.splitlines())
+    if counts is None or counts[1] >= counts[0]:
         return None
+    expected, found = counts
     return (
         f"the frame holds {found} of the {expected} atoms its header announces, and more "
         "frames follow (a run restarted into the same dump?); remove that frame"
@@ -640,13 +645,10 @@ def _last_dump_frame(path: Path) -> tuple[int, int, int] | None:
                 break
         else:
             return None
-    lines = data[start:].decode("utf-8", errors="replace").splitlines()
-    try:
-        expected = int(lines[lines.index("ITEM: NUMBER OF ATOMS") + 1].split()[0])
-        first_atom = next(k for k, line in enumerate(lines) if line.startswith("ITEM: ATOMS")) + 1
-    except (ValueError, IndexError, StopIteration):
+    counts = _atom_lines(data[start:].decode("utf-8", errors="replace").splitlines())
+    if counts is None:
         return None
-    found = sum(1 for line in lines[first_atom:] if line.strip())
+    expected, found = counts
     if found and not data.endswith(b"\n"):  # the file ends inside an atom line
         found -= 1
     return expected, found, size - read + start
