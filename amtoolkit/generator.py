@@ -583,7 +583,10 @@ class Generator:
             cell, n_atoms, density, max_density
         )
         self._check_density(cell_array, n_real, _stacklevel + 1)
-        self._check_request(n_atoms, density, rho_max, _stacklevel + 1)
+        self._check_request(
+            n_atoms if n_atoms is not None else n_initial, density, rho_max, _stacklevel + 1
+        )
+        self._check_cutoff(cell_array, _stacklevel + 1)
         if max_density is not None and self.info.max_density is None:
             warnings.warn(
                 f"{self.name} was trained without ghost atoms; max_density={max_density:g} "
@@ -899,7 +902,7 @@ class Generator:
         if n_atoms is not None and sizes is not None and n_atoms < SMALL_CELL_FRACTION * sizes[0]:
             trained = f"{sizes[0]}" if sizes[0] == sizes[1] else f"{sizes[0]}-{sizes[1]}"
             warnings.warn(
-                f"n_atoms={n_atoms} is far below the training sizes ({trained} atoms): the "
+                f"{n_atoms} atoms is far below the training sizes ({trained} atoms): the "
                 "model never saw cells this small",
                 UserWarning,
                 stacklevel=stacklevel,
@@ -911,6 +914,23 @@ class Generator:
                 f"density={density:g} g/cm3 only sizes the starting cell: with ghost atoms "
                 f"the model decides how many atoms stay, so the structures come out at the "
                 f"density it chooses{span}",
+                UserWarning,
+                stacklevel=stacklevel,
+            )
+
+    def _check_cutoff(self, cell: np.ndarray, stacklevel: int) -> None:
+        """Warn when the cell is thinner than the model's neighbour cutoff: each atom then
+        meets its own periodic images, which no training cell gave it."""
+        cutoff = getattr(getattr(self.model, "config", None), "cutoff", None)
+        if cutoff is None:
+            return
+        widths = perpendicular_widths(cell)
+        k = int(np.argmin(widths))
+        if widths[k] < cutoff:
+            warnings.warn(
+                f"the cell is {widths[k]:.3g} Å thick across its {'abc'[k]} faces, under the "
+                f"model's {cutoff:g} Å cutoff: each atom meets its own periodic images, "
+                "which the model never saw; give a thicker cell",
                 UserWarning,
                 stacklevel=stacklevel,
             )

@@ -445,13 +445,20 @@ def test_small_cells_and_density_with_ghosts_warn(tmp_path):
     gen = Generator.from_checkpoint(
         save_tiny_model(tmp_path / "g", max_density=0.09, property_names=(), typical=typical)
     )
-    with pytest.warns(UserWarning, match=r"n_atoms=4 is far below the training sizes \(9-15"):
+    with pytest.warns(UserWarning, match=r"4 atoms is far below the training sizes \(9-15"):
         gen.plan(1, seed=0, n_atoms=4)
     with pytest.warns(UserWarning, match=r"density=2 g/cm3 only sizes .* range: 2-2.4 g/cm3"):
         gen.plan(1, seed=0, density=2.0)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         gen.plan(1, seed=0, n_atoms=5)  # over half the smallest training cell
+    with pytest.warns(UserWarning, match=r"\d+ atoms is far below the training sizes"):
+        gen.plan(1, seed=0, cell=3.5, max_restarts=0, rebalance=False)  # 3 atoms
+    cutoff = gen.model.config.cutoff
+    with pytest.warns(
+        UserWarning, match=rf"2.8 Å thick across its c faces, under the model's {cutoff:g}"
+    ):
+        gen.plan(1, seed=0, cell=[12.0, 12.0, 2.8], max_restarts=0, rebalance=False)
 
 
 def test_options_that_would_be_ignored_or_untrained_warn(si, sio2):
