@@ -1094,18 +1094,34 @@ def _energy_rows(result) -> list[tuple[str, str]]:
     ]
 
 
+ANISOTROPY_NOTE = 0.1
+"""Difference between the cubic-average and the Voigt-Reuss-Hill Poisson ratio of a set
+above which the elastic summary says the cells are far from isotropic."""
+
+
 def _elastic_rows(result) -> list[tuple[str, str]]:
     hill = result.hill
-    return [
+    rows = [
         ("bulk modulus K (GPa)", mean_std(result.bulk_modulus, "{:.1f}")),
-        ("shear modulus G (GPa)", mean_std(result.shear_modulus, "{:.1f}")),
+        ("shear modulus G = C44 (GPa)", mean_std(result.shear_modulus, "{:.1f}")),
         ("Young's modulus E (GPa)", mean_std(result.youngs_modulus, "{:.1f}")),
-        ("Poisson ratio", mean_std(result.poisson_ratio, "{:.3f}")),
+        ("Poisson ratio E/2G - 1", mean_std(result.poisson_ratio, "{:.3f}")),
         ("bulk modulus K, Voigt-Reuss-Hill (GPa)", mean_std(hill["bulk_modulus"], "{:.1f}")),
         ("shear modulus G, Voigt-Reuss-Hill (GPa)", mean_std(hill["shear_modulus"], "{:.1f}")),
         ("Poisson ratio, Voigt-Reuss-Hill", mean_std(hill["poisson_ratio"], "{:.3f}")),
         ("fit residual (GPa)", mean_std(result.residual, "{:.3f}")),
     ]
+    cubic, vrh = np.nanmean(result.poisson_ratio), np.nanmean(hill["poisson_ratio"])
+    if np.isfinite(cubic) and np.isfinite(vrh) and abs(cubic - vrh) > ANISOTROPY_NOTE:
+        rows.append(
+            (
+                "note",
+                "the two Poisson ratios differ: the cells are far from isotropic (small or "
+                "unrelaxed cells); K, G = C44, E and E/2G - 1 average C11, C12, C44 (cubic), "
+                "Voigt-Reuss-Hill uses every C_ij",
+            )
+        )
+    return rows
 
 
 def _vdos_rows(result) -> list[tuple[str, str]]:

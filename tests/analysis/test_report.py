@@ -668,3 +668,20 @@ def test_main_peaks_that_are_different_peaks_are_shown_as_they_are():
     # the same peak in both: one row, no nearest-peak row
     same = rows(sq(1.3, 1.6), sq(1.2, 1.5))
     assert "reference S(q) peak nearest the frames' main (1/A)" not in same
+
+
+def test_the_elastic_summary_notes_cells_far_from_isotropic():
+    from types import SimpleNamespace
+
+    from amtoolkit.analysis.report import _elastic_rows
+
+    def result(cubic_nu: float, hill_nu: float):
+        one = np.array([1.0])
+        return SimpleNamespace(
+            bulk_modulus=45.8 * one, shear_modulus=31.3 * one, youngs_modulus=59.1 * one,
+            poisson_ratio=cubic_nu * one, residual=0.1 * one,
+            hill={"bulk_modulus": one, "shear_modulus": one, "poisson_ratio": hill_nu * one},
+        )  # fmt: skip
+
+    assert _elastic_rows(result(-0.048, 0.240))[-1][0] == "note"
+    assert all(name != "note" for name, _ in _elastic_rows(result(0.356, 0.402)))
