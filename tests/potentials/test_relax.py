@@ -297,3 +297,23 @@ def test_lammps_relaxation_pushes_overlapping_atoms_apart(distance):
     assert len(neighbor_list("d", relaxed, 2.0)) == 0  # every pair at a bond length or more
     energy = relaxed.get_potential_energy() / len(relaxed)
     assert SW_DIAMOND_ENERGY - 1e-6 < energy < SW_DIAMOND_ENERGY + 0.2  # diamond or a defect
+
+
+def test_a_stalled_ase_finish_stops_instead_of_spending_every_step():
+    """Forces that no step lowers (here constant): the finish gives up after a chunk
+    that does not improve the max force by 10 %, not after `steps`."""
+    from ase.calculators.calculator import Calculator, all_changes
+
+    from amtoolkit.potentials.relax import ASE_FINISH_CHUNK
+
+    class Stuck(Calculator):
+        implemented_properties = ("energy", "forces")
+
+        def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+            super().calculate(atoms, properties, system_changes)
+            self.results = {"energy": 0.0, "forces": np.full((len(self.atoms), 3), 0.05)}
+
+    atoms = bulk("Si", "diamond", a=5.431, cubic=True)
+    with pytest.warns(RuntimeWarning, match="did not reach fmax"):
+        out = relax(atoms, Stuck(), cell=False, method="ase", steps=20 * ASE_FINISH_CHUNK)
+    assert out.info["relax_steps"] == ASE_FINISH_CHUNK
