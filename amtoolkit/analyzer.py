@@ -49,8 +49,8 @@ from amtoolkit.analysis.report import (
     AnalysisReport,
     FrameRunner,
     build_report,
+    labelled_error,
     merge_frame_results,
-    one_line,
     report_options,
     select_analyses,
     serial_frames,
@@ -829,11 +829,7 @@ def _check_potential_name(name: str) -> None:
 
 def frame_error(k: int, error: Exception) -> Exception:
     """`error` with "structure k: " before its message (same type when it can be rebuilt)."""
-    message = f"structure {k}: {one_line(error)}"
-    try:
-        return type(error)(message)
-    except Exception:  # noqa: BLE001 - a type that takes other arguments
-        return RuntimeError(message)
+    return labelled_error(f"structure {k}", error)
 
 
 def _warn_unweighted(structures: Atoms | Sequence[Atoms], sq_options: Mapping[str, Any]) -> None:

@@ -39,7 +39,7 @@ from amtoolkit.analysis.criteria import describe, unmeetable
 from amtoolkit.checkpoint import ModelInfo, load_checkpoint
 from amtoolkit.data.batch import Batch, to_atoms
 from amtoolkit.data.ghosts import n_target
-from amtoolkit.data.properties import TARGET_PREFIX, check_physical, unit_of
+from amtoolkit.data.properties import TARGET_PREFIX, check_physical, unit_suffix
 from amtoolkit.data.vocabulary import ElementVocabulary
 from amtoolkit.diffusion import (
     FORMAL_CHARGES,
@@ -300,15 +300,22 @@ MIN_CELL_THICKNESS = 1.0
 def _check_thickness(cell: np.ndarray, closest_pair: float | None) -> None:
     """Refuse a cell thinner (distance between opposite faces) than the closest pair of
     atoms the model saw: every atom would sit that near its own periodic image."""
-    heights = perpendicular_widths(cell)
+    width, faces = _thinnest(cell)
     limit = closest_pair or MIN_CELL_THICKNESS
-    k = int(np.argmin(heights))
-    if heights[k] < limit:
+    if width < limit:
         raise ValueError(
-            f"the cell is {heights[k]:.3g} Å thick across its {'abc'[k]} faces, less than the "
+            f"the cell is {width:.3g} Å thick across its {faces} faces, less than the "
             f"{limit:.3g} Å closest pair of atoms the model saw: every atom would sit that "
             "near its own periodic image; give a thicker cell"
         )
+
+
+def _thinnest(cell: np.ndarray) -> tuple[float, str]:
+    """The smallest distance between opposite faces of `cell`, Å, and which faces ("a",
+    "b" or "c")."""
+    widths = perpendicular_widths(cell)
+    k = int(np.argmin(widths))
+    return float(widths[k]), "abc"[k]
 
 
 def check_int(name: str, value: Any, minimum: int) -> int:
@@ -881,12 +888,10 @@ class Generator:
             outside = known[(known < low) | (known > high)]
             if outside.size:
                 far = "far " if far_outside(outside, low, high).any() else ""
-                unit = unit_of(name)
-                unit = f" {unit}" if unit not in (None, "1") else ""
                 warnings.warn(
                     f"target {name}={outside[0]:g} is {far}outside the training range "
-                    f"[{low:g}, {high:g}]{unit}; the model is extrapolating and may fall short "
-                    "of it",
+                    f"[{low:g}, {high:g}]{unit_suffix(name)}; the model is extrapolating and "
+                    "may fall short of it",
                     UserWarning,
                     stacklevel=stacklevel,
                 )
@@ -924,11 +929,10 @@ class Generator:
         cutoff = getattr(getattr(self.model, "config", None), "cutoff", None)
         if cutoff is None:
             return
-        widths = perpendicular_widths(cell)
-        k = int(np.argmin(widths))
-        if widths[k] < cutoff:
+        width, faces = _thinnest(cell)
+        if width < cutoff:
             warnings.warn(
-                f"the cell is {widths[k]:.3g} Å thick across its {'abc'[k]} faces, under the "
+                f"the cell is {width:.3g} Å thick across its {faces} faces, under the "
                 f"model's {cutoff:g} Å cutoff: each atom meets its own periodic images, "
                 "which the model never saw; give a thicker cell",
                 UserWarning,

@@ -878,6 +878,12 @@ def _elements_of_dump(
         atoms.numbers = _elements_of_types(types, numbers_of_type, f"{path}[{k}]")
 
 
+def _element_of_mass(mass: float) -> int | None:
+    """The atomic number whose mass is within `MASS_TOLERANCE` of `mass`, or None."""
+    z = int(np.argmin(np.abs(atomic_masses[1:] - mass))) + 1
+    return z if abs(atomic_masses[z] - mass) <= MASS_TOLERANCE else None
+
+
 def _elements_from_masses(mass_of_type: dict[int, float], path: Path) -> dict[int, int]:
     if not mass_of_type:
         raise ReadError(
@@ -885,8 +891,8 @@ def _elements_from_masses(mass_of_type: dict[int, float], path: Path) -> dict[in
         )
     out = {}
     for lammps_type, mass in mass_of_type.items():
-        z = int(np.argmin(np.abs(atomic_masses[1:] - mass))) + 1
-        if abs(atomic_masses[z] - mass) > MASS_TOLERANCE:
+        z = _element_of_mass(mass)
+        if z is None:
             raise ReadError(
                 f"{path}: LAMMPS atom type {lammps_type} has mass {mass:g}, which matches no "
                 "element; give a type map, e.g. 1=O,2=Si"
@@ -901,10 +907,10 @@ def _warn_mass_mismatch(
     for lammps_type, mass in mass_of_type.items():
         z = numbers_of_type.get(lammps_type)
         if z and abs(atomic_masses[z] - mass) > MASS_TOLERANCE:
-            nearest = int(np.argmin(np.abs(atomic_masses[1:] - mass))) + 1
+            nearest = _element_of_mass(mass)
             hint = (
                 f" ({chemical_symbols[nearest]}'s mass: is the type map swapped?)"
-                if abs(atomic_masses[nearest] - mass) <= MASS_TOLERANCE
+                if nearest is not None
                 else ""
             )
             warnings.warn(

@@ -36,7 +36,7 @@ from __future__ import annotations
 import math
 import os
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -267,30 +267,41 @@ def refine_iter(
         first = start - start % batch_size  # the batch that holds `start`: same draws
         for begin in range(first, len(structures), batch_size):
             chunk = [_fresh_copy(a) for a in structures[begin : begin + batch_size]]
-            draws = batch_seed(seed, begin, begin + len(chunk))  # apart from other seeds' streams
+            # each structure's own seed (a SeedSequence child of `seed` and its place)
+            own = [batch_seed(seed, k, k + 1) for k in range(begin, begin + len(chunk))]
             if method == "sde":  # each structure from its own stream: the same in any batch
-                own = [batch_seed(seed, k, k + 1) for k in range(begin, begin + len(chunk))]
                 refined = _partial_diffusion(
                     chunk, model, network, t, steps, noise_scale, targets, own
                 )
-            elif method == "hmc":
+            elif method == "hmc":  # one stream for the batch
+                draws = batch_seed(seed, begin, begin + len(chunk))
                 refined = _hmc(chunk, model, network, t, steps, dt0, n_leapfrog, targets, draws)
             else:
                 refined = [
-                    _relax_on_noise(a, model, t, steps, fmax, targets, batch_seed(seed, k, k + 1))
-                    for k, a in enumerate(chunk, start=begin)
+                    _relax_on_noise(a, model, t, steps, fmax, targets, s)
+                    for a, s in zip(chunk, own, strict=True)
                 ]
             done = max(0, start - begin)  # written by the interrupted run: not again
-            refined, at = refined[done:], begin + done
+            refined, own, at = refined[done:], own[done:], begin + done
             if method == "hmc" and steps:
-                _warn_low_acceptance(refined, at, labels, t, dt0)
+                _warn_for(
+                    refined, at, labels,
+                    lambda a: a.info["refine_hmc_acceptance"] < LOW_ACCEPTANCE,
+                    f"HMC accepted under {LOW_ACCEPTANCE:.0%} of its moves for {{}} (t={t:g}, "
+                    f"dt0={dt0:g}), which hardly moved; a smaller dt0 takes smaller steps that "
+                    "are accepted more often",
+                )  # fmt: skip
             if method == "relax":
-                _warn_unconverged(refined, at, labels, steps, fmax)
+                _warn_for(
+                    refined, at, labels, lambda a: not a.info["refine_converged"],
+                    f"FIRE stopped at {steps} steps above fmax={fmax:g} for {{}} "
+                    "(refine_converged False); more steps relax them further",
+                )  # fmt: skip
             _mark_close_pairs(refined, close, at, labels)
             for offset, atoms in enumerate(refined):
                 atoms.info.update(record)
                 if potential is not None and classical != "none":
-                    velocities = batch_seed(seed, at + offset, at + offset + 1) % (2**31 - 1) + 1
+                    velocities = own[offset] % (2**31 - 1) + 1
                     atoms = _classical(
                         atoms, potential, classical, md_steps, temperature, velocities
                     )
@@ -457,41 +468,18 @@ def _label(labels: Sequence[str] | None, k: int) -> str:
     return f"structure {k}" if labels is None else labels[k]
 
 
-def _warn_low_acceptance(
-    refined: Sequence[Atoms], start: int, labels: Sequence[str] | None, t: float, dt0: float
+def _warn_for(
+    refined: Sequence[Atoms],
+    start: int,
+    labels: Sequence[str] | None,
+    failed: Callable[[Atoms], bool],
+    text: str,
 ) -> None:
-    """Warn, naming them, about structures whose HMC moves were (nearly) all rejected."""
-    stuck = [
-        _label(labels, start + k)
-        for k, atoms in enumerate(refined)
-        if atoms.info["refine_hmc_acceptance"] < LOW_ACCEPTANCE
-    ]
-    if stuck:
-        warnings.warn(
-            f"HMC accepted under {LOW_ACCEPTANCE:.0%} of its moves for {', '.join(stuck)} "
-            f"(t={t:g}, dt0={dt0:g}), which hardly moved; a smaller dt0 takes smaller steps "
-            f"that are accepted more often",
-            UserWarning,
-            stacklevel=user_stacklevel(),
-        )
-
-
-def _warn_unconverged(
-    refined: Sequence[Atoms], start: int, labels: Sequence[str] | None, steps: int, fmax: float
-) -> None:
-    """Warn, naming them, about structures whose FIRE stopped at `steps` above `fmax`."""
-    open_ = [
-        _label(labels, start + k)
-        for k, atoms in enumerate(refined)
-        if not atoms.info["refine_converged"]
-    ]
-    if open_:
-        warnings.warn(
-            f"FIRE stopped at {steps} steps above fmax={fmax:g} for {', '.join(open_)} "
-            "(refine_converged False); more steps relax them further",
-            UserWarning,
-            stacklevel=user_stacklevel(),
-        )
+    """Warn once, naming them (in place of ``{}`` in `text`), about the structures of
+    `refined` (the first at index `start`) that `failed`."""
+    names = [_label(labels, start + k) for k, atoms in enumerate(refined) if failed(atoms)]
+    if names:
+        warnings.warn(text.format(", ".join(names)), UserWarning, stacklevel=user_stacklevel())
 
 
 def _check_options(
@@ -539,16 +527,15 @@ def _check_options(
 
 def _check_partial_diffusion(info: Any, t: float, steps: int, noise_scale: float) -> None:
     """Options of ``method="sde"`` that depend on the model."""
-    from amtoolkit.diffusion import get_timesteps
     from amtoolkit.diffusion.objectives import sampling_method
     from amtoolkit.diffusion.samplers import check_noise_scale
+    from amtoolkit.diffusion.schedules import start_range
 
     sampling_method(info.objective, "sde", info.kind)  # flow models have no reverse SDE
     check_noise_scale(noise_scale)
-    try:
-        get_timesteps(int(steps), info.sde, t_start=float(t))
-    except ValueError as err:  # the grid's start is t here
-        raise ValueError(f"t={t}: {str(err).replace('t_start', 't')}") from None
+    low, high = start_range(int(steps), info.sde)  # the reverse grid starts at t
+    if not low < float(t) <= high:
+        raise ValueError(f"t={t}: t must lie in ({low:g}, {high:g}] for {steps} step(s), got {t}")
 
 
 def _state(chunk: list[Atoms], info: Any, network: Any, targets: Any) -> Any:

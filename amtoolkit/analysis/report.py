@@ -456,7 +456,7 @@ def build_report(
             check(atoms)
         except (StructureError, CoverageError) as exc:
             if not skip_errors:  # the first failure, named by its frame
-                raise _named(exc, labels[k]) from exc
+                raise labelled_error(labels[k], exc) from exc
             problems[k] = exc
     if len(problems) == len(frames):
         raise _nothing_to_analyse(labels, problems)
@@ -483,7 +483,7 @@ def build_report(
         if isinstance(outcome, Exception):
             if not skip_errors:
                 bar.close()
-                raise _named(outcome, labels[k]) from outcome
+                raise labelled_error(labels[k], outcome) from outcome
             if on_skip is not None:
                 on_skip(labels[k], one_line(outcome))
         outcomes[k] = outcome
@@ -521,7 +521,7 @@ def build_report(
         for j, exc in culprits.items():
             k = kept[j]
             if not skip_errors:
-                raise type(exc)(f"{labels[k]}: {one_line(exc)}") from exc
+                raise labelled_error(labels[k], exc) from exc
             failures[k] = exc
             skipped.append((labels[k], one_line(exc)))
             if on_skip is not None:
@@ -565,15 +565,6 @@ def build_report(
         reference_results=reference_results,
         targets=target_checks([frames[k] for k in kept], results, frame_density),
     )
-
-
-def _named(exc: Exception, label: str) -> Exception:
-    """`exc` as the same type with its one-line message prefixed by the frame's `label`
-    (`exc` itself when its type cannot be built from a message)."""
-    try:
-        return type(exc)(f"{label}: {one_line(exc)}")
-    except Exception:  # noqa: BLE001 - an exception type with other arguments
-        return exc
 
 
 def _failing_frames(
@@ -825,7 +816,7 @@ def merge_frame_results(name: str, results: Sequence[Result]) -> Result:
     if len(results) == 1:
         return first
     if name == "rings":
-        from amtoolkit.analysis.rings import mean_ring_size
+        from amtoolkit.analysis.rings import rings_of_set
 
         if len({(r.count_species, r.maxlength) for r in results}) > 1:
             raise ValueError(
@@ -833,17 +824,8 @@ def merge_frame_results(name: str, results: Sequence[Result]) -> Result:
                 "counts silica frames in Si atoms and others in all atoms, and this set "
                 "mixes both); analyse them apart or give count_species"
             )
-        counts: dict[int, int] = {}
-        for r in results:
-            for size, n in r.counts.items():
-                counts[size] = counts.get(size, 0) + n
-        counts = dict(sorted(counts.items()))
-        return dataclasses.replace(
-            first,
-            counts=counts,
-            mean_size=mean_ring_size(counts),
-            per_structure=[c for r in results for c in r.per_structure],
-        )
+        per_structure = [c for r in results for c in r.per_structure]
+        return rings_of_set(per_structure, first.maxlength, first.count_species)
     if name == "crystallinity":
         return dataclasses.replace(
             first,
@@ -927,6 +909,16 @@ def _nothing_to_analyse(labels: Sequence[str], failures: Mapping[int, Exception]
         message = f"no frame could be analysed; {message}"
     error_type = CoverageError if isinstance(exc, CoverageError) else StructureError
     return error_type(message)
+
+
+def labelled_error(label: str, error: Exception) -> Exception:
+    """`error` with "label: " before its one-line message, of the same type when that type
+    can be built from a message (else RuntimeError)."""
+    message = f"{label}: {one_line(error)}"
+    try:
+        return type(error)(message)
+    except Exception:  # noqa: BLE001 - a type that takes other arguments
+        return RuntimeError(message)
 
 
 def one_line(exc: BaseException) -> str:

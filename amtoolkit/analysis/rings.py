@@ -334,6 +334,14 @@ def rings(
             sizes = np.arange(len(hist)) // 2
             hist = np.where(np.arange(len(hist)) % 2 == 0, hist, 0)
         per_structure.append({int(sizes[n]): int(hist[n]) for n in np.flatnonzero(hist)})
+    return rings_of_set(per_structure, maxlength, species)
+
+
+def rings_of_set(
+    per_structure: Sequence[dict[int, int]], maxlength: int, count_species: tuple[str, ...] | None
+) -> RingsResult:
+    """The RingsResult of a set from each structure's ring size -> count (summed, sizes
+    in order)."""
     counts: dict[int, int] = {}
     for ps in per_structure:
         for n, c in ps.items():
@@ -342,7 +350,7 @@ def rings(
     return RingsResult(
         counts=counts,
         mean_size=mean_ring_size(counts),
-        per_structure=per_structure,
+        per_structure=list(per_structure),
         maxlength=maxlength,
-        count_species=species,
+        count_species=count_species,
     )

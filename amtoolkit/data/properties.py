@@ -47,8 +47,7 @@ def check_physical(name: str, value: float) -> None:
     if not ((low <= value if closed else low < value) and value < high):
         bound = f"{'>=' if closed else '>'} {low:g}"
         span = bound if high == math.inf else f"in ({low:g}, {high:g})"
-        unit = unit_of(name)
-        span += f" {unit}" if unit not in (None, "1") else ""
+        span += unit_suffix(name)
         raise ValueError(f"target {name}={value:g} is not physical: it must be {span}")
 
 
@@ -81,6 +80,13 @@ TARGET_PREFIX = "target_"
 def unit_of(name: str) -> str | None:
     """Return the documented unit of property `name`, or None for an undocumented key."""
     return PROPERTY_UNITS.get(name)
+
+
+def unit_suffix(name: str) -> str:
+    """``" GPa"``-style text to put after a value of property `name` ("" when it has no
+    unit or an undocumented one)."""
+    unit = unit_of(name)
+    return f" {unit}" if unit not in (None, "1") else ""
 
 
 def label_of(name: str) -> str:

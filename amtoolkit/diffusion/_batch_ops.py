@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from amtoolkit.data.batch import Batch
-from amtoolkit.diffusion.streams import Generator, normal_rows
+from amtoolkit.diffusion.streams import Generator, random_rows
 
 
 def system_mean(values: torch.Tensor, system_idx: torch.Tensor, n_systems: int) -> torch.Tensor:
@@ -34,7 +34,7 @@ def remove_system_mean(
 def position_noise(batch: Batch, generator: Generator) -> torch.Tensor:
     """Standard normal position noise with the per-system mean removed (`Streams`: each
     system's from its own stream). [n_atoms, 3]"""
-    z = normal_rows(
+    z = random_rows(
         tuple(batch.positions.shape),
         generator,
         dtype=batch.positions.dtype,
@@ -47,7 +47,7 @@ def position_noise(batch: Batch, generator: Generator) -> torch.Tensor:
 
 def element_noise(batch: Batch, generator: Generator) -> torch.Tensor:
     """Standard normal element-embedding noise. [n_atoms, n_classes]"""
-    return normal_rows(
+    return random_rows(
         tuple(batch.elements.shape),
         generator,
         dtype=batch.elements.dtype,

@@ -126,6 +126,12 @@ class MaterialSDE:
         return cls(**{k: float(v) for k, v in data.items()})
 
 
+def start_range(steps: int, sde: MaterialSDE) -> tuple[float, float]:
+    """(low, high): a reverse grid of `steps` steps may start at any t with low < t <= high
+    (above t_min, so that its even steps reach t_min; any t > 0 for one jump to 0)."""
+    return (sde.t_min if steps > 1 else 0.0), sde.t_max
+
+
 def get_timesteps(
     steps: int,
     sde: MaterialSDE | None = None,
@@ -160,10 +166,10 @@ def get_timesteps(
         raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
     sde = MaterialSDE() if sde is None else sde
     start = sde.t_max if t_start is None else float(t_start)
-    low = sde.t_min if steps > 1 else 0.0
-    if not low < start <= sde.t_max:
+    low, high = start_range(steps, sde)
+    if not low < start <= high:
         raise ValueError(
-            f"t_start must lie in ({low:g}, {sde.t_max:g}] for {steps} step(s), got {t_start}"
+            f"t_start must lie in ({low:g}, {high:g}] for {steps} step(s), got {t_start}"
         )
     grid = torch.linspace(start, sde.t_min, steps, dtype=dtype, device=device)
     return torch.cat([grid, grid.new_zeros(1)])

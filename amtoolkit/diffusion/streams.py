@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 import torch
 
-__all__ = ["Streams", "normal_rows", "uniform_rows", "integers", "select_streams"]
+__all__ = ["Streams", "random_rows", "integers", "select_streams"]
 
 
 class Streams:
@@ -98,46 +98,23 @@ def _per_system(
     return out
 
 
-def normal_rows(
+def random_rows(
     shape: tuple[int, ...],
     generator: Generator,
     *,
     dtype: torch.dtype,
     device: torch.device,
+    draw: str = "normal",
     system_idx: torch.Tensor | None = None,
     n_systems: int | None = None,
 ) -> torch.Tensor:
-    """Standard normals of `shape`, whose first axis is per atom (`system_idx` given,
-    with `n_systems`) or per system (neither given).
+    """Standard normals (`draw` "normal") or uniforms in [0, 1) ("uniform") of `shape`,
+    whose first axis is per atom (`system_idx` given, with `n_systems`) or per system
+    (neither given).
 
     With `Streams` each system's rows come from its own generator; otherwise the whole
     tensor is one draw from `generator` on its device.
     """
-    return _rows("normal", shape, generator, dtype, device, system_idx, n_systems)
-
-
-def uniform_rows(
-    shape: tuple[int, ...],
-    generator: Generator,
-    *,
-    dtype: torch.dtype,
-    device: torch.device,
-    system_idx: torch.Tensor | None = None,
-    n_systems: int | None = None,
-) -> torch.Tensor:
-    """Uniforms in [0, 1) of `shape`, drawn as `normal_rows` draws its normals."""
-    return _rows("uniform", shape, generator, dtype, device, system_idx, n_systems)
-
-
-def _rows(
-    draw: str,
-    shape: tuple[int, ...],
-    generator: Generator,
-    dtype: torch.dtype,
-    device: torch.device,
-    system_idx: torch.Tensor | None,
-    n_systems: int | None,
-) -> torch.Tensor:
     if isinstance(generator, Streams):
         if system_idx is None:
             rows = torch.ones(shape[0], dtype=torch.long)

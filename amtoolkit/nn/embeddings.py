@@ -136,13 +136,13 @@ class PropertyEmbedding(nn.Module):
 def _randn(shape: tuple[int, ...], like: torch.Tensor, generator: Any) -> torch.Tensor:
     """Normals of `shape` (first axis: systems) on `like`'s device and dtype, from a
     generator or one stream per system (`amtoolkit.diffusion.streams.Streams`)."""
-    from amtoolkit.diffusion.streams import normal_rows
+    from amtoolkit.diffusion.streams import random_rows
 
-    return normal_rows(shape, generator, dtype=like.dtype, device=like.device)
+    return random_rows(shape, generator, dtype=like.dtype, device=like.device)
 
 
 def _rand(shape: tuple[int, ...], like: torch.Tensor, generator: Any) -> torch.Tensor:
     """Uniforms in [0, 1) of `shape`, drawn as `_randn` draws."""
-    from amtoolkit.diffusion.streams import uniform_rows
+    from amtoolkit.diffusion.streams import random_rows
 
-    return uniform_rows(shape, generator, dtype=like.dtype, device=like.device)
+    return random_rows(shape, generator, dtype=like.dtype, device=like.device, draw="uniform")

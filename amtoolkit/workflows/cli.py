@@ -102,6 +102,7 @@ def make(
         RunStoppedError,
         SampleFailedError,
         WorkflowError,
+        earlier_run,
         make_dataset,
     )
 
@@ -118,7 +119,7 @@ def make(
                 )
             if value is not None:
                 options[name] = value
-        kept = _finished_samples(out) if resume else 0
+        kept = earlier_run(out)[1] if resume else 0
         with sigterm_as_interrupt(), _warnings_as_lines():
             ds = make_dataset(
                 protocol,
@@ -373,24 +374,3 @@ def _finite_mean(values: Any) -> str:
     finite = np.asarray(values, dtype=float)
     finite = finite[np.isfinite(finite)]
     return f"{float(finite.mean()):.4g}" if finite.size else "not measured"
-
-
-def _finished_samples(out: str) -> int:
-    """Samples a run into `out` has finished so far (its work folder's, else the
-    finished output's), 0 when there is none or it cannot be read (the run says why)."""
-    from amtoolkit.data import Dataset
-    from amtoolkit.workflows.runner import _Parts, parts_folder
-
-    try:
-        parts = _Parts(parts_folder(out))
-        if parts.folder.is_dir():
-            return len(parts.finished())
-        if os.path.exists(out):
-            ds = Dataset.from_hdf5(out)
-            try:
-                return len(ds)
-            finally:
-                ds.close()
-    except Exception:  # noqa: BLE001 - unreadable: make_dataset names the problem
-        pass
-    return 0

@@ -223,7 +223,7 @@ def make_dataset(
         raise WorkflowError(f"cannot write to folder {out.parent} (no permission)")
     parts = _Parts(parts_folder(out))
     if seed is None:
-        seed = _recorded_seed(out, parts) if resume else 0
+        seed = (earlier_run(out)[0] if resume else None) or 0
     seed = _check_int(seed, "seed", 0)
     manifest = {
         "format": PARTS_FORMAT,
@@ -580,21 +580,27 @@ def collect_parts(out: str | os.PathLike, output: str | os.PathLike | None = Non
     return ds
 
 
-def _recorded_seed(out: Path, parts: _Parts) -> int:
-    """The seed of the run being resumed into `out` (its work folder's, else its output's),
-    or 0 when neither records one (a new run, or an unreadable one the resume refuses)."""
+def earlier_run(out: str | os.PathLike) -> tuple[int | None, int]:
+    """(seed, samples finished) of the run a resume into `out` continues: its work
+    folder's, else its finished output's; (None, 0) when there is none or it cannot be
+    read (the resume's own checks then name the problem)."""
+    out = Path(out)
+    parts = _Parts(parts_folder(out))
     try:
-        if parts.manifest.exists():
-            return int(json.loads(parts.manifest.read_text())["seed"])
+        if parts.folder.is_dir():
+            seed = (
+                json.loads(parts.manifest.read_text())["seed"] if parts.manifest.exists() else None
+            )
+            return (None if seed is None else int(seed)), len(parts.finished())
         if out.exists():
             ds = Dataset.from_hdf5(out)
             try:
-                return int(ds.provenance["seed"])
+                return int(ds.provenance["seed"]), len(ds)
             finally:
                 ds.close()
     except Exception:  # noqa: BLE001 - unreadable: the resume's own checks name it
         pass
-    return 0
+    return None, 0
 
 
 def _history(record: Mapping[str, Any]) -> dict[str, Any]:

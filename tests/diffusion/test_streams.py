@@ -5,20 +5,20 @@ from __future__ import annotations
 import pytest
 import torch
 
-from amtoolkit.diffusion.streams import Streams, integers, normal_rows, select_streams
+from amtoolkit.diffusion.streams import Streams, integers, random_rows, select_streams
 
 
 def test_a_systems_rows_come_from_its_own_stream_wherever_it_sits():
     seeds = [11, 22, 33]
     system_idx = torch.tensor([0, 0, 1, 2, 2, 2])
-    drawn = normal_rows((6, 3), Streams.from_seeds(seeds), dtype=torch.float64,
+    drawn = random_rows((6, 3), Streams.from_seeds(seeds), dtype=torch.float64,
                         device=torch.device("cpu"), system_idx=system_idx, n_systems=3)  # fmt: skip
-    alone = normal_rows((3, 3), Streams.from_seeds([33]), dtype=torch.float64,
+    alone = random_rows((3, 3), Streams.from_seeds([33]), dtype=torch.float64,
                         device=torch.device("cpu"), system_idx=torch.zeros(3, dtype=torch.long),
                         n_systems=1)  # fmt: skip
     assert torch.equal(drawn[3:], alone)
     # atoms listed out of system order still get their own system's rows, in order
-    shuffled = normal_rows((6, 3), Streams.from_seeds(seeds), dtype=torch.float64,
+    shuffled = random_rows((6, 3), Streams.from_seeds(seeds), dtype=torch.float64,
                            device=torch.device("cpu"), system_idx=torch.tensor([2, 0, 2, 1, 0, 2]),
                            n_systems=3)  # fmt: skip
     assert torch.equal(shuffled[[0, 2, 5]], alone) and torch.equal(shuffled[[1, 4]], drawn[:2])
