@@ -22,7 +22,7 @@ from ase.units import GPa
 
 from amtoolkit.analysis._result import Result, new_axes
 from amtoolkit.analysis._structures import prepare
-from amtoolkit.analysis.energy import relax_structure
+from amtoolkit.analysis.energy import relax_structure, stopped_short
 
 #: Voigt indices of the normal (xx, yy, zz) and shear (yz, xz, xy) components
 NORMAL = (0, 1, 2)
@@ -74,6 +74,9 @@ class ElasticResult(Result):
             structure (0 at a minimum), shape [n_structures]; otherwise None.
         displacement: "hessian" with relaxed ions: atomic displacement of the
             finite-difference Hessian, Å; otherwise None.
+        unconverged: per structure, the number of its relaxations (zero-pressure and
+            strained) that stopped short of `fmax`, shape [n_structures]; None where
+            not recorded.
     """
 
     C: np.ndarray
@@ -91,6 +94,7 @@ class ElasticResult(Result):
     method: str = "strain"
     n_negative_modes: np.ndarray | None = None
     displacement: float | None = None
+    unconverged: np.ndarray | None = None
 
     @property
     def mean_bulk_modulus(self) -> float:
@@ -278,6 +282,20 @@ def stiffness(
     References:
         matscipy.elasticity.fit_elastic_constants (stress-strain linear regression).
     """
+    C, C_err, residual, _ = _stress_strain_fit(atoms, calculator, delta, n_steps, relax_ions, fmax)
+    return C, C_err, residual
+
+
+def _stress_strain_fit(
+    atoms: Atoms,
+    calculator: Calculator,
+    delta: float,
+    n_steps: int,
+    relax_ions: bool,
+    fmax: float,
+) -> tuple[np.ndarray, np.ndarray, float, int]:
+    """:func:`stiffness`, and the number of strained relaxations that stopped short of
+    `fmax`."""
     from matscipy.elasticity import (
         fit_elastic_constants,
         full_3x3_to_Voigt_6_strain,
@@ -287,11 +305,12 @@ def stiffness(
     _check_strain_args(delta, n_steps)
     reference = atoms.copy()
     reference.calc = calculator
-    measured = []
+    measured, short = [], 0
     for strained in generate_strained_configs(reference, "triclinic", n_steps, delta):
         strain = strained.info["strain"]
         if relax_ions:
             strained = relax_structure(strained, calculator, fmax=fmax, cell=False)
+            short += stopped_short(strained)
         strained.info["strain"] = strain
         strained.calc = calculator
         measured.append(strained)
@@ -303,7 +322,7 @@ def stiffness(
     misfit = stress_v - strain_v @ C.T  # sigma - C eps = sigma0 + residual
     misfit -= misfit.mean(axis=0)
     residual = float(np.sqrt(np.mean(misfit**2)) / GPa)
-    return C / GPa, C_err / GPa, residual
+    return C / GPa, C_err / GPa, residual, short
 
 
 @dataclasses.dataclass(frozen=True)
@@ -652,14 +671,17 @@ def elastic(
     if method == "hessian" and not displacement > 0:
         raise ValueError(f"displacement must be positive, got {displacement}")
     frames = prepare(structures)
-    stiffnesses, errors, residuals, moduli, negative_modes = [], [], [], [], []
+    stiffnesses, errors, residuals, moduli, negative_modes, unconverged = [], [], [], [], [], []
     for atoms in frames:
+        short = 0
         if relax:
             atoms = relax_structure(atoms, calculator, fmax=fmax, cell=True)
+            short = stopped_short(atoms)
         if method == "strain":
-            C, C_err, residual = stiffness(
-                atoms, calculator, delta=delta, n_steps=n_steps, relax_ions=relax_ions, fmax=fmax
+            C, C_err, residual, strained_short = _stress_strain_fit(
+                atoms, calculator, delta, n_steps, relax_ions, fmax
             )
+            short += strained_short
         elif relax_ions:
             harmonic = stiffness_harmonic(
                 atoms, calculator, displacement=displacement, strain=delta
@@ -674,6 +696,7 @@ def elastic(
         stiffnesses.append(C)
         errors.append(C_err)
         residuals.append(residual)
+        unconverged.append(short)
         moduli.append(isotropic_moduli(C))
     C_all = np.array(stiffnesses)
     harmonic_ions = method == "hessian" and relax_ions
@@ -693,6 +716,7 @@ def elastic(
         method=method,
         n_negative_modes=np.array(negative_modes, dtype=int) if harmonic_ions else None,
         displacement=float(displacement) if harmonic_ions else None,
+        unconverged=np.array(unconverged, dtype=int),
     )
 
 

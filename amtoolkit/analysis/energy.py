@@ -31,6 +31,9 @@ class EnergyResult(Result):
         pressure: hydrostatic pressure -trace(stress)/3, GPa, shape [n_structures].
         relaxed: True if positions and cell were relaxed to zero pressure first.
         n_atoms: number of real (non-ghost) atoms per structure, shape [n_structures].
+        unconverged: per structure, 1 where the relaxation stopped short of `fmax`
+            (its energy is then an upper bound), else 0, shape [n_structures];
+            None where not recorded.
     """
 
     energy_per_atom: np.ndarray
@@ -38,6 +41,7 @@ class EnergyResult(Result):
     pressure: np.ndarray
     relaxed: bool
     n_atoms: np.ndarray
+    unconverged: np.ndarray | None = None
 
     @property
     def mean_energy(self) -> float:
@@ -127,6 +131,12 @@ def relax_structure(
     return relaxed
 
 
+def stopped_short(relaxed: Atoms) -> int:
+    """1 if `relaxed` comes from a relaxation that did not reach its force criterion
+    (``info["relax_converged"]`` False, set by ``amtoolkit.potentials.relax``), else 0."""
+    return int(relaxed.info.get("relax_converged", True) is False)
+
+
 def _with_calculator(atoms: Atoms, calculator: Calculator) -> Atoms:
     out = atoms.copy()
     out.calc = calculator
@@ -155,12 +165,13 @@ def energy(
         EnergyResult with per-structure arrays (eV/atom, g/cm^3, GPa) and set means/sd.
     """
     frames = prepare(structures)
-    energies, densities, pressures, counts = [], [], [], []
+    energies, densities, pressures, counts, short = [], [], [], [], []
     for atoms in frames:
         if relax:
             measured = relax_structure(atoms, calculator, fmax=fmax, cell=True)
         else:
             measured = _with_calculator(atoms, calculator)
+        short.append(stopped_short(measured) if relax else 0)
         energies.append(measured.get_potential_energy() / len(measured))
         densities.append(density(measured))
         pressures.append(pressure(measured))
@@ -171,4 +182,5 @@ def energy(
         pressure=np.array(pressures),
         relaxed=bool(relax),
         n_atoms=np.array(counts, dtype=int),
+        unconverged=np.array(short, dtype=int),
     )

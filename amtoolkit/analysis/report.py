@@ -853,6 +853,8 @@ def merge_frame_results(name: str, results: Sequence[Result]) -> Result:
         joined["C"] = joined["C_per_structure"].mean(axis=0)
         if first.n_negative_modes is not None:
             joined["n_negative_modes"] = np.concatenate([r.n_negative_modes for r in results])
+    recorded = all(r.unconverged is not None for r in results)
+    joined["unconverged"] = np.concatenate([r.unconverged for r in results]) if recorded else None
     return dataclasses.replace(first, **joined)
 
 
@@ -1083,6 +1085,21 @@ def _energy_rows(result) -> list[tuple[str, str]]:
         (f"energy (eV/atom, {state})", mean_std(result.energy_per_atom, "{:.4f}")),
         (f"density (g/cm3, {state})", mean_std(result.density, "{:.3f}")),
         (f"pressure (GPa, {state})", mean_std(result.pressure, "{:.3f}")),
+    ] + _unconverged_rows(result, "their energies are upper bounds")
+
+
+def _unconverged_rows(result, consequence: str) -> list[tuple[str, str]]:
+    """A note row when some structures' relaxations stopped short of the force criterion."""
+    if result.unconverged is None or not np.any(result.unconverged):
+        return []
+    short = int(np.count_nonzero(result.unconverged))
+    total = len(result.unconverged)
+    return [
+        (
+            "note",
+            f"{short} of {total} structures have relaxations that stopped short of fmax "
+            f"({int(np.sum(result.unconverged))} in all; see the warnings): {consequence}",
+        )
     ]
 
 
@@ -1113,7 +1130,7 @@ def _elastic_rows(result) -> list[tuple[str, str]]:
                 "Voigt-Reuss-Hill uses every C_ij",
             )
         )
-    return rows
+    return rows + _unconverged_rows(result, "their moduli carry residual-force errors")
 
 
 def _vdos_rows(result) -> list[tuple[str, str]]:

@@ -125,6 +125,24 @@ def test_set_shapes_and_json(diamond_si, sw):
     assert np.array(data["C"]).shape == (6, 6)
 
 
+def test_relaxations_short_of_fmax_are_counted_per_structure(monkeypatch, diamond_si):
+    from amtoolkit.analysis import elastic as elastic_module
+
+    real = elastic_module.relax_structure
+
+    def strained_fall_short(atoms, calculator, *, fmax, cell):
+        relaxed = real(atoms, calculator, fmax=fmax, cell=cell)
+        relaxed.info["relax_converged"] = cell  # the strained (fixed-cell) ones stop short
+        return relaxed
+
+    monkeypatch.setattr(elastic_module, "relax_structure", strained_fall_short)
+    calc = get_calculator("sw-si")
+    r = elastic([diamond_si, diamond_si], calc, n_steps=2, delta=0.01)
+    assert r.unconverged.tolist() == [12, 12]  # 6 strain patterns x 2 strains each
+    clamped = elastic(diamond_si, calc, n_steps=2, delta=0.01, relax_ions=False)
+    assert clamped.unconverged.tolist() == [0]  # no strained relaxation at all
+
+
 @pytest.mark.parametrize(("bulk_modulus", "shear_modulus"), [(36.0, 31.0), (160.0, 80.0)])
 def test_isotropic_moduli_round_trip(bulk_modulus, shear_modulus):
     moduli = isotropic_moduli(isotropic_stiffness(bulk_modulus, shear_modulus))

@@ -113,6 +113,30 @@ def test_set_statistics_and_json(diamond_si, sw):
     assert len(data["energy_per_atom"]) == 3
 
 
+def test_relaxations_short_of_fmax_are_counted_and_noted(monkeypatch, diamond_si):
+    from amtoolkit.analysis import energy as energy_module
+    from amtoolkit.analysis.report import summary_rows
+
+    real = energy_module.relax_structure
+
+    def short_for_16_atoms(atoms, calculator, **options):
+        relaxed = real(atoms, calculator, **options)
+        relaxed.info["relax_converged"] = len(atoms) != 16
+        return relaxed
+
+    monkeypatch.setattr(energy_module, "relax_structure", short_for_16_atoms)
+    frames = [diamond_si, diamond_si.repeat((2, 1, 1)), diamond_si]
+    calc = get_calculator("sw-si")
+    result = energy(frames, calc)
+    assert result.unconverged.tolist() == [0, 1, 0]
+    assert json.loads(json.dumps(result.to_dict()))["unconverged"] == [0, 1, 0]
+    notes = [v for k, v in summary_rows("energy", result, None) if k == "note"]
+    assert len(notes) == 1 and notes[0].startswith("1 of 3 structures")
+    unrelaxed = energy(frames, calc, relax=False)  # nothing relaxed: nothing short
+    assert unrelaxed.unconverged.tolist() == [0, 0, 0]
+    assert not [k for k, _ in summary_rows("energy", unrelaxed, None) if k == "note"]
+
+
 def test_relax_structure_returns_relaxed_copy(diamond_si, sw):
     start = _scaled(diamond_si, 1.03)
     before = start.positions.copy()

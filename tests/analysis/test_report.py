@@ -355,6 +355,11 @@ def test_merge_elastic_recomputes_the_mean_stiffness():
 
     stiffnesses = rng.uniform(10.0, 100.0, size=(3, 6, 6))
     merged = merge_frame_results("elastic", [one(C) for C in stiffnesses])
+    assert merged.unconverged is None  # not recorded in the frames: not made up
+    short = [
+        dataclasses.replace(one(C), unconverged=np.array([k])) for k, C in enumerate(stiffnesses)
+    ]
+    assert merge_frame_results("elastic", short).unconverged.tolist() == [0, 1, 2]
     np.testing.assert_allclose(merged.C, stiffnesses.mean(axis=0), rtol=EXACT)
     np.testing.assert_array_equal(merged.C_per_structure, stiffnesses)
     np.testing.assert_array_equal(merged.shear_modulus, stiffnesses[:, 3, 3])
@@ -679,7 +684,7 @@ def test_the_elastic_summary_notes_cells_far_from_isotropic():
         one = np.array([1.0])
         return SimpleNamespace(
             bulk_modulus=45.8 * one, shear_modulus=31.3 * one, youngs_modulus=59.1 * one,
-            poisson_ratio=cubic_nu * one, residual=0.1 * one,
+            poisson_ratio=cubic_nu * one, residual=0.1 * one, unconverged=None,
             hill={"bulk_modulus": one, "shear_modulus": one, "poisson_ratio": hill_nu * one},
         )  # fmt: skip
 
