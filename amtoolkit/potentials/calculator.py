@@ -265,6 +265,13 @@ class LammpsCalculator(Calculator):
         velocities = v @ back / (1000.0 * units.fs)  # metal Å/ps -> ASE
         return positions, cell, velocities
 
+    def loaded_results(self) -> dict[str, Any]:
+        """Energy (eV), forces (eV/Å) and, for periodic cells, stress (eV/Å^3, Voigt) of
+        what LAMMPS holds now, in the ASE frame (a ``run 0``): for runs driven from
+        outside `calculate`, e.g. frames of an MD run."""
+        self._run0(per_atom=False)
+        return self._read_results(per_atom=False)
+
     def close(self) -> None:
         """Close the LAMMPS instance (a later calculation opens a new one)."""
         if self._lmp is not None:

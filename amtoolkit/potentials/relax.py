@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -145,11 +147,22 @@ def run_md(
     pressure: float = 0.0,
     tdamp: float | None = None,
     pdamp: float | None = None,
+    trajectory: str | os.PathLike | list[Atoms] | None = None,
+    interval: int = 100,
 ) -> Atoms:
     """Run a short MD trajectory and return the final frame.
 
     Velocities: those of `atoms` if it has non-zero momenta, else drawn from
     Maxwell-Boltzmann at `temperature` with `seed` (zero total momentum).
+
+    With `trajectory`, a frame is kept at step 0 and every `interval` steps: appended to
+    the list, or written to the file (extxyz, frame by frame as the run goes, so an
+    interrupted run keeps what it made; an existing file is replaced). Each frame holds
+    positions (wrapped), cell, velocities, a SinglePointCalculator (energy, forces,
+    stress) and `info` keys "md_step", "md_time" (fs) and "md_temperature" (K). On
+    LAMMPS the run goes in chunks of `interval` steps (thermostat and barostat state
+    carried over), which reorders floating-point sums: the trajectory is the same for
+    the same `interval`, and equal to an unchunked run only to round-off.
 
     Args:
         atoms: start structure; not modified.
@@ -162,6 +175,8 @@ def run_md(
         pressure: npt target pressure (GPa).
         tdamp: thermostat damping time (fs), default 100 timesteps.
         pdamp: barostat damping time (fs), default 1000 timesteps.
+        trajectory: where to keep frames along the run: a list, an extxyz path, or None.
+        interval: steps between kept frames (with `trajectory`).
 
     Returns:
         The final frame (positions wrapped into the cell, velocities set) with a
@@ -176,6 +191,8 @@ def run_md(
         raise ValueError(f"temperature must be > 0 K for ensemble {ensemble!r}")
     if steps < 0 or timestep <= 0:
         raise ValueError("steps must be >= 0 and timestep > 0")
+    if trajectory is not None and (int(interval) != interval or interval < 1):
+        raise ValueError(f"interval must be a positive number of steps, got {interval}")
     calc = as_calculator(potential)
     work = atoms.copy()
     work.calc = None
@@ -192,11 +209,12 @@ def run_md(
         pdamp=1000.0 * timestep if pdamp is None else pdamp,
         has_velocities=bool(np.any(work.get_momenta() != 0.0)),
     )
-    if isinstance(calc, LammpsCalculator):
-        with calc.running(work):
-            _lammps_md(work, calc, settings)
-    else:
-        _ase_md(work, calc, settings)
+    with _frame_sink(trajectory, timestep) as keep:
+        if isinstance(calc, LammpsCalculator):
+            with calc.running(work):
+                _lammps_md(work, calc, settings, keep, int(interval))
+        else:
+            _ase_md(work, calc, settings, keep, int(interval))
     work.wrap()
     _freeze_results(work, calc)
     work.info.update(
@@ -247,13 +265,18 @@ def _max_force(target: Any) -> float:
 
 def _freeze_results(atoms: Atoms, calc: Calculator) -> None:
     atoms.calc = calc
+    atoms.calc = SinglePointCalculator(atoms, **_results_of(atoms, calc))
+
+
+def _results_of(atoms: Atoms, calc: Calculator) -> dict[str, Any]:
+    """Energy, forces and (3D-periodic cells) stress of `atoms` under its calculator `calc`."""
     results: dict[str, Any] = {
         "energy": atoms.get_potential_energy(),
         "forces": atoms.get_forces(),
     }
     if np.all(atoms.pbc) and "stress" in calc.implemented_properties:
         results["stress"] = atoms.get_stress()
-    atoms.calc = SinglePointCalculator(atoms, **results)
+    return results
 
 
 def _set_from_lammps(atoms: Atoms, calc: LammpsCalculator, velocities: bool) -> None:
@@ -338,7 +361,48 @@ def _lammps_minimize(
     return total
 
 
-def _lammps_md(atoms: Atoms, calc: LammpsCalculator, md: _MDSettings) -> None:
+Keeper = Callable[[Atoms, int, dict[str, Any]], None] | None
+"""Takes a trajectory frame: (atoms, step, results of the current positions)."""
+
+
+@contextlib.contextmanager
+def _frame_sink(
+    trajectory: str | os.PathLike | list[Atoms] | None, timestep: float
+) -> Iterator[Keeper]:
+    """The frame keeper of `run_md`'s `trajectory` (None without one); a file is
+    written frame by frame and flushed, so an interrupted run keeps its frames."""
+    if trajectory is None:
+        yield None
+        return
+
+    def frame(atoms: Atoms, step: int, results: dict[str, Any]) -> Atoms:
+        out = atoms.copy()
+        out.wrap()
+        out.calc = SinglePointCalculator(out, **results)
+        out.info.update(
+            md_step=int(step),
+            md_time=float(step * timestep),
+            md_temperature=float(out.get_temperature()),
+        )
+        return out
+
+    if isinstance(trajectory, list):
+        yield lambda atoms, step, results: trajectory.append(frame(atoms, step, results))
+        return
+    from ase.io import write
+
+    with open(trajectory, "w") as fh:
+
+        def keep(atoms: Atoms, step: int, results: dict[str, Any]) -> None:
+            write(fh, frame(atoms, step, results), format="extxyz")
+            fh.flush()
+
+        yield keep
+
+
+def _lammps_md(
+    atoms: Atoms, calc: LammpsCalculator, md: _MDSettings, keep: Keeper, interval: int
+) -> None:
     calc.load(atoms)
     lmp = calc.lammps
     ps = 1.0e-3  # fs -> ps (LAMMPS metal time unit)
@@ -360,19 +424,25 @@ def _lammps_md(atoms: Atoms, calc: LammpsCalculator, md: _MDSettings) -> None:
         "nvt": f"fix amt_md all nvt {thermostat}",
         "npt": f"fix amt_md all npt {thermostat} iso {p_bar} {p_bar} {md.pdamp * ps}",
     }[md.ensemble]
-    lmp.commands_list(
-        [
-            "reset_timestep 0",
-            f"timestep {md.timestep * ps}",
-            fix,
-            f"run {md.steps} post no",
-            "unfix amt_md",
-        ]
-    )
+    lmp.commands_list(["reset_timestep 0", f"timestep {md.timestep * ps}", fix])
+    chunks = [md.steps] if keep is None else [interval] * (md.steps // interval)
+    if keep is not None:
+        _set_from_lammps(atoms, calc, velocities=True)  # the velocities LAMMPS drew
+        keep(atoms, 0, calc.loaded_results())
+    done = 0
+    for chunk in chunks:
+        lmp.command(f"run {chunk} post no")
+        done += chunk
+        if keep is not None:
+            _set_from_lammps(atoms, calc, velocities=True)
+            keep(atoms, done, calc.loaded_results())
+    if done < md.steps:
+        lmp.command(f"run {md.steps - done} post no")
+    lmp.command("unfix amt_md")
     _set_from_lammps(atoms, calc, velocities=True)
 
 
-def _ase_md(atoms: Atoms, calc: Calculator, md: _MDSettings) -> None:
+def _ase_md(atoms: Atoms, calc: Calculator, md: _MDSettings, keep: Keeper, interval: int) -> None:
     from ase.md import IsotropicMTKNPT, NoseHooverChainNVT, VelocityVerlet
     from ase.md.velocitydistribution import Stationary
 
@@ -401,4 +471,10 @@ def _ase_md(atoms: Atoms, calc: Calculator, md: _MDSettings) -> None:
             tdamp=md.tdamp * units.fs,
             pdamp=md.pdamp * units.fs,
         )
+    if keep is not None:
+
+        def take() -> None:
+            keep(atoms, dyn.nsteps, _results_of(atoms, calc))
+
+        dyn.attach(take, interval=interval)
     dyn.run(md.steps)

@@ -7,6 +7,7 @@ import pytest
 from ase import units
 from ase.build import bulk
 from ase.calculators.calculator import PropertyNotImplementedError
+from ase.io import read
 from ase.neighborlist import neighbor_list
 from matscipy.calculators.manybody import Manybody
 from matscipy.calculators.manybody.explicit_forms import StillingerWeber
@@ -203,11 +204,59 @@ def test_md_with_any_ase_calculator(diamond_si):
     assert np.abs(end.positions - atoms.get_positions(wrap=True)).max() > 1e-3
 
 
+TRAJECTORY_TOL = 1e-9  # chunked against one LAMMPS run: round-off only; frame results
+
+
+@pytest.mark.parametrize("ensemble", ["nvt", "npt"])
+def test_md_trajectory_frames_are_the_run_and_carry_their_own_results(
+    strained_si, tmp_path, ensemble
+):
+    frames = []
+    end = run_md(strained_si, "sw-si", 900.0, 250, ensemble=ensemble, seed=2, trajectory=frames)
+    whole = run_md(strained_si, "sw-si", 900.0, 250, ensemble=ensemble, seed=2)
+    np.testing.assert_allclose(end.positions, whole.positions, atol=TRAJECTORY_TOL)
+    np.testing.assert_allclose(end.cell.array, whole.cell.array, atol=TRAJECTORY_TOL)
+    assert [f.info["md_step"] for f in frames] == [0, 100, 200]
+    assert [f.info["md_time"] for f in frames] == [0.0, 100.0, 200.0]  # fs
+    start = run_md(strained_si, "sw-si", 900.0, 0, ensemble=ensemble, seed=2)
+    np.testing.assert_allclose(frames[0].get_velocities(), start.get_velocities(), atol=1e-12)
+    calc = get_calculator("sw-si")
+    for frame in frames:  # each frame's energy, forces and stress are of its positions
+        fresh = frame.copy()
+        fresh.calc = calc
+        assert frame.get_potential_energy() == pytest.approx(
+            fresh.get_potential_energy(), abs=TRAJECTORY_TOL
+        )
+        np.testing.assert_allclose(frame.get_forces(), fresh.get_forces(), atol=TRAJECTORY_TOL)
+        np.testing.assert_allclose(frame.get_stress(), fresh.get_stress(), atol=TRAJECTORY_TOL)
+    assert frames[1].get_temperature() == pytest.approx(frames[1].info["md_temperature"])
+    path = tmp_path / "md.extxyz"
+    run_md(strained_si, "sw-si", 900.0, 250, ensemble=ensemble, seed=2, trajectory=path)
+    written = read(path, ":")
+    assert len(written) == 3
+    np.testing.assert_allclose(written[2].positions, frames[2].positions, atol=1e-6)
+    assert written[2].get_potential_energy() == pytest.approx(frames[2].get_potential_energy())
+
+
+def test_md_trajectory_with_any_ase_calculator(diamond_si):
+    calc = Manybody(**StillingerWeber(Stillinger_Weber_PRB_31_5262_Si))
+    frames = []
+    run_md(diamond_si, calc, 600.0, 25, ensemble="nve", seed=1, trajectory=frames, interval=10)
+    assert [f.info["md_step"] for f in frames] == [0, 10, 20]
+    fresh = frames[2].copy()
+    fresh.calc = calc
+    np.testing.assert_allclose(frames[2].get_forces(), fresh.get_forces(), atol=TRAJECTORY_TOL)
+    total = [f.get_total_energy() for f in frames]
+    assert max(total) - min(total) < NVE_DRIFT_TOL * len(diamond_si)
+
+
 def test_md_rejects_bad_arguments(diamond_si):
     with pytest.raises(ValueError, match="ensemble must be one of"):
         run_md(diamond_si, "sw-si", 300.0, 10, ensemble="nph")
     with pytest.raises(ValueError, match="temperature must be > 0"):
         run_md(diamond_si, "sw-si", 0.0, 10)
+    with pytest.raises(ValueError, match="interval must be a positive number of steps"):
+        run_md(diamond_si, "sw-si", 300.0, 10, trajectory=[], interval=0)
 
 
 def test_relax_cluster_moves_positions_only():
