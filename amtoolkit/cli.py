@@ -381,7 +381,6 @@ def generate(
 
     with _user_errors(debug), _warnings_as_lines():
         gen = Generator.load(model, device=device)  # a bad model is named before OUT
-        _check_structure_output(output, overwrite, resume)
         kwargs = {k: v for k, v in options.items() if v is not None and v is not False}
         if cell is not None:
             kwargs["cell"] = parse_cell(cell)
@@ -399,6 +398,7 @@ def generate(
                 raise ValueError(f"--timesteps {text!r} must be comma-separated times") from None
         for name, value in _targets(targets, gen.property_names).items():
             kwargs[f"target_{name}"] = value  # `density` alone also names the cell density
+        _check_structure_output(output, overwrite, resume)  # after the options' own errors
         made = _made_structures(output) if resume else []
         frames = gen.generate_iter(n, progress=None, resume=made, **kwargs)  # checks `made`
         if len(made) == n:
@@ -815,7 +815,11 @@ def _stream(
         elif append:
             said = f"{output} is as it was"
         else:  # nothing to resume: OUT was never opened
-            click.echo("amtool: interrupted before the first structure; nothing written", err=True)
+            click.echo(
+                "amtool: interrupted before the first structure; nothing written: rerun the "
+                "same command (without --resume) to start again",
+                err=True,
+            )
             sys.exit(130)
         click.echo(f"amtool: interrupted; {said}: rerun with --resume to make the rest", err=True)
         sys.exit(130)

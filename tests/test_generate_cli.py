@@ -133,6 +133,8 @@ def test_existing_output_needs_overwrite(runner, model_path, tmp_path):
     assert out.read_text() == "keep me\n"
     unknown = ["generate", str(tmp_path / "no-such-model"), *base[2:]]
     assert_one_line_error(runner.invoke(main, unknown), "no-such-model", "neither a checkpoint")
+    bad_target = runner.invoke(main, [*base, "--target", "no_such_property=1"])
+    assert_one_line_error(bad_target, "no_such_property")  # named before the existing OUT
     result = runner.invoke(main, [*base, "--overwrite", "--max-restarts", "0"])
     assert result.exit_code == 0, result.output
     assert len(ase.io.read(out, index=":")) == 1
@@ -205,8 +207,9 @@ def test_interrupted_before_the_first_structure_says_nothing_was_written(
     out = tmp_path / "none.extxyz"
     result = runner.invoke(main, ["generate", model_path, "-n", "2", "-o", str(out)])
     assert result.exit_code == 130
-    assert (
-        result.stderr.strip() == "amtool: interrupted before the first structure; nothing written"
+    assert result.stderr.strip() == (
+        "amtool: interrupted before the first structure; nothing written: rerun the same "
+        "command (without --resume) to start again"
     )
     assert not out.exists()
 

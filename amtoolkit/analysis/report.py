@@ -289,7 +289,10 @@ class AnalysisReport(Result):
             sections.append(format_table("S(q) vs measured", rows))
         if self.targets:
             sections.append(format_table("measured vs target", _target_rows(self.target_errors)))
-        return "\n\n".join(sections)
+        text = "\n\n".join(sections)
+        if " +- " in text:
+            text += f"\n\n{SPREAD_NOTE}"
+        return text
 
     def plot(self, path: str | os.PathLike | None = None) -> Figure:
         """Draw every computed result that has a picture, one panel each.
@@ -1159,6 +1162,10 @@ _SUMMARY_ROWS: dict[str, Callable[[Any], list[tuple[str, str]]]] = {
 def _mode(x: np.ndarray, y: np.ndarray) -> float:
     """The x of the largest y."""
     return float(np.asarray(x)[int(np.argmax(y))])
+
+
+SPREAD_NOTE = "a +- b: mean and standard deviation over the frames (not an error of the mean)"
+"""The last line of a report summary that shows a spread."""
 
 
 def mean_std(values: ArrayLike, fmt: str) -> str:

@@ -19,6 +19,7 @@ from amtoolkit.analysis.report import (
     ANALYSES,
     REPORT_OPTIONS,
     REPORT_SQ_RMAX,
+    SPREAD_NOTE,
     TETRAHEDRAL_ANGLE,
     build_report,
     first_sq_peak,
@@ -401,6 +402,13 @@ def test_summary_has_a_section_per_analysis(diamond_si):
     assert text.index("radial distribution function") < text.index("coordination\n")
     assert "Si mean coordination  4.000  (4: 1.000)" in text
     assert "density (g/cm3)           2.329" in text
+    assert SPREAD_NOTE not in text  # one frame: no spread to explain
+
+
+def test_a_summary_with_a_spread_says_what_it_is(diamond_si):
+    frames = [diamond_si, diamond_si[:-1]]
+    text = build_report(frames, ["rdf"], run=Recorder(), check=no_check).summary()
+    assert " +- " in text and text.endswith(SPREAD_NOTE)
 
 
 def test_frames_of_different_sizes_show_their_range(diamond_si):
