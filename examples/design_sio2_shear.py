@@ -1,14 +1,15 @@
 """Design a-SiO2 for a shear modulus, then check the cells the way you would check MD output.
 
 Usage:
-    python examples/design_sio2_shear.py [--targets 30 40 50] [--per-target 4]
+    python examples/design_sio2_shear.py [--targets 25 35 45] [--per-target 4]
                                          [--steps 100] [--workers 2]
                                          [--out sio2-designed.extxyz] [--plot sio2-designed.png]
 
 1. ``Generator.from_pretrained("a-sio2").generate(n, shear=[...])``: one target per
-   cell (the model's training range is 17.5-49.8 GPa; beyond it a warning says so),
-   the cells written to an extended XYZ file as they come. Every cell records its
-   target in ``atoms.info["target_shear_modulus"]``.
+   cell (the model's training range is 17.5-49.8 GPa, so the default targets 25, 35
+   and 45 GPa lie inside it; beyond it a warning says so), the cells written to an
+   extended XYZ file as they come. Every cell records its target in
+   ``atoms.info["target_shear_modulus"]``.
 2. ``Analyzer("tersoff-sio2", workers=..., cache=...).report(frames, ["elastic",
    "network", "rings"])``: the shear modulus of each cell after relaxation, with the
    same potential and settings that labelled the training set (so measured and target
@@ -63,7 +64,7 @@ def charge(atoms) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--targets", type=float, nargs="+", default=[30.0, 40.0, 50.0], help="G targets, GPa"
+        "--targets", type=float, nargs="+", default=[25.0, 35.0, 45.0], help="G targets, GPa"
     )
     parser.add_argument("--per-target", type=positive_int, default=4, help="cells per target")
     parser.add_argument("--steps", type=positive_int, default=100, help="model steps")
