@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from amtoolkit.potentials._lammps import lammps_frame, new_lammps, wrap_into
+from amtoolkit.potentials._lammps import interruptible, lammps_frame, new_lammps, wrap_into
 from amtoolkit.potentials.calculator import LammpsCalculator
 from amtoolkit.potentials.registry import (
     POTENTIALS,
@@ -31,6 +31,7 @@ __all__ = [
     "check_elements",
     "get_calculator",
     "get_spec",
+    "interruptible",
     "lammps_frame",
     "new_lammps",
     "pair_commands",

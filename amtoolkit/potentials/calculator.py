@@ -220,7 +220,7 @@ class LammpsCalculator(Calculator):
         """
         try:
             yield
-        except ValueError:  # the structure or its elements, found before LAMMPS ran
+        except (ValueError, KeyboardInterrupt):  # found before LAMMPS ran; or stopped in it
             self.invalidate()
             raise
         except Exception as err:

@@ -24,6 +24,7 @@ from ase import Atoms, units
 from ase.calculators.calculator import Calculator
 from ase.calculators.singlepoint import SinglePointCalculator
 
+from amtoolkit.potentials._lammps import interruptible
 from amtoolkit.potentials.calculator import LammpsCalculator, overlapping_pair
 from amtoolkit.potentials.registry import get_spec
 
@@ -103,7 +104,8 @@ def relax(
         # FrechetCellFilter's matrix logarithm warns about round-off near the identity
         warnings.filterwarnings("ignore", message="logm result may be inaccurate")
         if method == "lammps":
-            with calc.running(work):  # e.g. atoms lost: the next structure starts afresh
+            # atoms lost: the next structure starts afresh; Ctrl-C: within a step
+            with calc.running(work), interruptible(lambda: calc.lammps):
                 nsteps += _separate(work, calc, steps)
                 nsteps += _lammps_minimize(work, calc, fmax, relax_cell, steps, pressure)
         work.calc = calc
@@ -211,7 +213,7 @@ def run_md(
     )
     with _frame_sink(trajectory, timestep) as keep:
         if isinstance(calc, LammpsCalculator):
-            with calc.running(work):
+            with calc.running(work), interruptible(lambda: calc.lammps):
                 _lammps_md(work, calc, settings, keep, int(interval))
         else:
             _ase_md(work, calc, settings, keep, int(interval))

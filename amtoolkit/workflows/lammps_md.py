@@ -31,6 +31,7 @@ from amtoolkit.analysis._result import Result
 from amtoolkit.potentials import (
     check_elements,
     get_spec,
+    interruptible,
     lammps_frame,
     new_lammps,
     pair_commands,
@@ -439,7 +440,8 @@ def run_stages(
         lmp = new_lammps()
         start = time.perf_counter()
         try:
-            lmp.file(os.fspath(script_file))
+            with interruptible(lambda: lmp):  # Ctrl-C stops the script within a step
+                lmp.file(os.fspath(script_file))
             wall = time.perf_counter() - start
             lmp.command("log none")
             final = _read_back(lmp, atoms.numbers, rotation)

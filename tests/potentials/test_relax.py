@@ -250,6 +250,24 @@ def test_md_trajectory_with_any_ase_calculator(diamond_si):
     assert max(total) - min(total) < NVE_DRIFT_TOL * len(diamond_si)
 
 
+def test_ctrl_c_stops_a_lammps_run_within_steps_and_the_calculator_runs_in_full_after(
+    strained_si,
+):
+    import os
+    import signal
+    import threading
+
+    calc = get_calculator("sw-si")
+    long_run = 2_000_000  # minutes of MD: only an interrupt inside LAMMPS ends it early
+    threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT)).start()
+    with pytest.raises(KeyboardInterrupt):
+        run_md(strained_si, calc, 600.0, long_run, seed=1)
+    assert 0 < calc.lammps.extract_global("ntimestep") < long_run
+    after = run_md(strained_si, calc, 600.0, 200, seed=1)  # the soft stop is undone
+    fresh = run_md(strained_si, get_calculator("sw-si"), 600.0, 200, seed=1)
+    np.testing.assert_array_equal(after.positions, fresh.positions)
+
+
 def test_md_rejects_bad_arguments(diamond_si):
     with pytest.raises(ValueError, match="ensemble must be one of"):
         run_md(diamond_si, "sw-si", 300.0, 10, ensemble="nph")
