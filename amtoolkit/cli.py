@@ -83,13 +83,77 @@ class _Amtool(click.Group):
             sys.exit(1)
 
 
+class _FilesAndReference(click.Command):
+    """`amtool analyze`: notes where its FILES stand relative to ``--reference``.
+
+    ``--reference`` takes one file a flag, so a shell glob after it
+    (``--reference ref_*.dat``) puts every file but the first among FILES, silently. The
+    positional arguments before the first ``--reference`` and after one are counted
+    into ``ctx.meta["files_around_reference"]`` = (before, after) for the command to
+    refuse a run with FILES on both sides."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        takes_value = {
+            name
+            for param in self.params
+            if isinstance(param, click.Option) and not param.is_flag
+            for name in param.opts
+        }
+        before, after, seen_reference, tokens = [], [], False, iter(args)
+        for token in tokens:
+            if token == "--":
+                (after if seen_reference else before).extend(tokens)
+            elif token in takes_value:
+                seen_reference |= token == "--reference"
+                next(tokens, None)
+            elif token.startswith("--reference="):
+                seen_reference = True
+            elif not token.startswith("-") or token == "-":
+                (after if seen_reference else before).append(token)
+        ctx.meta["files_around_reference"] = (before, after)
+        return super().parse_args(ctx, args)
+
+
+def _check_files_around_reference(ctx: click.Context) -> None:
+    """Refuse FILES on both sides of ``--reference`` (see `_FilesAndReference`)."""
+    before, after = ctx.meta.get("files_around_reference", ([], []))
+    if before and after:
+        raise ValueError(
+            f"FILES on both sides of --reference ({', '.join(after[:3])}"
+            f"{' ...' if len(after) > 3 else ''} after it): --reference takes one file a "
+            "flag, so a shell glob after it lands among FILES; quote the glob "
+            "(--reference 'ref_*.dat') or repeat --reference for each file"
+        )
+
+
+def _expand_globs(names: Sequence[str]) -> list[str]:
+    """`names` with each quoted glob (``'ref_*.dat'``, not an existing file) replaced by
+    the files it matches, sorted.
+
+    Raises:
+        ValueError: a glob that matches no file.
+    """
+    import glob
+
+    expanded: list[str] = []
+    for name in names:
+        if glob.has_magic(name) and not os.path.exists(name):
+            matches = sorted(glob.glob(name))
+            if not matches:
+                raise ValueError(f"{name}: no file matches this pattern")
+            expanded += matches
+        else:
+            expanded.append(name)
+    return expanded
+
+
 @click.group(cls=_Amtool, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="amtool")
 def main() -> None:
     """amtool: analyse, generate and make datasets of amorphous structures."""
 
 
-@main.command()
+@main.command(cls=_FilesAndReference)
 @click.argument("files", nargs=-1, required=True)
 @click.option("--potential", "-p", metavar="NAME", help="Classical potential (amtool potentials).")
 @click.option("--rdf", is_flag=True, help="Radial distribution function (first peaks).")
@@ -119,8 +183,9 @@ def main() -> None:
     "--reference",
     multiple=True,
     metavar="REF",
-    help="Reference structures to compare with (repeatable); held-out:MODEL for the "
-    "structures a model (shipped name or checkpoint) never trained on.",
+    help="Reference structures to compare with: one file a flag (repeatable), or a quoted "
+    "glob ('ref_*.dat'); held-out:MODEL for the structures a model (shipped name or "
+    "checkpoint) never trained on.",
 )
 @click.option(
     "--json", "json_path", metavar="OUT", help="Write all results as JSON (- for standard output)."
@@ -186,6 +251,8 @@ def analyze(
     from amtoolkit.analyzer import DEFAULT_ANALYSES, Analyzer
 
     with _user_errors(debug), _warnings_as_lines():
+        _check_files_around_reference(click.get_current_context())
+        files, reference = _expand_globs(files), _expand_globs(reference)
         check_outputs(json_path, plot_path)
         if plot_path:
             _check_figure_format(plot_path)

@@ -352,6 +352,31 @@ def test_reference_comparison(runner, si_file, tmp_path, diamond_si):
     assert json.loads(out.read_text())["comparison"]["rdf_rmsd"] == 0.0
 
 
+def test_a_glob_after_reference_is_refused_and_a_quoted_one_expanded(runner, tmp_path, diamond_si):
+    rattled = []
+    for seed in range(3):
+        atoms = diamond_si.copy()
+        atoms.rattle(0.05, seed=seed)
+        rattled.append(atoms)
+    generated = frames_file(tmp_path, [rattled[0]], "gen.extxyz")
+    refs = [frames_file(tmp_path, [a], f"ref_{k}.extxyz") for k, a in enumerate(rattled[1:])]
+    shell_glob = ["analyze", generated, "--rdf", "--reference", *refs, "--json", "-"]
+    assert_one_line_error(
+        runner.invoke(main, shell_glob), "FILES on both sides of --reference", refs[1]
+    )
+    quoted = str(tmp_path / "ref_*.extxyz")
+    result = runner.invoke(main, ["analyze", generated, "--reference", quoted, "--json", "-"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["frames"] == [f"{generated}[0]"]
+    assert report["comparison"]["n_reference"] == 2
+    first = runner.invoke(main, ["analyze", "--reference", refs[0], generated, refs[1]])
+    assert first.exit_code == 0, first.output  # FILES after the reference only: as written
+    assert "structures (generated / reference)  2 / 1" in first.stdout
+    nothing = runner.invoke(main, ["analyze", generated, "--reference", str(tmp_path / "no*.xyz")])
+    assert_one_line_error(nothing, "no*.xyz", "no file matches")
+
+
 def test_bad_reference_frames_are_named_and_skipped(runner, tmp_path, diamond_si):
     flat = diamond_si.copy()
     flat.pbc = [True, True, False]
