@@ -258,6 +258,8 @@ def refine_iter(
         targets=targets,
         potential=potential,
         classical=classical,
+        md_steps=md_steps,
+        temperature=temperature,
     )
     _check_resumed(resume, record, structures)
     start = len(resume)
@@ -324,12 +326,16 @@ def refine_record(
     targets: Mapping[str, float | None] | None,
     potential: str | None,
     classical: str,
+    md_steps: int = CLASSICAL_DEFAULTS["md_steps"],
+    temperature: float = CLASSICAL_DEFAULTS["temperature"],
 ) -> dict[str, Any]:
     """The ``atoms.info`` entries that say how `refine_iter` refined a structure (what
     `amtool refine --resume` checks): model, method, t, steps, seed, batch size, the
     method's own `options` (``refine_noise_scale``; ``refine_dt0`` and
     ``refine_n_leapfrog``; or ``refine_fmax``), targets by their full property names,
-    and the classical stage."""
+    and the classical stage (``refine_potential``, ``refine_classical``; for MD also
+    ``refine_md_steps`` and the set ``refine_temperature`` in K, which the final frame's
+    instantaneous ``md_temperature`` is not)."""
     record: dict[str, Any] = {
         "refine_model": model.info.name,
         "refine_method": method,
@@ -345,6 +351,8 @@ def refine_record(
             record[f"refine_target_{key}"] = float(value)
     if potential is not None and classical != "none":
         record.update(refine_potential=potential, refine_classical=classical)
+        if classical == "md":
+            record.update(refine_md_steps=int(md_steps), refine_temperature=float(temperature))
     return record
 
 

@@ -324,6 +324,22 @@ def test_a_resumed_refinement_equals_the_uninterrupted_one(score_model):
                resume=whole[:3])  # fmt: skip
 
 
+def test_md_stage_settings_are_recorded_and_checked_on_resume(score_model):
+    cells = _cells(2)
+    md = dict(method="sde", t=0.05, steps=2, seed=1, potential="sw-si", classical="md")
+    first = refine(cells[:1], score_model, md_steps=20, temperature=500.0, **md)
+    assert first[0].info["refine_md_steps"] == 20
+    assert first[0].info["refine_temperature"] == 500.0  # the set point, kept beside md_*
+    for changed, message in (
+        ({"md_steps": 30, "temperature": 500.0}, "refine_md_steps=20, this run 30"),
+        ({"md_steps": 20, "temperature": 900.0}, "refine_temperature=500.0, this run 900.0"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            refine(cells, score_model, resume=first, **changed, **md)
+    relaxed = refine(cells[:1], score_model, **{**md, "classical": "relax"})
+    assert "refine_md_steps" not in relaxed[0].info  # no MD: nothing to record
+
+
 def test_seeds_draw_independent_streams(score_model):
     """Run seed s + k must not repeat structure k of run s (the draws of a batch come from
     a SeedSequence child of the run seed and the batch's place)."""
