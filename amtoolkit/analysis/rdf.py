@@ -10,6 +10,7 @@ from ase import Atoms
 from ase.data import atomic_numbers
 
 from amtoolkit.analysis._options import integer, positive
+from amtoolkit.analysis._peaks import smoothed, vertex
 from amtoolkit.analysis._result import Result, new_axes
 from amtoolkit.analysis._structures import prepare, species_of
 from amtoolkit.analysis.neighbors import neighbor_list
@@ -177,22 +178,31 @@ def rdf(structures: Atoms | Iterable[Atoms], rmax: float = 5.0, nbins: int = 100
     )
 
 
+RDF_PEAK_SMOOTHING = 0.02
+"""Å: standard deviation of the Gaussian g(r) is smoothed with before `first_peak` looks
+for its maximum. Without it, the first peak of the broad Si-Si partial of a DM2 silica
+glass moved from 3.216 Å (100 bins to 5 Å) to 3.048 Å (500 bins) as noise bumps on its
+rising edge passed for the peak; with it, 3.215-3.219 Å at 100 to 1000 bins."""
+
+
 def first_peak(
     result: RDFResult, pair: tuple[str, str] | None = None, min_height: float = 0.5
 ) -> float:
     """Position of the first maximum of g(r) (or of a partial), Å.
 
-    The first local maximum whose height is at least ``min_height`` times the global
-    maximum, refined by a parabola through the peak bin and its two neighbours
-    (kept within half a bin of the bin centre).
+    g(r) is smoothed with a Gaussian of `RDF_PEAK_SMOOTHING` Å; the first peak is the
+    highest point of the first stretch of r where the smoothed g is at least
+    ``min_height`` times its global maximum, refined by a parabola through that point
+    and its two neighbours (kept within half a bin). The result does not depend on the
+    bin width beyond the parabola's accuracy.
 
     Args:
         result: an RDFResult.
         pair: element pair such as ``("Si", "O")`` for a partial; None for the total.
-        min_height: fraction of the global maximum a peak must reach to count.
+        min_height: fraction of the global maximum the first peak's stretch starts at.
 
     Returns:
-        Peak position in Å (NaN when g is zero everywhere or has no peak).
+        Peak position in Å (NaN when g is zero everywhere or still rises at rmax).
 
     Raises:
         ValueError: `min_height` outside (0, 1].
@@ -208,17 +218,16 @@ def first_peak(
     if not 0.0 < min_height <= 1.0:
         raise ValueError(f"min_height must be a fraction in (0, 1], got {min_height}")
     r = np.asarray(result.r)
+    step = float(r[1] - r[0]) if len(r) > 1 else 1.0
+    g = smoothed(g, RDF_PEAK_SMOOTHING / step)
     top = float(np.max(g))
     if not top > 0:
         return float("nan")
-    padded = np.concatenate(([-np.inf], g, [-np.inf]))
-    is_max = (g >= padded[:-2]) & (g > padded[2:]) & (g >= min_height * top)
-    if not is_max.any():  # a flat top: no bin rises above its right neighbour
+    above = g >= min_height * top
+    start = int(np.argmax(above))
+    below = np.flatnonzero(~above[start:])
+    stop = start + (int(below[0]) if len(below) else len(g) - start)
+    k = start + int(np.argmax(g[start:stop]))
+    if k == len(g) - 1:  # still rising at rmax: the peak lies beyond the range
         return float("nan")
-    k = int(np.argmax(is_max))
-    shift = 0.0
-    if 0 < k < len(g) - 1:
-        curvature = g[k - 1] - 2.0 * g[k] + g[k + 1]
-        if curvature < 0:
-            shift = float(np.clip(0.5 * (g[k - 1] - g[k + 1]) / curvature, -0.5, 0.5))
-    return float(r[k] + shift * (r[1] - r[0] if len(r) > 1 else 0.0))
+    return vertex(r, g, k)

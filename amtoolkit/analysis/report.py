@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from ase import Atoms
 
+from amtoolkit.analysis._peaks import smoothed, vertex
 from amtoolkit.analysis._result import Result, to_jsonable
 from amtoolkit.analysis._structures import as_structure_list, prepare, species_of
 from amtoolkit.analysis.energy import density
@@ -1010,17 +1011,8 @@ def _smoothed_mode(theta: np.ndarray, p: np.ndarray) -> float:
     """The angle of the maximum of `p` smoothed with a Gaussian of `ADF_MODE_SMOOTHING`
     degrees, refined by a parabola through it and its neighbours."""
     step = float(theta[1] - theta[0]) if len(theta) > 1 else 1.0
-    sigma = ADF_MODE_SMOOTHING / step
-    half = int(np.ceil(4 * sigma))
-    kernel = np.exp(-0.5 * (np.arange(-half, half + 1) / sigma) ** 2)
-    smooth = np.convolve(np.asarray(p, dtype=float), kernel / kernel.sum(), mode="same")
-    k = int(np.argmax(smooth))
-    if 0 < k < len(smooth) - 1:
-        a, b, c = smooth[k - 1 : k + 2]
-        curvature = a - 2 * b + c
-        if curvature < 0:
-            return float(theta[k] + 0.5 * step * (a - c) / curvature)
-    return float(theta[k])
+    smooth = smoothed(p, ADF_MODE_SMOOTHING / step)
+    return vertex(theta, smooth, int(np.argmax(smooth)))
 
 
 def _rings_rows(result) -> list[tuple[str, str]]:
@@ -1071,7 +1063,7 @@ def first_sq_peak(q: ArrayLike, s: ArrayLike, qmin: float = 0.5) -> float | None
     inner = np.arange(1, len(s) - 1)
     peaks = inner[(s[inner] > s[inner - 1]) & (s[inner] >= s[inner + 1])]
     peaks = peaks[(s[peaks] > 1.0) & (q[peaks] > qmin)]
-    return float(q[peaks[0]]) if len(peaks) else None
+    return vertex(q, s, int(peaks[0])) if len(peaks) else None
 
 
 def _crystallinity_rows(result) -> list[tuple[str, str]]:

@@ -14,6 +14,7 @@ from ase import Atoms
 from ase.geometry import minkowski_reduce
 
 from amtoolkit.analysis._options import integer, positive, shown
+from amtoolkit.analysis._peaks import vertex
 from amtoolkit.analysis._result import Result, new_axes
 from amtoolkit.analysis._structures import prepare
 from amtoolkit.analysis.rdf import pair_histogram, shell_volumes
@@ -42,7 +43,9 @@ class StructureFactorResult(Result):
 
     def peak_position(self, qmin: float = 0.5, qmax: float | None = None) -> float:
         """Position (1/Å) of the largest S(q) in ``[qmin, qmax]`` (e.g. (1, 2.5) for the
-        first sharp diffraction peak of silica).
+        first sharp diffraction peak of silica), refined by a parabola through the
+        largest point and its two neighbours (so not bound to the q grid: the FSDP of
+        silica glasses cooled at different rates differs by less than one 0.05 1/Å step).
 
         Raises:
             ValueError: no q point in the window, or no peak inside it: S(q) is largest
@@ -61,7 +64,7 @@ class StructureFactorResult(Result):
                 f"S(q) has no peak inside [{qmin}, {hi}] 1/Å: it is largest at the edge "
                 f"q = {self.q[k]:.3f} and rises beyond it; widen the window"
             )
-        return float(self.q[k])
+        return vertex(self.q, self.s, k)
 
     def plot(self, ax=None):
         """Plot S(q); returns the Axes."""
