@@ -617,6 +617,7 @@ class Analyzer:
         progress: bool | None = False,
         options: Mapping[str, Mapping[str, Any]] | None = None,
         measured_sq: MeasuredSq | str | os.PathLike | None = None,
+        note: Callable[[str], None] | None = None,
     ) -> AnalysisReport:
         """Run several analyses on a set, skipping frames that fail (`analysis.report`).
 
@@ -644,6 +645,9 @@ class Analyzer:
                 (give the weighting of the measurement in `options`): the report's
                 ``sq_agreement`` (RMSD and R factor), a summary section, the JSON and the
                 S(q) panel. Needs the "sq" analysis.
+            note: called with a line of progress text, per frame when no bar is shown
+                and before each set-wide analysis of a large set
+                (`analysis.report.build_report`); e.g. ``print``.
 
         Returns:
             AnalysisReport (``.summary()``, ``.to_dict()``, ``.plot(path)``).
@@ -678,6 +682,7 @@ class Analyzer:
             run_frames=self._frame_runner(),
             reference=reference,
             options=options,
+            note=note,
         )
         return report if measured is None else dataclasses.replace(report, measured_sq=measured)
 

@@ -309,6 +309,7 @@ def analyze(
                 progress=None,
                 options=options,
                 measured_sq=measured_sq,
+                note=lambda line: click.echo(f"amtool: {line}", err=True),
             )
         if analyzer.cache is not None and analyzer.cache.hits:
             click.echo(

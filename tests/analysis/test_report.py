@@ -411,6 +411,29 @@ def test_a_summary_with_a_spread_says_what_it_is(diamond_si):
     assert " +- " in text and text.endswith(SPREAD_NOTE)
 
 
+def test_notes_name_each_measured_frame_and_each_set_wide_stage(diamond_si, monkeypatch):
+    from amtoolkit.analysis import report as report_module
+
+    frames = [diamond_si, diamond_si * (2, 1, 1), diamond_si]
+    labels = ["a[0]", "a[1]", "b[0]"]
+    lines: list[str] = []
+    monkeypatch.setattr(report_module, "STAGE_NOTE_ATOMS", 30)  # 32 atoms: a "large" set
+    run = Recorder(fail_on=16)
+    build_report(frames, ["energy", "rdf"], run=run, check=no_check, labels=labels,
+                 note=lines.append)  # fmt: skip
+    assert lines == [  # the failed frame leaves 16 atoms, under 30: no stage note
+        "frame 1 of 3 measured: a[0]",
+        "frame 2 of 3 measured (failed): a[1]",
+        "frame 3 of 3 measured: b[0]",
+    ]
+    quiet: list[str] = []
+    build_report(frames, ["rdf"], run=Recorder(), check=no_check, note=quiet.append)
+    assert quiet == ["radial distribution function of 3 frames (32 atoms)"]  # no frame loop
+    monkeypatch.setattr(report_module, "STAGE_NOTE_ATOMS", 32)
+    build_report(frames, ["rdf"], run=Recorder(), check=no_check, note=quiet.append)
+    assert len(quiet) == 1  # a small set: no stage note
+
+
 def test_frames_of_different_sizes_show_their_range(diamond_si):
     frames = [diamond_si, diamond_si[:-1]]
     report = build_report(frames, ["rdf"], run=Recorder(), check=no_check)
