@@ -480,8 +480,11 @@ def generate(
         extra = [counted(redone, "restart")] if redone else []
         extra += [f"{counted(relabelled, 'atom')} relabelled"] if relabelled else []
         kept += f"; {', '.join(extra)}" if extra else ""
+        from amtoolkit.analysis.report import atom_counts
+
         written = counted(n - len(made), "structure")
-        click.echo(f"wrote {written} to {output} (seed {last.info['seed']}{kept})")
+        sizes = atom_counts([i["n_atoms"] for i in infos])
+        click.echo(f"wrote {written} of {sizes} atoms to {output} (seed {last.info['seed']}{kept})")
 
 
 @main.command()
@@ -858,7 +861,7 @@ def _stream(
     untouched); an interrupted run keeps what it wrote. With `notes` = (structures made
     before, all structures), a line per structure on stderr when it is not a terminal
     (a log of a long run, where no progress bar is drawn); `infos` collects each written
-    structure's ``info``."""
+    structure's ``info``, with its number of atoms as ``n_atoms``."""
     import ase.io
 
     written, fh, last = 0, None, None
@@ -870,7 +873,7 @@ def _stream(
             fh.flush()
             written += 1
             if infos is not None:
-                infos.append(dict(last.info))
+                infos.append({**last.info, "n_atoms": len(last)})
             if notes is not None and not sys.stderr.isatty():
                 before, total = notes
                 click.echo(

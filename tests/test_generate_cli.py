@@ -64,7 +64,11 @@ def test_generate_writes_extxyz_frames(runner, model_path, tmp_path):
     args += ["--seed", "4", "--batch-size", "2", "--max-restarts", "0", "-o", str(out)]
     result = runner.invoke(main, args)
     assert result.exit_code == 0, result.output
-    assert f"wrote 3 structures to {out} (seed 4; 9 atoms relabelled)" in result.stdout
+    counts = [len(a) for a in ase.io.read(out, ":")]
+    sizes = f"{min(counts)}-{max(counts)} (mean {sum(counts) / 3:.1f})"
+    assert f"wrote 3 structures of {sizes} atoms to {out} (seed 4; 9 atoms relabelled)" in (
+        result.stdout
+    )
     assert f"amtool: structure 3 of 3 written to {out}" in result.stderr  # a log: no bar
     frames = ase.io.read(out, index=":")
     assert len(frames) == 3
@@ -119,7 +123,7 @@ def test_generate_on_an_explicit_grid(runner, model_path, tmp_path):
     args += ["--timesteps", "0.9,0.4,0.1,0", "--max-restarts", "0", "-o", str(out)]
     result = runner.invoke(main, args)
     assert result.exit_code == 0, result.output
-    assert f"wrote 1 structure to {out} (seed 2" in result.stdout
+    assert f"wrote 1 structure of 15 atoms to {out} (seed 2" in result.stdout
     (atoms,) = ase.io.read(out, index=":")
     assert atoms.info["steps"] == 3
     np.testing.assert_allclose(atoms.info["timesteps"], [0.9, 0.4, 0.1, 0.0])
@@ -243,7 +247,9 @@ def test_interrupted_run_keeps_finished_structures(runner, model_path, tmp_path,
     resumed = runner.invoke(main, [*args[:4], "--batch-size", "2", "-o", str(out), "--resume"])
     assert resumed.exit_code == 0, resumed.output
     assert "dropping a structure cut short after the 3 whole ones" in resumed.stderr
-    assert f"wrote 2 structures to {out} (seed 1; 3 kept from the earlier run; " in (resumed.stdout)
+    assert f"wrote 2 structures of 3 atoms to {out} (seed 1; 3 kept from the earlier run; " in (
+        resumed.stdout
+    )
     uninterrupted = tmp_path / "whole.extxyz"
     assert runner.invoke(main, [*args, "-o", str(uninterrupted)]).exit_code == 0
     for a, b in zip(
