@@ -16,7 +16,7 @@ import os
 from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from ase.data import atomic_masses, chemical_symbols
@@ -25,6 +25,9 @@ from amtoolkit.analysis._options import listed
 from amtoolkit.data.dataset import Dataset
 from amtoolkit.data.ghosts import GHOST_NUMBER
 from amtoolkit.data.properties import AMU_PER_A3_TO_G_PER_CM3, PLAUSIBLE_LABELS, PROPERTY_UNITS
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 @dataclasses.dataclass(frozen=True)
@@ -229,20 +232,43 @@ def implausible_structures(properties: Mapping[str, np.ndarray]) -> dict[str, li
     return found
 
 
-def plot_dataset(dataset: Dataset, path: str | os.PathLike) -> Path:
-    """Histograms of atoms per structure, cell density and every property of `dataset`,
-    one panel each (format by the ending of `path`, written atomically).
+LOG_SPAN = 100.0
+"""Ratio of largest to smallest value of a positive column above which `plot_dataset`
+bins it evenly in log10 on a log axis (cooling rates of 0.1 to 100 K/ps put 15 of 20
+structures in the first of a linear histogram's bins)."""
 
-    Where the labels cluster and where they thin out is what decides which targets a
-    model trained on the set can reach.
+
+def _spans_decades(values: np.ndarray) -> bool:
+    return bool(values.size and values.min() > 0 and values.max() >= LOG_SPAN * values.min())
+
+
+def plot_dataset(dataset: Dataset, path: str | os.PathLike) -> Path:
+    """Write `dataset_figure` to `path` (format by its ending, written atomically).
 
     Returns:
         `path`.
     """
+    from amtoolkit.data._files import atomic_path
+
+    figure = dataset_figure(dataset)
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, dpi=110)
+    return Path(path)
+
+
+def dataset_figure(dataset: Dataset) -> Figure:
+    """Histograms of atoms per structure, cell density and every property of `dataset`,
+    one panel each.
+
+    Where the labels cluster and where they thin out is what decides which targets a
+    model trained on the set can reach. A positive column spanning more than `LOG_SPAN`
+    (cooling rates) is binned evenly in log10 on a log axis.
+
+    Raises:
+        ValueError: the dataset holds no structures.
+    """
     from matplotlib.figure import Figure  # no pyplot: no global backend or figure state
     from matplotlib.ticker import MaxNLocator
-
-    from amtoolkit.data._files import atomic_path
 
     if not len(dataset):
         raise ValueError("nothing to plot: the dataset holds no structures")
@@ -260,7 +286,14 @@ def plot_dataset(dataset: Dataset, path: str | os.PathLike) -> Path:
     for ax, (label, values) in zip(axes.flat, panels, strict=False):
         values = np.asarray(values, dtype=np.float64)
         known = values[np.isfinite(values)]
-        ax.hist(known, bins=min(30, max(5, int(np.sqrt(max(known.size, 1))))), color="tab:blue")
+        n_bins = min(30, max(5, int(np.sqrt(max(known.size, 1)))))
+        if _spans_decades(known):  # e.g. cooling rates 0.1-100 K/ps: even in log10
+            edges = np.geomspace(known.min(), known.max(), n_bins + 1)
+            ax.hist(known, bins=edges, color="tab:blue")
+            ax.set_xscale("log")
+        else:
+            ax.hist(known, bins=n_bins, color="tab:blue")
+            ax.ticklabel_format(axis="x", useOffset=False)  # 3000 atoms, not 0 + 3e3
         missing = values.size - known.size
         ax.set_xlabel(label + (f", {missing} missing" if missing else ""))
         ax.set_ylabel("structures")
@@ -270,6 +303,4 @@ def plot_dataset(dataset: Dataset, path: str | os.PathLike) -> Path:
     for ax in list(axes.flat)[len(panels) :]:
         ax.set_axis_off()
     figure.suptitle(f"{len(dataset)} structures")
-    with atomic_path(path) as tmp:
-        figure.savefig(tmp, dpi=110)
-    return Path(path)
+    return figure

@@ -122,6 +122,25 @@ def test_dataset_info_plot_draws_one_histogram_per_label(tmp_path):
     assert bad.exit_code == 2 and "unknown figure format 'foo'" in bad.output
 
 
+def test_a_label_spanning_decades_is_binned_in_log10():
+    from amtoolkit.data.summary import dataset_figure
+
+    si = bulk("Si", "diamond", 5.431, cubic=True)
+    rates = [0.1, 0.1, 1.0, 10.0, 100.0, 100.0]  # K/ps, as the DM2 glasses
+    data = Dataset.from_atoms(
+        [si] * 6, properties={"cooling_rate": rates, "shear_modulus": [30.0] * 5 + [31.0]}
+    )
+    axes = {ax.get_xlabel(): ax for ax in dataset_figure(data).axes if ax.get_visible()}
+    rate_axis = next(ax for label, ax in axes.items() if label.startswith("cooling_rate"))
+    assert rate_axis.get_xscale() == "log"
+    counts = [p.get_height() for p in rate_axis.patches]
+    assert counts[0] == 2 and counts[-1] == 2  # not 5 of 6 in the first linear bin
+    shear_axis = next(ax for label, ax in axes.items() if label.startswith("shear_modulus"))
+    assert shear_axis.get_xscale() == "linear"
+    atoms_axis = axes["atoms per structure"]
+    assert atoms_axis.xaxis.get_major_formatter().get_useOffset() is False
+
+
 def test_dataset_info_plot_of_an_empty_dataset_is_refused(tmp_path):
     from amtoolkit.data.summary import plot_dataset
 
