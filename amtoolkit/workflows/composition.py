@@ -12,6 +12,7 @@ TiO2, BaO, ZnO, each modifier at most 40 mol%.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
@@ -74,14 +75,14 @@ def sample_composition(
     check_oxides(modifiers, "modifiers")
     if not formers:
         raise ValueError("at least one network former is needed")
-    if not 0 < max_modifier_fraction <= 1 or not 0 < min_former_fraction <= 1:
-        raise ValueError("max_modifier_fraction and min_former_fraction must be in (0, 1]")
+    check_fraction_limits(max_modifier_fraction, min_former_fraction, max_modifiers)
     subsets = [
         [f for bit, f in enumerate(formers) if mask >> bit & 1]
         for mask in range(1, 2 ** len(formers))
     ]
     chosen_formers = subsets[int(rng.integers(len(subsets)))]
-    k = int(rng.integers(1, min(max_modifiers, len(modifiers)) + 1)) if modifiers else 0
+    most = min(max_modifiers, len(modifiers))
+    k = int(rng.integers(1, most + 1)) if most else 0  # max_modifiers=0: formers alone
     chosen = [str(m) for m in rng.choice(list(modifiers), size=k, replace=False)] if k else []
     budget = 1.0 - min_former_fraction
     for _ in range(MAX_REJECTIONS):
@@ -97,17 +98,75 @@ def sample_composition(
     return out
 
 
+def check_fraction_limits(
+    max_modifier_fraction: float, min_former_fraction: float, max_modifiers: int
+) -> None:
+    """Raise ValueError for limits of `sample_composition` that no draw can meet."""
+    for name, value in (
+        ("max_modifier_fraction", max_modifier_fraction),
+        ("min_former_fraction", min_former_fraction),
+    ):
+        if not 0 < value <= 1:
+            raise ValueError(f"{name} must be a mole fraction in (0, 1], got {value}")
+    if int(max_modifiers) != max_modifiers or max_modifiers < 0:
+        raise ValueError(f"max_modifiers must be an integer >= 0, got {max_modifiers}")
+
+
+def check_fractions(fractions: Mapping[str, float]) -> None:
+    """Raise ValueError unless `fractions` names known oxides with finite, non-negative
+    amounts and a positive sum."""
+    check_oxides(fractions, "composition")
+    values = [float(x) for x in fractions.values()]
+    if not all(math.isfinite(x) and x >= 0 for x in values) or not sum(values) > 0:
+        raise ValueError(
+            f"mole fractions must be finite and >= 0 with a positive sum: {dict(fractions)}"
+        )
+
+
+def parse_composition(value: str | Mapping[str, float]) -> dict[str, float]:
+    """A fixed composition from ``"SiO2:70,Li2O:30"`` (mole percent or fractions: the
+    amounts are normalised to sum to 1) or a mapping oxide -> amount.
+
+    Returns:
+        dict oxide -> mole fraction, in the order given, summing to 1.
+
+    Raises:
+        ValueError: an entry without ``OXIDE:AMOUNT``, an amount that is not a number,
+            an unknown or repeated oxide, a negative or non-finite amount, or no amount
+            above zero.
+    """
+    if isinstance(value, str):
+        pairs = []
+        for part in (p.strip() for p in value.split(",")):
+            oxide, sep, amount = part.partition(":")
+            if not sep or not part:
+                raise ValueError(
+                    f"composition entry {part!r} is not OXIDE:AMOUNT (e.g. SiO2:70,Li2O:30)"
+                )
+            try:
+                pairs.append((oxide.strip(), float(amount)))
+            except ValueError:
+                raise ValueError(
+                    f"composition amount {amount!r} of {oxide} is not a number"
+                ) from None
+        names = [ox for ox, _ in pairs]
+        check_oxides(names, "composition")
+        value = dict(pairs)
+    check_fractions(value)
+    total = sum(float(x) for x in value.values())
+    return {ox: float(x) / total for ox, x in value.items() if float(x) > 0}
+
+
 def formula_units(fractions: Mapping[str, float], n_atoms: int) -> dict[str, int]:
     """Whole formula units of each oxide for about `n_atoms` atoms (at least 1 each).
 
     u_j = round(x_j n_atoms / sum_k x_k a_k), a_k = atoms per formula unit of oxide k.
+    The amounts are normalised first (proportions, not necessarily summing to 1).
     """
-    check_oxides(fractions, "composition")
+    check_fractions(fractions)
     if n_atoms < 1:
         raise ValueError(f"n_atoms must be >= 1, got {n_atoms}")
     total = sum(float(x) for x in fractions.values())
-    if not total > 0 or any(float(x) < 0 for x in fractions.values()):
-        raise ValueError(f"mole fractions must be >= 0 with a positive sum: {dict(fractions)}")
     atoms_per_mole = sum(float(x) / total * sum(OXIDES[ox].values()) for ox, x in fractions.items())
     scale = n_atoms / atoms_per_mole
     return {
@@ -147,6 +206,7 @@ def melt_temperature(
     melts at 4000 K, 70SiO2-30Li2O at 3550 K and any glass without SiO2 and Al2O3 at
     2500 K. The result is rounded to a multiple of `step`.
     """
+    check_fractions(fractions)
     total = sum(float(x) for x in fractions.values())
     x_si = float(fractions.get("SiO2", 0.0)) / total
     x_al = float(fractions.get("Al2O3", 0.0)) / total

@@ -25,6 +25,7 @@ and melt temperature go to the per-sample provenance.
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from typing import ClassVar
 
 import numpy as np
@@ -45,18 +46,34 @@ from amtoolkit.workflows.base import (
 from amtoolkit.workflows.composition import (
     FORMERS,
     MODIFIERS,
+    check_fraction_limits,
     check_oxides,
+    composition_label,
     covered_oxides,
     element_counts,
     formula_units,
     melt_temperature,
     mole_fractions,
+    parse_composition,
     sample_composition,
 )
 from amtoolkit.workflows.lammps_md import Stage, md_stage, run_stages
 from amtoolkit.workflows.structures import random_packing
 
 POTENTIAL = "bmp-glass"
+
+SAMPLER_OPTIONS = (
+    "formers",
+    "modifiers",
+    "max_modifiers",
+    "max_modifier_fraction",
+    "min_former_fraction",
+)
+"""The options that shape drawn compositions (none apply beside a fixed `composition`)."""
+
+COMPOSITION_TOL = 0.01
+"""Mole fraction by which whole formula units may miss a fixed composition before the
+protocol warns (30 mol% Li2O in about 20 atoms: 28.6 %)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,6 +82,10 @@ class MEGProtocol(MeltQuenchProtocol):
 
     Attributes:
         atoms: target number of atoms (whole formula units: the count is approximate).
+        composition: one fixed composition for every sample, ``"SiO2:70,Li2O:30"``
+            (mole percent or fractions, normalised; a mapping from JSON works too), kept
+            in the canonical mole-percent form; None draws a composition per sample
+            from the options below.
         formers: network-former oxides the sampler draws from.
         modifiers: modifier oxides the sampler draws from.
         max_modifiers: most modifiers per glass.
@@ -103,6 +124,7 @@ class MEGProtocol(MeltQuenchProtocol):
     )
 
     atoms: int = 200
+    composition: str | None = None
     formers: tuple[str, ...] = FORMERS
     modifiers: tuple[str, ...] = MODIFIERS
     max_modifiers: int = 4
@@ -172,8 +194,14 @@ class MEGProtocol(MeltQuenchProtocol):
         )
         check_oxides(self.formers, "formers")
         check_oxides(self.modifiers, "modifiers")
-        covered = covered_oxides(get_spec(POTENTIAL).elements, (*self.formers, *self.modifiers))
-        missing = [ox for ox in (*self.formers, *self.modifiers) if ox not in covered]
+        check_fraction_limits(
+            self.max_modifier_fraction, self.min_former_fraction, self.max_modifiers
+        )
+        named = (*self.formers, *self.modifiers)
+        if self.composition is not None:
+            named = tuple(self._fixed_composition())
+        covered = covered_oxides(get_spec(POTENTIAL).elements, named)
+        missing = [ox for ox in named if ox not in covered]
         if missing:
             raise ValueError(f"oxide(s) {missing} are not covered by potential {POTENTIAL!r}")
         if not self.formers:
@@ -192,9 +220,38 @@ class MEGProtocol(MeltQuenchProtocol):
             self, "elastic_delta", 0.0, ELASTIC_DELTA_MAX, "the elastic fit needs small strains"
         )
 
-    def composition(self, rng: np.random.Generator) -> dict[str, int]:
-        """Draw a composition and return whole formula units per oxide."""
-        fractions = sample_composition(
+    def _fixed_composition(self) -> dict[str, float]:
+        """Check and normalise the `composition` option (kept as ``"SiO2:70,Li2O:30"``),
+        refuse sampler options beside it, warn when whole formula units for `atoms`
+        atoms miss it by more than `COMPOSITION_TOL`; return its mole fractions."""
+        fractions = parse_composition(self.composition)
+        object.__setattr__(self, "composition", composition_label(fractions))
+        sampler_options = ("formers", "modifiers", "max_modifiers", "max_modifier_fraction")
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        given = [
+            n for n in (*sampler_options, "min_former_fraction") if getattr(self, n) != defaults[n]
+        ]
+        if given:
+            raise ValueError(
+                f"composition={self.composition} fixes the glass, and {', '.join(given)} "
+                "apply to drawn compositions only: give one or the other"
+            )
+        realised = mole_fractions(formula_units(fractions, int(self.atoms)))
+        if max(abs(realised.get(ox, 0.0) - x) for ox, x in fractions.items()) > COMPOSITION_TOL:
+            warnings.warn(
+                f"composition {self.composition} in whole formula units of about "
+                f"{self.atoms} atoms is {composition_label(realised)} (mol%); more atoms "
+                "come nearer",
+                UserWarning,
+                stacklevel=4,
+            )
+        return fractions
+
+    def sample_fractions(self, rng: np.random.Generator) -> dict[str, float]:
+        """The mole fractions of one sample: the fixed `composition`, or a draw."""
+        if self.composition is not None:
+            return parse_composition(self.composition)
+        return sample_composition(
             rng,
             formers=self.formers,
             modifiers=self.modifiers,
@@ -202,7 +259,10 @@ class MEGProtocol(MeltQuenchProtocol):
             max_modifier_fraction=self.max_modifier_fraction,
             min_former_fraction=self.min_former_fraction,
         )
-        return formula_units(fractions, int(self.atoms))
+
+    def composition_units(self, rng: np.random.Generator) -> dict[str, int]:
+        """Whole formula units per oxide of one sample (`sample_fractions`)."""
+        return formula_units(self.sample_fractions(rng), int(self.atoms))
 
     def melt_temperature(self, units: dict[str, int]) -> float:
         """The melt temperature rule (K) applied to realised mole fractions."""
@@ -228,7 +288,7 @@ class MEGProtocol(MeltQuenchProtocol):
     def run_sample(self, index: int, seed: int) -> tuple[Atoms, dict[str, float]]:
         """Composition and random start from `seed`, melt-quench, elastic labels."""
         rng = np.random.default_rng(seed)
-        units = self.composition(rng)
+        units = self.composition_units(rng)
         counts = element_counts(units)
         symbols = [el for el, n in counts.items() for _ in range(n)]
         t_melt = self.melt_temperature(units)

@@ -18,6 +18,7 @@ from amtoolkit.workflows.composition import (
     formula_units,
     melt_temperature,
     mole_fractions,
+    parse_composition,
     sample_composition,
 )
 from amtoolkit.workflows.structures import cube_for_density, diamond_supercell, random_packing
@@ -104,6 +105,54 @@ def test_bad_compositions_are_rejected():
         formula_units({"Na2O": 1.0}, 100)
     with pytest.raises(ValueError, match="at least one network former"):
         sample_composition(np.random.default_rng(0), formers=())
+    with pytest.raises(ValueError, match="finite and >= 0"):
+        formula_units({"SiO2": float("inf"), "Li2O": 0.3}, 100)  # was a NaN-to-int error
+    with pytest.raises(ValueError, match="finite and >= 0"):
+        melt_temperature({"SiO2": 0.7, "Li2O": -0.3})  # was 5100 K
+    rng = np.random.default_rng(0)
+    with pytest.raises(ValueError, match=r"max_modifier_fraction must be a mole fraction"):
+        sample_composition(rng, max_modifier_fraction=1.5)
+    with pytest.raises(ValueError, match=r"max_modifiers must be an integer >= 0"):
+        sample_composition(rng, max_modifiers=-1)
+
+
+def test_max_modifiers_zero_draws_formers_alone():
+    rng = np.random.default_rng(3)
+    for _ in range(20):  # was numpy's "low >= high"
+        assert set(sample_composition(rng, max_modifiers=0)) <= set(FORMERS)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("SiO2:70,Li2O:30", {"SiO2": 0.7, "Li2O": 0.3}),
+        ("SiO2:0.7, Li2O:0.3", {"SiO2": 0.7, "Li2O": 0.3}),
+        ({"SiO2": 50, "Al2O3": 20, "CaO": 30}, {"SiO2": 0.5, "Al2O3": 0.2, "CaO": 0.3}),
+        ("SiO2:60,Li2O:20", {"SiO2": 0.75, "Li2O": 0.25}),  # proportions: normalised
+        ("SiO2:100,Li2O:0", {"SiO2": 1.0}),
+    ],
+)
+def test_parse_composition(text, expected):
+    parsed = parse_composition(text)
+    assert list(parsed) == list(expected)
+    assert parsed == pytest.approx(expected, abs=SUM_TOL)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("SiO2=70", "is not OXIDE:AMOUNT"),
+        ("SiO2:70,", "is not OXIDE:AMOUNT"),
+        ("SiO2:lots", "'lots' of SiO2 is not a number"),
+        ("SiO2:70,Na2O:30", r"unknown oxide\(s\) in composition: \['Na2O'\]"),
+        ("SiO2:70,SiO2:30", "name SiO2 more than once"),
+        ("SiO2:-70,Li2O:30", "finite and >= 0"),
+        ("SiO2:0", "positive sum"),
+    ],
+)
+def test_bad_composition_texts_are_named(text, message):
+    with pytest.raises(ValueError, match=message):
+        parse_composition(text)
 
 
 def test_random_packing_keeps_the_minimum_distance_and_density():

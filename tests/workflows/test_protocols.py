@@ -140,11 +140,25 @@ def test_meg_tiny_run_has_all_labels_and_a_neutral_composition():
 
 def test_meg_li_fraction_is_the_atom_fraction_of_li():
     protocol = MEGProtocol(modifiers=("Li2O",), formers=("SiO2",), atoms=60)
-    units = protocol.composition(np.random.default_rng(0))
+    units = protocol.composition_units(np.random.default_rng(0))
     assert set(units) == {"SiO2", "Li2O"}
     # the label is computed in run_sample from these counts: 2 Li per Li2O unit
     n_atoms = 3 * units["SiO2"] + 3 * units["Li2O"]
     assert 2 * units["Li2O"] / n_atoms < 0.4 * 2 / 3 + 1e-12
+
+
+def test_meg_fixed_composition_makes_every_sample_of_it():
+    protocol = MEGProtocol(composition="SiO2:0.7,Li2O:0.3", atoms=99)
+    assert protocol.composition == "SiO2:70,Li2O:30"  # canonical: mole percent
+    for seed in range(3):
+        units = protocol.composition_units(np.random.default_rng(seed))
+        assert units == {"SiO2": 23, "Li2O": 10}  # 99 atoms, 30.3 mol% Li2O
+    with pytest.raises(ValueError, match="fixes the glass, and modifiers, max_modifiers apply"):
+        MEGProtocol(composition="SiO2:70,Li2O:30", modifiers="Li2O", max_modifiers=1)
+    with pytest.warns(UserWarning, match=r"about 20 atoms is SiO2:71.43,Li2O:28.57"):
+        MEGProtocol(composition="SiO2:70,Li2O:30", atoms=20)
+    with pytest.raises(ValueError, match="max_modifier_fraction must be a mole fraction"):
+        MEGProtocol(max_modifier_fraction=1.5)  # was a failure inside every worker
 
 
 def test_full_protocols():
