@@ -133,6 +133,15 @@ class Analyzer:
             )
         if isinstance(potential, str):
             _check_potential_name(potential)
+            from amtoolkit.potentials import get_spec
+
+            get_spec(potential).resolve_options(potential_options)  # bad options: now
+        elif potential_options:
+            given = "no potential" if potential is None else "a calculator object"
+            raise TypeError(
+                f"potential options {', '.join(sorted(potential_options))} need a potential "
+                f"name, not {given} (a calculator carries its own settings)"
+            )
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
             raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
         if workers > 1 and isinstance(potential, Calculator):

@@ -152,6 +152,21 @@ def test_energy_with_calculator_object(diamond_si):
     )
 
 
+@pytest.mark.parametrize(
+    ("options", "error", "message"),
+    [
+        ({"kspace": True}, TypeError, "unknown option.*'kspace'.*allowed: alpha"),
+        ({"coulomb_cutoff": -3}, ValueError, "coulomb_cutoff must be a positive number"),
+        ({"three_body": "no"}, TypeError, "three_body must be true or false"),
+    ],
+)
+def test_bad_potential_options_are_refused_when_the_analyzer_is_made(options, error, message):
+    with pytest.raises(error, match=message):  # not at the first energy, after the rest
+        Analyzer("bmp-glass", **options)
+    with pytest.raises(TypeError, match="need a potential name, not no potential"):
+        Analyzer(None, **options)
+
+
 def test_coverage_error_names_element():
     with pytest.raises(CoverageError, match="'O'.*sw-si"):
         Analyzer("sw-si").energy(cristobalite())
