@@ -162,6 +162,12 @@ def main() -> None:
 @click.option(
     "--network", is_flag=True, help="Q^n speciation and bridging-oxygen fractions (oxides)."
 )
+@click.option(
+    "--formers",
+    metavar="EL,EL",
+    help="Network formers of --network (implies it), e.g. Si,Al for an aluminosilicate "
+    "[default: those of B, Si, P, Ge, As present].",
+)
 @click.option("--rings", is_flag=True, help="Shortest-path ring statistics.")
 @click.option("--sq", is_flag=True, help="Structure factor S(q) from g(r) to 20 Å.")
 @click.option(
@@ -238,6 +244,7 @@ def analyze(
     sq_data: str | None,
     cache_dir: str | None,
     no_cache: bool,
+    formers: str | None,
     **flags: bool,
 ) -> None:
     """Analyse the structures in FILES and print a summary.
@@ -273,6 +280,7 @@ def analyze(
             raise ValueError("give --cache DIR or --no-cache, not both")
         frames, labels = _read(files, index, fmt, type_map, atom_style)
         flags["sq"] = flags["sq"] or sq_weighting is not None or sq_data is not None
+        flags["network"] = flags["network"] or formers is not None
         analyses = [name for flag, name in _FLAGS.items() if flags[flag]] or DEFAULT_ANALYSES
         per_frame = [a for a in analyses if a in FRAME_ANALYSES]
         if workers > 1 and not per_frame:
@@ -287,7 +295,14 @@ def analyze(
 
             cache = cache_dir if cache_dir is not None else default_cache_dir()
         analyzer = Analyzer(potential, workers=workers, cache=cache)
-        options = {"sq": {"weighting": sq_weighting or "number"}} if flags["sq"] else {}
+        options: dict[str, dict[str, Any]] = {}
+        if flags["sq"]:
+            options["sq"] = {"weighting": sq_weighting or "number"}
+        if formers is not None:
+            named = [part.strip() for part in formers.split(",") if part.strip()]
+            if not named:
+                raise ValueError("--formers names no element; give e.g. --formers Si,Al")
+            options["network"] = {"formers": named}
         ref_frames, ref_skipped = None, []
         if reference:
             ref_frames, ref_skipped = _usable_reference(

@@ -56,6 +56,8 @@ class NetworkResult(Result):
         anion_types: type (`ANION_TYPES`) -> fraction of the anions (they sum to 1).
         per_structure: one dict per structure: former -> mean n, and "bridging" ->
             fraction of the anions that bridge.
+        modifiers: the other cations of the set (neither formers nor the anion), which
+            do not bridge: Al of an aluminosilicate unless named among the formers.
     """
 
     anion: str
@@ -63,6 +65,7 @@ class NetworkResult(Result):
     connectivity: dict[str, float]
     anion_types: dict[str, float]
     per_structure: list[dict[str, float]]
+    modifiers: list[str] = dataclasses.field(default_factory=list)
 
     def plot(self, ax=None):
         """Bar chart of the Q^n fractions per former; returns the Axes."""
@@ -166,6 +169,7 @@ def network(
         connectivity=connectivity,
         anion_types=anion_types,
         per_structure=per_structure,
+        modifiers=[s for s in species if s not in formers and s != anion],
     )
 
 

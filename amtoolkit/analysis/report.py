@@ -1006,7 +1006,19 @@ def _network_rows(result) -> list[tuple[str, str]]:
         rows.append((f"{el} connectivity <n>", f"{result.connectivity[el]:.3f}  ({top})"))
     types = ", ".join(f"{name} {f:.3f}" for name, f in result.anion_types.items() if f >= 0.001)
     rows.append((f"{result.anion} types", types))
+    if result.modifiers:
+        hint = ""
+        if set(result.modifiers) & set(INTERMEDIATES):
+            formers = ",".join([*result.qn, *(m for m in result.modifiers if m in INTERMEDIATES)])
+            hint = f" (--formers {formers} counts intermediates as formers)"
+        rows.append(("other cations", ", ".join(result.modifiers) + hint))
     return rows
+
+
+INTERMEDIATES = ("Al", "Ti", "Zn", "Be")
+"""Cations that a network summary suggests counting as formers when present (Al of an
+aluminosilicate: left a modifier, a 50SiO2-20Al2O3-30CaO glass reads bridging O 0.17,
+counted as a former 0.76)."""
 
 
 def _adf_rows(result) -> list[tuple[str, str]]:

@@ -96,10 +96,33 @@ def test_modifiers_are_not_formers_and_formers_can_be_named():
     atoms = beta_cristobalite()
     atoms.symbols[0] = "Na"  # a modifier where a Si was: its O become non-bridging
     result = network(atoms)
-    assert list(result.qn) == ["Si"]
+    assert list(result.qn) == ["Si"] and result.modifiers == ["Na"]
     assert result.anion_types["non-bridging"] == pytest.approx(4 / 16)
     both = network(atoms, formers=["Si", "Na"])
     assert set(both.qn) == {"Na", "Si"} and both.anion_types["bridging"] == 1.0
+    assert both.modifiers == []
+
+
+def test_an_aluminosilicate_summary_names_al_and_the_cli_counts_it_as_a_former(tmp_path):
+    from click.testing import CliRunner
+
+    from amtoolkit.cli import main
+
+    atoms = beta_cristobalite().repeat(2)
+    atoms.symbols[[k for k, z in enumerate(atoms.numbers) if z == 14][:4]] = "Al"
+    path = tmp_path / "alumino.extxyz"
+    atoms.write(path)
+    plain = CliRunner().invoke(main, ["analyze", str(path), "--network"])
+    assert plain.exit_code == 0, plain.output
+    assert "other cations               Al (--formers Si,Al counts intermediates" in plain.output
+    assert "bridging 0.898" in plain.output  # O next to an Al does not bridge
+    named = CliRunner().invoke(main, ["analyze", str(path), "--formers", "Si,Al", "--json", "-"])
+    assert named.exit_code == 0, named.output  # --formers implies --network
+    data = json.loads(named.stdout[named.stdout.index("{") :])
+    assert set(data["network"]["qn"]) == {"Si", "Al"}
+    assert data["network"]["anion_types"]["bridging"] == 1.0
+    empty = CliRunner().invoke(main, ["analyze", str(path), "--formers", ","])
+    assert empty.exit_code == 2 and "--formers names no element" in empty.output
 
 
 def test_bad_input_names_the_problem():
