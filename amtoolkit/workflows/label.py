@@ -143,6 +143,10 @@ def label_dataset(
         raise WorkflowError("elastic moduli need a classical potential (potential=, -p NAME)")
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise WorkflowError(f"workers must be an integer >= 1, got {workers!r}")
+    if workers > 1:
+        from amtoolkit._processes import check_main_guard
+
+        check_main_guard()  # before the .labels.jsonl is opened
     journal = progress_path(out)
     if not resume and (out.exists() or journal.exists()):
         found = out if out.exists() else journal

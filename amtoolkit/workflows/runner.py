@@ -42,7 +42,12 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 
-from amtoolkit._processes import new_executor, single_thread_environment, terminate
+from amtoolkit._processes import (
+    check_main_guard,
+    new_executor,
+    single_thread_environment,
+    terminate,
+)
 from amtoolkit.analysis._result import to_jsonable
 from amtoolkit.analysis._structures import frame_digest
 from amtoolkit.data import Dataset
@@ -204,6 +209,8 @@ def make_dataset(
     proto = get_protocol(protocol, full=full, **protocol_options)
     n_samples = _check_int(n_samples, "n_samples", 1)
     workers = _check_int(os.cpu_count() or 1 if workers is None else workers, "workers", 1)
+    if workers > 1:
+        check_main_guard()  # before anything is written: the guarded rerun starts afresh
     if max_minutes is not None and not (isinstance(max_minutes, (int, float)) and max_minutes > 0):
         raise WorkflowError(f"max_minutes must be a positive number, got {max_minutes!r}")
     deadline = None if max_minutes is None else time.monotonic() + 60.0 * float(max_minutes)

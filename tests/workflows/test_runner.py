@@ -414,3 +414,23 @@ def test_resuming_reordered_frames_is_refused(tmp_path):
     assert not parts_folder(swapped).exists()
     grown = make_dataset(proto, 4, out, workers=1, seed=2, resume=True, progress=False)
     assert len(grown) == 4  # the file's own frames pass the check
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        'make_dataset("a-si", 2, "out.h5", workers=2, progress=False, atoms=64)',
+        'label_dataset("example:a-si", "out.h5", workers=2, progress=False)',
+    ],
+)
+def test_a_script_without_a_main_guard_is_refused_before_it_writes_anything(tmp_path, call):
+    """The refusal came after the run folder or labels file was made, and the guarded
+    rerun then met "out.h5.parts exists: resume it"."""
+    script = tmp_path / "bare.py"
+    script.write_text(f"from amtoolkit.workflows import label_dataset, make_dataset\n\n{call}\n")
+    run = subprocess.run(
+        [sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert run.returncode != 0
+    assert "bare.py starts worker processes at its top level" in run.stderr.splitlines()[-1]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bare.py"]
