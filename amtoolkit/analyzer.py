@@ -109,7 +109,7 @@ class Analyzer:
             (``report``, ``per_frame``, and those methods on a set); a later Analyzer
             with the same potential reads them back instead of measuring again, so an
             interrupted analysis of many frames continues where it stopped. Needs a
-            potential name (or none). None: no cache.
+            potential name (or none). None or False: no cache.
         **potential_options: keyword arguments for ``get_calculator`` when `potential`
             is a name.
 
@@ -124,7 +124,7 @@ class Analyzer:
         potential: str | Calculator | None = None,
         *,
         workers: int = 1,
-        cache: str | os.PathLike | FrameCache | None = None,
+        cache: str | os.PathLike | FrameCache | bool | None = None,
         **potential_options: Any,
     ):
         if potential is not None and not isinstance(potential, (str, Calculator)):
@@ -149,6 +149,10 @@ class Analyzer:
                 "workers > 1 needs a potential name (e.g. 'sw-si'): a calculator object "
                 "cannot be copied to worker processes"
             )
+        if cache is False:  # as the command line's --no-cache
+            cache = None
+        elif cache is True:
+            raise TypeError("cache=True: give the cache folder (a path), or None / False")
         if cache is not None and isinstance(potential, Calculator):
             raise ValueError(
                 "cache needs a potential name (e.g. 'sw-si'): the results of a calculator "

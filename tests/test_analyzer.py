@@ -167,6 +167,12 @@ def test_bad_potential_options_are_refused_when_the_analyzer_is_made(options, er
         Analyzer(None, **options)
 
 
+def test_cache_false_is_no_cache_and_true_is_refused():
+    assert Analyzer("sw-si", cache=False).cache is None  # was a TypeError from pathlib
+    with pytest.raises(TypeError, match="give the cache folder"):
+        Analyzer("sw-si", cache=True)
+
+
 def test_coverage_error_names_element():
     with pytest.raises(CoverageError, match="'O'.*sw-si"):
         Analyzer("sw-si").energy(cristobalite())

@@ -15,6 +15,7 @@ See docs/training.md.
 
 from __future__ import annotations
 
+from amtoolkit.checkpoint import SamplingDefaults
 from amtoolkit.training.config import (
     ConfigError,
     DataConfig,
@@ -55,6 +56,7 @@ __all__ = [
     "ModelConfig",
     "OptimConfig",
     "SDEConfig",
+    "SamplingDefaults",
     "TrainConfig",
     "TrainResult",
     "Trainer",

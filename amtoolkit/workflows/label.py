@@ -4,8 +4,9 @@
 ``density`` of the structure as given, ``relaxed_energy`` (eV/atom) after relaxing
 positions and cell at zero pressure with a classical potential, with ``elastic`` the
 relaxed-ion moduli (``shear_modulus``, ``bulk_modulus``, ``youngs_modulus`` in GPa and
-``poisson_ratio``), and with ``rings`` the mean shortest-path ring size (``ring_size``,
-in Si atoms when Si and O are present). The same functions measure them
+``poisson_ratio``), with ``rings`` the mean shortest-path ring size (``ring_size``,
+in Si atoms when Si and O are present), and ``li_fraction`` (atom fraction of Li) of a
+set that holds Li, as the `meg` protocol labels it. The same functions measure them
 (`workflows.base.relaxed_labels`), with the elastic settings ``amtool analyze
 --elastic`` uses for the potential, so own structures, generated datasets and analysed
 structures carry labels a model can be trained or checked on side by side.
@@ -174,10 +175,28 @@ def label_dataset(
         bar.close()
     names = sorted({name for labels in done.values() for name in labels})
     columns = {n: [done[k].get(n, np.nan) for k in range(len(data))] for n in names}
+    columns.update(composition_labels(data))
     how = f"{command} (amtoolkit.workflows.label_dataset of {source})"
     data.with_properties(columns, how=how).to_hdf5(out)
     journal.unlink()
     return Dataset.from_hdf5(out)
+
+
+def composition_labels(data: Dataset) -> dict[str, list[float]]:
+    """The labels read off the composition, as the `meg` protocol gives them:
+    ``li_fraction`` (atom fraction of Li, ghosts left out) when any frame holds Li."""
+    counts = []
+    for k in range(len(data)):
+        numbers = data.frame(k).numbers
+        real = numbers[numbers != 0]
+        counts.append((int(np.count_nonzero(real == LITHIUM)), len(real)))
+    if not any(li for li, _ in counts):
+        return {}
+    return {"li_fraction": [li / n if n else np.nan for li, n in counts]}
+
+
+LITHIUM = 3
+"""Atomic number of Li (`composition_labels`)."""
 
 
 def _open(spec: str | os.PathLike) -> Dataset:

@@ -40,6 +40,17 @@ def test_labels_are_the_melt_quench_labels(tmp_path):
     assert not progress_path(tmp_path / "si.h5").exists()  # removed once written
 
 
+def test_li_fraction_is_labelled_for_sets_holding_li(tmp_path):
+    glass = beta_cristobalite()
+    glass.symbols[:2] = "Li"  # 2 of 24 atoms
+    ds = label_dataset(
+        Dataset.from_atoms([glass, beta_cristobalite()]), tmp_path / "li.h5", progress=False
+    )
+    np.testing.assert_allclose(ds.properties["li_fraction"], [2 / len(glass), 0.0])
+    plain = label_dataset(Dataset.from_atoms([rattled_si(0)]), tmp_path / "si.h5", progress=False)
+    assert "li_fraction" not in plain.property_names  # no Li anywhere: no column
+
+
 def test_elastic_labels_equal_what_analyze_measures(tmp_path):
     """The labels and ``amtool analyze --elastic`` use the potential's elastic settings,
     so a model trained on labels is scored on the same scale."""
