@@ -376,6 +376,12 @@ def potentials() -> None:
     help="Property target, e.g. shear=40 or shear=30,40,50 (one per structure).",
 )
 @click.option("--cell", metavar="L|a,b,c", help="Cell edge(s) in Å, or 9 numbers (rows).")
+@click.option(
+    "--pore",
+    metavar="R[,AXIS]",
+    help="Leave a cylindrical pore of radius R Å empty, along AXIS x, y or z (default z) "
+    "through the cell's centre; needs --cell.",
+)
 @click.option("--atoms", "n_atoms", type=int, help="Atoms per structure (sizes the cell).")
 @click.option("--density", type=float, help="Mass density in g/cm3 (sizes a cubic cell).")
 @click.option("--max-density", type=float, help="Ghost-atom density, atoms/Å^3.")

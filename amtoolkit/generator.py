@@ -58,6 +58,7 @@ from amtoolkit.diffusion import (
     sampler_names,
     sampling_method,
 )
+from amtoolkit.diffusion.pore import Cylinder, WalledModel, inside, prior_outside
 from amtoolkit.diffusion.streams import Streams
 
 __all__ = [
@@ -284,6 +285,29 @@ def _as_cell(cell: Any) -> np.ndarray:
     return array
 
 
+def as_pore(pore: Cylinder | float | str | None) -> Cylinder | None:
+    """A pore from `generate`'s ``pore``: a `Cylinder`, a radius in Å (along z through
+    the cell's centre), ``"RADIUS,AXIS"`` text, or None."""
+    if pore is None or isinstance(pore, Cylinder):
+        return pore
+    if isinstance(pore, str):
+        return Cylinder.parse(pore)
+    if isinstance(pore, (bool, np.bool_)) or not isinstance(pore, (int, float, np.number)):
+        raise ValueError(f"pore must be a radius in Å, 'RADIUS,AXIS' or a Cylinder, got {pore!r}")
+    return Cylinder(float(pore))
+
+
+def _open_volume(cell: np.ndarray, pore: Cylinder | None) -> float:
+    """Volume of `cell` outside `pore`, Å^3."""
+    volume = float(abs(np.linalg.det(cell)))
+    return volume if pore is None else volume - pore.volume(cell)
+
+
+PORE_MARGIN = 0.1
+"""Å: an atom this far inside a pore's radius counts as in the pore (`atoms.info
+["pore_atoms"]`); the smoothed wall leaves atoms at the radius within about sigma_X(0)."""
+
+
 def _check_size(n_atoms: int, cell: np.ndarray) -> None:
     """Refuse a structure too large to sample, before any memory is taken."""
     if n_atoms > MAX_STRUCTURE_ATOMS:
@@ -365,6 +389,7 @@ class GenerationPlan:
             likely balanced elements and denoise them again with those held.
         accept: the caller's test of a finished structure (`generate`'s `accept`), whose
             failures are restarted too; None: none.
+        pore: a cylinder kept empty (`amtoolkit.diffusion.pore`), or None.
     """
 
     n: int
@@ -388,6 +413,7 @@ class GenerationPlan:
     restart_t: float
     rebalance: bool = False
     accept: Callable[[Atoms], bool] | None = None
+    pore: Cylinder | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary (without the per-structure arrays)."""
@@ -411,6 +437,7 @@ class GenerationPlan:
             "restart_t": self.restart_t,
             "rebalance": self.rebalance,
             "accept": None if self.accept is None else describe(self.accept),
+            "pore": None if self.pore is None else self.pore.to_record(),
         }
 
 
@@ -576,6 +603,7 @@ class Generator:
         noise_scale: float | None = None,
         score_gain: float | None = None,
         timesteps: Any = None,
+        pore: Cylinder | float | str | None = None,
         _stacklevel: int = 2,
         **targets: Any,
     ) -> GenerationPlan:
@@ -586,10 +614,13 @@ class Generator:
         """
         info = self.info
         n = check_int("n", n, 1)
+        pore = as_pore(pore)
+        if pore is not None and cell is None:
+            raise ValueError("a pore needs the cell it runs through: give cell= (--cell) too")
         cell_array, n_initial, n_real, rho_max = self._plan_cell(
-            cell, n_atoms, density, max_density
+            cell, n_atoms, density, max_density, pore
         )
-        self._check_density(cell_array, n_real, _stacklevel + 1)
+        self._check_density(cell_array, n_real, _stacklevel + 1, pore)
         self._check_request(
             n_atoms if n_atoms is not None else n_initial, density, rho_max, _stacklevel + 1
         )
@@ -614,6 +645,11 @@ class Generator:
         if sampler is None:
             sampler = defaults.sampler if defaults.sampler in usable else usable[0]
         method = sampling_method(info.objective, sampler, info.kind)
+        if pore is not None and not method.score_gain:
+            raise ValueError(
+                f"a pore is kept empty through the score of the sampler; sampler {sampler!r} "
+                "has none: use sde, ode or shortcut"
+            )
         sampler_options: dict[str, Any] = {}
         if not method.needs_energy and (hmc_range is not None or dt0 is not None):
             raise ValueError(
@@ -783,6 +819,7 @@ class Generator:
             restart_t=restart_t,
             rebalance=rebalance,
             accept=accept,
+            pore=pore,
         )
 
     def _plan_cell(
@@ -791,8 +828,10 @@ class Generator:
         n_atoms: int | None,
         density: float | None,
         max_density: float | None,
+        pore: Cylinder | None = None,
     ) -> tuple[np.ndarray, int, int | None, float | None]:
-        """(cell [3, 3], atoms to start with, requested real atoms, rho_max)."""
+        """(cell [3, 3], atoms to start with, requested real atoms, rho_max); with a
+        `pore`, atom counts follow the volume outside it."""
         typical = self.info.typical
         if max_density is None:
             max_density = self.info.max_density
@@ -816,6 +855,8 @@ class Generator:
             if density is not None:
                 raise ValueError("give cell or density, not both (density sets the cell volume)")
             cell_array = _as_cell(cell)
+            if pore is not None:
+                pore.check_fits(cell_array)
             if max_density is not None and n_atoms is not None:
                 raise ValueError(
                     f"with ghost atoms (max_density={max_density:g}/Å^3) the model decides the "
@@ -825,7 +866,7 @@ class Generator:
                 if typical is None:
                     raise ValueError("the model card has no typical density: give n_atoms too")
                 rho = number_density(typical.density, typical.composition)
-                n_atoms = round(rho * float(np.linalg.det(cell_array)))
+                n_atoms = round(rho * _open_volume(cell_array, pore))
                 if n_atoms < 1:
                     raise ValueError(
                         "the cell is too small to hold one atom at the typical density "
@@ -846,6 +887,8 @@ class Generator:
             _check_size(int(n_atoms), cell_array)  # type: ignore[arg-type]
             return cell_array, int(n_atoms), int(n_atoms), None  # type: ignore[arg-type]
         n_initial = n_target(Atoms(cell=cell_array, pbc=True), max_density)
+        if pore is not None:  # the ghosts fill the volume outside the pore
+            n_initial = int(math.floor(max_density * _open_volume(cell_array, pore)))
         if n_atoms is not None and n_atoms > n_initial:  # before "fewer than 1 atom" below
             if density is not None:  # the cell was sized for n_atoms at this density
                 per_a3 = n_atoms / float(np.linalg.det(cell_array))
@@ -968,12 +1011,15 @@ class Generator:
             "rebalance=False (amtool generate --max-restarts 0 --no-rebalance)"
         )
 
-    def _check_density(self, cell: np.ndarray, n_real: int | None, stacklevel: int) -> None:
-        """Warn when `n_real` atoms in `cell` are far from the training densities."""
+    def _check_density(
+        self, cell: np.ndarray, n_real: int | None, stacklevel: int, pore: Cylinder | None = None
+    ) -> None:
+        """Warn when `n_real` atoms in `cell` (outside the `pore`) are far from the
+        training densities."""
         typical = self.info.typical
         if n_real is None or typical is None or typical.density_range is None:
             return  # with ghosts and no n_atoms the model decides the density
-        volume = float(abs(np.linalg.det(cell)))
+        volume = _open_volume(cell, pore)
         rho = n_real / volume / number_density(1.0, typical.composition)
         low, high = typical.density_range
         if far_outside(np.array([rho]), low, high).any():
@@ -1055,6 +1101,7 @@ class Generator:
         noise_scale: float | None = None,
         score_gain: float | None = None,
         timesteps: Any = None,
+        pore: Cylinder | float | str | None = None,
         progress: bool | None = True,
         **targets: Any,
     ) -> list[Atoms]:
@@ -1120,6 +1167,13 @@ class Generator:
                 at most the model's t_max down to exactly 0, one model evaluation per
                 interval (so `steps` is ``len(timesteps) - 1``; a `steps` that differs is
                 refused). For grid studies; the samplers' grids are in docs/generator.md.
+            pore: a cylinder to leave empty (DM2's porous starts): a radius in Å (along
+                z through the cell's centre), ``"RADIUS,AXIS"`` (``"6,x"``) or an
+                `amtoolkit.diffusion.pore.Cylinder`. Needs `cell` and a sampler of the
+                score (sde, ode, shortcut): the start is uniform outside it and the score
+                of its noise-smoothed wall keeps atoms out; atom counts (and ghosts)
+                follow the volume outside it. Records ``pore`` ([radius, axis, centre])
+                and ``pore_atoms`` (atoms left more than 0.1 Å inside; a warning when any).
             progress: show a tqdm bar over model steps (None: only on a terminal).
             **targets: property targets by name or alias (``shear=40``), each a scalar
                 or a sequence of `n` values (None/NaN = null for that structure), raw
@@ -1175,6 +1229,7 @@ class Generator:
                 noise_scale=noise_scale,
                 score_gain=score_gain,
                 timesteps=timesteps,
+                pore=pore,
                 progress=progress,
                 _stacklevel=3,
                 **targets,
@@ -1288,7 +1343,7 @@ class Generator:
             disable=(not progress) if progress is not None else None,
             leave=False,
         )
-        unbalanced = failed = 0
+        unbalanced = failed = filled = 0
         close = self.close_pair_distance
         crowded, empty = 0, []
         try:
@@ -1309,6 +1364,9 @@ class Generator:
                     if balanced is not None or plan.accept is not None:
                         for key, values in counts.items():
                             atoms.info[key] = values[offset].item()
+                    if plan.pore is not None:
+                        atoms.info["pore_atoms"] = int(counts["pore_atoms"][offset])
+                        filled += atoms.info["pore_atoms"] > 0
                     if plan.accept is not None:
                         failed += not counts["accepted"][offset]
                     if len(atoms) == 0:
@@ -1321,6 +1379,13 @@ class Generator:
                     yield atoms
         finally:
             bar.close()
+        if filled:
+            warnings.warn(
+                f"{filled} of {made} structures keep atoms more than {PORE_MARGIN:g} Å inside "
+                f"the pore (atoms.info['pore_atoms']); more steps push them out",
+                UserWarning,
+                stacklevel=stacklevel,
+            )
         if failed:
             warnings.warn(
                 f"{failed} of {made} structures fail accept={describe(plan.accept)} after "
@@ -1386,6 +1451,15 @@ class Generator:
             )
             for i in range(start, stop)
         ]
+        if plan.pore is not None:  # uniform outside the pore, from each prior's own stream
+            priors = [
+                prior_outside(
+                    prior,
+                    plan.pore,
+                    torch.Generator(device=device).manual_seed(plan.structure_seeds[i] + 1),
+                )
+                for i, prior in zip(range(start, stop), priors, strict=True)
+            ]
         state = _concat(priors)
         method = sampling_method(self.info.objective, plan.sampler, self.info.kind)
         generator: torch.Generator | Streams
@@ -1401,6 +1475,8 @@ class Generator:
         if plan.icg_properties is not None:
             icg = torch.as_tensor(plan.icg_properties, dtype=dtype, device=device)
         model = guided(self.model, plan.guidance, icg_properties=icg, generator=generator)
+        if plan.pore is not None:
+            model = WalledModel(model, plan.pore, sde)
         ts = method.timesteps(plan.steps, sde) if plan.timesteps is None else None
         if ts is None:
             ts = torch.tensor(plan.timesteps, dtype=torch.float64)
@@ -1442,6 +1518,11 @@ class Generator:
             )
             counts["relabelled"] = relabelled.cpu().numpy()
         out = _real_elements(out, plan.max_density)
+        if plan.pore is not None:
+            in_pore = inside(out.positions, out.cell, out.system_idx, plan.pore, PORE_MARGIN)
+            counts["pore_atoms"] = (
+                torch.bincount(out.system_idx[in_pore], minlength=out.n_systems).cpu().numpy()
+            )
         balanced = None
         if plan.charge_balance:
             balanced = is_charge_balanced(out, self.vocabulary).cpu().numpy()
@@ -1493,6 +1574,8 @@ class Generator:
         if plan.max_density is not None:
             info["max_density"] = plan.max_density
             info["n_initial"] = plan.n_initial
+        if plan.pore is not None:
+            info["pore"] = np.array(plan.pore.to_record())
         return info
 
 
@@ -1625,6 +1708,7 @@ resumed run of another sampler may take another `n` (extending a finished run) o
 size."""
 
 _OPTIONAL_RECORDS = (
+    "pore",
     "accept",
     "max_restarts",
     "restart_t",

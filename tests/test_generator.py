@@ -956,3 +956,34 @@ def test_a_modulus_in_pascal_is_refused_naming_the_unit():
     check_physical("shear_modulus", 535.0)  # diamond
     with pytest.raises(ValueError, match=r"density=2330 .* in \(0, 30\) g/cm3"):
         check_physical("density", 2330.0)  # kg/m3
+
+
+def test_a_pore_is_left_empty_and_recorded(si):
+    from amtoolkit.diffusion.pore import Cylinder, radial
+
+    frames = si.generate(2, cell=[12.0, 12.0, 6.0], pore=3.0, steps=8, seed=0, progress=False)
+    for atoms in frames:
+        assert atoms.info["pore"].tolist() == [3.0, 2.0, 0.5, 0.5]
+        assert atoms.info["pore_atoms"] == 0
+        positions = torch.tensor(atoms.positions)
+        cell = torch.tensor(atoms.cell.array).reshape(1, 3, 3)
+        rho, _ = radial(positions, cell, torch.zeros(len(atoms), dtype=torch.long), Cylinder(3))
+        assert float(rho.min()) > 3.0 - 0.1
+    # no ghosts: the typical density over the volume outside the pore
+    open_volume = 12.0 * 12.0 * 6.0 - np.pi * 9.0 * 6.0
+    plan = si.plan(1, cell=[12.0, 12.0, 6.0], pore="3,z", seed=0)
+    assert plan.n_atoms == round(number_density(2.2, {"Si": 1.0}) * open_volume)
+    again = si.generate(2, cell=[12.0, 12.0, 6.0], pore=3.0, steps=8, seed=0, progress=False)
+    assert all(same(a, b) for a, b in zip(frames, again, strict=True))
+
+
+def test_a_pore_sets_the_ghost_count_and_is_refused_where_it_cannot_work(ghost_sio2, tmp_path):
+    plan = ghost_sio2.plan(1, cell=10.0, pore=2.5, seed=0)
+    assert plan.n_initial == int(np.floor(0.09 * (1000.0 - np.pi * 2.5**2 * 10.0)))
+    with pytest.raises(ValueError, match="a pore needs the cell it runs through"):
+        ghost_sio2.plan(1, pore=2.5, seed=0)
+    with pytest.raises(ValueError, match="does not fit a cell 10 Å wide"):
+        ghost_sio2.plan(1, cell=10.0, pore=4.5, seed=0)
+    flow = Generator.from_checkpoint(save_tiny_model(tmp_path / "flow", objective="flow"))
+    with pytest.raises(ValueError, match="sampler 'ode' has none: use sde, ode or shortcut"):
+        flow.plan(1, cell=10.0, pore=2.5, seed=0)
