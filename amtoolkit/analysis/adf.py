@@ -27,6 +27,9 @@ class ADFResult(Result):
         per_structure: ``p`` of each structure, shape ``[n_structures, nbins]`` (zeros
             for a structure without angles).
         n_angles: number of angles counted in each structure.
+        by_triplet: the same per element triplet (j, i, k) with i the centre and j, k
+            ordered by atomic number, e.g. ``by_triplet[("Si", "O", "Si")]``, the Si-O-Si angle of
+            a silicate apart from the Li-O-Si and Ca-O-Ca angles at the same O.
     """
 
     theta: np.ndarray
@@ -34,6 +37,7 @@ class ADFResult(Result):
     by_center: dict[str, np.ndarray]
     per_structure: np.ndarray
     n_angles: list[int]
+    by_triplet: dict[tuple[str, str, str], np.ndarray] = dataclasses.field(default_factory=dict)
 
     def plot(self, ax=None, by_center: bool = True):
         """Plot the ADF (and per-centre curves when `by_center`); returns the Axes."""
@@ -64,6 +68,17 @@ def bond_angles(i: np.ndarray, vectors: np.ndarray, n_atoms: int) -> tuple[np.nd
         ``(center, angle)``: centre index and angle in degrees, shape ``[n_angles]`` each
         (NaN for an angle involving a zero-length bond vector).
     """
+    first, second = angle_entries(i, n_atoms)
+    with np.errstate(invalid="ignore", divide="ignore"):  # zero-length bonds give NaN
+        unit = vectors / np.sqrt(np.einsum("ij,ij->i", vectors, vectors))[:, None]
+        cos = np.einsum("ij,ij->i", np.take(unit, first, axis=0), np.take(unit, second, axis=0))
+        angle = np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
+    return np.take(i, first), angle
+
+
+def angle_entries(i: np.ndarray, n_atoms: int) -> tuple[np.ndarray, np.ndarray]:
+    """The two neighbour entries of every angle of `bond_angles`: indices into `i` (and
+    its neighbour arrays), shape ``[n_angles]`` each, in the order `bond_angles` uses."""
     n_entries = len(i)
     n_neigh = np.bincount(i, minlength=n_atoms)  # [n_atoms]
     start = np.cumsum(n_neigh) - n_neigh
@@ -73,11 +88,7 @@ def bond_angles(i: np.ndarray, vectors: np.ndarray, n_atoms: int) -> tuple[np.nd
     first = np.repeat(np.arange(n_entries), partners)  # [n_angles]
     offset = np.arange(n_entries) + 1 - (np.cumsum(partners) - partners)
     second = np.arange(len(first)) + np.repeat(offset, partners)  # [n_angles]
-    with np.errstate(invalid="ignore", divide="ignore"):  # zero-length bonds give NaN
-        unit = vectors / np.sqrt(np.einsum("ij,ij->i", vectors, vectors))[:, None]
-        cos = np.einsum("ij,ij->i", np.take(unit, first, axis=0), np.take(unit, second, axis=0))
-        angle = np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
-    return np.take(i, first), angle
+    return first, second
 
 
 def _histograms(angle: np.ndarray, group: np.ndarray, n_groups: int, nbins: int) -> np.ndarray:
@@ -126,13 +137,25 @@ def adf(structures: Atoms | Iterable[Atoms], cutoff: Cutoffs = 3.0, nbins: int =
     lookup[numbers] = np.arange(len(species))
     dtheta = 180.0 / nbins
     n_angles = []
+    n = len(species)
+    triplet_sum = np.zeros((n**3, nbins))
+    triplet_n = np.zeros(n**3, dtype=int)
     for k, atoms in enumerate(frames):
-        i, vectors = bonded_pairs(atoms, cutoff, "iD")
+        i, j, vectors = bonded_pairs(atoms, cutoff, "ijD")
         center, angle = bond_angles(i, vectors, len(atoms))
+        first, second = angle_entries(i, len(atoms))
         defined = np.isfinite(angle)  # a neighbour at distance 0 has no direction
         if not defined.all():
             center, angle = center[defined], angle[defined]
+            first, second = first[defined], second[defined]
         n_angles.append(len(angle))
+        types = lookup[atoms.numbers]
+        end_a, end_b = types[np.take(j, first)], types[np.take(j, second)]
+        triplet = (np.minimum(end_a, end_b) * n + types[center]) * n + np.maximum(end_a, end_b)
+        by_kind = _histograms(angle, triplet, n**3, nbins)  # [n^3, nbins]
+        seen = by_kind.sum(axis=1) > 0
+        triplet_sum[seen] += by_kind[seen] / (by_kind[seen].sum(axis=1, keepdims=True) * dtheta)
+        triplet_n[seen] += 1
         # one histogram per central species in a single bincount: [n_species, nbins]
         center_type = lookup[np.take(atoms.numbers, center)]
         counts = _histograms(angle, center_type, len(species), nbins)
@@ -147,6 +170,10 @@ def adf(structures: Atoms | Iterable[Atoms], cutoff: Cutoffs = 3.0, nbins: int =
     has_angles = np.asarray(n_angles) > 0
     p = per_structure[has_angles].mean(axis=0) if has_angles.any() else np.zeros(nbins)
     by_center = {s: center_sum[s] / center_n[s] for s in species if center_n[s] > 0}
+    by_triplet = {
+        (species[g // (n * n)], species[g // n % n], species[g % n]): triplet_sum[g] / triplet_n[g]
+        for g in np.flatnonzero(triplet_n)
+    }
     edges = np.linspace(0.0, 180.0, nbins + 1)
     return ADFResult(
         theta=0.5 * (edges[:-1] + edges[1:]),
@@ -154,4 +181,5 @@ def adf(structures: Atoms | Iterable[Atoms], cutoff: Cutoffs = 3.0, nbins: int =
         by_center=by_center,
         per_structure=per_structure,
         n_angles=n_angles,
+        by_triplet=by_triplet,
     )

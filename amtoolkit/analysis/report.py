@@ -28,6 +28,7 @@ from amtoolkit.analysis._peaks import smoothed, vertex
 from amtoolkit.analysis._result import Result, to_jsonable
 from amtoolkit.analysis._structures import as_structure_list, prepare, species_of
 from amtoolkit.analysis.energy import density
+from amtoolkit.analysis.network import ANIONS, FORMERS
 from amtoolkit.analysis.rdf import first_peak
 from amtoolkit.data.properties import TARGET_PREFIX, label_of
 from amtoolkit.errors import CoverageError, StructureError
@@ -1035,7 +1036,18 @@ def _adf_rows(result) -> list[tuple[str, str]]:
         for el, p in result.by_center.items()
         if np.any(p > 0)
     ]
+    rows += [  # the network's own angle, apart from the modifiers' at the same anion
+        (f"most likely angle {a}-{center}-{b} (deg)", f"{_smoothed_mode(theta, p):.1f}")
+        for (a, center, b), p in result.by_triplet.items()
+        if center in ANIONS and a == b and a in FORMERS and _has_others(result, center)
+    ]
     return rows
+
+
+def _has_others(result, center: str) -> bool:
+    """Whether angles at `center` also join other elements than one former pair (a
+    modified glass, where the angle at the anion mixes several kinds)."""
+    return sum(1 for (_, c, _) in result.by_triplet if c == center) > 1
 
 
 ADF_MODE_SMOOTHING = 2.0

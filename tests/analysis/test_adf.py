@@ -150,3 +150,48 @@ def test_overlapping_atoms_do_not_break_the_histogram(diamond_si):
     result = adf(atoms, cutoff=2.7)
     assert np.all(np.isfinite(result.p))
     assert result.p.sum() * (result.theta[1] - result.theta[0]) == pytest.approx(1.0)
+
+
+def brute_force_triplets(atoms: Atoms, cutoff: float) -> dict[tuple[str, str, str], list[float]]:
+    i, j, vectors = ase_neighbor_list("ijD", atoms, cutoff)
+    symbols = atoms.get_chemical_symbols()
+    order = {s: atoms.numbers[symbols.index(s)] for s in set(symbols)}
+    found: dict[tuple[str, str, str], list[float]] = {}
+    for center in range(len(atoms)):
+        v, ends = vectors[i == center], j[i == center]
+        for a in range(len(v)):
+            for b in range(a + 1, len(v)):
+                cos = v[a] @ v[b] / np.linalg.norm(v[a]) / np.linalg.norm(v[b])
+                end = sorted((symbols[ends[a]], symbols[ends[b]]), key=order.get)
+                key = (end[0], symbols[center], end[1])
+                found.setdefault(key, []).append(np.degrees(np.arccos(np.clip(cos, -1, 1))))
+    return found
+
+
+def test_triplet_curves_match_a_brute_force_count_in_a_modified_glass():
+    rng = np.random.default_rng(5)
+    symbols = ["Si"] * 8 + ["O"] * 16 + ["Li"] * 6
+    atoms = Atoms(symbols, scaled_positions=rng.random((30, 3)), cell=[8.0, 8.5, 9.0], pbc=True)
+    result = adf(atoms, cutoff=3.0, nbins=90)
+    expected = brute_force_triplets(atoms, 3.0)
+    assert set(result.by_triplet) == set(expected)
+    for key, angles in expected.items():
+        counts = np.histogram(angles, bins=90, range=(0.0, 180.0))[0]
+        np.testing.assert_allclose(
+            result.by_triplet[key], counts / (len(angles) * 2.0), rtol=0, atol=REF_TOL
+        )
+    data = json.loads(json.dumps(result.to_dict()))
+    assert "O-Si-O" in data["by_triplet"] or "Si-O-Si" in data["by_triplet"]
+
+
+def test_report_names_the_network_angle_of_a_modified_glass():
+    from amtoolkit.analysis.report import summary_rows
+
+    glass = beta_cristobalite()
+    glass.symbols[0] = "Li"  # its four O now also join Li-O-Si angles
+    result = adf(glass, cutoff={("Si", "O"): 2.0, ("Li", "O"): 2.0})
+    assert result.theta[np.argmax(result.by_triplet[("Si", "O", "Si")])] == pytest.approx(179.5)
+    rows = dict(summary_rows("adf", result, None))
+    assert rows["most likely angle Si-O-Si (deg)"] == "179.5"  # the last bin
+    pure = dict(summary_rows("adf", adf(beta_cristobalite(), cutoff={("Si", "O"): 2.0}), None))
+    assert "most likely angle Si-O-Si (deg)" not in pure  # the angle at O says it already
