@@ -470,6 +470,17 @@ class Analyzer:
         from amtoolkit.analysis.elastic import elastic
 
         calc = self._calculator_for("elastic", structures)
+        if method == "hessian" and isinstance(self.potential, str):
+            from amtoolkit.potentials import get_spec
+
+            if not get_spec(self.potential).smooth:
+                warnings.warn(
+                    f"{self.potential!r} is not smooth (a sharp cutoff): the harmonic "
+                    "route's finite differences cross it (G = -373 GPa with bmp-glass on a "
+                    "Li silicate); use method='strain'",
+                    UserWarning,
+                    stacklevel=2,
+                )
         defaults = self.elastic_defaults()
         options = dict(
             relax=relax,

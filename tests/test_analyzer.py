@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import warnings
 
 import numpy as np
 import pytest
@@ -171,6 +172,19 @@ def test_cache_false_is_no_cache_and_true_is_refused():
     assert Analyzer("sw-si", cache=False).cache is None  # was a TypeError from pathlib
     with pytest.raises(TypeError, match="give the cache folder"):
         Analyzer("sw-si", cache=True)
+
+
+def test_the_harmonic_route_warns_on_a_potential_with_a_sharp_cutoff(monkeypatch):
+    from amtoolkit.analysis import elastic as elastic_module
+
+    monkeypatch.setattr(elastic_module, "elastic", lambda *args, **kwargs: "measured")
+    glass = cristobalite()
+    with pytest.warns(UserWarning, match="'bmp-glass' is not smooth .* use method='strain'"):
+        assert Analyzer("bmp-glass").elastic(glass, method="hessian") == "measured"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        Analyzer("bmp-glass").elastic(glass, method="strain")
+        Analyzer("tersoff-sio2").elastic(glass, method="hessian")
 
 
 def test_coverage_error_names_element():

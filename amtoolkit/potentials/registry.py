@@ -44,6 +44,9 @@ class PotentialSpec:
             it, so that a structure measured with the defaults is measured as its
             training labels were (relaxed-ion moduli depend on the relaxation
             tolerance; docs/workflows.md).
+        smooth: energy and forces are continuous; False for a potential with a sharp
+            cutoff (BMP's three-body term at 3.3 Å), where finite-difference Hessians and
+            the harmonic elastic route are meaningless.
     """
 
     name: str
@@ -56,6 +59,7 @@ class PotentialSpec:
     cutoff: float = 0.0
     charges: Mapping[str, float] = field(default_factory=dict)
     elastic_options: Mapping[str, Any] = field(default_factory=dict)
+    smooth: bool = True
 
     def resolve_options(self, options: Mapping[str, Any]) -> dict[str, Any]:
         """Defaults updated with `options`.
@@ -166,6 +170,7 @@ POTENTIALS: dict[str, PotentialSpec] = {
         cutoff=bmp.COULOMB_CUTOFF,
         charges=bmp.parameters().charges,
         elastic_options={"fmax": 1e-3, "n_steps": 3},  # the meg labels (MEGProtocol)
+        smooth=False,  # nb3b/screened stops sharply at 3.3 Å
     ),
 }
 
