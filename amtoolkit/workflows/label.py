@@ -182,6 +182,10 @@ def label_dataset(
     return Dataset.from_hdf5(out)
 
 
+LITHIUM = 3
+"""Atomic number of Li (`composition_labels`)."""
+
+
 def composition_labels(data: Dataset) -> dict[str, list[float]]:
     """The labels read off the composition, as the `meg` protocol gives them:
     ``li_fraction`` (atom fraction of Li, ghosts left out) when any frame holds Li."""
@@ -193,10 +197,6 @@ def composition_labels(data: Dataset) -> dict[str, list[float]]:
     if not any(li for li, _ in counts):
         return {}
     return {"li_fraction": [li / n if n else np.nan for li, n in counts]}
-
-
-LITHIUM = 3
-"""Atomic number of Li (`composition_labels`)."""
 
 
 def _open(spec: str | os.PathLike) -> Dataset:
