@@ -211,6 +211,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """The benchmark of the module docstring (or, with ``--point``, one scaling point)."""
     torch.set_num_threads(args.threads)
+    _args.warn_if_loaded(args.threads)
 
     if args.point is not None:
         point = scaling_point(args.point, args.scaling_repeats, args.device, args.edge_chunk)

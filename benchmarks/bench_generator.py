@@ -896,10 +896,10 @@ def train_smoke_models(workdir: Path) -> dict[str, str]:
     """Train the tiny a-Si model (configs/tiny.yaml) and a tiny SiO2 one; checkpoint stems."""
     import yaml
 
-    from amtoolkit.training import TrainConfig, load_config, train
+    from amtoolkit.training import TrainConfig, load_config
 
     si = load_config(TINY_CONFIG).replace(out_dir=str(workdir / "tiny-si"), tensorboard=False)
-    si_stem = train(si).checkpoint
+    si_stem = _args.train_smoke(si)
     data = smoke_sio2_dataset(workdir / "tiny-sio2.extxyz")
     sio2_dict = yaml.safe_load(TINY_CONFIG.read_text())
     sio2_dict.update(
@@ -912,7 +912,7 @@ def train_smoke_models(workdir: Path) -> dict[str, str]:
         dataset=str(data), property_names=list(SIO2_PROPERTIES), max_density=0.09, val_fraction=0.2
     )
     sio2_dict["sampling"] = {"sampler": "sde", "steps": 50, "guidance": 1.0}
-    sio2_stem = train(TrainConfig.from_dict(sio2_dict)).checkpoint
+    sio2_stem = _args.train_smoke(TrainConfig.from_dict(sio2_dict))
     return {
         "a-si": str(si_stem),
         "a-si-reference": str(si.data.dataset),
@@ -1001,6 +1001,8 @@ def temporary_workdir(stack: contextlib.ExitStack, args: argparse.Namespace, pre
     """Give ``args.workdir`` a temporary folder, removed when `stack` closes, unless set."""
     if args.workdir is None:
         args.workdir = stack.enter_context(tempfile.TemporaryDirectory(prefix=prefix))
+    else:  # a new folder: the smoke data are written before any model creates it
+        Path(args.workdir).mkdir(parents=True, exist_ok=True)
 
 
 def add_reference_options(parser: argparse.ArgumentParser) -> None:
@@ -1119,6 +1121,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument(
             "--elastic-method",
             default=None,
+            choices=("strain", "hessian"),
             help="Analyzer.elastic(method=...), when this amtoolkit supports it",
         )
         p.add_argument(
@@ -1252,7 +1255,7 @@ def fill_defaults(args: argparse.Namespace) -> None:
 
 
 def default_json(benchmark: str, smoke: bool) -> Path:
-    suffix = "" if benchmark == "all" else "_" + benchmark.replace("-", "_")
+    suffix = "" if benchmark == "all" else "_" + benchmark  # as the committed results
     return RESULTS / f"bench_generator{suffix}{'_smoke' if smoke else ''}.json"
 
 
@@ -1316,6 +1319,7 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> dict[str, Any]:
     if args.threads is None:
         args.threads = 1 if args.smoke else 2
     torch.set_num_threads(args.threads)
+    _args.warn_if_loaded(args.threads)
     if getattr(args, "point", None) is not None:  # child process of the scaling curve
         args.steps = args.speed_steps
         print(json.dumps(scaling_point(args)))

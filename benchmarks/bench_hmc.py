@@ -414,7 +414,7 @@ def print_tables(
 
 def train_smoke_model(workdir: Path) -> dict[str, str]:
     """configs/tiny.yaml as an energy model (3 epochs); its stem and training data."""
-    from amtoolkit.training import load_config, train
+    from amtoolkit.training import load_config
 
     tiny = load_config(bg.TINY_CONFIG)
     config = tiny.replace(
@@ -423,7 +423,7 @@ def train_smoke_model(workdir: Path) -> dict[str, str]:
         tensorboard=False,
         model=dataclasses.replace(tiny.model, kind="energy"),
     )
-    return {"model": str(train(config).checkpoint), "reference": str(config.data.dataset)}
+    return {"model": _args.train_smoke(config), "reference": str(config.data.dataset)}
 
 
 # ----------------------------------------------------------------------------- command line

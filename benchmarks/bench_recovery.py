@@ -170,12 +170,12 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> dict[str, Any]:
     report = bg.start_report("bench_recovery", args, argv)
     with contextlib.ExitStack() as stack:
         if args.smoke:
-            from amtoolkit.training import load_config, train
+            from amtoolkit.training import load_config
 
             bg.temporary_workdir(stack, args, "bench_recovery_")
             config = load_config(bg.TINY_CONFIG)
             config = config.replace(out_dir=str(Path(args.workdir) / "tiny-si"), tensorboard=False)
-            args.model, args.reference = str(train(config).checkpoint), str(config.data.dataset)
+            args.model, args.reference = _args.train_smoke(config), str(config.data.dataset)
             args.n, args.t = SMOKE["n"], SMOKE["t"]
             args.steps_per_unit = SMOKE["steps_per_unit"]
             args.max_reference = min(args.max_reference, SMOKE["max_reference"])

@@ -435,7 +435,7 @@ def bench_shortcut(args: argparse.Namespace) -> dict[str, Any]:
 def train_smoke_models(workdir: Path) -> dict[str, str]:
     """configs/tiny.yaml as a shortcut and as a score model, and a tiny SiO2 shortcut
     model on bench_generator's stand-in beta-cristobalite labels; checkpoint stems."""
-    from amtoolkit.training import load_config, train
+    from amtoolkit.training import load_config
 
     tiny = load_config(bg.TINY_CONFIG)
     shortcut_model = dataclasses.replace(tiny.model, step_size_embedding=True)
@@ -464,10 +464,10 @@ def train_smoke_models(workdir: Path) -> dict[str, str]:
         ),
     )
     return {
-        "model": str(train(shortcut).checkpoint),
-        "score-model": str(train(score).checkpoint),
+        "model": _args.train_smoke(shortcut),
+        "score-model": _args.train_smoke(score),
         "reference": str(tiny.data.dataset),
-        "sio2-model": str(train(sio2).checkpoint),
+        "sio2-model": _args.train_smoke(sio2),
         "sio2-reference": str(data),
     }
 
