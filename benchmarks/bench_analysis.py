@@ -56,6 +56,12 @@ def best_time(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:
 def read_sio2(path: Path) -> Atoms:
     """The LAMMPS data file `path` (atom style charge, real units); exits with one line
     when it is not one."""
+    if not Path(path).exists():
+        raise _args.fail(
+            f"--data {path}: no such file; give the DM2 glass sio2_3000_glass_1k_sample0.dat "
+            "(the default looks in ../shared/data/dm2-sio2 beside the repository)",
+            "bench_analysis",
+        )
     try:
         return read(path, format="lammps-data", atom_style="charge", units="real")
     except Exception as err:  # noqa: BLE001 - ASE's reader fails on another format with any error
