@@ -76,7 +76,7 @@ def relax(
             box/relax on the cell, finished with ASE FIRE if needed), "ase" (ASE FIRE +
             FrechetCellFilter) or "auto": "lammps" for a LammpsCalculator, else "ase".
             "lammps" is the faster engine by measurement (benchmarks/bench_potentials.py:
-            216-atom SW a-Si 0.66 s vs 2.9 s; 192-atom BMP silica 4.0 s vs > 61 s).
+            216-atom SW a-Si 0.57 s vs 3.6 s; 192-atom BMP silica 5.0 s vs > 76 s).
 
     Returns:
         A relaxed copy with a SinglePointCalculator holding energy, forces and stress,
