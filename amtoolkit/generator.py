@@ -33,7 +33,7 @@ from ase.data import atomic_masses, atomic_numbers
 from torch import nn
 
 from amtoolkit.analysis._options import listed, shown
-from amtoolkit.analysis._structures import frame_digest, perpendicular_widths
+from amtoolkit.analysis._structures import MAX_NUMBER_DENSITY, frame_digest, perpendicular_widths
 from amtoolkit.analysis.compare import CLOSE_PAIR_FACTOR, closest_pair
 from amtoolkit.analysis.criteria import describe, unmeetable
 from amtoolkit.checkpoint import ModelInfo, load_checkpoint
@@ -342,12 +342,26 @@ def _thinnest(cell: np.ndarray) -> tuple[float, str]:
     return float(widths[k]), "abc"[k]
 
 
-def check_int(name: str, value: Any, minimum: int) -> int:
-    """`value` as an int >= `minimum` (a bool or a float is not one); ValueError naming
-    `name` otherwise."""
+def check_int(name: str, value: Any, minimum: int, maximum: int | None = None) -> int:
+    """`value` as an int >= `minimum` (and <= `maximum` when given; a bool or a float is
+    not one); ValueError naming `name` otherwise."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name} must be an integer <= {maximum:,}, got {value:,}")
     return int(value)
+
+
+MAX_STEPS = 100_000
+"""Most reverse steps of one run (the longest documented schedule is HMC's 2000); a value
+like 10^12 failed allocating the time grid (8 TB)."""
+
+MAX_STRUCTURES = 10_000_000
+"""Most structures of one `generate` call (their seeds are planned up front)."""
+
+MAX_GUIDANCE = 20.0
+"""Largest classifier-free guidance weight (the papers use 0.25-1; w = 10^6 made a-SiO2
+with 0.57 Å O-Si pairs)."""
 
 
 def _is_oxide(vocabulary: ElementVocabulary) -> bool:
@@ -613,7 +627,7 @@ class Generator:
             ValueError: one line naming the bad argument (see `generate`).
         """
         info = self.info
-        n = check_int("n", n, 1)
+        n = check_int("n", n, 1, MAX_STRUCTURES)
         pore = as_pore(pore)
         if pore is not None and cell is None:
             raise ValueError("a pore needs the cell it runs through: give cell= (--cell) too")
@@ -640,7 +654,7 @@ class Generator:
         grid = None if timesteps is None else _check_grid(timesteps, steps, info.sde.t_max)
         if grid is not None:
             steps = len(grid) - 1
-        steps = check_int("steps", defaults.steps if steps is None else steps, 1)
+        steps = check_int("steps", defaults.steps if steps is None else steps, 1, MAX_STEPS)
         usable = sampler_names(info.objective, info.kind)
         if sampler is None:
             sampler = defaults.sampler if defaults.sampler in usable else usable[0]
@@ -696,6 +710,11 @@ class Generator:
                 f"guidance must be a number >= 0 (0: the conditional model alone, larger: "
                 f"closer to the targets), got {guidance}; a negative weight steers away "
                 "from the targets"
+            )
+        if guidance > MAX_GUIDANCE:
+            raise ValueError(
+                f"guidance={guidance:g} is above {MAX_GUIDANCE:g}: the papers use 0.25-1, and "
+                "large weights push atoms onto each other"
             )
         if guidance and not self.property_names:
             raise ValueError(
@@ -835,9 +854,13 @@ class Generator:
         typical = self.info.typical
         if max_density is None:
             max_density = self.info.max_density
-        elif not (math.isfinite(_real("max_density", max_density)) and max_density > 0):
+        elif not (
+            math.isfinite(_real("max_density", max_density))
+            and 0 < max_density <= MAX_NUMBER_DENSITY
+        ):
             raise ValueError(
-                f"max_density must be a positive number of atoms/Å^3, got {max_density}"
+                f"max_density must be a number of atoms/Å^3 in (0, {MAX_NUMBER_DENSITY:g}] "
+                f"(solids hold at most about 0.18), got {max_density}"
             )
         elif self.info.max_density and abs(max_density / self.info.max_density - 1) > 0.1:
             warnings.warn(

@@ -459,6 +459,11 @@ def _as(format: str | None) -> str:
 
 
 def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, KeyError) and exc.args and isinstance(exc.args[0], str):
+        key = exc.args[0]  # ASE's readers look chemical symbols up in a dict
+        if key and key[0].isupper() and len(key) <= 3:
+            return f"unknown element symbol {key!r}"
+        return f"missing entry {key!r}"
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
 

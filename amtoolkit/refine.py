@@ -49,7 +49,13 @@ from amtoolkit.data.batch import from_atoms
 from amtoolkit.diffusion.hmc import hmc_step, noise_energy_fn
 from amtoolkit.diffusion.streams import Streams
 from amtoolkit.errors import user_stacklevel
-from amtoolkit.generator import batch_seed, check_int, resolve_property, resolve_targets
+from amtoolkit.generator import (
+    MAX_STEPS,
+    batch_seed,
+    check_int,
+    resolve_property,
+    resolve_targets,
+)
 
 __all__ = ["CLASSICAL", "METHODS", "REFINE_DT0", "refine", "refine_iter", "refine_record"]
 
@@ -78,6 +84,15 @@ REFINE_RESULTS = (
     "refine_converged",
 )
 """``atoms.info`` entries of a structure's refinement that are results, not settings."""
+
+MAX_LEAPFROG = 1000
+"""Most velocity-Verlet steps of one HMC iteration (15 by default)."""
+
+MAX_MD_STEPS = 100_000_000
+"""Most MD steps of the classical stage (100 ns at 1 fs; LAMMPS refuses runs past 2^31)."""
+
+MAX_TEMPERATURE = 100_000.0
+"""K: the hottest classical MD stage (10^12 K lost every atom from the box)."""
 
 CLASSICAL_DEFAULTS = {"classical": "relax", "md_steps": 1000, "temperature": 300.0}
 """Defaults of the classical stage's options, refused when changed without a potential."""
@@ -514,12 +529,14 @@ def _check_options(
         raise ValueError(
             f"steps must be an integer >= {least} for method {method!r}, got {steps!r}"
         )
+    check_int("steps", int(steps), least, MAX_STEPS)
     if not (math.isfinite(dt0) and dt0 > 0):
         raise ValueError(f"dt0 must be a positive number, got {dt0}")
     if isinstance(n_leapfrog, bool) or int(n_leapfrog) != n_leapfrog or n_leapfrog < 1:
         raise ValueError(f"n_leapfrog must be an integer >= 1, got {n_leapfrog!r}")
-    if not fmax > 0:
-        raise ValueError(f"fmax must be positive, got {fmax}")
+    check_int("n_leapfrog", int(n_leapfrog), 1, MAX_LEAPFROG)
+    if not (math.isfinite(fmax) and fmax > 0):
+        raise ValueError(f"fmax must be a positive force in eV/Å, got {fmax}")
     if potential is not None:
         from amtoolkit.potentials import get_spec
 
@@ -529,8 +546,15 @@ def _check_options(
             raise ValueError(err.args[0]) from None
         if classical == "md" and md_steps < 1:
             raise ValueError(f"md_steps must be >= 1 for classical='md', got {md_steps}")
-        if classical == "md" and not (math.isfinite(temperature) and temperature > 0):
-            raise ValueError(f"temperature must be > 0 K for classical='md', got {temperature}")
+        if classical == "md":
+            check_int("md_steps", int(md_steps), 1, MAX_MD_STEPS)
+        if classical == "md" and not (
+            math.isfinite(temperature) and 0 < temperature <= MAX_TEMPERATURE
+        ):
+            raise ValueError(
+                f"temperature must be in (0, {MAX_TEMPERATURE:g}] K for classical='md', got "
+                f"{temperature}"
+            )
 
 
 def _check_partial_diffusion(info: Any, t: float, steps: int, noise_scale: float) -> None:

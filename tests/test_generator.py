@@ -294,7 +294,7 @@ def test_bad_input_raises_one_line_value_error(sio2, kwargs, message):
         ({"cell": 1.0}, "fewer than 1 atom"),
         ({"n_atoms": 12, "density": 20.0}, "density=20 g/cm3 .* above max_density=0.09"),
         ({"cell": 8.0, "n_atoms": 12}, "give cell or n_atoms, not both"),
-        ({"max_density": 0.0}, "max_density must be a positive"),
+        ({"max_density": 0.0}, r"max_density must be a number of atoms/Å\^3 in \(0, 0.5\]"),
     ],
 )
 def test_impossible_ghost_cells(ghost_sio2, kwargs, message):
@@ -987,3 +987,19 @@ def test_a_pore_sets_the_ghost_count_and_is_refused_where_it_cannot_work(ghost_s
     flow = Generator.from_checkpoint(save_tiny_model(tmp_path / "flow", objective="flow"))
     with pytest.raises(ValueError, match="sampler 'ode' has none: use sde, ode or shortcut"):
         flow.plan(1, cell=10.0, pore=2.5, seed=0)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"steps": 10**12}, "steps must be an integer <= 100,000, got 1,000,000,000,000"),
+        ({"guidance": 1e6, "shear": 40.0}, r"guidance=1e\+06 is above 20"),
+        ({"max_density": 1.0}, r"max_density must be a number of atoms/Å\^3 in \(0, 0.5\]"),
+    ],
+)
+def test_absurd_values_are_refused_before_any_work(sio2, kwargs, message):
+    """They ran into an 8 TB allocation, 0.57 Å O-Si pairs, or minutes of neighbour search."""
+    with pytest.raises(ValueError, match=message):
+        sio2.plan(1, seed=0, **kwargs)
+    with pytest.raises(ValueError, match="n must be an integer <= 10,000,000"):
+        sio2.plan(10**12, seed=0)

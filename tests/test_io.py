@@ -597,3 +597,35 @@ def test_a_bad_atom_of_a_data_file_is_named_with_its_lammps_id(charge_data):
     atoms.positions[1, 0] = np.nan
     with pytest.raises(StructureError, match=r"on atom 1 \(id 2\)"):
         check_structure(atoms)
+
+
+def test_an_output_in_a_read_only_folder_is_refused_before_any_work(tmp_path, monkeypatch):
+    import os
+
+    from amtoolkit.io import check_writable
+
+    real_access = os.access
+    monkeypatch.setattr(
+        os,
+        "access",
+        lambda path, mode: False if str(path) == str(tmp_path) else real_access(path, mode),
+    )  # as root, a chmod'ed folder would still be writable
+    with pytest.raises(
+        PermissionError, match=rf"cannot write {tmp_path}/x.json: folder .* not writable"
+    ):
+        check_writable(tmp_path / "x.json")
+
+
+def test_an_unknown_element_symbol_is_named_as_one(tmp_path):
+    from amtoolkit.io import read_structures
+
+    path = tmp_path / "xx.extxyz"
+    lines = [
+        "2",
+        'Lattice="5 0 0 0 5 0 0 0 5" Properties=species:S:1:pos:R:3 pbc="T T T"',
+        "Si 0 0 0",
+        "Xx 1 1 1",
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ReadError, match=r"xx.extxyz: cannot read: unknown element symbol 'Xx'"):
+        read_structures(path)

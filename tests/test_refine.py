@@ -249,7 +249,9 @@ def test_refine_refuses_a_score_model_and_bad_options(score_model, energy_model)
         refine(_cells(1), energy_model, method="relax", dt0=0.1)
     with pytest.raises(ValueError, match="1 labels for 2 structures"):
         refine(_cells(2), energy_model, labels=["a"])
-    with pytest.raises(ValueError, match="temperature must be > 0 K for classical='md', got -100"):
+    with pytest.raises(
+        ValueError, match=r"temperature must be in \(0, 100000\] K for classical='md', got -100"
+    ):
         refine(_cells(1), energy_model, potential="sw-si", classical="md", temperature=-100)
 
 
@@ -474,3 +476,17 @@ def test_partial_diffusion_of_a_structure_does_not_depend_on_its_batch(score_mod
     apart = refine(cells, score_model, steps=3, seed=4, batch_size=2)
     for x, y in zip(together, apart, strict=True):
         assert np.abs(x.positions - y.positions).max() < 1e-5
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"method": "sde", "steps": 10**12}, "steps must be an integer <= 100,000"),
+        ({"potential": "sw-si", "classical": "md", "md_steps": 10**12}, "md_steps must be"),
+        ({"potential": "sw-si", "classical": "md", "temperature": 1e12}, r"\(0, 100000\] K"),
+        ({"method": "relax", "fmax": float("inf")}, "fmax must be a positive force"),
+    ],
+)
+def test_absurd_refine_values_are_refused_before_any_work(score_model, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        refine(_cells(1), score_model, **kwargs)

@@ -60,11 +60,18 @@ def atom_name(atoms: Atoms, index: int) -> str:
     return f"atom {index}" + (f" (id {int(ids[index])})" if ids is not None else "")
 
 
+MAX_NUMBER_DENSITY = 0.5
+"""Atoms per Å^3 above which a periodic structure is refused: no solid comes near (diamond
+0.18), and a cell written in nm reads 1000 times denser (an a-Si file in nm analysed as
+2426 g/cm3 with a coordination of 5239; a cell 1000 times too small held the neighbour
+search for minutes)."""
+
+
 def check_structure(atoms: Atoms, *, periodic: bool = True, frame: int | None = None) -> None:
     """Raise StructureError naming the problem if `atoms` cannot be analysed.
 
     Checks: at least one atom, finite positions, and (when `periodic`) a 3D-periodic
-    cell with positive volume.
+    cell with positive volume holding at most `MAX_NUMBER_DENSITY` atoms per Å^3.
     """
     where = f"frame {frame}: " if frame is not None else ""
     if len(atoms) == 0:
@@ -85,6 +92,12 @@ def check_structure(atoms: Atoms, *, periodic: bool = True, frame: int | None = 
         volume = abs(np.linalg.det(atoms.cell.array))
         if not np.isfinite(volume) or volume < 1e-6:
             raise StructureError(f"{where}cell has zero volume")
+        per_a3 = len(atoms) / volume
+        if per_a3 > MAX_NUMBER_DENSITY:
+            raise StructureError(
+                f"{where}{len(atoms)} atoms in {volume:.3g} Å^3 is {per_a3:.3g} atoms/Å^3, "
+                f"above any solid (diamond: 0.18): are the lengths in nm or bohr, not Å?"
+            )
 
 
 def prepare(structures: Atoms | Iterable[Atoms], *, periodic: bool = True) -> list[Atoms]:

@@ -19,6 +19,7 @@ def check_writable(path: str | os.PathLike) -> Path:
     Raises:
         FileNotFoundError: its folder does not exist (both named).
         IsADirectoryError: `path` is a folder.
+        PermissionError: its folder cannot be written to.
     """
     target = Path(path)
     if not str(path).strip():
@@ -28,6 +29,8 @@ def check_writable(path: str | os.PathLike) -> Path:
     directory = target.parent
     if not directory.is_dir():
         raise FileNotFoundError(f"cannot write {target}: folder {directory} does not exist")
+    if not os.access(directory, os.W_OK | os.X_OK):  # the file is written beside, then moved
+        raise PermissionError(f"cannot write {target}: folder {directory} is not writable")
     return target
 
 

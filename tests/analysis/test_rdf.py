@@ -250,3 +250,12 @@ def test_pair_histogram_in_chunks_equals_one_pass(monkeypatch):
     )
     np.testing.assert_array_equal(single[0, 0], whole.sum(axis=(0, 1)))
     assert whole.sum() > 30 * 29  # images within 6 Å of an 8 Å cell: more than one each
+
+
+def test_a_cell_in_nm_is_refused_with_a_hint(diamond_si):
+    from amtoolkit.errors import StructureError
+
+    in_nm = diamond_si.copy()
+    in_nm.set_cell(diamond_si.cell * 0.1, scale_atoms=True)  # lengths written in nm
+    with pytest.raises(StructureError, match=r"8 atoms in 0.16 Å\^3 .* in nm or bohr, not Å"):
+        rdf(in_nm)
