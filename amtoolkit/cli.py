@@ -302,6 +302,13 @@ def analyze(
             named = [part.strip() for part in formers.split(",") if part.strip()]
             if not named:
                 raise ValueError("--formers names no element; give e.g. --formers Si,Al")
+            present = sorted({s for a in frames for s in a.get_chemical_symbols()})
+            absent = [el for el in named if el not in present or el == "O"]
+            if absent:
+                raise ValueError(
+                    f"--formers {','.join(absent)}: not a cation of the frames (elements "
+                    f"{', '.join(present)})"
+                )
             options["network"] = {"formers": named}
         ref_frames, ref_skipped = None, []
         if reference:

@@ -505,6 +505,8 @@ def _parse_index(text: str, path: Path) -> int | slice:
         raise ReadError(f"{path}: bad frame index {text!r}") from None
     if len(parts) > 3:
         raise ReadError(f"{path}: bad frame index {text!r}")
+    if len(parts) == 3 and parts[2] == 0:
+        raise ReadError(f"{path}: bad frame index {text!r}: the step cannot be zero")
     return slice(*parts)
 
 

@@ -252,9 +252,13 @@ def refine_iter(
                     "remove them (del atoms.constraints) or use method 'relax'"
                 )
             if classical_stage:
-                from amtoolkit.potentials import check_elements
+                from amtoolkit.potentials import check_elements, get_spec
+                from amtoolkit.potentials.calculator import charge_message
 
                 check_elements(potential, sorted(set(atoms.get_chemical_symbols())))
+                charged = charge_message(atoms, get_spec(potential))
+                if charged:  # its relaxed or MD structure would be no material's
+                    raise ValueError(f"{charged}: refine it with another potential or none")
         except ValueError as err:
             raise type(err)(f"{_label(labels, k)}: {err}") from None
     network = network.to(device).eval()

@@ -490,3 +490,8 @@ def test_partial_diffusion_of_a_structure_does_not_depend_on_its_batch(score_mod
 def test_absurd_refine_values_are_refused_before_any_work(score_model, kwargs, message):
     with pytest.raises(ValueError, match=message):
         refine(_cells(1), score_model, **kwargs)
+
+
+def test_a_cell_charged_under_the_classical_potential_is_refused(score_model):
+    with pytest.raises(ValueError, match=r"structure 0: the cell Si8 is not neutral .* \+19.2 e"):
+        refine(_cells(1), score_model, potential="bmp-glass")

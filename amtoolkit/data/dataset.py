@@ -478,7 +478,11 @@ class Dataset:
         record = _provenance(
             str(p), f"Dataset.from_extxyz({str(p)!r})", format="extxyz", ignored_keys=ignored
         )
-        return cls(MemoryFrames.from_structures(frames), table, record)
+        try:
+            flat = MemoryFrames.from_structures(frames)
+        except StructureError as err:  # "frame k: ...": name the file too
+            raise StructureError(f"{p}: {err}") from None
+        return cls(flat, table, record)
 
     @classmethod
     def from_amden(cls, extxyz: str | os.PathLike, properties_json: str | os.PathLike) -> Dataset:
@@ -960,7 +964,10 @@ def open_dataset(spec: str) -> Dataset:
             return Dataset.from_extxyz(path)
         from amtoolkit.io import read_structures
 
-        return Dataset.from_atoms(read_structures(path), provenance={"source": str(path)})
+        try:
+            return Dataset.from_atoms(read_structures(path), provenance={"source": str(path)})
+        except StructureError as err:
+            raise StructureError(f"{path}: {err}") from None
     if spec in available_datasets():
         return Dataset.load(spec)
     if path.is_dir():

@@ -156,6 +156,7 @@ def label_dataset(
     source = str(dataset) if not isinstance(dataset, Dataset) else "a Dataset"
     if potential is not None:
         _check_coverage(data, potential)
+    _check_frames(data, source, potential)
     options = {"potential": potential, "elastic": elastic, "rings": rings, "frames": len(data)}
     done = _read_journal(journal, options) if resume else {}
     if not journal.exists():
@@ -204,6 +205,28 @@ def _open(spec: str | os.PathLike) -> Dataset:
         return open_dataset(spec)
     except (OSError, ValueError) as err:
         raise WorkflowError(str(err)) from None
+
+
+def _check_frames(data: Dataset, source: str, potential: str | None) -> None:
+    """Refuse, naming the first such frame, a frame no label can be measured on as the
+    melt-quench workflows measure theirs: not a 3D-periodic cell with volume (density is
+    per volume), or, under a potential with fixed charges, a charged cell (its energy
+    depends on the Coulomb summation, not on the material)."""
+    from amtoolkit.analysis._structures import check_structure
+    from amtoolkit.errors import StructureError
+    from amtoolkit.potentials import get_spec
+    from amtoolkit.potentials.calculator import charge_message
+
+    spec = get_spec(potential) if potential is not None else None
+    for k in range(len(data)):
+        atoms = data.atoms(k)
+        try:
+            check_structure(atoms, periodic=True)
+        except StructureError as err:
+            raise WorkflowError(f"{source}[{k}]: {err}") from None
+        charged = charge_message(atoms, spec) if spec is not None and spec.charges else None
+        if charged:
+            raise WorkflowError(f"{source}[{k}]: {charged}; labels of a charged cell mean nothing")
 
 
 def _check_coverage(data: Dataset, potential: str) -> None:

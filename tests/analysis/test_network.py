@@ -123,6 +123,11 @@ def test_an_aluminosilicate_summary_names_al_and_the_cli_counts_it_as_a_former(t
     assert data["network"]["anion_types"]["bridging"] == 1.0
     empty = CliRunner().invoke(main, ["analyze", str(path), "--formers", ","])
     assert empty.exit_code == 2 and "--formers names no element" in empty.output
+    absent = CliRunner().invoke(main, ["analyze", str(path), "--formers", "Si,Xx"])
+    assert absent.exit_code == 2
+    assert absent.stderr.strip() == (
+        "amtool: error: --formers Xx: not a cation of the frames (elements Al, O, Si)"
+    )
 
 
 def test_bad_input_names_the_problem():

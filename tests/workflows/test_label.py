@@ -138,3 +138,13 @@ def test_cli_labels_several_files_in_order_and_warns_in_its_own_lines(tmp_path):
     result = CliRunner().invoke(main, ["dataset", "label", str(lonely), "--rings", "-o",
                                        str(tmp_path / "gas.h5")])  # fmt: skip
     assert "amtool: warning: frame 0" in result.output, result.output
+
+
+def test_frames_no_label_fits_are_refused_before_any_work(tmp_path):
+    open_cell = rattled_si(0)
+    open_cell.pbc = False
+    with pytest.raises(WorkflowError, match=r"a Dataset\[1\]: cell is not periodic"):
+        label_dataset(Dataset.from_atoms([rattled_si(1), open_cell]), tmp_path / "o.h5")
+    with pytest.raises(WorkflowError, match=r"a Dataset\[0\]: .* not neutral .* mean nothing"):
+        label_dataset(Dataset.from_atoms([rattled_si(1)]), tmp_path / "o.h5", potential="bmp-glass")
+    assert not list(tmp_path.iterdir())  # nothing written
