@@ -370,10 +370,19 @@ def read_info(path_or_stem: str | os.PathLike) -> ModelInfo:
         data = json.loads(info_path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
         raise CheckpointError(f"{info_path}: not valid JSON ({err})") from None
+    if not isinstance(data, dict):
+        raise CheckpointError(
+            f"{info_path}: a model card is a JSON object, got a {type(data).__name__}"
+        )
     try:
         return ModelInfo.from_dict(data)
     except CheckpointError as err:
         raise CheckpointError(f"{info_path}: {err}") from None
+    except (TypeError, ValueError, AttributeError, KeyError) as err:  # a field of the wrong kind
+        why = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(
+            f"{info_path}: malformed model card ({type(err).__name__}: {why}); was it edited?"
+        ) from None
 
 
 def card_hint(path_or_stem: str | os.PathLike) -> str:
@@ -468,7 +477,8 @@ def usable_device(device: torch.device | str) -> torch.device:
     """`device` as a torch.device, if this machine has it.
 
     Raises:
-        ValueError: a CUDA device on a machine without CUDA, or a name torch does not know.
+        ValueError: a CUDA (or MPS) device on a machine without one, another device type,
+            or a name torch does not know.
     """
     try:
         device = torch.device(device)
@@ -476,6 +486,12 @@ def usable_device(device: torch.device | str) -> torch.device:
         raise ValueError(f"unknown device {device!r}; use cpu, cuda or cuda:N") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {str(device)!r} asked for but CUDA is not available")
+    if device.type == "mps" and not (
+        hasattr(torch.backends, "mps") and torch.backends.mps.is_available()
+    ):
+        raise ValueError(f"device {str(device)!r} asked for but MPS is not available")
+    if device.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"device {str(device)!r} is not one amtoolkit runs on: use cpu or cuda")
     return device
 
 

@@ -219,3 +219,32 @@ def test_saving_a_model_with_another_config_is_refused(tmp_path):
     other = build_denoiser(DenoiserConfig(n_classes=3, property_names=("density",), hidden=8))
     with pytest.raises(CheckpointError, match="differs from info.model"):
         save_checkpoint(tmp_path / "m", other, _info())
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda card: [], "a model card is a JSON object, got a list"),
+        (lambda card: {**card, "property_names": 5}, r"malformed model card \(TypeError"),
+        (lambda card: {**card, "max_density": "abc"}, r"malformed model card \(ValueError"),
+        (lambda card: {**card, "normalisation": [1, 2]}, "malformed model card"),
+    ],
+)
+def test_an_edited_card_is_named_not_an_internal_error(tmp_path, edit, message):
+    from amtoolkit import pretrained
+
+    card = json.loads(pretrained.checkpoint_stem("a-si").with_suffix(".json").read_text())
+    path = tmp_path / "edited.json"
+    path.write_text(json.dumps(edit(card)))
+    with pytest.raises(CheckpointError, match=rf"edited.json: {message}"):
+        read_info(path)
+
+
+def test_mps_and_other_device_types_are_named():
+    from amtoolkit.checkpoint import usable_device
+
+    if not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+        with pytest.raises(ValueError, match="device 'mps' asked for but MPS is not available"):
+            usable_device("mps")
+    with pytest.raises(ValueError, match="device 'meta' is not one amtoolkit runs on"):
+        usable_device("meta")
