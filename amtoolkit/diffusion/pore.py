@@ -109,11 +109,12 @@ class Cylinder:
 
 def cross_section_width(cell: np.ndarray, axis: int) -> float:
     """The narrowest width (Å) of the cell's cross-section perpendicular to lattice
-    vector `axis`: the smaller height of the parallelogram the two other vectors span."""
-    u = cell[axis] / np.linalg.norm(cell[axis])
-    a, b = (cell[k] - np.dot(cell[k], u) * u for k in range(3) if k != axis)
-    area = float(np.linalg.norm(np.cross(a, b)))
-    return min(area / float(np.linalg.norm(a)), area / float(np.linalg.norm(b)))
+    vector `axis`: the smaller of the distances between the faces the axis vector lies
+    in (a height of the parallelogram the two other vectors span, seen along the axis)."""
+    from amtoolkit.analysis._structures import perpendicular_widths
+
+    widths = perpendicular_widths(cell)
+    return float(min(widths[k] for k in range(3) if k != axis))
 
 
 def radial(

@@ -120,3 +120,9 @@ def test_a_pore_must_leave_a_wall():
     with pytest.raises(ValueError, match=r"radius 5.5 Å does not fit a cell 12 Å wide .*\(z\)"):
         Cylinder(5.5).check_fits(cell)
     assert Cylinder(4.0).volume(cell) == pytest.approx(math.pi * 16.0 * 30.0)
+    skewed = np.array([[12.0, 0.0, 0.0], [3.0, 14.0, 0.0], [1.0, 2.0, 30.0]])
+    u = skewed[2] / np.linalg.norm(skewed[2])  # heights of the cross-section seen along c
+    a, b = (skewed[k] - np.dot(skewed[k], u) * u for k in (0, 1))
+    area = np.linalg.norm(np.cross(a, b))
+    heights = (area / np.linalg.norm(a), area / np.linalg.norm(b))
+    assert cross_section_width(skewed, 2) == pytest.approx(min(heights), rel=1e-12)
