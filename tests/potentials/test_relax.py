@@ -259,9 +259,14 @@ def test_ctrl_c_stops_a_lammps_run_within_steps_and_the_calculator_runs_in_full_
 
     calc = get_calculator("sw-si")
     long_run = 2_000_000  # minutes of MD: only an interrupt inside LAMMPS ends it early
-    threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT)).start()
-    with pytest.raises(KeyboardInterrupt):
-        run_md(strained_si, calc, 600.0, long_run, seed=1)
+    # Python's own handler, as in a terminal (a job started in the background ignores SIGINT)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT)).start()
+        with pytest.raises(KeyboardInterrupt):
+            run_md(strained_si, calc, 600.0, long_run, seed=1)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert 0 < calc.lammps.extract_global("ntimestep") < long_run
     after = run_md(strained_si, calc, 600.0, 200, seed=1)  # the soft stop is undone
     fresh = run_md(strained_si, get_calculator("sw-si"), 600.0, 200, seed=1)
