@@ -1823,10 +1823,9 @@ def _hmc_options(hmc_range: Any, dt0: Any) -> dict[str, Any]:
         raise ValueError(f"hmc_range must be a pair (t_lo, t_hi), got {hmc_range!r}") from None
     if not 0.0 <= lo <= hi <= 1.0:
         raise ValueError(f"hmc_range must satisfy 0 <= t_lo <= t_hi <= 1, got {hmc_range!r}")
-    dt0 = _real("dt0", dt0)
-    if not (math.isfinite(dt0) and dt0 > 0):
-        raise ValueError(f"dt0 must be a positive number, got {dt0}")
-    return {"hmc_range": (lo, hi), "dt0": dt0}
+    from amtoolkit.diffusion.hmc import check_dt0
+
+    return {"hmc_range": (lo, hi), "dt0": check_dt0(_real("dt0", dt0))}
 
 
 def _mean_acceptance(stats: Sequence[Mapping[str, Any]]) -> float:

@@ -36,7 +36,7 @@ from ase.md.verlet import VelocityVerlet
 from ase.parallel import world
 from ase.utils import IOContext
 
-from amtoolkit.diffusion.hmc import draw_momenta, kinetic_energy, metropolis_accept
+from amtoolkit.diffusion.hmc import check_dt0, draw_momenta, kinetic_energy, metropolis_accept
 from amtoolkit.generator import check_int
 
 __all__ = ["HMC"]
@@ -79,8 +79,7 @@ class HMC(IOContext):
             raise ValueError("HMC needs a calculator: pass calculator= or set atoms.calc")
         if atoms.constraints:
             raise ValueError(f"HMC does not support constraints, got {atoms.constraints}")
-        if not (math.isfinite(dt0) and dt0 > 0):
-            raise ValueError(f"dt0 must be a positive number, got {dt0}")
+        check_dt0(dt0)
         n_leapfrog = check_int("n_leapfrog", n_leapfrog, 1)
         self.atoms = atoms
         self.calc = atoms.calc

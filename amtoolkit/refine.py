@@ -46,7 +46,7 @@ from ase import Atoms
 from amtoolkit.analysis._structures import check_structure, frame_digest
 from amtoolkit.calculator import checked_t
 from amtoolkit.data.batch import from_atoms
-from amtoolkit.diffusion.hmc import hmc_step, noise_energy_fn
+from amtoolkit.diffusion.hmc import check_dt0, hmc_step, noise_energy_fn
 from amtoolkit.diffusion.streams import Streams
 from amtoolkit.errors import user_stacklevel
 from amtoolkit.generator import (
@@ -534,8 +534,7 @@ def _check_options(
             f"steps must be an integer >= {least} for method {method!r}, got {steps!r}"
         )
     check_int("steps", int(steps), least, MAX_STEPS)
-    if not (math.isfinite(dt0) and dt0 > 0):
-        raise ValueError(f"dt0 must be a positive number, got {dt0}")
+    check_dt0(dt0)
     if isinstance(n_leapfrog, bool) or int(n_leapfrog) != n_leapfrog or n_leapfrog < 1:
         raise ValueError(f"n_leapfrog must be an integer >= 1, got {n_leapfrog!r}")
     check_int("n_leapfrog", int(n_leapfrog), 1, MAX_LEAPFROG)

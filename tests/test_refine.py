@@ -485,6 +485,7 @@ def test_partial_diffusion_of_a_structure_does_not_depend_on_its_batch(score_mod
         ({"potential": "sw-si", "classical": "md", "md_steps": 10**12}, "md_steps must be"),
         ({"potential": "sw-si", "classical": "md", "temperature": 1e12}, r"\(0, 100000\] K"),
         ({"method": "relax", "fmax": float("inf")}, "fmax must be a positive force"),
+        ({"method": "hmc", "dt0": 1e12}, r"dt0 must be a number in \(0, 10000\]"),
     ],
 )
 def test_absurd_refine_values_are_refused_before_any_work(score_model, kwargs, message):

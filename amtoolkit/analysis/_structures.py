@@ -16,7 +16,12 @@ def as_structure_list(structures: Atoms | Iterable[Atoms]) -> list[Atoms]:
     """Return `structures` as a non-empty list of Atoms (one Atoms becomes a list of one)."""
     if isinstance(structures, Atoms):
         return [structures]
-    out = list(structures)
+    try:
+        out = list(structures)
+    except TypeError:
+        raise StructureError(
+            f"expected an ase.Atoms or a sequence of them, got {type(structures).__name__}"
+        ) from None
     if not out:
         raise StructureError("no structures given")
     for k, a in enumerate(out):

@@ -111,6 +111,11 @@ def shell_volumes(rmax: float, nbins: int) -> np.ndarray:
     return 4.0 * np.pi * dr * (lower**2 + lower * dr + dr**2 / 3.0)
 
 
+MAX_RDF_PAIRS = 2e8
+"""Most atom pairs one structure's RDF may count (N^2 / V 4/3 pi rmax^3 / 2), a few GB of
+neighbour list: rmax = 10^6 Å ran for minutes; 20 Å on a 3000-atom glass is 7e6."""
+
+
 def rdf(structures: Atoms | Iterable[Atoms], rmax: float = 5.0, nbins: int = 100) -> RDFResult:
     """Total and partial radial distribution functions, averaged over a set.
 
@@ -133,7 +138,8 @@ def rdf(structures: Atoms | Iterable[Atoms], rmax: float = 5.0, nbins: int = 100
 
     Raises:
         StructureError: non-periodic cell, zero volume, non-finite positions, no atoms.
-        ValueError: rmax not a positive, finite number; nbins not an integer >= 1.
+        ValueError: rmax not a positive, finite number, or so large that one structure
+            would count more than `MAX_RDF_PAIRS` pairs; nbins not an integer >= 1.
 
     References:
         Allen & Tildesley, Computer Simulation of Liquids (2017), sec. 8.2;
@@ -142,6 +148,13 @@ def rdf(structures: Atoms | Iterable[Atoms], rmax: float = 5.0, nbins: int = 100
     rmax = positive("rmax", rmax, "length in Å")
     nbins = integer("nbins", nbins, 1)
     frames = prepare(structures)
+    for atoms in frames:
+        pairs = len(atoms) ** 2 / atoms.get_volume() * 4.0 / 3.0 * np.pi * rmax**3 / 2.0
+        if pairs > MAX_RDF_PAIRS:
+            raise ValueError(
+                f"rmax={rmax:g} Å would count about {pairs:.2g} pairs in a cell of "
+                f"{len(atoms)} atoms (at most {MAX_RDF_PAIRS:.0e}): give a smaller rmax"
+            )
     species = species_of(frames)
     numbers = np.array([atomic_numbers[s] for s in species])
     lookup = np.zeros(numbers.max() + 1, dtype=np.intp)

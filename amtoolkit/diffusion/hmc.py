@@ -59,6 +59,20 @@ class EnergyModel(Protocol):
 # ----------------------------------------------------------------- building blocks
 
 
+MAX_DT0 = 1e4
+"""Largest HMC base step: dt = sigma_X(t) dt0, and 0.2-0.4 aims at acceptance 0.5; far
+larger steps accept nothing, which the acceptance warnings say, but a step past this
+bound is a typo (10^12 was taken and ran)."""
+
+
+def check_dt0(dt0: float) -> float:
+    """`dt0` as a float in (0, `MAX_DT0`]; ValueError naming it otherwise."""
+    dt0 = float(dt0)
+    if not (math.isfinite(dt0) and 0 < dt0 <= MAX_DT0):
+        raise ValueError(f"dt0 must be a number in (0, {MAX_DT0:g}], got {dt0:g}")
+    return dt0
+
+
 def draw_momenta(
     counts: Sequence[int],
     generator: torch.Generator | None = None,
@@ -335,8 +349,7 @@ def sample_hmc(
     low, high = (float(v) for v in hmc_range)
     if not low <= high:
         raise ValueError(f"hmc_range must be (low, high) with low <= high, got {hmc_range}")
-    if not (math.isfinite(dt0) and dt0 > 0):
-        raise ValueError(f"dt0 must be a positive number, got {dt0}")
+    check_dt0(dt0)
     if not 0.0 < target_acceptance < 1.0:
         raise ValueError(f"target_acceptance must lie in (0, 1), got {target_acceptance}")
 

@@ -259,3 +259,12 @@ def test_a_cell_in_nm_is_refused_with_a_hint(diamond_si):
     in_nm.set_cell(diamond_si.cell * 0.1, scale_atoms=True)  # lengths written in nm
     with pytest.raises(StructureError, match=r"8 atoms in 0.16 Å\^3 .* in nm or bohr, not Å"):
         rdf(in_nm)
+
+
+def test_an_rmax_counting_too_many_pairs_and_a_non_structure_are_refused(diamond_si):
+    from amtoolkit.errors import StructureError
+
+    with pytest.raises(ValueError, match=r"rmax=1e\+06 Å would count about .* pairs"):
+        rdf(diamond_si, rmax=1e6)  # ran for minutes
+    with pytest.raises(StructureError, match="expected an ase.Atoms or a sequence of them"):
+        rdf(None)
