@@ -327,7 +327,8 @@ def analyze(
                 labels=labels,
                 reference=ref_frames,
                 skip_errors=not debug,
-                on_skip=_warn_skip,
+                # one frame: its failure is the error itself, not a skip line before it
+                on_skip=_warn_skip if len(frames) > 1 else None,
                 progress=None,
                 options=options,
                 measured_sq=measured_sq,

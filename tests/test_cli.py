@@ -481,3 +481,9 @@ def test_the_json_of_a_dump_gives_each_frame_its_timestep(runner, tmp_path):
     assert result.exit_code == 0, result.output
     data = json.loads(out.read_text())
     assert data["frames"] == [f"{path}[1]", f"{path}[2]"] and data["timesteps"] == [1, 2]
+
+
+def test_a_single_failing_frame_is_one_error_line(runner, tmp_path, diamond_si):
+    path = frames_file(tmp_path, [diamond_si], "one.extxyz")
+    result = runner.invoke(main, ["analyze", path, "-p", "bmp-glass", "--energy"])
+    assert_one_line_error(result, f"{path}[0]: the cell Si8 is not neutral")  # no skip line too
