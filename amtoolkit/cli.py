@@ -18,6 +18,7 @@ import contextlib
 import os
 import sys
 import traceback
+import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -497,7 +498,11 @@ def generate(
             kwargs[f"target_{name}"] = value  # `density` alone also names the cell density
         _check_structure_output(output, overwrite, resume)  # after the options' own errors
         made = _made_structures(output) if resume else []
-        frames = gen.generate_iter(n, progress=None, resume=made, **kwargs)  # checks `made`
+        with warnings.catch_warnings(record=True) as planned:  # shown once the plan holds
+            warnings.simplefilter("always")
+            frames = gen.generate_iter(n, progress=None, resume=made, **kwargs)  # checks `made`
+        for warning in planned:
+            warnings.showwarning(warning.message, warning.category, "", 0)
         if len(made) == n:
             click.echo(f"{output} holds all {n} structures (seed {made[-1].info['seed']})")
             return

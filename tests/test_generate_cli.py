@@ -341,3 +341,13 @@ def test_resume_refuses_another_run_and_a_missing_file(runner, model_path, tmp_p
         result, f"structure 0 of the resumed run has steps={STEPS}, this run steps={STEPS + 1}"
     )
     assert_one_line_error(runner.invoke(main, [*args, "--resume", "--overwrite"]), "not both")
+
+
+def test_warnings_of_a_plan_that_fails_are_not_shown(runner, model_path, tmp_path):
+    out = tmp_path / "x.extxyz"
+    far = ["generate", model_path, "-n", "1", "--cell", "6", "--target", "shear=200"]
+    far += ["--max-restarts", "0", "--no-rebalance", "-o", str(out)]
+    assert_one_line_error(runner.invoke(main, [*far, "--steps", "-1"]), "steps must be")
+    result = runner.invoke(main, [*far, "--steps", "2"])
+    assert result.exit_code == 0, result.output
+    assert "amtool: warning: target shear_modulus=200" in result.stderr  # shown once it runs
