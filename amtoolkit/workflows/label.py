@@ -152,6 +152,11 @@ def label_dataset(
     if not resume and (out.exists() or journal.exists()):
         found = out if out.exists() else journal
         raise WorkflowError(f"{found} exists: resume it (resume=True, amtool --resume)")
+    if resume and out.exists() and not journal.exists():  # finished, or not ours at all
+        raise WorkflowError(
+            f"{out} exists without {journal.name}: nothing to resume (a finished run removes "
+            "its progress file); choose another output"
+        )
     data = dataset if isinstance(dataset, Dataset) else _open(dataset)
     source = str(dataset) if not isinstance(dataset, Dataset) else "a Dataset"
     if potential is not None:

@@ -148,3 +148,11 @@ def test_frames_no_label_fits_are_refused_before_any_work(tmp_path):
     with pytest.raises(WorkflowError, match=r"a Dataset\[0\]: .* not neutral .* mean nothing"):
         label_dataset(Dataset.from_atoms([rattled_si(1)]), tmp_path / "o.h5", potential="bmp-glass")
     assert not list(tmp_path.iterdir())  # nothing written
+
+
+def test_resume_onto_a_finished_or_foreign_output_is_refused(tmp_path):
+    out = tmp_path / "o.h5"
+    out.write_bytes(b"not ours")
+    with pytest.raises(WorkflowError, match="exists without o.h5.labels.jsonl: nothing to resume"):
+        label_dataset(Dataset.from_atoms([rattled_si(0)]), out, resume=True, progress=False)
+    assert out.read_bytes() == b"not ours"  # was replaced
