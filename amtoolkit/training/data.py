@@ -19,6 +19,7 @@ import numpy as np
 from ase import Atoms
 from ase.data import chemical_symbols
 
+from amtoolkit.analysis._structures import MAX_NUMBER_DENSITY
 from amtoolkit.analysis.compare import closest_pair
 from amtoolkit.checkpoint import Typical
 from amtoolkit.data._files import condensed_provenance
@@ -27,6 +28,7 @@ from amtoolkit.data.dataset import Dataset, DatasetError, open_dataset
 from amtoolkit.data.ghosts import add_ghosts, ghost_mask
 from amtoolkit.data.properties import AMU_PER_A3_TO_G_PER_CM3
 from amtoolkit.data.vocabulary import ElementVocabulary
+from amtoolkit.potentials.calculator import COINCIDENT, overlapping_pair
 from amtoolkit.training.config import ConfigError, DataConfig
 
 _SHUFFLE, _GHOSTS, _VAL_GHOSTS = 1, 2, 3  # stream tags of the keyed generators
@@ -205,13 +207,14 @@ def _warn_implausible(dataset: Dataset, config: DataConfig) -> None:
 
 
 def check_frames(dataset: Dataset, config: DataConfig) -> None:
-    """Refuse frames a model cannot train on, naming the first, from the dataset's cell
-    and size arrays (no frame is read).
+    """Refuse frames a model cannot train on, naming the first: from the dataset's cell
+    and size arrays, then each frame's closest pair (a neighbour search within 0.1 Å).
 
     Raises:
-        ConfigError: a frame without a 3D-periodic cell, or one with more atoms than
-            ``max_density`` lets its cell hold (ghosts fill each cell up to it; a dataset
-            with ghosts and ``max_density`` is refused before this).
+        ConfigError: a frame without a 3D-periodic cell, one denser than any solid
+            (`MAX_NUMBER_DENSITY`: lengths in nm), one with two atoms on one site, or one
+            with more atoms than ``max_density`` lets its cell hold (ghosts fill each cell
+            up to it; a dataset with ghosts and ``max_density`` is refused before this).
     """
     volumes = np.abs(np.linalg.det(dataset.cells))
     pbc = dataset.pbc
@@ -224,6 +227,19 @@ def check_frames(dataset: Dataset, config: DataConfig) -> None:
         )
     density = dataset.n_atoms / volumes
     where = int(np.argmax(density)) if len(density) else 0
+    if len(density) and density[where] > MAX_NUMBER_DENSITY:
+        raise ConfigError(
+            f"data.dataset {config.dataset}: frame {where} holds {density[where]:.3g} "
+            f"atoms/Å^3, above any solid (diamond: 0.18): are its lengths in nm or bohr?"
+        )
+    for k in range(len(dataset)):
+        pair = overlapping_pair(dataset.atoms(k), COINCIDENT)
+        if pair is not None:
+            i, j, d = pair
+            raise ConfigError(
+                f"data.dataset {config.dataset}: frame {k}: atoms {i} and {j} are {d:.3g} Å "
+                "apart, one site holding two atoms"
+            )
     if config.max_density is not None and len(density) and density[where] > config.max_density:
         raise ConfigError(
             f"data.max_density={config.max_density:g} atoms/Å^3 is below the atom density of "

@@ -129,6 +129,22 @@ def test_frames_without_a_cell_or_denser_than_max_density_are_named(tiny_dataset
         load_training_data(DataConfig(dataset=str(broken)))
 
 
+def test_frames_with_two_atoms_on_one_site_or_in_nm_are_named(tiny_dataset, tmp_path):
+    frames = ase.io.read(tiny_dataset, index=":")
+    doubled = [a.copy() for a in frames]
+    doubled[2].positions[1] = doubled[2].positions[0]  # an atom entered twice
+    path = tmp_path / "doubled.extxyz"
+    ase.io.write(path, doubled, format="extxyz")
+    with pytest.raises(ConfigError, match=r"doubled.extxyz: frame 2: atoms 0 and 1 are 0 Å"):
+        load_training_data(DataConfig(dataset=str(path)))
+    in_nm = [a.copy() for a in frames]
+    in_nm[1].set_cell(in_nm[1].cell * 0.1, scale_atoms=True)
+    path = tmp_path / "nm.extxyz"
+    ase.io.write(path, in_nm, format="extxyz")
+    with pytest.raises(ConfigError, match=r"nm.extxyz: frame 1 holds .* in nm or bohr"):
+        load_training_data(DataConfig(dataset=str(path)))
+
+
 def test_sampler_the_model_cannot_use_is_a_config_error(tiny_dataset, tmp_path):
     with pytest.raises(ConfigError, match="sampling.sampler: unknown sampler 'bogus'"):
         tiny_config(tiny_dataset, tmp_path, sampling=SamplingDefaults(sampler="bogus"))
