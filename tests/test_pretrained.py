@@ -69,3 +69,11 @@ def test_a_file_named_like_a_shipped_model_does_not_hide_it(tmp_path, monkeypatc
     for suffix in (".pt", ".json"):
         (tmp_path / f"a-si{suffix}").write_bytes(shipped.with_suffix(suffix).read_bytes())
     assert pretrained.resolve("a-si") == tmp_path.joinpath("a-si").relative_to(tmp_path)
+
+
+@pytest.mark.parametrize("name", ["", " ", "/", "."])
+def test_an_empty_model_name_is_named(name):
+    from amtoolkit.pretrained import resolve
+
+    with pytest.raises(ValueError, match=r"names no model: give a shipped model \(a-si"):
+        resolve(name)

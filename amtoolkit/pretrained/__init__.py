@@ -85,8 +85,13 @@ def resolve(name_or_path: str | os.PathLike) -> Path:
     Raises:
         ValueError: neither; the message names the missing card and lists the shipped models.
     """
-    weights, card = checkpoint_paths(name_or_path)
     text = str(name_or_path)
+    if not text.strip() or Path(text).name in ("", ".", ".."):
+        shipped = ", ".join(available()) or "none yet"
+        raise ValueError(
+            f"{text!r} names no model: give a shipped model ({shipped}) or a checkpoint path"
+        )
+    weights, card = checkpoint_paths(name_or_path)
     if text in available() and not _is_checkpoint(weights, card):
         return checkpoint_stem(text)
     if weights.is_file() or card.is_file():
