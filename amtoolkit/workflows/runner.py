@@ -208,6 +208,11 @@ def make_dataset(
     """
     proto = get_protocol(protocol, full=full, **protocol_options)
     n_samples = _check_int(n_samples, "n_samples", 1)
+    if n_samples > MAX_SAMPLES:
+        raise WorkflowError(
+            f"n_samples={n_samples:,} is more than one run makes (at most {MAX_SAMPLES:,}); "
+            "make the set in runs and merge them (amtool dataset merge)"
+        )
     workers = _check_int(os.cpu_count() or 1 if workers is None else workers, "workers", 1)
     if workers > 1:
         check_main_guard()  # before anything is written: the guarded rerun starts afresh
@@ -641,6 +646,11 @@ def _logged_interrupt(log: _EventLog, parts: _Parts, n_samples: int) -> Iterator
 
 def _past(deadline: float | None) -> bool:
     return deadline is not None and time.monotonic() >= deadline
+
+
+MAX_SAMPLES = 1_000_000
+"""Most samples of one `make_dataset` run (each is a melt-quench of seconds to minutes;
+10^12 spent its time planning, before any time limit applied)."""
 
 
 def _check_int(value: Any, name: str, minimum: int) -> int:

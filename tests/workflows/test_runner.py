@@ -434,3 +434,9 @@ def test_a_script_without_a_main_guard_is_refused_before_it_writes_anything(tmp_
     assert run.returncode != 0
     assert "bare.py starts worker processes at its top level" in run.stderr.splitlines()[-1]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bare.py"]
+
+
+def test_a_run_of_absurdly_many_samples_is_refused_before_planning(tmp_path):
+    with pytest.raises(WorkflowError, match=r"n_samples=1,000,000,000,000 is more than one run"):
+        make_dataset("a-si", 10**12, tmp_path / "o.h5", workers=1, progress=False)
+    assert not list(tmp_path.iterdir())
