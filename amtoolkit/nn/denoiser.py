@@ -23,6 +23,11 @@ if TYPE_CHECKING:  # only the type: nn/ does not import ASE-facing modules at ru
     from amtoolkit.data.batch import Batch
 
 
+MAX_SIZES = {"hidden": 8192, "layers": 64, "vector_channels": 1024, "property_dim": 1024}
+"""Largest architecture sizes a config may ask for, far above the papers' (width 128,
+4-8 layers, k = 8): past them a value is a typo, and building it hangs."""
+
+
 @dataclasses.dataclass(frozen=True)
 class DenoiserConfig:
     """Architecture of a denoiser; stored as JSON next to the state_dict in checkpoints.
@@ -73,9 +78,11 @@ class DenoiserConfig:
             raise ValueError(f"duplicate property names: {self.property_names}")
         if self.n_classes < 1:
             raise ValueError(f"n_classes must be >= 1, got {self.n_classes}")
-        for name in ("hidden", "layers", "vector_channels", "property_dim"):
+        for name, largest in MAX_SIZES.items():
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+            if getattr(self, name) > largest:  # a typo, not a model (10^12 layers hung)
+                raise ValueError(f"{name} must be <= {largest}, got {getattr(self, name)}")
         if not (self.cutoff > 0 and self.n_norm > 0):
             raise ValueError(
                 f"cutoff and n_norm must be positive, got {self.cutoff}, {self.n_norm}"

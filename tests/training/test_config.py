@@ -90,6 +90,7 @@ def test_unknown_key_is_an_error_naming_it(tmp_path, text, key):
         ("data: {dataset: a}\noptim: {lr: .inf}\n", "'optim.lr' must be a finite number"),
         ("data: {dataset: a}\noptim: {weight_decay: 'nan'}\n", "weight_decay' must be a finite"),
         ("data: {dataset: a}\nmodel: {hidden: 0}\n", "model.hidden must be >= 1, got 0"),
+        ("data: {dataset: a}\nmodel: {layers: 1000000000000}\n", "model.layers must be <= 64"),
         ("data: {dataset: a}\nmodel: {kind: foo}\n", "unknown model.kind 'foo'; known: score"),
         ("data: {dataset: a}\nepochs: 2\ndata: {dataset: b}\n", "line 3.*key 'data' given twice"),
         ("data: {dataset: a\nepochs: 2\n", r"not valid YAML at line 2, column \d+: expected"),
