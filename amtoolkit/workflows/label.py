@@ -161,7 +161,7 @@ def label_dataset(
     source = str(dataset) if not isinstance(dataset, Dataset) else "a Dataset"
     if potential is not None:
         _check_coverage(data, potential)
-    _check_frames(data, source, potential)
+    lithium = _check_frames(data, source, potential)
     options = {"potential": potential, "elastic": elastic, "rings": rings, "frames": len(data)}
     done = _read_journal(journal, options) if resume else {}
     if not journal.exists():
@@ -181,7 +181,7 @@ def label_dataset(
         bar.close()
     names = sorted({name for labels in done.values() for name in labels})
     columns = {n: [done[k].get(n, np.nan) for k in range(len(data))] for n in names}
-    columns.update(composition_labels(data))
+    columns.update(composition_labels(lithium))
     how = f"{command} (amtoolkit.workflows.label_dataset of {source})"
     data.with_properties(columns, how=how).to_hdf5(out)
     journal.unlink()
@@ -192,17 +192,12 @@ LITHIUM = 3
 """Atomic number of Li (`composition_labels`)."""
 
 
-def composition_labels(data: Dataset) -> dict[str, list[float]]:
-    """The labels read off the composition, as the `meg` protocol gives them:
-    ``li_fraction`` (atom fraction of Li, ghosts left out) when any frame holds Li."""
-    counts = []
-    for k in range(len(data)):
-        numbers = data.frame(k).numbers
-        real = numbers[numbers != 0]
-        counts.append((int(np.count_nonzero(real == LITHIUM)), len(real)))
-    if not any(li for li, _ in counts):
+def composition_labels(lithium: Sequence[tuple[int, int]]) -> dict[str, list[float]]:
+    """The labels read off the composition, as the `meg` protocol gives them, from
+    (Li atoms, real atoms) per frame: ``li_fraction`` when any frame holds Li."""
+    if not any(li for li, _ in lithium):
         return {}
-    return {"li_fraction": [li / n if n else np.nan for li, n in counts]}
+    return {"li_fraction": [li / n if n else np.nan for li, n in lithium]}
 
 
 def _open(spec: str | os.PathLike) -> Dataset:
@@ -212,26 +207,31 @@ def _open(spec: str | os.PathLike) -> Dataset:
         raise WorkflowError(str(err)) from None
 
 
-def _check_frames(data: Dataset, source: str, potential: str | None) -> None:
+def _check_frames(data: Dataset, source: str, potential: str | None) -> list[tuple[int, int]]:
     """Refuse, naming the first such frame, a frame no label can be measured on as the
     melt-quench workflows measure theirs: not a 3D-periodic cell with volume (density is
     per volume), or, under a potential with fixed charges, a charged cell (its energy
-    depends on the Coulomb summation, not on the material)."""
+    depends on the Coulomb summation, not on the material). Returns (Li atoms, real
+    atoms) of each frame, for `composition_labels`, from the same pass."""
     from amtoolkit.analysis._structures import check_structure
     from amtoolkit.errors import StructureError
     from amtoolkit.potentials import get_spec
     from amtoolkit.potentials.calculator import charge_message
 
     spec = get_spec(potential) if potential is not None else None
+    lithium = []
     for k in range(len(data)):
         atoms = data.atoms(k)
         try:
             check_structure(atoms, periodic=True)
         except StructureError as err:
             raise WorkflowError(f"{source}[{k}]: {err}") from None
-        charged = charge_message(atoms, spec) if spec is not None and spec.charges else None
+        charged = charge_message(atoms, spec) if spec is not None else None  # None: neutral
         if charged:
             raise WorkflowError(f"{source}[{k}]: {charged}; labels of a charged cell mean nothing")
+        real = atoms.numbers[atoms.numbers != 0]
+        lithium.append((int(np.count_nonzero(real == LITHIUM)), len(real)))
+    return lithium
 
 
 def _check_coverage(data: Dataset, potential: str) -> None:
