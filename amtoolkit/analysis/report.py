@@ -471,9 +471,17 @@ def build_report(
     if len(problems) == len(frames):
         raise _nothing_to_analyse(labels, problems)
 
-    if on_skip is not None:
-        for k, exc in problems.items():
-            on_skip(labels[k], one_line(exc))
+    # skip lines wait for the first frame that succeeds: when none does, the one error says it
+    held: list[tuple[str, str]] | None = [(labels[k], one_line(exc)) for k, exc in problems.items()]
+
+    def skip(label: str, reason: str) -> None:
+        if on_skip is None:
+            return
+        if held is None:
+            on_skip(label, reason)
+        else:
+            held.append((label, reason))
+
     outcomes: dict[int, FrameOutcome] = dict(problems)
     todo = [k for k in range(len(frames)) if k not in problems]
     bar = tqdm(
@@ -498,8 +506,11 @@ def build_report(
             if not skip_errors:
                 bar.close()
                 raise labelled_error(labels[k], outcome) from outcome
-            if on_skip is not None:
-                on_skip(labels[k], one_line(outcome))
+            skip(labels[k], one_line(outcome))
+        elif held is not None:  # a frame succeeded: the held lines go out
+            pending, held = held, None
+            for line in pending:
+                skip(*line)
         outcomes[k] = outcome
         bar.update(1)
     bar.close()
@@ -540,17 +551,19 @@ def build_report(
             culprits = _failing_frames(run, set_wide, chosen, real)
             if not culprits:
                 raise
+        lines = []
         for j, exc in culprits.items():
             k = kept[j]
             if not skip_errors:
                 raise labelled_error(labels[k], exc) from exc
             failures[k] = exc
-            skipped.append((labels[k], one_line(exc)))
-            if on_skip is not None:
-                on_skip(labels[k], one_line(exc))
+            lines.append((labels[k], one_line(exc)))
         kept = [k for j, k in enumerate(kept) if j not in culprits]
         if not kept:
             raise _nothing_to_analyse(labels, failures)
+        skipped += lines
+        for line in lines:
+            skip(*line)
     kept_labels = [labels[k] for k in kept]
     reference_results: dict[str, Result] = {}
     if reference is not None:

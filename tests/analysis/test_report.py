@@ -199,6 +199,31 @@ def test_failing_frame_is_skipped_with_one_line(diamond_si):
         )
 
 
+def test_skip_lines_wait_for_a_frame_that_succeeds(diamond_si):
+    """Every frame failing gives the one error and no skip line before it; one success
+    after failures lets the held lines out, in frame order."""
+    skipped = []
+    frames = [diamond_si * (1, 1, 2), diamond_si * (1, 1, 2)]
+    with pytest.raises(StructureError, match=r"^no frame could be analysed; frame 0: .*diverged"):
+        build_report(
+            frames,
+            ["energy"],
+            run=Recorder(fail_on=16),
+            check=no_check,
+            on_skip=lambda label, why: skipped.append((label, why)),
+        )
+    assert skipped == []
+    report = build_report(
+        [*frames, diamond_si],
+        ["energy"],
+        run=Recorder(fail_on=16),
+        check=no_check,
+        on_skip=lambda label, why: skipped.append((label, why)),
+    )
+    assert skipped == report.skipped
+    assert [label for label, _ in skipped] == ["frame 0", "frame 1"]
+
+
 def test_a_frame_crystallinity_fails_on_is_skipped(diamond_si):
     from amtoolkit.analysis.crystallinity import crystallinity
 
