@@ -51,6 +51,23 @@ def test_version_and_help(runner):
     assert result.exit_code == 0 and "--type-map" in result.stdout
 
 
+def test_help_loads_neither_torch_nor_lammps():
+    """The command line's help and option parsing stay light: torch, LAMMPS and ASE's
+    builders load only for the command that uses them."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from click.testing import CliRunner; from amtoolkit.cli import main\n"
+        "for args in (['--help'], ['dataset', 'make', '--help'], ['train', '--help']):\n"
+        "    assert CliRunner().invoke(main, args).exit_code == 0, args\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'lammps', 'vesin'}))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
 def test_default_summary(runner, si_file):
     result = runner.invoke(main, ["analyze", si_file])
     assert result.exit_code == 0, result.output

@@ -15,40 +15,45 @@ a crash-safe work folder, resumes, retries failures once and writes an HDF5 data
 
 from __future__ import annotations
 
-from amtoolkit.workflows.a_si import ASiProtocol
-from amtoolkit.workflows.a_sio2 import ASiO2Protocol
-from amtoolkit.workflows.base import MeltQuenchProtocol
-from amtoolkit.workflows.label import label_dataset, labels_of
-from amtoolkit.workflows.lammps_md import MDSettings, MeltQuenchRun, Stage, run_stages
-from amtoolkit.workflows.meg import MEGProtocol
-from amtoolkit.workflows.runner import (
-    PROTOCOLS,
-    RunStoppedError,
-    SampleFailedError,
-    WorkflowError,
-    collect_parts,
-    get_protocol,
-    make_dataset,
-    sample_seed,
-)
+from importlib import import_module
+from typing import Any
 
-__all__ = [
-    "PROTOCOLS",
-    "RunStoppedError",
-    "ASiO2Protocol",
-    "ASiProtocol",
-    "MDSettings",
-    "MEGProtocol",
-    "MeltQuenchProtocol",
-    "MeltQuenchRun",
-    "SampleFailedError",
-    "Stage",
-    "WorkflowError",
-    "collect_parts",
-    "get_protocol",
-    "label_dataset",
-    "labels_of",
-    "make_dataset",
-    "run_stages",
-    "sample_seed",
-]
+# imported on first use, so that `amtool --help` and `amtool dataset ...` option parsing
+# do not load LAMMPS, ASE's builders and torch (through vesin)
+_LAZY = {
+    "ASiProtocol": "a_si",
+    "ASiO2Protocol": "a_sio2",
+    "MeltQuenchProtocol": "base",
+    "label_dataset": "label",
+    "labels_of": "label",
+    "MDSettings": "lammps_md",
+    "MeltQuenchRun": "lammps_md",
+    "Stage": "lammps_md",
+    "run_stages": "lammps_md",
+    "MEGProtocol": "meg",
+    **dict.fromkeys(
+        (
+            "PROTOCOLS",
+            "RunStoppedError",
+            "SampleFailedError",
+            "WorkflowError",
+            "collect_parts",
+            "get_protocol",
+            "make_dataset",
+            "sample_seed",
+        ),
+        "runner",
+    ),
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module(f"amtoolkit.workflows.{_LAZY[name]}"), name)
+    raise AttributeError(f"module 'amtoolkit.workflows' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])
