@@ -373,6 +373,52 @@ def potentials() -> None:
 
 
 @main.command()
+@click.argument("model", required=False)
+def models(model: str | None) -> None:
+    """List the shipped models, or describe MODEL (a shipped name or a checkpoint path):
+    the properties it targets with their training ranges, the cells it was trained on,
+    its default sampling and its training data."""
+    from amtoolkit import pretrained
+    from amtoolkit.checkpoint import checkpoint_paths, read_info
+    from amtoolkit.generator import describe_model, model_kind
+
+    with _user_errors(debug=False):
+        if model is not None:
+            stem = pretrained.resolve(model)
+            weights, card = checkpoint_paths(stem)
+            files = str(weights)
+            if card.with_suffix(".md").is_file():
+                files += f" (model card {card.with_suffix('.md').name})"
+            click.echo(describe_model(read_info(stem), files))
+            return
+        rows = [("name", "kind", "elements", "targets", "atoms")]
+        for name in pretrained.available():
+            info = pretrained.model_info(name)
+            typical = info.typical
+            atoms = "" if typical is None else str(typical.n_atoms)
+            if typical is not None and typical.n_atoms_range is not None:
+                low, high = typical.n_atoms_range
+                atoms = str(low) if low == high else f"{low}-{high}"
+            targets = ", ".join(_short_name(p) for p in info.property_names) or "-"
+            rows.append(
+                (name, model_kind(info), ", ".join(info.vocabulary.elements), targets, atoms)
+            )
+        widths = [max(len(row[k]) for row in rows) + 2 for k in range(len(rows[0]) - 1)]
+        for row in rows:
+            click.echo(
+                "".join(f"{c:<{w}}" for c, w in zip(row[:-1], widths, strict=True)) + row[-1]
+            )
+        click.echo("amtool models NAME describes one: its targets' training ranges, cells and data")
+
+
+def _short_name(prop: str) -> str:
+    """The short target name of property `prop` (``shear`` for shear_modulus)."""
+    from amtoolkit.generator import PROPERTY_ALIASES
+
+    return next((a for a, p in PROPERTY_ALIASES.items() if p == prop), prop)
+
+
+@main.command()
 @click.argument("model")
 @click.option("-n", "n", type=int, required=True, help="Number of structures.")
 @click.option("-o", "--output", required=True, metavar="OUT.extxyz", help="Extended XYZ output.")

@@ -72,8 +72,10 @@ __all__ = [
     "GenerationPlan",
     "Generator",
     "cubic_cell",
+    "describe_model",
     "far_outside",
     "number_density",
+    "model_kind",
     "parse_cell",
     "parse_target",
     "resolve_property",
@@ -585,6 +587,11 @@ class Generator:
                 "a file here nor a shipped dataset; pass held_out(dataset=...) (amtool: give that "
                 "dataset's file as the reference instead of held-out:MODEL)"
             ) from None
+
+    def describe(self) -> str:
+        """The model card in words (`describe_model`): targets with their units and
+        training ranges, training cells, default sampling and training data."""
+        return describe_model(self.info)
 
     def __repr__(self) -> str:
         props = ", ".join(self.property_names) or "none"
@@ -1603,6 +1610,92 @@ class Generator:
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+def model_kind(info: ModelInfo) -> str:
+    """One word for what a model is: ``"score"``, ``"shortcut"`` or ``"energy"`` (a score
+    model whose score is the gradient of a learned energy, for HMC and refinement)."""
+    if info.kind == "energy":
+        return "energy"
+    return "shortcut" if info.objective == "shortcut" else "score"
+
+
+def describe_model(info: ModelInfo, source: str | None = None) -> str:
+    """A model card as a materials scientist reads it: what the model makes, which
+    properties it can target (with their short names, units and training range), the
+    cells it was trained on, its default sampling and where its training data came from.
+
+    Args:
+        info: the model card (`amtoolkit.checkpoint.read_info`, `Generator.info`).
+        source: where the model lives (a path), shown last when given.
+    """
+    typical = info.typical
+    rows: list[tuple[str, str]] = []
+    arch = info.model
+    rows.append(
+        (
+            "model",
+            f"{model_kind(info)} EGNN, {arch.layers} layers of width {arch.hidden}, "
+            f"cutoff {arch.cutoff:g} Å",
+        )
+    )
+    elements = ", ".join(info.vocabulary.elements)
+    if typical is not None and typical.composition:
+        elements = ", ".join(f"{el} {x:.3f}" for el, x in sorted(typical.composition.items()))
+    rows.append(("elements", elements))
+    ranges = {} if typical is None else typical.property_ranges
+    for k, name in enumerate(info.property_names):
+        short = [a for a, p in PROPERTY_ALIASES.items() if p == name]
+        text = name + (f" (--target {short[0]}=...)" if short else f" (--target {name}=...)")
+        if name in ranges:
+            low, high = ranges[name]
+            text += f", trained on {low:.4g} to {high:.4g}{unit_suffix(name)}"
+        rows.append(("targets" if k == 0 else "", text))
+    if not info.property_names:
+        rows.append(("targets", "none (unconditional)"))
+    if typical is not None:
+        atoms = f"{typical.n_atoms} atoms"
+        low, high = typical.n_atoms_range or (typical.n_atoms, typical.n_atoms)
+        if low != high:
+            atoms = f"{low} to {high} atoms (median {typical.n_atoms})"
+        dens = f"{typical.density:.3f} g/cm3"
+        if typical.density_range is not None:
+            dens = f"{typical.density_range[0]:.3f} to {typical.density_range[1]:.3f} g/cm3"
+        rows.append(("cells", f"{atoms}, {dens}"))
+    if info.max_density is not None:
+        rows.append(("ghost atoms", f"up to {info.max_density:g} atoms/Å^3 (density control)"))
+    sampling = info.sampling
+    usable = sampler_names(info.objective, info.kind)
+    default = sampling.sampler if sampling.sampler in usable else usable[0]
+    plan = f"{default}, {sampling.steps} steps"
+    if sampling.guidance is not None:
+        plan += f", guidance {sampling.guidance:g}"
+    if sampling.noise_scale != 1.0:
+        plan += f", noise scale {sampling.noise_scale:g}"
+    rows.append(("sampling", f"{plan} (also: {', '.join(n for n in usable if n != default)})"))
+    command = info.dataset.get("command")
+    if command:
+        rows.append(("data", str(command)))
+    n_train = info.dataset.get("n_train")
+    training = info.training
+    if training.get("epochs") is not None:
+        trained = f"{training['epochs']} epochs"
+        if n_train is not None:
+            trained += f" on {n_train} structures"
+        hours = training.get("wall_time_s")
+        hardware = training.get("hardware") or {}
+        device = hardware.get("device_name")
+        if str(hardware.get("device", "")).startswith("cpu"):
+            device = f"{hardware.get('threads') or '?'} CPU thread(s)"
+        if hours is not None:
+            trained += f", {hours / 3600:.1f} h" + (f" on {device}" if device else "")
+        rows.append(("trained", trained))
+    if source is not None:
+        rows.append(("files", source))
+    width = max(len(label) for label, _ in rows) + 2
+    lines = [info.name]
+    lines += [f"  {label:<{width}}{text}" for label, text in rows]
+    return "\n".join(lines)
 
 
 _NULL_WORDS = ("null", "none", "nan", "")

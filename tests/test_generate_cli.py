@@ -223,6 +223,33 @@ def test_unknown_model_exits_2(runner, tmp_path):
     assert_one_line_error(result, "no-such-model", "shipped model")
 
 
+def test_models_lists_the_shipped_ones_and_describes_one(runner, model_path):
+    from amtoolkit import pretrained
+
+    result = runner.invoke(main, ["models"])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["name", "kind", "elements", "targets", "atoms"]
+    assert [line.split()[0] for line in lines[1:-1]] == pretrained.available()
+    row = next(line for line in lines if line.startswith("a-sio2 "))
+    assert row.split()[1:] == ["score", "O,", "Si", "shear,", "ring", "81-249"]
+
+    result = runner.invoke(main, ["models", "a-sio2"])
+    assert result.exit_code == 0, result.output
+    low, high = pretrained.model_info("a-sio2").typical.property_ranges["shear_modulus"]
+    assert f"shear_modulus (--target shear=...), trained on {low:.4g} to {high:.4g} GPa" in (
+        result.stdout
+    )
+    assert "amtool dataset make a-sio2" in result.stdout  # where its data came from
+    assert "model card a-sio2.md" in result.stdout
+
+    result = runner.invoke(main, ["models", model_path])  # one's own checkpoint
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("tiny\n") and "ghost atoms  up to 0.09" in result.stdout
+
+    assert_one_line_error(runner.invoke(main, ["models", "no-such-model"]), "shipped model")
+
+
 def test_interrupted_run_keeps_finished_structures(runner, model_path, tmp_path, monkeypatch):
     real_run = Generator._run
 

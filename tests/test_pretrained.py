@@ -36,6 +36,12 @@ def test_shipped_model_card_and_weights_load(name):
     assert set(sampler_names(info.objective, info.kind)) >= {"sde", "ode"} or (
         info.objective == "flow"
     )
+    described = gen.describe()  # the card in words: each target with its training range
+    assert described.startswith(f"{name}\n") and " epochs on " in described
+    for prop in info.property_names:
+        assert prop in described
+    if not info.property_names:
+        assert "none (unconditional)" in described
 
 
 # few steps and small cells: close pairs, unbalanced charges and a size warning are expected
