@@ -126,6 +126,10 @@ class ASiProtocol(MeltQuenchProtocol):
             "diamond Si has 5.431 Å (2.33 g/cm3); outside "
             "this range (3.4-1.4 g/cm3) the start is far from any silicon",
         )
+        # the integrator settings and stages, once: a time step, stage length or temperature
+        # past `lammps_md`'s bounds is refused now, not in a worker
+        self.md_settings()
+        self.stages()
         warn_below(
             self,
             "atoms",

@@ -158,6 +158,10 @@ class ASiO2Protocol(MeltQuenchProtocol):
         check_packing(
             n_per_volume, self.min_distance, f"start_density {self.start_density:g} g/cm3"
         )
+        # the integrator settings and stages, once: a time step, stage length or temperature
+        # past `lammps_md`'s bounds is refused now, not in a worker
+        self.md_settings()
+        self.stages()
         warn_below(
             self,
             "atoms" if self.atoms is not None else "min_atoms",

@@ -46,6 +46,16 @@ FS_PER_PS = 1000.0
 # minimisation: LAMMPS' energy tolerance (relative) and the cap on force evaluations per iteration
 MIN_ETOL = 1.0e-10
 MIN_EVALS_PER_ITERATION = 10
+MAX_STAGE_STEPS = 1_000_000_000
+"""Most MD steps (or minimiser iterations) of one stage: 1 µs at 1 fs, 50 times the
+slowest quench any protocol documents (0.1 K/ps); a cooling rate in K/s instead of K/ps
+(1e-12 for 1 K/s) would plan 10^15 steps and never end."""
+MAX_TEMPERATURE = 100_000.0
+"""Highest stage temperature, K (silicate melts need 4000-5000 K; beyond this the
+potentials describe nothing and atoms fly apart)."""
+MAX_TIMESTEP = 10.0
+"""Longest MD time step, fs (1-2 fs for oxides; a step given in ps, 1000 for 1 ps,
+blows the cell apart)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,6 +89,17 @@ class Stage:
         if int(self.steps) != self.steps or self.steps < 0:
             raise ValueError(
                 f"stage {self.name!r}: steps must be an integer >= 0, got {self.steps}"
+            )
+        if self.steps > MAX_STAGE_STEPS:
+            raise ValueError(
+                f"stage {self.name!r}: {self.steps:.3g} steps is more than {MAX_STAGE_STEPS:.0e} "
+                "(times are in ps, cooling rates in K/ps)"
+            )
+        hottest = max(self.t_start, self.t_stop)
+        if not hottest <= MAX_TEMPERATURE:  # NaN too
+            raise ValueError(
+                f"stage {self.name!r}: {hottest:g} K is above {MAX_TEMPERATURE:g} K "
+                "(temperatures are in K)"
             )
         if self.kind in ("npt", "nvt") and not (self.t_start > 0 and self.t_stop > 0):
             raise ValueError(f"stage {self.name!r}: temperatures must be > 0 K for {self.kind}")
@@ -133,6 +154,11 @@ class MDSettings:
     def __post_init__(self) -> None:
         if not (self.timestep > 0 and self.tdamp > 0 and self.pdamp > 0):
             raise ValueError("timestep, tdamp and pdamp must be > 0")
+        if not self.timestep <= MAX_TIMESTEP:
+            raise ValueError(
+                f"timestep={self.timestep:g} fs is longer than {MAX_TIMESTEP:g} fs "
+                "(the time step is in fs; 1-2 fs suits these glasses)"
+            )
         if int(self.thermo_every) != self.thermo_every or self.thermo_every < 1:
             raise ValueError(f"thermo_every must be an integer >= 1, got {self.thermo_every}")
 

@@ -219,6 +219,13 @@ class MEGProtocol(MeltQuenchProtocol):
         check_range(
             self, "elastic_delta", 0.0, ELASTIC_DELTA_MAX, "the elastic fit needs small strains"
         )
+        # the integrator settings and stages, once: a time step, stage length or temperature
+        # past `lammps_md`'s bounds is refused now, not in a worker
+        self.md_settings()
+        hottest = self.melt_base_temperature + max(
+            self.melt_silica_increment, self.melt_alumina_increment
+        )
+        self.stages(hottest)
 
     def _fixed_composition(self) -> dict[str, float]:
         """Check and normalise the `composition` option (kept as ``"SiO2:70,Li2O:30"``),

@@ -50,6 +50,14 @@ def one_line_error(result, warned: bool = False) -> str:
         (["a-si", "-n", "0"], "n_samples must be an integer >= 1"),
         (["a-si", "-n", "2", "--variant", "boil"], "unknown a-si variant 'boil'"),
         (["a-si", "-n", "2", "--set", "pressure=1e5"], "pressure=100000 is outside [-20, 100]"),
+        # units mistaken: K/s for K/ps, ps for fs, a temperature past any melt
+        (
+            ["a-si", "-n", "2", "--variant", "anneal", "--cooling-rate", "1e-12"],
+            "'anneal': 2.2e+18 steps is more than",
+        ),
+        (["a-sio2", "-n", "2", "--set", "timestep=1000"], "timestep=1000 fs is longer than 10"),
+        (["meg", "-n", "2", "--set", "final_time=1e9"], "'hold': 5e+11 steps is more than 1e+09"),
+        (["a-si", "-n", "2", "--set", "melt_temperature=1e9"], "1e+09 K is above 100000 K"),
         (["meg", "-n", "2", "--variant", "anneal"], "unknown option(s) variant for protocol 'meg'"),
         (["a-sio2", "-n", "2", "--cooling-rate", "5"], "unknown option(s) cooling_rate"),
         (["a-si", "-n", "2", "--atoms", "100"], "8 k^3"),

@@ -155,6 +155,9 @@ WARNING: Pair style restartinfo set but has no restart support (src/pair.cpp:65)
         ({"kind": "nvt", "name": "x", "steps": -1, "t_start": 1, "t_stop": 1}, "steps must be"),
         ({"kind": "velocity", "name": "x"}, "velocity temperature"),
         ({"kind": "minimize", "name": "x", "fmax": 0.0}, "fmax must be > 0"),
+        ({"kind": "nvt", "name": "x", "steps": 2e9, "t_start": 1, "t_stop": 1}, "more than 1e"),
+        ({"kind": "nvt", "name": "x", "steps": 1, "t_start": 1, "t_stop": 2e5}, "above 100000 K"),
+        ({"kind": "velocity", "name": "x", "t_start": float("nan")}, "nan K is above"),
     ],
 )
 def test_bad_stages_are_rejected(kwargs, message):
