@@ -161,9 +161,10 @@ def peak_rss_mib() -> float | None:
 
 
 def fmt(value: float | None, spec: str = ".4f") -> str:
-    """A number for a table; 'n/a' for None or NaN."""
+    """A number for a table; 'n/a' for None or NaN, as wide as the number would be."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "n/a"
+        width = spec.split(".")[0]
+        return "n/a".rjust(int(width) if width.isdigit() else 0)
     return format(value, spec)
 
 

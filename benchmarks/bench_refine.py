@@ -83,6 +83,8 @@ def bench_refine(args: argparse.Namespace) -> dict[str, Any]:
         ("hmc", energy_model, {"method": "hmc", "steps": args.hmc_steps}),
         ("relax", energy_model, {"method": "relax", "steps": args.relax_steps}),
     ]
+    if args.model == args.score_model:  # one model (--smoke): its sde row once
+        del stages[2]
     rows = []
     for name, model, options in stages:
         start = time.perf_counter()
