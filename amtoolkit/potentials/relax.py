@@ -104,6 +104,11 @@ def relax(
         # FrechetCellFilter's matrix logarithm warns about round-off near the identity
         warnings.filterwarnings("ignore", message="logm result may be inaccurate")
         if method == "lammps":
+            # LAMMPS afresh for each relaxation: what an earlier run left there (neighbour
+            # lists, ghost atoms) changes the round-off, and a minimisation of a
+            # generated cell can turn round-off into another minimum; so a result must
+            # not depend on which structures the calculator relaxed before
+            calc.invalidate()
             # atoms lost: the next structure starts afresh; Ctrl-C: within a step
             with calc.running(work), interruptible(lambda: calc.lammps):
                 nsteps += _separate(work, calc, steps)
