@@ -543,7 +543,8 @@ def generate(
         for name, value in _targets(targets, gen.property_names).items():
             kwargs[f"target_{name}"] = value  # `density` alone also names the cell density
         _check_structure_output(output, overwrite, resume)  # after the options' own errors
-        made = _made_structures(output) if resume else []
+        click.get_current_context().with_resource(_only_writer(output))
+        made = _made_structures(output, indexed=True) if resume else []
         with warnings.catch_warnings(record=True) as planned:  # shown once the plan holds
             warnings.simplefilter("always")
             frames = gen.generate_iter(n, progress=None, resume=made, **kwargs)  # checks `made`
@@ -654,6 +655,7 @@ def refine(
     with _user_errors(debug), _warnings_as_lines():
         gen = Generator.load(model, device=device)  # a bad model is named before OUT
         _check_structure_output(output, overwrite, resume)
+        click.get_current_context().with_resource(_only_writer(output))
         structures, labels = _read(files, ":", None, type_map)
         target_values = _targets(targets, gen.property_names)
         given = {k: v for k, v in options.items() if v is not None}  # else refine's defaults
@@ -891,9 +893,47 @@ def _check_structure_output(path: str, overwrite: bool, resume: bool = False) ->
         raise ValueError(f"{path} exists; pass --overwrite to replace it or --resume")
 
 
-def _made_structures(path: str) -> list[Atoms]:
+@contextlib.contextmanager
+def _only_writer(path: str) -> Iterator[None]:
+    """Hold an exclusive lock (``.<name>.lock`` beside `path`) while this run writes
+    `path`: a second run into the same file (two ``--resume`` at once appended the same
+    structures twice) is refused. The kernel drops the lock when the process dies, so a
+    killed run's lock file does not block the resume."""
+    import fcntl
+
+    folder, name = os.path.split(os.path.abspath(path))
+    lock_path = os.path.join(folder, f".{name}.lock")
+    handle = open(lock_path, "a+", encoding="utf-8")  # noqa: SIM115 - held for the run
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.seek(0)
+            holder = handle.read().strip() or "?"
+            raise ValueError(
+                f"another run (pid {holder}) is writing {path}: wait for it to end, or write "
+                "to another file"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        yield
+        with contextlib.suppress(OSError):
+            os.unlink(lock_path)
+    finally:
+        handle.close()
+
+
+def _made_structures(path: str, indexed: bool = False) -> list[Atoms]:
     """The whole structures in `path`; a last one cut short (the run was killed while
-    writing it) is dropped from the file, which is rewritten atomically without it."""
+    writing it) is dropped from the file, which is rewritten atomically without it. With
+    `indexed` (a generate run), the structures' ``index`` records must count 0, 1, ...
+
+    Raises:
+        ValueError: an unreadable file, one holding no whole structure, or (`indexed`)
+            one whose indices repeat or skip (two runs wrote into it at once).
+    """
     from amtoolkit.io import ReadError, read_stream, write_structures
 
     try:
@@ -904,6 +944,15 @@ def _made_structures(path: str) -> list[Atoms]:
         ) from None
     if not made:
         raise ValueError(f"nothing to resume: {path} holds no whole structure")
+    for position, atoms in enumerate(made if indexed else ()):
+        index = atoms.info.get("index")
+        if index is not None and index != position:
+            raise ValueError(
+                f"cannot resume: structure {position} of {path} records index {index} (two "
+                "runs wrote into it at once, or files were joined); start afresh "
+                "(--overwrite)"
+                + (f" or keep only its first {position} structures" if position else "")
+            )
     if cut:
         click.echo(
             f"amtool: {path}: dropping a structure cut short after the {len(made)} whole ones",

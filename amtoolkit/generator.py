@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import math
 import os
 import secrets
@@ -542,6 +543,17 @@ class Generator:
     @property
     def property_names(self) -> tuple[str, ...]:
         return self.info.property_names
+
+    @functools.cached_property
+    def weights_digest(self) -> str:
+        """``"sha256-<16 hex>"`` of the model's weights: two checkpoints of one name (a
+        model retrained under the same name) tell apart, so a resumed run refuses
+        structures another set of weights made."""
+        digest = hashlib.sha256()
+        for name, tensor in sorted(self.model.state_dict().items()):
+            digest.update(name.encode())
+            digest.update(tensor.detach().to("cpu").contiguous().numpy().tobytes())
+        return f"sha256-{digest.hexdigest()[:16]}"
 
     @property
     def aliases(self) -> dict[str, str]:
@@ -1308,7 +1320,16 @@ class Generator:
         if len(made) > plan.n:
             raise ValueError(f"resuming a run of {plan.n} structures from {len(made)} made ones")
         per_batch = self._draws_per_batch(plan)
-        if made:  # first: a target left out also changes the default guidance
+        for index, atoms in enumerate(made):  # first: another model explains every other
+            for key, wanted in (("model", self.name), ("model_digest", self.weights_digest)):
+                got = atoms.info.get(key, wanted if key == "model_digest" else None)
+                if got != wanted:  # (files written before digests were kept have none)
+                    raise ValueError(
+                        f"structure {index} of the resumed run was made by another model "
+                        f"({key}={shown(got)}, this run's {shown(wanted)}): resume with the "
+                        "model of the interrupted run"
+                    )
+        if made:  # then: a target left out also changes the default guidance
             target_keys = {k for a in made for k in a.info if k.startswith(TARGET_PREFIX)}
             planned = {f"{TARGET_PREFIX}{name}" for name in plan.targets}
             if not target_keys <= planned:
@@ -1572,6 +1593,7 @@ class Generator:
         """``atoms.info`` entries recording how structure `index` was made."""
         info: dict[str, Any] = {
             "model": self.name,
+            "model_digest": self.weights_digest,
             "sampler": plan.sampler,
             "steps": plan.steps,
             "guidance": plan.guidance,

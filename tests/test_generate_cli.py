@@ -288,6 +288,42 @@ def test_interrupted_run_keeps_finished_structures(runner, model_path, tmp_path,
     assert again.exit_code == 0 and f"{out} holds all 5 structures (seed 1)" in again.stdout
 
 
+def test_a_resume_refuses_another_model_a_second_writer_and_repeated_indices(
+    runner, model_path, tmp_path
+):
+    import fcntl
+
+    out = tmp_path / "run.extxyz"
+    args = ["generate", model_path, "-n", "3", "--seed", "5", "--batch-size", "1", "-o"]
+    assert runner.invoke(main, [*args, str(out)]).exit_code == 0
+    frames = ase.io.read(out, index=":")
+    assert frames[0].info["model_digest"].startswith("sha256-")
+    ase.io.write(out, frames[:2])
+
+    # the same name, other weights (a model retrained into the same checkpoint name)
+    other = str(save_tiny_model(tmp_path / "other" / "tiny", max_density=0.09, seed=1))
+    result = runner.invoke(main, ["generate", other, *args[2:], str(out), "--resume"])
+    assert_one_line_error(result, "structure 0 of the resumed run was made by another model")
+    assert "model_digest=" in result.stderr
+
+    # a run still writing the file holds its lock: a second one is refused
+    with open(tmp_path / ".run.extxyz.lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        held.write("4242")
+        held.flush()
+        result = runner.invoke(main, [*args, str(out), "--resume"])
+    assert_one_line_error(result, "another run (pid 4242) is writing")
+
+    # two runs that appended at once: indices 0, 1, 1
+    ase.io.write(out, [frames[0], frames[1], frames[1]])
+    result = runner.invoke(main, [*args, str(out), "--resume"])
+    assert_one_line_error(result, "structure 2 of", "records index 1", "first 2 structures")
+
+    ase.io.write(out, frames[:2])
+    assert runner.invoke(main, [*args, str(out), "--resume"]).exit_code == 0
+    assert not (tmp_path / ".run.extxyz.lock").exists()  # a finished run leaves no lock
+
+
 def test_resume_drops_a_last_line_without_its_newline(runner, model_path, tmp_path):
     out = tmp_path / "run.extxyz"
     args = ["generate", model_path, "-n", "3", "--seed", "5", "--batch-size", "1", "-o"]

@@ -254,7 +254,7 @@ def table_from_columns(
 RECORD_KEYS = frozenset(
     {
         # Generator.generate: how the structure was made
-        "model", "sampler", "steps", "guidance", "seed", "structure_seed", "index",
+        "model", "model_digest", "sampler", "steps", "guidance", "seed", "structure_seed", "index",
         "n_structures", "batch_size", "max_restarts", "restart_t", "rebalance", "accept",
         "accepted",
         "noise_scale", "score_gain", "timesteps", "icg", "max_density", "n_initial",
