@@ -173,10 +173,40 @@ def resolve_property(key: str, property_names: Sequence[str]) -> str:
         )
     aliases = [f"{a}={p}" for a, p in PROPERTY_ALIASES.items() if p in property_names]
     alias_text = f"; aliases: {', '.join(aliases)}" if aliases else ""
+    import difflib
+
+    names = [*property_names, *(a for a, p in PROPERTY_ALIASES.items() if p in property_names)]
+    close = difflib.get_close_matches(key, names, n=1, cutoff=0.75)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
     raise ValueError(
-        f"unknown target {key!r}: the model's properties are {', '.join(property_names)}"
-        f"{alias_text}"
+        f"unknown target {key!r}{hint}: the model's properties are "
+        f"{', '.join(property_names)}{alias_text}"
     )
+
+
+def _check_option_spelling(key: str, property_names: Sequence[str]) -> None:
+    """Raise TypeError when target keyword `key` names no property or alias but is close
+    to an option of `Generator.plan` (``step`` for ``steps``): a misspelt option would
+    otherwise be reported as an unknown property."""
+    import difflib
+    import inspect
+
+    try:
+        resolve_property(key, property_names)
+        return
+    except ValueError:
+        pass
+    options = [
+        name
+        for name, p in inspect.signature(Generator.plan).parameters.items()
+        if p.kind is inspect.Parameter.KEYWORD_ONLY
+    ]
+    close = difflib.get_close_matches(key, options, n=1, cutoff=0.75)
+    if close:
+        raise TypeError(
+            f"unknown keyword {key!r} (did you mean {close[0]!r}?); properties to target "
+            f"are {', '.join(property_names) or 'none for this model'}"
+        )
 
 
 def resolve_targets(
@@ -956,7 +986,28 @@ class Generator:
     def _plan_targets(
         self, n: int, targets: Mapping[str, Any], stacklevel: int
     ) -> dict[str, np.ndarray]:
-        """Raw per-structure targets by property name; warns for out-of-range values."""
+        """Raw per-structure targets by property name; warns for out-of-range values.
+
+        `targets` are `plan`'s extra keywords: properties by name or alias, and a
+        ``targets=`` mapping of the same (as `refine` and `NoiseEnergyCalculator` take
+        them). A keyword that is neither but is close to an option of `plan` is a
+        misspelt option (TypeError, naming it)."""
+        targets = dict(targets)
+        given = targets.pop("targets", None)
+        if given is not None:
+            if not isinstance(given, Mapping):
+                raise TypeError(
+                    f"targets must map property names to values, e.g. targets={{'shear': 40}}, "
+                    f"got {type(given).__name__}"
+                )
+            twice = sorted(set(given) & set(targets))
+            if twice:
+                raise ValueError(
+                    f"target {twice[0]!r} is given twice (as a keyword and in targets)"
+                )
+            targets.update(given)
+        for key in targets:
+            _check_option_spelling(key, self.property_names)
         table = {
             name: _target_values(key, value, n)
             for name, (key, value) in resolve_targets(targets, self.property_names).items()
@@ -1219,14 +1270,16 @@ class Generator:
             progress: show a tqdm bar over model steps (None: only on a terminal).
             **targets: property targets by name or alias (``shear=40``), each a scalar
                 or a sequence of `n` values (None/NaN = null for that structure), raw
-                units. Absent properties are null.
+                units. Absent properties are null. ``targets={"shear": 40}`` (a mapping,
+                as `refine` takes them) is the same. A keyword close to an option's name
+                (``step=``) is a TypeError naming the option.
 
         Returns:
             `n` Atoms (ghosts removed, positions wrapped), in index order. Each
-            ``atoms.info`` has ``model``, ``sampler``, ``steps``, ``guidance``, ``seed``
-            (run), ``structure_seed``, ``index``, ``n_structures`` (`n`), ``batch_size``,
-            ``noise_scale`` for the
-            stochastic samplers, ``score_gain`` for sde, ode and shortcut,
+            ``atoms.info`` has ``model``, ``model_digest`` (of the weights), ``sampler``,
+            ``steps``, ``guidance``, ``seed`` (run), ``structure_seed``, ``index``,
+            ``n_structures`` (`n`), ``batch_size``, ``noise_scale`` for the stochastic
+            samplers, ``score_gain`` for sde, ode and shortcut,
             ``target_<property>`` for every non-null target, ``max_density`` and
             ``n_initial`` with ghosts, and for oxide models ``max_restarts``,
             ``restart_t``, ``rebalance``, ``charge_balanced``, ``restarts`` and (with

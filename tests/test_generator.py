@@ -261,6 +261,8 @@ def test_targets_are_normalised_per_structure(sio2):
         ({"restart_t": 0.0}, r"restart_t=0 must lie in \(0, 0.99\), .*; give a restart_t in"),
         ({"shear": 30.0, "shear_modulus": 31.0}, "given twice"),
         ({"viscosity": 1.0}, "unknown target 'viscosity'.*shear_modulus, ring_size"),
+        ({"sheer": 40.0}, "unknown target 'sheer' \\(did you mean 'shear'\\?\\)"),
+        ({"shear": 30.0, "targets": {"shear": 40.0}}, "'shear' is given twice"),
         ({"timesteps": [0.9, 0.5, 0.1]}, "timesteps must end at 0, got 0.1"),
         ({"timesteps": [0.5, 0.9, 0.0]}, "timesteps must be strictly decreasing, got 0.5 then 0.9"),
         (
@@ -286,6 +288,17 @@ def test_bad_input_raises_one_line_value_error(sio2, kwargs, message):
     with pytest.raises(ValueError, match=message) as err:
         sio2.generate(3, progress=False, **{"seed": 0, **kwargs})
     assert "\n" not in str(err.value)
+
+
+def test_targets_as_a_mapping_and_a_misspelt_option_named(sio2):
+    as_mapping = sio2.plan(2, targets={"shear": 40.0, "ring_size": [6.0, None]})
+    as_keywords = sio2.plan(2, shear=40.0, ring_size=[6.0, None])
+    for name in ("shear_modulus", "ring_size"):
+        np.testing.assert_array_equal(as_mapping.targets[name], as_keywords.targets[name])
+    with pytest.raises(TypeError, match=r"unknown keyword 'step' \(did you mean 'steps'\?\)"):
+        sio2.plan(2, step=10)
+    with pytest.raises(TypeError, match="targets must map property names to values"):
+        sio2.plan(2, targets=40.0)
 
 
 @pytest.mark.parametrize(
