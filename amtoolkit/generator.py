@@ -927,6 +927,8 @@ class Generator:
             if density is not None:
                 raise ValueError("give cell or density, not both (density sets the cell volume)")
             cell_array = _as_cell(cell)
+            if isinstance(cell, Atoms) and max_density is None and n_atoms is None:
+                n_atoms = len(cell)  # a structure to match: its box and its atom count
             if pore is not None:
                 pore.check_fits(cell_array)
             if max_density is not None and n_atoms is not None:
@@ -1203,8 +1205,9 @@ class Generator:
         Args:
             n: number of structures.
             cell: one cell for every structure: an edge length (cubic), 3 lengths or a
-                3x3 matrix (rows), Å. Default: a cubic cell holding `n_atoms` at the
-                training set's typical density (or `density`).
+                3x3 matrix (rows), Å, or an ``ase.Atoms`` to match (its cell and,
+                without ghosts and `n_atoms`, its number of atoms). Default: a cubic cell
+                holding `n_atoms` at the training set's typical density (or `density`).
             n_atoms: real atoms per structure when there are no ghosts (default: the
                 training set's typical size, or the typical density times the given
                 cell's volume). With ghosts it only sizes the default cell.

@@ -11,6 +11,7 @@ import ase.io
 import numpy as np
 import pytest
 import torch
+from ase import Atoms
 from ase.data import atomic_masses
 
 from amtoolkit import pretrained
@@ -183,6 +184,11 @@ def test_default_cell_is_cubic_at_typical_density(si):
     # a given cell without n_atoms holds the typical density's number of atoms
     plan = si.plan(1, cell=[6.0, 6.0, 7.0], seed=0)
     assert plan.n_atoms == round(number_density(2.2, {"Si": 1.0}) * 252.0)
+    # a structure to match: its cell and its number of atoms
+    match = Atoms("Si11", positions=np.zeros((11, 3)), cell=[6.0, 6.0, 7.0], pbc=True)
+    plan = si.plan(1, cell=match, seed=0)
+    assert plan.n_atoms == 11 and np.allclose(plan.cell, match.cell.array)
+    assert si.plan(1, cell=match, n_atoms=9, seed=0).n_atoms == 9
 
 
 def test_ghosts_start_from_n_target(ghost_sio2):
