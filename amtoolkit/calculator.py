@@ -15,9 +15,11 @@ References:
 
 from __future__ import annotations
 
+import difflib
+import inspect
 import math
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -35,6 +37,24 @@ from amtoolkit.diffusion.schedules import MaterialSDE
 from amtoolkit.errors import StructureError, user_stacklevel
 
 __all__ = ["NoiseEnergyCalculator", "noise_energy", "property_row"]
+
+
+def _keywords(function: Callable[..., Any]) -> tuple[str, ...]:
+    """The named keyword parameters of `function` (not ``self``, not ``**kwargs``)."""
+    parameters = inspect.signature(function).parameters.values()
+    return tuple(p.name for p in parameters if p.name != "self" and p.kind != p.VAR_KEYWORD)
+
+
+ASE_KEYWORDS = _keywords(Calculator.__init__)
+"""Keywords of ASE's `Calculator` constructor (``restart``, ``label``, ``atoms``,
+``directory`` ...) that `NoiseEnergyCalculator` passes on; any other is refused."""
+
+KEYWORD_HINTS = {
+    "time": "did you mean 't'?",
+    "diffusion_time": "did you mean 't'?",
+    "sigma": "sigma_X(t) follows from t",
+}
+"""Hints for keywords that are no close spelling of a parameter but mean one."""
 
 GHOST_COUNT_TOLERANCE = 0.1
 """Relative difference of the atom count, ghosts included, from floor(max_density V)
@@ -102,6 +122,19 @@ def property_row(
     return row
 
 
+def _check_keywords(given: Mapping[str, Any], known: Sequence[str], where: str) -> None:
+    """Raise TypeError naming the first keyword of `given` not in `known` (with the
+    closest known one, or a `KEYWORD_HINTS` hint), and the known ones."""
+    for key in given:
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = KEYWORD_HINTS.get(key) or (f"did you mean {close[0]!r}?" if close else "")
+            hint = f" ({hint})" if hint else ""
+            raise TypeError(
+                f"{where} got an unknown keyword {key!r}{hint}; it takes {', '.join(known)}"
+            )
+
+
 def checked_t(t: Any) -> float:
     """The diffusion time `t` as a float in (0, 1); ValueError otherwise."""
     t = float(t)
@@ -145,7 +178,12 @@ class NoiseEnergyCalculator(Calculator):
         normalisation: property -> (mean, std) (default: the card's, else identity).
         max_density: ghost maximum number density, atoms/Å^3 (default: the card's).
         seed: seed of the null-embedding draws.
-        **kwargs: passed to `ase.calculators.calculator.Calculator`.
+        **kwargs: ASE's constructor keywords (`ASE_KEYWORDS`: ``label``, ``atoms``,
+            ``directory`` ...), passed to `ase.calculators.calculator.Calculator`.
+
+    Raises:
+        TypeError: an unknown keyword (in the constructor and in ``set``), named with
+            the accepted ones.
     """
 
     implemented_properties = ["energy", "free_energy", "forces", "energies"]
@@ -165,6 +203,11 @@ class NoiseEnergyCalculator(Calculator):
         seed: int = 0,
         **kwargs: Any,
     ) -> None:
+        _check_keywords(
+            kwargs,
+            (*_keywords(NoiseEnergyCalculator.__init__)[1:], *ASE_KEYWORDS),  # not model
+            "NoiseEnergyCalculator",
+        )
         info = getattr(model, "info", None)
         network = model.model if info is not None and hasattr(model, "model") else model
         if not callable(getattr(network, "potential_gradients", None)):
@@ -216,6 +259,12 @@ class NoiseEnergyCalculator(Calculator):
         return t
 
     def set(self, **kwargs: Any) -> dict[str, Any]:
+        """Set parameters (``t``, ``targets``); returns those that changed.
+
+        Raises:
+            TypeError: another keyword, named with the parameters.
+        """
+        _check_keywords(kwargs, tuple(self.default_parameters), "NoiseEnergyCalculator.set")
         if "t" in kwargs:
             kwargs["t"] = self._trained_t(kwargs["t"])
         if kwargs.get("targets") is not None:  # unknown names fail here, as at construction

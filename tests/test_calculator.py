@@ -363,3 +363,23 @@ def test_the_model_may_change_precision_after_the_calculator_is_built():
     atoms.positions[0, 0] += 1e-3
     double = atoms.get_potential_energy()
     assert atoms.calc.dtype == torch.float64 and np.isfinite(double) and double != single
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"time": 0.3}, "unknown keyword 'time' \\(did you mean 't'\\?\\)"),
+        ({"target": {"shear": 40.0}}, "unknown keyword 'target' \\(did you mean 'targets'\\?\\)"),
+        ({"sigma": 0.1}, "unknown keyword 'sigma' \\(sigma_X\\(t\\) follows from t\\)"),
+    ],
+)
+def test_misspelled_keywords_are_refused_naming_the_accepted_ones(kwargs, message):
+    with pytest.raises(TypeError, match=message) as err:
+        calculator(**kwargs)
+    assert "t, targets, device" in str(err.value) and "label, atoms, directory" in str(err.value)
+    calc = calculator(label="noise")  # ASE's own constructor keywords are passed on
+    with pytest.raises(
+        TypeError, match="unknown keyword 'tt' \\(did you mean 't'\\?\\); it takes t, targets$"
+    ):
+        calc.set(tt=0.5)
+    assert calc.set(t=0.1) == {"t": 0.1}
