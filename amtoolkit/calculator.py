@@ -36,7 +36,7 @@ from amtoolkit.diffusion._batch_ops import remove_system_mean
 from amtoolkit.diffusion.schedules import MaterialSDE
 from amtoolkit.errors import StructureError, user_stacklevel
 
-__all__ = ["NoiseEnergyCalculator", "noise_energy", "property_row"]
+__all__ = ["NoiseEnergyCalculator", "check_atoms", "noise_energy", "property_row"]
 
 
 def _keywords(function: Callable[..., Any]) -> tuple[str, ...]:
@@ -133,6 +133,20 @@ def _check_keywords(given: Mapping[str, Any], known: Sequence[str], where: str) 
             raise TypeError(
                 f"{where} got an unknown keyword {key!r}{hint}; it takes {', '.join(known)}"
             )
+
+
+def check_atoms(atoms: Any, who: str, hint: str = "") -> None:
+    """Raise TypeError unless `atoms` is one `ase.Atoms`; the message names what it is
+    (with `hint`, what to do instead, when it is a list of Atoms)."""
+    if isinstance(atoms, Atoms):
+        return
+    got = type(atoms).__name__
+    if isinstance(atoms, (list, tuple)) and atoms and all(isinstance(a, Atoms) for a in atoms):
+        raise TypeError(
+            f"{who} takes one ase.Atoms, got a {got} of {len(atoms)}: one structure at a time"
+            + (f" ({hint})" if hint else "")
+        )
+    raise TypeError(f"{who} takes an ase.Atoms, got {got}")
 
 
 def checked_t(t: Any) -> float:
@@ -272,6 +286,10 @@ class NoiseEnergyCalculator(Calculator):
             property_row(kwargs["targets"], self.property_names, self.normalisation)
         return super().set(**kwargs)
 
+    def check_state(self, atoms: Atoms, tol: float = 1e-15) -> list[str]:
+        check_atoms(atoms, "NoiseEnergyCalculator")  # not an AttributeError inside ASE
+        return super().check_state(atoms, tol)
+
     @property
     def t(self) -> float:
         """Diffusion time of the energy (a calculator parameter: ``calc.set(t=...)``)."""
@@ -332,6 +350,8 @@ class NoiseEnergyCalculator(Calculator):
         properties: Sequence[str] = ("energy",),
         system_changes: Sequence[str] = all_changes,
     ) -> None:
+        if atoms is not None:
+            check_atoms(atoms, "NoiseEnergyCalculator")
         Calculator.calculate(self, atoms, properties, system_changes)
         if not 0.0 < self.t < 1.0:
             raise ValueError(f"t must lie in (0, 1), got {self.t}")

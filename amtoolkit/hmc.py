@@ -36,6 +36,7 @@ from ase.md.verlet import VelocityVerlet
 from ase.parallel import world
 from ase.utils import IOContext
 
+from amtoolkit.calculator import check_atoms
 from amtoolkit.diffusion.hmc import check_dt0, draw_momenta, kinetic_energy, metropolis_accept
 from amtoolkit.generator import check_int
 
@@ -73,6 +74,7 @@ class HMC(IOContext):
         seed: int | None = None,
         logfile: IO[str] | str | os.PathLike | None = None,
     ) -> None:
+        check_atoms(atoms, "HMC", "refine(structures, model, method='hmc') takes a set")
         if calculator is not None:
             atoms.calc = calculator
         if atoms.calc is None:

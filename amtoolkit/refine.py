@@ -43,12 +43,12 @@ import numpy as np
 import torch
 from ase import Atoms
 
-from amtoolkit.analysis._structures import check_structure, frame_digest
+from amtoolkit.analysis._structures import as_structure_list, check_structure, frame_digest
 from amtoolkit.calculator import checked_t
 from amtoolkit.data.batch import from_atoms
 from amtoolkit.diffusion.hmc import check_dt0, hmc_step, noise_energy_fn
 from amtoolkit.diffusion.streams import Streams
-from amtoolkit.errors import user_stacklevel
+from amtoolkit.errors import StructureError, user_stacklevel
 from amtoolkit.generator import (
     MAX_STEPS,
     batch_seed,
@@ -185,6 +185,9 @@ def refine_iter(
         two atoms end nearer than the model's close-pair distance (warned about).
 
     Raises:
+        StructureError: (a ValueError) `structures` are not Atoms: a file name (read it
+            first with ``ase.io.read``), an array of positions, a list of lists (the
+            first frame that is no Atoms named).
         ValueError: at the call, before any structure is refined: "hmc" or "relax" with a
             model that is not an energy model, "sde" with a model that has no reverse SDE
             (flow models), a bad option, or a structure (named by its label) that is not
@@ -194,6 +197,7 @@ def refine_iter(
             `temperature` set away from its default without a `potential`; `resume`
             structures that another run made (the first differing entry named).
     """
+    structures = _structure_list(structures)  # before a model is loaded
     if isinstance(model, (str, os.PathLike)):  # a shipped name or a checkpoint, as load takes
         from amtoolkit.generator import Generator
 
@@ -204,8 +208,6 @@ def refine_iter(
         raise ValueError(
             f"refine needs an amtoolkit Generator or a model name, got {type(model).__name__}"
         )
-    if isinstance(structures, Atoms):
-        structures = [structures]
     if labels is not None and len(labels) != len(structures):
         raise ValueError(f"{len(labels)} labels for {len(structures)} structures")
     given = {"noise_scale": noise_scale, "dt0": dt0, "n_leapfrog": n_leapfrog, "fmax": fmax}
@@ -488,6 +490,19 @@ def _mark_close_pairs(
             UserWarning,
             stacklevel=user_stacklevel(),
         )
+
+
+def _structure_list(structures: Any) -> list[Atoms]:
+    """`structures` as a list of Atoms (one Atoms is a list of one, none an empty list);
+    a file name, an array or a nested list is a StructureError naming it."""
+    if isinstance(structures, (str, os.PathLike)):
+        raise StructureError(
+            f"refine takes structures (ase.Atoms), not the file name {str(structures)!r}: "
+            "read it first with ase.io.read or amtoolkit.io.read_structures"
+        )
+    if isinstance(structures, (list, tuple)) and not structures:
+        return []
+    return as_structure_list(structures)
 
 
 def _label(labels: Sequence[str] | None, k: int) -> str:

@@ -151,6 +151,18 @@ def test_unknown_element_and_bad_structures_raise():
         calculator().set(t=0.001)
 
 
+def test_what_is_not_one_atoms_is_named():
+    calc = calculator()
+    with pytest.raises(TypeError, match="^NoiseEnergyCalculator takes one ase.Atoms, got a list"):
+        calc.get_potential_energy([structure()])
+    with pytest.raises(TypeError, match="^NoiseEnergyCalculator takes an ase.Atoms, got ndarray"):
+        calc.get_forces(structure().positions)
+    with pytest.raises(TypeError, match=r"^HMC takes one ase.Atoms, got a list of 2: .*refine"):
+        HMC([with_calc(structure()), with_calc(structure(1))], dt0=0.2)
+    with pytest.raises(TypeError, match="^HMC takes an ase.Atoms, got ndarray$"):
+        HMC(structure().positions, calculator=calc)
+
+
 def test_ghost_atoms_are_class_zero():
     atoms = with_calc(structure(symbols="Si4O6X2"))
     energy = atoms.get_potential_energy()

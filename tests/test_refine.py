@@ -298,6 +298,17 @@ def test_bad_structures_are_refused_at_the_call_naming_the_structure(tmp_path, e
     assert not out.exists()  # refused before OUT was opened
 
 
+def test_what_is_not_atoms_is_named_before_the_model_is_loaded(tmp_path, energy_model):
+    missing = tmp_path / "no-model"  # not loaded: the structures are refused first
+    with pytest.raises(ValueError, match="not the file name 'si.extxyz': read it first"):
+        refine("si.extxyz", missing)
+    with pytest.raises(ValueError, match="^frame 0: expected ase.Atoms, got ndarray$"):
+        refine(_cells(1)[0].positions, missing, method="hmc")
+    with pytest.raises(ValueError, match="^frame 0: expected ase.Atoms, got list$"):
+        refine_iter([_cells(1)], energy_model)
+    assert refine([], energy_model) == []
+
+
 def test_a_resumed_refinement_equals_the_uninterrupted_one(score_model):
     """Resumed after 3 of 5 structures in batches of 2 (mid-batch), the last two get the
     draws they get in the whole run."""
