@@ -18,6 +18,7 @@ from __future__ import annotations
 import difflib
 import inspect
 import math
+import os
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -161,8 +162,9 @@ class NoiseEnergyCalculator(Calculator):
     """ASE calculator of the noise energy E_hat(x, t) of an energy-based denoiser.
 
     Accepts an `amtoolkit.Generator` (whose model card provides the sde, vocabulary,
-    normalisation and max_density) or a bare `amtoolkit.nn.EnergyDenoiser` with an
-    explicit `sde` and `vocabulary`; explicit arguments override the card's.
+    normalisation and max_density), what `Generator.load` takes (a shipped model's name
+    such as ``"a-si-energy"``, a checkpoint path), or a bare `amtoolkit.nn.EnergyDenoiser`
+    with an explicit `sde` and `vocabulary`; explicit arguments override the card's.
 
     Properties: "energy" and "free_energy" (E_hat, dimensionless, reported as eV: k_B T = 1
     "eV"), "forces" (-grad_X E_hat, "eV"/Å) and "energies" (e_i / sigma_X(t), summing to
@@ -182,7 +184,8 @@ class NoiseEnergyCalculator(Calculator):
     the calculator evaluate only when positions, cell, numbers or pbc change.
 
     Args:
-        model: an `amtoolkit.Generator` (``.model`` and ``.info``) or an EnergyDenoiser.
+        model: an `amtoolkit.Generator` (``.model`` and ``.info``), a shipped model's name
+            or a checkpoint (loaded with `Generator.load`), or an EnergyDenoiser.
         t: diffusion time of the energy, in (0, 1) (sigma_X(t) sets its scale).
         targets: property -> raw target value (aliases as in `Generator.generate`).
         device: torch device of the model (default: where its weights are). The model,
@@ -222,12 +225,19 @@ class NoiseEnergyCalculator(Calculator):
             (*_keywords(NoiseEnergyCalculator.__init__)[1:], *ASE_KEYWORDS),  # not model
             "NoiseEnergyCalculator",
         )
+        if isinstance(model, (str, os.PathLike)):  # a shipped name or a checkpoint, as refine
+            from amtoolkit.generator import Generator
+
+            model = Generator.load(model, device="cpu" if device is None else device)
         info = getattr(model, "info", None)
         network = model.model if info is not None and hasattr(model, "model") else model
         if not callable(getattr(network, "potential_gradients", None)):
+            got = type(network).__name__
+            if info is not None:
+                got = f"model {info.name!r} of kind {info.kind!r}"
             raise ValueError(
-                f"NoiseEnergyCalculator needs an energy-based model (kind 'energy'), got "
-                f"{type(network).__name__}"
+                "NoiseEnergyCalculator needs an energy-based model (kind 'energy', e.g. "
+                f"a-si-energy), got {got}"
             )
         if info is not None:
             sde = info.sde if sde is None else sde

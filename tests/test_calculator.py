@@ -26,6 +26,7 @@ from amtoolkit.generator import Generator
 from amtoolkit.hmc import HMC
 from amtoolkit.nn import EnergyDenoiser
 from tests.nn.helpers import PROPERTY_NAMES, tiny_config
+from tests.test_generator import save_tiny_model
 
 T = 0.05
 SDE = MaterialSDE()
@@ -395,3 +396,14 @@ def test_misspelled_keywords_are_refused_naming_the_accepted_ones(kwargs, messag
     ):
         calc.set(tt=0.5)
     assert calc.set(t=0.1) == {"t": 0.1}
+
+
+def test_a_model_name_or_checkpoint_is_loaded(tmp_path):
+    stem = save_tiny_model(tmp_path / "e", property_names=(), kind="energy")
+    atoms = structure()
+    by_path = NoiseEnergyCalculator(str(stem), t=T).get_potential_energy(atoms)
+    loaded = NoiseEnergyCalculator(Generator.from_checkpoint(stem), t=T)
+    assert by_path == loaded.get_potential_energy(atoms)
+    score = save_tiny_model(tmp_path / "s", property_names=())
+    with pytest.raises(ValueError, match="energy-based model .*, got model 's' of kind 'score'"):
+        NoiseEnergyCalculator(score)
