@@ -18,6 +18,8 @@ that fail, and is what ``amtool analyze`` prints (:mod:`amtoolkit.analysis.repor
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import inspect
 import os
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -116,7 +118,9 @@ class Analyzer:
     Raises:
         ValueError: unknown potential name (the message lists the known ones), workers
             below 1, or workers > 1 or a cache with a calculator object.
-        TypeError: `potential` is neither a name nor a calculator.
+        TypeError: `potential` is neither a name nor a calculator, or potential options
+            without a potential name (a keyword close to the Analyzer's own, such as
+            ``potental=``, is named as a misspelling).
     """
 
     def __init__(
@@ -137,6 +141,11 @@ class Analyzer:
 
             get_spec(potential).resolve_options(potential_options)  # bad options: now
         elif potential_options:
+            own = [p.name for p in inspect.signature(Analyzer.__init__).parameters.values()]
+            for key in potential_options:  # a misspelled keyword of the Analyzer itself
+                close = difflib.get_close_matches(key, own[1:-1], n=1)  # not self, **options
+                if close:
+                    raise TypeError(f"unknown keyword {key!r} (did you mean {close[0]!r}?)")
             given = "no potential" if potential is None else "a calculator object"
             raise TypeError(
                 f"potential options {', '.join(sorted(potential_options))} need a potential "

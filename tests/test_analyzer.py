@@ -168,6 +168,17 @@ def test_bad_potential_options_are_refused_when_the_analyzer_is_made(options, er
         Analyzer(None, **options)
 
 
+def test_a_misspelled_analyzer_keyword_is_named_as_one():
+    with pytest.raises(
+        TypeError, match=r"^unknown keyword 'potental' \(did you mean 'potential'\?\)$"
+    ):
+        Analyzer(potental="sw-si")
+    with pytest.raises(TypeError, match=r"^unknown keyword 'worker' \(did you mean 'workers'\?\)$"):
+        Analyzer(worker=2)
+    with pytest.raises(TypeError, match="^potential options cutoff need a potential name"):
+        Analyzer(cutoff=3.0)  # an option of the potentials, not a misspelling
+
+
 def test_cache_false_is_no_cache_and_true_is_refused():
     assert Analyzer("sw-si", cache=False).cache is None  # was a TypeError from pathlib
     with pytest.raises(TypeError, match="give the cache folder"):
