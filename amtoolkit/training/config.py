@@ -233,6 +233,10 @@ LR_SCHEDULES: dict[str, Callable[[float], float]] = {
 class TrainConfig:
     """A training run.
 
+    Sections (`data`, `model`, `sde`, `optim`, `sampling`) may be given as their
+    dataclasses or as mappings of their keys, which are checked and converted as
+    `from_dict` does.
+
     Attributes:
         data: dataset, properties, ghosts, split and batching.
         name: model name written into the checkpoint (and the default output folder).
@@ -296,6 +300,17 @@ class TrainConfig:
     init_from: str | None = None
 
     def __post_init__(self) -> None:
+        hints = typing.get_type_hints(TrainConfig)
+        for field in dataclasses.fields(self):  # a section given as a mapping, as from_dict
+            section, value = hints[field.name], getattr(self, field.name)
+            if not dataclasses.is_dataclass(section) or isinstance(value, section):
+                continue
+            if not isinstance(value, Mapping):
+                raise ConfigError(
+                    f"{field.name} must be a {section.__name__} or a mapping of its keys, got "
+                    f"{type(value).__name__}"
+                )
+            object.__setattr__(self, field.name, _build(section, value, field.name + "."))
         if not self.name or "/" in self.name or self.name in (".", ".."):
             raise ConfigError(f"name must be a non-empty file stem without '/', got {self.name!r}")
         if self.epochs < 1:

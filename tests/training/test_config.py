@@ -135,6 +135,20 @@ def test_model_section_mirrors_denoiser_config():
         assert getattr(ModelConfig(), name) == getattr(defaults, name)
 
 
+def test_sections_given_as_mappings_are_built_as_from_a_file():
+    config = TrainConfig(data={"dataset": "train6.extxyz"}, epochs=1, optim={"lr": 1e-3})
+    assert config == TrainConfig.from_dict(
+        {"data": {"dataset": "train6.extxyz"}, "epochs": 1, "optim": {"lr": 1e-3}}
+    )
+    assert isinstance(config.data, DataConfig) and config.optim.lr == 1e-3
+    with pytest.raises(ConfigError, match="unknown config key 'data.datset'"):
+        TrainConfig(data={"datset": "train6.extxyz"})
+    with pytest.raises(ConfigError, match="config key 'model.hidden' must be an integer"):
+        TrainConfig(data=DataConfig(dataset="a"), model={"hidden": "wide"})
+    with pytest.raises(ConfigError, match="^data must be a DataConfig or a mapping .*, got str$"):
+        TrainConfig(data="train6.extxyz")
+
+
 def test_replace_checks_types_and_values_like_a_file(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("data: {dataset: a}\n")
