@@ -167,8 +167,16 @@ def load_training_data(config: DataConfig) -> TrainingData:
 
 
 def _warn_degenerate(train: Dataset, n_val: int, config: DataConfig) -> None:
-    """Warn about a split that leaves fewer training than validation frames, and about a
-    conditioning property with one value in the train split (nothing to learn from)."""
+    """Warn about a split that leaves fewer training than validation frames, or none for
+    validation although `val_fraction` asks for some, and about a conditioning property
+    with one value in the train split (nothing to learn from)."""
+    if n_val == 0 and config.val_fraction > 0:  # too few frames: round(val_fraction n) is 0
+        warnings.warn(
+            f"data: the split leaves no validation frames ({len(train)} training frame(s), "
+            f"val_fraction {config.val_fraction:g}); the best model is selected by training "
+            "loss",
+            stacklevel=3,
+        )
     if len(train) < n_val:
         warnings.warn(
             f"data: the split leaves {len(train)} training frame(s) against {n_val} for "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 
 import ase.io
@@ -205,3 +206,17 @@ def test_degenerate_training_setups_warn_and_an_alias_is_suggested(tmp_path):
     config = tiny_config(path, tmp_path / "run", data={"property_names": ("cooling",)})
     with pytest.raises(ConfigError, match="did you mean cooling -> cooling_rate"):
         load_training_data(config.data)
+
+
+def test_a_split_with_no_validation_frames_warns_once(tmp_path):
+    path = tmp_path / "one.extxyz"
+    ase.io.write(path, make_structures(1), format="extxyz")
+    config = tiny_config(path, tmp_path / "run", data={"val_fraction": 0.34, "property_names": ()})
+    with pytest.warns(UserWarning, match="no validation frames") as caught:
+        data = load_training_data(config.data)
+    assert not data.val and len(data.train) == 1
+    said = [w for w in caught if "no validation frames" in str(w.message)]
+    assert len(said) == 1 and "selected by training loss" in str(said[0].message)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no validation asked for: nothing to say
+        load_training_data(dataclasses.replace(config.data, val_fraction=0.0))
