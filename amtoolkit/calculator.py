@@ -198,6 +198,10 @@ class NoiseEnergyCalculator(Calculator):
         **kwargs: ASE's constructor keywords (`ASE_KEYWORDS`: ``label``, ``atoms``,
             ``directory`` ...), passed to `ase.calculators.calculator.Calculator`.
 
+    Attributes:
+        model_name: the model card's name (a bare model: its class name), as the repr
+            shows it with `t` and the targets.
+
     Raises:
         TypeError: an unknown keyword (in the constructor and in ``set``), named with
             the accepted ones.
@@ -263,9 +267,18 @@ class NoiseEnergyCalculator(Calculator):
         self.max_density = max_density
         self.typical = info.typical if info is not None else None
         self.seed = int(seed)
+        self.model_name = info.name if info is not None else type(network).__name__
         targets = None if targets is None else {str(k): v for k, v in targets.items()}
         super().__init__(t=self._trained_t(t), targets=targets, **kwargs)
         self.properties_row()  # unknown target names fail here, not at the first call
+
+    def __repr__(self) -> str:
+        targets = self.parameters["targets"]
+        return (
+            f"NoiseEnergyCalculator(model={self.model_name!r}, t={self.t:g}"
+            + (f", targets={targets!r}" if targets else "")
+            + ")"
+        )
 
     def _trained_t(self, t: Any) -> float:
         """`checked_t`, with a warning below the model's smallest training time (once

@@ -99,6 +99,11 @@ class HMC(IOContext):
         self.n_accepted = 0
         self.n_nonfinite = 0
 
+    def __repr__(self) -> str:
+        model = getattr(self.calc, "model_name", None)
+        energy = f"model={model!r}" if model else f"calculator={type(self.calc).__name__}"
+        return f"HMC({energy}, dt0={self.dt0:g}, n_leapfrog={self.n_leapfrog})"
+
     @property
     def dt(self) -> float:
         """Time step: sigma_X(t) dt0 for a noise-energy calculator, else dt0."""

@@ -407,3 +407,21 @@ def test_a_model_name_or_checkpoint_is_loaded(tmp_path):
     score = save_tiny_model(tmp_path / "s", property_names=())
     with pytest.raises(ValueError, match="energy-based model .*, got model 's' of kind 'score'"):
         NoiseEnergyCalculator(score)
+
+
+def test_the_calculator_and_the_driver_show_their_settings():
+    model = energy_model(PROPERTY_NAMES)
+    info = ModelInfo(
+        name="tiny-energy",
+        model=model.config,
+        sde=SDE,
+        vocabulary=VOCABULARY,
+        normalisation=NORMALISATION,
+    )
+    calc = NoiseEnergyCalculator(Generator(model, info), t=T, targets={"shear": 40.0})
+    assert (
+        repr(calc) == "NoiseEnergyCalculator(model='tiny-energy', t=0.05, targets={'shear': 40.0})"
+    )
+    assert repr(calculator()) == "NoiseEnergyCalculator(model='EnergyDenoiser', t=0.05)"
+    hmc = HMC(structure(), calculator=calc, dt0=0.2, n_leapfrog=3)
+    assert repr(hmc) == "HMC(model='tiny-energy', dt0=0.2, n_leapfrog=3)"
