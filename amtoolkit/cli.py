@@ -15,6 +15,7 @@ exit status is 1 at the end.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import sys
 import traceback
@@ -187,6 +188,14 @@ def main() -> None:
 @click.option("--elastic", is_flag=True, help="Elastic moduli (needs --potential; slow).")
 @click.option("--vdos", is_flag=True, help="Vibrational DOS (needs --potential; slow).")
 @click.option(
+    "--fmax",
+    type=float,
+    metavar="F",
+    help="Force criterion (eV/Å) of the --energy and --elastic relaxations [default: 0.01 "
+    "for --energy; for --elastic the potential's label setting (tersoff-sio2 0.01, bmp-glass "
+    "0.001), else 1e-4].",
+)
+@click.option(
     "--reference",
     multiple=True,
     metavar="REF",
@@ -246,6 +255,7 @@ def analyze(
     cache_dir: str | None,
     no_cache: bool,
     formers: str | None,
+    fmax: float | None,
     **flags: bool,
 ) -> None:
     """Analyse the structures in FILES and print a summary.
@@ -299,6 +309,14 @@ def analyze(
         options: dict[str, dict[str, Any]] = {}
         if flags["sq"]:
             options["sq"] = {"weighting": sq_weighting or "number"}
+        if fmax is not None:
+            relaxing = [name for name in ("energy", "elastic") if flags[name]]
+            if not relaxing:
+                raise ValueError("--fmax sets the relaxations of --energy and --elastic; add one")
+            if not (math.isfinite(fmax) and fmax > 0):
+                raise ValueError(f"--fmax must be a positive force in eV/Å, got {fmax:g}")
+            for name in relaxing:
+                options[name] = {"fmax": fmax}
         if formers is not None:
             named = [part.strip() for part in formers.split(",") if part.strip()]
             if not named:

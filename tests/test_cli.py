@@ -229,6 +229,26 @@ def test_energy_and_elastic_have_panels(runner, tmp_path, diamond_si):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_fmax_sets_the_relaxations_and_the_summary_says_so(runner, tmp_path, diamond_si):
+    """A rattled diamond cell: its relaxed-ion C44 at a loose criterion lies above the
+    converged one, and the summary names the criterion and notes the stiffening."""
+    rattled = diamond_si.copy()
+    rattled.rattle(0.05, seed=1)
+    path = frames_file(tmp_path, [rattled])
+    args = ["analyze", path, "-p", "sw-si", "--elastic", "--no-cache", "--json", "-"]
+    loose = runner.invoke(main, [*args, "--fmax", "0.05"])
+    tight = runner.invoke(main, args)  # sw-si: 1e-4
+    assert loose.exit_code == 0 and tight.exit_code == 0, loose.output + tight.output
+    g_loose = json.loads(loose.stdout)["elastic"]["shear_modulus"][0]
+    g_tight = json.loads(tight.stdout)["elastic"]["shear_modulus"][0]
+    assert g_tight == pytest.approx(56.4, abs=0.3) and g_loose > g_tight + 1.0
+    assert "fmax 0.05 eV/Å; 5 strains of 0.005 per pattern" in loose.stderr
+    assert "ions relaxed only to 0.05 eV/Å after each strain" in loose.stderr
+    assert "fmax 0.0001 eV/Å" in tight.stderr and "ions relaxed only" not in tight.stderr
+    result = runner.invoke(main, ["analyze", path, "--fmax", "0.01"])
+    assert_one_line_error(result, "--fmax sets the relaxations of --energy and --elastic")
+
+
 @pytest.mark.parametrize("option", ["--json", "--plot"])
 def test_output_into_a_missing_folder_exits_2_before_any_work(runner, si_file, tmp_path, option):
     out = tmp_path / "no-folder" / ("out.json" if option == "--json" else "out.png")

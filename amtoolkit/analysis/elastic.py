@@ -77,6 +77,10 @@ class ElasticResult(Result):
         unconverged: per structure, the number of its relaxations (zero-pressure and
             strained) that stopped short of `fmax`, shape [n_structures]; None where
             not recorded.
+        fmax: force criterion of the relaxations, eV/Å (None where nothing was relaxed,
+            or not recorded). Relaxed-ion constants need the ions relaxed far below
+            the forces the strains put on them: a loose `fmax` leaves them between
+            clamped- and relaxed-ion values (docs/analysis.md).
     """
 
     C: np.ndarray
@@ -95,6 +99,7 @@ class ElasticResult(Result):
     n_negative_modes: np.ndarray | None = None
     displacement: float | None = None
     unconverged: np.ndarray | None = None
+    fmax: float | None = None
 
     @property
     def mean_bulk_modulus(self) -> float:
@@ -717,6 +722,7 @@ def elastic(
         n_negative_modes=np.array(negative_modes, dtype=int) if harmonic_ions else None,
         displacement=float(displacement) if harmonic_ions else None,
         unconverged=np.array(unconverged, dtype=int),
+        fmax=float(fmax) if relax or (method == "strain" and relax_ions) else None,
     )
 
 
