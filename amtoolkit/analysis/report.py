@@ -266,6 +266,7 @@ class AnalysisReport(Result):
             ("composition (all frames)", self.formula),
             ("atomic fractions", fractions),
             ("density (g/cm3)", mean_std(self.density, "{:.3f}")),
+            ("number density (1/A^3)", mean_std(self.n_atoms / self.volume, "{:.4f}")),
             ("volume (A^3)", mean_std(self.volume, "{:.1f}")),
         ]
         sections = [format_table("structures", rows)]
@@ -1040,10 +1041,12 @@ def _adf_rows(result) -> list[tuple[str, str]]:
         return [("most likely angle (deg)", "n/a (no angles)")]
     theta = np.asarray(result.theta, dtype=float)
     mean = float(np.sum(theta * result.p) / np.sum(result.p))
-    rows = [
-        ("mean angle (deg)", f"{mean:.1f}"),
+    centres = [el for el, p in result.by_center.items() if np.any(p > 0)]
+    rows = [  # one mean over O-Si-O and Si-O-Si angles would mean nothing
+        ("mean angle (deg)", f"{mean:.1f}") if len(centres) <= 1 else None,
         ("most likely angle (deg)", f"{_smoothed_mode(theta, result.p):.1f}"),
     ]
+    rows = [row for row in rows if row is not None]
     rows += [
         (f"most likely angle at {el} (deg)", f"{_smoothed_mode(theta, p):.1f}")
         for el, p in result.by_center.items()
