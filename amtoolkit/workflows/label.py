@@ -12,9 +12,10 @@ set that holds Li, as the `meg` protocol labels it. The same functions measure t
 structures carry labels a model can be trained or checked on side by side.
 
 Frames run in worker processes; each finished frame is appended to ``<out>.labels.jsonl``
-(one line, flushed to the disk), so an interrupted run keeps what it measured and
-``resume=True`` measures only the rest. The output is the input dataset with the label
-columns added (`Dataset.with_properties`, which records how they were made).
+(one line with the frame's digest, flushed to the disk), so an interrupted run keeps what
+it measured and ``resume=True`` measures only the rest, of the same frames only. The
+output is the input dataset with the label columns added (`Dataset.with_properties`,
+which records how they were made).
 
 Example:
     >>> from amtoolkit.workflows import label_dataset
@@ -36,6 +37,7 @@ import numpy as np
 from ase import Atoms
 
 from amtoolkit._processes import run_unordered
+from amtoolkit.analysis._structures import frame_digest
 from amtoolkit.data import Dataset, open_dataset
 from amtoolkit.data._files import atomic_path
 from amtoolkit.data.properties import implausible_labels
@@ -131,7 +133,8 @@ def label_dataset(
     Raises:
         WorkflowError: bad input (an output not ending in .h5, an existing output or
             progress file without `resume`, `elastic` without a potential, a potential
-            that does not cover the elements), or a resume of another dataset.
+            that does not cover the elements), or a resume of another dataset (a frame
+            the progress file measured differs from the input's frame of that index).
     """
     from tqdm.auto import tqdm
 
@@ -161,9 +164,9 @@ def label_dataset(
     source = str(dataset) if not isinstance(dataset, Dataset) else "a Dataset"
     if potential is not None:
         _check_coverage(data, potential)
-    lithium = _check_frames(data, source, potential)
+    lithium, digests = _check_frames(data, source, potential)
     options = {"potential": potential, "elastic": elastic, "rings": rings, "frames": len(data)}
-    done = _read_journal(journal, options) if resume else {}
+    done = _read_journal(journal, options, digests, source) if resume else {}
     if not journal.exists():
         _append(journal, {"options": options})
     command = command if command is not None else shlex.join(sys.argv)
@@ -172,7 +175,7 @@ def label_dataset(
     try:
         for k, labels in _measure(data, todo, potential, elastic, rings, workers):
             done[k] = labels
-            _append(journal, {"frame": k, "labels": labels})
+            _append(journal, {"frame": k, "digest": digests[k], "labels": labels})
             odd = implausible_labels(labels)
             if odd:
                 logger.warning("frame %d has implausible labels (%s)", k, ", ".join(odd))
@@ -207,19 +210,23 @@ def _open(spec: str | os.PathLike) -> Dataset:
         raise WorkflowError(str(err)) from None
 
 
-def _check_frames(data: Dataset, source: str, potential: str | None) -> list[tuple[int, int]]:
+def _check_frames(
+    data: Dataset, source: str, potential: str | None
+) -> tuple[list[tuple[int, int]], list[str]]:
     """Refuse, naming the first such frame, a frame no label can be measured on as the
     melt-quench workflows measure theirs: not a 3D-periodic cell with volume (density is
     per volume), or, under a potential with fixed charges, a charged cell (its energy
-    depends on the Coulomb summation, not on the material). Returns (Li atoms, real
-    atoms) of each frame, for `composition_labels`, from the same pass."""
+    depends on the Coulomb summation, not on the material). Returns, from the same
+    pass, (Li atoms, real atoms) of each frame, for `composition_labels`, and each
+    frame's `frame_digest`, which the progress file records to refuse a resume of other
+    frames."""
     from amtoolkit.analysis._structures import check_structure
     from amtoolkit.errors import StructureError
     from amtoolkit.potentials import get_spec
     from amtoolkit.potentials.calculator import charge_message
 
     spec = get_spec(potential) if potential is not None else None
-    lithium = []
+    lithium, digests = [], []
     for k in range(len(data)):
         atoms = data.atoms(k)
         try:
@@ -231,7 +238,8 @@ def _check_frames(data: Dataset, source: str, potential: str | None) -> list[tup
             raise WorkflowError(f"{source}[{k}]: {charged}; labels of a charged cell mean nothing")
         real = atoms.numbers[atoms.numbers != 0]
         lithium.append((int(np.count_nonzero(real == LITHIUM)), len(real)))
-    return lithium
+        digests.append(frame_digest(atoms))
+    return lithium, digests
 
 
 def _check_coverage(data: Dataset, potential: str) -> None:
@@ -280,12 +288,16 @@ def _safe_labels(
         return {"density": density(atoms)}
 
 
-def _read_journal(path: Path, options: dict[str, Any]) -> dict[int, dict[str, float]]:
-    """The frames a run already measured; refuses a journal of other settings. A last
-    line cut short by a kill is ignored."""
+def _read_journal(
+    path: Path, options: dict[str, Any], digests: Sequence[str], source: str
+) -> dict[int, dict[str, float]]:
+    """The frames a run already measured; refuses a journal of other settings or of other
+    frames (a measured frame whose digest is not that of `source`'s frame of its index,
+    `digests`). A last line cut short by a kill is ignored."""
     if not path.exists():
         return {}
     done: dict[int, dict[str, float]] = {}
+    measured: dict[int, str | None] = {}  # frame -> its digest (None: a line without)
     lines = path.read_text(encoding="utf-8").splitlines()
     for number, line in enumerate(lines):
         try:
@@ -303,6 +315,19 @@ def _read_journal(path: Path, options: dict[str, Any]) -> dict[int, dict[str, fl
             )
         if "frame" in entry:
             done[int(entry["frame"])] = {k: float(v) for k, v in entry["labels"].items()}
+            measured[int(entry["frame"])] = entry.get("digest")
+    for k in sorted(measured):
+        if measured[k] is None:
+            raise WorkflowError(
+                f"cannot resume {path}: it records no digest of frame {k} (an older "
+                "amtoolkit wrote it), so the frames cannot be checked; delete it to start afresh"
+            )
+        if k >= len(digests) or measured[k] != digests[k]:
+            raise WorkflowError(
+                f"cannot resume {path}: frame {k} of {source} is not the frame it measured "
+                "(another input, or frames reordered or edited); label into another output, "
+                "or delete it to start afresh"
+            )
     return done
 
 

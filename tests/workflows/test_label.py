@@ -10,6 +10,7 @@ from ase import Atoms
 from ase.build import bulk
 from click.testing import CliRunner
 
+from amtoolkit.analysis._structures import frame_digest
 from amtoolkit.cli import main
 from amtoolkit.data import Dataset
 from amtoolkit.workflows import WorkflowError, label_dataset, labels_of
@@ -83,7 +84,8 @@ def test_resume_keeps_measured_frames_and_drops_a_cut_line(tmp_path):
     options = {"potential": None, "elastic": False, "rings": True, "frames": 3}
     journal.write_text(
         json.dumps({"options": options}) + "\n"
-        + json.dumps({"frame": 1, "labels": {"density": 9.0, "ring_size": 9.0}}) + "\n"
+        + json.dumps({"frame": 1, "digest": frame_digest(beta_cristobalite()),
+                      "labels": {"density": 9.0, "ring_size": 9.0}}) + "\n"
         + '{"frame": 2, "lab'  # a kill in the middle of a line
     )  # fmt: skip
     with pytest.raises(WorkflowError, match="r.h5.labels.jsonl exists: resume it"):
@@ -156,3 +158,36 @@ def test_resume_onto_a_finished_or_foreign_output_is_refused(tmp_path):
     with pytest.raises(WorkflowError, match="exists without o.h5.labels.jsonl: nothing to resume"):
         label_dataset(Dataset.from_atoms([rattled_si(0)]), out, resume=True, progress=False)
     assert out.read_bytes() == b"not ours"  # was replaced
+
+
+def _interrupted_after(monkeypatch, n_frames: int) -> None:
+    """Make the next labelling run stop, as a kill would, after `n_frames` frames."""
+    import amtoolkit.workflows.label as label_module
+
+    measured = []
+    real = label_module.labels_of
+
+    def stop_after(*args, **kwargs):
+        if len(measured) == n_frames:
+            raise KeyboardInterrupt
+        measured.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(label_module, "labels_of", stop_after)
+
+
+def test_resume_with_other_frames_is_refused_naming_the_first(tmp_path, monkeypatch):
+    ref = Dataset.from_atoms([rattled_si(k) for k in range(4)])
+    other = Dataset.from_atoms([rattled_si(0), rattled_si(1), rattled_si(12), rattled_si(13)])
+    out = tmp_path / "x.h5"
+    _interrupted_after(monkeypatch, 3)
+    with pytest.raises(KeyboardInterrupt):
+        label_dataset(ref, out, rings=True, progress=False)
+    monkeypatch.undo()
+    before = progress_path(out).read_text()
+    with pytest.raises(WorkflowError, match=r"cannot resume .*x.h5.labels.jsonl: frame 2 of "):
+        label_dataset(other, out, rings=True, resume=True, progress=False)
+    assert progress_path(out).read_text() == before and not out.exists()
+    same_so_far = Dataset.from_atoms([rattled_si(0), rattled_si(1), rattled_si(2), rattled_si(9)])
+    ds = label_dataset(same_so_far, out, rings=True, resume=True, progress=False)
+    assert len(ds) == 4  # the measured frames are the same: their labels are kept
