@@ -166,8 +166,8 @@ def label_dataset(
         _check_coverage(data, potential)
     lithium, digests = _check_frames(data, source, potential)
     options = {"potential": potential, "elastic": elastic, "rings": rings, "frames": len(data)}
-    done = _read_journal(journal, options, digests, source) if resume else {}
-    if not journal.exists():
+    done, recorded = _read_journal(journal, options, digests, source) if resume else ({}, False)
+    if not recorded:  # a new run, or one killed before its options reached the disk
         _append(journal, {"options": options})
     command = command if command is not None else shlex.join(sys.argv)
     todo = [k for k in range(len(data)) if k not in done]
@@ -290,14 +290,16 @@ def _safe_labels(
 
 def _read_journal(
     path: Path, options: dict[str, Any], digests: Sequence[str], source: str
-) -> dict[int, dict[str, float]]:
-    """The frames a run already measured; refuses a journal of other settings or of other
+) -> tuple[dict[int, dict[str, float]], bool]:
+    """The frames a run already measured, and whether the journal records its options;
+    refuses a journal of other settings, of frames without its options line, or of other
     frames (a measured frame whose digest is not that of `source`'s frame of its index,
     `digests`). A last line cut short by a kill is ignored."""
     if not path.exists():
-        return {}
+        return {}, False
     done: dict[int, dict[str, float]] = {}
     measured: dict[int, str | None] = {}  # frame -> its digest (None: a line without)
+    recorded = False  # an options line was read
     lines = path.read_text(encoding="utf-8").splitlines()
     for number, line in enumerate(lines):
         try:
@@ -313,7 +315,14 @@ def _read_journal(
                 f"cannot resume {path}: it measured {entry['options']}, this run asks "
                 f"{options}; delete it to start afresh"
             )
+        recorded = recorded or "options" in entry
         if "frame" in entry:
+            if not recorded:
+                raise WorkflowError(
+                    f"cannot resume {path}: {path.name} has no options line before its "
+                    "frames (cut or edited), so its labels cannot be matched to this run; "
+                    "delete it to start afresh"
+                )
             done[int(entry["frame"])] = {k: float(v) for k, v in entry["labels"].items()}
             measured[int(entry["frame"])] = entry.get("digest")
     for k in sorted(measured):
@@ -328,7 +337,7 @@ def _read_journal(
                 "(another input, or frames reordered or edited); label into another output, "
                 "or delete it to start afresh"
             )
-    return done
+    return done, recorded
 
 
 def _append(path: Path, entry: dict[str, Any]) -> None:

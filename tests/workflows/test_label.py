@@ -191,3 +191,28 @@ def test_resume_with_other_frames_is_refused_naming_the_first(tmp_path, monkeypa
     same_so_far = Dataset.from_atoms([rattled_si(0), rattled_si(1), rattled_si(2), rattled_si(9)])
     ds = label_dataset(same_so_far, out, rings=True, resume=True, progress=False)
     assert len(ds) == 4  # the measured frames are the same: their labels are kept
+
+
+@pytest.mark.parametrize("journal_text", ["", '{"opti'])
+def test_a_journal_without_its_options_line_gets_one(tmp_path, journal_text):
+    source = Dataset.from_atoms([beta_cristobalite(), beta_cristobalite()])
+    out = tmp_path / "o.h5"
+    progress_path(out).write_text(journal_text)  # a kill right after creating it
+    first = progress_path(out)
+    with pytest.raises(KeyboardInterrupt):
+        with pytest.MonkeyPatch.context() as patch:
+            _interrupted_after(patch, 1)
+            label_dataset(source, out, rings=True, resume=True, progress=False)
+    assert json.loads(first.read_text().splitlines()[0])["options"]["rings"] is True
+    with pytest.raises(WorkflowError, match="cannot resume .*delete it to start afresh"):
+        label_dataset(source, out, rings=False, resume=True, progress=False)
+
+
+def test_a_journal_of_frames_without_options_is_refused(tmp_path):
+    source = Dataset.from_atoms([beta_cristobalite(), beta_cristobalite()])
+    out = tmp_path / "o.h5"
+    journal = progress_path(out)
+    entry = {"frame": 0, "labels": {"density": 2.0}}
+    journal.write_text(json.dumps(entry) + "\n")
+    with pytest.raises(WorkflowError, match="o.h5.labels.jsonl has no options line"):
+        label_dataset(source, out, rings=True, resume=True, progress=False)
