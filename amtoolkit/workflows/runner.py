@@ -94,7 +94,8 @@ class SampleFailedError(RuntimeError):
 
 
 class RunStoppedError(RuntimeError):
-    """The run reached its time limit (`max_minutes`) before every sample was done.
+    """The run stopped before every sample was done: its time limit (`max_minutes`)
+    passed, or finished samples went missing from its work folder (files deleted).
 
     The finished samples stay in the work folder ``<out>.parts``; run again with
     ``resume=True`` to continue. Nothing is written to `path` yet.
@@ -204,7 +205,8 @@ def make_dataset(
         WorkflowError: bad input (unknown protocol or option, n_samples < 1, `out`
             exists and `resume` is False, options differ from the run being resumed).
         SampleFailedError: some samples failed twice (the others are written).
-        RunStoppedError: `max_minutes` passed first (the finished samples are kept).
+        RunStoppedError: `max_minutes` passed first (the finished samples are kept), or
+            finished samples went missing from ``<out>.parts`` during the run.
     """
     proto = get_protocol(protocol, full=full, **protocol_options)
     n_samples = _check_int(n_samples, "n_samples", 1)
@@ -302,10 +304,18 @@ def make_dataset(
     finished = {i for i in parts.finished() if i < n_samples}
     failed = {f["index"] for f in failures}
     if len(finished) + len(failed) < n_samples:
-        message = (
-            f"stopped at the time limit ({max_minutes:g} min): {len(finished)} of {n_samples} "
-            f"samples done; resume (resume=True, amtool --resume) to continue {out}"
-        )
+        resume_hint = f"resume (resume=True, amtool --resume) to continue {out}"
+        if max_minutes is not None and _past(deadline):
+            message = (
+                f"stopped at the time limit ({max_minutes:g} min): {len(finished)} of "
+                f"{n_samples} samples done; {resume_hint}"
+            )
+        else:  # every sample ran, yet some of their files are gone
+            message = (
+                f"finished samples went missing during the run: {len(finished)} of "
+                f"{n_samples} samples are in {parts.folder} (was it removed by another run "
+                f"into {out}, or files deleted?); {resume_hint}"
+            )
         log.write(message)
         raise RunStoppedError(message, len(finished), n_samples, out)
     dataset = _assemble(

@@ -174,6 +174,19 @@ def test_time_limit_stops_starting_samples_and_resume_finishes(tmp_path):
         make_dataset(proto, 1, tmp_path / "zero.h5", max_minutes=0, progress=False)
 
 
+def test_samples_that_vanish_during_a_run_without_time_limit_are_named(tmp_path, monkeypatch):
+    from amtoolkit.workflows import runner
+
+    write = runner._Parts.write
+    monkeypatch.setattr(  # sample 1 is lost, as when another run removes the work folder
+        runner._Parts, "write", lambda self, i, record: None if i == 1 else write(self, i, record)
+    )
+    out = tmp_path / "lost.h5"
+    with pytest.raises(RunStoppedError, match=r"2 of 3 samples are in .*lost.h5.parts.*resume"):
+        make_dataset(toy(tmp_path), 3, out, workers=1, progress=False)
+    assert "went missing" in log_path(out).read_text()
+
+
 def test_resume_extends_a_finished_dataset(tmp_path):
     proto = toy(tmp_path)
     out = tmp_path / "grow.h5"
