@@ -13,9 +13,10 @@ structures carry labels a model can be trained or checked on side by side.
 
 Frames run in worker processes; each finished frame is appended to ``<out>.labels.jsonl``
 (one line with the frame's digest, flushed to the disk), so an interrupted run keeps what
-it measured and ``resume=True`` measures only the rest, of the same frames only. The
-output is the input dataset with the label columns added (`Dataset.with_properties`,
-which records how they were made).
+it measured and ``resume=True`` measures only the rest, of the same frames only. One run
+at a time labels into `out` (it holds ``<out>.labels.lock`` while it runs). The output is
+the input dataset with the label columns added (`Dataset.with_properties`, which records
+how they were made).
 
 Example:
     >>> from amtoolkit.workflows import label_dataset
@@ -43,7 +44,7 @@ from amtoolkit.data._files import atomic_path
 from amtoolkit.data.properties import implausible_labels
 from amtoolkit.io import DATASET_SUFFIXES
 from amtoolkit.workflows.base import relaxed_labels
-from amtoolkit.workflows.runner import WorkflowError, logger
+from amtoolkit.workflows.runner import WorkflowError, logger, run_lock
 
 __all__ = ["LABEL_FMAX", "label_dataset", "labels_of", "progress_path"]
 
@@ -55,6 +56,11 @@ def progress_path(out: str | os.PathLike) -> Path:
     """The file of finished frames of a labelling run into `out`: ``<out>.labels.jsonl``."""
     p = Path(out)
     return p.with_name(p.name + ".labels.jsonl")
+
+
+def _lock_path(out: Path) -> Path:
+    """The lock file a labelling run into `out` holds while it runs (`run_lock`)."""
+    return out.with_name(out.name + ".labels.lock")
 
 
 def labels_of(
@@ -134,7 +140,8 @@ def label_dataset(
         WorkflowError: bad input (an output not ending in .h5, an existing output or
             progress file without `resume`, `elastic` without a potential, a potential
             that does not cover the elements), or a resume of another dataset (a frame
-            the progress file measured differs from the input's frame of that index).
+            the progress file measured differs from the input's frame of that index),
+            or another run is labelling into `out`.
     """
     from tqdm.auto import tqdm
 
@@ -152,43 +159,46 @@ def label_dataset(
 
         check_main_guard()  # before the .labels.jsonl is opened
     journal = progress_path(out)
-    if not resume and (out.exists() or journal.exists()):
-        found = out if out.exists() else journal
-        raise WorkflowError(f"{found} exists: resume it (resume=True, amtool --resume)")
-    if resume and out.exists() and not journal.exists():  # finished, or not ours at all
-        raise WorkflowError(
-            f"{out} exists without {journal.name}: nothing to resume (a finished run removes "
-            "its progress file); choose another output"
+    with run_lock(_lock_path(out), str(journal), remove=True):  # one run at a time
+        if not resume and (out.exists() or journal.exists()):
+            found = out if out.exists() else journal
+            raise WorkflowError(f"{found} exists: resume it (resume=True, amtool --resume)")
+        if resume and out.exists() and not journal.exists():  # finished, or not ours at all
+            raise WorkflowError(
+                f"{out} exists without {journal.name}: nothing to resume (a finished run removes "
+                "its progress file); choose another output"
+            )
+        data = dataset if isinstance(dataset, Dataset) else _open(dataset)
+        source = str(dataset) if not isinstance(dataset, Dataset) else "a Dataset"
+        if potential is not None:
+            _check_coverage(data, potential)
+        lithium, digests = _check_frames(data, source, potential)
+        options = {"potential": potential, "elastic": elastic, "rings": rings, "frames": len(data)}
+        done, recorded = _read_journal(journal, options, digests, source) if resume else ({}, False)
+        if not recorded:  # a new run, or one killed before its options reached the disk
+            _append(journal, {"options": options})
+        command = command if command is not None else shlex.join(sys.argv)
+        todo = [k for k in range(len(data)) if k not in done]
+        bar = tqdm(
+            total=len(data), initial=len(done), desc="label", unit="frame", disable=not progress
         )
-    data = dataset if isinstance(dataset, Dataset) else _open(dataset)
-    source = str(dataset) if not isinstance(dataset, Dataset) else "a Dataset"
-    if potential is not None:
-        _check_coverage(data, potential)
-    lithium, digests = _check_frames(data, source, potential)
-    options = {"potential": potential, "elastic": elastic, "rings": rings, "frames": len(data)}
-    done, recorded = _read_journal(journal, options, digests, source) if resume else ({}, False)
-    if not recorded:  # a new run, or one killed before its options reached the disk
-        _append(journal, {"options": options})
-    command = command if command is not None else shlex.join(sys.argv)
-    todo = [k for k in range(len(data)) if k not in done]
-    bar = tqdm(total=len(data), initial=len(done), desc="label", unit="frame", disable=not progress)
-    try:
-        for k, labels in _measure(data, todo, potential, elastic, rings, workers):
-            done[k] = labels
-            _append(journal, {"frame": k, "digest": digests[k], "labels": labels})
-            odd = implausible_labels(labels)
-            if odd:
-                logger.warning("frame %d has implausible labels (%s)", k, ", ".join(odd))
-            bar.update(1)
-    finally:
-        bar.close()
-    names = sorted({name for labels in done.values() for name in labels})
-    columns = {n: [done[k].get(n, np.nan) for k in range(len(data))] for n in names}
-    columns.update(composition_labels(lithium))
-    how = f"{command} (amtoolkit.workflows.label_dataset of {source})"
-    data.with_properties(columns, how=how).to_hdf5(out)
-    journal.unlink()
-    return Dataset.from_hdf5(out)
+        try:
+            for k, labels in _measure(data, todo, potential, elastic, rings, workers):
+                done[k] = labels
+                _append(journal, {"frame": k, "digest": digests[k], "labels": labels})
+                odd = implausible_labels(labels)
+                if odd:
+                    logger.warning("frame %d has implausible labels (%s)", k, ", ".join(odd))
+                bar.update(1)
+        finally:
+            bar.close()
+        names = sorted({name for labels in done.values() for name in labels})
+        columns = {n: [done[k].get(n, np.nan) for k in range(len(data))] for n in names}
+        columns.update(composition_labels(lithium))
+        how = f"{command} (amtoolkit.workflows.label_dataset of {source})"
+        data.with_properties(columns, how=how).to_hdf5(out)
+        journal.unlink()
+        return Dataset.from_hdf5(out)
 
 
 LITHIUM = 3

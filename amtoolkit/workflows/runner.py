@@ -10,7 +10,9 @@ file ``<out>.parts/sample-NNNNNN.json`` (temporary file + ``os.replace``, so a f
 either complete or absent); the final HDF5 file is assembled from the parts in index
 order and also written atomically. A run killed at any moment (``kill -9`` included)
 leaves only complete parts, and ``resume=True`` recomputes just the missing indices.
-The parts folder is removed once the dataset is complete.
+The parts folder is removed once the dataset is complete. One run at a time uses it: a
+run holds the kernel lock of ``<out>.parts/run.lock`` (`run_lock`; it ends with the
+process, so a killed run does not block its resume) and a second run is refused.
 
 Failures. A sample whose `run_sample` raises (or whose worker dies) is logged with its
 seed and error and retried once with a new seed (attempt 1). A sample that fails twice
@@ -255,85 +257,88 @@ def make_dataset(
     log = _EventLog(log_path(out))
     imported = False
     continued = parts.folder.exists()
-    if continued:
-        history = parts.check_manifest(manifest)
-    else:
-        history = {**_history({}), "command": command}
-        parts.create({**manifest, **history})
-        if resume and out.exists():
-            history = parts.import_dataset(out, manifest)
-            imported = continued = True
-    beyond = sorted(i for i in parts.finished() if i >= n_samples)
-    if beyond:  # a smaller n would drop finished samples from the output
-        if imported:
-            shutil.rmtree(parts.folder)
-        raise WorkflowError(
-            f"{out} already holds samples up to index {beyond[-1]}: n_samples={n_samples} "
-            f"would drop {len(beyond)} of them; give at least {beyond[-1] + 1} (the run is "
-            "unchanged)"
-        )
-    if history.get("command") is None:  # a work folder that recorded no command
-        history["command"] = command
-    elif continued:
-        history["resumed"] = [*history["resumed"], command]
-    parts.update_history({**history, "n_samples": n_samples})  # what collect_parts reports
-    parts.remove_temporaries()
-    stale = parts.folder.with_name(parts.folder.name + ".removing")
-    if stale.exists():  # a completed run killed while deleting its work folder
-        shutil.rmtree(stale)
+    if not continued:
+        parts.create()
+    with parts.locked():  # until the run ends: a second run into `out` is refused
+        if continued:
+            history = parts.check_manifest(manifest)
+        else:
+            history = {**_history({}), "command": command}
+            parts.write_manifest({**manifest, **history})
+            if resume and out.exists():
+                history = parts.import_dataset(out, manifest)
+                imported = continued = True
+        beyond = sorted(i for i in parts.finished() if i >= n_samples)
+        if beyond:  # a smaller n would drop finished samples from the output
+            if imported:
+                shutil.rmtree(parts.folder)
+            raise WorkflowError(
+                f"{out} already holds samples up to index {beyond[-1]}: n_samples={n_samples} "
+                f"would drop {len(beyond)} of them; give at least {beyond[-1] + 1} (the run is "
+                "unchanged)"
+            )
+        if history.get("command") is None:  # a work folder that recorded no command
+            history["command"] = command
+        elif continued:
+            history["resumed"] = [*history["resumed"], command]
+        parts.update_history({**history, "n_samples": n_samples})  # what collect_parts reports
+        parts.remove_temporaries()
+        stale = parts.folder.with_name(parts.folder.name + ".removing")
+        if stale.exists():  # a completed run killed while deleting its work folder
+            shutil.rmtree(stale)
 
-    done = {i for i in parts.finished() if i < n_samples}
-    todo = [i for i in range(n_samples) if i not in done]
-    log.write(
-        f"start {proto.name} n_samples={n_samples} seed={seed} workers={workers} "
-        f"done={len(done)} todo={len(todo)} command={command}"
-    )
-    with single_thread_environment(), _logged_interrupt(log, parts, n_samples):
-        failures = _run_pool(
-            proto,
-            todo,
-            seed,
-            min(workers, max(1, len(todo))),
-            parts,
-            log,
-            progress,
-            n_samples,
-            len(done),
-            deadline,
+        done = {i for i in parts.finished() if i < n_samples}
+        todo = [i for i in range(n_samples) if i not in done]
+        log.write(
+            f"start {proto.name} n_samples={n_samples} seed={seed} workers={workers} "
+            f"done={len(done)} todo={len(todo)} command={command}"
         )
-    finished = {i for i in parts.finished() if i < n_samples}
-    failed = {f["index"] for f in failures}
-    if len(finished) + len(failed) < n_samples:
-        resume_hint = f"resume (resume=True, amtool --resume) to continue {out}"
-        if max_minutes is not None and _past(deadline):
-            message = (
-                f"stopped at the time limit ({max_minutes:g} min): {len(finished)} of "
-                f"{n_samples} samples done; {resume_hint}"
+        with single_thread_environment(), _logged_interrupt(log, parts, n_samples):
+            failures = _run_pool(
+                proto,
+                todo,
+                seed,
+                min(workers, max(1, len(todo))),
+                parts,
+                log,
+                progress,
+                n_samples,
+                len(done),
+                deadline,
             )
-        else:  # every sample ran, yet some of their files are gone
-            message = (
-                f"finished samples went missing during the run: {len(finished)} of "
-                f"{n_samples} samples are in {parts.folder} (was it removed by another run "
-                f"into {out}, or files deleted?); {resume_hint}"
-            )
-        log.write(message)
-        raise RunStoppedError(message, len(finished), n_samples, out)
-    dataset = _assemble(
-        proto.name, proto.to_dict(), proto.potential, parts, n_samples, seed, history, failures
-    )
-    dataset.to_hdf5(out)
-    if failures:
-        indices = ", ".join(str(f["index"]) for f in failures)
-        message = (
-            f"{len(failures)} of {n_samples} samples failed twice (indices {indices}); "
-            f"the other {len(dataset)} are in {out}; see {log.path}; "
-            "resuming (resume=True, amtool --resume) retries the failed ones"
+        finished = {i for i in parts.finished() if i < n_samples}
+        failed = {f["index"] for f in failures}
+        if len(finished) + len(failed) < n_samples:
+            resume_hint = f"resume (resume=True, amtool --resume) to continue {out}"
+            if max_minutes is not None and _past(deadline):
+                message = (
+                    f"stopped at the time limit ({max_minutes:g} min): {len(finished)} of "
+                    f"{n_samples} samples done; {resume_hint}"
+                )
+            else:  # every sample ran, yet some of their files are gone
+                message = (
+                    f"finished samples went missing during the run: {len(finished)} of "
+                    f"{n_samples} samples are in {parts.folder} (was it removed by another run "
+                    f"into {out}, or files deleted?); {resume_hint}"
+                )
+            log.write(message)
+            raise RunStoppedError(message, len(finished), n_samples, out)
+        dataset = _assemble(
+            proto.name, proto.to_dict(), proto.potential, parts, n_samples, seed, history, failures
         )
-        log.write(message)
-        raise SampleFailedError(message, failures, out)
-    log.write(f"complete: {n_samples} samples in {out}")
-    parts.remove()
-    return Dataset.from_hdf5(out)
+        dataset.to_hdf5(out)
+        if failures:
+            indices = ", ".join(str(f["index"]) for f in failures)
+            message = (
+                f"{len(failures)} of {n_samples} samples failed twice (indices {indices}); "
+                f"the other {len(dataset)} are in {out}; see {log.path}; "
+                "resuming (resume=True, amtool --resume) retries the failed ones"
+            )
+            log.write(message)
+            raise SampleFailedError(message, failures, out)
+        log.write(f"complete: {n_samples} samples in {out}")
+        parts.remove()
+        return Dataset.from_hdf5(out)
 
 
 # ---------------------------------------------------------------------- worker side
@@ -625,6 +630,56 @@ def earlier_run(out: str | os.PathLike) -> tuple[int | None, int]:
     return None, 0
 
 
+@contextlib.contextmanager
+def run_lock(path: Path, what: str, remove: bool = False) -> Iterator[None]:
+    """Hold an exclusive lock on the file `path` (made if missing; it holds the holder's
+    process id) while a run uses `what` (its work folder or progress file).
+
+    The lock is the kernel's (``flock``): it goes with the process that holds it, so a
+    run killed with ``kill -9`` does not block its resume. `remove`: delete `path` when
+    the run ends. A lock file removed by the run that held it (one that finished) is
+    made again. No lock where ``fcntl`` is missing (Windows).
+
+    Raises:
+        WorkflowError: another live run holds the lock (its process id named), or the
+            folder of `path` is gone (removed by another run that finished).
+    """
+    try:
+        import fcntl
+    except ImportError:  # no flock on this system: runs are not guarded
+        yield
+        return
+    while True:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        except FileNotFoundError:
+            raise WorkflowError(
+                f"{path.parent} is gone: another run into it finished meanwhile?"
+            ) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise WorkflowError(f"another run is using {what} (pid {holder})") from None
+        try:
+            same = os.stat(path).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)  # the holder removed the file as it ended: lock a new one
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        if remove:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+        os.close(fd)
+
+
 def _history(record: Mapping[str, Any]) -> dict[str, Any]:
     """A run's history from its manifest or an output's provenance: the first
     ``command`` (None if not recorded), the commands that ``resumed`` it and the
@@ -687,6 +742,7 @@ class _Parts:
     """The ``<out>.parts`` folder: a manifest and one JSON file per finished sample."""
 
     PREFIX = "sample-"
+    LOCK = "run.lock"
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
@@ -695,14 +751,20 @@ class _Parts:
     def path(self, index: int) -> Path:
         return self.folder / f"{self.PREFIX}{index:06d}.json"
 
-    def create(self, manifest: Mapping[str, Any]) -> None:
+    def create(self) -> None:
         try:
             self.folder.mkdir()
         except OSError as err:
             raise WorkflowError(
                 f"cannot create the work folder {self.folder}: {err.strerror}"
             ) from None
+
+    def write_manifest(self, manifest: Mapping[str, Any]) -> None:
         self._write_json(self.manifest, manifest)
+
+    def locked(self) -> contextlib.AbstractContextManager[None]:
+        """Hold the folder's lock (`run_lock`) for a run: one run at a time uses it."""
+        return run_lock(self.folder / self.LOCK, str(self.folder))
 
     def check_manifest(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
         """Raise WorkflowError if the folder belongs to a run with other settings; return

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -216,3 +217,36 @@ def test_a_journal_of_frames_without_options_is_refused(tmp_path):
     journal.write_text(json.dumps(entry) + "\n")
     with pytest.raises(WorkflowError, match="o.h5.labels.jsonl has no options line"):
         label_dataset(source, out, rings=True, resume=True, progress=False)
+
+
+def test_a_second_run_into_one_output_is_refused(tmp_path, monkeypatch):
+    import threading
+
+    import amtoolkit.workflows.label as label_module
+
+    source = Dataset.from_atoms([beta_cristobalite(), beta_cristobalite()])
+    out = tmp_path / "o.h5"
+    started, release = threading.Event(), threading.Event()
+    real = label_module.labels_of
+
+    def held(*args, **kwargs):  # the first run waits in its first frame
+        if threading.current_thread() is not threading.main_thread():
+            started.set()
+            release.wait(30)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(label_module, "labels_of", held)
+    first = threading.Thread(
+        target=label_dataset, args=(source, out), kwargs={"rings": True, "progress": False}
+    )
+    first.start()
+    assert started.wait(30)
+    busy = rf"another run is using .*o.h5.labels.jsonl \(pid {os.getpid()}\)$"
+    try:
+        with pytest.raises(WorkflowError, match=busy):
+            label_dataset(source, out, rings=True, resume=True, progress=False)
+    finally:
+        release.set()
+        first.join()
+    assert len(Dataset.from_hdf5(out)) == 2
+    assert [p.name for p in tmp_path.iterdir()] == ["o.h5"]  # no lock or progress file left

@@ -161,6 +161,21 @@ def test_resume_after_kill_computes_only_missing_samples(tmp_path):
     assert not list(parts_folder(tmp_path).glob("*.tmp"))
 
 
+def test_a_second_run_into_a_busy_work_folder_is_refused_and_a_kill_frees_it(tmp_path):
+    proto = toy(tmp_path, sleep=0.3)
+    out = tmp_path / "busy.h5"
+    proc = _run_until_the_first_sample(proto, 6, out, start_new_session=True)
+    n_calls = len(calls(proto.record_dir))
+    busy = rf"another run is using .*busy.h5.parts \(pid {proc.pid}\)$"
+    with pytest.raises(WorkflowError, match=busy):
+        make_dataset(proto, 6, out, workers=1, seed=3, resume=True, progress=False)
+    assert len(calls(proto.record_dir)) - n_calls <= 2  # the other run's; none of this one
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    ds = make_dataset(proto, 6, out, workers=1, seed=3, resume=True, progress=False)
+    assert len(ds) == 6 and not parts_folder(out).exists()
+
+
 def test_time_limit_stops_starting_samples_and_resume_finishes(tmp_path):
     proto = toy(tmp_path, sleep=0.5)
     out = tmp_path / "limited.h5"
