@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import glob
 import hashlib
 import json
 import os
@@ -47,9 +48,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         FileNotFoundError, IsADirectoryError: `path` cannot be written (`check_writable`).
     """
     target = check_writable(path)
-    fd, tmp_name = tempfile.mkstemp(
-        prefix=f".{target.name}.", suffix=target.suffix or ".tmp", dir=target.parent
-    )
+    prefix, suffix = _temporary_affixes(target)
+    fd, tmp_name = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=target.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -61,6 +61,24 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise
+
+
+def temporaries(target: str | os.PathLike, pattern: bool = False) -> list[Path]:
+    """The temporary files `atomic_path` left beside `target`: those of writes killed
+    half-way (``.<name>.<8 random characters><suffix>``, e.g.
+    ``.sample-000002.json.9knb32wq.json``). `pattern`: the name of `target` is a glob
+    (``parts/sample-*.json`` finds those of every sample file)."""
+    target = Path(target)
+    prefix, suffix = _temporary_affixes(target)
+    if not pattern:
+        prefix = glob.escape(prefix)
+    return sorted(p for p in target.parent.glob(f"{prefix}*{suffix}") if p.is_file())
+
+
+def _temporary_affixes(target: Path) -> tuple[str, str]:
+    """Prefix and suffix of `atomic_path`'s temporary file for `target`: hidden, and
+    ending like `target` (writers that go by the ending pick the same format)."""
+    return f".{target.name}.", target.suffix or ".tmp"
 
 
 def _fsync(path: Path) -> None:

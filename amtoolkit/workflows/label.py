@@ -40,7 +40,7 @@ from ase import Atoms
 from amtoolkit._processes import run_unordered
 from amtoolkit.analysis._structures import frame_digest
 from amtoolkit.data import Dataset, open_dataset
-from amtoolkit.data._files import atomic_path
+from amtoolkit.data._files import atomic_path, temporaries
 from amtoolkit.data.properties import implausible_labels
 from amtoolkit.io import DATASET_SUFFIXES
 from amtoolkit.workflows.base import relaxed_labels
@@ -168,6 +168,8 @@ def label_dataset(
                 f"{out} exists without {journal.name}: nothing to resume (a finished run removes "
                 "its progress file); choose another output"
             )
+        for stale in [*temporaries(out), *temporaries(journal)]:  # writes cut by a kill
+            stale.unlink()
         data = dataset if isinstance(dataset, Dataset) else _open(dataset)
         source = str(dataset) if not isinstance(dataset, Dataset) else "a Dataset"
         if potential is not None:

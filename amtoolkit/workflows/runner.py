@@ -53,7 +53,7 @@ from amtoolkit._processes import (
 from amtoolkit.analysis._result import to_jsonable
 from amtoolkit.analysis._structures import frame_digest
 from amtoolkit.data import Dataset
-from amtoolkit.data._files import atomic_path
+from amtoolkit.data._files import atomic_path, temporaries
 from amtoolkit.data.properties import implausible_labels
 from amtoolkit.io import DATASET_SUFFIXES
 from amtoolkit.workflows.a_si import ASiProtocol
@@ -282,7 +282,7 @@ def make_dataset(
         elif continued:
             history["resumed"] = [*history["resumed"], command]
         parts.update_history({**history, "n_samples": n_samples})  # what collect_parts reports
-        parts.remove_temporaries()
+        parts.remove_temporaries(out)
         stale = parts.folder.with_name(parts.folder.name + ".removing")
         if stale.exists():  # a completed run killed while deleting its work folder
             shutil.rmtree(stale)
@@ -831,9 +831,10 @@ class _Parts:
         os.replace(self.folder, trash)
         shutil.rmtree(trash)
 
-    def remove_temporaries(self) -> None:
-        """Delete temporary files left by a write that was killed half-way."""
-        for p in self.folder.glob(".*.tmp"):
+    def remove_temporaries(self, out: Path) -> None:
+        """Delete the temporary files of writes killed half-way (`atomic_path`'s): of
+        sample files and the manifest, and of the output `out` beside it."""
+        for p in [*temporaries(self.folder / "*.json", pattern=True), *temporaries(out)]:
             with contextlib.suppress(FileNotFoundError):
                 p.unlink()
 

@@ -250,3 +250,17 @@ def test_a_second_run_into_one_output_is_refused(tmp_path, monkeypatch):
         first.join()
     assert len(Dataset.from_hdf5(out)) == 2
     assert [p.name for p in tmp_path.iterdir()] == ["o.h5"]  # no lock or progress file left
+
+
+def test_a_resume_removes_the_temporary_files_of_killed_writes(tmp_path, monkeypatch):
+    source = Dataset.from_atoms([beta_cristobalite(), beta_cristobalite()])
+    out = tmp_path / "t.h5"
+    _interrupted_after(monkeypatch, 1)
+    with pytest.raises(KeyboardInterrupt):
+        label_dataset(source, out, rings=True, progress=False)
+    monkeypatch.undo()
+    left = [tmp_path / ".t.h5.q8d0jz2c.h5", tmp_path / ".t.h5.labels.jsonl.a1b2c3d4.jsonl"]
+    for path in left:
+        path.write_text("cut short")
+    label_dataset(source, out, rings=True, resume=True, progress=False)
+    assert [p.name for p in tmp_path.iterdir()] == ["t.h5"]

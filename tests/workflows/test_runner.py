@@ -146,7 +146,7 @@ def test_resume_after_kill_computes_only_missing_samples(tmp_path):
     finished = sorted(int(p.stem.split("-")[1]) for p in parts_folder(out).glob("sample-*.json"))
     assert 0 < len(finished) < 6
     # a write cut short by the kill leaves only a temporary file, which resume ignores
-    (parts_folder(out) / ".sample-000005.json.x.tmp").write_text('{"trunc')
+    (parts_folder(out) / ".sample-000005.json.x2kq9ab1.json").write_text('{"trunc')
     n_calls = len(calls(proto.record_dir))
 
     with pytest.raises(WorkflowError, match="resume"):
@@ -158,7 +158,6 @@ def test_resume_after_kill_computes_only_missing_samples(tmp_path):
     np.testing.assert_array_equal(ds.properties["index_label"], np.arange(6))
     for i in range(6):
         np.testing.assert_array_equal(ds[i].positions, reference[i].positions)
-    assert not list(parts_folder(tmp_path).glob("*.tmp"))
 
 
 def test_a_second_run_into_a_busy_work_folder_is_refused_and_a_kill_frees_it(tmp_path):
@@ -174,6 +173,23 @@ def test_a_second_run_into_a_busy_work_folder_is_refused_and_a_kill_frees_it(tmp
     proc.wait()
     ds = make_dataset(proto, 6, out, workers=1, seed=3, resume=True, progress=False)
     assert len(ds) == 6 and not parts_folder(out).exists()
+
+
+def test_a_resume_removes_the_temporary_files_of_killed_writes(tmp_path):
+    proto = toy(tmp_path, sleep=0.2)
+    out = tmp_path / "litter.h5"
+    with pytest.raises(RunStoppedError):
+        make_dataset(proto, 3, out, workers=1, max_minutes=0.002, progress=False)
+    left = [  # as atomic_path names them: a sample, the manifest, the final HDF5 file
+        parts_folder(out) / ".sample-000002.json.9knb32wq.json",
+        parts_folder(out) / ".manifest.json.u1x_3k0a.json",
+        tmp_path / ".litter.h5.q8d0jz2c.h5",
+    ]
+    for path in left:
+        path.write_text("cut short")
+    with pytest.raises(RunStoppedError):
+        make_dataset(proto, 3, out, workers=1, resume=True, max_minutes=0.002, progress=False)
+    assert not [path for path in left if path.exists()]
 
 
 def test_time_limit_stops_starting_samples_and_resume_finishes(tmp_path):
