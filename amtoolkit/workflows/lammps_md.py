@@ -15,11 +15,13 @@ Stage temperatures are targets of a Nose-Hoover thermostat (and isotropic barost
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import dataclasses
 import os
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +44,11 @@ STAGE_KINDS = ("npt", "nvt", "minimize", "velocity")
 THERMO_COLUMNS = ("Step", "Temp", "PotEng", "KinEng", "TotEng", "Press", "Volume", "Density")
 LAMMPS_SEED_MAX = 900_000_000  # LAMMPS' Park-Miller / Marsaglia generators need 0 < seed <= 9e8
 BAR_PER_GPA = 1.0e4
+SCRATCH_PREFIX = "amt-mq-"
+"""Name prefix of `run_stages`' temporary folders (data file, script, log)."""
+_SCRATCH: contextvars.ContextVar[Path | None] = contextvars.ContextVar(
+    "amtoolkit_md_scratch", default=None
+)
 FS_PER_PS = 1000.0
 # minimisation: LAMMPS' energy tolerance (relative) and the cap on force evaluations per iteration
 MIN_ETOL = 1.0e-10
@@ -404,6 +411,25 @@ def parse_thermo(log_text: str) -> list[dict[str, np.ndarray]]:
     return tables
 
 
+@contextlib.contextmanager
+def scratch_folder(folder: str | os.PathLike | None) -> Iterator[None]:
+    """Within the block, `run_stages` makes its temporary folders in `folder` (an
+    existing folder; None: the system's temporary folder). `make_dataset` points them
+    into the run's work folder, so the files of a killed worker stay there, where the
+    next run of that folder removes them, instead of in /tmp."""
+    token = _SCRATCH.set(None if folder is None else Path(folder))
+    try:
+        yield
+    finally:
+        _SCRATCH.reset(token)
+
+
+def scratch_dir() -> Path | None:
+    """Where `run_stages` makes its temporary folders now (`scratch_folder`; None: the
+    system's temporary folder)."""
+    return _SCRATCH.get()
+
+
 def run_stages(
     atoms: Atoms,
     potential: str,
@@ -418,8 +444,8 @@ def run_stages(
 
     The start structure goes to LAMMPS through a data file and the script through
     ``lammps.file`` (both in a temporary folder, removed afterwards unless `workdir`
-    is given); the final positions and box are gathered from LAMMPS and rotated
-    back into the frame of `atoms`.
+    is given; it is made where `scratch_folder` says); the final positions and box are
+    gathered from LAMMPS and rotated back into the frame of `atoms`.
 
     Args:
         atoms: 3D-periodic start structure (not modified).
@@ -444,7 +470,7 @@ def run_stages(
     species = species_of(atoms)
     check_elements(potential, species)
     stages = tuple(stages)
-    with tempfile.TemporaryDirectory(prefix="amt-mq-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=SCRATCH_PREFIX, dir=scratch_dir()) as tmp:
         folder = Path(workdir) if workdir is not None else Path(tmp)
         data_file, script_file, log_file = (
             folder / "start.data",

@@ -12,7 +12,9 @@ order and also written atomically. A run killed at any moment (``kill -9`` inclu
 leaves only complete parts, and ``resume=True`` recomputes just the missing indices.
 The parts folder is removed once the dataset is complete. One run at a time uses it: a
 run holds the kernel lock of ``<out>.parts/run.lock`` (`run_lock`; it ends with the
-process, so a killed run does not block its resume) and a second run is refused.
+process, so a killed run does not block its resume) and a second run is refused. The
+workers' LAMMPS files are in ``<out>.parts/md-scratch`` (`lammps_md.scratch_folder`),
+which each run of the folder empties first: a killed worker leaves nothing in /tmp.
 
 Failures. A sample whose `run_sample` raises (or whose worker dies) is logged with its
 seed and error and retried once with a new seed (attempt 1). A sample that fails twice
@@ -59,7 +61,7 @@ from amtoolkit.io import DATASET_SUFFIXES
 from amtoolkit.workflows.a_si import ASiProtocol
 from amtoolkit.workflows.a_sio2 import ASiO2Protocol
 from amtoolkit.workflows.base import MeltQuenchProtocol
-from amtoolkit.workflows.lammps_md import LAMMPS_SEED_MAX
+from amtoolkit.workflows.lammps_md import LAMMPS_SEED_MAX, scratch_folder
 from amtoolkit.workflows.meg import MEGProtocol
 
 logger = logging.getLogger("amtoolkit.workflows")
@@ -344,8 +346,13 @@ def make_dataset(
 # ---------------------------------------------------------------------- worker side
 
 
-def run_one(protocol: MeltQuenchProtocol, index: int, seed: int) -> dict[str, Any]:
+def run_one(
+    protocol: MeltQuenchProtocol, index: int, seed: int, scratch: str | None = None
+) -> dict[str, Any]:
     """Run one sample and return a JSON-ready record; errors are returned, not raised.
+
+    `scratch`: an existing folder for LAMMPS' files (`lammps_md.scratch_folder`; None:
+    the system's temporary folder).
 
     Returns:
         On success ``{"ok": True, "numbers", "positions", "cell", "pbc", "properties",
@@ -354,7 +361,8 @@ def run_one(protocol: MeltQuenchProtocol, index: int, seed: int) -> dict[str, An
     """
     start = time.perf_counter()
     try:
-        atoms, labels = protocol.run_sample(index, seed)
+        with scratch_folder(scratch):
+            atoms, labels = protocol.run_sample(index, seed)
         if not isinstance(atoms, Atoms):
             raise TypeError(f"run_sample returned {type(atoms).__name__}, expected ase.Atoms")
         metadata = to_jsonable(atoms.info.get("workflow", {}))
@@ -421,7 +429,8 @@ def _run_pool(
             while queue and len(pending) < workers and not _past(deadline):
                 index, attempt = queue.pop()
                 s = sample_seed(seed, index, attempt)
-                pending[executor.submit(run_one, proto, index, s)] = (index, attempt, s)
+                future = executor.submit(run_one, proto, index, s, str(parts.scratch))
+                pending[future] = (index, attempt, s)
             finished, _ = wait(pending, return_when=FIRST_COMPLETED)
             broken = False
             for future in sorted(finished, key=lambda f: pending[f][0]):
@@ -747,6 +756,7 @@ class _Parts:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self.manifest = folder / "manifest.json"
+        self.scratch = folder / "md-scratch"  # LAMMPS' files of the samples in flight
 
     def path(self, index: int) -> Path:
         return self.folder / f"{self.PREFIX}{index:06d}.json"
@@ -833,10 +843,13 @@ class _Parts:
 
     def remove_temporaries(self, out: Path) -> None:
         """Delete the temporary files of writes killed half-way (`atomic_path`'s): of
-        sample files and the manifest, and of the output `out` beside it."""
+        sample files and the manifest, and of the output `out` beside it; and empty the
+        LAMMPS scratch folder (what killed workers left there)."""
         for p in [*temporaries(self.folder / "*.json", pattern=True), *temporaries(out)]:
             with contextlib.suppress(FileNotFoundError):
                 p.unlink()
+        shutil.rmtree(self.scratch, ignore_errors=True)
+        self.scratch.mkdir()
 
     def import_dataset(self, out: Path, manifest: Mapping[str, Any]) -> dict[str, Any]:
         """Turn the frames of a finished output `out` back into parts (to extend a run);

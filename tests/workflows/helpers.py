@@ -3,13 +3,16 @@
 `ToyProtocol` runs no MD: it builds a 4-atom cell from the seed, so the runner's
 bookkeeping (order, seeds, retries, resume) is tested in milliseconds. It records
 every call as a line "index seed" in `record_dir/calls.txt` and can fail, fail once
-or kill its worker process for chosen indices, and add fixed `extra_labels`.
+or kill its worker process for chosen indices, and add fixed `extra_labels`. Like
+`run_stages`, it works in a temporary folder in `scratch_dir()`, which a killed worker
+leaves behind.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import tempfile
 import time
 from pathlib import Path
 from typing import ClassVar
@@ -18,6 +21,7 @@ import numpy as np
 from ase import Atoms
 
 from amtoolkit.workflows.base import MeltQuenchProtocol
+from amtoolkit.workflows.lammps_md import SCRATCH_PREFIX, scratch_dir
 
 CALLS_FILE = "calls.txt"
 
@@ -41,8 +45,10 @@ class ToyProtocol(MeltQuenchProtocol):
             fh.write(f"{index} {seed}\n")
         first_call = not (record / f"seen-{index}").exists()
         (record / f"seen-{index}").touch()
-        if self.always_crash or (index in self.crash_indices and first_call):
-            os._exit(3)  # the worker process dies without a Python exception
+        with tempfile.TemporaryDirectory(prefix=SCRATCH_PREFIX, dir=scratch_dir()) as work:
+            (Path(work) / "log.lammps").write_text(f"sample {index}\n")
+            if self.always_crash or (index in self.crash_indices and first_call):
+                os._exit(3)  # the worker process dies without a Python exception
         if index in self.fail_indices or (index in self.flaky_indices and first_call):
             raise RuntimeError(f"toy failure of sample {index}\nFor more information see the log")
         time.sleep(self.sleep)

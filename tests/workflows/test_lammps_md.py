@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 import ase.io
 import numpy as np
 import pytest
@@ -19,6 +22,7 @@ from amtoolkit.workflows.lammps_md import (
     md_stage,
     parse_thermo,
     run_stages,
+    scratch_folder,
     write_lammps_data,
 )
 
@@ -73,6 +77,25 @@ def test_zero_step_run_returns_the_input_structure_in_its_own_frame():
     assert table["PotEng"][-1] == pytest.approx(
         reference.get_potential_energy(), rel=THERMO_REL_TOL
     )
+
+
+def test_scratch_folder_holds_the_run_files(tmp_path, monkeypatch):
+    made = []
+    temporary = tempfile.TemporaryDirectory
+
+    def recorded(**kwargs):
+        folder = temporary(**kwargs)
+        made.append(Path(folder.name))
+        return folder
+
+    monkeypatch.setattr(tempfile, "TemporaryDirectory", recorded)
+    atoms = bulk("Si", "diamond", a=5.431, cubic=True)
+    with scratch_folder(tmp_path):
+        run_stages(atoms, "sw-si", [], MDSettings(), seed=1)
+    run_stages(atoms, "sw-si", [], MDSettings(), seed=1)
+    assert made[0].parent == tmp_path and made[0].name.startswith("amt-mq-")
+    assert made[1].parent == Path(tempfile.gettempdir())  # outside the block: the system's
+    assert not list(tmp_path.iterdir())  # removed after the run
 
 
 def test_thermo_tables_match_the_final_snapshot_and_stage_lengths():

@@ -192,6 +192,19 @@ def test_a_resume_removes_the_temporary_files_of_killed_writes(tmp_path):
     assert not [path for path in left if path.exists()]
 
 
+def test_lammps_files_of_a_killed_worker_stay_in_the_work_folder_until_a_resume(tmp_path):
+    proto = toy(tmp_path, crash_indices=(0,), sleep=0.2)
+    out = tmp_path / "scratch.h5"
+    with pytest.raises(RunStoppedError):  # the worker dies in sample 0
+        make_dataset(proto, 3, out, workers=1, max_minutes=0.002, progress=False)
+    scratch = parts_folder(out) / "md-scratch"
+    left = list(scratch.glob("amt-mq-*/log.lammps"))  # not in /tmp
+    assert [path.read_text() for path in left] == ["sample 0\n"]
+    with pytest.raises(RunStoppedError):
+        make_dataset(proto, 3, out, workers=1, resume=True, max_minutes=0.002, progress=False)
+    assert not list(scratch.iterdir())  # the killed worker's folder is gone, the new one too
+
+
 def test_time_limit_stops_starting_samples_and_resume_finishes(tmp_path):
     proto = toy(tmp_path, sleep=0.5)
     out = tmp_path / "limited.h5"
