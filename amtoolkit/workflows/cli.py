@@ -166,14 +166,15 @@ def make(
 def collect(out: str, output: str, overwrite: bool, debug: bool) -> None:
     """Write the samples finished so far by an unfinished run into OUT.h5 to PARTIAL.h5
     (the run's OUT.h5.parts folder is left as it is, so it can still be resumed)."""
-    from amtoolkit.cli import check_outputs, counted
+    from amtoolkit.cli import _warnings_as_lines, check_outputs, counted
     from amtoolkit.workflows.runner import WorkflowError, collect_parts
 
     try:
         check_outputs(output)
         if os.path.exists(output) and not overwrite:
             raise WorkflowError(f"{output} exists; pass --overwrite to replace it")
-        ds = collect_parts(out, output)
+        with _warnings_as_lines():  # a sample file left out
+            ds = collect_parts(out, output)
     except (WorkflowError, OSError) as exc:
         _fail(exc, debug, status=2)
     click.echo(f"wrote {counted(len(ds), 'finished sample')} of {out} to {output}")

@@ -512,29 +512,41 @@ def _assemble(
     seed: int,
     history: Mapping[str, Any],
     failures: list[dict[str, Any]],
+    skip_unreadable: bool = False,
 ) -> Dataset:
     """The dataset of all finished samples (index order) with its provenance.
 
     `history`: the run's first ``command``, the commands that ``resumed`` it and the
     ``labels`` its output had gained (`Dataset.with_properties`) before it was extended.
+    `skip_unreadable`: leave out, with a warning, a sample file that cannot be used
+    (`_Parts.load`) instead of raising.
+
+    Raises:
+        WorkflowError: a sample file cannot be used (with `skip_unreadable`: none can).
     """
     from amtoolkit import __version__
     from amtoolkit.potentials import get_spec
 
-    finished = sorted(i for i in parts.finished() if i < n_samples)
+    loaded = []  # (index, record, structure)
+    for index in sorted(i for i in parts.finished() if i < n_samples):
+        try:
+            loaded.append((index, *parts.load(index)))
+        except ValueError as err:
+            path = parts.path(index)
+            if not skip_unreadable:
+                raise WorkflowError(
+                    f"{path} is unreadable ({err}); delete it and resume to run sample "
+                    f"{index} again"
+                ) from None
+            logger.warning("%s is unreadable (%s); sample %d is left out", path, err, index)
+    if skip_unreadable and not loaded:  # a run where every sample failed has none either
+        raise WorkflowError(f"{parts.folder} holds no readable finished sample")
+    finished = [index for index, _, _ in loaded]
     frames: list[Atoms] = []
     columns: dict[str, list[float]] = {}
     samples = []
-    for k, index in enumerate(finished):
-        record = parts.read(index)
-        frames.append(
-            Atoms(
-                numbers=record["numbers"],
-                positions=record["positions"],
-                cell=record["cell"],
-                pbc=record["pbc"],
-            )
-        )
+    for k, (index, record, atoms) in enumerate(loaded):
+        frames.append(atoms)
         for name, value in record["properties"].items():
             columns.setdefault(name, [float("nan")] * len(finished))[k] = float(value)
         samples.append(
@@ -579,14 +591,16 @@ def collect_parts(out: str | os.PathLike, output: str | os.PathLike | None = Non
     Reads the ``<out>.parts`` work folder of a run that was interrupted or is still going
     (nothing there is changed, so the run can still be resumed) and returns the samples
     finished so far, in index order, with the run's provenance marked
-    ``"complete": False`` and ``"collected_from_parts": True``.
+    ``"complete": False`` and ``"collected_from_parts": True``. A sample file that cannot
+    be used (cut short by a crash, inconsistent) is left out with a warning naming it.
 
     Args:
         out: the run's output path (its work folder is ``<out>.parts``).
         output: also write the dataset to this HDF5 file (atomically).
 
     Raises:
-        WorkflowError: no work folder, no readable manifest, or no finished sample.
+        WorkflowError: no work folder, no readable manifest, or no readable finished
+            sample.
     """
     parts = _Parts(parts_folder(out))
     if not parts.folder.is_dir():
@@ -603,7 +617,9 @@ def collect_parts(out: str | os.PathLike, output: str | os.PathLike | None = Non
     history["command"] = history["command"] or f"collect_parts({str(out)!r})"
     potential = PROTOCOLS[name].potential if name in PROTOCOLS else ""
     n_samples = manifest.get("n_samples", max(finished) + 1)  # older folders did not say
-    ds = _assemble(name, parameters, potential, parts, n_samples, seed, history, [])
+    ds = _assemble(
+        name, parameters, potential, parts, n_samples, seed, history, [], skip_unreadable=True
+    )
     provenance = {
         **ds.provenance,
         "complete": False,
@@ -803,15 +819,14 @@ class _Parts:
         self._write_json(self.manifest, {**found, **history})
 
     def _drop_unreadable(self) -> None:
-        """Delete sample files that do not parse (a crash of the machine after the rename
-        but before the data reached the disk), with a warning: they are recomputed."""
+        """Delete sample files that cannot be used (`load`; a crash of the machine after
+        the rename but before the data reached the disk), with a warning: they are
+        recomputed."""
         for index in self.finished():
-            path = self.path(index)
             try:
-                record = json.loads(path.read_text())
-                if not isinstance(record, dict) or "positions" not in record:
-                    raise ValueError("not a sample record")
-            except (OSError, ValueError) as err:
+                self.load(index)
+            except ValueError as err:
+                path = self.path(index)
                 logger.warning("%s is unreadable (%s); sample %d is run again", path, err, index)
                 path.unlink()
 
@@ -826,14 +841,32 @@ class _Parts:
     def write(self, index: int, record: Mapping[str, Any]) -> None:
         self._write_json(self.path(index), record)
 
-    def read(self, index: int) -> dict[str, Any]:
-        path = self.path(index)
+    def load(self, index: int) -> tuple[dict[str, Any], Atoms]:
+        """The record of sample `index` and its structure.
+
+        Raises:
+            ValueError: the file cannot be used, saying why: cut short or not JSON, a
+                field missing or of the wrong kind, arrays of other lengths.
+        """
         try:
-            return json.loads(path.read_text())
-        except ValueError as err:
-            raise WorkflowError(
-                f"{path} is unreadable ({err}); delete it and resume to run sample {index} again"
-            ) from None
+            record = json.loads(self.path(index).read_text())
+            atoms = Atoms(
+                numbers=record["numbers"],
+                positions=record["positions"],
+                cell=record["cell"],
+                pbc=record["pbc"],
+            )
+            for value in record["properties"].values():
+                float(value)
+            int(record["seed"]), int(record["attempt"]), float(record["wall_s"])
+            dict(record.get("metadata", {}))
+        except OSError as err:
+            raise ValueError(err.strerror) from None
+        except KeyError as err:
+            raise ValueError(f"no {err.args[0]!r} field") from None
+        except (TypeError, AttributeError) as err:
+            raise ValueError(f"not a sample record: {err}") from None
+        return record, atoms
 
     def remove(self) -> None:
         """Delete the folder: first renamed away (atomic), so a kill never leaves half of it."""

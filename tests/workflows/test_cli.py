@@ -192,3 +192,24 @@ def test_parse_settings_reads_json_values():
     }
     with pytest.raises(click.BadParameter, match="melt_time is set twice"):
         parse_settings(["melt_time=1", "melt-time=2"])  # the last one used to win silently
+
+
+def test_collect_leaves_out_unusable_sample_files_with_a_warning_each(tmp_path, toy_registered):
+    out = tmp_path / "toy.h5"
+    args = ["make", "toy", "-n", "4", "-o", str(out), "--workers", "1", "--no-progress"]
+    assert invoke(*args, "--set", "fail_indices=[3]").exit_code == 1
+    parts = tmp_path / "toy.h5.parts"
+    cut = parts / "sample-000000.json"
+    cut.write_text(cut.read_text()[:100])  # cut short (a machine crash)
+    odd = parts / "sample-000001.json"
+    record = json.loads(odd.read_text())
+    odd.write_text(json.dumps({**record, "positions": record["positions"][:-1]}))  # 3 for 4
+    partial = tmp_path / "partial.h5"
+    result = invoke("collect", str(out), "-o", str(partial))
+    assert result.exit_code == 0, result.output
+    warnings = result.stderr.strip().splitlines()
+    assert len(warnings) == 2 and all(w.startswith("amtool: warning: ") for w in warnings)
+    assert "sample-000000.json is unreadable" in warnings[0] and "left out" in warnings[0]
+    assert 'sample-000001.json is unreadable (Array "positions" has wrong length' in warnings[1]
+    assert "wrote 1 finished sample of" in result.stdout
+    assert Dataset.from_hdf5(partial).properties["index_label"].tolist() == [2.0]

@@ -388,6 +388,9 @@ def test_an_unreadable_sample_file_is_run_again(tmp_path):
     with pytest.raises(RunStoppedError):
         make_dataset(proto, 3, out, workers=1, seed=2, max_minutes=0.002, progress=False)
     broken = parts_folder(out) / "sample-000000.json"
+    record = json.loads(broken.read_text())
+    odd = parts_folder(out) / "sample-000001.json"  # JSON, but 3 positions for 4 atoms
+    odd.write_text(json.dumps({**record, "positions": record["positions"][:-1]}))
     broken.write_text(broken.read_text()[:100])  # what a machine crash could leave
     n_calls = len(calls(proto.record_dir))
     ds = make_dataset(proto, 3, out, workers=1, seed=2, resume=True, progress=False)
