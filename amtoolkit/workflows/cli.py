@@ -214,6 +214,8 @@ def label(
     try:
         with sigterm_as_interrupt(), _warnings_as_lines():
             source: Any = dataset_specs[0]
+            for spec in dataset_specs if type_map is None else ():
+                check_finished(spec)
             if type_map is not None:
                 source = Dataset.from_lammps_data(list(dataset_specs), type_map)
             elif len(dataset_specs) > 1:
@@ -265,6 +267,8 @@ def merge(datasets: tuple[str, ...], output: str, overwrite: bool, debug: bool) 
         if os.path.exists(output) and not overwrite:
             raise ValueError(f"{output} exists; pass --overwrite to replace it")
         command = " ".join(["amtool", *sys.argv[1:]])
+        for spec in datasets:
+            check_finished(spec)
         parts = [open_dataset(spec) for spec in datasets]
         with _warnings_as_lines():
             merged = Dataset.concat(parts, names=datasets, command=command)
@@ -301,6 +305,7 @@ def info(dataset_spec: str, json_path: str | None, plot_path: str | None, debug:
         check_outputs(json_path, plot_path)
         if plot_path:
             _check_figure_format(plot_path)
+        check_finished(dataset_spec)
         with _warnings_as_lines():
             data = open_dataset(dataset_spec)
             summary = summarize(data)
@@ -310,6 +315,25 @@ def info(dataset_spec: str, json_path: str | None, plot_path: str | None, debug:
         _fail(exc, debug, status=2)
     echo_summary(summary.table(), json_path)
     emit_json(json_path, summary.to_dict())
+
+
+def check_finished(spec: str) -> None:
+    """Refuse, pointing to ``collect`` and ``--resume``, a dataset `spec` that is not
+    written yet because the `make_dataset` run into it is unfinished (only its work
+    folder ``<spec>.parts`` exists).
+
+    Raises:
+        ValueError: `spec` is such an output.
+    """
+    from amtoolkit.workflows.runner import parts_folder
+
+    if not os.path.exists(spec) and parts_folder(spec).is_dir():
+        raise ValueError(
+            f"{spec} is not written yet: its run is unfinished ({parts_folder(spec).name} "
+            f"holds its samples); take those finished so far with `amtool dataset collect "
+            f"{spec} -o partial.h5`, or finish it with `amtool dataset make ... -o {spec} "
+            "--resume`"
+        )
 
 
 def parse_settings(settings: Sequence[str]) -> dict[str, Any]:

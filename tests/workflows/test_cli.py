@@ -213,3 +213,17 @@ def test_collect_leaves_out_unusable_sample_files_with_a_warning_each(tmp_path, 
     assert 'sample-000001.json is unreadable (Array "positions" has wrong length' in warnings[1]
     assert "wrote 1 finished sample of" in result.stdout
     assert Dataset.from_hdf5(partial).properties["index_label"].tolist() == [2.0]
+
+
+def test_info_of_an_unfinished_run_points_to_collect_and_resume(tmp_path, toy_registered):
+    out = tmp_path / "toy.h5"
+    args = ["make", "toy", "-n", "3", "-o", str(out), "--workers", "1", "--no-progress"]
+    assert invoke(*args, "--set", "sleep=0.5", "--max-minutes", "0.002").exit_code == 3
+    result = invoke("info", str(out))
+    assert result.exit_code == 2
+    message = one_line_error(result)
+    assert "toy.h5 is not written yet: its run is unfinished" in message
+    assert f"amtool dataset collect {out} -o partial.h5" in message and "--resume" in message
+    for command in (["label", str(out)], ["merge", str(out), str(out)]):  # as inputs too
+        result = invoke(*command, "-o", str(tmp_path / "other.h5"))
+        assert result.exit_code == 2 and "its run is unfinished" in one_line_error(result)
