@@ -241,7 +241,7 @@ def make_dataset(
         raise WorkflowError(f"cannot write to folder {out.parent} (no permission)")
     parts = _Parts(parts_folder(out))
     if seed is None:
-        seed = (earlier_run(out)[0] if resume else None) or 0
+        seed = (earlier_run(out, count=False)[0] if resume else None) or 0
     seed = _check_int(seed, "seed", 0)
     manifest = {
         "format": PARTS_FORMAT,
@@ -632,10 +632,12 @@ def collect_parts(out: str | os.PathLike, output: str | os.PathLike | None = Non
     return ds
 
 
-def earlier_run(out: str | os.PathLike) -> tuple[int | None, int]:
+def earlier_run(out: str | os.PathLike, count: bool = True) -> tuple[int | None, int]:
     """(seed, samples finished) of the run a resume into `out` continues: its work
     folder's, else its finished output's; (None, 0) when there is none or it cannot be
-    read (the resume's own checks then name the problem)."""
+    read (the resume's own checks then name the problem). Sample files the resume
+    drops (`_Parts.load` cannot use them) are not counted; `count=False` reads none of
+    them and gives 0 samples (for the seed alone)."""
     out = Path(out)
     parts = _Parts(parts_folder(out))
     try:
@@ -643,7 +645,7 @@ def earlier_run(out: str | os.PathLike) -> tuple[int | None, int]:
             seed = (
                 json.loads(parts.manifest.read_text())["seed"] if parts.manifest.exists() else None
             )
-            return (None if seed is None else int(seed)), len(parts.finished())
+            return (None if seed is None else int(seed)), len(parts.usable()) if count else 0
         if out.exists():
             ds = Dataset.from_hdf5(out)
             try:
@@ -829,6 +831,15 @@ class _Parts:
                 path = self.path(index)
                 logger.warning("%s is unreadable (%s); sample %d is run again", path, err, index)
                 path.unlink()
+
+    def usable(self) -> list[int]:
+        """Indices of the sample files that `load` can use (what a resume keeps)."""
+        out = []
+        for index in self.finished():
+            with contextlib.suppress(ValueError):
+                self.load(index)
+                out.append(index)
+        return out
 
     def finished(self) -> list[int]:
         """Indices of the complete sample files."""

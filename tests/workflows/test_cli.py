@@ -227,3 +227,15 @@ def test_info_of_an_unfinished_run_points_to_collect_and_resume(tmp_path, toy_re
     for command in (["label", str(out)], ["merge", str(out), str(out)]):  # as inputs too
         result = invoke(*command, "-o", str(tmp_path / "other.h5"))
         assert result.exit_code == 2 and "its run is unfinished" in one_line_error(result)
+
+
+def test_kept_counts_only_the_samples_a_resume_can_use(tmp_path, toy_registered):
+    out = tmp_path / "toy.h5"
+    args = ["make", "toy", "-n", "3", "-o", str(out), "--workers", "1", "--no-progress"]
+    assert invoke(*args, "--set", "sleep=0.5", "--max-minutes", "0.002").exit_code == 3
+    cut = tmp_path / "toy.h5.parts" / "sample-000000.json"
+    cut.write_text(cut.read_text()[:100])  # dropped and run again by the resume
+    result = invoke(*args, "--set", "sleep=0.5", "--resume")
+    assert result.exit_code == 0, result.output
+    assert "wrote 3 samples of toy" in result.stdout
+    assert "kept from the earlier run" not in result.stdout
