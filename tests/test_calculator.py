@@ -183,16 +183,19 @@ def test_energy_is_deterministic_with_null_targets():
     assert other_seed.get_potential_energy() != energies[0]  # another null embedding
 
 
-def test_generator_card_and_normalised_targets():
+def tiny_generator(name: str) -> Generator:
+    """An untrained energy model with a card naming it `name`."""
     model = energy_model(PROPERTY_NAMES)
     info = ModelInfo(
-        name="tiny",
-        model=model.config,
-        sde=SDE,
-        vocabulary=VOCABULARY,
-        normalisation=NORMALISATION,
+        name=name, model=model.config, sde=SDE, vocabulary=VOCABULARY, normalisation=NORMALISATION
     )
-    calc = NoiseEnergyCalculator(Generator(model, info), t=T, targets={"shear": 40.0})
+    return Generator(model, info)
+
+
+def test_generator_card_and_normalised_targets():
+    generator = tiny_generator("tiny")
+    model = generator.model
+    calc = NoiseEnergyCalculator(generator, t=T, targets={"shear": 40.0})
     np.testing.assert_array_equal(calc.properties_row(), [2.0, np.nan])
     atoms = with_calc(structure(), calc)
     batch = from_atoms([atoms], VOCABULARY, dtype=torch.float64)
@@ -201,7 +204,7 @@ def test_generator_card_and_normalised_targets():
     assert atoms.get_potential_energy() == pytest.approx(float(expected[0]), abs=1e-12)
     np.testing.assert_allclose(atoms.get_forces(), forces.numpy(), atol=1e-12)
     with pytest.raises(ValueError, match="unknown target"):
-        NoiseEnergyCalculator(Generator(model, info), targets={"hardness": 1.0})
+        NoiseEnergyCalculator(generator, targets={"hardness": 1.0})
     with pytest.raises(ValueError, match="unknown target"):
         calc.set(targets={"hardness": 1.0})  # at once, not at the next evaluation
     with pytest.raises(ValueError, match="shear_modulus=-5 is not physical"):
@@ -410,15 +413,7 @@ def test_a_model_name_or_checkpoint_is_loaded(tmp_path):
 
 
 def test_the_calculator_and_the_driver_show_their_settings():
-    model = energy_model(PROPERTY_NAMES)
-    info = ModelInfo(
-        name="tiny-energy",
-        model=model.config,
-        sde=SDE,
-        vocabulary=VOCABULARY,
-        normalisation=NORMALISATION,
-    )
-    calc = NoiseEnergyCalculator(Generator(model, info), t=T, targets={"shear": 40.0})
+    calc = NoiseEnergyCalculator(tiny_generator("tiny-energy"), t=T, targets={"shear": 40.0})
     assert (
         repr(calc) == "NoiseEnergyCalculator(model='tiny-energy', t=0.05, targets={'shear': 40.0})"
     )
