@@ -603,6 +603,28 @@ def test_target_errors_read_the_elastic_and_energy_results(diamond_si):
     assert checks["relaxed_energy"].errors.mae == pytest.approx(0.05)
 
 
+def test_elastic_targets_note_moduli_measured_off_the_label_setting():
+    """Elastic targets are labels made at the potential's label setting (tersoff-sio2:
+    fmax 1e-2); moduli measured at another fmax are said not to compare with them."""
+    from types import SimpleNamespace
+
+    from amtoolkit.analysis.report import AnalysisReport
+
+    def rows(potential, fmax, targets=("shear_modulus",)):
+        report = SimpleNamespace(
+            results={"elastic": SimpleNamespace(fmax=fmax)},
+            potential=potential,
+            targets=dict.fromkeys(targets),
+        )
+        return AnalysisReport._label_scale_rows(report)
+
+    (note,) = rows("tersoff-sio2", 3e-4)
+    assert "labels relaxed to fmax 0.01 eV/Å (the tersoff-sio2 label setting)" in note[1]
+    assert rows("tersoff-sio2", 1e-2) == []  # measured as the labels were
+    assert rows("sw-si", 1e-2) == []  # no labels made with it
+    assert rows("tersoff-sio2", 3e-4, targets=("density",)) == []  # no elastic target
+
+
 def test_reference_rings_are_counted_in_the_frames_atoms(diamond_si):
     from ase.spacegroup import crystal
 
