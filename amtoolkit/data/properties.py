@@ -57,6 +57,7 @@ PLAUSIBLE_LABELS: dict[str, tuple[float, float]] = {
     "youngs_modulus": (0.0, 2000.0),
     "poisson_ratio": (-1.0, 0.5),
     "density": (0.5, 10.0),
+    "cooling_rate": (0.0, 1.0e6),  # K/ps; a rate in K/s is 1e12 times larger
 }
 """Open ranges (GPa, g/cm^3) outside which a label says the sample went wrong (a gas, a
 cell too small to be a material, a broken elastic fit)."""

@@ -25,6 +25,7 @@ from ase import Atoms
 from amtoolkit.analysis.energy import density
 from amtoolkit.workflows.base import (
     MeltQuenchProtocol,
+    check_cooling_rate,
     check_integers,
     check_non_negative,
     check_positive,
@@ -129,6 +130,7 @@ class ASiProtocol(MeltQuenchProtocol):
         # the integrator settings and stages, once: a time step, stage length or temperature
         # past `lammps_md`'s bounds is refused now, not in a worker
         self.md_settings()
+        check_cooling_rate(self)
         self.stages()
         warn_below(
             self,

@@ -145,6 +145,22 @@ def check_pressure(obj: object) -> None:
     )
 
 
+MAX_COOLING_RATE = 1.0e6
+"""Fastest cooling ramp a protocol takes, K/ps (MD quenches run at 0.01-1000 K/ps, quick
+tests faster; a rate in K/s, 1e13 for 10 K/ps, makes the ramp shorter than one step: an
+instant quench labelled with a rate it never had)."""
+
+
+def check_cooling_rate(obj: object) -> None:
+    """Raise ValueError when the ``cooling_rate`` of `obj` exceeds `MAX_COOLING_RATE`."""
+    rate = obj.cooling_rate  # type: ignore[attr-defined]
+    if rate > MAX_COOLING_RATE:
+        raise ValueError(
+            f"cooling_rate={rate:g} K/ps is above {MAX_COOLING_RATE:g} K/ps: the rate is in "
+            f"K/ps (1e13 K/s = 10 K/ps)"
+        )
+
+
 def warn_below(obj: object, name: str, floor: float, why: str) -> None:
     """Warn (the run goes on) when option `name` of `obj` is below `floor`."""
     value = getattr(obj, name)

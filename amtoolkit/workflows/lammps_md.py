@@ -61,8 +61,11 @@ MAX_TEMPERATURE = 100_000.0
 """Highest stage temperature, K (silicate melts need 4000-5000 K; beyond this the
 potentials describe nothing and atoms fly apart)."""
 MAX_TIMESTEP = 10.0
-"""Longest MD time step, fs (1-2 fs for oxides; a step given in ps, 1000 for 1 ps,
-blows the cell apart)."""
+"""Longest MD time step, fs (1-2 fs for oxides; 1000, meant as 1 ps, blows the cell
+apart)."""
+MIN_TIMESTEP = 0.1
+"""Shortest MD time step, fs (0.001, LAMMPS' metal-units value of 1 fs in ps, plans a
+thousand times the steps of the run meant)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -161,10 +164,10 @@ class MDSettings:
     def __post_init__(self) -> None:
         if not (self.timestep > 0 and self.tdamp > 0 and self.pdamp > 0):
             raise ValueError("timestep, tdamp and pdamp must be > 0")
-        if not self.timestep <= MAX_TIMESTEP:
+        if not MIN_TIMESTEP <= self.timestep <= MAX_TIMESTEP:
             raise ValueError(
-                f"timestep={self.timestep:g} fs is longer than {MAX_TIMESTEP:g} fs "
-                "(the time step is in fs; 1-2 fs suits these glasses)"
+                f"timestep={self.timestep:g} fs is outside [{MIN_TIMESTEP:g}, {MAX_TIMESTEP:g}] "
+                "fs (the time step is in fs, 1 fs = 0.001 ps; 1-2 fs suits these glasses)"
             )
         if int(self.thermo_every) != self.thermo_every or self.thermo_every < 1:
             raise ValueError(f"thermo_every must be an integer >= 1, got {self.thermo_every}")

@@ -36,6 +36,7 @@ from amtoolkit.potentials.registry import get_spec
 from amtoolkit.workflows.base import (
     ELASTIC_DELTA_MAX,
     MeltQuenchProtocol,
+    check_cooling_rate,
     check_integers,
     check_non_negative,
     check_positive,
@@ -222,6 +223,7 @@ class MEGProtocol(MeltQuenchProtocol):
         # the integrator settings and stages, once: a time step, stage length or temperature
         # past `lammps_md`'s bounds is refused now, not in a worker
         self.md_settings()
+        check_cooling_rate(self)
         hottest = self.melt_base_temperature + max(
             self.melt_silica_increment, self.melt_alumina_increment
         )
