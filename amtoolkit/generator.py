@@ -169,7 +169,7 @@ def resolve_property(key: str, property_names: Sequence[str]) -> str:
     if not property_names:
         raise ValueError(
             f"unknown target {key!r}: this model takes no property targets "
-            "(check the spelling of keyword arguments)"
+            "(check the spelling of options)"
         )
     aliases = [f"{a}={p}" for a, p in PROPERTY_ALIASES.items() if p in property_names]
     alias_text = f"; aliases: {', '.join(aliases)}" if aliases else ""
@@ -199,8 +199,9 @@ def _check_option_spelling(key: str, property_names: Sequence[str]) -> None:
     options = [
         name
         for name, p in inspect.signature(Generator.plan).parameters.items()
-        if p.kind is inspect.Parameter.KEYWORD_ONLY
+        if p.kind is inspect.Parameter.KEYWORD_ONLY and not name.startswith("_")
     ]
+    options.append("targets")  # the mapping of targets
     close = difflib.get_close_matches(key, options, n=1, cutoff=0.75)
     if close:
         raise TypeError(
@@ -292,6 +293,11 @@ def batch_seed(seed: int, start: int, stop: int) -> int:
 def _as_cell(cell: Any) -> np.ndarray:
     """A cell as a ``[3, 3]`` array: an edge length, three lengths, a matrix, or ase Cell."""
     if isinstance(cell, Atoms):
+        if not cell.pbc.all():
+            raise ValueError(
+                f"cell: an Atoms periodic in {int(cell.pbc.sum())} directions (pbc="
+                f"{cell.pbc.tolist()}); generated cells are periodic in all three"
+            )
         cell = cell.cell
     try:
         array = np.asarray(getattr(cell, "array", cell), dtype=float)
@@ -995,6 +1001,9 @@ class Generator:
         them). A keyword that is neither but is close to an option of `plan` is a
         misspelt option (TypeError, naming it)."""
         targets = dict(targets)
+        for key in targets:  # a misspelt option, before a mapping's keys join the keywords
+            if key != "targets":
+                _check_option_spelling(key, self.property_names)
         given = targets.pop("targets", None)
         if given is not None:
             if not isinstance(given, Mapping):
@@ -1008,8 +1017,6 @@ class Generator:
                     f"target {twice[0]!r} is given twice (as a keyword and in targets)"
                 )
             targets.update(given)
-        for key in targets:
-            _check_option_spelling(key, self.property_names)
         table = {
             name: _target_values(key, value, n)
             for name, (key, value) in resolve_targets(targets, self.property_names).items()
@@ -1410,6 +1417,8 @@ class Generator:
             if not per_batch:  # its own streams: the same in any batch and any run length
                 record = {k: v for k, v in record.items() if k not in _RUN_SHAPE}
             for key, wanted in record.items():
+                if key == "model_digest" and key not in atoms.info:  # checked above
+                    continue
                 got = atoms.info.get(key)
                 if not _same_record(got, wanted):
                     raise ValueError(

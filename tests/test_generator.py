@@ -189,6 +189,10 @@ def test_default_cell_is_cubic_at_typical_density(si):
     plan = si.plan(1, cell=match, seed=0)
     assert plan.n_atoms == 11 and np.allclose(plan.cell, match.cell.array)
     assert si.plan(1, cell=match, n_atoms=9, seed=0).n_atoms == 9
+    slab = match.copy()
+    slab.pbc = [True, True, False]
+    with pytest.raises(ValueError, match="periodic in 2 directions"):
+        si.plan(1, cell=slab, seed=0)
 
 
 def test_ghosts_start_from_n_target(ghost_sio2):
@@ -305,6 +309,10 @@ def test_targets_as_a_mapping_and_a_misspelt_option_named(sio2):
         sio2.plan(2, step=10)
     with pytest.raises(TypeError, match="targets must map property names to values"):
         sio2.plan(2, targets=40.0)
+    with pytest.raises(TypeError, match=r"unknown keyword 'target' \(did you mean 'targets'"):
+        sio2.plan(2, target={"shear": 40.0})
+    with pytest.raises(ValueError, match="unknown target 'step'"):  # a key, not a keyword
+        sio2.plan(2, targets={"step": 10})
 
 
 @pytest.mark.parametrize(
