@@ -325,8 +325,15 @@ def check_finished(spec: str) -> None:
     Raises:
         ValueError: `spec` is such an output.
     """
+    from amtoolkit.workflows.label import progress_path
     from amtoolkit.workflows.runner import parts_folder
 
+    if not os.path.exists(spec) and progress_path(spec).is_file():
+        raise ValueError(
+            f"{spec} is not written yet: its `amtool dataset label` run is unfinished "
+            f"({progress_path(spec).name} holds its frames); finish it with the same "
+            "command and --resume"
+        )
     if not os.path.exists(spec) and parts_folder(spec).is_dir():
         raise ValueError(
             f"{spec} is not written yet: its run is unfinished ({parts_folder(spec).name} "

@@ -160,9 +160,16 @@ def label_dataset(
         check_main_guard()  # before the .labels.jsonl is opened
     journal = progress_path(out)
     with run_lock(_lock_path(out), str(journal), remove=True):  # one run at a time
-        if not resume and (out.exists() or journal.exists()):
-            found = out if out.exists() else journal
-            raise WorkflowError(f"{found} exists: resume it (resume=True, amtool --resume)")
+        if not resume and journal.exists():  # an unfinished run
+            raise WorkflowError(
+                f"{journal} exists: an unfinished run into {out}; resume it (resume=True, "
+                "--resume) or delete it to start afresh"
+            )
+        if not resume and out.exists():
+            raise WorkflowError(
+                f"{out} exists (a finished run, or another file): choose another output or "
+                "delete it"
+            )
         if resume and out.exists() and not journal.exists():  # finished, or not ours at all
             raise WorkflowError(
                 f"{out} exists without {journal.name}: nothing to resume (a finished run removes "

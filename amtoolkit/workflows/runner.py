@@ -253,7 +253,8 @@ def make_dataset(
     if not resume and (out.exists() or parts.folder.exists()):
         found = out if out.exists() else parts.folder
         raise WorkflowError(
-            f"{found} exists: resume it (resume=True, amtool --resume), or choose another output"
+            f"{found} exists: resume it (resume=True, --resume; a larger n extends a finished "
+            "run), or choose another output"
         )
     command = command if command is not None else shlex.join(sys.argv)
     log = _EventLog(log_path(out))
@@ -311,7 +312,7 @@ def make_dataset(
         finished = {i for i in parts.finished() if i < n_samples}
         failed = {f["index"] for f in failures}
         if len(finished) + len(failed) < n_samples:
-            resume_hint = f"resume (resume=True, amtool --resume) to continue {out}"
+            resume_hint = f"resume (resume=True, --resume) to continue {out}"
             if max_minutes is not None and _past(deadline):
                 message = (
                     f"stopped at the time limit ({max_minutes:g} min): {len(finished)} of "
@@ -334,7 +335,7 @@ def make_dataset(
             message = (
                 f"{len(failures)} of {n_samples} samples failed twice (indices {indices}); "
                 f"the other {len(dataset)} are in {out}; see {log.path}; "
-                "resuming (resume=True, amtool --resume) retries the failed ones"
+                "resuming (resume=True, --resume) retries the failed ones"
             )
             log.write(message)
             raise SampleFailedError(message, failures, out)

@@ -96,7 +96,7 @@ def test_existing_output_needs_resume(tmp_path):
     out.write_text("someone else's file")
     result = invoke("make", "a-si", "-n", "1", "-o", str(out))
     assert result.exit_code == 2
-    assert "exists: resume it (resume=True, amtool --resume)" in one_line_error(result)
+    assert "exists: resume it (resume=True, --resume; a larger n extends" in one_line_error(result)
 
 
 def test_make_writes_the_dataset_and_summary(tmp_path, toy_registered):
@@ -132,7 +132,7 @@ def test_time_limit_exits_3_and_resume_continues(tmp_path, toy_registered):
     args = ["make", "toy", "-n", "3", "-o", str(out), "--workers", "1", "--no-progress"]
     result = invoke(*args, "--set", "sleep=0.5", "--max-minutes", "0.002")
     assert result.exit_code == 3, result.output
-    assert "1 of 3 samples done; resume (resume=True, amtool --resume)" in result.stderr
+    assert "1 of 3 samples done; resume (resume=True, --resume)" in result.stderr
     assert not out.exists()
     partial = tmp_path / "partial.h5"
     assert invoke("collect", str(out), "-o", str(partial)).exit_code == 0
@@ -229,6 +229,10 @@ def test_info_of_an_unfinished_run_points_to_collect_and_resume(tmp_path, toy_re
     for command in (["label", str(out)], ["merge", str(out), str(out)]):  # as inputs too
         result = invoke(*command, "-o", str(tmp_path / "other.h5"))
         assert result.exit_code == 2 and "its run is unfinished" in one_line_error(result)
+    labelled = tmp_path / "labelled.h5"  # a label run killed before its output
+    (tmp_path / "labelled.h5.labels.jsonl").write_text('{"options": {}}\n')
+    result = invoke("info", str(labelled))
+    assert "its `amtool dataset label` run is unfinished" in one_line_error(result)
 
 
 def test_kept_counts_only_the_samples_a_resume_can_use(tmp_path, toy_registered):

@@ -89,7 +89,9 @@ def test_resume_keeps_measured_frames_and_drops_a_cut_line(tmp_path):
                       "labels": {"density": 9.0, "ring_size": 9.0}}) + "\n"
         + '{"frame": 2, "lab'  # a kill in the middle of a line
     )  # fmt: skip
-    with pytest.raises(WorkflowError, match="r.h5.labels.jsonl exists: resume it"):
+    with pytest.raises(
+        WorkflowError, match="r.h5.labels.jsonl exists: an unfinished run .* resume it"
+    ):
         label_dataset(source, out, rings=True, progress=False)
     ds = label_dataset(source, out, rings=True, resume=True, progress=False)
     np.testing.assert_array_equal(ds.properties["ring_size"], [6.0, 9.0, 6.0])  # 1 not redone
@@ -119,7 +121,8 @@ def test_cli_labels_an_extxyz(tmp_path):
     assert f"wrote 1 labelled structure to {out} (means: density" in result.output
     assert Dataset.from_hdf5(out).properties["ring_size"][0] == 6.0
     again = CliRunner().invoke(main, ["dataset", "label", str(path), "--rings", "-o", str(out)])
-    assert again.exit_code == 2 and "exists: resume it" in again.output
+    assert again.exit_code == 2  # a finished run: no resume to offer
+    assert "exists (a finished run, or another file): choose another output" in again.output
 
 
 def test_cli_labels_several_files_in_order_and_warns_in_its_own_lines(tmp_path):
