@@ -1759,6 +1759,11 @@ def describe_model(info: ModelInfo, source: str | None = None) -> str:
         plan += f", guidance {sampling.guidance:g}"
     if sampling.noise_scale != 1.0:
         plan += f", noise scale {sampling.noise_scale:g}"
+    gain = sampling.score_gain
+    gains = gain if isinstance(gain, Mapping) else dict.fromkeys(usable, gain)
+    shown_gains = {name: g for name, g in gains.items() if g}
+    if shown_gains:
+        plan += ", score gain " + ", ".join(f"{g:g} ({name})" for name, g in shown_gains.items())
     rows.append(("sampling", f"{plan} (also: {', '.join(n for n in usable if n != default)})"))
     command = info.dataset.get("command")
     if command:
@@ -1769,13 +1774,15 @@ def describe_model(info: ModelInfo, source: str | None = None) -> str:
         trained = f"{training['epochs']} epochs"
         if n_train is not None:
             trained += f" on {n_train} structures"
-        hours = training.get("wall_time_s")
+        seconds = training.get("wall_time_s")
         hardware = training.get("hardware") or {}
         device = hardware.get("device_name")
         if str(hardware.get("device", "")).startswith("cpu"):
             device = f"{hardware.get('threads') or '?'} CPU thread(s)"
-        if hours is not None:
-            trained += f", {hours / 3600:.1f} h" + (f" on {device}" if device else "")
+        if seconds is not None:
+            minutes = max(seconds / 60, 0.1)
+            took = f"{minutes / 60:.1f} h" if minutes >= 6 else f"{minutes:.1f} min"
+            trained += f", {took}" + (f" on {device}" if device else "")
         rows.append(("trained", trained))
     if source is not None:
         rows.append(("files", source))
