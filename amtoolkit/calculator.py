@@ -126,10 +126,15 @@ def property_row(
 def _check_keywords(given: Mapping[str, Any], known: Sequence[str], where: str) -> None:
     """Raise TypeError naming the first keyword of `given` not in `known` (with the
     closest known one, or a `KEYWORD_HINTS` hint), and the known ones."""
+    from amtoolkit.data.properties import PROPERTY_UNITS
+    from amtoolkit.generator import PROPERTY_ALIASES
+
     for key in given:
         if key not in known:
             close = difflib.get_close_matches(key, known, n=1)
             hint = KEYWORD_HINTS.get(key) or (f"did you mean {close[0]!r}?" if close else "")
+            if key in PROPERTY_UNITS or key in PROPERTY_ALIASES:  # a target given as generate's
+                hint = f"a target goes in targets={{{key!r}: ...}}"
             hint = f" ({hint})" if hint else ""
             raise TypeError(
                 f"{where} got an unknown keyword {key!r}{hint}; it takes {', '.join(known)}"

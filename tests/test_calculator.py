@@ -412,6 +412,15 @@ def test_a_model_name_or_checkpoint_is_loaded(tmp_path):
         NoiseEnergyCalculator(score)
 
 
+def test_a_property_keyword_is_pointed_to_targets():
+    with pytest.raises(
+        TypeError, match=r"'density' \(a target goes in targets=\{'density': ...\}\)"
+    ):
+        NoiseEnergyCalculator(tiny_generator("tiny"), t=T, density=2.3)
+    with pytest.raises(TypeError, match=r"'shear' \(a target goes in targets="):
+        NoiseEnergyCalculator(tiny_generator("tiny"), t=T, shear=40.0)
+
+
 def test_the_calculator_and_the_driver_show_their_settings():
     calc = NoiseEnergyCalculator(tiny_generator("tiny-energy"), t=T, targets={"shear": 40.0})
     assert (
