@@ -561,7 +561,6 @@ def generate(
         for name, value in _targets(targets, gen.property_names).items():
             kwargs[f"target_{name}"] = value  # `density` alone also names the cell density
         _check_structure_output(output, overwrite, resume)  # after the options' own errors
-        click.get_current_context().with_resource(_only_writer(output))
         made = _made_structures(output, indexed=True) if resume else []
         with warnings.catch_warnings(record=True) as planned:  # shown once the plan holds
             warnings.simplefilter("always")
@@ -673,7 +672,6 @@ def refine(
     with _user_errors(debug), _warnings_as_lines():
         gen = Generator.load(model, device=device)  # a bad model is named before OUT
         _check_structure_output(output, overwrite, resume)
-        click.get_current_context().with_resource(_only_writer(output))
         structures, labels = _read(files, ":", None, type_map)
         target_values = _targets(targets, gen.property_names)
         given = {k: v for k, v in options.items() if v is not None}  # else refine's defaults
@@ -896,7 +894,9 @@ def echo_summary(text: str, json_path: str | None) -> None:
 
 def _check_structure_output(path: str, overwrite: bool, resume: bool = False) -> None:
     """Fail before any work on an OUT that cannot take the extended XYZ stream (or, with
-    `resume`, that holds no run to continue)."""
+    `resume`, that holds no run to continue); then hold OUT for this command's run
+    (`_only_writer`), before looking at what OUT holds, so that a run still writing it is
+    named as such."""
     check_outputs(path)
     if os.path.splitext(path)[1].lower() not in STREAM_SUFFIXES:
         raise ValueError(
@@ -905,6 +905,7 @@ def _check_structure_output(path: str, overwrite: bool, resume: bool = False) ->
         )
     if resume and overwrite:
         raise ValueError("give --resume (continue OUT) or --overwrite (start afresh), not both")
+    click.get_current_context().with_resource(_only_writer(path))
     if resume and not os.path.exists(path):
         raise ValueError(f"nothing to resume: {path} does not exist")
     if os.path.exists(path) and not (overwrite or resume):
@@ -928,6 +929,7 @@ def _only_writer(path: str) -> Iterator[None]:
         except OSError:
             handle.seek(0)
             holder = handle.read().strip() or "?"
+            handle.close()
             raise ValueError(
                 f"another run (pid {holder}) is writing {path}: wait for it to end, or write "
                 "to another file"
@@ -937,10 +939,11 @@ def _only_writer(path: str) -> Iterator[None]:
         handle.write(str(os.getpid()))
         handle.flush()
         yield
-        with contextlib.suppress(OSError):
-            os.unlink(lock_path)
     finally:
-        handle.close()
+        if not handle.closed:  # ours: however the run ends, it leaves no lock file
+            with contextlib.suppress(OSError):
+                os.unlink(lock_path)
+            handle.close()
 
 
 def _made_structures(path: str, indexed: bool = False) -> list[Atoms]:
