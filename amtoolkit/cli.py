@@ -398,7 +398,7 @@ def models(model: str | None) -> None:
     its default sampling and its training data."""
     from amtoolkit import pretrained
     from amtoolkit.checkpoint import checkpoint_paths, read_info
-    from amtoolkit.generator import describe_model, model_kind
+    from amtoolkit.generator import describe_model, model_kind, short_name
 
     with _user_errors(debug=False):
         if model is not None:
@@ -417,7 +417,7 @@ def models(model: str | None) -> None:
             if typical is not None and typical.n_atoms_range is not None:
                 low, high = typical.n_atoms_range
                 atoms = str(low) if low == high else f"{low}-{high}"
-            targets = ", ".join(_short_name(p) for p in info.property_names) or "-"
+            targets = ", ".join(short_name(p) for p in info.property_names) or "-"
             rows.append(
                 (name, model_kind(info), ", ".join(info.vocabulary.elements), targets, atoms)
             )
@@ -427,13 +427,6 @@ def models(model: str | None) -> None:
                 "".join(f"{c:<{w}}" for c, w in zip(row[:-1], widths, strict=True)) + row[-1]
             )
         click.echo("amtool models NAME describes one: its targets' training ranges, cells and data")
-
-
-def _short_name(prop: str) -> str:
-    """The short target name of property `prop` (``shear`` for shear_modulus)."""
-    from amtoolkit.generator import PROPERTY_ALIASES
-
-    return next((a for a, p in PROPERTY_ALIASES.items() if p == prop), prop)
 
 
 @main.command()

@@ -81,6 +81,7 @@ __all__ = [
     "parse_target",
     "resolve_property",
     "resolve_targets",
+    "short_name",
     "structure_seed",
     "noise_seed",
 ]
@@ -1699,6 +1700,12 @@ class Generator:
 # ---------------------------------------------------------------------- helpers
 
 
+def short_name(prop: str) -> str:
+    """The short target name of property `prop` (``shear`` for ``shear_modulus``; the
+    name itself when it has none)."""
+    return next((a for a, p in PROPERTY_ALIASES.items() if p == prop), prop)
+
+
 def model_kind(info: ModelInfo) -> str:
     """One word for what a model is: ``"score"``, ``"shortcut"`` or ``"energy"`` (a score
     model whose score is the gradient of a learned energy, for HMC and refinement)."""
@@ -1732,8 +1739,7 @@ def describe_model(info: ModelInfo, source: str | None = None) -> str:
     rows.append(("elements", elements))
     ranges = {} if typical is None else typical.property_ranges
     for k, name in enumerate(info.property_names):
-        short = [a for a, p in PROPERTY_ALIASES.items() if p == name]
-        text = name + (f" (--target {short[0]}=...)" if short else f" (--target {name}=...)")
+        text = f"{name} (--target {short_name(name)}=...)"
         if name in ranges:
             low, high = ranges[name]
             text += f", trained on {low:.4g} to {high:.4g}{unit_suffix(name)}"
