@@ -905,38 +905,15 @@ def _check_structure_output(path: str, overwrite: bool, resume: bool = False) ->
         raise ValueError(f"{path} exists; pass --overwrite to replace it or --resume")
 
 
-@contextlib.contextmanager
-def _only_writer(path: str) -> Iterator[None]:
-    """Hold an exclusive lock (``.<name>.lock`` beside `path`) while this run writes
-    `path`: a second run into the same file (two ``--resume`` at once appended the same
-    structures twice) is refused. The kernel drops the lock when the process dies, so a
-    killed run's lock file does not block the resume."""
-    import fcntl
+def _only_writer(path: str) -> contextlib.AbstractContextManager:
+    """Hold an exclusive lock (``.<name>.lock`` beside `path`, removed when the run ends)
+    while this run writes `path`: a second run into the same file (two ``--resume`` at
+    once appended the same structures twice) is refused. The kernel drops the lock when
+    the process dies, so a killed run's lock file does not block the resume."""
+    from amtoolkit.data._files import exclusive_lock
 
     folder, name = os.path.split(os.path.abspath(path))
-    lock_path = os.path.join(folder, f".{name}.lock")
-    handle = open(lock_path, "a+", encoding="utf-8")  # noqa: SIM115 - held for the run
-    try:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            handle.seek(0)
-            holder = handle.read().strip() or "?"
-            handle.close()
-            raise ValueError(
-                f"another run (pid {holder}) is writing {path}: wait for it to end, or write "
-                "to another file"
-            ) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(str(os.getpid()))
-        handle.flush()
-        yield
-    finally:
-        if not handle.closed:  # ours: however the run ends, it leaves no lock file
-            with contextlib.suppress(OSError):
-                os.unlink(lock_path)
-            handle.close()
+    return exclusive_lock(os.path.join(folder, f".{name}.lock"), path, remove=True)
 
 
 def _made_structures(path: str, indexed: bool = False) -> list[Atoms]:

@@ -312,13 +312,13 @@ def test_a_resume_refuses_another_model_a_second_writer_and_repeated_indices(
         held.write("4242")
         held.flush()
         result = runner.invoke(main, [*args, str(out), "--resume"])
-        assert_one_line_error(result, "another run (pid 4242) is writing")
+        assert_one_line_error(result, f"another run is using {out} (pid 4242)")
         early = tmp_path / "early.extxyz"  # the other run has not written its first yet
         (tmp_path / ".early.extxyz.lock").write_text("")
         with open(tmp_path / ".early.extxyz.lock") as other:
             fcntl.flock(other, fcntl.LOCK_EX)
             result = runner.invoke(main, [*args, str(early), "--resume"])
-        assert_one_line_error(result, "is writing")  # not "nothing to resume"
+        assert_one_line_error(result, "another run is using")  # not "nothing to resume"
     assert (tmp_path / ".run.extxyz.lock").exists()  # the other run's, left as it was
 
     # two runs that appended at once: indices 0, 1, 1

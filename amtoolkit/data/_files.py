@@ -149,3 +149,57 @@ def records_digest(records: list[Any]) -> str:
     """SHA-256 of `records` as compact, key-sorted JSON (kept by `condensed_provenance`)."""
     text = json.dumps(records, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+@contextlib.contextmanager
+def exclusive_lock(
+    path: str | os.PathLike,
+    what: str,
+    remove: bool = False,
+    error: type[Exception] = ValueError,
+) -> Iterator[None]:
+    """Hold an exclusive lock on the file `path` (made if missing; it holds the holder's
+    process id) while a run uses `what` (its work folder or progress file).
+
+    The lock is the kernel's (``flock``): it goes with the process that holds it, so a
+    run killed with ``kill -9`` does not block its resume. `remove`: delete `path` when
+    the run ends. A lock file removed by the run that held it (one that finished) is
+    made again. No lock where ``fcntl`` is missing (Windows).
+
+    Raises:
+        `error`: another live run holds the lock (its process id named), or the
+            folder of `path` is gone (removed by another run that finished).
+    """
+    path = Path(path)
+    try:
+        import fcntl
+    except ImportError:  # no flock on this system: runs are not guarded
+        yield
+        return
+    while True:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        except FileNotFoundError:
+            raise error(f"{path.parent} is gone: another run into it finished meanwhile?") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise error(f"another run is using {what} (pid {holder})") from None
+        try:
+            same = os.stat(path).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)  # the holder removed the file as it ended: lock a new one
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        if remove:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+        os.close(fd)

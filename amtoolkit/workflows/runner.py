@@ -55,7 +55,7 @@ from amtoolkit._processes import (
 from amtoolkit.analysis._result import to_jsonable
 from amtoolkit.analysis._structures import frame_digest
 from amtoolkit.data import Dataset
-from amtoolkit.data._files import atomic_path, temporaries
+from amtoolkit.data._files import atomic_path, exclusive_lock, temporaries
 from amtoolkit.data.properties import implausible_labels
 from amtoolkit.io import DATASET_SUFFIXES
 from amtoolkit.workflows.a_si import ASiProtocol
@@ -658,54 +658,10 @@ def earlier_run(out: str | os.PathLike, count: bool = True) -> tuple[int | None,
     return None, 0
 
 
-@contextlib.contextmanager
-def run_lock(path: Path, what: str, remove: bool = False) -> Iterator[None]:
-    """Hold an exclusive lock on the file `path` (made if missing; it holds the holder's
-    process id) while a run uses `what` (its work folder or progress file).
-
-    The lock is the kernel's (``flock``): it goes with the process that holds it, so a
-    run killed with ``kill -9`` does not block its resume. `remove`: delete `path` when
-    the run ends. A lock file removed by the run that held it (one that finished) is
-    made again. No lock where ``fcntl`` is missing (Windows).
-
-    Raises:
-        WorkflowError: another live run holds the lock (its process id named), or the
-            folder of `path` is gone (removed by another run that finished).
-    """
-    try:
-        import fcntl
-    except ImportError:  # no flock on this system: runs are not guarded
-        yield
-        return
-    while True:
-        try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-        except FileNotFoundError:
-            raise WorkflowError(
-                f"{path.parent} is gone: another run into it finished meanwhile?"
-            ) from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
-            os.close(fd)
-            raise WorkflowError(f"another run is using {what} (pid {holder})") from None
-        try:
-            same = os.stat(path).st_ino == os.fstat(fd).st_ino
-        except FileNotFoundError:
-            same = False
-        if same:
-            break
-        os.close(fd)  # the holder removed the file as it ended: lock a new one
-    try:
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        yield
-    finally:
-        if remove:
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
-        os.close(fd)
+def run_lock(path: Path, what: str, remove: bool = False) -> contextlib.AbstractContextManager:
+    """`amtoolkit.data._files.exclusive_lock` on `path` while a run uses `what` (its work
+    folder or progress file), refusing with a WorkflowError."""
+    return exclusive_lock(path, what, remove=remove, error=WorkflowError)
 
 
 def _history(record: Mapping[str, Any]) -> dict[str, Any]:
