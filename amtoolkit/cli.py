@@ -557,14 +557,23 @@ def generate(
         made = _made_structures(output, indexed=True) if resume else []
         with warnings.catch_warnings(record=True) as planned:  # shown once the plan holds
             warnings.simplefilter("always")
-            frames = gen.generate_iter(n, progress=None, resume=made, **kwargs)  # checks `made`
+            frames = gen.generate_iter(  # checks `made`
+                n,
+                progress=None,
+                resume=made,
+                note=None
+                if sys.stderr.isatty()
+                else lambda line: click.echo(f"amtool: {line}", err=True),
+                **kwargs,
+            )
         for warning in planned:
             warnings.showwarning(warning.message, warning.category, "", 0)
         if len(made) == n:
             click.echo(f"{output} holds all {n} structures (seed {made[-1].info['seed']})")
             return
         infos: list[dict] = []
-        last = _stream(frames, output, append=bool(made), notes=(len(made), n), infos=infos)
+        with sigterm_as_interrupt():  # a batch scheduler's stop: kept, with the resume hint
+            last = _stream(frames, output, append=bool(made), notes=(len(made), n), infos=infos)
         kept = f"; {len(made)} kept from the earlier run" if made else ""
         redone = sum(int(i.get("restarts", 0)) for i in infos)
         relabelled = sum(int(i.get("relabelled", 0)) for i in infos)
@@ -681,7 +690,8 @@ def refine(
         if len(made) == len(structures):
             click.echo(f"nothing to do: {output} holds all {len(made)} refined structures")
             return
-        _stream(frames, output, append=bool(made))
+        with sigterm_as_interrupt():
+            _stream(frames, output, append=bool(made))
         kept = f" ({len(made)} kept from the interrupted run)" if made else ""
         written = counted(len(structures) - len(made), "refined structure")
         click.echo(f"wrote {written} to {output}{kept}")

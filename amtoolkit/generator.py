@@ -1348,6 +1348,7 @@ class Generator:
         *,
         progress: bool | None = True,
         resume: Sequence[Atoms] = (),
+        note: Callable[[str], None] | None = None,
         _stacklevel: int = 2,
         **kwargs: Any,
     ) -> Iterator[Atoms]:
@@ -1365,6 +1366,8 @@ class Generator:
                 seed, when not given, is theirs) and only the structures after them are
                 made: the same ones the uninterrupted run would have made, since a
                 partly made batch is sampled again whole.
+            note: called with a line as each batch starts (which structures, how many
+                steps), for a log where no progress bar is drawn.
             **kwargs: the arguments of `generate`.
 
         Raises:
@@ -1376,7 +1379,7 @@ class Generator:
             kwargs["seed"] = resume[0].info.get("seed")
         plan = self.plan(n, _stacklevel=_stacklevel + 1, **kwargs)
         self._check_resumed(plan, resume)
-        return self._run(plan, progress, _stacklevel, start=len(resume))
+        return self._run(plan, progress, _stacklevel, start=len(resume), note=note)
 
     def _check_resumed(self, plan: GenerationPlan, made: Sequence[Atoms]) -> None:
         """Raise unless `made` are structures 0.. of `plan` (by their recorded info, cell
@@ -1441,7 +1444,12 @@ class Generator:
         return sampling_method(self.info.objective, plan.sampler, self.info.kind).needs_energy
 
     def _run(
-        self, plan: GenerationPlan, progress: bool | None, stacklevel: int, start: int = 0
+        self,
+        plan: GenerationPlan,
+        progress: bool | None,
+        stacklevel: int,
+        start: int = 0,
+        note: Callable[[str], None] | None = None,
     ) -> Iterator[Atoms]:
         """Sample the batches of `plan` that hold structures from `start` on and yield
         those structures (for HMC, which draws per batch, the first batch whole, so its
@@ -1466,6 +1474,13 @@ class Generator:
         try:
             for k, (first, stop) in enumerate(batches):
                 bar.set_description(f"{self.name} {k + 1}/{runs}")
+                if note is not None:
+                    low = max(first, start) + 1
+                    which = f"structure {stop}" if low == stop else f"structures {low}-{stop}"
+                    note(
+                        f"batch {k + 1} of {runs}: sampling {which} of {plan.n} "
+                        f"({plan.steps} steps; written when it ends)"
+                    )
                 structures, balanced, counts, extra = self._sample_batch(plan, first, stop, bar)
                 for offset, atoms in enumerate(structures):
                     index = first + offset

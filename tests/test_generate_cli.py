@@ -189,7 +189,7 @@ def test_unwritable_output_exits_2_before_any_work(runner, model_path, tmp_path,
 def test_a_run_that_fails_before_its_first_structure_leaves_no_file(
     runner, model_path, tmp_path, monkeypatch
 ):
-    def failing(self, plan, progress, stacklevel, start=0):
+    def failing(self, plan, progress, stacklevel, start=0, note=None):
         raise ValueError("the sampler gave up")
         yield  # a generator, like the real one
 
@@ -203,7 +203,7 @@ def test_a_run_that_fails_before_its_first_structure_leaves_no_file(
 def test_interrupted_before_the_first_structure_says_nothing_was_written(
     runner, model_path, tmp_path, monkeypatch
 ):
-    def interrupted(self, plan, progress, stacklevel, start=0):
+    def interrupted(self, plan, progress, stacklevel, start=0, note=None):
         raise KeyboardInterrupt
         yield
 
@@ -253,7 +253,7 @@ def test_models_lists_the_shipped_ones_and_describes_one(runner, model_path):
 def test_interrupted_run_keeps_finished_structures(runner, model_path, tmp_path, monkeypatch):
     real_run = Generator._run
 
-    def interrupted(self, plan, progress, stacklevel, start=0):
+    def interrupted(self, plan, progress, stacklevel, start=0, note=None):
         stream = real_run(self, plan, progress, stacklevel, start)
         yield next(stream)
         yield next(stream)
@@ -273,6 +273,8 @@ def test_interrupted_run_keeps_finished_structures(runner, model_path, tmp_path,
     out.write_text(whole + whole[: len(whole) // 6])
     resumed = runner.invoke(main, [*args[:4], "--batch-size", "2", "-o", str(out), "--resume"])
     assert resumed.exit_code == 0, resumed.output
+    # off a terminal, a line as each batch starts: the log of a long run is not silent
+    assert "batch 1 of 2: sampling structure 4 of 5 (" in resumed.stderr
     assert "dropping a structure cut short after the 3 whole ones" in resumed.stderr
     assert f"wrote 2 structures of 3 atoms to {out} (seed 1; 3 kept from the earlier run; " in (
         resumed.stdout
