@@ -1227,8 +1227,9 @@ def _elastic_rows(result) -> list[tuple[str, str]]:
             (
                 "note",
                 f"ions relaxed only to {result.fmax:g} eV/Å after each strain: the moduli may "
-                "lie above the relaxed-ion ones (for Tersoff a-SiO2 G was 40 % above); a "
-                "smaller fmax (--fmax 3e-4) converges them",
+                "lie above the relaxed-ion ones (for Tersoff a-SiO2 G was 40 % above), as "
+                "do the targets of models trained on labels made so; a smaller fmax "
+                "(amtool analyze --fmax 3e-4, fmax= in Python) converges them",
             )
         )
     cubic, vrh = np.nanmean(result.poisson_ratio), np.nanmean(hill["poisson_ratio"])
