@@ -120,14 +120,20 @@ def relax(
 
             opt = FIRE(target, logfile=None)
             best = _max_force(target)
+            kept = _state(work)
             while opt.nsteps < steps:  # one FIRE run, looked at every chunk of steps
                 if opt.run(fmax=fmax, steps=min(ASE_FINISH_CHUNK, steps - opt.nsteps)):
                     break
                 force = _max_force(target)
+                if force < best:
+                    kept = _state(work)
                 if force > 0.9 * best:  # stalled: more steps would not get there
                     break
-                best = force
+                best = min(best, force)
             nsteps += opt.nsteps
+            if _max_force(target) > best:  # stalled further out: hand back the best seen
+                _restore(work, kept)
+                target = _filtered(work, relax_cell, pressure)
         final_force = _max_force(target)
     converged = final_force <= fmax
     if not converged:
@@ -336,6 +342,7 @@ def _lammps_minimize(
     eV/Å, where two cycles here converge in 9 s).
     """
     total, best = 0, np.inf
+    kept = _state(atoms)
     for _ in range(_MAX_CYCLES):
         calc.load(atoms)
         lmp = calc.lammps
@@ -362,10 +369,26 @@ def _lammps_minimize(
         atoms.calc = calc
         force = _max_force(_filtered(atoms, relax_cell, pressure))
         atoms.calc = None
+        if force < best:
+            kept = _state(atoms)
         if force <= fmax or force > 0.9 * best:
             break
         best = force
+    if force > best:  # a cycle that ended further out: the best cycle's structure
+        _restore(atoms, kept)
     return total
+
+
+def _state(atoms: Atoms) -> tuple[np.ndarray, np.ndarray]:
+    """Positions and cell of `atoms`, copied (a relaxation's best point so far)."""
+    return atoms.positions.copy(), atoms.cell.array.copy()
+
+
+def _restore(atoms: Atoms, state: tuple[np.ndarray, np.ndarray]) -> None:
+    """Put `atoms` back to `state` (`_state`), atoms moving with the cell."""
+    positions, cell = state
+    atoms.set_cell(cell, scale_atoms=False)
+    atoms.positions = positions
 
 
 Keeper = Callable[[Atoms, int, dict[str, Any]], None] | None
