@@ -18,8 +18,6 @@ that fail, and is what ``amtool analyze`` prints (:mod:`amtoolkit.analysis.repor
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import inspect
 import os
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -30,6 +28,7 @@ import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import Calculator
 
+from amtoolkit.analysis._options import keyword_names, nearest
 from amtoolkit.analysis._structures import prepare, species_of
 from amtoolkit.analysis.bonds import Cutoffs
 from amtoolkit.analysis.cache import FrameCache, cached_frames
@@ -141,11 +140,10 @@ class Analyzer:
 
             get_spec(potential).resolve_options(potential_options)  # bad options: now
         elif potential_options:
-            own = [p.name for p in inspect.signature(Analyzer.__init__).parameters.values()]
             for key in potential_options:  # a misspelled keyword of the Analyzer itself
-                close = difflib.get_close_matches(key, own[1:-1], n=1)  # not self, **options
+                close = nearest(key, keyword_names(Analyzer.__init__))
                 if close:
-                    raise TypeError(f"unknown keyword {key!r} (did you mean {close[0]!r}?)")
+                    raise TypeError(f"unknown keyword {key!r} (did you mean {close!r}?)")
             given = "no potential" if potential is None else "a calculator object"
             raise TypeError(
                 f"potential options {', '.join(sorted(potential_options))} need a potential "

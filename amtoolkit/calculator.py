@@ -15,12 +15,10 @@ References:
 
 from __future__ import annotations
 
-import difflib
-import inspect
 import math
 import os
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -28,6 +26,7 @@ import torch
 from ase import Atoms
 from ase.calculators.calculator import Calculator, all_changes
 
+from amtoolkit.analysis._options import keyword_names, nearest
 from amtoolkit.analysis._structures import check_structure
 from amtoolkit.analysis.energy import density
 from amtoolkit.checkpoint import usable_device
@@ -40,13 +39,7 @@ from amtoolkit.errors import StructureError, user_stacklevel
 __all__ = ["NoiseEnergyCalculator", "check_atoms", "noise_energy", "property_row"]
 
 
-def _keywords(function: Callable[..., Any]) -> tuple[str, ...]:
-    """The named keyword parameters of `function` (not ``self``, not ``**kwargs``)."""
-    parameters = inspect.signature(function).parameters.values()
-    return tuple(p.name for p in parameters if p.name != "self" and p.kind != p.VAR_KEYWORD)
-
-
-ASE_KEYWORDS = _keywords(Calculator.__init__)
+ASE_KEYWORDS = keyword_names(Calculator.__init__)
 """Keywords of ASE's `Calculator` constructor (``restart``, ``label``, ``atoms``,
 ``directory`` ...) that `NoiseEnergyCalculator` passes on; any other is refused."""
 
@@ -131,8 +124,8 @@ def _check_keywords(given: Mapping[str, Any], known: Sequence[str], where: str) 
 
     for key in given:
         if key not in known:
-            close = difflib.get_close_matches(key, known, n=1)
-            hint = KEYWORD_HINTS.get(key) or (f"did you mean {close[0]!r}?" if close else "")
+            close = nearest(key, known)
+            hint = KEYWORD_HINTS.get(key) or (f"did you mean {close!r}?" if close else "")
             if key in PROPERTY_UNITS or key in PROPERTY_ALIASES:  # a target given as generate's
                 hint = f"a target goes in targets={{{key!r}: ...}}"
             hint = f" ({hint})" if hint else ""
@@ -231,7 +224,7 @@ class NoiseEnergyCalculator(Calculator):
     ) -> None:
         _check_keywords(
             kwargs,
-            (*_keywords(NoiseEnergyCalculator.__init__)[1:], *ASE_KEYWORDS),  # not model
+            (*keyword_names(NoiseEnergyCalculator.__init__)[1:], *ASE_KEYWORDS),  # not model
             "NoiseEnergyCalculator",
         )
         if isinstance(model, (str, os.PathLike)):  # a shipped name or a checkpoint, as refine

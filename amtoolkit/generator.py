@@ -33,7 +33,7 @@ from ase import Atoms
 from ase.data import atomic_masses, atomic_numbers
 from torch import nn
 
-from amtoolkit.analysis._options import listed, shown
+from amtoolkit.analysis._options import keyword_names, listed, nearest, shown
 from amtoolkit.analysis._structures import MAX_NUMBER_DENSITY, frame_digest, perpendicular_widths
 from amtoolkit.analysis.compare import CLOSE_PAIR_FACTOR, closest_pair
 from amtoolkit.analysis.criteria import describe, unmeetable
@@ -174,11 +174,9 @@ def resolve_property(key: str, property_names: Sequence[str]) -> str:
         )
     aliases = [f"{a}={p}" for a, p in PROPERTY_ALIASES.items() if p in property_names]
     alias_text = f"; aliases: {', '.join(aliases)}" if aliases else ""
-    import difflib
-
     names = [*property_names, *(a for a, p in PROPERTY_ALIASES.items() if p in property_names)]
-    close = difflib.get_close_matches(key, names, n=1, cutoff=0.75)
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    close = nearest(key, names, cutoff=0.75)
+    hint = f" (did you mean {close!r}?)" if close else ""
     raise ValueError(
         f"unknown target {key!r}{hint}: the model's properties are "
         f"{', '.join(property_names)}{alias_text}"
@@ -189,24 +187,16 @@ def _check_option_spelling(key: str, property_names: Sequence[str]) -> None:
     """Raise TypeError when target keyword `key` names no property or alias but is close
     to an option of `Generator.plan` (``step`` for ``steps``): a misspelt option would
     otherwise be reported as an unknown property."""
-    import difflib
-    import inspect
-
     try:
         resolve_property(key, property_names)
         return
     except ValueError:
         pass
-    options = [
-        name
-        for name, p in inspect.signature(Generator.plan).parameters.items()
-        if p.kind is inspect.Parameter.KEYWORD_ONLY and not name.startswith("_")
-    ]
-    options.append("targets")  # the mapping of targets
-    close = difflib.get_close_matches(key, options, n=1, cutoff=0.75)
+    options = [*keyword_names(Generator.plan, keyword_only=True), "targets"]  # + the mapping
+    close = nearest(key, options, cutoff=0.75)
     if close:
         raise TypeError(
-            f"unknown keyword {key!r} (did you mean {close[0]!r}?); properties to target "
+            f"unknown keyword {key!r} (did you mean {close!r}?); properties to target "
             f"are {', '.join(property_names) or 'none for this model'}"
         )
 

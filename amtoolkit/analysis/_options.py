@@ -5,8 +5,10 @@ Each check raises a one-line ValueError that names the option and the value it g
 
 from __future__ import annotations
 
+import difflib
+import inspect
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from numbers import Integral, Real
 from typing import Any
 
@@ -26,6 +28,27 @@ def listed(items: Sequence[Any], limit: int = 10) -> str:
     more (frame or sample indices in a message)."""
     text = ", ".join(str(item) for item in items[:limit])
     return text + (", ..." if len(items) > limit else "")
+
+
+def nearest(key: str, names: Sequence[str], cutoff: float = 0.6) -> str | None:
+    """The name of `names` closest to a misspelt `key` (difflib), or None."""
+    close = difflib.get_close_matches(key, list(names), n=1, cutoff=cutoff)
+    return close[0] if close else None
+
+
+def keyword_names(function: Callable[..., Any], keyword_only: bool = False) -> tuple[str, ...]:
+    """The named parameters of `function`: not ``self``, ``*args`` or ``**kwargs``, nor
+    private ones (``_stacklevel``); with `keyword_only`, only those after ``*``."""
+    kinds = (
+        (inspect.Parameter.KEYWORD_ONLY,)
+        if keyword_only
+        else (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    )
+    return tuple(
+        p.name
+        for p in inspect.signature(function).parameters.values()
+        if p.kind in kinds and p.name != "self" and not p.name.startswith("_")
+    )
 
 
 def _is_real(value: Any) -> bool:

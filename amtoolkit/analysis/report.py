@@ -307,14 +307,11 @@ class AnalysisReport(Result):
             return []
         if not set(self.targets) & ELASTIC_LABELS:
             return []
-        from amtoolkit.analysis.elastic import elastic_settings
         from amtoolkit.potentials import POTENTIALS
 
         spec = POTENTIALS.get(self.potential)
-        if spec is None or "fmax" not in spec.elastic_options:
-            return []
-        label_fmax = elastic_settings(self.potential)["fmax"]
-        if math.isclose(elastic.fmax, label_fmax):
+        label_fmax = None if spec is None else spec.elastic_options.get("fmax")
+        if label_fmax is None or math.isclose(elastic.fmax, label_fmax):
             return []
         return [
             (

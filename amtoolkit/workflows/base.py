@@ -153,12 +153,9 @@ instant quench labelled with a rate it never had)."""
 
 def check_cooling_rate(obj: object) -> None:
     """Raise ValueError when the ``cooling_rate`` of `obj` exceeds `MAX_COOLING_RATE`."""
-    rate = obj.cooling_rate  # type: ignore[attr-defined]
-    if rate > MAX_COOLING_RATE:
-        raise ValueError(
-            f"cooling_rate={rate:g} K/ps is above {MAX_COOLING_RATE:g} K/ps: the rate is in "
-            f"K/ps (1e13 K/s = 10 K/ps)"
-        )
+    check_range(
+        obj, "cooling_rate", 0.0, MAX_COOLING_RATE, "the rate is in K/ps (1e13 K/s = 10 K/ps)"
+    )
 
 
 def warn_below(obj: object, name: str, floor: float, why: str) -> None:
