@@ -100,8 +100,10 @@ class Analyzer:
 
     Args:
         potential: a potential name from ``amtoolkit.potentials.POTENTIALS`` (e.g.
-            ``"sw-si"``, ``"tersoff-sio2"``), an ASE calculator, or None. Needed only
-            for energy, elastic and vdos (and relaxation before crystallinity).
+            ``"sw-si"``, ``"tersoff-sio2"``), the path of a potential file (any LAMMPS
+            potential, ``"cuzr.yaml"``; docs/potentials.md), an ASE calculator, or None.
+            Needed only for energy, elastic and vdos (and relaxation before
+            crystallinity).
         workers: processes that share out the frames of a set in energy, elastic, vdos
             and report (one serial LAMMPS run each; same numbers as one process). Needs
             a potential name: a calculator object cannot be copied to other processes.
@@ -130,12 +132,12 @@ class Analyzer:
         cache: str | os.PathLike | FrameCache | bool | None = None,
         **potential_options: Any,
     ):
-        if potential is not None and not isinstance(potential, (str, Calculator)):
+        if potential is not None and not isinstance(potential, (str, os.PathLike, Calculator)):
             raise TypeError(
                 f"potential must be a name or an ASE calculator, got {type(potential).__name__}"
             )
-        if isinstance(potential, str):
-            _check_potential_name(potential)
+        if isinstance(potential, (str, os.PathLike)):
+            potential = _check_potential_name(potential)
             from amtoolkit.potentials import get_spec
 
             get_spec(potential).resolve_options(potential_options)  # bad options: now
@@ -853,14 +855,21 @@ def _materialised(structures: Atoms | Iterable[Atoms]) -> Atoms | Sequence[Atoms
     return list(structures)
 
 
-def _check_potential_name(name: str) -> None:
-    """Fail early, with the known names, on a potential name that does not exist."""
-    try:
-        from amtoolkit.potentials import POTENTIALS
-    except ImportError:  # registry not available: get_calculator will say
-        return
+def _check_potential_name(name: str | os.PathLike) -> str:
+    """The potential as the Analyzer keeps it: a registered name, or a potential file as
+    an absolute path (worker processes may start elsewhere). Fails early, with the known
+    names, on a name that does not exist, and on a missing or malformed file."""
+    from amtoolkit.potentials import POTENTIALS
+    from amtoolkit.potentials.files import is_potential_file, load_potential
+
+    if is_potential_file(name):
+        return load_potential(name).source
     if name not in POTENTIALS:
-        raise ValueError(f"unknown potential {name!r}; known: {', '.join(sorted(POTENTIALS))}")
+        raise ValueError(
+            f"unknown potential {name!r}; known: {', '.join(sorted(POTENTIALS))} "
+            "(or a potential file, NAME.yaml)"
+        )
+    return str(name)
 
 
 def frame_error(k: int, error: Exception) -> Exception:

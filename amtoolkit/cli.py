@@ -157,7 +157,12 @@ def main() -> None:
 
 @main.command(cls=_FilesAndReference)
 @click.argument("files", nargs=-1, required=True)
-@click.option("--potential", "-p", metavar="NAME", help="Classical potential (amtool potentials).")
+@click.option(
+    "--potential",
+    "-p",
+    metavar="NAME|FILE",
+    help="Classical potential: a name (amtool potentials) or a potential file (.yaml).",
+)
 @click.option("--rdf", is_flag=True, help="Radial distribution function (first peaks).")
 @click.option("--adf", is_flag=True, help="Bond-angle distribution (covalent bonds).")
 @click.option("--coordination", is_flag=True, help="Coordination numbers (covalent bond rule).")
@@ -380,14 +385,23 @@ def analyze(
 
 
 @main.command()
-def potentials() -> None:
-    """List the classical potentials known by name."""
+@click.argument("file", required=False, type=click.Path(dir_okay=False))
+def potentials(file: str | None) -> None:
+    """List the classical potentials known by name, or read and check the potential file
+    FILE (any LAMMPS potential in a few lines of YAML; docs/potentials.md)."""
     from amtoolkit.potentials import POTENTIALS
 
-    for name, spec in POTENTIALS.items():
-        click.echo(f"{name:<14}{spec.description}")
-        click.echo(f"{'':<14}elements: {', '.join(spec.elements)}")
-        click.echo(f"{'':<14}reference: {spec.reference}")
+    if file is None:
+        for name, spec in POTENTIALS.items():
+            click.echo(f"{name:<14}{spec.description}")
+            click.echo(f"{'':<14}elements: {', '.join(spec.elements)}")
+            click.echo(f"{'':<14}reference: {spec.reference}")
+        click.echo("or any LAMMPS potential in a file: -p FILE.yaml (amtool potentials FILE)")
+        return
+    from amtoolkit.potentials.files import check_potential
+
+    with _user_errors(debug=False):
+        click.echo(check_potential(file))
 
 
 @main.command()
@@ -626,7 +640,9 @@ def generate(
 @click.option(
     "--target", "targets", multiple=True, metavar="NAME=VALUE", help="Property target (repeatable)."
 )
-@click.option("--potential", "-p", metavar="NAME", help="Classical potential for a final stage.")
+@click.option(
+    "--potential", "-p", metavar="NAME|FILE", help="Classical potential for a final stage."
+)
 @click.option(
     "--classical",
     type=click.Choice(["relax", "md", "none"]),

@@ -57,7 +57,8 @@ class FrameCache:
 
     Args:
         directory: the cache folder (made when the first entry is written).
-        potential: the potential's name (None for analyses without one).
+        potential: the potential's name or potential file (None for analyses without
+            one); a file counts by its content and that of the parameter files it names.
         potential_options: keyword arguments the potential was built with.
 
     Attributes:
@@ -76,7 +77,13 @@ class FrameCache:
         self.directory = Path(directory).expanduser()
         if self.directory.exists() and not self.directory.is_dir():
             raise NotADirectoryError(f"cache {self.directory} is a file, not a folder")
-        self._context = _canonical([_FORMAT, __version__, potential, dict(potential_options or {})])
+        identity = potential
+        if potential is not None:
+            from amtoolkit.potentials.files import is_potential_file, load_potential
+
+            if is_potential_file(potential):
+                identity = load_potential(potential).digest
+        self._context = _canonical([_FORMAT, __version__, identity, dict(potential_options or {})])
         self.hits = 0
         self.stored = 0
 

@@ -101,7 +101,8 @@ class LammpsCalculator(Calculator):
     """ASE calculator for a named classical potential (see `amtoolkit.potentials.POTENTIALS`).
 
     Args:
-        potential: registry name, e.g. "sw-si", "tersoff-sio2", "bmp-glass".
+        potential: registry name, e.g. "sw-si", "tersoff-sio2", "bmp-glass", or the path
+            of a potential file (docs/potentials.md, *Any LAMMPS potential*).
         **options: potential options (see `POTENTIALS[name].options`).
 
     Properties: "energy", "free_energy" (eV), "forces" [n, 3] (eV/Å), "stress"
@@ -147,7 +148,7 @@ class LammpsCalculator(Calculator):
     def set(self, **kwargs: Any) -> dict[str, Any]:
         if "potential" in kwargs and kwargs["potential"] != self.parameters.get("potential"):
             self.spec = get_spec(kwargs["potential"])
-            self.parameters = Parameters({"potential": self.spec.name, **self.spec.options})
+            self.parameters = Parameters({"potential": kwargs["potential"], **self.spec.options})
             self._species = None
         options = {k: v for k, v in kwargs.items() if k != "potential"}
         if options:
@@ -183,7 +184,7 @@ class LammpsCalculator(Calculator):
         (`change_box`) and positions (`scatter_atoms`) are updated.
         """
         species = species_of(atoms)
-        check_elements(self.spec.name, species)
+        check_elements(self.spec, species)
         pbc = np.asarray(atoms.pbc, dtype=bool)
         if pbc.any() and not pbc.all():
             raise StructureError(
@@ -214,7 +215,8 @@ class LammpsCalculator(Calculator):
         """Context for a LAMMPS run on `atoms`, from `calculate` or driven from outside.
 
         On an error LAMMPS's state is forgotten (`invalidate`: the next use rebuilds it),
-        and an error on atoms nearer than `OVERLAP` Å, which LAMMPS reports only as
+        a LAMMPS error under a potential file becomes a ValueError naming the file, and
+        an error on atoms nearer than `OVERLAP` Å, which LAMMPS reports only as
         "Non-numeric atom coords" or "Lost atoms" (or not at all: a NaN energy), becomes a
         StructureError naming the two atoms.
         """
@@ -226,6 +228,10 @@ class LammpsCalculator(Calculator):
         except Exception as err:
             self.invalidate()
             pair = overlapping_pair(atoms)
+            if pair is None and self.spec.source and str(err).startswith("ERROR"):
+                # LAMMPS refused the commands of a potential file: the file is at fault
+                first = str(err).splitlines()[0].removeprefix("ERROR: ")
+                raise ValueError(f"potential file {self.spec.source}: LAMMPS: {first}") from err
             if pair is None:
                 raise
             i, j, d = pair
@@ -321,6 +327,9 @@ class LammpsCalculator(Calculator):
         lmp.commands_list(
             self.spec.commands(species, self.parameters)
             + [
+                # a cluster's shrink-wrapped box can be thinner than the cutoff, which
+                # neighbour binning refuses; all pairs are few in a cluster
+                *([] if self._periodic else ["neighbor 2.0 nsq"]),
                 "neigh_modify every 1 delay 0 check yes",
                 f"compute {_PRESSURE} all pressure NULL virial",
                 f"compute {_PE_ATOM} all pe/atom",

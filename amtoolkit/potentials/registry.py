@@ -20,6 +20,7 @@ import numpy as np
 from amtoolkit.errors import CoverageError
 from amtoolkit.potentials import bmp
 from amtoolkit.potentials._lammps import potentials_dir
+from amtoolkit.potentials.files import is_potential_file, load_potential
 
 CommandBuilder = Callable[[Sequence[str], Mapping[str, Any]], list[str]]
 
@@ -47,6 +48,10 @@ class PotentialSpec:
         smooth: energy and forces are continuous; False for a potential with a sharp
             cutoff (BMP's three-body term at 3.3 Å), where finite-difference Hessians and
             the harmonic elastic route are meaningless.
+        source: the potential file it was read from (`load_potential`); empty for the
+            named potentials.
+        digest: a hash of the potential file and the parameter files it names, so that
+            cached results follow an edit of either; empty for the named potentials.
     """
 
     name: str
@@ -60,6 +65,8 @@ class PotentialSpec:
     charges: Mapping[str, float] = field(default_factory=dict)
     elastic_options: Mapping[str, Any] = field(default_factory=dict)
     smooth: bool = True
+    source: str = ""
+    digest: str = ""
 
     def resolve_options(self, options: Mapping[str, Any]) -> dict[str, Any]:
         """Defaults updated with `options`.
@@ -103,7 +110,7 @@ class PotentialSpec:
             "description": self.description,
             "options": dict(self.options),
             "cutoff": self.cutoff,
-        }
+        } | ({"source": self.source, "digest": self.digest} if self.source else {})
 
 
 def _quote(path: object) -> str:
@@ -176,12 +183,22 @@ POTENTIALS: dict[str, PotentialSpec] = {
 
 
 def get_spec(name: str) -> PotentialSpec:
-    """The registered spec for `name`; raises KeyError listing the known names."""
+    """The spec of a registered name, or of a potential file (a path ending in .yaml,
+    .yml or .json; `amtoolkit.potentials.files`).
+
+    Raises:
+        KeyError: an unknown name (the message lists the known ones).
+        FileNotFoundError, ValueError: a potential file that is missing or malformed.
+    """
+    if is_potential_file(name):
+        return load_potential(name)
     try:
         return POTENTIALS[name]
     except (KeyError, TypeError):
         known = ", ".join(sorted(POTENTIALS))
-        raise KeyError(f"unknown potential {name!r} (known: {known})") from None
+        raise KeyError(
+            f"unknown potential {name!r} (known: {known}; or a potential file, NAME.yaml)"
+        ) from None
 
 
 def pair_commands(name: str, species: Sequence[str], **options: Any) -> list[str]:
@@ -200,12 +217,14 @@ def pair_commands(name: str, species: Sequence[str], **options: Any) -> list[str
     return list(spec.commands(list(species), spec.resolve_options(options)))
 
 
-def check_elements(name: str, symbols: Iterable[str]) -> None:
-    """Raise CoverageError if any of `symbols` is not covered by potential `name`.
+def check_elements(potential: str | PotentialSpec, symbols: Iterable[str]) -> None:
+    """Raise CoverageError if any of `symbols` is not covered by `potential` (a name, a
+    potential file or a spec).
 
     Ghost atoms (symbol "X", atomic number 0) are an error: remove them first.
     """
-    spec = get_spec(name)
+    spec = potential if isinstance(potential, PotentialSpec) else get_spec(potential)
+    name = spec.name
     covered = set(spec.elements)
     present = list(dict.fromkeys(symbols))
     if "X" in present:
