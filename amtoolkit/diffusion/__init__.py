@@ -1,6 +1,6 @@
 """The material diffusion process: schedules, forward noising, loss, prior, samplers.
 
-- `MaterialSDE`, `get_timesteps`: VE positions + VP-cosine elements (DESIGN section 4).
+- `MaterialSDE`, `get_timesteps`: VE positions + VP-cosine elements (docs/diffusion.md).
 - `add_noise`, `sample_time` (uniform, or favouring a window of t), `denoising_loss`:
   training.
 - `sample_prior`, `sample_sde`, `sample_ode`, `SAMPLERS`: generation (pure functions

@@ -1,4 +1,4 @@
-"""Material ODE: flow matching on periodic positions and element embeddings (DESIGN section 4).
+"""Material ODE: flow matching on periodic positions and element embeddings.
 
 Time runs as in the rest of the package: t = 1 is noise, t = 0 is data. A data sample
 (X, E) is paired with a noise sample (X_noise, E_noise) from the prior (`sample_prior`:
@@ -20,8 +20,9 @@ not change the structure, so nothing is lost.
 References:
     Lipman et al., ICLR 2023, "Flow matching for generative modeling" (conditional
     flow matching, eqs. 21-23 with sigma_min = 0); Liu et al., ICLR 2023, "Flow straight
-    and fast" (rectified flow); AMShortcut (material ODE baseline), DESIGN section 4;
-    Miller et al., ICML 2024, "FlowMM" (periodic shortest paths).
+    and fast" (rectified flow); AMShortcut (material ODE baseline); Miller et al., ICML
+    2024, "FlowMM" (periodic shortest paths); docs/diffusion.md, *Material ODE (flow
+    matching)*.
 """
 
 from __future__ import annotations
@@ -140,8 +141,8 @@ def flow_loss(
         (loss scalar, per-system loss [S], t [S]).
 
     References:
-        Lipman et al. 2023, eq. 23 (conditional flow matching loss); DESIGN section 4
-        (material ODE).
+        Lipman et al. 2023, eq. 23 (conditional flow matching loss); AMShortcut (material
+        ODE); docs/diffusion.md, *Material ODE (flow matching)*.
     """
     sde = MaterialSDE() if sde is None else sde
     dtype, device = batch.positions.dtype, batch.positions.device
@@ -224,7 +225,8 @@ def sample_flow(
         The batch at ``ts[-1]`` (positions unwrapped, elements continuous).
 
     References:
-        Lipman et al. 2023 (sampling the flow ODE); DESIGN section 4 (material ODE).
+        Lipman et al. 2023 (sampling the flow ODE); docs/diffusion.md, *Material ODE
+        (flow matching)*.
     """
     del sde, generator  # deterministic, schedule-free
     ts = check_timesteps(ts)

@@ -1,7 +1,7 @@
-"""Forward (noising) process of the material diffusion (DESIGN section 4).
+"""Forward (noising) process of the material diffusion.
 
 References:
-    AMDEN / AMShortcut material diffusion, DESIGN section 4.
+    AMDEN / AMShortcut material diffusion; docs/diffusion.md, *Forward process*.
 """
 
 from __future__ import annotations
@@ -44,7 +44,8 @@ def sample_time(
         t [n_systems].
 
     References:
-        DESIGN section 4 (t ~ U in training); Karras et al., NeurIPS 2022, section 5
+        AMDEN (t ~ U in training; docs/diffusion.md, *Training loss*); Karras et al.,
+        NeurIPS 2022, section 5
         (a training noise distribution that favours the levels that matter).
     """
     sde = MaterialSDE() if sde is None else sde
@@ -101,7 +102,7 @@ def add_noise(
         (noisy batch, eps_x [n_atoms, 3] (zero mean per system), eps_e [n_atoms, n_classes]).
 
     References:
-        DESIGN section 4 (forward process); AMDEN.
+        AMDEN; docs/diffusion.md, *Forward process*.
     """
     sde = MaterialSDE() if sde is None else sde
     t = torch.as_tensor(t, dtype=batch.positions.dtype, device=batch.positions.device)

@@ -1,4 +1,6 @@
-"""Classifier-free guidance for the material diffusion (DESIGN section 4).
+"""Classifier-free guidance for the material diffusion.
+
+See docs/diffusion.md, *Classifier-free guidance*.
 
 References:
     Ho & Salimans 2022, "Classifier-free diffusion guidance", eq. 6
@@ -123,7 +125,7 @@ def guided(
 
     Args:
         model: (Batch, t [S]) -> (eps_x [N, 3], eps_e [N, n_classes]).
-        w: guidance weight (DESIGN: 1.0 for SiO2, 0.25 with ICG for MEG).
+        w: guidance weight (AMDEN: 1.0 for SiO2, 0.25 with ICG for MEG).
         icg_properties: normalised training-set property rows [K, m] (ICG) or None.
         generator: random source for the ICG draws; when given it is also passed to the
             model as ``model(batch, t, generator=generator)`` so that the model's own
@@ -133,7 +135,8 @@ def guided(
         A callable with the model signature.
 
     References:
-        Ho & Salimans 2022, eq. 6; Sadat et al. 2024 (ICG); DESIGN section 4.
+        Ho & Salimans 2022, eq. 6; Sadat et al. 2024 (ICG); AMDEN; docs/diffusion.md,
+        *Classifier-free guidance*.
     """
     w = float(w)
     if not math.isfinite(w):

@@ -1,6 +1,6 @@
 """Hamiltonian Monte Carlo on the noise energy: batched HMC and the HMC denoising sampler.
 
-One HMC iteration on the positions of every system at once (DESIGN section 4), with
+One HMC iteration on the positions of every system at once, with
 per-system step sizes dt and per-system accept/reject:
 
     p ~ N(0, I) per atom coordinate, mean removed per system
@@ -23,7 +23,7 @@ References:
     Duane, Kennedy, Pendleton & Roweth, "Hybrid Monte Carlo", Phys. Lett. B 195 (1987);
     Neal, "MCMC using Hamiltonian dynamics", Handbook of MCMC (2011), section 5.2 (eq. 5.18
     leapfrog, eq. 5.21 acceptance); AMDEN (HMC denoising with an energy-based denoiser);
-    DESIGN section 4.
+    docs/diffusion.md, *Energy models and HMC*.
 """
 
 from __future__ import annotations
@@ -191,7 +191,7 @@ def hmc_step(
         "delta_h": H1 - H0 [S], "nonfinite": [S] bool, "n_nonfinite": int}``.
 
     References:
-        Neal 2011, section 5.2 (eqs. 5.18, 5.21); DESIGN section 4.
+        Neal 2011, section 5.2 (eqs. 5.18, 5.21); docs/diffusion.md, *Energy models and HMC*.
     """
     if isinstance(n_leapfrog, bool) or not isinstance(n_leapfrog, int) or n_leapfrog < 1:
         raise ValueError(f"n_leapfrog must be an integer >= 1, got {n_leapfrog!r}")
@@ -322,9 +322,9 @@ def sample_hmc(
         callback: as for `sample_sde` (``i`` counts the steps of the whole grid).
         energy_model: model whose ``energy(batch, t, sde, generator=)`` is E_hat
             (`amtoolkit.nn.EnergyDenoiser`); default `model` itself when it has one.
-        hmc_range: closed interval of times with HMC (DESIGN: [0, 0.5]).
-        dt0: HMC step size in units of sigma_X(t) (DESIGN: 0.4; 0.2 for MEG).
-        n_leapfrog: velocity-Verlet steps per HMC iteration (DESIGN: 15).
+        hmc_range: closed interval of times with HMC (AMDEN: [0, 0.5]).
+        dt0: HMC step size in units of sigma_X(t) (AMDEN: 0.4; 0.2 for MEG).
+        n_leapfrog: velocity-Verlet steps per HMC iteration (AMDEN: 15).
         adapt: adapt dt0 towards `target_acceptance`.
         target_acceptance: acceptance aimed at when adapting, in (0, 1).
         stats: if a list, one dict ``{"t", "acceptance", "dt0", "nonfinite"}`` (dt0 as
@@ -336,7 +336,8 @@ def sample_hmc(
         The batch at ``ts[-1]``.
 
     References:
-        AMDEN (HMC denoising); Neal 2011, section 5.2; DESIGN section 4.
+        AMDEN (HMC denoising); Neal 2011, section 5.2; docs/diffusion.md, *Energy models
+        and HMC*.
     """
     sde = MaterialSDE() if sde is None else sde
     ts = check_timesteps(ts)

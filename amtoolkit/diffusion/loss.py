@@ -1,7 +1,8 @@
-"""Denoising (noise-prediction) training loss of the material diffusion (DESIGN section 4).
+"""Denoising (noise-prediction) training loss of the material diffusion.
 
 References:
-    AMDEN training objective, DESIGN section 4; Ho et al., NeurIPS 2020 (eps prediction).
+    AMDEN training objective (docs/diffusion.md, *Training loss*); Ho et al., NeurIPS 2020
+    (eps prediction).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from amtoolkit.diffusion.forward import add_noise, sample_time
 from amtoolkit.diffusion.schedules import MaterialSDE
 
 ELEMENT_LOSS_WEIGHT = 0.5
-"""Weight of the element-noise MSE relative to the position-noise MSE (DESIGN section 4)."""
+"""Weight of the element-noise MSE relative to the position-noise MSE (AMDEN)."""
 
 Model = Callable[[Batch, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
@@ -48,7 +49,7 @@ def denoising_loss(
         (loss scalar, per-system loss [S], t [S]).
 
     References:
-        DESIGN section 4 (training loss); AMDEN.
+        AMDEN; docs/diffusion.md, *Training loss*.
     """
     sde = MaterialSDE() if sde is None else sde
     dtype, device = batch.positions.dtype, batch.positions.device

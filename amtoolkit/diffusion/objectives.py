@@ -1,4 +1,4 @@
-"""Training objectives by name: the loss a model is trained with (DESIGN section 4).
+"""Training objectives by name: the loss a model is trained with.
 
 - ``"score"``: `denoising_loss`, noise prediction of the score SDE (AMDEN);
 - ``"flow"``: `flow_loss`, velocity prediction of the material ODE (flow matching);
@@ -13,7 +13,7 @@ grid; `sampling_method` picks one by name (``"ode"`` is the probability-flow ODE
 score model and the learned flow of a flow model; ``"hmc"`` needs an energy model).
 
 References:
-    AMDEN; AMShortcut; DESIGN section 4.
+    AMDEN; AMShortcut; docs/diffusion.md, *Samplers by objective*.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
-"""Prior of the reverse process: where sampling starts (DESIGN section 4).
+"""Prior of the reverse process: where sampling starts.
 
 References:
-    AMDEN prior (uniform positions, Gaussian embeddings), DESIGN section 4.
+    AMDEN prior (uniform positions, Gaussian embeddings); docs/diffusion.md, *Prior and
+    time grid*.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ def sample_prior(
         Batch of S systems.
 
     References:
-        DESIGN section 4 (prior).
+        AMDEN (prior); docs/diffusion.md, *Prior and time grid*.
     """
     sde = MaterialSDE() if sde is None else sde
     if cell.ndim != 3 or cell.shape[1:] != (3, 3):

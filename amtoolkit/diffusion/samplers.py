@@ -15,8 +15,8 @@ and follow the state's dtype and device.
 
 References:
     Song et al., ICLR 2021, "Score-based generative modeling through SDEs" (reverse SDE,
-    eq. 6; probability-flow ODE, eq. 13); AMDEN; DESIGN section 4; k-diffusion
-    ``sampling.py`` for the function layout.
+    eq. 6; probability-flow ODE, eq. 13); AMDEN; k-diffusion ``sampling.py`` for the
+    function layout; docs/diffusion.md, *Samplers*.
 """
 
 from __future__ import annotations
@@ -156,7 +156,7 @@ def sample_sde(
         X <- X + g_X^2 kappa(t) s_X dt + lambda g_X sqrt(dt) z_X
         E <- E - (f_E E - g_E^2 s_E) dt + lambda g_E sqrt(dt) z_E,   f_E = -(pi/2) tan(pi t/2)
 
-    which, for the noise scale lambda = 1, is DESIGN's ``x <- x - (f dt + g z sqrt(dt))``
+    which, for the noise scale lambda = 1, is AMDEN's ``x <- x - (f dt + g z sqrt(dt))``
     with the reverse drift f = f_forward - g^2 s (z and -z have the same law). lambda < 1
     injects less noise than the reverse SDE ("low-temperature" sampling, as in protein
     diffusion samplers): the samples concentrate where the learned density is high,
@@ -182,7 +182,8 @@ def sample_sde(
         The batch at ``ts[-1]`` (positions unwrapped, elements continuous).
 
     References:
-        Song et al. 2021, eq. 6 (reverse SDE); DESIGN section 4 (Euler-Maruyama, AMDEN);
+        Song et al. 2021, eq. 6 (reverse SDE); AMDEN (Euler-Maruyama); docs/diffusion.md,
+        *Samplers*;
         Yim et al. 2023, FrameDiff (noise scale of the reverse SDE); Ingraham et al. 2023
         (low-temperature sampling by a scaled score).
     """
@@ -246,8 +247,8 @@ def sample_ode(
         The batch at ``ts[-1]``.
 
     References:
-        Song et al. 2021, eq. 13 (probability-flow ODE); DESIGN section 4; Ingraham et
-        al. 2023 (low-temperature sampling by a scaled score).
+        Song et al. 2021, eq. 13 (probability-flow ODE); docs/diffusion.md, *Samplers*;
+        Ingraham et al. 2023 (low-temperature sampling by a scaled score).
     """
     del generator  # deterministic given the state (a model may still draw, via its wrapper)
     sde = MaterialSDE() if sde is None else sde
@@ -269,7 +270,10 @@ def sample_ode(
 def scores(
     sde: MaterialSDE, t: float, eps_x: torch.Tensor, eps_e: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Scores s = -eps_hat / sigma(t) of positions [N, 3] and elements [N, C] (DESIGN section 4)."""
+    """Scores s = -eps_hat / sigma(t) of positions [N, 3] and elements [N, C].
+
+    As in AMDEN; docs/diffusion.md, *Samplers*.
+    """
     return -eps_x / float(sde.sigma_x(t)), -eps_e / float(sde.sigma_e(t))
 
 

@@ -1,4 +1,4 @@
-"""The material diffusion process: noise schedules and SDE coefficients (DESIGN section 4).
+"""The material diffusion process: noise schedules and SDE coefficients.
 
 Positions follow a variance-exploding (VE) process and element embeddings a
 variance-preserving process with a cosine progression (VP-cosine):
@@ -16,9 +16,9 @@ f = d log(alpha)/dt and g^2 = d sigma^2/dt - 2 f sigma^2:
         = pi sigma_max_E^2 tan(pi t/2).
 
 References:
-    AMDEN (score SDE on materials) and AMShortcut (material diffusion), DESIGN section 4;
-    Song et al., ICLR 2021, "Score-based generative modeling through SDEs", eqs. 5-6 and
-    appendix B (linear SDE marginals).
+    AMDEN (score SDE on materials) and AMShortcut (material diffusion); Song et al., ICLR
+    2021, "Score-based generative modeling through SDEs", eqs. 5-6 and appendix B (linear
+    SDE marginals); docs/diffusion.md, *Forward process* and *SDE coefficients*.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ class MaterialSDE:
         t_max: largest training time and first time of the sampling grid.
 
     References:
-        AMDEN / AMShortcut material diffusion; DESIGN section 4.
+        AMDEN / AMShortcut material diffusion; docs/diffusion.md, *Forward process*.
     """
 
     sigma_max_x: float = 1.5
@@ -99,7 +99,7 @@ class MaterialSDE:
     def g2_e(self, t: TimeLike) -> torch.Tensor:
         """Squared element diffusion g_E^2(t) = d sigma_E^2/dt - 2 drift_e(t) sigma_E^2.
 
-        Written as in DESIGN: pi alpha_E sigma_E sigma_max_E + pi tan(pi t/2) sigma_E^2
+        Written as in AMDEN: pi alpha_E sigma_E sigma_max_E + pi tan(pi t/2) sigma_E^2
         (which equals pi sigma_max_E^2 tan(pi t/2)).
         """
         t = _as_tensor(t)
@@ -144,7 +144,7 @@ def get_timesteps(
 
     `steps` is the number of model evaluations (reverse steps), as in k-diffusion's
     ``get_sigmas_*`` (which also append the final zero): ``steps - 1`` even steps from
-    t_max to t_min and a final step from t_min to 0. DESIGN's schedule ("200 even steps
+    t_max to t_min and a final step from t_min to 0. AMDEN's schedule ("200 even steps
     from 0.99 to 0.01, then a final step to 0") is ``get_timesteps(201)``.
 
     Args:
@@ -160,7 +160,7 @@ def get_timesteps(
         Decreasing times ``[steps + 1]``, first t_max (or `t_start`), last 0.
 
     References:
-        DESIGN section 4 (reverse process grid).
+        AMDEN (reverse process grid); docs/diffusion.md, *Prior and time grid*.
     """
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be an integer >= 1, got {steps!r}")

@@ -34,8 +34,8 @@ t_max to 0 that is even for many steps and denser towards t = 0 for few
 References:
     Frans et al., ICLR 2025, "One step diffusion via shortcut models" (self-consistency
     target, eq. 5; step sizes in powers of two, section 3); AMShortcut (probability-flow
-    shortcut targets for materials, 25 % of batches), DESIGN section 4; Song et al.,
-    ICLR 2021, eq. 13 (probability-flow ODE).
+    shortcut targets for materials, 25 % of batches; docs/diffusion.md, *AMShortcut*);
+    Song et al., ICLR 2021, eq. 13 (probability-flow ODE).
 """
 
 from __future__ import annotations
@@ -116,7 +116,7 @@ def shortcut_jump(
         The batch at t - d.
 
     References:
-        Song et al. 2021, eq. 13 (probability-flow ODE); DESIGN section 4.
+        Song et al. 2021, eq. 13 (probability-flow ODE); docs/diffusion.md, *AMShortcut*.
     """
     sde = MaterialSDE() if sde is None else sde
     t_atom, d_atom = _per_atom(t, state), _per_atom(d, state)
@@ -252,7 +252,8 @@ def self_consistency_target(
         (eps*_x [N, 3], eps*_e [N, n_classes]); no gradient flows through them.
 
     References:
-        Frans et al. 2025, eq. 5; AMShortcut (probability-flow targets), DESIGN section 4.
+        Frans et al. 2025, eq. 5; AMShortcut (probability-flow targets); docs/diffusion.md,
+        *AMShortcut*.
     """
     sde = MaterialSDE() if sde is None else sde
     score_gain = check_score_gain(score_gain)
@@ -306,7 +307,7 @@ def shortcut_loss(
 
     References:
         Frans et al. 2025, eq. 6 (flow-matching plus self-consistency objective);
-        AMShortcut, DESIGN section 4.
+        AMShortcut; docs/diffusion.md, *AMShortcut*.
     """
     sde = MaterialSDE() if sde is None else sde
     dtype, device = batch.positions.dtype, batch.positions.device
@@ -402,7 +403,8 @@ def sample_shortcut(
         The batch at ``ts[-1]``.
 
     References:
-        Frans et al. 2025, section 3 (few-step sampling); AMShortcut; DESIGN section 4;
+        Frans et al. 2025, section 3 (few-step sampling); AMShortcut; docs/diffusion.md,
+        *AMShortcut*;
         Ingraham et al. 2023 (low-temperature sampling by a scaled score).
     """
     del generator  # deterministic given the state

@@ -1,4 +1,4 @@
-"""Neural networks of the diffusion models (DESIGN section 4).
+"""Neural networks of the diffusion models (docs/models.md).
 
 - `periodic_edges`, `edge_vectors`: periodic radius graphs of flat batches (vesin).
 - `TimeEmbedding`, `PropertyEmbedding` (null embeddings), `StepSizeEmbedding`.

@@ -2,7 +2,8 @@
 
 Node features H0 = [t, h_y1 ... h_ym (, d), e_i] (time, property embeddings, shortcut step
 size, element features) are projected to `hidden`, run through the EGNN, and
-read out as eps_x = X - X^(L, channel 0) and eps_e = Linear(H^L) (DESIGN section 4).
+read out as eps_x = X - X^(L, channel 0) and eps_e = Linear(H^L)
+(docs/models.md, *Denoiser architecture*).
 """
 
 from __future__ import annotations

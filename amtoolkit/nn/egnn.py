@@ -1,4 +1,4 @@
-"""E(3)-equivariant graph network with k vector channels (DESIGN section 4).
+"""E(3)-equivariant graph network with k vector channels (docs/models.md, *Denoiser architecture*).
 
 Node features H [n_atoms, hidden] are invariant; the k vector channels are kept as
 displacements U [n_atoms, k, 3] from the input positions (channel c holds
@@ -16,7 +16,7 @@ unwrapped positions far from the origin. Per layer, with i the receiving atom
 
 with f_cut(r) = 2 tanh(1 - min(r, r_cut) / r_cut)^2 of the input distance r_ij.
 f_cut also multiplies the coordinate update, so that the output is continuous when an
-atom crosses the cutoff (DESIGN applies it to the messages only).
+atom crosses the cutoff (the AMDEN EGNN applies it to the messages only).
 
 Optionally (``radial_basis`` = n > 0) both edge MLPs also receive n Gaussians of the input
 distance, phi_b(r_ij) = exp(-(r_ij - mu_b)^2 / (2 s^2)) with centres mu_b evenly spaced on
@@ -112,7 +112,8 @@ class PairMLP(nn.Module):
     """MLP([H_i, H_j, e_ij]) with the first Linear split by block and applied per node.
 
     ``W [H_i, H_j, e_ij] + b = (W_i H)[i] + (W_j H)[j] + W_e e_ij + b``: the node blocks
-    are projected once per atom and then gathered, instead of per edge (DESIGN: ~1.5x).
+    are projected once per atom and then gathered, instead of per edge (about 1.5x faster
+    on CPU; docs/models.md, *Denoiser architecture*).
     """
 
     def __init__(

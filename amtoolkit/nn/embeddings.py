@@ -2,7 +2,7 @@
 
 Each embedding maps a per-system quantity to a feature vector [n_systems, dim]; the
 denoiser broadcasts it to the atoms of the system and concatenates it with the
-element features to form the node features H0 (DESIGN section 4).
+element features to form the node features H0 (docs/models.md, *Denoiser architecture*).
 """
 
 from __future__ import annotations

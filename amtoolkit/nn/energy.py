@@ -1,7 +1,7 @@
 """Energy-based denoiser: the noise prediction is the gradient of a scalar noise energy.
 
 The network is the score denoiser's (node features [t, e_i, h_y ...], EGNN) read out as
-an invariant per-atom term instead of a vector (DESIGN section 4):
+an invariant per-atom term instead of a vector (docs/diffusion.md, *Energy models and HMC*):
 
     e_i   = 1/2 |u_i|^2 + gamma a_i,   u_i = X_i^(L, channel 0) - X_i,  a_i = Linear(H^L_i)
     S     = sum_i e_i                   (per system, invariant)
@@ -15,7 +15,7 @@ physical energy.
 References:
     AMDEN (energy-based denoiser for HMC denoising); Du et al., "Reduce, reuse, recycle:
     compositional generation with energy-based diffusion models and MCMC", ICML 2023;
-    Salimans & Ho, "Should EBMs model the energy or the score?", 2021; DESIGN section 4.
+    Salimans & Ho, "Should EBMs model the energy or the score?", 2021.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ class EnergyDenoiser(ScoreDenoiser):
         config: the architecture (``kind`` should be ``"energy"``).
 
     References:
-        AMDEN (energy-based denoiser); DESIGN section 4.
+        AMDEN (energy-based denoiser); docs/diffusion.md, *Energy models and HMC*.
     """
 
     def __init__(self, config: DenoiserConfig) -> None:

@@ -1,4 +1,4 @@
-"""Periodic radius graphs of flat batches (DESIGN sections 3 and 4).
+"""Periodic radius graphs of flat batches (docs/models.md, *Denoiser architecture*).
 
 The neighbour search runs once per forward pass, outside autograd, with vesin on each
 system (a loop over systems in numpy is allowed: it is not part of the network). It
