@@ -3,7 +3,7 @@
 Workers are started by a ``forkserver`` (``spawn`` where forkserver is missing), never by
 forking a process that has loaded LAMMPS; each runs one thread per numerical library and
 leaves Ctrl-C to the parent. Serial LAMMPS runs in parallel processes beat one threaded
-run on small machines (DESIGN section 5).
+run on small machines (docs/workflows.md, *Speed and expected wall times*).
 """
 
 from __future__ import annotations

@@ -323,7 +323,8 @@ class Analyzer:
             maxlength: largest ring size counted (inclusive).
             count_species: element(s) whose atoms give the ring size; None counts all
                 atoms; "auto" (default) counts Si when both Si and O are present (the
-                silica convention of DESIGN section 6) and all atoms otherwise.
+                silica convention; docs/analysis.md, *Ring statistics*) and all atoms
+                otherwise.
 
         Returns:
             RingsResult (``counts``, ``mean_size``, ``per_structure``; ``.plot()``).

@@ -9,7 +9,7 @@ dimensionless (in units of k_B T = 1) and reported as "eV"; forces -grad_X E_hat
 most likely at noise level sigma_X(t).
 
 References:
-    AMDEN (energy-based denoiser, HMC denoising); DESIGN section 4; ASE
+    AMDEN (energy-based denoiser, HMC denoising); docs/energy.md; ASE
     ``ase/calculators/lj.py`` for the calculator layout.
 """
 

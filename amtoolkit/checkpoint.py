@@ -5,7 +5,7 @@ The ``.pt`` file holds only tensors (``torch.save`` of a state_dict) and is read
 (architecture, element vocabulary, property names and normalisation, schedule
 constants, ghost density, typical sizes, dataset provenance, training record and
 sampling defaults) lives in the JSON file, described by `ModelInfo`. Whole modules are
-never pickled (DESIGN section 3).
+never pickled (docs/training.md, *Checkpoint format*).
 
 JSON layout (``format`` = ``"amtoolkit-model"``, ``version`` = 1)::
 

@@ -20,7 +20,7 @@ moves and decisions.
 
 References:
     Duane et al., Phys. Lett. B 195 (1987); Neal, "MCMC using Hamiltonian dynamics"
-    (2011), section 5.2; AMDEN (HMC denoising); DESIGN section 4.
+    (2011), section 5.2; AMDEN (HMC denoising); docs/energy.md.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ class HMC(IOContext):
         calculator: the energy (k_B T = 1); default ``atoms.calc``. It is attached to
             `atoms`.
         dt0: step size; in units of sigma_X(t) for a calculator with ``sde`` and ``t``
-            (`NoiseEnergyCalculator`; DESIGN: 0.4, 0.2 for MEG), else in ASE time units.
+            (`NoiseEnergyCalculator`; AMDEN: 0.4, 0.2 for MEG), else in ASE time units.
         t: diffusion time of the noise energy; given, it is set on the calculator
             (``calculator.set(t=t)``); None keeps the calculator's.
         n_leapfrog: velocity-Verlet steps per iteration, >= 1.

@@ -28,7 +28,7 @@ Example:
 
 References:
     AMDEN (HMC denoising on the noise energy); DM2 (short MD refinement of generated
-    cells); Meng et al., ICLR 2022, SDEdit (re-noise and denoise); DESIGN section 4.
+    cells); Meng et al., ICLR 2022, SDEdit (re-noise and denoise); docs/energy.md.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Flat batches of periodic structures for the models (DESIGN section 3).
+"""Flat batches of periodic structures for the models (docs/models.md).
 
 A batch holds many systems at once without padding: per-atom tensors are concatenated
 and `system_idx` says which system each atom belongs to; cells are per system. This is

@@ -8,7 +8,8 @@ vocabulary) and they are deleted after denoising, so the real density is set by 
 many atoms end up as ghosts.
 
 References:
-    AMDEN (Amorphous Material DEnoising Network), section "ghost atoms"; DESIGN section 4.
+    AMDEN (Amorphous Material DEnoising Network), section "ghost atoms"; docs/datasets.md,
+    *Ghost atoms*.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ def n_target(atoms: Atoms, max_density: float) -> int:
         floor(rho_max V) (a product within 1e-9 below an integer counts as that integer).
 
     References:
-        AMDEN ghost atoms; DESIGN section 4.
+        AMDEN ghost atoms; docs/datasets.md, *Ghost atoms*.
     """
     if not np.isfinite(max_density) or max_density <= 0:
         raise ValueError(f"max_density must be a positive number of atoms/Å^3, got {max_density}")
@@ -83,7 +84,7 @@ def add_ghosts(atoms: Atoms, max_density: float, rng: np.random.Generator | int)
         StructureError: if `atoms` already holds ghosts or its cell has no volume.
 
     References:
-        AMDEN ghost atoms; DESIGN section 4.
+        AMDEN ghost atoms; docs/datasets.md, *Ghost atoms*.
     """
     n_ghosts_in = int(ghost_mask(atoms).sum())
     if n_ghosts_in:

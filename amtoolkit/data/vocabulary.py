@@ -1,7 +1,7 @@
 """Element vocabulary: the map between atomic numbers and model class indices.
 
 One vocabulary per model, stored in its checkpoint; index 0 is always the ghost
-class (atomic number 0, ASE symbol ``X``), see DESIGN section 3.
+class (atomic number 0, ASE symbol ``X``); see docs/datasets.md, *Element vocabulary*.
 """
 
 from __future__ import annotations

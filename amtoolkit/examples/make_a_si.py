@@ -2,10 +2,11 @@
 
     python -m amtoolkit.examples.make_a_si [OUT.extxyz]
 
-Protocol (DESIGN section 7, a shorter anneal than the papers' 1 K/ps): diamond Si
-3x3x3 (216 atoms, a = 5.431 Å) -> NVT melt at 3500 K for 20 ps -> NPT (0 GPa) cooled
-from 3000 K to 300 K at 10 K/ps in 50 K steps of 5 ps -> zero-pressure relaxation of
-positions and cell (fmax 0.01 eV/Å). About 2 minutes of CPU time (one core).
+Protocol (a shorter anneal than the papers' 1 K/ps; docs/workflows.md, *Protocols*,
+`a-si`): diamond Si 3x3x3 (216 atoms, a = 5.431 Å) -> NVT melt at 3500 K for 20 ps ->
+NPT (0 GPa) cooled from 3000 K to 300 K at 10 K/ps in 50 K steps of 5 ps ->
+zero-pressure relaxation of positions and cell (fmax 0.01 eV/Å). About 2 minutes of CPU
+time (one core).
 """
 
 from __future__ import annotations

@@ -14,8 +14,8 @@ Outputs of a run (only rank 0 writes), in ``config.output_dir``:
 - ``tensorboard/``: TensorBoard scalars, if the ``tensorboard`` package is installed.
 
 References:
-    AMDEN (training of the material score model, DESIGN section 4); Kingma & Ba, ICLR
-    2015 (Adam).
+    AMDEN (training of the material score model; docs/diffusion.md, *Training loss*);
+    Kingma & Ba, ICLR 2015 (Adam).
 """
 
 from __future__ import annotations
@@ -888,7 +888,7 @@ def shortcut_batches(seed: int, epoch: int, n_batches: int, fraction: float) -> 
         One flag per batch.
 
     References:
-        AMShortcut (self-consistency on 25 % of batches), DESIGN section 4.
+        AMShortcut (self-consistency on 25 % of batches); docs/diffusion.md, *AMShortcut*.
     """
     key = np.random.SeedSequence([seed, _SHORTCUT_BATCHES, epoch]).generate_state(1)[0]
     generator = torch.Generator().manual_seed(int(key))

@@ -1,9 +1,10 @@
 """Amorphous silicon (Stillinger-Weber): melt, quench and anneal snapshots.
 
-Recipe (DESIGN section 7; the AMDEN a-Si sets): diamond Si, k x k x k conventional
-cells (216 atoms by default), NPT at zero pressure with Nose-Hoover thermostat and
-barostat (Tdamp 0.1 ps, Pdamp 1 ps, 1 fs steps): `melt_time` at `melt_temperature`
-(3000 K, 20 ps), then `liquid_time` at `liquid_temperature` (2500 K, 20 ps). Then
+Recipe (the AMDEN a-Si sets; docs/workflows.md, *Protocols*, `a-si`): diamond Si,
+k x k x k conventional cells (216 atoms by default), NPT at zero pressure with
+Nose-Hoover thermostat and barostat (Tdamp 0.1 ps, Pdamp 1 ps, 1 fs steps): `melt_time`
+at `melt_temperature` (3000 K, 20 ps), then `liquid_time` at `liquid_temperature`
+(2500 K, 20 ps). Then
 
 - ``melt``: the 2500 K snapshot is stored;
 - ``quench``: thermostat target set to `final_temperature` (300 K) at once, `final_time`

@@ -1,11 +1,11 @@
 """Amorphous silica (Tersoff, Munetoh 2007): random start, melt, instant quench, anneal.
 
-Recipe (DESIGN section 7; the AMDEN a-SiO2 set): n atoms with n uniform among the
-multiples of 3 in [`min_atoms`, `max_atoms`] (80-250; n/3 Si and 2n/3 O), placed at
-random in a cube at `start_density` (2.2 g/cm^3) no closer than `min_distance`
-(1.5 Å); a short minimisation (`prerelax_steps`, positions only) removes the worst
-contacts; NPT melt at `melt_temperature` (3500 K) for `melt_time`; instant quench by
-minimisation of positions and cell (zero pressure); new velocities at
+Recipe (the AMDEN a-SiO2 set; docs/workflows.md, *Protocols*, `a-sio2`): n atoms with n
+uniform among the multiples of 3 in [`min_atoms`, `max_atoms`] (80-250; n/3 Si and
+2n/3 O), placed at random in a cube at `start_density` (2.2 g/cm^3) no closer than
+`min_distance` (1.5 Å); a short minimisation (`prerelax_steps`, positions only) removes
+the worst contacts; NPT melt at `melt_temperature` (3500 K) for `melt_time`; instant
+quench by minimisation of positions and cell (zero pressure); new velocities at
 `final_temperature` and `final_time` (10 ps) of NPT at 300 K.
 
 Labels: ``shear_modulus``, ``bulk_modulus``, ``youngs_modulus``, ``poisson_ratio``

@@ -5,9 +5,9 @@ whole oxide formula units, so they are charge neutral for any cation charges tha
 a common multiple of the formal ones (BMP uses 0.6 x formal): the oxygen count is fixed
 by the cations (n_O = sum of formal cation charges / 2).
 
-The sampler follows the MEG recipe of the AMDEN paper (DESIGN section 7): one or two
-network formers (SiO2, P2O5) plus 1 to 4 modifiers from Al2O3, Li2O, BeO, K2O, CaO,
-TiO2, BaO, ZnO, each modifier at most 40 mol%.
+The sampler follows the MEG recipe of the AMDEN paper (docs/workflows.md, *Protocols*,
+`meg`): one or two network formers (SiO2, P2O5) plus 1 to 4 modifiers from Al2O3, Li2O,
+BeO, K2O, CaO, TiO2, BaO, ZnO, each modifier at most 40 mol%.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Multicomponent oxide glasses (MEG) with the BMP-shrm potential.
 
-Recipe (DESIGN section 7; the AMDEN MEG set): a composition drawn by
+Recipe (the AMDEN MEG set; docs/workflows.md, *Protocols*, `meg`): a composition drawn by
 `amtoolkit.workflows.composition.sample_composition` (SiO2 and/or P2O5 formers plus
 1-4 modifiers from Al2O3, Li2O, BeO, K2O, CaO, TiO2, BaO, ZnO, each <= 40 mol%),
 turned into whole oxide formula units for about `atoms` atoms (charge neutral); a
