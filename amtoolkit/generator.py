@@ -11,7 +11,7 @@ elements, ghosts removed, positions wrapped). See docs/generator.md.
 
 References:
     AMDEN (score SDE generator with ghost atoms, classifier-free guidance and
-    charge-balance rejection); DESIGN sections 3-4.
+    charge-balance rejection); docs/diffusion.md.
 """
 
 from __future__ import annotations
@@ -127,7 +127,8 @@ RESTART_T = 0.3
 """Default time that charge-unbalanced samples are re-noised to (AMDEN-style restarts)."""
 
 HMC_RANGE = (0.0, 0.5)
-"""Default diffusion-time window of the HMC iterations (DESIGN section 4)."""
+"""Default diffusion-time window of the HMC iterations (AMDEN; docs/diffusion.md, *Energy
+models and HMC*)."""
 
 HMC_DT0 = 0.4
 """Default HMC base step (dt = sigma_X(t) dt0; 0.4 for Si and SiO2, 0.2 for MEG)."""

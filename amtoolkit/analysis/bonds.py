@@ -25,7 +25,8 @@ from ase.data import atomic_numbers, chemical_symbols, covalent_radii
 from amtoolkit.analysis.neighbors import neighbor_list
 
 COVALENT_FACTOR = 1.3
-"""Bond when d < COVALENT_FACTOR * (r_cov,i + r_cov,j) (DESIGN section 6)."""
+"""Bond when d < COVALENT_FACTOR * (r_cov,i + r_cov,j); docs/analysis.md, *Cutoffs and
+coordination*."""
 
 OXYGEN = atomic_numbers["O"]
 

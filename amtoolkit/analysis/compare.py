@@ -34,7 +34,8 @@ __all__ = [
     "compare",
 ]
 
-#: RDF and ADF settings of set comparisons (DESIGN section 6, as in the seed papers)
+#: RDF and ADF settings of set comparisons (as in the seed papers; docs/analysis.md,
+#: *Comparing sets*)
 COMPARE_RDF_RMAX = 5.0  # Å
 COMPARE_RDF_NBINS = 100
 COMPARE_ADF_CUTOFF = 3.0  # Å
@@ -86,7 +87,8 @@ class Comparison(Result):
             reference has no pair within 5 Å to compare with).
 
     References:
-        RMSD of set-averaged distributions as in amtoolkit DESIGN section 6 (AMDEN, DM2).
+        RMSD of set-averaged distributions as in AMDEN and DM2; docs/analysis.md,
+        *Comparing sets*.
     """
 
     rdf_rmsd: float
@@ -226,7 +228,7 @@ def compare(
         StructureError: a structure cannot be analysed (non-periodic, NaN positions ...).
 
     References:
-        amtoolkit DESIGN section 6; AMDEN and DM2 evaluation protocols.
+        AMDEN and DM2 evaluation protocols; docs/analysis.md, *Comparing sets*.
     """
     from amtoolkit.analysis.adf import adf
     from amtoolkit.analysis.energy import density, energy

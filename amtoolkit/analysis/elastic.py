@@ -667,7 +667,8 @@ def elastic(
 
     References:
         Stress-strain method as in matscipy.elasticity; harmonic route: J. F. Lutsko,
-        J. Appl. Phys. 65, 2991 (1989); isotropic averages in amtoolkit DESIGN section 6.
+        J. Appl. Phys. 65, 2991 (1989); isotropic averages in docs/analysis.md, *Elastic
+        constants*.
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
