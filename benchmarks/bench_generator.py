@@ -23,7 +23,8 @@ benchmarks/results/bench_generator[_<benchmark>][_smoke].json), ``--threads``,
 unknown sampler, model, reference or potential) ends with one line
 ``bench_generator: error: ...`` and exit status 2 before any work.
 
-What is measured (DESIGN sections 6 and 8):
+What is measured (comparisons as in docs/analysis.md, *Comparing sets*; speed as in
+docs/models.md, *Speed*):
 
 - quality-a-si: ``n`` cells of ``atoms`` atoms at the model's typical density, compared
   with the reference frames the model did not train on (when the model card's dataset
@@ -53,7 +54,7 @@ What is measured (DESIGN sections 6 and 8):
   turns it off);
   RDF/ADF RMSD of everything generated against the reference. A structure whose
   measurement fails counts as NaN and is listed with its reason.
-- speed: a DESIGN-size model (4 layers, width 128, k = 8, cutoff 6.5 Å; untrained
+- speed: a paper-size model (4 layers, width 128, k = 8, cutoff 6.5 Å; untrained
   weights: cost does not depend on them) saved as a checkpoint and run through
   `Generator.generate`, so a step includes the neighbour search, the model and the
   sampler update. Seconds per step at 216 and 1000 atoms, structures per hour at 200
@@ -110,11 +111,12 @@ TINY_CONFIG = ROOT / "configs" / "tiny.yaml"
 BENCHMARKS = ("quality-a-si", "quality-sio2", "speed")
 RDF_RMSD_TARGET = 0.03  # "Diffusion core" issue: a-Si RDF RMSD <= 0.03 at 200 steps
 TARGET_STEPS = 200
-SI_ADF_CUTOFF = 2.7  # Å, DESIGN section 6 (ADF of Si)
+SI_ADF_CUTOFF = 2.7  # Å, ADF of a-Si comparisons (docs/analysis.md, *Bond-angle distribution*)
 SMALL_ANGLE = 70.0  # degrees: bond angles below it within SI_ADF_CUTOFF close triangles
 SI_BOND_CUTOFF = 2.7  # Å, a fixed Si-Si cutoff reported beside the covalent rule
 SIO2_PROPERTIES = ("shear_modulus", "ring_size")
-DESIGN_MODEL = {"hidden": 128, "layers": 4, "vector_channels": 8, "cutoff": 6.5, "n_norm": 40.0}
+# the EGNN size of the seed papers (docs/models.md, *Denoiser architecture*)
+PAPER_SIZE_MODEL = {"hidden": 128, "layers": 4, "vector_channels": 8, "cutoff": 6.5, "n_norm": 40.0}
 A_SI_DENSITY = 2.28  # g/cm^3, cells of the speed benchmark
 SPEED_SIZES = (216, 1000)
 SCALING_SIZES = (1000, 3000, 10_000)
@@ -722,17 +724,17 @@ def quality_sio2(args: argparse.Namespace) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- speed
 
 
-def design_checkpoint(stem: Path) -> Path:
-    """Save an untrained DESIGN-size a-Si model (no ghosts, no properties) at `stem`."""
+def paper_size_checkpoint(stem: Path) -> Path:
+    """Save an untrained paper-size a-Si model (no ghosts, no properties) at `stem`."""
     from amtoolkit.checkpoint import ModelInfo, Typical, save_checkpoint
     from amtoolkit.data.vocabulary import ElementVocabulary
     from amtoolkit.diffusion import MaterialSDE
     from amtoolkit.nn import DenoiserConfig, ScoreDenoiser
 
     torch.manual_seed(0)
-    config = DenoiserConfig(n_classes=2, **DESIGN_MODEL)
+    config = DenoiserConfig(n_classes=2, **PAPER_SIZE_MODEL)
     info = ModelInfo(
-        name="design-size-untrained",
+        name="paper-size-untrained",
         model=config,
         sde=MaterialSDE(),
         vocabulary=ElementVocabulary.from_elements(["Si"]),
@@ -811,18 +813,18 @@ def run_point(n_atoms: int, checkpoint: Path, args: argparse.Namespace) -> dict[
 def speed(args: argparse.Namespace) -> dict[str, Any]:
     """Seconds per denoising step, structures per hour and the scaling with size."""
     workdir = Path(args.workdir)
-    checkpoint = design_checkpoint(workdir / "design-size" / "design-size")
+    checkpoint = paper_size_checkpoint(workdir / "paper-size" / "paper-size")
     gen = Generator.from_checkpoint(checkpoint, device=args.device)
     params = sum(p.numel() for p in gen.model.parameters())
     print(
-        f"speed: DESIGN-size model ({params} parameters, untrained), {args.threads} threads, "
+        f"speed: paper-size model ({params} parameters, untrained), {args.threads} threads, "
         f"{args.device}; steps through Generator.generate (sde sampler)"
     )
     sizes = [time_steps(gen, n, args.steps, args.repeats) for n in args.sizes]
     print(f"{'atoms':>7} {'s/step':>9} {'overhead s':>11}")
     for row in sizes:
         print(f"{row['atoms']:7d} {row['seconds_per_step']:9.4f} {row['overhead_s']:11.4f}")
-    out: dict[str, Any] = {"model": dict(DESIGN_MODEL, parameters=params), "sizes": sizes}
+    out: dict[str, Any] = {"model": dict(PAPER_SIZE_MODEL, parameters=params), "sizes": sizes}
     at_216 = next((r for r in sizes if r["atoms"] == 216), None)
     if at_216 is not None:
         seconds = TARGET_STEPS * at_216["seconds_per_step"] + at_216["overhead_s"]

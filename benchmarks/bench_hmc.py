@@ -38,7 +38,8 @@ epochs, tiny cells and step counts); the JSON then says ``"smoke": true``.
 
 References:
     AMDEN (HMC denoising with an energy-based denoiser); Neal, "MCMC using Hamiltonian
-    dynamics" (2011), section 5.2; DESIGN sections 4 and 6.
+    dynamics" (2011), section 5.2; docs/diffusion.md, *Energy models and HMC*;
+    docs/analysis.md, *Comparing sets*.
 """
 
 from __future__ import annotations

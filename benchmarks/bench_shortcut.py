@@ -50,7 +50,7 @@ relaxed to 0.1 eV/Å only); the JSON then says ``"smoke": true``.
 
 References:
     AMShortcut (few-step shortcut sampling of amorphous materials, Table 1); AMDEN;
-    DESIGN sections 4 and 6.
+    docs/diffusion.md, *AMShortcut*; docs/analysis.md, *Comparing sets*.
 """
 
 from __future__ import annotations
