@@ -6,7 +6,9 @@
 Protocols (`PROTOCOLS`): "a-si" (`ASiProtocol`, Stillinger-Weber: melt / quench /
 anneal), "a-sio2" (`ASiO2Protocol`, Tersoff Munetoh: random start, melt, minimisation
 quench, anneal; elastic and ring labels), "meg" (`MEGProtocol`, BMP-shrm oxide glasses
-with sampled compositions; elastic and Li-fraction labels). Each protocol is a frozen
+with sampled compositions; elastic and Li-fraction labels), "glass" (`GlassProtocol`,
+any composition under any potential name or potential file: random start, melt, linear
+cooling, hold; density, energy and Hill-moduli labels). Each protocol is a frozen
 dataclass of parameters with ``run_sample(index, seed) -> (Atoms, labels)``.
 `make_dataset` runs samples in parallel worker processes, appends each finished one to
 a crash-safe work folder, resumes, retries failures once and writes an HDF5 dataset.
@@ -31,6 +33,7 @@ _LAZY = {
     "Stage": "lammps_md",
     "run_stages": "lammps_md",
     "MEGProtocol": "meg",
+    "GlassProtocol": "glass",
     **dict.fromkeys(
         (
             "PROTOCOLS",

@@ -61,17 +61,17 @@ class MeltQuenchProtocol(abc.ABC):
                 f"unknown option(s) {', '.join(unknown)} for protocol {cls.name!r} "
                 f"(allowed: {', '.join(allowed)})"
             )
-        base = cls.full() if full else cls()
+        defaults = {f.name: f.default for f in dataclasses.fields(cls)}
         for key, value in options.items():  # 5 -> 5.0 for float parameters (stable provenance)
-            default = getattr(base, key)
+            default = defaults[key]
             if (
                 isinstance(default, float)
                 and isinstance(value, int)
                 and not isinstance(value, bool)
             ):
                 options[key] = float(value)
-        try:
-            return dataclasses.replace(base, **options)
+        try:  # without `full`, made once from the options (a protocol may need some given)
+            return dataclasses.replace(cls.full(), **options) if full else cls(**options)
         except TypeError as err:  # wrong value types surface as TypeError in comparisons
             raise ValueError(f"protocol {cls.name!r}: {err}") from None
 
@@ -182,6 +182,7 @@ def relaxed_labels(
     elastic_delta: float = 0.005,
     elastic_steps: int = 5,
     elastic_fmax: float | None = None,
+    moduli: str = "cubic",
 ) -> tuple[dict[str, float], dict[str, Any]]:
     """Labels measured after relaxing positions and cell at zero pressure.
 
@@ -198,6 +199,9 @@ def relaxed_labels(
         elastic_steps: strains per strain pattern of the elastic fit.
         elastic_fmax: force criterion of the elastic fit and of its relaxation (default
             `fmax`).
+        moduli: "cubic" (the cubic averages of the fitted tensor, G = C44: the a-sio2 and
+            meg labels) or "hill" (Voigt-Reuss-Hill averages, consistent for any
+            anisotropy).
 
     Returns:
         (labels, notes): labels ``relaxed_energy`` (eV/atom), and with `elastic`
@@ -210,6 +214,8 @@ def relaxed_labels(
     from amtoolkit.analysis.energy import energy, relax_structure
     from amtoolkit.potentials import get_calculator
 
+    if moduli not in ("cubic", "hill"):
+        raise ValueError(f"moduli must be 'cubic' or 'hill', got {moduli!r}")
     calc = get_calculator(potential)
     notes: dict[str, Any] = {}
     out: dict[str, float] = {}
@@ -230,8 +236,10 @@ def relaxed_labels(
                     fmax=tight,
                     n_steps=elastic_steps,
                 )
+                hill = result.hill if moduli == "hill" else None
                 for key in ("shear_modulus", "bulk_modulus", "youngs_modulus", "poisson_ratio"):
-                    out[key] = float(getattr(result, key)[0])
+                    values = hill[key] if hill is not None else getattr(result, key)
+                    out[key] = float(values[0])
                 notes["elastic_residual"] = float(result.residual[0])
         finally:
             calc.close()

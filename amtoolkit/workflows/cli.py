@@ -7,6 +7,8 @@ line (thin layer over `amtoolkit.workflows.make_dataset` and `amtoolkit.data.sum
     amtool dataset make a-si -n 200 -o a-si-anneal.h5 --resume  # continue a killed run
     amtool dataset make a-si -n 200 -o a.h5 --resume --max-minutes 50  # a batch job's share
     amtool dataset make a-si -n 4 -o tiny.h5 --atoms 64 --set melt_time=2 --set liquid_time=1
+    amtool dataset make glass --composition Cu50Zr50 -p cuzr.yaml --set start_density=7 \
+        -n 100 -o cuzr.h5                                       # any material, any potential
     amtool dataset info a-si-quench                             # statistics of a dataset
     amtool dataset collect a-si-anneal.h5 -o partial.h5         # finished samples so far
 
@@ -51,6 +53,10 @@ def dataset() -> None:
 @click.option("--variant", help="a-si: melt, quench or anneal.")
 @click.option("--cooling-rate", type=float, help="Cooling rate in K/ps (a-si anneal, meg).")
 @click.option("--atoms", type=int, help="Number of atoms per cell.")
+@click.option("--composition", help="glass: the formula, e.g. Cu50Zr50.")
+@click.option(
+    "--potential", "-p", metavar="NAME|FILE", help="glass: a potential name or potential file."
+)
 @click.option(
     "--set",
     "settings",
@@ -84,13 +90,18 @@ def make(
     variant: str | None,
     cooling_rate: float | None,
     atoms: int | None,
+    composition: str | None,
+    potential: str | None,
     settings: Sequence[str],
     max_minutes: float | None,
     json_path: str | None,
     no_progress: bool,
     debug: bool,
 ) -> None:
-    """Generate N melt-quench samples of PROTOCOL (a-si, a-sio2, meg) into OUT.h5."""
+    """Generate N melt-quench samples of PROTOCOL (a-si, a-sio2, meg, glass) into OUT.h5.
+
+    glass melts any composition under any potential: --composition Cu50Zr50 -p cuzr.yaml
+    --set start_density=7.0 (docs/workflows.md)."""
     from amtoolkit.cli import (
         _warnings_as_lines,
         check_outputs,
@@ -110,7 +121,9 @@ def make(
     try:
         check_outputs(json_path)
         options = parse_settings(settings)
-        for name, value in (("variant", variant), ("cooling_rate", cooling_rate), ("atoms", atoms)):
+        given = {"variant": variant, "cooling_rate": cooling_rate, "atoms": atoms}
+        given |= {"composition": composition, "potential": potential}
+        for name, value in given.items():
             if value is not None and name in options:
                 raise click.BadParameter(
                     f"--{name.replace('_', '-')} {value} and --set {name}={options[name]} "

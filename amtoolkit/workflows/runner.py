@@ -61,6 +61,7 @@ from amtoolkit.io import DATASET_SUFFIXES
 from amtoolkit.workflows.a_si import ASiProtocol
 from amtoolkit.workflows.a_sio2 import ASiO2Protocol
 from amtoolkit.workflows.base import MeltQuenchProtocol
+from amtoolkit.workflows.glass import GlassProtocol
 from amtoolkit.workflows.lammps_md import LAMMPS_SEED_MAX, scratch_folder
 from amtoolkit.workflows.meg import MEGProtocol
 
@@ -70,6 +71,7 @@ PROTOCOLS: dict[str, type[MeltQuenchProtocol]] = {
     "a-si": ASiProtocol,
     "a-sio2": ASiO2Protocol,
     "meg": MEGProtocol,
+    "glass": GlassProtocol,
 }
 """Protocol name -> protocol dataclass."""
 
@@ -616,7 +618,8 @@ def collect_parts(out: str | os.PathLike, output: str | os.PathLike | None = Non
         raise WorkflowError(f"{parts.folder} holds no finished sample yet")
     history = _history(manifest)
     history["command"] = history["command"] or f"collect_parts({str(out)!r})"
-    potential = PROTOCOLS[name].potential if name in PROTOCOLS else ""
+    # a protocol's potential is a class constant, or a parameter (glass)
+    potential = parameters.get("potential") or getattr(PROTOCOLS.get(name), "potential", "")
     n_samples = manifest.get("n_samples", max(finished) + 1)  # older folders did not say
     ds = _assemble(
         name, parameters, potential, parts, n_samples, seed, history, [], skip_unreadable=True

@@ -46,7 +46,7 @@ def one_line_error(result, warned: bool = False) -> str:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["glass", "-n", "2"], "unknown protocol 'glass'"),
+        (["crystal", "-n", "2"], "unknown protocol 'crystal'"),
         (["a-si", "-n", "0"], "n_samples must be an integer >= 1"),
         (["a-si", "-n", "2", "--variant", "boil"], "unknown a-si variant 'boil'"),
         (["a-si", "-n", "2", "--set", "pressure=1e5"], "pressure=100000 is outside [-20, 100]"),

@@ -279,7 +279,7 @@ def test_resume_with_other_settings_names_the_difference(tmp_path):
 @pytest.mark.parametrize(
     ("args", "kwargs", "message"),
     [
-        (("glass", 2), {}, "unknown protocol 'glass'"),
+        (("crystal", 2), {}, "unknown protocol 'crystal'"),
         (("a-si", 0), {}, "n_samples must be an integer >= 1"),
         (("a-si", 2.5), {}, "n_samples must be an integer >= 1"),
         (("a-si", 2), {"workers": 0}, "workers must be an integer >= 1"),
@@ -317,7 +317,7 @@ def test_existing_output_without_resume_is_refused(tmp_path):
 
 
 def test_get_protocol_registry_full_and_float_coercion():
-    assert set(PROTOCOLS) == {"a-si", "a-sio2", "meg"}
+    assert set(PROTOCOLS) == {"a-si", "a-sio2", "meg", "glass"}
     meg = get_protocol("meg", full=True)
     assert (meg.atoms, meg.cooling_rate, meg.timestep) == (800, 5.0, 2.0)
     assert get_protocol("meg", full=True, atoms=400).atoms == 400  # options override full
