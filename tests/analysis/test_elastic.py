@@ -91,7 +91,7 @@ def test_sw_diamond_known_answer(diamond_si, sw):
     assert np.all(np.abs(C[3:, 3:] - np.diag(np.diag(C)[3:])) < CUBIC_ZERO_TOL)
     assert r.residual.shape == (1,) and r.residual[0] < RESIDUAL_TOL
     assert r.C_error.shape == (1, 6, 6)
-    # cubic crystal: the DESIGN averages are exactly the cubic constants
+    # cubic crystal: the cubic averages of the labels are exactly the cubic constants
     assert r.bulk_modulus[0] == pytest.approx((SW_C11 + 2 * SW_C12) / 3, rel=KNOWN_ANSWER_RTOL)
     assert r.shear_modulus[0] == pytest.approx(SW_C44, rel=KNOWN_ANSWER_RTOL)
 

@@ -1,4 +1,4 @@
-"""Forward noising, the training loss and the prior (DESIGN section 4)."""
+"""Forward noising, the training loss and the prior (docs/diffusion.md, *Forward process*)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Classifier-free guidance (DESIGN section 4)."""
+"""Classifier-free guidance (docs/diffusion.md, *Classifier-free guidance*)."""
 
 from __future__ import annotations
 

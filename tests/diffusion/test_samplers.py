@@ -1,4 +1,4 @@
-"""Samplers with exact scores of known distributions (DESIGN section 4)."""
+"""Samplers with exact scores of known distributions (docs/diffusion.md, *Samplers*)."""
 
 from __future__ import annotations
 

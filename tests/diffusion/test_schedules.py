@@ -1,4 +1,4 @@
-"""Schedules and SDE coefficients of the material diffusion (DESIGN section 4)."""
+"""Schedules and SDE coefficients of the material diffusion (docs/diffusion.md)."""
 
 from __future__ import annotations
 
@@ -77,7 +77,7 @@ def test_vp_diffusion_identity():
         - 2 * _derivative(lambda t: torch.log(SDE.alpha_e(t)), TIMES) * SDE.sigma_e(TIMES) ** 2
     )
     torch.testing.assert_close(SDE.g2_e(TIMES), numeric, rtol=FD_TOL, atol=0)
-    # DESIGN's form simplifies to pi sigma_max_E^2 tan(pi t / 2)
+    # the documented form (docs/diffusion.md) simplifies to pi sigma_max_E^2 tan(pi t / 2)
     closed = math.pi * 1.2**2 * torch.tan(0.5 * math.pi * TIMES)
     torch.testing.assert_close(SDE.g2_e(TIMES), closed, rtol=EXACT, atol=0)
 
@@ -111,7 +111,7 @@ def test_timesteps_grid():
     assert float(ts[-1]) == 0.0
     steps = ts[:-2] - ts[1:-1]
     torch.testing.assert_close(steps, torch.full_like(steps, 0.98 / 199), atol=EXACT, rtol=0)
-    # DESIGN's schedule: 200 even steps then a final step to 0
+    # the sampling grid (docs/diffusion.md): 200 even steps then a final step to 0
     design = get_timesteps(201, sde)
     torch.testing.assert_close(
         design[:-2] - design[1:-1],
