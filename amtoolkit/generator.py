@@ -22,6 +22,7 @@ import hashlib
 import math
 import os
 import secrets
+import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from numbers import Real
@@ -1472,7 +1473,10 @@ class Generator:
                         f"batch {k + 1} of {runs}: sampling {which} of {plan.n} "
                         f"({plan.steps} steps; written when it ends)"
                     )
-                structures, balanced, counts, extra = self._sample_batch(plan, first, stop, bar)
+                tick = None if note is None else _StepNotes(note, f"batch {k + 1} of {runs}")
+                structures, balanced, counts, extra = self._sample_batch(
+                    plan, first, stop, bar, tick
+                )
                 for offset, atoms in enumerate(structures):
                     index = first + offset
                     if index < start:  # made by the interrupted run
@@ -1552,11 +1556,17 @@ class Generator:
             )
 
     def _sample_batch(
-        self, plan: GenerationPlan, start: int, stop: int, bar: Any
+        self,
+        plan: GenerationPlan,
+        start: int,
+        stop: int,
+        bar: Any,
+        tick: Callable[[int, int], None] | None = None,
     ) -> tuple[list[Atoms], np.ndarray | None, dict[str, np.ndarray], dict[str, Any]]:
         """Sample structures ``start..stop-1``: (Atoms, charge balanced or None, per-structure
         records (``restarts``, ``relabelled`` of oxide models; ``accepted`` with an accept
-        test), batch-wide ``atoms.info`` entries)."""
+        test), batch-wide ``atoms.info`` entries). `tick(done, total)` follows the model
+        steps of the batch."""
         param = next(self.model.parameters())
         device, dtype = param.device, param.dtype
         sde = self.info.sde
@@ -1607,7 +1617,8 @@ class Generator:
         hmc_stats: list[dict[str, Any]] = []
         if method.needs_energy:
             options.update(stats=hmc_stats, energy_model=self.model)
-        sampler = functools.partial(method.sampler, callback=_progress(bar, plan, ts), **options)
+        callback = _progress(bar, plan, ts, tick)
+        sampler = functools.partial(method.sampler, callback=callback, **options)
         acceptance = _Acceptance(
             self.vocabulary, plan.max_density, plan.charge_balance, plan.accept
         )
@@ -1996,9 +2007,16 @@ def _check_grid(timesteps: Any, steps: int | None, t_max: float) -> tuple[float,
     return tuple(float(t) for t in grid)
 
 
-def _progress(bar: Any, plan: GenerationPlan, ts: torch.Tensor) -> Callable[[dict[str, Any]], None]:
-    """Sampler callback advancing `bar` one model step; restart runs extend its total."""
+def _progress(
+    bar: Any,
+    plan: GenerationPlan,
+    ts: torch.Tensor,
+    tick: Callable[[int, int], None] | None = None,
+) -> Callable[[dict[str, Any]], None]:
+    """Sampler callback advancing `bar` one model step (restart runs extend its total)
+    and calling `tick(done, total)` with the batch's steps done and planned."""
     runs = {"count": 0}
+    steps = {"done": 0, "total": len(ts) - 1}
     restart_steps = 0
     if plan.max_restarts or plan.rebalance:
         restart_steps = len(restart_timesteps(ts, plan.restart_t)) - 1
@@ -2008,10 +2026,52 @@ def _progress(bar: Any, plan: GenerationPlan, ts: torch.Tensor) -> Callable[[dic
             if runs["count"]:
                 bar.total += restart_steps
                 bar.refresh()
+                steps["total"] += restart_steps
             runs["count"] += 1
         bar.update(1)
+        steps["done"] += 1
+        if tick is not None:
+            tick(steps["done"], steps["total"])
 
     return callback
+
+
+class _StepNotes:
+    """A line to `note` at each tenth of a batch's model steps, with the time taken and
+    the time left at that pace: the progress of a log, where no bar is drawn. A tenth
+    reached within `MIN_INTERVAL` seconds of the last line (or of the start) is passed
+    over, so a quick batch adds no lines."""
+
+    MIN_INTERVAL = 20.0  # s
+
+    def __init__(self, note: Callable[[str], None], label: str, tenths: int = 10):
+        self.note, self.label, self.tenths = note, label, tenths
+        self.start = self.last = time.monotonic()
+        self.next = 1  # the next tenth to report
+
+    def __call__(self, done: int, total: int) -> None:
+        if done >= total or done * self.tenths < self.next * total:
+            return  # the last step is reported by the structures being written
+        now = time.monotonic()
+        if now - self.last < self.MIN_INTERVAL:
+            return
+        self.last = now
+        elapsed = now - self.start
+        left = elapsed * (total - done) / done
+        self.note(
+            f"{self.label}: step {done} of {total} ({100 * done // total}%), "
+            f"{_duration(elapsed)} so far, about {_duration(left)} left"
+        )
+        self.next = done * self.tenths // total + 1
+
+
+def _duration(seconds: float) -> str:
+    """'42 s', '3.5 min' or '1.2 h'."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def _hmc_options(hmc_range: Any, dt0: Any) -> dict[str, Any]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import ase.io
 import numpy as np
 import pytest
@@ -9,7 +11,7 @@ import torch
 from click.testing import CliRunner
 
 from amtoolkit.cli import main
-from amtoolkit.generator import Generator, parse_cell, parse_target
+from amtoolkit.generator import Generator, _StepNotes, parse_cell, parse_target
 from tests.test_generator import STEPS, save_tiny_model
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*not charge balanced:UserWarning")
@@ -271,10 +273,12 @@ def test_interrupted_run_keeps_finished_structures(runner, model_path, tmp_path,
     # killed while writing a fourth: half a frame at the end of the file
     whole = out.read_text()
     out.write_text(whole + whole[: len(whole) // 6])
+    monkeypatch.setattr(_StepNotes, "MIN_INTERVAL", 0.0)  # step lines even for a quick run
     resumed = runner.invoke(main, [*args[:4], "--batch-size", "2", "-o", str(out), "--resume"])
     assert resumed.exit_code == 0, resumed.output
     # off a terminal, a line as each batch starts: the log of a long run is not silent
     assert "batch 1 of 2: sampling structure 4 of 5 (" in resumed.stderr
+    assert re.search(r"batch 1 of 2: step 1 of \d+ \(\d+%\), \d+ s so far, about", resumed.stderr)
     assert "dropping a structure cut short after the 3 whole ones" in resumed.stderr
     assert f"wrote 2 structures of 3 atoms to {out} (seed 1; 3 kept from the earlier run; " in (
         resumed.stdout

@@ -342,8 +342,8 @@ def test_cells_too_large_or_too_dense_are_refused_before_sampling(si, ghost_sio2
 def test_structures_left_without_atoms_are_named_in_a_warning(si, monkeypatch):
     sample = si._sample_batch
 
-    def all_ghosts_in_the_first(plan, start, stop, bar):
-        structures, *rest = sample(plan, start, stop, bar)
+    def all_ghosts_in_the_first(plan, start, stop, bar, tick=None):
+        structures, *rest = sample(plan, start, stop, bar, tick)
         if start == 0:
             structures[0] = structures[0][[]]  # every atom decoded as a ghost
         return (structures, *rest)
@@ -1030,3 +1030,30 @@ def test_absurd_values_are_refused_before_any_work(sio2, kwargs, message):
         sio2.plan(1, seed=0, **kwargs)
     with pytest.raises(ValueError, match="n must be an integer <= 10,000,000"):
         sio2.plan(10**12, seed=0)
+
+
+def test_step_notes_report_each_tenth_with_the_time_left(monkeypatch):
+    from amtoolkit.generator import _duration, _StepNotes
+
+    monkeypatch.setattr(_StepNotes, "MIN_INTERVAL", 0.0)  # every tenth, however quick
+
+    lines: list[str] = []
+    notes = _StepNotes(lines.append, "batch 1 of 1")
+    for done in range(1, 21):
+        notes(done, 20)
+    assert [line.split(":")[1].split("(")[0].strip() for line in lines] == [
+        f"step {k} of 20" for k in range(2, 20, 2)
+    ]  # tenths 1-9: the last step is reported by the structures being written
+    assert "about" in lines[0] and lines[4].startswith("batch 1 of 1: step 10 of 20 (50%)")
+    restarted: list[str] = []
+    notes = _StepNotes(restarted.append, "b")
+    for done, total in [(5, 10), (6, 20), (10, 20), (19, 20)]:  # a restart run extends it
+        notes(done, total)
+    assert [line.split("(")[1].split(")")[0] for line in restarted] == ["50%", "95%"]
+    assert (_duration(42), _duration(210), _duration(9000)) == ("42 s", "3.5 min", "2.5 h")
+    monkeypatch.setattr(_StepNotes, "MIN_INTERVAL", 3600.0)
+    quick: list[str] = []
+    notes = _StepNotes(quick.append, "b")
+    for done in range(1, 21):
+        notes(done, 20)
+    assert quick == []  # a batch done within the interval adds no lines
