@@ -31,11 +31,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ase.data import chemical_symbols
 
 from amtoolkit.potentials._lammps import potentials_dir
+
+if TYPE_CHECKING:
+    from amtoolkit.potentials.registry import PotentialSpec
 
 SUFFIXES = (".yaml", ".yml", ".json")
 """File name endings of potential files."""
@@ -66,11 +69,12 @@ def is_potential_file(name: object) -> bool:
     return isinstance(name, (str, os.PathLike)) and str(name).lower().endswith(SUFFIXES)
 
 
-def load_potential(path: str | os.PathLike) -> Any:
+def load_potential(path: str | os.PathLike) -> PotentialSpec:
     """The `PotentialSpec` described by the potential file at `path`.
 
-    Read once per file version (path, size and modification time), so workers and
-    repeated look-ups share one parse.
+    Read once per version of the file (path, size and modification time) in a process,
+    so repeated look-ups share one parse; a parameter file edited during a session is
+    seen by the next process.
 
     Raises:
         FileNotFoundError: no such file, or a file named in ``pair_coeff`` found neither
@@ -86,12 +90,12 @@ def load_potential(path: str | os.PathLike) -> Any:
 
 
 @lru_cache(maxsize=32)
-def _load(file: str, size: int, mtime: int) -> Any:
+def _load(file: str, size: int, mtime: int) -> PotentialSpec:
+    import yaml
+
     from amtoolkit.potentials.registry import PotentialSpec
 
     path = Path(file)
-    import yaml
-
     text = path.read_text()
     try:
         raw = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
