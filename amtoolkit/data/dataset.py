@@ -723,7 +723,12 @@ class Dataset:
             out[name] = (values - mean) / std
         return out
 
-    def with_properties(self, columns: Mapping[str, Any], how: str | None = None) -> Dataset:
+    def with_properties(
+        self,
+        columns: Mapping[str, Any],
+        how: str | None = None,
+        samples: Sequence[Mapping[str, Any]] | None = None,
+    ) -> Dataset:
         """A view of the same frames with property columns added or replaced.
 
         The provenance records the change: ``labels`` gets one entry ``{"properties":
@@ -735,6 +740,9 @@ class Dataset:
             how: how the values were made, in words or as code (e.g.
                 ``"Analyzer().rings(frames).mean_size_per_structure"``); default
                 ``"Dataset.with_properties"``.
+            samples: notes of the measurement per frame (JSON-ready dicts with the frame's
+                ``index``, e.g. ``unconverged_relaxations``), kept in the entry as
+                ``"samples"``, as `make_dataset` keeps its samples' notes.
 
         Returns:
             A new Dataset (the frames are shared; this one is unchanged). Frames of the
@@ -742,7 +750,9 @@ class Dataset:
         """
         new = table_from_columns(columns, len(self), "with_properties")
         record = dict(self._provenance)
-        entry = {"properties": list(new), "how": how or "Dataset.with_properties"}
+        entry: dict[str, Any] = {"properties": list(new), "how": how or "Dataset.with_properties"}
+        if samples is not None:
+            entry["samples"] = [dict(s) for s in samples]
         record["labels"] = [*record.get("labels", []), entry]
         view = self._view(self._index, provenance=record)
         view._table = dict(self._table)

@@ -110,6 +110,7 @@ class DatasetSummary:
             if isinstance(entry, dict):
                 names = ", ".join(map(str, entry.get("properties", [])))
                 rows.append(("labels added", f"{names} by {entry.get('how', '?')}", ""))
+                rows += _unconverged_rows(entry, "of these labels")
         width = max(len(r[0]) for r in rows)
         return "\n".join(f"{k:<{width}}  {v}{'  ' + u if u else ''}" for k, v, u in rows)
 
@@ -140,14 +141,7 @@ def _provenance_rows(prov: dict[str, Any], n_structures: int) -> list[tuple[str,
         if isinstance(samples, list) and len(samples) != n_structures:
             text += f" (this set holds {n_structures} of the run's {len(samples)} samples)"
         rows.append(("complete", text, ""))
-    unconverged = [
-        s.get("index")
-        for s in prov.get("samples", [])
-        if isinstance(s, dict) and s.get("unconverged_relaxations")
-    ]
-    if unconverged:
-        shown = listed(unconverged)
-        rows.append(("unconverged relaxations", f"in {len(unconverged)} samples ({shown})", ""))
+    rows += _unconverged_rows(prov)
     if prov.get("resumed"):
         rows.append(("resumed", f"{len(prov['resumed'])} time(s), last: {prov['resumed'][-1]}", ""))
     split = prov.get("split")
@@ -162,6 +156,20 @@ def _provenance_rows(prov: dict[str, Any], n_structures: int) -> list[tuple[str,
             )
         )
     return rows
+
+
+def _unconverged_rows(record: dict[str, Any], whose: str = "") -> list[tuple[str, str, str]]:
+    """The samples of `record` (a run's provenance, or a labels entry of a labelling run)
+    whose relaxations stopped short of their fmax (``unconverged_relaxations``)."""
+    unconverged = [
+        s.get("index")
+        for s in record.get("samples", [])
+        if isinstance(s, dict) and s.get("unconverged_relaxations")
+    ]
+    if not unconverged:
+        return []
+    text = f"in {len(unconverged)} samples ({listed(unconverged)})"
+    return [("unconverged relaxations", f"{text} {whose}" if whose else text, "")]
 
 
 def _stats_text(stats: ColumnStats, fmt: str) -> str:

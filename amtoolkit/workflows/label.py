@@ -69,6 +69,7 @@ def labels_of(
     elastic: bool = False,
     rings: bool = False,
     elastic_delta: float = 0.005,
+    notes: dict[str, Any] | None = None,
 ) -> dict[str, float]:
     """The labels of one structure (see the module docstring); NaN where one fails to
     measure (a relaxation that breaks), so that one frame does not stop the run.
@@ -78,6 +79,10 @@ def labels_of(
     the potential's elastic settings, those of ``amtool analyze --elastic``
     (`analysis.elastic.elastic_settings`: fmax 1e-2 eV/Å and 3 strains for
     `tersoff-sio2`, 1e-4 and 5 for `sw-si`), so the moduli equal what analyze measures.
+
+    With a potential, `notes` (when given) is filled with the relaxations' notes
+    (`relaxed_labels`: ``unconverged_relaxations``, the relaxations that stopped at their
+    step limit above their fmax, and the elastic fit's residual).
     """
     from amtoolkit.analysis.energy import density
     from amtoolkit.analysis.rings import rings as ring_stats
@@ -90,7 +95,7 @@ def labels_of(
 
             settings = elastic_settings(potential)
             fit = {"elastic_fmax": settings["fmax"], "elastic_steps": settings["n_steps"]}
-        measured, _ = relaxed_labels(
+        measured, measured_notes = relaxed_labels(
             atoms,
             potential,
             fmax=LABEL_FMAX,
@@ -99,6 +104,8 @@ def labels_of(
             **fit,
         )
         out.update(measured)
+        if notes is not None:
+            notes.update(measured_notes)
     if rings:
         symbols = set(atoms.get_chemical_symbols())
         count = "Si" if {"Si", "O"} <= symbols else None
@@ -183,7 +190,9 @@ def label_dataset(
             _check_coverage(data, potential)
         lithium, digests = _check_frames(data, source, potential)
         options = {"potential": potential, "elastic": elastic, "rings": rings, "frames": len(data)}
-        done, recorded = _read_journal(journal, options, digests, source) if resume else ({}, False)
+        done, notes, recorded = (
+            _read_journal(journal, options, digests, source) if resume else ({}, {}, False)
+        )
         if not recorded:  # a new run, or one killed before its options reached the disk
             _append(journal, {"options": options})
         command = command if command is not None else shlex.join(sys.argv)
@@ -192,12 +201,23 @@ def label_dataset(
             total=len(data), initial=len(done), desc="label", unit="frame", disable=not progress
         )
         try:
-            for k, labels in _measure(data, todo, potential, elastic, rings, workers):
+            for k, labels, frame_notes in _measure(data, todo, potential, elastic, rings, workers):
                 done[k] = labels
-                _append(journal, {"frame": k, "digest": digests[k], "labels": labels})
+                entry = {"frame": k, "digest": digests[k], "labels": labels}
+                if frame_notes:
+                    notes[k] = entry["notes"] = frame_notes
+                _append(journal, entry)
                 odd = implausible_labels(labels)
                 if odd:
                     logger.warning("frame %d has implausible labels (%s)", k, ", ".join(odd))
+                short = frame_notes.get("unconverged_relaxations")
+                if short:
+                    logger.warning(
+                        "frame %d: %d relaxation(s) stopped at their step limit above their "
+                        "fmax; its relaxed labels are not converged",
+                        k,
+                        short,
+                    )
                 bar.update(1)
         finally:
             bar.close()
@@ -205,7 +225,8 @@ def label_dataset(
         columns = {n: [done[k].get(n, np.nan) for k in range(len(data))] for n in names}
         columns.update(composition_labels(lithium))
         how = f"{command} (amtoolkit.workflows.label_dataset of {source})"
-        data.with_properties(columns, how=how).to_hdf5(out)
+        samples = [{"index": k, "digest": digests[k], **notes[k]} for k in sorted(notes)]
+        data.with_properties(columns, how=how, samples=samples or None).to_hdf5(out)
         journal.unlink()
         return Dataset.from_hdf5(out)
 
@@ -282,41 +303,45 @@ def _measure(
     elastic: bool,
     rings: bool,
     workers: int,
-) -> Iterator[tuple[int, dict[str, float]]]:
-    """(frame, labels) as frames finish, in `workers` processes (frames are read one at
-    a time in one process)."""
+) -> Iterator[tuple[int, dict[str, float], dict[str, Any]]]:
+    """(frame, labels, notes) as frames finish, in `workers` processes (frames are read
+    one at a time in one process)."""
     if workers == 1 or len(todo) == 1:
         for k in todo:
-            yield k, _safe_labels(data.atoms(k), potential, elastic, rings, k)
+            yield k, *_safe_labels(data.atoms(k), potential, elastic, rings, k)
         return
     calls = [(data.atoms(k), potential, elastic, rings, k) for k in todo]
-    for j, labels in run_unordered(_safe_labels, calls, workers, preload=[__name__]):
-        yield todo[j], labels
+    for j, (labels, notes) in run_unordered(_safe_labels, calls, workers, preload=[__name__]):
+        yield todo[j], labels, notes
 
 
 def _safe_labels(
     atoms: Atoms, potential: str | None, elastic: bool, rings: bool, k: int
-) -> dict[str, float]:
-    """`labels_of`, with a failure logged and its labels left missing (density kept)."""
+) -> tuple[dict[str, float], dict[str, Any]]:
+    """`labels_of` and its notes, with a failure logged and its labels left missing
+    (density kept)."""
+    notes: dict[str, Any] = {}
     try:
-        return labels_of(atoms, potential, elastic=elastic, rings=rings)
+        return labels_of(atoms, potential, elastic=elastic, rings=rings, notes=notes), notes
     except Exception as err:  # noqa: BLE001 - one frame's failure leaves its labels missing
         logger.warning("frame %d: labels not measured (%s: %s)", k, type(err).__name__, err)
         from amtoolkit.analysis.energy import density
 
-        return {"density": density(atoms)}
+        return {"density": density(atoms)}, {}
 
 
 def _read_journal(
     path: Path, options: dict[str, Any], digests: Sequence[str], source: str
-) -> tuple[dict[int, dict[str, float]], bool]:
-    """The frames a run already measured, and whether the journal records its options;
-    refuses a journal of other settings, of frames without its options line, or of other
-    frames (a measured frame whose digest is not that of `source`'s frame of its index,
-    `digests`). A last line cut short by a kill is ignored."""
+) -> tuple[dict[int, dict[str, float]], dict[int, dict[str, Any]], bool]:
+    """The labels of the frames a run already measured, their notes (`labels_of`), and
+    whether the journal records its options; refuses a journal of other settings, of
+    frames without its options line, or of other frames (a measured frame whose digest is
+    not that of `source`'s frame of its index, `digests`). A last line cut short by a
+    kill is ignored."""
     if not path.exists():
-        return {}, False
+        return {}, {}, False
     done: dict[int, dict[str, float]] = {}
+    notes: dict[int, dict[str, Any]] = {}
     measured: dict[int, str | None] = {}  # frame -> its digest (None: a line without)
     recorded = False  # an options line was read
     lines = path.read_text(encoding="utf-8").splitlines()
@@ -343,6 +368,8 @@ def _read_journal(
                     "delete it to start afresh"
                 )
             done[int(entry["frame"])] = {k: float(v) for k, v in entry["labels"].items()}
+            if entry.get("notes"):
+                notes[int(entry["frame"])] = dict(entry["notes"])
             measured[int(entry["frame"])] = entry.get("digest")
     for k in sorted(measured):
         if measured[k] is None:
@@ -356,7 +383,7 @@ def _read_journal(
                 "(another input, or frames reordered or edited); label into another output, "
                 "or delete it to start afresh"
             )
-    return done, recorded
+    return done, notes, recorded
 
 
 def _append(path: Path, entry: dict[str, Any]) -> None:

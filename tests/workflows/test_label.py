@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -40,6 +41,32 @@ def test_labels_are_the_melt_quench_labels(tmp_path):
         assert ds.properties[name][1] == pytest.approx(value, rel=1e-6)
     assert ds.provenance["labels"][-1]["how"].startswith("test (amtoolkit.workflows")
     assert not progress_path(tmp_path / "si.h5").exists()  # removed once written
+
+
+def test_unconverged_relaxations_are_warned_and_recorded(tmp_path, monkeypatch, caplog):
+    """A frame whose relaxation stops short of fmax is warned about, and its count is
+    kept per frame in the provenance, which ``amtool dataset info`` reports, as for a
+    `make_dataset` run."""
+    import amtoolkit.analysis.energy as energy_module
+    from amtoolkit.data.summary import summarize
+    from amtoolkit.potentials import relax
+
+    def few_steps(atoms, calculator, *, fmax=0.01, cell=True):  # a relaxation that stalls
+        relaxed = relax(atoms, calculator, fmax=fmax, cell=cell, steps=2)
+        relaxed.calc = calculator
+        return relaxed
+
+    monkeypatch.setattr(energy_module, "relax_structure", few_steps)
+    frames = [rattled_si(0), bulk("Si", "diamond", a=5.431, cubic=True)]  # 1: at its minimum
+    with caplog.at_level("WARNING", logger="amtoolkit.workflows"):
+        ds = label_dataset(Dataset.from_atoms(frames), tmp_path / "u.h5", potential="sw-si",
+                           progress=False, command="test")  # fmt: skip
+    short = [r.getMessage() for r in caplog.records if "step limit" in r.getMessage()]
+    assert len(short) == 1 and short[0].startswith("frame 0: 1 relaxation(s) stopped")
+    samples = ds.provenance["labels"][-1]["samples"]
+    assert [(s["index"], s["unconverged_relaxations"]) for s in samples] == [(0, 1), (1, 0)]
+    assert re.search(r"unconverged relaxations +in 1 samples \(0\) of these labels",
+                     summarize(ds).table())  # fmt: skip
 
 
 def test_li_fraction_is_labelled_for_sets_holding_li(tmp_path):
@@ -86,7 +113,8 @@ def test_resume_keeps_measured_frames_and_drops_a_cut_line(tmp_path):
     journal.write_text(
         json.dumps({"options": options}) + "\n"
         + json.dumps({"frame": 1, "digest": frame_digest(beta_cristobalite()),
-                      "labels": {"density": 9.0, "ring_size": 9.0}}) + "\n"
+                      "labels": {"density": 9.0, "ring_size": 9.0},
+                      "notes": {"unconverged_relaxations": 2}}) + "\n"
         + '{"frame": 2, "lab'  # a kill in the middle of a line
     )  # fmt: skip
     with pytest.raises(
@@ -95,6 +123,7 @@ def test_resume_keeps_measured_frames_and_drops_a_cut_line(tmp_path):
         label_dataset(source, out, rings=True, progress=False)
     ds = label_dataset(source, out, rings=True, resume=True, progress=False)
     np.testing.assert_array_equal(ds.properties["ring_size"], [6.0, 9.0, 6.0])  # 1 not redone
+    assert ds.provenance["labels"][-1]["samples"][0]["unconverged_relaxations"] == 2  # kept
     progress_path(tmp_path / "r2.h5").write_text(json.dumps({"options": options}) + "\n")
     with pytest.raises(WorkflowError, match="cannot resume .*delete it to start afresh"):
         label_dataset(source, tmp_path / "r2.h5", rings=False, resume=True, progress=False)
