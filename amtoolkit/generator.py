@@ -1731,6 +1731,35 @@ def model_kind(info: ModelInfo) -> str:
     return "shortcut" if info.objective == "shortcut" else "score"
 
 
+def _training_record(info: ModelInfo) -> str:
+    """The ``trained`` line of `describe_model`: epochs, structures, time and device of
+    the run that wrote the checkpoint. A run that started from another model's weights
+    (``init_from``) is the last of several stages, whose earlier ones the checkpoint does
+    not record (their epochs and time are in the model card), so the line says so; the
+    number of stages is that of the ``amtool train`` commands chained in its record."""
+    training = info.training
+    trained = f"{training['epochs']} epochs"
+    n_train = info.dataset.get("n_train")
+    if n_train is not None:
+        trained += f" on {n_train} structures"
+    seconds = training.get("wall_time_s")
+    hardware = training.get("hardware") or {}
+    device = hardware.get("device_name")
+    if str(hardware.get("device", "")).startswith("cpu"):
+        device = f"{hardware.get('threads') or '?'} CPU thread(s)"
+    if seconds is not None:
+        minutes = max(seconds / 60, 0.1)
+        took = f"{minutes / 60:.1f} h" if minutes >= 6 else f"{minutes:.1f} min"
+        trained += f", {took}" + (f" on {device}" if device else "")
+    start = (training.get("config") or {}).get("init_from")
+    if not start:
+        return trained
+    stages = str(training.get("command") or "").count("amtool train")
+    origin = os.path.basename(str(start))  # a shipped name, or a checkpoint's stem
+    last = f"last of {stages} stages" if stages > 1 else f"last stage, from {origin}"
+    return f"{last}: {trained} (earlier stages not recorded in the checkpoint)"
+
+
 def describe_model(info: ModelInfo, source: str | None = None) -> str:
     """A model card as a materials scientist reads it: what the model makes, which
     properties it can target (with their short names, units and training range), the
@@ -1790,23 +1819,12 @@ def describe_model(info: ModelInfo, source: str | None = None) -> str:
     rows.append(("sampling", f"{plan} (also: {', '.join(n for n in usable if n != default)})"))
     command = info.dataset.get("command")
     if command:
+        first = info.dataset.get("first_frames")  # a run that grew after the model trained
+        if isinstance(first, Mapping) and first.get("frames") is not None:
+            command = f"{command} (its first {first['frames']} of {first.get('of', '?')} frames)"
         rows.append(("data", str(command)))
-    n_train = info.dataset.get("n_train")
-    training = info.training
-    if training.get("epochs") is not None:
-        trained = f"{training['epochs']} epochs"
-        if n_train is not None:
-            trained += f" on {n_train} structures"
-        seconds = training.get("wall_time_s")
-        hardware = training.get("hardware") or {}
-        device = hardware.get("device_name")
-        if str(hardware.get("device", "")).startswith("cpu"):
-            device = f"{hardware.get('threads') or '?'} CPU thread(s)"
-        if seconds is not None:
-            minutes = max(seconds / 60, 0.1)
-            took = f"{minutes / 60:.1f} h" if minutes >= 6 else f"{minutes:.1f} min"
-            trained += f", {took}" + (f" on {device}" if device else "")
-        rows.append(("trained", trained))
+    if info.training.get("epochs") is not None:
+        rows.append(("trained", _training_record(info)))
     if source is not None:
         rows.append(("files", source))
     width = max(len(label) for label, _ in rows) + 2

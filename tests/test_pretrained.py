@@ -44,6 +44,30 @@ def test_shipped_model_card_and_weights_load(name):
         assert "none (unconditional)" in described
 
 
+def test_description_says_the_training_record_is_the_last_stage():
+    """A model trained in stages records only its last; the description says so rather
+    than pass it off as the whole training (a-si: 3 stages, 67 minutes in all by its card;
+    the checkpoint holds the third's 417 epochs and 0.4 h), and names the part of a grown
+    run it trained on."""
+    import dataclasses
+
+    from amtoolkit.generator import describe_model
+
+    def trained(name: str, **training) -> str:
+        info = pretrained.model_info(name)
+        info = dataclasses.replace(info, training={**info.training, **training})
+        return next(line for line in describe_model(info).splitlines() if "trained  " in line)
+
+    assert "trained   last of 3 stages: 417 epochs on 222 structures, 0.4 h" in trained("a-si")
+    assert "last of 2 stages: 476 epochs on 240" in trained("a-sio2")
+    assert "last stage, from a-si: 87 epochs" in trained("a-si-shortcut")
+    assert "not recorded in the checkpoint" in trained("a-si")
+    one = trained("a-si", config={}, command="amtool train a-si.yaml")  # no init_from
+    assert "stage" not in one and one.split()[1:3] == ["417", "epochs"]
+    data = Generator.from_pretrained("a-si-shortcut").describe()
+    assert "-n 350 -o a-si-anneal.h5" in data and "(its first 300 of 350 frames)" in data
+
+
 # few steps and small cells: close pairs, unbalanced charges and a size warning are expected
 @pytest.mark.parametrize("name", SHIPPED)
 @pytest.mark.filterwarnings("ignore:.*(nearer than|not charge balanced|far below):UserWarning")
