@@ -244,6 +244,7 @@ def test_fmax_sets_the_relaxations_and_the_summary_says_so(runner, tmp_path, dia
     assert g_tight == pytest.approx(56.4, abs=0.3) and g_loose > g_tight + 1.0
     assert "fmax 0.05 eV/Å; 5 strains of 0.005 per pattern" in loose.stderr
     assert "ions relaxed only to 0.05 eV/Å after each strain" in loose.stderr
+    assert "G of an 81-atom cell 40 % above its value at 3e-4" in loose.stderr  # measured on
     assert "fmax 0.0001 eV/Å" in tight.stderr and "ions relaxed only" not in tight.stderr
     result = runner.invoke(main, ["analyze", path, "--fmax", "0.01"])
     assert_one_line_error(result, "--fmax sets the relaxations of --energy and --elastic")

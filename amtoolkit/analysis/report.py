@@ -1224,9 +1224,10 @@ def _elastic_rows(result) -> list[tuple[str, str]]:
             (
                 "note",
                 f"ions relaxed only to {result.fmax:g} eV/Å after each strain: the moduli may "
-                "lie above the relaxed-ion ones (for Tersoff a-SiO2 G was 40 % above), as "
+                "lie above the relaxed-ion ones (Tersoff a-SiO2 at 1e-2 eV/Å: G of an 81-atom "
+                "cell 40 % above its value at 3e-4, docs/analysis.md), as "
                 "do the targets of models trained on labels made so; a smaller fmax "
-                "(amtool analyze --fmax 3e-4, fmax= in Python) converges them",
+                "(amtool analyze --fmax 3e-4, fmax= in Python) relaxes them further",
             )
         )
     cubic, vrh = np.nanmean(result.poisson_ratio), np.nanmean(hill["poisson_ratio"])
