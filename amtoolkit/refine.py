@@ -371,7 +371,14 @@ def refine_record(
             key = resolve_property(name, model.info.property_names)
             record[f"refine_target_{key}"] = float(value)
     if potential is not None and classical != "none":
-        record.update(refine_potential=potential, refine_classical=classical)
+        from amtoolkit.potentials.files import is_potential_file, load_potential
+
+        if is_potential_file(potential):  # where it is, and which version
+            spec = load_potential(potential)
+            record.update(refine_potential=spec.source, refine_potential_digest=spec.digest)
+        else:
+            record.update(refine_potential=potential)
+        record.update(refine_classical=classical)
         if classical == "md":
             record.update(refine_md_steps=int(md_steps), refine_temperature=float(temperature))
     return record

@@ -9,6 +9,7 @@ positions with `scatter_atoms`, followed by `run 0`. Units are LAMMPS `metal`
 from __future__ import annotations
 
 import contextlib
+import re
 import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -90,6 +91,16 @@ def _warn_if_charged(atoms: Atoms, spec: PotentialSpec) -> None:
     message = charge_message(atoms, spec)
     if message is not None:
         warnings.warn(message, UserWarning, stacklevel=4)
+
+
+def _lammps_message(err: Exception) -> str:
+    """A LAMMPS error on one line: its lines joined, without the source location and the
+    echo of the input line (``All pair coeffs are not set. Status: 1 1: is set; 1 2: is
+    not set``)."""
+    lines = [line.strip() for line in str(err).removeprefix("ERROR: ").splitlines()]
+    kept = [line for line in lines if line and not line.startswith("Last input line")]
+    text = re.sub(r"\s+", " ", "; ".join(kept).replace(":;", ":"))
+    return re.sub(r";?\s*\(src/[^)]*\)", "", text).rstrip("; ")
 
 
 def species_of(atoms: Atoms) -> list[str]:
@@ -230,8 +241,11 @@ class LammpsCalculator(Calculator):
             pair = overlapping_pair(atoms)
             if pair is None and self.spec.source and str(err).startswith("ERROR"):
                 # LAMMPS refused the commands of a potential file: the file is at fault
-                first = str(err).splitlines()[0].removeprefix("ERROR: ")
-                raise ValueError(f"potential file {self.spec.source}: LAMMPS: {first}") from err
+                types = ", ".join(f"{k + 1} {el}" for k, el in enumerate(species_of(atoms)))
+                raise ValueError(
+                    f"potential file {self.spec.source}: LAMMPS: {_lammps_message(err)} "
+                    f"(types: {types})"
+                ) from err
             if pair is None:
                 raise
             i, j, d = pair

@@ -29,7 +29,6 @@ import re
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -72,9 +71,8 @@ def is_potential_file(name: object) -> bool:
 def load_potential(path: str | os.PathLike) -> PotentialSpec:
     """The `PotentialSpec` described by the potential file at `path`.
 
-    Read once per version of the file (path, size and modification time) in a process,
-    so repeated look-ups share one parse; a parameter file edited during a session is
-    seen by the next process.
+    Read again only when it or a parameter file it names changes (size or modification
+    time), so repeated look-ups share one parse and an edit of either is seen at once.
 
     Raises:
         FileNotFoundError: no such file, or a file named in ``pair_coeff`` found neither
@@ -85,17 +83,37 @@ def load_potential(path: str | os.PathLike) -> PotentialSpec:
     file = Path(path).expanduser().resolve()
     if not file.is_file():
         raise FileNotFoundError(f"potential file {path} not found")
-    stat = file.stat()
-    return _load(str(file), stat.st_size, stat.st_mtime_ns)
+    kept = _LOADED.get(str(file))
+    if kept is not None and kept[0] == _versions([file, *kept[2]]):
+        return kept[1]
+    spec, parameter_files = _load(file)
+    _LOADED[str(file)] = (_versions([file, *parameter_files]), spec, parameter_files)
+    return spec
 
 
-@lru_cache(maxsize=32)
-def _load(file: str, size: int, mtime: int) -> PotentialSpec:
+_LOADED: dict[str, tuple[list[tuple[int, int]], PotentialSpec, list[Path]]] = {}
+"""Potential file -> (size and modification time of it and of its parameter files, spec,
+parameter files): a file is read again when any of them changes."""
+
+
+def _versions(files: Sequence[Path]) -> list[tuple[int, int]]:
+    versions = []
+    for path in files:
+        try:
+            stat = path.stat()
+        except OSError:  # a parameter file removed: read the potential file again
+            return []
+        versions.append((stat.st_size, stat.st_mtime_ns))
+    return versions
+
+
+def _load(path: Path) -> tuple[PotentialSpec, list[Path]]:
+    """The spec of the potential file at `path` and the parameter files it names."""
     import yaml
 
     from amtoolkit.potentials.registry import PotentialSpec
 
-    path = Path(file)
+    file = str(path)
     text = path.read_text()
     try:
         raw = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
@@ -112,6 +130,16 @@ def _load(file: str, size: int, mtime: int) -> PotentialSpec:
         fields.fail("atom_style", f"must be one of {', '.join(ATOM_STYLES)}, got {atom_style!r}")
     charges = fields.charges(elements, atom_style)
     lines = fields.lines("pair_coeff")
+    for line in lines:
+        tokens = line.split()
+        listed = [t for t in tokens[2:] if t in elements]
+        if tokens[:2] == ["*", "*"] and listed and len(elements) > 1:
+            fields.fail(
+                "pair_coeff",
+                f"line {line!r} lists elements ({' '.join(listed)}); write {{elements}} "
+                "instead: LAMMPS types are the elements present in each structure, sorted "
+                "by atomic number",
+            )
     extra = fields.lines("commands", required=False)
     parameter_files = [p for line in lines for p in _files_in(line, path.parent, file)]
     commands = FileCommands(
@@ -125,7 +153,7 @@ def _load(file: str, size: int, mtime: int) -> PotentialSpec:
     for parameters in parameter_files:
         digest.update(parameters.read_bytes())
     elastic_fmax = fields.positive("elastic_fmax", None)
-    return PotentialSpec(
+    spec = PotentialSpec(
         name=fields.text("name", path.stem),
         elements=elements,
         reference=fields.text("reference", ""),
@@ -139,6 +167,7 @@ def _load(file: str, size: int, mtime: int) -> PotentialSpec:
         source=file,
         digest=f"sha256-{digest.hexdigest()[:16]}",
     )
+    return spec, parameter_files
 
 
 def check_potential(path: str | os.PathLike) -> str:
@@ -176,12 +205,22 @@ def check_potential(path: str | os.PathLike) -> str:
         warnings.simplefilter("ignore")  # a charged potential on a non-neutral test cell
         energy = test.get_potential_energy()
         force = float(np.linalg.norm(test.get_forces(), axis=1).max())
-    commands = test.calc.spec.commands(list(spec.elements), {})
+    from amtoolkit.potentials.calculator import species_of
+
+    species = species_of(test)  # LAMMPS type order: by atomic number
+    commands = spec.commands(species, {})
+    types = ", ".join(f"{k + 1} {el}" for k, el in enumerate(species))
     rows = [
         ("name", f"{spec.name} ({spec.source}, {spec.digest})"),
         ("elements", ", ".join(spec.elements)),
         ("reference", spec.reference or "(none given)"),
         ("atom style", spec.atom_style),
+        *(
+            [("charges", ", ".join(f"{el} {q:+g}" for el, q in spec.charges.items()))]
+            if spec.charges
+            else []
+        ),
+        ("types", f"{types} (the elements present, by atomic number)"),
         ("commands", commands[0]),
         *(("", line) for line in commands[1:]),
         (
@@ -326,9 +365,10 @@ def _hint(name: str | None) -> str:
 
 
 def _is_file_token(token: str) -> bool:
-    """A token of a pair_coeff line that names a file: it has a dot or a slash and is no
-    number (element symbols, '*', NULL and numbers are not files)."""
-    return ("." in token or "/" in token) and _FLOAT.fullmatch(token) is None
+    """A token of a pair_coeff line that names a file: its last path component has a dot
+    and it is no number. Element symbols, '*', NULL, numbers and pair styles (`coul/dsf`
+    and `eam/fs` in the lines of a hybrid style) are not files."""
+    return "." in token.rsplit("/", 1)[-1] and _FLOAT.fullmatch(token) is None
 
 
 def _find(token: str, base: Path) -> Path | None:

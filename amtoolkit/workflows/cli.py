@@ -51,7 +51,7 @@ def dataset() -> None:
     "--full", is_flag=True, help="The paper's protocol settings (meg: 800 atoms, 5 K/ps)."
 )
 @click.option("--variant", help="a-si: melt, quench or anneal.")
-@click.option("--cooling-rate", type=float, help="Cooling rate in K/ps (a-si anneal, meg).")
+@click.option("--cooling-rate", type=float, help="Cooling rate in K/ps (a-si anneal, meg, glass).")
 @click.option("--atoms", type=int, help="Number of atoms per cell.")
 @click.option("--composition", help="glass: the formula, e.g. Cu50Zr50.")
 @click.option(

