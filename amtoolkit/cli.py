@@ -322,6 +322,12 @@ def analyze(
                 raise ValueError(f"--fmax must be a positive force in eV/Å, got {fmax:g}")
             for name in relaxing:
                 options[name] = {"fmax": fmax}
+        elif flags["elastic"]:
+            from amtoolkit.analysis.report import label_setting
+
+            setting = label_setting(frames)  # generated for elastic targets: measure alike
+            if setting is not None:
+                options["elastic"] = {"fmax": setting["fmax"], "n_steps": setting["n_steps"]}
         if formers is not None:
             named = [part.strip() for part in formers.split(",") if part.strip()]
             if not named:

@@ -41,7 +41,13 @@ from amtoolkit.analysis.criteria import describe, unmeetable
 from amtoolkit.checkpoint import ModelInfo, load_checkpoint
 from amtoolkit.data.batch import Batch, to_atoms
 from amtoolkit.data.ghosts import n_target
-from amtoolkit.data.properties import TARGET_PREFIX, check_physical, unit_suffix
+from amtoolkit.data.properties import (
+    ELASTIC_LABEL_NAMES,
+    TARGET_PREFIX,
+    check_physical,
+    elastic_label_setting,
+    unit_suffix,
+)
 from amtoolkit.data.vocabulary import ElementVocabulary
 from amtoolkit.diffusion import (
     FORMAL_CHARGES,
@@ -1706,6 +1712,15 @@ class Generator:
         for name, values in plan.targets.items():
             if not np.isnan(values[index]):
                 info[f"{TARGET_PREFIX}{name}"] = float(values[index])
+        setting = elastic_label_setting(self.info.dataset)
+        elastic = [n for n in ELASTIC_LABEL_NAMES if n in plan.targets]
+        if setting is not None and any(not np.isnan(plan.targets[n][index]) for n in elastic):
+            # how the targets were measured as labels, so an analysis can measure alike
+            info.update(
+                label_moduli=setting["moduli"],
+                label_fmax=setting["fmax"],
+                label_elastic_steps=setting["n_steps"],
+            )
         if plan.max_density is not None:
             info["max_density"] = plan.max_density
             info["n_initial"] = plan.n_initial

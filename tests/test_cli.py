@@ -525,3 +525,22 @@ def test_a_single_failing_frame_is_one_error_line(runner, tmp_path, diamond_si):
     path = frames_file(tmp_path, [diamond_si], "one.extxyz")
     result = runner.invoke(main, ["analyze", path, "-p", "bmp-glass", "--energy"])
     assert_one_line_error(result, f"{path}[0]: the cell Si8 is not neutral")  # no skip line too
+
+
+def test_elastic_of_generated_frames_is_measured_at_their_labels_setting(
+    runner, tmp_path, diamond_si
+):
+    atoms = diamond_si.copy()
+    atoms.rattle(0.05, seed=1)
+    atoms.info.update(
+        target_shear_modulus=60.0, label_moduli="hill", label_fmax=2e-3, label_elastic_steps=3
+    )
+    path = frames_file(tmp_path, [atoms])
+    result = runner.invoke(main, ["analyze", path, "-p", "sw-si", "--elastic", "--json", "-"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["elastic"]["fmax"] == 2e-3  # not the potential's default 1e-4
+    given = runner.invoke(
+        main, ["analyze", path, "-p", "sw-si", "--elastic", "--fmax", "1e-4", "--json", "-"]
+    )
+    assert json.loads(given.stdout)["elastic"]["fmax"] == 1e-4  # --fmax decides

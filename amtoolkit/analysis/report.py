@@ -208,6 +208,7 @@ class AnalysisReport(Result):
     reference_results: dict[str, Result] = dataclasses.field(default_factory=dict)
     targets: dict[str, TargetCheck] = dataclasses.field(default_factory=dict)
     measured_sq: MeasuredSq | None = None
+    label_setting: dict[str, Any] | None = None
 
     @property
     def sq_agreement(self) -> SqAgreement | None:
@@ -307,18 +308,28 @@ class AnalysisReport(Result):
             return []
         if not set(self.targets) & ELASTIC_LABELS:
             return []
-        from amtoolkit.potentials import POTENTIALS
+        rows = []
+        if self.label_setting is not None:
+            label_fmax, source = self.label_setting["fmax"], "the model's training labels"
+            if self.label_setting["moduli"] == "hill":
+                rows.append(("moduli", "Voigt-Reuss-Hill averages, as the model's labels"))
+        else:
+            from amtoolkit.potentials import get_spec
 
-        spec = POTENTIALS.get(self.potential)
-        label_fmax = None if spec is None else spec.elastic_options.get("fmax")
+            try:
+                spec = get_spec(self.potential)
+            except (KeyError, OSError, ValueError):  # a calculator's class name
+                return rows
+            label_fmax = spec.elastic_options.get("fmax")
+            source = f"the {spec.name} label setting"
         if label_fmax is None or math.isclose(elastic.fmax, label_fmax):
-            return []
-        return [
+            return rows
+        return rows + [
             (
                 "note",
-                f"elastic targets are labels relaxed to fmax {label_fmax:g} eV/Å (the "
-                f"{self.potential} label setting); moduli at fmax {elastic.fmax:g} are on "
-                "another scale and do not compare with them",
+                f"elastic targets are labels relaxed to fmax {label_fmax:g} eV/Å ({source}); "
+                f"moduli at fmax {elastic.fmax:g} are on another scale and do not compare "
+                "with them",
             )
         ]
 
@@ -628,6 +639,7 @@ def build_report(
         potential=potential,
         reference_results=reference_results,
         targets=target_checks([frames[k] for k in kept], results, frame_density),
+        label_setting=label_setting([frames[k] for k in kept]),
     )
 
 
@@ -658,16 +670,40 @@ def _compare(compare: Callable[..., Comparison], real: list[Atoms], energy: Any)
     return compare(real, generated_energy=energy.mean_energy)
 
 
+def label_setting(frames: Sequence[Atoms]) -> dict[str, Any] | None:
+    """How the elastic targets of generated frames were measured as training labels
+    (``label_moduli``, ``label_fmax``, ``label_elastic_steps`` of their info, recorded by
+    `Generator`): ``{"moduli", "fmax", "n_steps"}``, or None when no frame says or the
+    frames disagree."""
+    settings = {
+        (
+            str(a.info["label_moduli"]),
+            float(a.info["label_fmax"]),
+            int(a.info["label_elastic_steps"]),
+        )
+        for a in frames
+        if {"label_moduli", "label_fmax", "label_elastic_steps"} <= set(a.info)
+    }
+    if len(settings) != 1:
+        return None
+    moduli, fmax, n_steps = settings.pop()
+    return {"moduli": moduli, "fmax": fmax, "n_steps": n_steps}
+
+
 def target_checks(
     frames: Sequence[Atoms], results: Mapping[str, Result], frame_density: np.ndarray
 ) -> dict[str, TargetCheck]:
     """The measured properties against the frames' ``target_<property>`` info entries, for
-    every targeted property that a computed result measures per frame."""
+    every targeted property that a computed result measures per frame. Elastic moduli
+    are the averages the frames' model was trained on (`label_setting`: Voigt-Reuss-Hill
+    for a `glass` dataset, cubic otherwise)."""
     from amtoolkit.analysis.metrics import target_check
 
+    setting = label_setting(frames)
+    hill = setting is not None and setting["moduli"] == "hill"
     out: dict[str, TargetCheck] = {}
     for name in sorted({k[len(TARGET_PREFIX) :] for a in frames for k in a.info if _is_target(k)}):
-        measured = _measured(name, results, frame_density)
+        measured = _measured(name, results, frame_density, hill=hill)
         if measured is None:
             continue
         targets = [_finite_or_nan(a.info.get(f"{TARGET_PREFIX}{name}")) for a in frames]
@@ -689,13 +725,16 @@ def _finite_or_nan(value: Any) -> float:
 
 
 def _measured(
-    name: str, results: Mapping[str, Result], frame_density: np.ndarray
+    name: str, results: Mapping[str, Result], frame_density: np.ndarray, hill: bool = False
 ) -> np.ndarray | None:
-    """Per-frame measured values of property `name`, or None when nothing measured it."""
+    """Per-frame measured values of property `name` (elastic moduli as Voigt-Reuss-Hill
+    averages with `hill`, else cubic), or None when nothing measured it."""
     if name == "density":
         return frame_density
     if name in ELASTIC_PROPERTIES and "elastic" in results:
-        return np.asarray(getattr(results["elastic"], name), dtype=float)
+        elastic = results["elastic"]
+        values = elastic.hill[name] if hill else getattr(elastic, name)
+        return np.asarray(values, dtype=float)
     if name == "relaxed_energy" and "energy" in results:
         return np.asarray(results["energy"].energy_per_atom, dtype=float)
     if name == "ring_size" and "rings" in results:

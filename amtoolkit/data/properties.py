@@ -8,6 +8,8 @@ Other names are allowed; these are the ones the project documents and uses.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from typing import Any
 
 AMU_PER_A3_TO_G_PER_CM3 = 1.66053906660
 """Mass density: 1 amu/Å^3 in g/cm^3."""
@@ -76,6 +78,29 @@ def implausible_labels(labels: dict[str, float]) -> list[str]:
 
 TARGET_PREFIX = "target_"
 """``atoms.info["target_<property>"]``: the design target a structure was generated for."""
+
+
+ELASTIC_LABEL_NAMES = ("shear_modulus", "bulk_modulus", "youngs_modulus", "poisson_ratio")
+"""The labels an elastic fit gives."""
+
+ELASTIC_LABEL_MODULI = {"glass": "hill", "a-sio2": "cubic", "meg": "cubic"}
+"""Melt-quench protocol -> which averages of the fitted stiffness tensor its elastic
+labels are: "hill" (Voigt-Reuss-Hill) or "cubic" (G = C44, K = (C11 + 2 C12)/3)."""
+
+
+def elastic_label_setting(provenance: Mapping[str, Any]) -> dict[str, Any] | None:
+    """How the elastic labels of a `make_dataset` dataset were measured, from its
+    provenance: ``{"moduli": "hill" | "cubic", "fmax": eV/Å, "n_steps": strains per
+    pattern}``; None when the provenance does not say (another source, no elastic labels).
+    """
+    parameters = provenance.get("parameters") or {}
+    moduli = ELASTIC_LABEL_MODULI.get(str(provenance.get("protocol")))
+    if moduli is None or parameters.get("elastic", True) is False:
+        return None
+    fmax, steps = parameters.get("relax_fmax"), parameters.get("elastic_steps")
+    if fmax is None or steps is None:
+        return None
+    return {"moduli": moduli, "fmax": float(fmax), "n_steps": int(steps)}
 
 
 def unit_of(name: str) -> str | None:

@@ -615,6 +615,7 @@ def test_elastic_targets_note_moduli_measured_off_the_label_setting():
             results={"elastic": SimpleNamespace(fmax=fmax)},
             potential=potential,
             targets=dict.fromkeys(targets),
+            label_setting=None,
         )
         return AnalysisReport._label_scale_rows(report)
 
@@ -769,3 +770,23 @@ def test_the_elastic_summary_notes_cells_far_from_isotropic():
 
     assert _elastic_rows(result(-0.048, 0.240))[-1][0] == "note"
     assert all(name != "note" for name, _ in _elastic_rows(result(0.356, 0.402)))
+
+
+def test_elastic_targets_of_hill_labels_are_checked_against_hill_moduli(diamond_si):
+    from amtoolkit import Analyzer
+
+    frames = [diamond_si.copy(), diamond_si.copy()]
+    for seed, atoms in enumerate(frames):
+        atoms.rattle(0.05, seed=seed)
+        atoms.info.update(
+            target_shear_modulus=60.0, label_moduli="hill", label_fmax=1e-3, label_elastic_steps=3
+        )
+    report = Analyzer("sw-si").report(frames, ["elastic"], options={"elastic": {"fmax": 1e-3}})
+    check = report.targets["shear_modulus"]
+    np.testing.assert_allclose(check.measured, report.results["elastic"].hill["shear_modulus"])
+    assert not np.allclose(check.measured, report.results["elastic"].shear_modulus)  # cubic
+    summary = report.summary()
+    assert "Voigt-Reuss-Hill averages, as the model's labels" in summary
+    assert "another scale" not in summary  # measured at the labels' fmax
+    looser = Analyzer("sw-si").report(frames, ["elastic"], options={"elastic": {"fmax": 1e-2}})
+    assert "labels relaxed to fmax 0.001 eV/Å (the model's training labels)" in looser.summary()
