@@ -102,6 +102,20 @@ class ElasticResult(Result):
     fmax: float | None = None
 
     @property
+    def min_eigenvalue(self) -> np.ndarray:
+        """Smallest eigenvalue of each structure's symmetrised stiffness matrix, GPa,
+        shape [n_structures]: positive for a mechanically stable structure (Born)."""
+        sym = 0.5 * (self.C_per_structure + np.swapaxes(self.C_per_structure, 1, 2))
+        return np.linalg.eigvalsh(sym)[:, 0]
+
+    @property
+    def unstable(self) -> np.ndarray:
+        """Per structure, whether its stiffness matrix has a non-positive eigenvalue: not
+        a stable solid as measured (yielded under the strains, or not at a minimum), so
+        its moduli are no material values."""
+        return self.min_eigenvalue <= 0.0
+
+    @property
     def mean_bulk_modulus(self) -> float:
         """Mean bulk modulus over the set (GPa)."""
         return float(np.mean(self.bulk_modulus))
@@ -706,6 +720,7 @@ def elastic(
         moduli.append(isotropic_moduli(C))
     C_all = np.array(stiffnesses)
     harmonic_ions = method == "hessian" and relax_ions
+    _warn_unstable(C_all, delta)
     return ElasticResult(
         C=C_all.mean(axis=0),
         C_per_structure=C_all,
@@ -725,6 +740,23 @@ def elastic(
         unconverged=np.array(unconverged, dtype=int),
         fmax=float(fmax) if relax or (method == "strain" and relax_ions) else None,
     )
+
+
+def _warn_unstable(stiffnesses: np.ndarray, delta: float) -> None:
+    """Warn, naming them, about structures whose stiffness matrix is not positive
+    definite: their moduli describe no stable solid (a small glass cell that yields at
+    the fit's strains gave G = 401 GPa with nu = -0.17, and a residual of 0.1 GPa)."""
+    sym = 0.5 * (stiffnesses + np.swapaxes(stiffnesses, 1, 2))
+    lowest = np.linalg.eigvalsh(sym)[:, 0]
+    for k in np.flatnonzero(lowest <= 0.0):
+        warnings.warn(
+            f"structure {k}: the stiffness matrix has a negative eigenvalue "
+            f"({lowest[k]:.3g} GPa): not a stable solid as measured; the cell may yield "
+            f"under the fit's strains (delta {delta:g}: try a smaller delta or a larger "
+            "cell) or its relaxation stalled",
+            RuntimeWarning,
+            stacklevel=3,
+        )
 
 
 def _check_stiffness(C: np.ndarray) -> np.ndarray:

@@ -1279,6 +1279,17 @@ def _elastic_rows(result) -> list[tuple[str, str]]:
                 "Voigt-Reuss-Hill uses every C_ij",
             )
         )
+    unstable = np.flatnonzero(result.unstable)
+    if unstable.size:
+        rows.append(
+            (
+                "note",
+                f"{len(unstable)} of {len(result.unstable)} structures "
+                f"({', '.join(map(str, unstable[:8]))}{', ...' if unstable.size > 8 else ''}) "
+                "have a stiffness matrix with a negative eigenvalue: no stable solid as "
+                "measured, their moduli mean nothing (a smaller delta or larger cells)",
+            )
+        )
     return rows + _unconverged_rows(result, "their moduli carry residual-force errors")
 
 

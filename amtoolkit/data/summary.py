@@ -160,16 +160,24 @@ def _provenance_rows(prov: dict[str, Any], n_structures: int) -> list[tuple[str,
 
 def _unconverged_rows(record: dict[str, Any], whose: str = "") -> list[tuple[str, str, str]]:
     """The samples of `record` (a run's provenance, or a labels entry of a labelling run)
-    whose relaxations stopped short of their fmax (``unconverged_relaxations``)."""
+    whose relaxations stopped short of their fmax (``unconverged_relaxations``), and those
+    whose fitted stiffness matrix was not positive definite (``elastic_unstable``)."""
     unconverged = [
         s.get("index")
         for s in record.get("samples", [])
         if isinstance(s, dict) and s.get("unconverged_relaxations")
     ]
-    if not unconverged:
-        return []
-    text = f"in {len(unconverged)} samples ({listed(unconverged)})"
-    return [("unconverged relaxations", f"{text} {whose}" if whose else text, "")]
+    unstable = [
+        s.get("index")
+        for s in record.get("samples", [])
+        if isinstance(s, dict) and s.get("elastic_unstable")
+    ]
+    rows = []
+    for name, indices in (("unconverged relaxations", unconverged), ("unstable C", unstable)):
+        if indices:
+            text = f"in {len(indices)} samples ({listed(indices)})"
+            rows.append((name, f"{text} {whose}" if whose else text, ""))
+    return rows
 
 
 def _stats_text(stats: ColumnStats, fmt: str) -> str:

@@ -241,6 +241,8 @@ def relaxed_labels(
                     values = hill[key] if hill is not None else getattr(result, key)
                     out[key] = float(values[0])
                 notes["elastic_residual"] = float(result.residual[0])
+                if result.unstable[0]:  # warned too; the labels are kept, flagged here
+                    notes["elastic_unstable"] = True
         finally:
             calc.close()
     unconverged = [w for w in caught if "did not reach fmax" in str(w.message)]

@@ -82,7 +82,8 @@ def labels_of(
 
     With a potential, `notes` (when given) is filled with the relaxations' notes
     (`relaxed_labels`: ``unconverged_relaxations``, the relaxations that stopped at their
-    step limit above their fmax, and the elastic fit's residual).
+    step limit above their fmax, the elastic fit's residual, and ``elastic_unstable``
+    when the fitted stiffness matrix is not positive definite).
     """
     from amtoolkit.analysis.energy import density
     from amtoolkit.analysis.rings import rings as ring_stats
@@ -217,6 +218,12 @@ def label_dataset(
                         "fmax; its relaxed labels are not converged",
                         k,
                         short,
+                    )
+                if frame_notes.get("elastic_unstable"):
+                    logger.warning(
+                        "frame %d: its stiffness matrix is not positive definite; its elastic "
+                        "labels describe no stable solid",
+                        k,
                     )
                 bar.update(1)
         finally:

@@ -358,8 +358,10 @@ def test_saddle_point_warns_and_counts_negative_modes():
     assert harmonic.n_negative_modes > 0 and harmonic.lowest_eigenvalue < 0
     assert harmonic.max_force < 1e-10
     with pytest.warns(RuntimeWarning, match="negative Hessian mode"):
-        r = elastic(simple_cubic, calc, relax=False, method="hessian")
+        with pytest.warns(RuntimeWarning, match="structure 0: the stiffness matrix has a neg"):
+            r = elastic(simple_cubic, calc, relax=False, method="hessian")
     assert r.n_negative_modes[0] == harmonic.n_negative_modes
+    assert r.unstable[0]  # a saddle point is no stable solid
 
 
 def test_unrelaxed_structure_warns_and_minimum_does_not(diamond_si):
@@ -408,3 +410,24 @@ def test_isotropic_moduli_of_a_zero_stiffness_are_nan_not_an_error():
     moduli = isotropic_moduli(np.zeros((6, 6)))
     assert moduli["bulk_modulus"] == 0.0 and moduli["shear_modulus"] == 0.0
     assert np.isnan(moduli["youngs_modulus"]) and np.isnan(moduli["poisson_ratio"])
+
+
+def test_a_stiffness_matrix_with_a_negative_eigenvalue_is_flagged():
+    from amtoolkit.analysis.elastic import _warn_unstable
+    from amtoolkit.analysis.report import _elastic_rows
+
+    stable = np.diag([150.0, 150.0, 150.0, 50.0, 50.0, 50.0])
+    unstable = stable.copy()
+    unstable[:3, :3] = [[100.0, 120.0, 0.0], [120.0, 100.0, 0.0], [0.0, 0.0, 150.0]]  # C11 < C12
+    with pytest.warns(RuntimeWarning, match=r"structure 1: the stiffness matrix has a negative"):
+        _warn_unstable(np.array([stable, unstable]), 0.005)
+    result = ElasticResult(
+        C=stable, C_per_structure=np.array([stable, unstable]), C_error=np.zeros((2, 6, 6)),
+        bulk_modulus=np.ones(2), shear_modulus=np.ones(2), youngs_modulus=np.ones(2),
+        poisson_ratio=np.zeros(2), residual=np.zeros(2), relaxed=True, relaxed_ions=True,
+        delta=0.005, n_steps=3,
+    )  # fmt: skip
+    np.testing.assert_array_equal(result.unstable, [False, True])
+    assert result.min_eigenvalue[1] == pytest.approx(-20.0)
+    notes = [text for name, text in _elastic_rows(result) if name == "note"]
+    assert any(text.startswith("1 of 2 structures (1) have a stiffness matrix") for text in notes)

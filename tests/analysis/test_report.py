@@ -766,6 +766,7 @@ def test_the_elastic_summary_notes_cells_far_from_isotropic():
             poisson_ratio=cubic_nu * one, residual=0.1 * one, unconverged=None,
             hill={"bulk_modulus": one, "shear_modulus": one, "poisson_ratio": hill_nu * one},
             method="strain", relaxed_ions=True, fmax=1e-4, n_steps=5, delta=0.005,
+            unstable=np.array([False]),
         )  # fmt: skip
 
     assert _elastic_rows(result(-0.048, 0.240))[-1][0] == "note"
