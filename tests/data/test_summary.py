@@ -60,7 +60,10 @@ def test_summary_says_how_the_run_went_and_which_split_part_it_is():
         "seed": 4,
         "complete": False,
         "n_samples": 3,
-        "samples": [{"index": 0}, {"index": 2, "unconverged_relaxations": ["quench"]}],
+        "samples": [
+            {"index": 0, "elastic_unstable": True},
+            {"index": 2, "unconverged_relaxations": ["quench"]},
+        ],
         "failed_samples": [{"index": 1, "attempts": []}],
         "resumed": ["amtool dataset make a-si -n 3 -o a.h5 --resume"],
     }
@@ -69,6 +72,7 @@ def test_summary_says_how_the_run_went_and_which_split_part_it_is():
     assert re.search(r"protocol +a-si, seed 4", table)
     assert re.search(r"complete +no: 1 failed sample\(s\) \(indices 1\)", table)
     assert re.search(r"unconverged relaxations +in 1 samples \(2\)", table)
+    assert re.search(r"unstable C +in 1 samples \(0\)", table)
     assert re.search(r"resumed +1 time\(s\), last: .* --resume", table)
     subset = ds.with_properties({}).subset([0])  # a view of fewer frames than samples
     assert "this set holds 1 of the run's 2 samples" in summarize(subset).table()
