@@ -328,6 +328,31 @@ def info(dataset_spec: str, json_path: str | None, plot_path: str | None, debug:
         _fail(exc, debug, status=2)
     echo_summary(summary.table(), json_path)
     emit_json(json_path, summary.to_dict())
+    note = unfinished_extension(dataset_spec)
+    if note:
+        click.echo(f"amtool: note: {note}", err=True)
+
+
+def unfinished_extension(spec: str) -> str | None:
+    """What to say when `spec` exists and a later run into it (an extension or a resume)
+    is unfinished beside it (``<spec>.parts``), else None."""
+    from amtoolkit.workflows.runner import _Parts, parts_folder
+
+    folder = parts_folder(spec)
+    if not (os.path.exists(spec) and folder.is_dir()):
+        return None
+    parts = _Parts(folder)
+    try:
+        wanted = json.loads(parts.manifest.read_text()).get("n_samples")
+    except (OSError, ValueError, AttributeError):
+        wanted = None
+    done = len(parts.finished())
+    of = f" of {wanted}" if wanted else ""
+    return (
+        f"a later run into {spec} is unfinished ({folder.name} holds {done}{of} samples): "
+        "this summary is of the file as last written; finish the run with the same "
+        "command and --resume"
+    )
 
 
 def check_finished(spec: str) -> None:

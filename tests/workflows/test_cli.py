@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import click
 import pytest
@@ -233,6 +234,19 @@ def test_info_of_an_unfinished_run_points_to_collect_and_resume(tmp_path, toy_re
     (tmp_path / "labelled.h5.labels.jsonl").write_text('{"options": {}}\n')
     result = invoke("info", str(labelled))
     assert "its `amtool dataset label` run is unfinished" in one_line_error(result)
+
+
+def test_info_of_a_file_with_an_unfinished_extension_says_so(tmp_path, toy_registered):
+    out = tmp_path / "toy.h5"
+    args = ["make", "toy", "-o", str(out), "--workers", "1", "--no-progress"]
+    assert invoke(*args, "-n", "2", "--set", "sleep=0.5").exit_code == 0
+    extend = invoke(*args, "-n", "6", "--resume", "--set", "sleep=0.5", "--max-minutes", "0.002")
+    assert extend.exit_code == 3, extend.output
+    result = invoke("info", str(out))
+    assert result.exit_code == 0
+    assert re.search(r"structures +2\b", result.stdout)  # the file as last written
+    assert "a later run into" in result.stderr and "samples): this summary is of" in result.stderr
+    assert " of 6 samples" in result.stderr and "--resume" in result.stderr
 
 
 def test_kept_counts_only_the_samples_a_resume_can_use(tmp_path, toy_registered):
