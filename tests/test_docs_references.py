@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SOURCE_DIRS = ("amtoolkit", "benchmarks", "examples")
+SOURCE_DIRS = ("amtoolkit", "benchmarks", "examples", "configs")
 DOCS = ROOT / "docs"
 
 # "docs/analysis.md, *Comparing sets*", the section optional and possibly wrapped onto a
@@ -20,10 +20,11 @@ BOLD_LABEL = re.compile(r"^(?:[-*]\s+)?\*\*([^*]+)\*\*", re.MULTILINE)
 
 
 def shipped_text_files() -> list[Path]:
-    """The Python and Markdown files of the package, benchmarks, examples, docs and README."""
+    """The Python, Markdown and YAML files of the package, benchmarks, examples, configs,
+    docs and README."""
     files = [ROOT / "README.md", *sorted(DOCS.glob("*.md"))]
     for name in SOURCE_DIRS:
-        for suffix in ("*.py", "*.md"):
+        for suffix in ("*.py", "*.md", "*.yaml"):
             files += sorted((ROOT / name).rglob(suffix))
     return [path for path in files if path.is_file()]
 
