@@ -246,8 +246,9 @@ def relaxed_labels(
         finally:
             calc.close()
     unconverged = [w for w in caught if "did not reach fmax" in str(w.message)]
-    for w in caught:  # pass on any other warning
-        if w not in unconverged:
+    unstable = [w for w in caught if "stiffness matrix has a negative eigenvalue" in str(w.message)]
+    for w in caught:  # pass on any other warning (the unstable fit is in `notes`)
+        if w not in unconverged and w not in unstable:
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     notes["unconverged_relaxations"] = len(unconverged)
     return out, notes

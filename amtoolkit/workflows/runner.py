@@ -452,11 +452,19 @@ def _run_pool(
                         f"{record['wall_s']:.1f} s)"
                     )
                     odd = implausible_labels(record["properties"])
+                    notes = []
                     if odd:
-                        note = (
+                        notes.append(
                             f"sample {index} has implausible labels ({', '.join(odd)}): check "
                             "the protocol settings"
                         )
+                    if record["metadata"].get("elastic_unstable"):
+                        notes.append(
+                            f"sample {index}: its stiffness matrix has a negative eigenvalue, so "
+                            "its elastic labels describe no stable solid (kept, and listed by "
+                            "`amtool dataset info`; a smaller elastic_delta or larger cells)"
+                        )
+                    for note in notes:
                         log.write(note)
                         logger.warning("%s", note)
                     bar.update(1)

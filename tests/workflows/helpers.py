@@ -3,7 +3,8 @@
 `ToyProtocol` runs no MD: it builds a 4-atom cell from the seed, so the runner's
 bookkeeping (order, seeds, retries, resume) is tested in milliseconds. It records
 every call as a line "index seed" in `record_dir/calls.txt` and can fail, fail once
-or kill its worker process for chosen indices, and add fixed `extra_labels`. Like
+or kill its worker process for chosen indices, add fixed `extra_labels`, and note an
+unstable elastic fit for `unstable_indices`. Like
 `run_stages`, it works in a temporary folder in `scratch_dir()`, which a killed worker
 leaves behind.
 """
@@ -38,6 +39,7 @@ class ToyProtocol(MeltQuenchProtocol):
     crash_indices: tuple[int, ...] = ()
     always_crash: bool = False
     extra_labels: tuple[tuple[str, float], ...] = ()
+    unstable_indices: tuple[int, ...] = ()
 
     def run_sample(self, index: int, seed: int) -> tuple[Atoms, dict[str, float]]:
         record = Path(self.record_dir)
@@ -55,6 +57,8 @@ class ToyProtocol(MeltQuenchProtocol):
         rng = np.random.default_rng(seed)
         atoms = Atoms("Si4", positions=rng.random((4, 3)) * 5.0, cell=[5.0] * 3, pbc=True)
         atoms.info["workflow"] = {"toy_note": f"sample {index}"}
+        if index in self.unstable_indices:  # as relaxed_labels notes an unstable fit
+            atoms.info["workflow"]["elastic_unstable"] = True
         labels = {"index_label": float(index), "seed_label": float(seed)}
         return atoms, {**labels, **dict(self.extra_labels)}
 

@@ -449,6 +449,12 @@ def test_implausible_labels_are_logged(tmp_path, caplog):
     make_dataset(proto, 1, out, workers=1, progress=False)
     assert "sample 0 has implausible labels (poisson_ratio 8.41)" in log_path(out).read_text()
     assert "implausible labels" in caplog.text
+    unstable = toy(tmp_path, unstable_indices=(1,))
+    made = make_dataset(unstable, 2, tmp_path / "unstable.h5", workers=1, progress=False)
+    log = log_path(tmp_path / "unstable.h5").read_text()
+    assert "sample 1: its stiffness matrix has a negative eigenvalue" in log
+    assert "sample 0: its stiffness" not in log
+    assert [s.get("elastic_unstable", False) for s in made.provenance["samples"]] == [False, True]
 
 
 def test_an_interrupt_is_written_to_the_log(tmp_path):
