@@ -1838,6 +1838,22 @@ def describe_model(info: ModelInfo, source: str | None = None) -> str:
         if isinstance(first, Mapping) and first.get("frames") is not None:
             command = f"{command} (its first {first['frames']} of {first.get('of', '?')} frames)"
         rows.append(("data", str(command)))
+    resumed = info.dataset.get("resumed")
+    if isinstance(resumed, list) and resumed:
+        rows.append(("", f"then resumed or extended {len(resumed)} time(s): {resumed[-1]}"))
+    potential = info.dataset.get("potential")
+    if isinstance(potential, Mapping) and potential.get("source"):  # a potential file
+        rows.append(("potential", f"{potential['source']} ({potential.get('digest', '?')})"))
+    setting = elastic_label_setting(info.dataset)
+    if setting is not None:
+        averages = "Voigt-Reuss-Hill" if setting["moduli"] == "hill" else "cubic (G = C44)"
+        rows.append(
+            (
+                "elastic labels",
+                f"{averages} averages, relaxed to fmax {setting['fmax']:g} eV/Å, "
+                f"{setting['n_steps']} strains per pattern",
+            )
+        )
     if info.training.get("epochs") is not None:
         rows.append(("trained", _training_record(info)))
     if source is not None:

@@ -68,6 +68,27 @@ def test_description_says_the_training_record_is_the_last_stage():
     assert "-n 350 -o a-si-anneal.h5" in data and "(its first 300 of 350 frames)" in data
 
 
+def test_description_names_the_potential_file_and_how_elastic_labels_were_made():
+    import dataclasses
+
+    from amtoolkit.generator import describe_model
+
+    card = Generator.from_pretrained("a-sio2").describe()
+    assert "elastic labels  cubic (G = C44) averages, relaxed to fmax 0.01 eV/Å, 3 strains" in card
+    glass = {
+        "command": "amtool dataset make glass ... -n 8 -o cuzr.h5",
+        "resumed": ["amtool dataset make glass ... -n 26 -o cuzr.h5 --resume"],
+        "protocol": "glass",
+        "parameters": {"relax_fmax": 1e-3, "elastic_steps": 3},
+        "potential": {"source": "/data/cuzr.yaml", "digest": "sha256-9902b2d42fc233fb"},
+    }
+    info = dataclasses.replace(pretrained.model_info("a-sio2"), dataset=glass)
+    lines = describe_model(info).splitlines()
+    assert any("then resumed or extended 1 time(s): " in line and "-n 26" in line for line in lines)
+    assert any(line.split()[:2] == ["potential", "/data/cuzr.yaml"] for line in lines)
+    assert any("Voigt-Reuss-Hill averages, relaxed to fmax 0.001 eV/Å" in line for line in lines)
+
+
 # few steps and small cells: close pairs, unbalanced charges and a size warning are expected
 @pytest.mark.parametrize("name", SHIPPED)
 @pytest.mark.filterwarnings("ignore:.*(nearer than|not charge balanced|far below):UserWarning")
