@@ -151,6 +151,27 @@ def records_digest(records: list[Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def lock_holder(path: str | os.PathLike) -> str | None:
+    """The process id written in lock file `path` when a live run holds it, else None
+    (no such file, nobody holds it, or no ``fcntl``). Takes no lock that outlives the
+    call."""
+    try:
+        import fcntl
+
+        fd = os.open(path, os.O_RDONLY)
+    except (ImportError, OSError):
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+    except OSError:
+        return None
+    finally:
+        os.close(fd)  # closing drops a lock taken here
+    return None
+
+
 @contextlib.contextmanager
 def exclusive_lock(
     path: str | os.PathLike,

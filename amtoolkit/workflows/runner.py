@@ -55,7 +55,7 @@ from amtoolkit._processes import (
 from amtoolkit.analysis._result import to_jsonable
 from amtoolkit.analysis._structures import frame_digest
 from amtoolkit.data import Dataset
-from amtoolkit.data._files import atomic_path, exclusive_lock, temporaries
+from amtoolkit.data._files import atomic_path, exclusive_lock, lock_holder, temporaries
 from amtoolkit.data.properties import implausible_labels
 from amtoolkit.io import DATASET_SUFFIXES
 from amtoolkit.workflows.a_si import ASiProtocol
@@ -252,6 +252,9 @@ def make_dataset(
         "parameters": proto.to_dict(),
         "seed": seed,
     }
+    holder = lock_holder(parts.folder / _Parts.LOCK)
+    if holder is not None:  # say so at once, rather than "exists: resume it"
+        raise WorkflowError(f"another run is using {parts.folder} (pid {holder})")
     if not resume and (out.exists() or parts.folder.exists()):
         found = out if out.exists() else parts.folder
         raise WorkflowError(

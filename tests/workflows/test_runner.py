@@ -168,6 +168,8 @@ def test_a_second_run_into_a_busy_work_folder_is_refused_and_a_kill_frees_it(tmp
     busy = rf"another run is using .*busy.h5.parts \(pid {proc.pid}\)$"
     with pytest.raises(WorkflowError, match=busy):
         make_dataset(proto, 6, out, workers=1, seed=3, resume=True, progress=False)
+    with pytest.raises(WorkflowError, match=busy):  # not "exists: resume it" first
+        make_dataset(proto, 6, out, workers=1, seed=3, progress=False)
     assert len(calls(proto.record_dir)) - n_calls <= 2  # the other run's; none of this one
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
