@@ -1841,9 +1841,21 @@ def describe_model(info: ModelInfo, source: str | None = None) -> str:
     resumed = info.dataset.get("resumed")
     if isinstance(resumed, list) and resumed:
         rows.append(("", f"then resumed or extended {len(resumed)} time(s): {resumed[-1]}"))
-    potential = info.dataset.get("potential")
-    if isinstance(potential, Mapping) and potential.get("source"):  # a potential file
-        rows.append(("potential", f"{potential['source']} ({potential.get('digest', '?')})"))
+    parts = info.dataset.get("parts")
+    records = [info.dataset]
+    if isinstance(parts, list) and parts:  # a merged set: each part's own run
+        records = [p.get("provenance") or {} for p in parts if isinstance(p, Mapping)]
+        for part in parts:
+            if isinstance(part, Mapping) and (part.get("provenance") or {}).get("command"):
+                made = part["provenance"]["command"]
+                rows.append(("", f"{part.get('name')} ({part.get('frames')}): {made}"))
+    potential_files = {
+        (r["potential"]["source"], r["potential"].get("digest", "?"))
+        for r in records
+        if isinstance(r.get("potential"), Mapping) and r["potential"].get("source")
+    }
+    for path, digest in sorted(potential_files):
+        rows.append(("potential", f"{path} ({digest})"))
     setting = elastic_label_setting(info.dataset)
     if setting is not None:
         averages = "Voigt-Reuss-Hill" if setting["moduli"] == "hill" else "cubic (G = C44)"

@@ -87,6 +87,21 @@ def test_description_names_the_potential_file_and_how_elastic_labels_were_made()
     assert any("then resumed or extended 1 time(s): " in line and "-n 26" in line for line in lines)
     assert any(line.split()[:2] == ["potential", "/data/cuzr.yaml"] for line in lines)
     assert any("Voigt-Reuss-Hill averages, relaxed to fmax 0.001 eV/Å" in line for line in lines)
+    merged = {  # a merge of two glass runs: each part's command, one potential and setting
+        "command": "amtool dataset merge a.h5 b.h5 -o ab.h5",
+        "parts": [
+            {"name": "a.h5", "frames": 4, "provenance": {**glass, "command": "make a"}},
+            {"name": "b.h5", "frames": 6, "provenance": {**glass, "command": "make b"}},
+        ],
+    }
+    info = dataclasses.replace(info, dataset=merged)
+    text = describe_model(info, "runs/ab/ab.pt")
+    assert "a.h5 (4): make a" in text and "b.h5 (6): make b" in text
+    assert text.count("potential       /data/cuzr.yaml") == 1
+    assert "Voigt-Reuss-Hill averages" in text and "files           runs/ab/ab.pt" in text
+    other = {**glass, "parameters": {"relax_fmax": 1e-2, "elastic_steps": 3}}
+    merged["parts"][1]["provenance"] = other
+    assert "elastic labels" not in describe_model(dataclasses.replace(info, dataset=merged))
 
 
 # few steps and small cells: close pairs, unbalanced charges and a size warning are expected

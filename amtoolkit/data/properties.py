@@ -91,8 +91,19 @@ labels are: "hill" (Voigt-Reuss-Hill) or "cubic" (G = C44, K = (C11 + 2 C12)/3).
 def elastic_label_setting(provenance: Mapping[str, Any]) -> dict[str, Any] | None:
     """How the elastic labels of a `make_dataset` dataset were measured, from its
     provenance: ``{"moduli": "hill" | "cubic", "fmax": eV/Å, "n_steps": strains per
-    pattern}``; None when the provenance does not say (another source, no elastic labels).
+    pattern}``; None when the provenance does not say (another source, no elastic labels)
+    or, for a merged set, when its parts differ.
     """
+    parts = provenance.get("parts")
+    if isinstance(parts, list) and parts:  # a merged set: its parts must agree
+        settings = [
+            elastic_label_setting(part.get("provenance") or {})
+            if isinstance(part, Mapping)
+            else None
+            for part in parts
+        ]
+        same = all(setting == settings[0] for setting in settings)
+        return settings[0] if same else None
     parameters = provenance.get("parameters") or {}
     moduli = ELASTIC_LABEL_MODULI.get(str(provenance.get("protocol")))
     if moduli is None or parameters.get("elastic", True) is False:
