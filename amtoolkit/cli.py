@@ -327,7 +327,9 @@ def analyze(
 
             setting = label_setting(frames)  # generated for elastic targets: measure alike
             if setting is not None:
-                options["elastic"] = {"fmax": setting["fmax"], "n_steps": setting["n_steps"]}
+                options["elastic"] = {
+                    key: setting[key] for key in ("fmax", "n_steps", "delta") if key in setting
+                }
         if formers is not None:
             named = [part.strip() for part in formers.split(",") if part.strip()]
             if not named:

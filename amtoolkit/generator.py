@@ -1721,6 +1721,8 @@ class Generator:
                 label_fmax=setting["fmax"],
                 label_elastic_steps=setting["n_steps"],
             )
+            if "delta" in setting:
+                info["label_elastic_delta"] = setting["delta"]
         if plan.max_density is not None:
             info["max_density"] = plan.max_density
             info["n_initial"] = plan.n_initial

@@ -533,13 +533,18 @@ def test_elastic_of_generated_frames_is_measured_at_their_labels_setting(
     atoms = diamond_si.copy()
     atoms.rattle(0.05, seed=1)
     atoms.info.update(
-        target_shear_modulus=60.0, label_moduli="hill", label_fmax=2e-3, label_elastic_steps=3
+        target_shear_modulus=60.0,
+        label_moduli="hill",
+        label_fmax=2e-3,
+        label_elastic_steps=3,
+        label_elastic_delta=0.002,
     )
     path = frames_file(tmp_path, [atoms])
     result = runner.invoke(main, ["analyze", path, "-p", "sw-si", "--elastic", "--json", "-"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["elastic"]["fmax"] == 2e-3  # not the potential's default 1e-4
+    assert (report["elastic"]["n_steps"], report["elastic"]["delta"]) == (3, 0.002)
     given = runner.invoke(
         main, ["analyze", path, "-p", "sw-si", "--elastic", "--fmax", "1e-4", "--json", "-"]
     )

@@ -1067,11 +1067,13 @@ def test_elastic_targets_carry_how_their_labels_were_measured(sio2):
     assert elastic_label_setting({"protocol": "a-si"}) is None
     glass = {"protocol": "glass", "parameters": {"relax_fmax": 1e-3, "elastic_steps": 3}}
     assert elastic_label_setting(glass) == {"moduli": "hill", "fmax": 1e-3, "n_steps": 3}
+    glass["parameters"]["elastic_delta"] = 0.002
+    assert elastic_label_setting(glass)["delta"] == 0.002
     made = {"protocol": "a-sio2", "parameters": {"relax_fmax": 1e-2, "elastic_steps": 3}}
     assert elastic_label_setting(made)["moduli"] == "cubic"
     sio2.info = dataclasses.replace(sio2.info, dataset=glass)  # as trained on a glass set
     (shear,) = sio2.generate(1, shear=30, seed=0, progress=False)
     assert (shear.info["label_moduli"], shear.info["label_fmax"]) == ("hill", 1e-3)
-    assert shear.info["label_elastic_steps"] == 3
+    assert shear.info["label_elastic_steps"] == 3 and shear.info["label_elastic_delta"] == 0.002
     (rings,) = sio2.generate(1, ring_size=6, seed=0, progress=False)  # no elastic target
     assert "label_moduli" not in rings.info

@@ -672,22 +672,27 @@ def _compare(compare: Callable[..., Comparison], real: list[Atoms], energy: Any)
 
 def label_setting(frames: Sequence[Atoms]) -> dict[str, Any] | None:
     """How the elastic targets of generated frames were measured as training labels
-    (``label_moduli``, ``label_fmax``, ``label_elastic_steps`` of their info, recorded by
-    `Generator`): ``{"moduli", "fmax", "n_steps"}``, or None when no frame says or the
-    frames disagree."""
+    (``label_moduli``, ``label_fmax``, ``label_elastic_steps`` and ``label_elastic_delta``
+    of their info, recorded by `Generator`): ``{"moduli", "fmax", "n_steps"[, "delta"]}``,
+    or None when no frame says or the frames disagree."""
+    keys = ("label_moduli", "label_fmax", "label_elastic_steps")
     settings = {
         (
-            str(a.info["label_moduli"]),
-            float(a.info["label_fmax"]),
-            int(a.info["label_elastic_steps"]),
+            str(a.info[keys[0]]),
+            float(a.info[keys[1]]),
+            int(a.info[keys[2]]),
+            float(a.info.get("label_elastic_delta", -1.0)),  # -1: not recorded
         )
         for a in frames
-        if {"label_moduli", "label_fmax", "label_elastic_steps"} <= set(a.info)
+        if set(keys) <= set(a.info)
     }
     if len(settings) != 1:
         return None
-    moduli, fmax, n_steps = settings.pop()
-    return {"moduli": moduli, "fmax": fmax, "n_steps": n_steps}
+    moduli, fmax, n_steps, delta = settings.pop()
+    setting: dict[str, Any] = {"moduli": moduli, "fmax": fmax, "n_steps": n_steps}
+    if delta > 0:
+        setting["delta"] = delta
+    return setting
 
 
 def target_checks(

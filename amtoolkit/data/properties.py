@@ -91,8 +91,9 @@ labels are: "hill" (Voigt-Reuss-Hill) or "cubic" (G = C44, K = (C11 + 2 C12)/3).
 def elastic_label_setting(provenance: Mapping[str, Any]) -> dict[str, Any] | None:
     """How the elastic labels of a `make_dataset` dataset were measured, from its
     provenance: ``{"moduli": "hill" | "cubic", "fmax": eV/Å, "n_steps": strains per
-    pattern}``; None when the provenance does not say (another source, no elastic labels)
-    or, for a merged set, when its parts differ.
+    pattern, "delta": strain step}`` (``delta`` where recorded); None when the provenance
+    does not say (another source, no elastic labels) or, for a merged set, when its parts
+    differ.
     """
     parts = provenance.get("parts")
     if isinstance(parts, list) and parts:  # a merged set: its parts must agree
@@ -111,7 +112,10 @@ def elastic_label_setting(provenance: Mapping[str, Any]) -> dict[str, Any] | Non
     fmax, steps = parameters.get("relax_fmax"), parameters.get("elastic_steps")
     if fmax is None or steps is None:
         return None
-    return {"moduli": moduli, "fmax": float(fmax), "n_steps": int(steps)}
+    setting = {"moduli": moduli, "fmax": float(fmax), "n_steps": int(steps)}
+    if parameters.get("elastic_delta") is not None:
+        setting["delta"] = float(parameters["elastic_delta"])
+    return setting
 
 
 def unit_of(name: str) -> str | None:
