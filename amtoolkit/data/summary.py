@@ -142,6 +142,8 @@ def _provenance_rows(prov: dict[str, Any], n_structures: int) -> list[tuple[str,
             text += f" (this set holds {n_structures} of the run's {len(samples)} samples)"
         rows.append(("complete", text, ""))
     rows += _unconverged_rows(prov)
+    for part in parts:  # a merged set: its parts' own runs (sample indices are the part's)
+        rows += _unconverged_rows(part.get("provenance") or {}, f"of {part.get('name')}")
     if prov.get("resumed"):
         rows.append(("resumed", f"{len(prov['resumed'])} time(s), last: {prov['resumed'][-1]}", ""))
     split = prov.get("split")

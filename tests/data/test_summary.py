@@ -151,3 +151,18 @@ def test_dataset_info_plot_of_an_empty_dataset_is_refused(tmp_path):
     with pytest.raises(ValueError, match="nothing to plot: the dataset holds no structures"):
         plot_dataset(_dataset().subset([]), tmp_path / "empty.png")
     assert not (tmp_path / "empty.png").exists()
+
+
+def test_a_merged_set_lists_its_parts_unstable_and_unconverged_samples():
+    part = {"samples": [{"index": 0}, {"index": 3, "elastic_unstable": True}]}
+    provenance = {
+        "command": "amtool dataset merge a.h5 b.h5 -o ab.h5",
+        "parts": [
+            {"name": "a.h5", "frames": 1, "provenance": part},
+            {"name": "b.h5", "frames": 1, "provenance": {"samples": [{"index": 1}]}},
+        ],
+    }
+    ds = Dataset.from_atoms(list(_dataset())[:2], provenance=provenance)
+    table = summarize(ds).table()
+    assert re.search(r"unstable C +in 1 samples \(3\) of a.h5", table)
+    assert "of b.h5" not in table
