@@ -151,6 +151,11 @@ def records_digest(records: list[Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def _holder(fd: int) -> str:
+    """The process id a lock's holder wrote in its lock file (open as `fd`)."""
+    return os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+
+
 def lock_holder(path: str | os.PathLike) -> str | None:
     """The process id written in lock file `path` when a live run holds it, else None
     (no such file, nobody holds it, or no ``fcntl``). Takes no lock that outlives the
@@ -164,7 +169,7 @@ def lock_holder(path: str | os.PathLike) -> str | None:
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        return os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+        return _holder(fd)
     except OSError:
         return None
     finally:
@@ -205,7 +210,7 @@ def exclusive_lock(
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            holder = _holder(fd)
             os.close(fd)
             raise error(f"another run is using {what} (pid {holder})") from None
         try:
