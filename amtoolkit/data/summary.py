@@ -67,6 +67,8 @@ class DatasetSummary:
         provenance: the dataset's provenance (source, command, protocol ...).
         implausible: property name -> indices of the structures whose label lies outside
             `PLAUSIBLE_LABELS` (a broken elastic fit, a gas): only names with any.
+        links: property name -> (the other label it tracks most, Spearman rho), by
+            `label_links`: a label that tracks nothing may be scatter no model can aim at.
     """
 
     n_structures: int
@@ -76,6 +78,7 @@ class DatasetSummary:
     properties: dict[str, ColumnStats]
     provenance: dict[str, Any]
     implausible: dict[str, list[int]] = dataclasses.field(default_factory=dict)
+    links: dict[str, tuple[str, float]] = dataclasses.field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
@@ -105,6 +108,7 @@ class DatasetSummary:
                     "",
                 )
             )
+        rows += _link_rows(self.links, self.n_structures)
         rows += _provenance_rows(self.provenance, self.n_structures)
         for entry in self.provenance.get("labels", []):
             if isinstance(entry, dict):
@@ -231,7 +235,72 @@ def summarize(dataset: Dataset) -> DatasetSummary:
         properties={name: ColumnStats.of(col) for name, col in dataset.properties.items()},
         provenance=dataset.provenance,
         implausible=implausible_structures(dataset.properties),
+        links=label_links(dataset.properties),
     )
+
+
+LINK_NOTE = 0.2
+"""Strongest |Spearman rho| below which `amtool dataset info` says a label tracks no other
+(Cu50Zr50 100-atom cells: shear modulus 0.07, against 0.76 with density for a-sio2)."""
+
+LINK_MIN_STRUCTURES = 20
+"""Fewest structures for which the label links are given."""
+
+
+def label_links(properties: Mapping[str, np.ndarray]) -> dict[str, tuple[str, float]]:
+    """Property name -> (the other property it tracks most, its Spearman rho), over the
+    structures where both are known; the moduli of one elastic fit (shear, bulk, Young's,
+    Poisson) are not counted as links of one another. Constant columns and sets of fewer
+    than `LINK_MIN_STRUCTURES` structures give none.
+
+    A design target that tracks no other label (|rho| small with energy, density,
+    cooling rate, ring size) may be scatter of small cells, which no model can aim at:
+    what to check before training a conditioned model (docs/training.md, *A model for
+    your own material*).
+    """
+    from scipy.stats import spearmanr
+
+    from amtoolkit.data.properties import ELASTIC_LABEL_NAMES
+
+    columns = {
+        name: np.asarray(values, dtype=np.float64)
+        for name, values in properties.items()
+        if np.count_nonzero(np.isfinite(values)) >= LINK_MIN_STRUCTURES
+        and np.nanstd(np.asarray(values, dtype=np.float64)) > 0
+    }
+    links: dict[str, tuple[str, float]] = {}
+    for a, x in columns.items():
+        for b, y in columns.items():
+            if a == b or (a in ELASTIC_LABEL_NAMES and b in ELASTIC_LABEL_NAMES):
+                continue
+            known = np.isfinite(x) & np.isfinite(y)
+            if np.count_nonzero(known) < LINK_MIN_STRUCTURES:
+                continue
+            rho = float(spearmanr(x[known], y[known]).statistic)
+            if np.isfinite(rho) and (a not in links or abs(rho) > abs(links[a][1])):
+                links[a] = (b, rho)
+    return links
+
+
+def _link_rows(
+    links: Mapping[str, tuple[str, float]], n_structures: int
+) -> list[tuple[str, str, str]]:
+    rows = [
+        (f"{name} tracks", f"{other} (Spearman {rho:+.2f})", "")
+        for name, (other, rho) in links.items()
+    ]
+    loose = [name for name, (_, rho) in links.items() if abs(rho) < LINK_NOTE]
+    if loose:
+        rows.append(
+            (
+                "note",
+                f"{', '.join(loose)} track(s) no other label (|Spearman| < {LINK_NOTE:g} over "
+                f"{n_structures} structures): possibly scatter that no model can aim at; check "
+                "before training on it (docs/training.md)",
+                "",
+            )
+        )
+    return rows
 
 
 def implausible_structures(properties: Mapping[str, np.ndarray]) -> dict[str, list[int]]:

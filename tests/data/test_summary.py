@@ -166,3 +166,26 @@ def test_a_merged_set_lists_its_parts_unstable_and_unconverged_samples():
     table = summarize(ds).table()
     assert re.search(r"unstable C +in 1 samples \(3\) of a.h5", table)
     assert "of b.h5" not in table
+
+
+def test_label_links_name_what_each_label_tracks_and_flag_scatter():
+    from amtoolkit.data.summary import label_links
+
+    rng = np.random.default_rng(0)
+    density = rng.normal(2.2, 0.1, 60)
+    properties = {
+        "density": density,
+        "shear_modulus": 30 + 40 * (density - 2.2) + rng.normal(0, 0.5, 60),  # tracks density
+        "bulk_modulus": rng.normal(60, 5, 60),  # scatter: only its fit siblings would link
+        "youngs_modulus": rng.normal(70, 5, 60),
+        "cooling_rate": np.full(60, 10.0),  # constant: no link either way
+    }
+    links = label_links(properties)
+    assert links["shear_modulus"][0] == "density" and links["shear_modulus"][1] > 0.9
+    assert links["bulk_modulus"][0] == "density"  # not youngs_modulus, a sibling of one fit
+    assert abs(links["bulk_modulus"][1]) < 0.3 and "cooling_rate" not in links
+    assert label_links({k: v[:10] for k, v in properties.items()}) == {}  # too few structures
+    atoms = [Atoms("Si", cell=[3.0] * 3, pbc=True) for _ in range(60)]
+    table = summarize(Dataset.from_atoms(atoms, properties)).table()
+    assert re.search(r"shear_modulus tracks +density \(Spearman \+0\.9\d\)", table)
+    assert re.search(r"note +bulk_modulus, youngs_modulus track\(s\) no other label", table)
