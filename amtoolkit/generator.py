@@ -1748,12 +1748,20 @@ def model_kind(info: ModelInfo) -> str:
     return "shortcut" if info.objective == "shortcut" else "score"
 
 
+def _hours(seconds: float) -> str:
+    """A training time as '0.4 h', or in minutes under 6 ('2.5 min')."""
+    minutes = max(seconds / 60, 0.1)
+    return f"{minutes / 60:.1f} h" if minutes >= 6 else f"{minutes:.1f} min"
+
+
 def _training_record(info: ModelInfo) -> str:
     """The ``trained`` line of `describe_model`: epochs, structures, time and device of
     the run that wrote the checkpoint. A run that started from another model's weights
-    (``init_from``) is the last of several stages, whose earlier ones the checkpoint does
-    not record (their epochs and time are in the model card), so the line says so; the
-    number of stages is that of the ``amtool train`` commands chained in its record."""
+    (``init_from``) is the last of several stages: with the earlier stages recorded
+    (``earlier_stages``, written since this package records them) the line gives the
+    total; otherwise it says the line is the last stage (their epochs and time are in the
+    model card), the number of stages being that of the ``amtool train`` commands chained
+    in its record."""
     training = info.training
     trained = f"{training['epochs']} epochs"
     n_train = info.dataset.get("n_train")
@@ -1765,12 +1773,16 @@ def _training_record(info: ModelInfo) -> str:
     if str(hardware.get("device", "")).startswith("cpu"):
         device = f"{hardware.get('threads') or '?'} CPU thread(s)"
     if seconds is not None:
-        minutes = max(seconds / 60, 0.1)
-        took = f"{minutes / 60:.1f} h" if minutes >= 6 else f"{minutes:.1f} min"
-        trained += f", {took}" + (f" on {device}" if device else "")
+        trained += f", {_hours(seconds)}" + (f" on {device}" if device else "")
     start = (training.get("config") or {}).get("init_from")
     if not start:
         return trained
+    earlier = training.get("earlier_stages") or []
+    if earlier and not earlier[0].get("earlier_unrecorded"):  # the whole chain is known
+        epochs = sum(int(stage["epochs"]) for stage in earlier) + int(training["epochs"])
+        times = [stage.get("wall_time_s") for stage in earlier] + [seconds]
+        total = f", {_hours(sum(times))} in all" if all(t is not None for t in times) else ""
+        return f"{len(earlier) + 1} stages: {epochs} epochs{total} (last stage: {trained})"
     stages = str(training.get("command") or "").count("amtool train")
     origin = os.path.basename(str(start))  # a shipped name, or a checkpoint's stem
     last = f"last of {stages} stages" if stages > 1 else f"last stage, from {origin}"

@@ -25,6 +25,7 @@ import csv
 import dataclasses
 import hashlib
 import io
+import json
 import math
 import platform
 import shutil
@@ -233,6 +234,8 @@ class Trainer:
                 betas=config.optim.betas,
                 weight_decay=config.optim.weight_decay,
             )
+            # the training stages of the model this run starts from (init_from)
+            self.earlier_stages: list[dict[str, Any]] = []
             if config.init_from is not None and not resume:
                 self.model.load_state_dict(self._initial_weights(config.init_from))
             self.ema = ema_init(self.model) if config.optim.ema_decay is not None else None
@@ -566,6 +569,7 @@ class Trainer:
             },
             "history": [dict(row) for row in self.history],
             "world_sizes": list(self.world_sizes),
+            "earlier_stages": json.dumps(self.earlier_stages),
             "rng": {"torch": torch.get_rng_state()},
         }
 
@@ -618,6 +622,7 @@ class Trainer:
         )
         self.history = [_metrics_row(row) for row in state["history"]]
         torch.set_rng_state(state["rng"]["torch"].cpu())
+        self.earlier_stages = json.loads(state.get("earlier_stages", "[]"))
         before = [int(n) for n in state.get("world_sizes", [])]  # older states: unknown
         now = self.context.world_size
         if before and before[-1] != now and self.context.is_main:
@@ -646,6 +651,7 @@ class Trainer:
             "hardware": _hardware(self.device, self.world_sizes),
             "command": self.command,
             "final": self.history[-1] if self.history else None,
+            "earlier_stages": list(self.earlier_stages),
         }
         return ModelInfo(
             name=cfg.name,
@@ -690,6 +696,7 @@ class Trainer:
             )
         self._adopt_normalisation(where, info.normalisation)
         self._check_test_split_unseen(where, info.dataset)
+        self.earlier_stages = training_stages(info)
         state = model.state_dict()
         if "radial_basis" in keys:
             state = with_radial_basis(state, ours["radial_basis"])
@@ -984,6 +991,27 @@ def _jsonable_floats(data: Any) -> Any:
     if isinstance(data, float) and not math.isfinite(data):
         return None
     return data
+
+
+def training_stages(info: ModelInfo) -> list[dict[str, Any]]:
+    """Every training stage of the model `info` describes, oldest first: the stages it
+    recorded from the model it started from (``earlier_stages``), then its own (name,
+    epochs, training time, hardware). A stage that started from a model whose card holds
+    no such record (an older checkpoint) is marked ``"earlier_unrecorded": True``."""
+    training = info.training
+    if training.get("epochs") is None:
+        return []
+    stages = [dict(stage) for stage in training.get("earlier_stages") or []]
+    own = {
+        "name": info.name,
+        "epochs": int(training["epochs"]),
+        "wall_time_s": training.get("wall_time_s"),
+        "hardware": training.get("hardware") or {},
+    }
+    started_from = (training.get("config") or {}).get("init_from")
+    if started_from and not stages:
+        own["earlier_unrecorded"] = True
+    return [*stages, own]
 
 
 def _hardware(device: torch.device, world_sizes: list[int]) -> dict[str, Any]:

@@ -406,3 +406,20 @@ def test_init_from_starts_at_a_checkpoints_weights(tiny_dataset, tmp_path):
         Trainer(wider)
     with pytest.raises(ConfigError, match="neither a checkpoint"):
         Trainer(other.replace(init_from=str(tmp_path / "missing")))
+
+
+def test_a_chain_of_runs_records_every_stage_and_a_resume_keeps_them(tiny_dataset, tmp_path):
+    from amtoolkit.generator import describe_model
+    from amtoolkit.training.trainer import training_stages
+
+    one = train(tiny_config(tiny_dataset, tmp_path / "one", epochs=2))
+    two = train(tiny_config(tiny_dataset, tmp_path / "two", epochs=1, init_from=one.checkpoint))
+    third = tiny_config(tiny_dataset, tmp_path / "three", epochs=1, init_from=two.checkpoint)
+    train(third)
+    three = train(third.replace(epochs=3), resume=True)  # the record survives a resume
+    info = load_checkpoint(three.checkpoint)[1]
+    stages = training_stages(info)
+    assert [stage["epochs"] for stage in stages] == [2, 1, 3]
+    assert not any(stage.get("earlier_unrecorded") for stage in stages)
+    line = next(row for row in describe_model(info).splitlines() if "trained  " in row)
+    assert "3 stages: 6 epochs" in line and " in all (last stage: 3 epochs" in line
