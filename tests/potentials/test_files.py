@@ -231,3 +231,14 @@ def test_lammps_messages_of_several_lines_stay_whole(tmp_path):
     pair.calc = get_calculator(path)
     with pytest.raises(ValueError, match=r"1 2: is not set; 2 2: is set \(types: 1 Ar, 2 Kr\)$"):
         pair.get_potential_energy()
+
+
+@pytest.mark.parametrize("name", ["cuzr-mendelev.yaml", "vashishta-sio2.yaml", "lj-binary.yaml"])
+def test_the_example_potential_files_read_and_run(name):
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "examples" / "potentials" / name
+    shown = check_potential(path)
+    energy = float(shown.split("test cell")[1].split(":")[1].split()[0])
+    assert np.isfinite(energy) and "largest force" in shown
+    assert get_spec(str(path)).reference  # each names where its parameters come from
