@@ -626,6 +626,7 @@ def build_report(
                     f"reference: no {what} comparison ({one_line(err)})", UserWarning, stacklevel=2
                 )
     frame_density = np.array([density(a) for a in real])
+    setting = label_setting([frames[k] for k in kept])
     return AnalysisReport(
         labels=kept_labels,
         skipped=skipped,
@@ -638,8 +639,8 @@ def build_report(
         comparison=None if compare is None else _compare(compare, real, results.get("energy")),
         potential=potential,
         reference_results=reference_results,
-        targets=target_checks([frames[k] for k in kept], results, frame_density),
-        label_setting=label_setting([frames[k] for k in kept]),
+        targets=target_checks([frames[k] for k in kept], results, frame_density, setting),
+        label_setting=setting,
     )
 
 
@@ -696,15 +697,19 @@ def label_setting(frames: Sequence[Atoms]) -> dict[str, Any] | None:
 
 
 def target_checks(
-    frames: Sequence[Atoms], results: Mapping[str, Result], frame_density: np.ndarray
+    frames: Sequence[Atoms],
+    results: Mapping[str, Result],
+    frame_density: np.ndarray,
+    setting: Mapping[str, Any] | None = None,
 ) -> dict[str, TargetCheck]:
     """The measured properties against the frames' ``target_<property>`` info entries, for
     every targeted property that a computed result measures per frame. Elastic moduli
-    are the averages the frames' model was trained on (`label_setting`: Voigt-Reuss-Hill
-    for a `glass` dataset, cubic otherwise)."""
+    are the averages the frames' model was trained on (`setting`, by default
+    `label_setting(frames)`: Voigt-Reuss-Hill for a `glass` dataset, cubic otherwise)."""
     from amtoolkit.analysis.metrics import target_check
 
-    setting = label_setting(frames)
+    if setting is None:
+        setting = label_setting(frames)
     hill = setting is not None and setting["moduli"] == "hill"
     out: dict[str, TargetCheck] = {}
     for name in sorted({k[len(TARGET_PREFIX) :] for a in frames for k in a.info if _is_target(k)}):

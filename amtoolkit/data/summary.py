@@ -114,7 +114,7 @@ class DatasetSummary:
             if isinstance(entry, dict):
                 names = ", ".join(map(str, entry.get("properties", [])))
                 rows.append(("labels added", f"{names} by {entry.get('how', '?')}", ""))
-                rows += _unconverged_rows(entry, "of these labels")
+                rows += _flagged_rows(entry, "of these labels")
         width = max(len(r[0]) for r in rows)
         return "\n".join(f"{k:<{width}}  {v}{'  ' + u if u else ''}" for k, v, u in rows)
 
@@ -145,9 +145,9 @@ def _provenance_rows(prov: dict[str, Any], n_structures: int) -> list[tuple[str,
         if isinstance(samples, list) and len(samples) != n_structures:
             text += f" (this set holds {n_structures} of the run's {len(samples)} samples)"
         rows.append(("complete", text, ""))
-    rows += _unconverged_rows(prov)
+    rows += _flagged_rows(prov)
     for part in parts:  # a merged set: its parts' own runs (sample indices are the part's)
-        rows += _unconverged_rows(part.get("provenance") or {}, f"of {part.get('name')}")
+        rows += _flagged_rows(part.get("provenance") or {}, f"of {part.get('name')}")
     if prov.get("resumed"):
         rows.append(("resumed", f"{len(prov['resumed'])} time(s), last: {prov['resumed'][-1]}", ""))
     split = prov.get("split")
@@ -164,7 +164,7 @@ def _provenance_rows(prov: dict[str, Any], n_structures: int) -> list[tuple[str,
     return rows
 
 
-def _unconverged_rows(record: dict[str, Any], whose: str = "") -> list[tuple[str, str, str]]:
+def _flagged_rows(record: dict[str, Any], whose: str = "") -> list[tuple[str, str, str]]:
     """The samples of `record` (a run's provenance, or a labels entry of a labelling run)
     whose relaxations stopped short of their fmax (``unconverged_relaxations``), and those
     whose fitted stiffness matrix was not positive definite (``elastic_unstable``)."""

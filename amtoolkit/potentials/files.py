@@ -141,10 +141,11 @@ def _load(path: Path) -> tuple[PotentialSpec, list[Path]]:
                 "by atomic number",
             )
     extra = fields.lines("commands", required=False)
-    parameter_files = [p for line in lines for p in _files_in(line, path.parent, file)]
+    resolved = [_with_paths(line, path.parent, file) for line in lines]
+    parameter_files = [p for _, files in resolved for p in files]
     commands = FileCommands(
         pair_style=fields.text("pair_style"),
-        pair_coeff=tuple(_with_paths(line, path.parent) for line in lines),
+        pair_coeff=tuple(line for line, _ in resolved),
         extra=tuple(extra),
         elements=elements,
         charges=tuple(charges.items()),
@@ -379,25 +380,25 @@ def _find(token: str, base: Path) -> Path | None:
     return None
 
 
-def _files_in(line: str, base: Path, file: str) -> list[Path]:
-    found = []
-    for token in line.split():
-        if _is_file_token(token.strip('"')):
-            path = _find(token.strip('"'), base)
-            if path is None:
-                raise FileNotFoundError(
-                    f"potential file {file}: pair_coeff names {token}, found neither in "
-                    f"{base} nor among LAMMPS' potentials ({potentials_dir()})"
-                )
-            found.append(path)
-    return found
+def _with_paths(line: str, base: Path, file: str) -> tuple[str, list[Path]]:
+    """`line` with each file it names as a quoted absolute path, and those files.
 
-
-def _with_paths(line: str, base: Path) -> str:
-    """`line` with each file it names as a quoted absolute path."""
-    out = []
+    Raises:
+        FileNotFoundError: a file found neither beside the potential file `file` (in
+            `base`) nor among LAMMPS' potentials.
+    """
+    out, found = [], []
     for token in line.split():
         bare = token.strip('"')
-        path = _find(bare, base) if _is_file_token(bare) else None
-        out.append(f'"{path}"' if path is not None else token)
-    return " ".join(out)
+        if not _is_file_token(bare):
+            out.append(token)
+            continue
+        path = _find(bare, base)
+        if path is None:
+            raise FileNotFoundError(
+                f"potential file {file}: pair_coeff names {token}, found neither in "
+                f"{base} nor among LAMMPS' potentials ({potentials_dir()})"
+            )
+        out.append(f'"{path}"')
+        found.append(path)
+    return " ".join(out), found
